@@ -1,0 +1,358 @@
+//! `MemoryStorage`: the in-memory pingora-cache storage that `serve` uses. Complete objects live
+//! in sharded maps keyed by the cache key hash; each stored object gets an entry id so that an
+//! eviction decided for an old object never removes its newer replacement. The byte bound is
+//! kept by pingora's LRU eviction manager (see `cache::CacheLayer`), which is told the size of
+//! every object this storage reports from `finish`.
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use parking_lot::RwLock;
+use pingora::cache::eviction::{CacheEntryId, CacheEntryKey};
+use pingora::cache::key::{CacheHashKey, CompactCacheKey, HashBinary};
+use pingora::cache::storage::{
+    HandleHit, HandleMiss, HitHandler, MissFinishType, MissHandler, PurgeOutcome, PurgeTarget, PurgeType,
+};
+use pingora::cache::trace::SpanHandle;
+use pingora::cache::{CacheKey, CacheMeta, Storage};
+use pingora::{Error, ErrorType, Result};
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+const SHARDS: usize = 16;
+
+struct StoredObject {
+    id: u64,
+    /// The key as pingora's eviction manager knows it; its user tag is the request path.
+    key: CompactCacheKey,
+    meta: (Vec<u8>, Vec<u8>),
+    body: Bytes,
+}
+
+impl StoredObject {
+    fn weight(&self) -> usize {
+        self.body.len() + self.meta.0.len() + self.meta.1.len()
+    }
+}
+
+type Shard = RwLock<HashMap<HashBinary, Arc<StoredObject>>>;
+
+struct Shared {
+    shards: Vec<Shard>,
+    next_id: AtomicU64,
+    bytes: AtomicUsize,
+    objects: AtomicUsize,
+    max_object_size: usize,
+}
+
+impl Shared {
+    fn shard(&self, hash: &HashBinary) -> &Shard {
+        &self.shards[hash[0] as usize % SHARDS]
+    }
+
+    fn insert(&self, hash: HashBinary, object: StoredObject) {
+        let weight = object.weight();
+        let previous = self.shard(&hash).write().insert(hash, Arc::new(object));
+        self.bytes.fetch_add(weight, Ordering::Relaxed);
+        self.objects.fetch_add(1, Ordering::Relaxed);
+        if let Some(previous) = previous {
+            self.forget(&previous);
+        }
+    }
+
+    fn forget(&self, object: &StoredObject) {
+        self.bytes.fetch_sub(object.weight(), Ordering::Relaxed);
+        self.objects.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Removes the object at `hash`, only if its id matches when one is given.
+    fn remove(&self, hash: &HashBinary, only_id: Option<u64>) -> Option<Arc<StoredObject>> {
+        let mut shard = self.shard(hash).write();
+        let matches = shard.get(hash).is_some_and(|o| only_id.is_none_or(|id| o.id == id));
+        let removed = if matches { shard.remove(hash) } else { None };
+        drop(shard);
+        if let Some(object) = &removed {
+            self.forget(object);
+        }
+        removed
+    }
+}
+
+/// The bounded in-memory cache storage.
+pub struct MemoryStorage {
+    shared: Arc<Shared>,
+}
+
+/// An object removed by a path purge: the eviction manager must stop tracking it.
+pub struct Purged {
+    pub entry: CacheEntryKey,
+}
+
+impl MemoryStorage {
+    pub fn new(max_object_size: usize) -> Self {
+        MemoryStorage {
+            shared: Arc::new(Shared {
+                shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+                next_id: AtomicU64::new(1),
+                bytes: AtomicUsize::new(0),
+                objects: AtomicUsize::new(0),
+                max_object_size,
+            }),
+        }
+    }
+
+    /// Bytes held by stored objects (bodies plus serialized headers).
+    pub fn bytes(&self) -> usize {
+        self.shared.bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn objects(&self) -> usize {
+        self.shared.objects.load(Ordering::Relaxed)
+    }
+
+    /// Removes every object whose request path satisfies `matches`; returns what was removed.
+    pub fn purge_paths(&self, matches: impl Fn(&str) -> bool) -> Vec<Purged> {
+        let mut purged = Vec::new();
+        for shard in &self.shared.shards {
+            let mut shard = shard.write();
+            shard.retain(|_, object| {
+                if matches(object.key.user_tag()) {
+                    purged.push(Purged {
+                        entry: CacheEntryKey::identified(object.key.clone(), CacheEntryId::new(object.id)),
+                    });
+                    self.shared.bytes.fetch_sub(object.weight(), Ordering::Relaxed);
+                    self.shared.objects.fetch_sub(1, Ordering::Relaxed);
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        purged
+    }
+}
+
+struct MemoryHit {
+    object: Arc<StoredObject>,
+    start: usize,
+    end: usize,
+    done: bool,
+}
+
+#[async_trait]
+impl HandleHit for MemoryHit {
+    async fn read_body(&mut self) -> Result<Option<Bytes>> {
+        if self.done {
+            return Ok(None);
+        }
+        self.done = true;
+        Ok(Some(self.object.body.slice(self.start..self.end)))
+    }
+
+    async fn finish(self: Box<Self>, _: &'static (dyn Storage + Sync), _: &CacheKey, _: &SpanHandle) -> Result<()> {
+        Ok(())
+    }
+
+    fn can_seek(&self) -> bool {
+        true
+    }
+
+    fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
+        let len = self.object.body.len();
+        if start >= len {
+            return Error::e_explain(ErrorType::InternalError, format!("seek start {start} beyond body length {len}"));
+        }
+        self.start = start;
+        self.end = end.map_or(len, |end| end.min(len));
+        self.done = false;
+        Ok(())
+    }
+
+    fn get_eviction_weight(&self) -> usize {
+        self.object.weight()
+    }
+
+    fn entry_id(&self) -> Option<CacheEntryId> {
+        Some(CacheEntryId::new(self.object.id))
+    }
+
+    fn as_any(&self) -> &(dyn Any + Send + Sync) {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut (dyn Any + Send + Sync) {
+        self
+    }
+}
+
+struct MemoryMiss {
+    shared: Arc<Shared>,
+    hash: HashBinary,
+    key: CompactCacheKey,
+    meta: (Vec<u8>, Vec<u8>),
+    body: BytesMut,
+    id: u64,
+}
+
+#[async_trait]
+impl HandleMiss for MemoryMiss {
+    async fn write_body(&mut self, data: Bytes, _eof: bool) -> Result<()> {
+        if self.body.len() + data.len() > self.shared.max_object_size {
+            return Error::e_explain(ErrorType::InternalError, "object larger than cache.max_object_size");
+        }
+        self.body.extend_from_slice(&data);
+        Ok(())
+    }
+
+    async fn finish(self: Box<Self>) -> Result<MissFinishType> {
+        let this = *self;
+        let object = StoredObject { id: this.id, key: this.key, meta: this.meta, body: this.body.freeze() };
+        let weight = object.weight();
+        this.shared.insert(this.hash, object);
+        Ok(MissFinishType::Created(weight))
+    }
+
+    fn entry_id(&self) -> Option<CacheEntryId> {
+        Some(CacheEntryId::new(self.id))
+    }
+}
+
+#[async_trait]
+impl Storage for MemoryStorage {
+    async fn lookup(&'static self, key: &CacheKey, _: &SpanHandle) -> Result<Option<(CacheMeta, HitHandler)>> {
+        let hash = key.combined_bin();
+        let Some(object) = self.shared.shard(&hash).read().get(&hash).cloned() else {
+            return Ok(None);
+        };
+        let meta = CacheMeta::deserialize(&object.meta.0, &object.meta.1)?;
+        let end = object.body.len();
+        Ok(Some((meta, Box::new(MemoryHit { object, start: 0, end, done: false }))))
+    }
+
+    async fn get_miss_handler(&'static self, key: &CacheKey, meta: &CacheMeta, _: &SpanHandle) -> Result<MissHandler> {
+        Ok(Box::new(MemoryMiss {
+            shared: self.shared.clone(),
+            hash: key.combined_bin(),
+            key: key.to_compact(),
+            meta: meta.serialize()?,
+            body: BytesMut::new(),
+            id: self.shared.next_id.fetch_add(1, Ordering::Relaxed),
+        }))
+    }
+
+    async fn purge(&'static self, target: PurgeTarget<'_>, _: PurgeType, _: &SpanHandle) -> Result<PurgeOutcome> {
+        let only_id = match target {
+            PurgeTarget::Exact(entry) => entry.entry_id().map(CacheEntryId::get),
+            PurgeTarget::Active(_) => None,
+        };
+        match self.shared.remove(&target.key().combined_bin(), only_id) {
+            Some(object) => Ok(PurgeOutcome::Purged(Some(CacheEntryId::new(object.id)))),
+            None => Ok(PurgeOutcome::NotFound),
+        }
+    }
+
+    async fn update_meta(&'static self, key: &CacheKey, meta: &CacheMeta, _: &SpanHandle) -> Result<bool> {
+        let hash = key.combined_bin();
+        let serialized = meta.serialize()?;
+        let mut shard = self.shared.shard(&hash).write();
+        let Some(current) = shard.get(&hash) else { return Ok(false) };
+        let replacement = StoredObject {
+            id: current.id,
+            key: current.key.clone(),
+            meta: serialized,
+            body: current.body.clone(),
+        };
+        let (old_weight, new_weight) = (current.weight(), replacement.weight());
+        shard.insert(hash, Arc::new(replacement));
+        drop(shard);
+        self.shared.bytes.fetch_add(new_weight, Ordering::Relaxed);
+        self.shared.bytes.fetch_sub(old_weight, Ordering::Relaxed);
+        Ok(true)
+    }
+
+    fn as_any(&self) -> &(dyn Any + Send + Sync + 'static) {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pingora::cache::trace::Span;
+    use pingora::http::ResponseHeader;
+    use std::time::{Duration, SystemTime};
+
+    fn storage() -> &'static MemoryStorage {
+        Box::leak(Box::new(MemoryStorage::new(1 << 20)))
+    }
+
+    fn meta() -> CacheMeta {
+        let header = ResponseHeader::build(200, None).unwrap();
+        let now = SystemTime::now();
+        CacheMeta::new(now + Duration::from_secs(60), now, 0, 0, header)
+    }
+
+    async fn store(storage: &'static MemoryStorage, path: &str, body: &'static [u8]) -> CacheKey {
+        let key = CacheKey::new(path, path);
+        let span = Span::inactive().handle();
+        let mut miss = storage.get_miss_handler(&key, &meta(), &span).await.unwrap();
+        miss.write_body(Bytes::from_static(body), true).await.unwrap();
+        miss.finish().await.unwrap();
+        key
+    }
+
+    async fn read(storage: &'static MemoryStorage, key: &CacheKey) -> Option<Bytes> {
+        let span = Span::inactive().handle();
+        let (_, mut hit) = storage.lookup(key, &span).await.unwrap()?;
+        hit.read_body().await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn stores_reads_and_accounts_bytes() {
+        let storage = storage();
+        let key = store(storage, "/a", b"hello").await;
+        assert_eq!(read(storage, &key).await.as_deref(), Some(&b"hello"[..]));
+        assert_eq!(storage.objects(), 1);
+        assert!(storage.bytes() >= 5);
+        storage.purge_paths(|p| p == "/a");
+        assert_eq!(storage.objects(), 0);
+        assert_eq!(storage.bytes(), 0);
+        assert!(read(storage, &key).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn eviction_of_an_old_entry_spares_its_replacement() {
+        let storage = storage();
+        let span = Span::inactive().handle();
+        let key = store(storage, "/a", b"old").await;
+        let (_, old_hit) = storage.lookup(&key, &span).await.unwrap().unwrap();
+        let old_id = old_hit.entry_id().unwrap();
+        store(storage, "/a", b"new").await;
+        let stale_target = CacheEntryKey::identified(key.to_compact(), old_id);
+        let outcome = storage.purge(PurgeTarget::Exact(&stale_target), PurgeType::Eviction, &span).await.unwrap();
+        assert_eq!(outcome, PurgeOutcome::NotFound);
+        assert_eq!(read(storage, &key).await.as_deref(), Some(&b"new"[..]));
+    }
+
+    #[tokio::test]
+    async fn prefix_purge_matches_only_its_paths() {
+        let storage = storage();
+        let a = store(storage, "/img/a.png", b"a").await;
+        let b = store(storage, "/img/b.png", b"b").await;
+        let c = store(storage, "/css/c.css", b"c").await;
+        let purged = storage.purge_paths(|p| p.starts_with("/img/"));
+        assert_eq!(purged.len(), 2);
+        assert!(read(storage, &a).await.is_none() && read(storage, &b).await.is_none());
+        assert!(read(storage, &c).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn oversized_objects_are_refused() {
+        let storage: &'static MemoryStorage = Box::leak(Box::new(MemoryStorage::new(4)));
+        let key = CacheKey::new("/big", "/big");
+        let span = Span::inactive().handle();
+        let mut miss = storage.get_miss_handler(&key, &meta(), &span).await.unwrap();
+        assert!(miss.write_body(Bytes::from_static(b"12345"), true).await.is_err());
+    }
+}

@@ -1,0 +1,168 @@
+//! The external TOML format, exactly as users write it. Nothing outside `config` sees these types:
+//! `validate` turns them into the internal model (River's split between format and model).
+//! Values that need checking (durations, sizes, addresses, names) stay strings here so that every
+//! problem can be reported at once instead of stopping at the first.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub server: ServerFile,
+    #[serde(default)]
+    pub cache: CacheFile,
+    #[serde(default)]
+    pub log: LogFile,
+    #[serde(default)]
+    pub origins: BTreeMap<String, OriginFile>,
+    #[serde(default)]
+    pub behaviors: Vec<BehaviorFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ServerFile {
+    pub listen: Option<Vec<String>>,
+    pub admin: Option<String>,
+    pub admin_token: Option<String>,
+    pub threads: Option<i64>,
+    pub tls: Option<TlsFile>,
+    pub request_id_header: Option<String>,
+    pub max_request_header_size: Option<String>,
+    pub max_uri_length: Option<i64>,
+    pub grace_period: Option<String>,
+    pub shutdown_timeout: Option<String>,
+    pub via: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct TlsFile {
+    pub listen: Option<Vec<String>>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    pub h2: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CacheFile {
+    pub memory: Option<String>,
+    pub max_object_size: Option<String>,
+    pub lock_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LogFile {
+    pub level: Option<String>,
+    pub format: Option<String>,
+    pub access_log: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct OriginFile {
+    pub url: Option<String>,
+    pub dir: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub read_timeout: Option<String>,
+    pub write_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub verify_cert: Option<bool>,
+    pub ca_file: Option<String>,
+    pub host_header: Option<String>,
+    pub index: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct BehaviorFile {
+    pub path: Option<String>,
+    pub origin: Option<String>,
+    pub cache: Option<bool>,
+    pub min_ttl: Option<String>,
+    pub default_ttl: Option<String>,
+    pub max_ttl: Option<String>,
+    pub error_ttl: Option<String>,
+    pub cache_key: Option<CacheKeyFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CacheKeyFile {
+    pub query: Option<QueryFile>,
+    #[serde(default)]
+    pub headers: Vec<String>,
+    #[serde(default)]
+    pub cookies: Vec<String>,
+}
+
+/// `query = "none" | "all"` or a list of parameter names.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum QueryFile {
+    Mode(String),
+    Names(Vec<String>),
+}
+
+/// Where a key sits in the file, e.g. `behaviors[1].origin`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+/// A path of segments, displayed as `origins.app.url` or `behaviors[0].path`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyPath(pub Vec<Segment>);
+
+impl KeyPath {
+    pub fn key(&self, key: &str) -> KeyPath {
+        let mut next = self.0.clone();
+        next.push(Segment::Key(key.to_string()));
+        KeyPath(next)
+    }
+
+    pub fn index(&self, index: usize) -> KeyPath {
+        let mut next = self.0.clone();
+        next.push(Segment::Index(index));
+        KeyPath(next)
+    }
+
+    /// Builds a path from dotted text, e.g. `"origins.app"`.
+    pub fn parse(dotted: &str) -> KeyPath {
+        KeyPath(dotted.split('.').map(|k| Segment::Key(k.to_string())).collect())
+    }
+}
+
+impl std::fmt::Display for KeyPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, segment) in self.0.iter().enumerate() {
+            match segment {
+                Segment::Key(key) if i == 0 => write!(f, "{key}")?,
+                Segment::Key(key) => write!(f, ".{key}")?,
+                Segment::Index(index) => write!(f, "[{index}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Converts serde_ignored's path of an unknown key into ours.
+pub fn key_path_of_ignored(path: &serde_ignored::Path<'_>) -> KeyPath {
+    fn walk(path: &serde_ignored::Path<'_>, out: &mut Vec<Segment>) {
+        use serde_ignored::Path;
+        match path {
+            Path::Root => {}
+            Path::Seq { parent, index } => {
+                walk(parent, out);
+                out.push(Segment::Index(*index));
+            }
+            Path::Map { parent, key } => {
+                walk(parent, out);
+                out.push(Segment::Key(key.clone()));
+            }
+            Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
+                walk(parent, out)
+            }
+        }
+    }
+    let mut segments = Vec::new();
+    walk(path, &mut segments);
+    KeyPath(segments)
+}

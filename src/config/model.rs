@@ -1,0 +1,185 @@
+//! The validated, internal configuration. Built only by `validate`; every value here is already
+//! checked, so the rest of the program never re-parses or second-guesses it.
+
+use super::pattern::PathPattern;
+use http::HeaderName;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: Server,
+    pub cache: Cache,
+    pub log: Log,
+    pub origins: BTreeMap<String, Arc<Origin>>,
+    pub behaviors: Vec<Arc<Behavior>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub listen: Vec<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+    pub admin_token: AdminToken,
+    pub threads: usize,
+    pub tls: Option<Tls>,
+    pub request_id_header: HeaderName,
+    pub max_request_header_size: usize,
+    pub max_uri_length: usize,
+    pub grace_period: Duration,
+    pub shutdown_timeout: Duration,
+    /// The token added to `Via` (`1.1 <via>`).
+    pub via: String,
+}
+
+/// The admin token, resolved from the file or the environment.
+#[derive(Clone, PartialEq, Eq)]
+pub enum AdminToken {
+    /// Mutating admin calls are refused: no token is configured.
+    Unset,
+    /// `env:NAME` named a variable that is not set; mutating calls are refused.
+    MissingEnv(String),
+    Value(String),
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AdminToken::Unset => write!(f, "Unset"),
+            AdminToken::MissingEnv(name) => write!(f, "MissingEnv({name})"),
+            AdminToken::Value(_) => write!(f, "Value(<redacted>)"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub listen: Vec<SocketAddr>,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub h2: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Cache {
+    pub memory: usize,
+    pub max_object_size: usize,
+    pub lock_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Log {
+    pub level: String,
+    pub format: LogFormat,
+    pub access_log: bool,
+}
+
+#[derive(Debug)]
+pub struct Origin {
+    pub name: String,
+    pub kind: OriginKind,
+}
+
+#[derive(Debug)]
+pub enum OriginKind {
+    Http(HttpOrigin),
+    Dir(DirOrigin),
+}
+
+#[derive(Debug)]
+pub struct HttpOrigin {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    /// Prefix added in front of every request path; empty or starting with `/`, no trailing `/`.
+    pub base_path: String,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub write_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub verify_cert: bool,
+    /// DER certificates trusted for this origin instead of the system roots.
+    pub ca: Option<Vec<Vec<u8>>>,
+    pub host_header: HostHeader,
+}
+
+impl HttpOrigin {
+    /// The `Host` value the origin expects when the origin's own name is sent.
+    pub fn authority(&self) -> String {
+        let default_port = if self.tls { 443 } else { 80 };
+        if self.port == default_port {
+            self.host.clone()
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Which `Host` the origin receives. CloudFront's default is the origin's own domain name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostHeader {
+    Origin,
+    Viewer,
+}
+
+#[derive(Debug)]
+pub struct DirOrigin {
+    /// Canonical (symlinks resolved) root directory.
+    pub root: PathBuf,
+    /// File served for a path ending in `/`, if any.
+    pub index: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Behavior {
+    /// Position in the config, for logs and metrics.
+    pub index: usize,
+    pub pattern: PathPattern,
+    pub origin: Arc<Origin>,
+    pub cache: bool,
+    pub ttl: Ttl,
+    pub cache_key: CacheKeyPolicy,
+}
+
+/// CloudFront TTL settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ttl {
+    pub min: Duration,
+    pub default: Duration,
+    pub max: Duration,
+    /// Freshness of cacheable error statuses (4xx/5xx) the origin sent without freshness headers.
+    pub error: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryPolicy {
+    None,
+    All,
+    /// Only these parameter names (sorted, deduplicated) are part of the key and forwarded.
+    Only(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheKeyPolicy {
+    pub query: QueryPolicy,
+    /// Request headers that are part of the key (lowercase).
+    pub headers: Vec<HeaderName>,
+    /// Cookie names that are part of the key.
+    pub cookies: Vec<String>,
+}
+
+impl Config {
+    /// The behavior for a request path: the first pattern that matches. Validation guarantees a
+    /// final `*` behavior, so this always finds one.
+    pub fn behavior_for(&self, path: &str) -> Option<&Arc<Behavior>> {
+        self.behaviors.iter().find(|b| b.pattern.matches(path))
+    }
+}

@@ -1,0 +1,486 @@
+//! Turns the file format into the internal model, collecting every problem with the key path it
+//! belongs to instead of stopping at the first.
+
+use super::file::*;
+use super::model::*;
+use super::pattern::PathPattern;
+use super::units::{parse_duration, parse_size};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One thing wrong with the file, at a key path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: KeyPath,
+    pub message: String,
+}
+
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, path: KeyPath, message: impl Into<String>) {
+        self.0.push(Problem { path, message: message.into() });
+    }
+
+    /// Records the error of `result` at `path` and returns its value, if any.
+    fn check<T>(&mut self, path: KeyPath, result: Result<T, String>) -> Option<T> {
+        result.map_err(|message| self.add(path, message)).ok()
+    }
+
+    fn duration(&mut self, path: KeyPath, value: &Option<String>, default: Duration) -> Duration {
+        match value {
+            None => default,
+            Some(text) => self.check(path, parse_duration(text)).unwrap_or(default),
+        }
+    }
+
+    fn size(&mut self, path: KeyPath, value: &Option<String>, default: usize) -> usize {
+        match value {
+            None => default,
+            Some(text) => self.check(path, parse_size(text)).unwrap_or(default),
+        }
+    }
+}
+
+const DEFAULT_MIN_TTL: Duration = Duration::ZERO;
+const DEFAULT_DEFAULT_TTL: Duration = Duration::from_secs(86_400);
+const DEFAULT_MAX_TTL: Duration = Duration::from_secs(31_536_000);
+const DEFAULT_ERROR_TTL: Duration = Duration::from_secs(10);
+
+/// Validates `file`. Relative file paths (certificates, directories) are resolved against `base`,
+/// the directory the config file is in... unless they exist relative to the working directory,
+/// which is what users running from the project root expect.
+pub fn validate(file: &FileConfig, base: &Path) -> Result<Config, Vec<Problem>> {
+    let mut problems = Problems::default();
+    let server = server(&file.server, base, &mut problems);
+    let cache = cache(&file.cache, &mut problems);
+    let log = log(&file.log, &mut problems);
+    let origins: BTreeMap<String, Arc<Origin>> = file
+        .origins
+        .iter()
+        .filter_map(|(name, origin_file)| {
+            let path = KeyPath::parse("origins").key(name);
+            origin(name, origin_file, base, path, &mut problems).map(|o| (name.clone(), Arc::new(o)))
+        })
+        .collect();
+    if file.origins.is_empty() {
+        problems.add(KeyPath::parse("origins"), "at least one origin is required");
+    }
+    let behaviors = behaviors(&file.behaviors, file, &origins, &mut problems);
+    if problems.0.is_empty() {
+        Ok(Config { server, cache, log, origins, behaviors })
+    } else {
+        Err(problems.0)
+    }
+}
+
+fn socket_addr(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    // Allow `localhost:8080`; resolution is local (no DNS for such names).
+    text.to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| format!("`{text}` is not an address like 127.0.0.1:8080 or [::1]:8080"))
+}
+
+fn addresses(path: KeyPath, list: &[String], problems: &mut Problems) -> Vec<SocketAddr> {
+    list.iter()
+        .enumerate()
+        .filter_map(|(i, text)| problems.check(path.index(i), socket_addr(text)))
+        .collect()
+}
+
+fn resolve_file(base: &Path, text: &str) -> PathBuf {
+    let as_given = PathBuf::from(text);
+    if as_given.is_absolute() || as_given.exists() {
+        as_given
+    } else {
+        base.join(as_given)
+    }
+}
+
+fn server(file: &ServerFile, base: &Path, problems: &mut Problems) -> Server {
+    let root = KeyPath::parse("server");
+    let listen = match &file.listen {
+        Some(list) => addresses(root.key("listen"), list, problems),
+        None => vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
+    };
+    let admin = file
+        .admin
+        .as_ref()
+        .and_then(|text| problems.check(root.key("admin"), socket_addr(text)));
+    let admin_token = match file.admin_token.as_deref() {
+        None => AdminToken::Unset,
+        Some("") => {
+            problems.add(root.key("admin_token"), "is empty; remove it or set a token");
+            AdminToken::Unset
+        }
+        Some(text) => match text.strip_prefix("env:") {
+            Some(name) => match std::env::var(name) {
+                Ok(value) if !value.is_empty() => AdminToken::Value(value),
+                _ => AdminToken::MissingEnv(name.to_string()),
+            },
+            None => AdminToken::Value(text.to_string()),
+        },
+    };
+    let threads = match file.threads {
+        None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        Some(n) if (1..=1024).contains(&n) => n as usize,
+        Some(n) => {
+            problems.add(root.key("threads"), format!("{n} is not between 1 and 1024"));
+            1
+        }
+    };
+    let tls = file.tls.as_ref().map(|tls| {
+        let path = root.key("tls");
+        let listen = addresses(path.key("listen"), tls.listen.as_deref().unwrap_or(&[]), problems);
+        if tls.listen.as_ref().is_none_or(|l| l.is_empty()) {
+            problems.add(path.key("listen"), "at least one TLS listen address is required");
+        }
+        let cert = tls.cert.as_ref().map(|c| resolve_file(base, c));
+        let key = tls.key.as_ref().map(|k| resolve_file(base, k));
+        if cert.is_none() {
+            problems.add(path.key("cert"), "is required for TLS");
+        }
+        if key.is_none() {
+            problems.add(path.key("key"), "is required for TLS");
+        }
+        if let Some(cert) = &cert {
+            problems.check(path.key("cert"), crate::tls::load_certificates(cert).map(|_| ()));
+        }
+        if let Some(key) = &key {
+            problems.check(path.key("key"), crate::tls::load_private_key(key).map(|_| ()));
+        }
+        Tls {
+            listen,
+            cert: cert.unwrap_or_default(),
+            key: key.unwrap_or_default(),
+            h2: tls.h2.unwrap_or(true),
+        }
+    });
+    let request_id_header = file.request_id_header.as_deref().unwrap_or("x-request-id");
+    let request_id_header = problems
+        .check(
+            root.key("request_id_header"),
+            http::HeaderName::from_bytes(request_id_header.to_ascii_lowercase().as_bytes())
+                .map_err(|_| format!("`{request_id_header}` is not a valid header name")),
+        )
+        .unwrap_or(http::HeaderName::from_static("x-request-id"));
+    let max_request_header_size =
+        problems.size(root.key("max_request_header_size"), &file.max_request_header_size, 32 << 10);
+    if !(1024..=(1 << 20)).contains(&max_request_header_size) {
+        problems.add(root.key("max_request_header_size"), "must be between 1KiB and 1MiB");
+    }
+    let max_uri_length = match file.max_uri_length {
+        None => 8192,
+        Some(n) if (64..=1 << 20).contains(&n) => n as usize,
+        Some(n) => {
+            problems.add(root.key("max_uri_length"), format!("{n} is not between 64 and 1048576"));
+            8192
+        }
+    };
+    let via = file.via.clone().unwrap_or_else(|| "edgehook".into());
+    if via.is_empty() || via.chars().any(|c| c.is_control()) {
+        problems.add(root.key("via"), "must be a non-empty single-line token");
+    }
+    Server {
+        listen,
+        admin,
+        admin_token,
+        threads,
+        tls,
+        request_id_header,
+        max_request_header_size,
+        max_uri_length,
+        grace_period: problems.duration(root.key("grace_period"), &file.grace_period, Duration::ZERO),
+        shutdown_timeout: problems.duration(
+            root.key("shutdown_timeout"),
+            &file.shutdown_timeout,
+            Duration::from_secs(30),
+        ),
+        via,
+    }
+}
+
+fn cache(file: &CacheFile, problems: &mut Problems) -> Cache {
+    let root = KeyPath::parse("cache");
+    let memory = problems.size(root.key("memory"), &file.memory, 256 << 20);
+    let max_object_size = problems.size(root.key("max_object_size"), &file.max_object_size, 8 << 20);
+    if max_object_size > memory {
+        problems.add(root.key("max_object_size"), "is larger than cache.memory");
+    }
+    Cache {
+        memory,
+        max_object_size,
+        lock_timeout: problems.duration(root.key("lock_timeout"), &file.lock_timeout, Duration::from_secs(5)),
+    }
+}
+
+fn log(file: &LogFile, problems: &mut Problems) -> Log {
+    let root = KeyPath::parse("log");
+    let level = file.level.clone().unwrap_or_else(|| "info".into());
+    if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
+        problems.add(root.key("level"), format!("`{level}` is not a level or filter like `info` or `edgehook=debug`"));
+    }
+    let format = match file.format.as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            problems.add(root.key("format"), format!("`{other}` is not `text` or `json`"));
+            LogFormat::Text
+        }
+    };
+    Log { level, format, access_log: file.access_log.unwrap_or(true) }
+}
+
+fn origin(name: &str, file: &OriginFile, base: &Path, path: KeyPath, problems: &mut Problems) -> Option<Origin> {
+    let valid_name = !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !valid_name {
+        problems.add(path.clone(), "origin names use letters, digits, `-` and `_`");
+    }
+    let kind = match (&file.url, &file.dir) {
+        (Some(url), None) => OriginKind::Http(http_origin(url, file, base, &path, problems)?),
+        (None, Some(dir)) => {
+            for (key, set) in [
+                ("connect_timeout", file.connect_timeout.is_some()),
+                ("read_timeout", file.read_timeout.is_some()),
+                ("write_timeout", file.write_timeout.is_some()),
+                ("idle_timeout", file.idle_timeout.is_some()),
+                ("verify_cert", file.verify_cert.is_some()),
+                ("ca_file", file.ca_file.is_some()),
+                ("host_header", file.host_header.is_some()),
+            ] {
+                if set {
+                    problems.add(path.key(key), "applies to `url` origins, not `dir` origins");
+                }
+            }
+            let root = resolve_file(base, dir);
+            match root.canonicalize() {
+                Ok(root) if root.is_dir() => OriginKind::Dir(DirOrigin {
+                    root,
+                    index: Some(file.index.clone().unwrap_or_else(|| "index.html".into()))
+                        .filter(|i| !i.is_empty()),
+                }),
+                Ok(_) => {
+                    problems.add(path.key("dir"), format!("`{dir}` is not a directory"));
+                    return None;
+                }
+                Err(e) => {
+                    problems.add(path.key("dir"), format!("`{dir}` cannot be opened: {e}"));
+                    return None;
+                }
+            }
+        }
+        (Some(_), Some(_)) => {
+            problems.add(path, "set either `url` or `dir`, not both");
+            return None;
+        }
+        (None, None) => {
+            problems.add(path, "needs `url` (an HTTP origin) or `dir` (a directory origin)");
+            return None;
+        }
+    };
+    Some(Origin { name: name.to_string(), kind })
+}
+
+fn http_origin(url: &str, file: &OriginFile, base: &Path, path: &KeyPath, problems: &mut Problems) -> Option<HttpOrigin> {
+    if file.index.is_some() {
+        problems.add(path.key("index"), "applies to `dir` origins, not `url` origins");
+    }
+    let uri = match url.parse::<http::Uri>() {
+        Ok(uri) => uri,
+        Err(e) => {
+            problems.add(path.key("url"), format!("`{url}` is not a URL: {e}"));
+            return None;
+        }
+    };
+    let tls = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => {
+            problems.add(path.key("url"), format!("`{url}` must start with http:// or https://"));
+            return None;
+        }
+    };
+    let Some(host) = uri.host().filter(|h| !h.is_empty()) else {
+        problems.add(path.key("url"), format!("`{url}` has no host"));
+        return None;
+    };
+    if uri.query().is_some() {
+        problems.add(path.key("url"), "an origin URL cannot have a query string");
+    }
+    if url.contains('@') {
+        problems.add(path.key("url"), "an origin URL cannot carry credentials");
+    }
+    let base_path = uri.path().trim_end_matches('/').to_string();
+    let host_header = match file.host_header.as_deref() {
+        None | Some("origin") => HostHeader::Origin,
+        Some("viewer") => HostHeader::Viewer,
+        Some(other) => {
+            problems.add(path.key("host_header"), format!("`{other}` is not `origin` or `viewer`"));
+            HostHeader::Origin
+        }
+    };
+    let ca = file.ca_file.as_ref().and_then(|ca| {
+        if !tls {
+            problems.add(path.key("ca_file"), "only applies to https:// origins");
+        }
+        problems.check(path.key("ca_file"), crate::tls::load_certificates(&resolve_file(base, ca)))
+    });
+    Some(HttpOrigin {
+        tls,
+        host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+        port: uri.port_u16().unwrap_or(if tls { 443 } else { 80 }),
+        base_path,
+        connect_timeout: problems.duration(path.key("connect_timeout"), &file.connect_timeout, Duration::from_secs(10)),
+        read_timeout: problems.duration(path.key("read_timeout"), &file.read_timeout, Duration::from_secs(30)),
+        write_timeout: problems.duration(path.key("write_timeout"), &file.write_timeout, Duration::from_secs(30)),
+        idle_timeout: problems.duration(path.key("idle_timeout"), &file.idle_timeout, Duration::from_secs(60)),
+        verify_cert: file.verify_cert.unwrap_or(true),
+        ca,
+        host_header,
+    })
+}
+
+fn behaviors(
+    list: &[BehaviorFile],
+    file: &FileConfig,
+    origins: &BTreeMap<String, Arc<Origin>>,
+    problems: &mut Problems,
+) -> Vec<Arc<Behavior>> {
+    let root = KeyPath::parse("behaviors");
+    if list.is_empty() {
+        problems.add(root.clone(), "at least one behavior is required, the last with path = \"*\"");
+    }
+    let mut seen_patterns = BTreeSet::new();
+    let mut out = Vec::new();
+    for (index, behavior) in list.iter().enumerate() {
+        let path = root.index(index);
+        let pattern = match &behavior.path {
+            Some(text) => problems.check(path.key("path"), PathPattern::new(text)),
+            None => {
+                problems.add(path.key("path"), "is required");
+                None
+            }
+        };
+        if let Some(pattern) = &pattern {
+            if !seen_patterns.insert(pattern.as_str().to_string()) {
+                problems.add(path.key("path"), format!("`{}` is already used by an earlier behavior", pattern.as_str()));
+            }
+            let is_last = index + 1 == list.len();
+            if pattern.is_default() && !is_last {
+                problems.add(path.key("path"), "the default behavior `*` must be the last one");
+            }
+            if is_last && !pattern.is_default() {
+                problems.add(path.key("path"), "the last behavior must be the default, path = \"*\"");
+            }
+        }
+        let origin = match &behavior.origin {
+            Some(name) => match origins.get(name) {
+                Some(origin) => Some(origin.clone()),
+                None => {
+                    // An origin that failed validation was reported already.
+                    if !file.origins.contains_key(name) {
+                        let known: Vec<&str> = file.origins.keys().map(String::as_str).collect();
+                        problems.add(
+                            path.key("origin"),
+                            format!("names origin `{name}`, which is not defined (defined: {})", known.join(", ")),
+                        );
+                    }
+                    None
+                }
+            },
+            None => {
+                problems.add(path.key("origin"), "is required");
+                None
+            }
+        };
+        let ttl = ttl(behavior, &path, problems);
+        let cache_key = cache_key(behavior.cache_key.as_ref(), &path.key("cache_key"), problems);
+        if let (Some(pattern), Some(origin)) = (pattern, origin) {
+            out.push(Arc::new(Behavior {
+                index,
+                pattern,
+                origin,
+                cache: behavior.cache.unwrap_or(true),
+                ttl,
+                cache_key,
+            }));
+        }
+    }
+    out
+}
+
+fn ttl(behavior: &BehaviorFile, path: &KeyPath, problems: &mut Problems) -> Ttl {
+    let min = problems.duration(path.key("min_ttl"), &behavior.min_ttl, DEFAULT_MIN_TTL);
+    let default = problems.duration(path.key("default_ttl"), &behavior.default_ttl, DEFAULT_DEFAULT_TTL.max(min));
+    let max = problems.duration(path.key("max_ttl"), &behavior.max_ttl, DEFAULT_MAX_TTL.max(default));
+    let error = problems.duration(path.key("error_ttl"), &behavior.error_ttl, DEFAULT_ERROR_TTL);
+    if min > default {
+        problems.add(path.key("default_ttl"), "must not be less than min_ttl");
+    }
+    if default > max {
+        problems.add(path.key("max_ttl"), "must not be less than default_ttl");
+    }
+    Ttl { min, default, max, error }
+}
+
+fn cache_key(file: Option<&CacheKeyFile>, path: &KeyPath, problems: &mut Problems) -> CacheKeyPolicy {
+    let Some(file) = file else {
+        return CacheKeyPolicy { query: QueryPolicy::All, headers: Vec::new(), cookies: Vec::new() };
+    };
+    let query = match &file.query {
+        None => QueryPolicy::All,
+        Some(QueryFile::Mode(mode)) if mode == "all" => QueryPolicy::All,
+        Some(QueryFile::Mode(mode)) if mode == "none" => QueryPolicy::None,
+        Some(QueryFile::Mode(other)) => {
+            problems.add(path.key("query"), format!("`{other}` is not \"none\", \"all\" or a list of names"));
+            QueryPolicy::All
+        }
+        Some(QueryFile::Names(names)) => {
+            if names.iter().any(|n| n.is_empty()) {
+                problems.add(path.key("query"), "parameter names cannot be empty");
+            }
+            let set: BTreeSet<String> = names.iter().cloned().collect();
+            QueryPolicy::Only(set.into_iter().collect())
+        }
+    };
+    let headers: BTreeSet<String> = file
+        .headers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, name)| {
+            problems.check(
+                path.key("headers").index(i),
+                http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+                    .map(|h| h.as_str().to_string())
+                    .map_err(|_| format!("`{name}` is not a valid header name")),
+            )
+        })
+        .collect();
+    let headers = headers.iter().map(|h| http::HeaderName::from_bytes(h.as_bytes())).filter_map(Result::ok).collect();
+    let cookies = file
+        .cookies
+        .iter()
+        .enumerate()
+        .filter_map(|(i, name)| {
+            let valid = !name.is_empty() && !name.contains(|c: char| c == '=' || c == ';' || c.is_whitespace());
+            if valid {
+                Some(name.clone())
+            } else {
+                problems.add(path.key("cookies").index(i), format!("`{name}` is not a valid cookie name"));
+                None
+            }
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    CacheKeyPolicy { query, headers, cookies }
+}
