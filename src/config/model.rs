@@ -130,7 +130,7 @@ pub enum HostHeader {
     Viewer,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct DirOrigin {
     /// Canonical (symlinks resolved) root directory.
     pub root: PathBuf,

@@ -1,0 +1,149 @@
+//! The admin API: `GET /healthz`, `GET /metrics`, `POST /cache/purge` (bearer token).
+
+use super::metrics::Metrics;
+use crate::cache::CacheLayer;
+use crate::config::pattern::PathPattern;
+use crate::config::AdminToken;
+use crate::local_http::{Handler, Reply};
+use async_trait::async_trait;
+use pingora::protocols::http::ServerSession;
+use std::sync::Arc;
+
+const MAX_BODY: usize = 1 << 20;
+const MAX_PURGE_PATHS: usize = 3000;
+
+pub struct AdminApi {
+    pub token: AdminToken,
+    pub metrics: Arc<Metrics>,
+    pub edge: Arc<crate::proxy::Edge>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PurgeRequest {
+    paths: Vec<String>,
+}
+
+fn json(status: u16, value: serde_json::Value) -> Reply {
+    Reply::bytes(status, "application/json", format!("{value}\n"))
+}
+
+fn json_error(status: u16, message: &str) -> Reply {
+    json(status, serde_json::json!({ "error": message }))
+}
+
+/// Compares in time independent of where the inputs first differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl AdminApi {
+    fn cache(&self) -> &CacheLayer {
+        &self.edge.cache
+    }
+
+    /// None when the call carries the admin token; otherwise the refusal.
+    fn refuse_unauthorized(&self, session: &ServerSession) -> Option<Reply> {
+        let expected = match &self.token {
+            AdminToken::Value(token) => token,
+            AdminToken::Unset => return Some(json_error(403, "no admin token is configured (server.admin_token); mutating calls are disabled")),
+            AdminToken::MissingEnv(name) => {
+                return Some(json_error(403, &format!("the admin token variable {name} is not set; mutating calls are disabled")))
+            }
+        };
+        let given = session
+            .get_header(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        match given {
+            Some(given) if same_secret(given.as_bytes(), expected.as_bytes()) => None,
+            _ => {
+                let mut reply = json_error(401, "missing or wrong `Authorization: Bearer <admin token>`");
+                let _ = reply.header.insert_header(http::header::WWW_AUTHENTICATE, "Bearer");
+                Some(reply)
+            }
+        }
+    }
+
+    async fn read_body(session: &mut ServerSession) -> Result<Vec<u8>, Reply> {
+        let mut body = Vec::new();
+        loop {
+            match session.read_request_body().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > MAX_BODY {
+                        return Err(json_error(413, "request body larger than 1 MiB"));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(body),
+                Err(e) => return Err(json_error(400, &format!("cannot read the request body: {e}"))),
+            }
+        }
+    }
+
+    async fn purge(&self, session: &mut ServerSession) -> Reply {
+        if let Some(refusal) = self.refuse_unauthorized(session) {
+            return refusal;
+        }
+        let body = match Self::read_body(session).await {
+            Ok(body) => body,
+            Err(reply) => return reply,
+        };
+        let request: PurgeRequest = match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => return json_error(400, &format!("expected {{\"paths\": [\"/path\", \"/prefix/*\"]}}: {e}")),
+        };
+        if request.paths.is_empty() || request.paths.len() > MAX_PURGE_PATHS {
+            return json_error(400, &format!("`paths` must hold between 1 and {MAX_PURGE_PATHS} paths"));
+        }
+        let mut patterns = Vec::with_capacity(request.paths.len());
+        for path in &request.paths {
+            if !path.starts_with('/') {
+                return json_error(400, &format!("path `{path}` must start with `/`"));
+            }
+            match PathPattern::new(path) {
+                Ok(p) => patterns.push(p),
+                Err(e) => return json_error(400, &e),
+            }
+        }
+        let purged = self.cache().purge(&patterns);
+        self.metrics.purged.inc_by(purged as u64);
+        tracing::info!(target: "edgehook::admin", paths = ?request.paths, purged, "cache purge");
+        json(200, serde_json::json!({ "purged": purged, "paths": request.paths }))
+    }
+
+    fn metrics_page(&self) -> Reply {
+        self.metrics.cache_bytes.set(self.cache().storage.bytes() as i64);
+        self.metrics.cache_objects.set(self.cache().storage.objects() as i64);
+        Reply::bytes(200, "text/plain; version=0.0.4; charset=utf-8", self.metrics.render())
+    }
+}
+
+#[async_trait]
+impl Handler for AdminApi {
+    async fn handle(&self, session: &mut ServerSession) -> Reply {
+        let method = session.req_header().method.clone();
+        let path = session.req_header().uri.path().to_string();
+        let reply = match (method.as_str(), path.as_str()) {
+            ("GET" | "HEAD", "/healthz") => json(200, serde_json::json!({ "status": "ok" })),
+            ("GET" | "HEAD", "/metrics") => self.metrics_page(),
+            ("POST", "/cache/purge") => self.purge(session).await,
+            (_, "/healthz" | "/metrics" | "/cache/purge") => json_error(405, "method not allowed"),
+            _ => json_error(404, "no such admin endpoint"),
+        };
+        // Drain what is left of a body we did not read, so keep-alive stays in sync.
+        let _ = session.drain_request_body().await;
+        reply
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn secret_comparison() {
+        assert!(super::same_secret(b"abc", b"abc"));
+        assert!(!super::same_secret(b"abc", b"abd"));
+        assert!(!super::same_secret(b"abc", b"abcd"));
+    }
+}

@@ -1,0 +1,3 @@
+//! The admin listener: health, metrics and cache purges.
+pub mod api;
+pub mod metrics;

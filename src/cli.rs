@@ -1,0 +1,96 @@
+//! The command line: `edgehook serve` and `edgehook check`.
+
+use crate::config::{self, LogFormat};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "edgehook", version, propagate_version = true, about = "A caching edge proxy that runs Lambda@Edge-style functions")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the configuration until SIGTERM or SIGINT (both drain in-flight requests).
+    Serve {
+        /// The configuration file.
+        #[arg(long, short, default_value = "config/edgehook.toml")]
+        config: PathBuf,
+    },
+    /// Validate a configuration: exit 0 when valid, or print every problem and exit 2.
+    Check {
+        /// The configuration file.
+        #[arg(long, short, default_value = "config/edgehook.toml")]
+        config: PathBuf,
+    },
+}
+
+/// Exit code for an invalid configuration.
+const INVALID_CONFIG: u8 = 2;
+
+fn init_logging(log: &config::Log) {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(&log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let installed = match log.format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+    if let Err(e) = installed {
+        eprintln!("edgehook: logging was already set up: {e}");
+    }
+}
+
+fn warnings(config: &config::Config) -> Vec<String> {
+    let mut out = Vec::new();
+    if let config::AdminToken::MissingEnv(name) = &config.server.admin_token {
+        out.push(format!("server.admin_token: environment variable {name} is not set; mutating admin calls will be refused"));
+    }
+    out
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config: path } => match config::load(&path) {
+            Ok(config) => {
+                for warning in warnings(&config) {
+                    eprintln!("warning: {warning}");
+                }
+                println!("{}: valid ({} origins, {} behaviors)", path.display(), config.origins.len(), config.behaviors.len());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                eprintln!("{}: {} problem(s)", path.display(), e.problem_count());
+                ExitCode::from(INVALID_CONFIG)
+            }
+        },
+        Command::Serve { config: path } => {
+            let config = match config::load(&path) {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("{e}");
+                    eprintln!("{}: not serving an invalid configuration", path.display());
+                    return ExitCode::from(INVALID_CONFIG);
+                }
+            };
+            init_logging(&config.log);
+            for warning in warnings(&config) {
+                tracing::warn!("{warning}");
+            }
+            match crate::server::serve(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

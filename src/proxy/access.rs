@@ -1,0 +1,52 @@
+//! The access log line and the request metrics, written once per request in `logging`.
+
+use super::ctx::RequestCtx;
+use super::respond;
+use super::Edge;
+use pingora::proxy::Session;
+use pingora::Error;
+
+pub fn record(edge: &Edge, session: &mut Session, error: Option<&Error>, ctx: &RequestCtx) {
+    let status = session.response_written().map_or_else(
+        || error.map_or(0, respond::status_for),
+        |r| r.status.as_u16(),
+    );
+    let cache = if session.cache.enabled() || ctx.behavior.as_ref().is_some_and(|b| b.cache) {
+        respond::cache_result(session.cache.phase())
+    } else {
+        "uncacheable"
+    };
+    let cache = if ctx.error_answer { "error" } else { cache };
+    let class = match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "none",
+    };
+    let metrics = &edge.metrics;
+    metrics.requests.with_label_values(&[class, ctx.behavior_label()]).inc();
+    metrics.cache.with_label_values(&[cache]).inc();
+    let bytes_out = session.as_ref().body_bytes_sent();
+    metrics.bytes_out.inc_by(bytes_out as u64);
+    metrics.bytes_in.inc_by(session.as_ref().body_bytes_read() as u64);
+    if !edge.config.log.access_log {
+        return;
+    }
+    let req = session.req_header();
+    tracing::info!(
+        target: "edgehook::access",
+        request_id = %ctx.request_id,
+        method = %req.method,
+        uri = %req.uri,
+        status,
+        bytes = bytes_out,
+        duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
+        cache,
+        behavior = ctx.behavior_label(),
+        origin = ctx.origin_name(),
+        error = error.map(|e| e.to_string()),
+        "request"
+    );
+}

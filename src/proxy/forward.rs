@@ -1,0 +1,138 @@
+//! The request the origin receives: Host per the origin's `host_header`, the origin's base path
+//! (or the directory origin's name on the internal socket), and the forwarding headers
+//! X-Forwarded-For (appended), X-Forwarded-Proto, Via (appended) and the request id.
+
+use crate::config::{Origin, OriginKind, HostHeader};
+use pingora::http::RequestHeader;
+use pingora::Result;
+use std::net::IpAddr;
+
+pub struct Forwarding<'a> {
+    pub origin: &'a Origin,
+    pub client_ip: Option<IpAddr>,
+    pub viewer_tls: bool,
+    pub via: &'a str,
+    pub request_id_header: &'a http::HeaderName,
+    pub request_id: &'a str,
+}
+
+fn join_path(prefix: &str, path_and_query: &str) -> String {
+    format!("{prefix}{path_and_query}")
+}
+
+impl Forwarding<'_> {
+    pub fn apply(&self, req: &mut RequestHeader) -> Result<()> {
+        let path_and_query = req.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        match &self.origin.kind {
+            OriginKind::Http(http) => {
+                if !http.base_path.is_empty() {
+                    set_uri(req, &join_path(&http.base_path, &path_and_query))?;
+                }
+                if http.host_header == HostHeader::Origin {
+                    req.insert_header(http::header::HOST, http.authority())?;
+                }
+            }
+            OriginKind::Dir(_) => {
+                set_uri(req, &join_path(&format!("/{}", self.origin.name), &path_and_query))?;
+            }
+        }
+        if let Some(ip) = self.client_ip {
+            let forwarded_for = match req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+                Some(existing) if !existing.trim().is_empty() => format!("{existing}, {ip}"),
+                _ => ip.to_string(),
+            };
+            req.insert_header("x-forwarded-for", forwarded_for)?;
+        }
+        req.insert_header("x-forwarded-proto", if self.viewer_tls { "https" } else { "http" })?;
+        let via = match req.headers.get(http::header::VIA).and_then(|v| v.to_str().ok()) {
+            Some(existing) => format!("{existing}, 1.1 {}", self.via),
+            None => format!("1.1 {}", self.via),
+        };
+        req.insert_header(http::header::VIA, via)?;
+        req.insert_header(self.request_id_header.clone(), self.request_id)?;
+        Ok(())
+    }
+}
+
+fn set_uri(req: &mut RequestHeader, path_and_query: &str) -> Result<()> {
+    let uri = http::Uri::builder()
+        .path_and_query(path_and_query)
+        .build()
+        .map_err(|e| pingora::Error::because(pingora::ErrorType::InternalError, "building the origin URI", e))?;
+    req.set_uri(uri);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{DirOrigin, HttpOrigin};
+    use std::time::Duration;
+
+    fn http_origin(base_path: &str, host_header: HostHeader) -> Origin {
+        Origin {
+            name: "app".into(),
+            kind: OriginKind::Http(HttpOrigin {
+                tls: false,
+                host: "origin.internal".into(),
+                port: 9000,
+                base_path: base_path.into(),
+                connect_timeout: Duration::from_secs(1),
+                read_timeout: Duration::from_secs(1),
+                write_timeout: Duration::from_secs(1),
+                idle_timeout: Duration::from_secs(1),
+                verify_cert: true,
+                ca: None,
+                host_header,
+            }),
+        }
+    }
+
+    fn forward(origin: &Origin, req: &mut RequestHeader) {
+        let header = http::HeaderName::from_static("x-request-id");
+        Forwarding {
+            origin,
+            client_ip: Some("10.1.2.3".parse().unwrap()),
+            viewer_tls: true,
+            via: "edgehook",
+            request_id_header: &header,
+            request_id: "abc",
+        }
+        .apply(req)
+        .unwrap();
+    }
+
+    #[test]
+    fn forwarding_headers_are_appended() {
+        let origin = http_origin("/base", HostHeader::Origin);
+        let mut req = RequestHeader::build("GET", b"/p?q=1", None).unwrap();
+        req.insert_header("host", "viewer.example").unwrap();
+        req.insert_header("x-forwarded-for", "192.0.2.1").unwrap();
+        req.insert_header("via", "1.1 other").unwrap();
+        forward(&origin, &mut req);
+        assert_eq!(req.uri.to_string(), "/base/p?q=1");
+        assert_eq!(req.headers["host"], "origin.internal:9000");
+        assert_eq!(req.headers["x-forwarded-for"], "192.0.2.1, 10.1.2.3");
+        assert_eq!(req.headers["x-forwarded-proto"], "https");
+        assert_eq!(req.headers["via"], "1.1 other, 1.1 edgehook");
+        assert_eq!(req.headers["x-request-id"], "abc");
+    }
+
+    #[test]
+    fn viewer_host_is_kept_when_asked() {
+        let origin = http_origin("", HostHeader::Viewer);
+        let mut req = RequestHeader::build("GET", b"/p", None).unwrap();
+        req.insert_header("host", "viewer.example").unwrap();
+        forward(&origin, &mut req);
+        assert_eq!(req.headers["host"], "viewer.example");
+        assert_eq!(req.uri.to_string(), "/p");
+    }
+
+    #[test]
+    fn directory_origins_get_their_name_prefix() {
+        let origin = Origin { name: "site".into(), kind: OriginKind::Dir(DirOrigin { root: "/".into(), index: None }) };
+        let mut req = RequestHeader::build("GET", b"/a/b.css?v=2", None).unwrap();
+        forward(&origin, &mut req);
+        assert_eq!(req.uri.to_string(), "/site/a/b.css?v=2");
+    }
+}

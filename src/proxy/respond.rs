@@ -1,0 +1,101 @@
+//! Answers edgehook writes itself: error pages, and the `X-Cache` label of every response.
+
+use pingora::cache::CachePhase;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use pingora::{Error, ErrorSource, ErrorType};
+
+pub const X_CACHE: &str = "x-cache";
+pub const HIT: &str = "Hit from edgehook";
+pub const REFRESH_HIT: &str = "RefreshHit from edgehook";
+pub const MISS: &str = "Miss from edgehook";
+pub const ERROR: &str = "Error from edgehook";
+
+/// The X-Cache label for a response that went through the cache machinery.
+pub fn cache_label(phase: CachePhase, status: u16) -> &'static str {
+    match phase {
+        CachePhase::Hit | CachePhase::Stale | CachePhase::StaleUpdating => HIT,
+        CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_) => REFRESH_HIT,
+        _ if status >= 400 => ERROR,
+        _ => MISS,
+    }
+}
+
+/// The short name of a cache phase, for logs and metrics.
+pub fn cache_result(phase: CachePhase) -> &'static str {
+    match phase {
+        CachePhase::Hit => "hit",
+        CachePhase::Stale | CachePhase::StaleUpdating => "stale",
+        CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_) => "revalidated",
+        CachePhase::Miss | CachePhase::Expired => "miss",
+        CachePhase::Bypass => "bypass",
+        CachePhase::Disabled(_) | CachePhase::Uninit | CachePhase::CacheKey => "uncacheable",
+    }
+}
+
+/// The status a failed request is answered with: the origin's slowness is 504, any other
+/// origin failure 502, a bad request from the viewer 400, edgehook's own failure 500.
+pub fn status_for(error: &Error) -> u16 {
+    use ErrorType::*;
+    match error.etype() {
+        HTTPStatus(code) => *code,
+        ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout => match error.esource() {
+            ErrorSource::Downstream => 408,
+            _ => 504,
+        },
+        _ => match error.esource() {
+            ErrorSource::Upstream => 502,
+            ErrorSource::Downstream => 400,
+            ErrorSource::Internal | ErrorSource::Unset => 500,
+        },
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Error")
+}
+
+/// Writes a small error page with `X-Cache: Error from edgehook` and the request id.
+pub async fn write_error(
+    session: &mut Session,
+    status: u16,
+    request_id_header: &http::HeaderName,
+    request_id: &str,
+) -> pingora::Result<()> {
+    let body = format!("{status} {}\nrequest id: {request_id}\n", reason(status));
+    let mut header = ResponseHeader::build(status, Some(5))?;
+    header.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
+    header.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+    header.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+    header.insert_header(X_CACHE, ERROR)?;
+    header.insert_header(request_id_header.clone(), request_id)?;
+    // The connection may carry a half-read request: do not reuse it.
+    session.set_keepalive(None);
+    session.write_response_header(Box::new(header), false).await?;
+    session.write_response_body(Some(bytes::Bytes::from(body)), true).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_statuses() {
+        let up = |t| *Error::new(t).into_up();
+        assert_eq!(status_for(&up(ErrorType::ConnectRefused)), 502);
+        assert_eq!(status_for(&up(ErrorType::ConnectTimedout)), 504);
+        assert_eq!(status_for(&up(ErrorType::ReadTimedout)), 504);
+        assert_eq!(status_for(&up(ErrorType::ConnectNoRoute)), 502);
+        assert_eq!(status_for(&Error::new(ErrorType::HTTPStatus(431))), 431);
+        assert_eq!(status_for(&Error::new(ErrorType::InvalidHTTPHeader).into_down()), 400);
+        assert_eq!(status_for(&Error::new(ErrorType::InternalError).into_in()), 500);
+    }
+
+    #[test]
+    fn labels() {
+        assert_eq!(cache_label(CachePhase::Hit, 200), HIT);
+        assert_eq!(cache_label(CachePhase::Miss, 200), MISS);
+        assert_eq!(cache_label(CachePhase::Miss, 503), ERROR);
+        assert_eq!(cache_label(CachePhase::Revalidated, 200), REFRESH_HIT);
+    }
+}
