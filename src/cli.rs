@@ -6,7 +6,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "edgehook", version, propagate_version = true, about = "A caching edge proxy that runs Lambda@Edge-style functions")]
+#[command(
+    name = "edgehook",
+    version,
+    propagate_version = true,
+    about = "A caching edge proxy that runs Lambda@Edge-style functions"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -36,7 +41,11 @@ fn init_logging(log: &config::Log) {
         .ok()
         .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(&log.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour);
     let installed = match log.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
@@ -62,7 +71,12 @@ pub fn main() -> ExitCode {
                 for warning in warnings(&config) {
                     eprintln!("warning: {warning}");
                 }
-                println!("{}: valid ({} origins, {} behaviors)", path.display(), config.origins.len(), config.behaviors.len());
+                println!(
+                    "{}: valid ({} origins, {} behaviors)",
+                    path.display(),
+                    config.origins.len(),
+                    config.behaviors.len()
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {

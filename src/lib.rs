@@ -1,10 +1,10 @@
 //! edgehook: a caching reverse proxy on pingora that runs Lambda@Edge-style functions.
-pub mod config;
-pub mod tls;
+pub mod admin;
 pub mod cache;
+pub mod cli;
+pub mod config;
 pub mod local_http;
 pub mod origin;
-pub mod admin;
 pub mod proxy;
 pub mod server;
-pub mod cli;
+pub mod tls;

@@ -9,10 +9,12 @@ use crate::config::{Config, OriginKind};
 use crate::local_http::LocalApp;
 use crate::origin::dir::DirServer;
 use crate::origin::Upstreams;
+use crate::proxy::ctx::InFlight;
 use crate::proxy::{Edge, EdgeProxy};
 use async_trait::async_trait;
 use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::ServerConf;
+use pingora::server::ExecutionPhase;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
 use std::sync::Arc;
@@ -33,9 +35,11 @@ struct DrainOnSignal;
 impl ShutdownSignalWatch for DrainOnSignal {
     async fn recv(&self) -> ShutdownSignal {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int), Ok(mut quit)) =
-            (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::quit()))
-        else {
+        let (Ok(mut term), Ok(mut int), Ok(mut quit)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::quit()),
+        ) else {
             tracing::error!("cannot install signal handlers; shutting down");
             return ShutdownSignal::FastShutdown;
         };
@@ -48,21 +52,28 @@ impl ShutdownSignalWatch for DrainOnSignal {
 }
 
 fn server_conf(config: &Config, runtime_dir: &std::path::Path) -> ServerConf {
-    let mut conf = ServerConf::default();
-    conf.threads = config.server.threads;
-    conf.work_stealing = true;
-    conf.grace_period_seconds = Some(config.server.grace_period.as_secs());
-    conf.graceful_shutdown_timeout_seconds = Some(config.server.shutdown_timeout.as_secs().max(1));
-    conf.upgrade_sock = runtime_dir.join("upgrade.sock").to_string_lossy().into_owned();
-    conf.pid_file = runtime_dir.join("edgehook.pid").to_string_lossy().into_owned();
-    conf
+    ServerConf {
+        threads: config.server.threads,
+        work_stealing: true,
+        // pingora drains by sleeping through its grace period before stopping the runtimes
+        // (which drops unfinished tasks); `drain_then_exit` ends that sleep as soon as nothing
+        // is in flight.
+        grace_period_seconds: Some(config.server.shutdown_timeout.as_secs().max(1)),
+        graceful_shutdown_timeout_seconds: Some(1),
+        upgrade_sock: runtime_dir.join("upgrade.sock").to_string_lossy().into_owned(),
+        pid_file: runtime_dir.join("edgehook.pid").to_string_lossy().into_owned(),
+        ..ServerConf::default()
+    }
 }
 
 /// Serves `config` until a shutdown signal; returns once in-flight requests are done.
 pub fn serve(config: Config) -> Result<(), ServeError> {
     let config = Arc::new(config);
     // A private directory for the internal socket (0700, removed on exit).
-    let runtime_dir = tempfile::Builder::new().prefix("edgehook-").tempdir().map_err(ServeError::RuntimeDir)?;
+    let runtime_dir = tempfile::Builder::new()
+        .prefix("edgehook-")
+        .tempdir()
+        .map_err(ServeError::RuntimeDir)?;
     let local_socket = runtime_dir.path().join("origins.sock");
 
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config, runtime_dir.path()));
@@ -74,6 +85,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         cache: CacheLayer::new(&config.cache),
         upstreams: Upstreams::new(local_socket.clone(), &config.origins),
         metrics: metrics.clone(),
+        in_flight: InFlight::default(),
     });
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
@@ -86,9 +98,13 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
     }
     if let Some(tls) = &config.server.tls {
         for address in &tls.listen {
-            let tls_error = |message: String| ServeError::Tls { address: address.to_string(), message };
-            let mut settings = TlsSettings::intermediate(&tls.cert.to_string_lossy(), &tls.key.to_string_lossy())
-                .map_err(|e| tls_error(e.to_string()))?;
+            let tls_error = |message: String| ServeError::Tls {
+                address: address.to_string(),
+                message,
+            };
+            let mut settings =
+                TlsSettings::intermediate(&tls.cert.to_string_lossy(), &tls.key.to_string_lossy())
+                    .map_err(|e| tls_error(e.to_string()))?;
             if tls.h2 {
                 settings.enable_h2();
             }
@@ -106,14 +122,22 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         })
         .collect::<std::collections::HashMap<_, _>>();
     if !dir_origins.is_empty() {
-        let mut dir_service = Service::new("directory origins".into(), LocalApp(DirServer::new(dir_origins)));
+        let mut dir_service = Service::new(
+            "directory origins".into(),
+            LocalApp(DirServer::new(dir_origins)),
+        );
         dir_service.add_uds(&local_socket.to_string_lossy(), None);
         dir_service.threads = Some(1);
         server.add_service(dir_service);
     }
 
+    let edge_in_flight = edge.in_flight.clone();
     if let Some(admin) = config.server.admin {
-        let api = AdminApi { token: config.server.admin_token.clone(), metrics, edge };
+        let api = AdminApi {
+            token: config.server.admin_token.clone(),
+            metrics,
+            edge,
+        };
         let mut admin_service = Service::new("admin".into(), LocalApp(api));
         admin_service.add_tcp(&admin.to_string());
         admin_service.threads = Some(1);
@@ -127,8 +151,52 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         threads = config.server.threads,
         "edgehook serving"
     );
-    server.run(RunArgs { shutdown_signal: Box::new(DrainOnSignal) });
+    drain_then_exit(
+        server.watch_execution_phase(),
+        edge_in_flight,
+        runtime_dir.path().to_path_buf(),
+    );
+    server.run(RunArgs {
+        shutdown_signal: Box::new(DrainOnSignal),
+    });
     tracing::info!("edgehook stopped");
     drop(runtime_dir);
     Ok(())
+}
+
+/// Once pingora has stopped the listeners and entered its grace period, waits until no request
+/// is in flight (and stays so briefly, to let a just-accepted request register), then exits 0.
+/// If requests outlast `shutdown_timeout`, pingora's own grace period ends first and it stops
+/// the runtimes.
+fn drain_then_exit(
+    mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>,
+    in_flight: InFlight,
+    runtime_dir: std::path::PathBuf,
+) {
+    let spawned = std::thread::Builder::new()
+        .name("drain".into())
+        .spawn(move || {
+            loop {
+                match phases.blocking_recv() {
+                    Ok(ExecutionPhase::ShutdownGracePeriod) => break,
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+            let mut idle_checks = 0;
+            while idle_checks < 3 {
+                idle_checks = if in_flight.count() == 0 {
+                    idle_checks + 1
+                } else {
+                    0
+                };
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            tracing::info!("edgehook stopped: no request in flight");
+            let _ = std::fs::remove_dir_all(&runtime_dir);
+            std::process::exit(0);
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no drain watcher; shutdown waits the whole shutdown_timeout");
+    }
 }

@@ -9,8 +9,12 @@ pub fn load_certificates(path: &Path) -> Result<Vec<Vec<u8>>, String> {
     let mut certificates = Vec::new();
     for item in rustls_pemfile::certs(&mut pem.as_slice()) {
         let der = item.map_err(|e| format!("`{}` is not valid PEM: {e}", path.display()))?;
-        x509_parser::parse_x509_certificate(der.as_ref())
-            .map_err(|e| format!("`{}` holds a certificate that does not parse: {e}", path.display()))?;
+        x509_parser::parse_x509_certificate(der.as_ref()).map_err(|e| {
+            format!(
+                "`{}` holds a certificate that does not parse: {e}",
+                path.display()
+            )
+        })?;
         certificates.push(der.as_ref().to_vec());
     }
     if certificates.is_empty() {

@@ -1,6 +1,9 @@
 //! Prometheus metrics for the proxy, rendered by the admin listener's `GET /metrics`.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
 
 pub struct Metrics {
     registry: Registry,
@@ -19,18 +22,25 @@ impl Metrics {
         let registry = Registry::new();
         // Registration only fails on duplicate names or invalid label names, which are fixed here.
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-            registry.register(Box::new(c.clone())).expect("unique metric name");
+            let c =
+                IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric name");
             c
         };
         let counter = |name: &str, help: &str| {
             let c = IntCounter::new(name, help).expect("valid metric definition");
-            registry.register(Box::new(c.clone())).expect("unique metric name");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric name");
             c
         };
         let gauge = |name: &str, help: &str| {
             let g = IntGauge::new(name, help).expect("valid metric definition");
-            registry.register(Box::new(g.clone())).expect("unique metric name");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric name");
             g
         };
         let requests = counter_vec(
@@ -44,21 +54,40 @@ impl Metrics {
             &["result"],
         );
         let origin_latency = HistogramVec::new(
-            HistogramOpts::new("edgehook_origin_response_seconds", "Time from choosing an origin to its response header.")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            HistogramOpts::new(
+                "edgehook_origin_response_seconds",
+                "Time from choosing an origin to its response header.",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
             &["origin"],
         )
         .expect("valid metric definition");
-        registry.register(Box::new(origin_latency.clone())).expect("unique metric name");
+        registry
+            .register(Box::new(origin_latency.clone()))
+            .expect("unique metric name");
         Metrics {
             requests,
             cache,
             origin_latency,
-            bytes_in: counter("edgehook_received_bytes_total", "Request body bytes received from viewers."),
-            bytes_out: counter("edgehook_sent_bytes_total", "Response body bytes sent to viewers."),
-            cache_bytes: gauge("edgehook_cache_bytes", "Bytes held by the cache (bodies and headers)."),
+            bytes_in: counter(
+                "edgehook_received_bytes_total",
+                "Request body bytes received from viewers.",
+            ),
+            bytes_out: counter(
+                "edgehook_sent_bytes_total",
+                "Response body bytes sent to viewers.",
+            ),
+            cache_bytes: gauge(
+                "edgehook_cache_bytes",
+                "Bytes held by the cache (bodies and headers).",
+            ),
             cache_objects: gauge("edgehook_cache_objects", "Objects held by the cache."),
-            purged: counter("edgehook_cache_purged_objects_total", "Objects removed by purge requests."),
+            purged: counter(
+                "edgehook_cache_purged_objects_total",
+                "Objects removed by purge requests.",
+            ),
             registry,
         }
     }

@@ -39,7 +39,10 @@ pub fn request_host(req: &RequestHeader) -> String {
 }
 
 /// Values of the cookies named `name` in the request's Cookie headers.
-pub fn cookie_values<'a>(req: &'a RequestHeader, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+pub fn cookie_values<'a>(
+    req: &'a RequestHeader,
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
     req.headers
         .get_all(http::header::COOKIE)
         .iter()
@@ -92,7 +95,10 @@ mod tests {
     fn policy(query: QueryPolicy, headers: &[&'static str], cookies: &[&str]) -> CacheKeyPolicy {
         CacheKeyPolicy {
             query,
-            headers: headers.iter().map(|h| http::HeaderName::from_static(h)).collect(),
+            headers: headers
+                .iter()
+                .map(|h| http::HeaderName::from_static(h))
+                .collect(),
             cookies: cookies.iter().map(|c| c.to_string()).collect(),
         }
     }
@@ -103,10 +109,16 @@ mod tests {
 
     #[test]
     fn query_policies() {
-        assert_eq!(filter_query(Some("a=1&b=2"), &QueryPolicy::All).as_deref(), Some("a=1&b=2"));
+        assert_eq!(
+            filter_query(Some("a=1&b=2"), &QueryPolicy::All).as_deref(),
+            Some("a=1&b=2")
+        );
         assert_eq!(filter_query(Some("a=1&b=2"), &QueryPolicy::None), None);
         let only = QueryPolicy::Only(vec!["b".into(), "c d".into()]);
-        assert_eq!(filter_query(Some("a=1&b=2&c%20d=3&bb=4"), &only).as_deref(), Some("b=2&c%20d=3"));
+        assert_eq!(
+            filter_query(Some("a=1&b=2&c%20d=3&bb=4"), &only).as_deref(),
+            Some("b=2&c%20d=3")
+        );
         assert_eq!(filter_query(Some("a=1"), &only), None);
         assert_eq!(filter_query(Some(""), &QueryPolicy::All), None);
     }
@@ -115,13 +127,28 @@ mod tests {
     fn key_parts() {
         let plain = policy(QueryPolicy::All, &[], &[]);
         let host_a = [("host", "a.example")];
-        assert_eq!(key("/p?x=1", &host_a, &plain), key("/p?x=1", &[("host", "A.example")], &plain));
-        assert_ne!(key("/p?x=1", &host_a, &plain), key("/p?x=2", &host_a, &plain));
-        assert_ne!(key("/p", &host_a, &plain), key("/p", &[("host", "b.example")], &plain));
+        assert_eq!(
+            key("/p?x=1", &host_a, &plain),
+            key("/p?x=1", &[("host", "A.example")], &plain)
+        );
+        assert_ne!(
+            key("/p?x=1", &host_a, &plain),
+            key("/p?x=2", &host_a, &plain)
+        );
+        assert_ne!(
+            key("/p", &host_a, &plain),
+            key("/p", &[("host", "b.example")], &plain)
+        );
         // Headers outside the policy do not split the cache; listed ones do.
-        assert_eq!(key("/p", &[("accept-language", "fr")], &plain), key("/p", &[("accept-language", "de")], &plain));
+        assert_eq!(
+            key("/p", &[("accept-language", "fr")], &plain),
+            key("/p", &[("accept-language", "de")], &plain)
+        );
         let by_lang = policy(QueryPolicy::All, &["accept-language"], &[]);
-        assert_ne!(key("/p", &[("accept-language", "fr")], &by_lang), key("/p", &[("accept-language", "de")], &by_lang));
+        assert_ne!(
+            key("/p", &[("accept-language", "fr")], &by_lang),
+            key("/p", &[("accept-language", "de")], &by_lang)
+        );
         let by_cookie = policy(QueryPolicy::All, &[], &["variant"]);
         assert_ne!(
             key("/p", &[("cookie", "variant=a; other=1")], &by_cookie),
@@ -136,12 +163,18 @@ mod tests {
     #[test]
     fn framing_prevents_ambiguity() {
         let plain = policy(QueryPolicy::All, &[], &[]);
-        assert_ne!(key("/ab?", &[("host", "h")], &plain), key("/a?b", &[("host", "h")], &plain));
+        assert_ne!(
+            key("/ab?", &[("host", "h")], &plain),
+            key("/a?b", &[("host", "h")], &plain)
+        );
     }
 
     #[test]
     fn user_tag_is_the_path() {
-        let k = cache_key(&request("/dir/file?x=1", &[]), &policy(QueryPolicy::All, &[], &[]));
+        let k = cache_key(
+            &request("/dir/file?x=1", &[]),
+            &policy(QueryPolicy::All, &[], &[]),
+        );
         assert_eq!(k.user_tag, "/dir/file");
     }
 }

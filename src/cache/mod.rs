@@ -33,7 +33,10 @@ impl CacheLayer {
         let lock: &'static CacheLock = Box::leak(CacheLock::new_boxed(settings.lock_timeout));
         CacheLayer {
             storage: Box::leak(Box::new(MemoryStorage::new(settings.max_object_size))),
-            eviction: Box::leak(Box::new(LruManager::with_capacity(settings.memory, expected_objects))),
+            eviction: Box::leak(Box::new(LruManager::with_capacity(
+                settings.memory,
+                expected_objects,
+            ))),
             lock,
             max_object_size: settings.max_object_size,
             lock_timeout: settings.lock_timeout,
@@ -43,7 +46,9 @@ impl CacheLayer {
     /// Removes every cached object whose request path matches one of `patterns` (CloudFront
     /// invalidation paths: exact, or with `*` wildcards). Returns how many objects were removed.
     pub fn purge(&self, patterns: &[config::pattern::PathPattern]) -> usize {
-        let purged = self.storage.purge_paths(|path| patterns.iter().any(|p| p.matches(path)));
+        let purged = self
+            .storage
+            .purge_paths(|path| patterns.iter().any(|p| p.matches(path)));
         for object in &purged {
             self.eviction.remove(CacheEntryKeyRef::from(&object.entry));
         }

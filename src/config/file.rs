@@ -30,7 +30,6 @@ pub struct ServerFile {
     pub request_id_header: Option<String>,
     pub max_request_header_size: Option<String>,
     pub max_uri_length: Option<i64>,
-    pub grace_period: Option<String>,
     pub shutdown_timeout: Option<String>,
     pub via: Option<String>,
 }
@@ -126,7 +125,12 @@ impl KeyPath {
 
     /// Builds a path from dotted text, e.g. `"origins.app"`.
     pub fn parse(dotted: &str) -> KeyPath {
-        KeyPath(dotted.split('.').map(|k| Segment::Key(k.to_string())).collect())
+        KeyPath(
+            dotted
+                .split('.')
+                .map(|k| Segment::Key(k.to_string()))
+                .collect(),
+        )
     }
 }
 
@@ -157,9 +161,9 @@ pub fn key_path_of_ignored(path: &serde_ignored::Path<'_>) -> KeyPath {
                 walk(parent, out);
                 out.push(Segment::Key(key.clone()));
             }
-            Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
-                walk(parent, out)
-            }
+            Path::Some { parent }
+            | Path::NewtypeStruct { parent }
+            | Path::NewtypeVariant { parent } => walk(parent, out),
         }
     }
     let mut segments = Vec::new();

@@ -28,7 +28,6 @@ pub struct Server {
     pub request_id_header: HeaderName,
     pub max_request_header_size: usize,
     pub max_uri_length: usize,
-    pub grace_period: Duration,
     pub shutdown_timeout: Duration,
     /// The token added to `Via` (`1.1 <via>`).
     pub via: String,

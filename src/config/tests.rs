@@ -24,13 +24,21 @@ origin = "app"
 #[test]
 fn minimal_config_gets_defaults() {
     let config = parse_ok(MINIMAL);
-    assert_eq!(config.server.listen, vec!["127.0.0.1:8080".parse().unwrap()]);
+    assert_eq!(
+        config.server.listen,
+        vec!["127.0.0.1:8080".parse().unwrap()]
+    );
     assert_eq!(config.cache.memory, 256 << 20);
     let behavior = &config.behaviors[0];
     assert_eq!(behavior.ttl.default, Duration::from_secs(86_400));
     assert_eq!(behavior.cache_key.query, QueryPolicy::All);
-    let OriginKind::Http(origin) = &behavior.origin.kind else { panic!("http origin expected") };
-    assert_eq!((origin.host.as_str(), origin.port, origin.base_path.as_str()), ("127.0.0.1", 9000, "/base"));
+    let OriginKind::Http(origin) = &behavior.origin.kind else {
+        panic!("http origin expected")
+    };
+    assert_eq!(
+        (origin.host.as_str(), origin.port, origin.base_path.as_str()),
+        ("127.0.0.1", 9000, "/base")
+    );
     assert!(origin.verify_cert);
     assert_eq!(origin.host_header, HostHeader::Origin);
 }
@@ -56,10 +64,31 @@ cache_key = { query = "some" }
 "#;
     let found = problems(text);
     assert_eq!(found.len(), 4, "{found:#?}");
-    assert!(found.iter().any(|p| p.starts_with("test.toml:4:1: unknown key `server.lisen`")), "{found:#?}");
-    assert!(found.iter().any(|p| p.starts_with("test.toml:8:1: `origins.app.connect_timeout`") && p.contains("unknown unit")), "{found:#?}");
-    assert!(found.iter().any(|p| p.starts_with("test.toml:12:1: `behaviors[0].origin` names origin `nowhere`")), "{found:#?}");
-    assert!(found.iter().any(|p| p.starts_with("test.toml:16:15: `behaviors[1].cache_key.query`")), "{found:#?}");
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("test.toml:4:1: unknown key `server.lisen`")),
+        "{found:#?}"
+    );
+    assert!(
+        found.iter().any(
+            |p| p.starts_with("test.toml:8:1: `origins.app.connect_timeout`")
+                && p.contains("unknown unit")
+        ),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("test.toml:12:1: `behaviors[0].origin` names origin `nowhere`")),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("test.toml:16:15: `behaviors[1].cache_key.query`")),
+        "{found:#?}"
+    );
 }
 
 #[test]
@@ -85,8 +114,16 @@ path = "/x/*"
 origin = "app"
 "#,
     );
-    assert!(found.iter().any(|p| p.contains("must be the last one")), "{found:?}");
-    assert!(found.iter().any(|p| p.contains("the last behavior must be the default")), "{found:?}");
+    assert!(
+        found.iter().any(|p| p.contains("must be the last one")),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("the last behavior must be the default")),
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -107,10 +144,28 @@ min_ttl = "2h"
 default_ttl = "1h"
 "#,
     );
-    assert!(found.iter().any(|p| p.contains("must start with http:// or https://")), "{found:?}");
-    assert!(found.iter().any(|p| p.contains("either `url` or `dir`")), "{found:?}");
-    assert!(found.iter().any(|p| p.contains("definitely-not-here") && p.contains("cannot be opened")), "{found:?}");
-    assert!(found.iter().any(|p| p.contains("must not be less than min_ttl")), "{found:?}");
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("must start with http:// or https://")),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().any(|p| p.contains("either `url` or `dir`")),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("definitely-not-here") && p.contains("cannot be opened")),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("must not be less than min_ttl")),
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -128,17 +183,39 @@ path = "*"
 origin = "app"
 "#,
     );
-    assert!(found.iter().any(|p| p.contains("server.tls.cert") && p.contains("cannot read")), "{found:?}");
-    assert!(found.iter().any(|p| p.contains("server.tls.key") && p.contains("cannot read")), "{found:?}");
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("server.tls.cert") && p.contains("cannot read")),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("server.tls.key") && p.contains("cannot read")),
+        "{found:?}"
+    );
 }
 
 #[test]
 fn admin_token_from_environment() {
     std::env::set_var("EDGEHOOK_TEST_TOKEN_A", "s3cret");
-    let text = MINIMAL.replace("[origins.app]", "[server]\nadmin_token = \"env:EDGEHOOK_TEST_TOKEN_A\"\n[origins.app]");
-    assert_eq!(parse_ok(&text).server.admin_token, AdminToken::Value("s3cret".into()));
-    let text = MINIMAL.replace("[origins.app]", "[server]\nadmin_token = \"env:EDGEHOOK_TEST_TOKEN_UNSET\"\n[origins.app]");
-    assert_eq!(parse_ok(&text).server.admin_token, AdminToken::MissingEnv("EDGEHOOK_TEST_TOKEN_UNSET".into()));
+    let text = MINIMAL.replace(
+        "[origins.app]",
+        "[server]\nadmin_token = \"env:EDGEHOOK_TEST_TOKEN_A\"\n[origins.app]",
+    );
+    assert_eq!(
+        parse_ok(&text).server.admin_token,
+        AdminToken::Value("s3cret".into())
+    );
+    let text = MINIMAL.replace(
+        "[origins.app]",
+        "[server]\nadmin_token = \"env:EDGEHOOK_TEST_TOKEN_UNSET\"\n[origins.app]",
+    );
+    assert_eq!(
+        parse_ok(&text).server.admin_token,
+        AdminToken::MissingEnv("EDGEHOOK_TEST_TOKEN_UNSET".into())
+    );
 }
 
 #[test]
@@ -150,6 +227,9 @@ fn cache_key_lists_are_normalised() {
     let config = parse_ok(&text);
     let key = &config.behaviors[0].cache_key;
     assert_eq!(key.query, QueryPolicy::Only(vec!["a".into(), "b".into()]));
-    assert_eq!(key.headers, vec![http::HeaderName::from_static("accept-language")]);
+    assert_eq!(
+        key.headers,
+        vec![http::HeaderName::from_static("accept-language")]
+    );
     assert_eq!(key.cookies, vec!["session".to_string()]);
 }

@@ -23,7 +23,10 @@ struct Problems(Vec<Problem>);
 
 impl Problems {
     fn add(&mut self, path: KeyPath, message: impl Into<String>) {
-        self.0.push(Problem { path, message: message.into() });
+        self.0.push(Problem {
+            path,
+            message: message.into(),
+        });
     }
 
     /// Records the error of `result` at `path` and returns its value, if any.
@@ -64,7 +67,8 @@ pub fn validate(file: &FileConfig, base: &Path) -> Result<Config, Vec<Problem>> 
         .iter()
         .filter_map(|(name, origin_file)| {
             let path = KeyPath::parse("origins").key(name);
-            origin(name, origin_file, base, path, &mut problems).map(|o| (name.clone(), Arc::new(o)))
+            origin(name, origin_file, base, path, &mut problems)
+                .map(|o| (name.clone(), Arc::new(o)))
         })
         .collect();
     if file.origins.is_empty() {
@@ -72,7 +76,13 @@ pub fn validate(file: &FileConfig, base: &Path) -> Result<Config, Vec<Problem>> 
     }
     let behaviors = behaviors(&file.behaviors, file, &origins, &mut problems);
     if problems.0.is_empty() {
-        Ok(Config { server, cache, log, origins, behaviors })
+        Ok(Config {
+            server,
+            cache,
+            log,
+            origins,
+            behaviors,
+        })
     } else {
         Err(problems.0)
     }
@@ -118,7 +128,10 @@ fn server(file: &ServerFile, base: &Path, problems: &mut Problems) -> Server {
     let admin_token = match file.admin_token.as_deref() {
         None => AdminToken::Unset,
         Some("") => {
-            problems.add(root.key("admin_token"), "is empty; remove it or set a token");
+            problems.add(
+                root.key("admin_token"),
+                "is empty; remove it or set a token",
+            );
             AdminToken::Unset
         }
         Some(text) => match text.strip_prefix("env:") {
@@ -130,18 +143,30 @@ fn server(file: &ServerFile, base: &Path, problems: &mut Problems) -> Server {
         },
     };
     let threads = match file.threads {
-        None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        None => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
         Some(n) if (1..=1024).contains(&n) => n as usize,
         Some(n) => {
-            problems.add(root.key("threads"), format!("{n} is not between 1 and 1024"));
+            problems.add(
+                root.key("threads"),
+                format!("{n} is not between 1 and 1024"),
+            );
             1
         }
     };
     let tls = file.tls.as_ref().map(|tls| {
         let path = root.key("tls");
-        let listen = addresses(path.key("listen"), tls.listen.as_deref().unwrap_or(&[]), problems);
+        let listen = addresses(
+            path.key("listen"),
+            tls.listen.as_deref().unwrap_or(&[]),
+            problems,
+        );
         if tls.listen.as_ref().is_none_or(|l| l.is_empty()) {
-            problems.add(path.key("listen"), "at least one TLS listen address is required");
+            problems.add(
+                path.key("listen"),
+                "at least one TLS listen address is required",
+            );
         }
         let cert = tls.cert.as_ref().map(|c| resolve_file(base, c));
         let key = tls.key.as_ref().map(|k| resolve_file(base, k));
@@ -152,10 +177,16 @@ fn server(file: &ServerFile, base: &Path, problems: &mut Problems) -> Server {
             problems.add(path.key("key"), "is required for TLS");
         }
         if let Some(cert) = &cert {
-            problems.check(path.key("cert"), crate::tls::load_certificates(cert).map(|_| ()));
+            problems.check(
+                path.key("cert"),
+                crate::tls::load_certificates(cert).map(|_| ()),
+            );
         }
         if let Some(key) = &key {
-            problems.check(path.key("key"), crate::tls::load_private_key(key).map(|_| ()));
+            problems.check(
+                path.key("key"),
+                crate::tls::load_private_key(key).map(|_| ()),
+            );
         }
         Tls {
             listen,
@@ -172,16 +203,25 @@ fn server(file: &ServerFile, base: &Path, problems: &mut Problems) -> Server {
                 .map_err(|_| format!("`{request_id_header}` is not a valid header name")),
         )
         .unwrap_or(http::HeaderName::from_static("x-request-id"));
-    let max_request_header_size =
-        problems.size(root.key("max_request_header_size"), &file.max_request_header_size, 32 << 10);
+    let max_request_header_size = problems.size(
+        root.key("max_request_header_size"),
+        &file.max_request_header_size,
+        32 << 10,
+    );
     if !(1024..=(1 << 20)).contains(&max_request_header_size) {
-        problems.add(root.key("max_request_header_size"), "must be between 1KiB and 1MiB");
+        problems.add(
+            root.key("max_request_header_size"),
+            "must be between 1KiB and 1MiB",
+        );
     }
     let max_uri_length = match file.max_uri_length {
         None => 8192,
         Some(n) if (64..=1 << 20).contains(&n) => n as usize,
         Some(n) => {
-            problems.add(root.key("max_uri_length"), format!("{n} is not between 64 and 1048576"));
+            problems.add(
+                root.key("max_uri_length"),
+                format!("{n} is not between 64 and 1048576"),
+            );
             8192
         }
     };
@@ -198,7 +238,6 @@ fn server(file: &ServerFile, base: &Path, problems: &mut Problems) -> Server {
         request_id_header,
         max_request_header_size,
         max_uri_length,
-        grace_period: problems.duration(root.key("grace_period"), &file.grace_period, Duration::ZERO),
         shutdown_timeout: problems.duration(
             root.key("shutdown_timeout"),
             &file.shutdown_timeout,
@@ -211,14 +250,19 @@ fn server(file: &ServerFile, base: &Path, problems: &mut Problems) -> Server {
 fn cache(file: &CacheFile, problems: &mut Problems) -> Cache {
     let root = KeyPath::parse("cache");
     let memory = problems.size(root.key("memory"), &file.memory, 256 << 20);
-    let max_object_size = problems.size(root.key("max_object_size"), &file.max_object_size, 8 << 20);
+    let max_object_size =
+        problems.size(root.key("max_object_size"), &file.max_object_size, 8 << 20);
     if max_object_size > memory {
         problems.add(root.key("max_object_size"), "is larger than cache.memory");
     }
     Cache {
         memory,
         max_object_size,
-        lock_timeout: problems.duration(root.key("lock_timeout"), &file.lock_timeout, Duration::from_secs(5)),
+        lock_timeout: problems.duration(
+            root.key("lock_timeout"),
+            &file.lock_timeout,
+            Duration::from_secs(5),
+        ),
     }
 }
 
@@ -226,24 +270,45 @@ fn log(file: &LogFile, problems: &mut Problems) -> Log {
     let root = KeyPath::parse("log");
     let level = file.level.clone().unwrap_or_else(|| "info".into());
     if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
-        problems.add(root.key("level"), format!("`{level}` is not a level or filter like `info` or `edgehook=debug`"));
+        problems.add(
+            root.key("level"),
+            format!("`{level}` is not a level or filter like `info` or `edgehook=debug`"),
+        );
     }
     let format = match file.format.as_deref() {
         None | Some("text") => LogFormat::Text,
         Some("json") => LogFormat::Json,
         Some(other) => {
-            problems.add(root.key("format"), format!("`{other}` is not `text` or `json`"));
+            problems.add(
+                root.key("format"),
+                format!("`{other}` is not `text` or `json`"),
+            );
             LogFormat::Text
         }
     };
-    Log { level, format, access_log: file.access_log.unwrap_or(true) }
+    Log {
+        level,
+        format,
+        access_log: file.access_log.unwrap_or(true),
+    }
 }
 
-fn origin(name: &str, file: &OriginFile, base: &Path, path: KeyPath, problems: &mut Problems) -> Option<Origin> {
+fn origin(
+    name: &str,
+    file: &OriginFile,
+    base: &Path,
+    path: KeyPath,
+    problems: &mut Problems,
+) -> Option<Origin> {
     let valid_name = !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !valid_name {
-        problems.add(path.clone(), "origin names use letters, digits, `-` and `_`");
+        problems.add(
+            path.clone(),
+            "origin names use letters, digits, `-` and `_`",
+        );
     }
     let kind = match (&file.url, &file.dir) {
         (Some(url), None) => OriginKind::Http(http_origin(url, file, base, &path, problems)?),
@@ -283,16 +348,31 @@ fn origin(name: &str, file: &OriginFile, base: &Path, path: KeyPath, problems: &
             return None;
         }
         (None, None) => {
-            problems.add(path, "needs `url` (an HTTP origin) or `dir` (a directory origin)");
+            problems.add(
+                path,
+                "needs `url` (an HTTP origin) or `dir` (a directory origin)",
+            );
             return None;
         }
     };
-    Some(Origin { name: name.to_string(), kind })
+    Some(Origin {
+        name: name.to_string(),
+        kind,
+    })
 }
 
-fn http_origin(url: &str, file: &OriginFile, base: &Path, path: &KeyPath, problems: &mut Problems) -> Option<HttpOrigin> {
+fn http_origin(
+    url: &str,
+    file: &OriginFile,
+    base: &Path,
+    path: &KeyPath,
+    problems: &mut Problems,
+) -> Option<HttpOrigin> {
     if file.index.is_some() {
-        problems.add(path.key("index"), "applies to `dir` origins, not `url` origins");
+        problems.add(
+            path.key("index"),
+            "applies to `dir` origins, not `url` origins",
+        );
     }
     let uri = match url.parse::<http::Uri>() {
         Ok(uri) => uri,
@@ -305,7 +385,10 @@ fn http_origin(url: &str, file: &OriginFile, base: &Path, path: &KeyPath, proble
         Some("http") => false,
         Some("https") => true,
         _ => {
-            problems.add(path.key("url"), format!("`{url}` must start with http:// or https://"));
+            problems.add(
+                path.key("url"),
+                format!("`{url}` must start with http:// or https://"),
+            );
             return None;
         }
     };
@@ -324,7 +407,10 @@ fn http_origin(url: &str, file: &OriginFile, base: &Path, path: &KeyPath, proble
         None | Some("origin") => HostHeader::Origin,
         Some("viewer") => HostHeader::Viewer,
         Some(other) => {
-            problems.add(path.key("host_header"), format!("`{other}` is not `origin` or `viewer`"));
+            problems.add(
+                path.key("host_header"),
+                format!("`{other}` is not `origin` or `viewer`"),
+            );
             HostHeader::Origin
         }
     };
@@ -332,17 +418,39 @@ fn http_origin(url: &str, file: &OriginFile, base: &Path, path: &KeyPath, proble
         if !tls {
             problems.add(path.key("ca_file"), "only applies to https:// origins");
         }
-        problems.check(path.key("ca_file"), crate::tls::load_certificates(&resolve_file(base, ca)))
+        problems.check(
+            path.key("ca_file"),
+            crate::tls::load_certificates(&resolve_file(base, ca)),
+        )
     });
     Some(HttpOrigin {
         tls,
-        host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
         port: uri.port_u16().unwrap_or(if tls { 443 } else { 80 }),
         base_path,
-        connect_timeout: problems.duration(path.key("connect_timeout"), &file.connect_timeout, Duration::from_secs(10)),
-        read_timeout: problems.duration(path.key("read_timeout"), &file.read_timeout, Duration::from_secs(30)),
-        write_timeout: problems.duration(path.key("write_timeout"), &file.write_timeout, Duration::from_secs(30)),
-        idle_timeout: problems.duration(path.key("idle_timeout"), &file.idle_timeout, Duration::from_secs(60)),
+        connect_timeout: problems.duration(
+            path.key("connect_timeout"),
+            &file.connect_timeout,
+            Duration::from_secs(10),
+        ),
+        read_timeout: problems.duration(
+            path.key("read_timeout"),
+            &file.read_timeout,
+            Duration::from_secs(30),
+        ),
+        write_timeout: problems.duration(
+            path.key("write_timeout"),
+            &file.write_timeout,
+            Duration::from_secs(30),
+        ),
+        idle_timeout: problems.duration(
+            path.key("idle_timeout"),
+            &file.idle_timeout,
+            Duration::from_secs(60),
+        ),
         verify_cert: file.verify_cert.unwrap_or(true),
         ca,
         host_header,
@@ -357,7 +465,10 @@ fn behaviors(
 ) -> Vec<Arc<Behavior>> {
     let root = KeyPath::parse("behaviors");
     if list.is_empty() {
-        problems.add(root.clone(), "at least one behavior is required, the last with path = \"*\"");
+        problems.add(
+            root.clone(),
+            "at least one behavior is required, the last with path = \"*\"",
+        );
     }
     let mut seen_patterns = BTreeSet::new();
     let mut out = Vec::new();
@@ -372,14 +483,26 @@ fn behaviors(
         };
         if let Some(pattern) = &pattern {
             if !seen_patterns.insert(pattern.as_str().to_string()) {
-                problems.add(path.key("path"), format!("`{}` is already used by an earlier behavior", pattern.as_str()));
+                problems.add(
+                    path.key("path"),
+                    format!(
+                        "`{}` is already used by an earlier behavior",
+                        pattern.as_str()
+                    ),
+                );
             }
             let is_last = index + 1 == list.len();
             if pattern.is_default() && !is_last {
-                problems.add(path.key("path"), "the default behavior `*` must be the last one");
+                problems.add(
+                    path.key("path"),
+                    "the default behavior `*` must be the last one",
+                );
             }
             if is_last && !pattern.is_default() {
-                problems.add(path.key("path"), "the last behavior must be the default, path = \"*\"");
+                problems.add(
+                    path.key("path"),
+                    "the last behavior must be the default, path = \"*\"",
+                );
             }
         }
         let origin = match &behavior.origin {
@@ -391,7 +514,10 @@ fn behaviors(
                         let known: Vec<&str> = file.origins.keys().map(String::as_str).collect();
                         problems.add(
                             path.key("origin"),
-                            format!("names origin `{name}`, which is not defined (defined: {})", known.join(", ")),
+                            format!(
+                                "names origin `{name}`, which is not defined (defined: {})",
+                                known.join(", ")
+                            ),
                         );
                     }
                     None
@@ -403,7 +529,11 @@ fn behaviors(
             }
         };
         let ttl = ttl(behavior, &path, problems);
-        let cache_key = cache_key(behavior.cache_key.as_ref(), &path.key("cache_key"), problems);
+        let cache_key = cache_key(
+            behavior.cache_key.as_ref(),
+            &path.key("cache_key"),
+            problems,
+        );
         if let (Some(pattern), Some(origin)) = (pattern, origin) {
             out.push(Arc::new(Behavior {
                 index,
@@ -420,28 +550,56 @@ fn behaviors(
 
 fn ttl(behavior: &BehaviorFile, path: &KeyPath, problems: &mut Problems) -> Ttl {
     let min = problems.duration(path.key("min_ttl"), &behavior.min_ttl, DEFAULT_MIN_TTL);
-    let default = problems.duration(path.key("default_ttl"), &behavior.default_ttl, DEFAULT_DEFAULT_TTL.max(min));
-    let max = problems.duration(path.key("max_ttl"), &behavior.max_ttl, DEFAULT_MAX_TTL.max(default));
-    let error = problems.duration(path.key("error_ttl"), &behavior.error_ttl, DEFAULT_ERROR_TTL);
+    let default = problems.duration(
+        path.key("default_ttl"),
+        &behavior.default_ttl,
+        DEFAULT_DEFAULT_TTL.max(min),
+    );
+    let max = problems.duration(
+        path.key("max_ttl"),
+        &behavior.max_ttl,
+        DEFAULT_MAX_TTL.max(default),
+    );
+    let error = problems.duration(
+        path.key("error_ttl"),
+        &behavior.error_ttl,
+        DEFAULT_ERROR_TTL,
+    );
     if min > default {
         problems.add(path.key("default_ttl"), "must not be less than min_ttl");
     }
     if default > max {
         problems.add(path.key("max_ttl"), "must not be less than default_ttl");
     }
-    Ttl { min, default, max, error }
+    Ttl {
+        min,
+        default,
+        max,
+        error,
+    }
 }
 
-fn cache_key(file: Option<&CacheKeyFile>, path: &KeyPath, problems: &mut Problems) -> CacheKeyPolicy {
+fn cache_key(
+    file: Option<&CacheKeyFile>,
+    path: &KeyPath,
+    problems: &mut Problems,
+) -> CacheKeyPolicy {
     let Some(file) = file else {
-        return CacheKeyPolicy { query: QueryPolicy::All, headers: Vec::new(), cookies: Vec::new() };
+        return CacheKeyPolicy {
+            query: QueryPolicy::All,
+            headers: Vec::new(),
+            cookies: Vec::new(),
+        };
     };
     let query = match &file.query {
         None => QueryPolicy::All,
         Some(QueryFile::Mode(mode)) if mode == "all" => QueryPolicy::All,
         Some(QueryFile::Mode(mode)) if mode == "none" => QueryPolicy::None,
         Some(QueryFile::Mode(other)) => {
-            problems.add(path.key("query"), format!("`{other}` is not \"none\", \"all\" or a list of names"));
+            problems.add(
+                path.key("query"),
+                format!("`{other}` is not \"none\", \"all\" or a list of names"),
+            );
             QueryPolicy::All
         }
         Some(QueryFile::Names(names)) => {
@@ -465,22 +623,34 @@ fn cache_key(file: Option<&CacheKeyFile>, path: &KeyPath, problems: &mut Problem
             )
         })
         .collect();
-    let headers = headers.iter().map(|h| http::HeaderName::from_bytes(h.as_bytes())).filter_map(Result::ok).collect();
+    let headers = headers
+        .iter()
+        .map(|h| http::HeaderName::from_bytes(h.as_bytes()))
+        .filter_map(Result::ok)
+        .collect();
     let cookies = file
         .cookies
         .iter()
         .enumerate()
         .filter_map(|(i, name)| {
-            let valid = !name.is_empty() && !name.contains(|c: char| c == '=' || c == ';' || c.is_whitespace());
+            let valid = !name.is_empty()
+                && !name.contains(|c: char| c == '=' || c == ';' || c.is_whitespace());
             if valid {
                 Some(name.clone())
             } else {
-                problems.add(path.key("cookies").index(i), format!("`{name}` is not a valid cookie name"));
+                problems.add(
+                    path.key("cookies").index(i),
+                    format!("`{name}` is not a valid cookie name"),
+                );
                 None
             }
         })
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    CacheKeyPolicy { query, headers, cookies }
+    CacheKeyPolicy {
+        query,
+        headers,
+        cookies,
+    }
 }

@@ -48,19 +48,29 @@ pub fn resolve(origin: &DirOrigin, raw_path: &str) -> Resolved {
             None => return Resolved::NotFound,
         }
     }
-    let Ok(canonical) = candidate.canonicalize() else { return Resolved::NotFound };
+    let Ok(canonical) = candidate.canonicalize() else {
+        return Resolved::NotFound;
+    };
     if !canonical.starts_with(&origin.root) {
         return Resolved::NotFound;
     }
     if canonical.is_dir() {
-        return if origin.index.is_some() { Resolved::AddSlash } else { Resolved::NotFound };
+        return if origin.index.is_some() {
+            Resolved::AddSlash
+        } else {
+            Resolved::NotFound
+        };
     }
     Resolved::File(canonical)
 }
 
 /// Content-Type by file extension.
 pub fn content_type(path: &Path) -> &'static str {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     match ext.as_str() {
         "html" | "htm" => "text/html; charset=utf-8",
         "css" => "text/css; charset=utf-8",
@@ -94,7 +104,10 @@ pub fn content_type(path: &Path) -> &'static str {
 
 /// A strong validator from size and modification time (nginx's scheme).
 pub fn etag(size: u64, modified: SystemTime) -> String {
-    let secs = modified.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = modified
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     format!("\"{secs:x}-{size:x}\"")
 }
 
@@ -103,7 +116,10 @@ pub fn etag(size: u64, modified: SystemTime) -> String {
 pub fn not_modified(req: &pingora::http::RequestHeader, etag: &str, modified: SystemTime) -> bool {
     if let Some(inm) = req.headers.get(http::header::IF_NONE_MATCH) {
         let Ok(inm) = inm.to_str() else { return false };
-        return inm.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == etag);
+        return inm
+            .split(',')
+            .map(str::trim)
+            .any(|t| t == "*" || t.trim_start_matches("W/") == etag);
     }
     let Some(since) = req
         .headers
@@ -114,8 +130,14 @@ pub fn not_modified(req: &pingora::http::RequestHeader, etag: &str, modified: Sy
         return false;
     };
     // HTTP dates have whole seconds.
-    let modified_secs = modified.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let since_secs = since.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let modified_secs = modified
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let since_secs = since
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     modified_secs <= since_secs
 }
 
@@ -168,8 +190,12 @@ impl DirServer {
         };
         let (file, metadata) = match opened.await {
             Ok(found) => found,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Reply::text(404, "not found"),
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return Reply::text(403, "forbidden"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Reply::text(404, "not found")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Reply::text(403, "forbidden")
+            }
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "directory origin cannot read a file");
                 return Reply::text(500, "cannot read file");
@@ -177,19 +203,32 @@ impl DirServer {
         };
         let modified = metadata.modified().unwrap_or(UNIX_EPOCH);
         let tag = etag(metadata.len(), modified);
-        let status = if not_modified(req, &tag, modified) { 304 } else { 200 };
+        let status = if not_modified(req, &tag, modified) {
+            304
+        } else {
+            200
+        };
         let Ok(mut header) = ResponseHeader::build(status, Some(6)) else {
             return Reply::text(500, "internal error");
         };
         let _ = header.insert_header(http::header::ETAG, tag.as_str());
-        let _ = header.insert_header(http::header::LAST_MODIFIED, httpdate::fmt_http_date(modified));
+        let _ = header.insert_header(
+            http::header::LAST_MODIFIED,
+            httpdate::fmt_http_date(modified),
+        );
         let _ = header.insert_header(http::header::CONTENT_TYPE, content_type(path));
         let _ = header.insert_header(http::header::ACCEPT_RANGES, "bytes");
         if status == 304 {
-            return Reply { header, body: Body::Empty };
+            return Reply {
+                header,
+                body: Body::Empty,
+            };
         }
         let _ = header.insert_header(http::header::CONTENT_LENGTH, metadata.len());
-        Reply { header, body: Body::File(file) }
+        Reply {
+            header,
+            body: Body::File(file),
+        }
     }
 }
 
@@ -213,28 +252,53 @@ mod tests {
         std::fs::write(root.join("docs/index.html"), "docs").unwrap();
         std::fs::write(root.join("a b.txt"), "space").unwrap();
         std::fs::write(outside.path().join("secret.txt"), "secret").unwrap();
-        std::os::unix::fs::symlink(outside.path().join("secret.txt"), root.join("link.txt")).unwrap();
-        let origin = DirOrigin { root: root.canonicalize().unwrap(), index: Some("index.html".into()) };
+        std::os::unix::fs::symlink(outside.path().join("secret.txt"), root.join("link.txt"))
+            .unwrap();
+        let origin = DirOrigin {
+            root: root.canonicalize().unwrap(),
+            index: Some("index.html".into()),
+        };
         (outside, origin)
     }
 
     #[test]
     fn resolves_files_and_indexes() {
         let (_dir, origin) = site();
-        assert_eq!(resolve(&origin, "/"), Resolved::File(origin.root.join("index.html")));
-        assert_eq!(resolve(&origin, "/docs/"), Resolved::File(origin.root.join("docs/index.html")));
+        assert_eq!(
+            resolve(&origin, "/"),
+            Resolved::File(origin.root.join("index.html"))
+        );
+        assert_eq!(
+            resolve(&origin, "/docs/"),
+            Resolved::File(origin.root.join("docs/index.html"))
+        );
         assert_eq!(resolve(&origin, "/docs"), Resolved::AddSlash);
-        assert_eq!(resolve(&origin, "/a%20b.txt"), Resolved::File(origin.root.join("a b.txt")));
+        assert_eq!(
+            resolve(&origin, "/a%20b.txt"),
+            Resolved::File(origin.root.join("a b.txt"))
+        );
         assert_eq!(resolve(&origin, "/missing"), Resolved::NotFound);
     }
 
     #[test]
     fn refuses_escapes() {
         let (_dir, origin) = site();
-        for path in ["/../secret.txt", "/docs/../../secret.txt", "/%2e%2e/secret.txt", "/..%2fsecret.txt", "/%2E%2E%2Fsecret.txt", "/a\\..\\secret.txt", "/x%00.txt"] {
+        for path in [
+            "/../secret.txt",
+            "/docs/../../secret.txt",
+            "/%2e%2e/secret.txt",
+            "/..%2fsecret.txt",
+            "/%2E%2E%2Fsecret.txt",
+            "/a\\..\\secret.txt",
+            "/x%00.txt",
+        ] {
             assert_eq!(resolve(&origin, path), Resolved::BadPath, "{path}");
         }
-        assert_eq!(resolve(&origin, "/link.txt"), Resolved::NotFound, "symlink out of the root");
+        assert_eq!(
+            resolve(&origin, "/link.txt"),
+            Resolved::NotFound,
+            "symlink out of the root"
+        );
         assert_eq!(resolve(&origin, "/%ff"), Resolved::BadPath);
     }
 
@@ -247,17 +311,31 @@ mod tests {
         req.insert_header("if-none-match", tag.as_str()).unwrap();
         assert!(not_modified(&req, &tag, modified));
         req.insert_header("if-none-match", "\"other\"").unwrap();
-        req.insert_header("if-modified-since", httpdate::fmt_http_date(modified)).unwrap();
-        assert!(!not_modified(&req, &tag, modified), "If-None-Match wins over If-Modified-Since");
+        req.insert_header("if-modified-since", httpdate::fmt_http_date(modified))
+            .unwrap();
+        assert!(
+            !not_modified(&req, &tag, modified),
+            "If-None-Match wins over If-Modified-Since"
+        );
         req.remove_header("if-none-match");
         assert!(not_modified(&req, &tag, modified));
-        req.insert_header("if-modified-since", httpdate::fmt_http_date(modified - std::time::Duration::from_secs(5))).unwrap();
+        req.insert_header(
+            "if-modified-since",
+            httpdate::fmt_http_date(modified - std::time::Duration::from_secs(5)),
+        )
+        .unwrap();
         assert!(!not_modified(&req, &tag, modified));
     }
 
     #[test]
     fn content_types() {
-        assert_eq!(content_type(Path::new("a/b.CSS")), "text/css; charset=utf-8");
-        assert_eq!(content_type(Path::new("x.unknown")), "application/octet-stream");
+        assert_eq!(
+            content_type(Path::new("a/b.CSS")),
+            "text/css; charset=utf-8"
+        );
+        assert_eq!(
+            content_type(Path::new("x.unknown")),
+            "application/octet-stream"
+        );
     }
 }

@@ -24,7 +24,10 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    pub fn new(local_socket: PathBuf, origins: &std::collections::BTreeMap<String, Arc<Origin>>) -> Self {
+    pub fn new(
+        local_socket: PathBuf,
+        origins: &std::collections::BTreeMap<String, Arc<Origin>>,
+    ) -> Self {
         let cas = origins
             .values()
             .filter_map(|origin| match &origin.kind {
@@ -39,7 +42,11 @@ impl Upstreams {
                 _ => None,
             })
             .collect();
-        Upstreams { local_socket, resolver: Resolver::default(), cas }
+        Upstreams {
+            local_socket,
+            resolver: Resolver::default(),
+            cas,
+        }
     }
 
     /// The peer for `origin`.
@@ -47,15 +54,31 @@ impl Upstreams {
         match &origin.kind {
             OriginKind::Dir(_) => {
                 let socket = self.local_socket.to_str().ok_or_else(|| {
-                    Error::explain(ErrorType::InternalError, "internal socket path is not UTF-8")
+                    Error::explain(
+                        ErrorType::InternalError,
+                        "internal socket path is not UTF-8",
+                    )
                 })?;
                 Ok(Box::new(HttpPeer::new_uds(socket, false, String::new())?))
             }
             OriginKind::Http(http) => {
-                let address = self.resolver.resolve(&http.host, http.port).await.map_err(|e| {
-                    Error::because(ErrorType::ConnectNoRoute, format!("resolving origin `{}` ({})", origin.name, http.host), e)
-                })?;
-                let sni = if http.tls { http.host.clone() } else { String::new() };
+                let address = self
+                    .resolver
+                    .resolve(&http.host, http.port)
+                    .await
+                    .map_err(|e| {
+                        Error::because(
+                            ErrorType::ConnectNoRoute,
+                            format!("resolving origin `{}` ({})", origin.name, http.host),
+                            e,
+                        )
+                        .into_up()
+                    })?;
+                let sni = if http.tls {
+                    http.host.clone()
+                } else {
+                    String::new()
+                };
                 let mut peer = HttpPeer::new(address, http.tls, sni);
                 let options = &mut peer.options;
                 options.connection_timeout = Some(http.connect_timeout);

@@ -26,11 +26,16 @@ pub fn record(edge: &Edge, session: &mut Session, error: Option<&Error>, ctx: &R
         _ => "none",
     };
     let metrics = &edge.metrics;
-    metrics.requests.with_label_values(&[class, ctx.behavior_label()]).inc();
+    metrics
+        .requests
+        .with_label_values(&[class, ctx.behavior_label()])
+        .inc();
     metrics.cache.with_label_values(&[cache]).inc();
     let bytes_out = session.as_ref().body_bytes_sent();
     metrics.bytes_out.inc_by(bytes_out as u64);
-    metrics.bytes_in.inc_by(session.as_ref().body_bytes_read() as u64);
+    metrics
+        .bytes_in
+        .inc_by(session.as_ref().body_bytes_read() as u64);
     if !edge.config.log.access_log {
         return;
     }

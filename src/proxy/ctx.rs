@@ -1,8 +1,33 @@
 //! Per-request state carried through pingora's phases.
 
 use crate::config::Behavior;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// Counts requests in progress; shutdown waits for it to reach zero.
+#[derive(Clone, Default)]
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    fn enter(&self) -> InFlightGuard {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        InFlightGuard(self.0.clone())
+    }
+}
+
+/// Held by a request's context for its whole life.
+pub struct InFlightGuard(Arc<AtomicUsize>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 pub struct RequestCtx {
     pub request_id: String,
@@ -15,10 +40,11 @@ pub struct RequestCtx {
     pub origin_started: Option<Instant>,
     /// Set when edgehook itself produced an error answer.
     pub error_answer: bool,
+    _in_flight: InFlightGuard,
 }
 
 impl RequestCtx {
-    pub fn new() -> Self {
+    pub fn new(in_flight: &InFlight) -> Self {
         RequestCtx {
             request_id: super::request_id::next(),
             started: Instant::now(),
@@ -26,20 +52,17 @@ impl RequestCtx {
             viewer_tls: false,
             origin_started: None,
             error_answer: false,
+            _in_flight: in_flight.enter(),
         }
     }
 
     pub fn origin_name(&self) -> &str {
-        self.behavior.as_ref().map_or("-", |b| b.origin.name.as_str())
+        self.behavior
+            .as_ref()
+            .map_or("-", |b| b.origin.name.as_str())
     }
 
     pub fn behavior_label(&self) -> &str {
         self.behavior.as_ref().map_or("-", |b| b.pattern.as_str())
-    }
-}
-
-impl Default for RequestCtx {
-    fn default() -> Self {
-        Self::new()
     }
 }

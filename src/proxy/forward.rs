@@ -2,7 +2,7 @@
 //! (or the directory origin's name on the internal socket), and the forwarding headers
 //! X-Forwarded-For (appended), X-Forwarded-Proto, Via (appended) and the request id.
 
-use crate::config::{Origin, OriginKind, HostHeader};
+use crate::config::{HostHeader, Origin, OriginKind};
 use pingora::http::RequestHeader;
 use pingora::Result;
 use std::net::IpAddr;
@@ -22,7 +22,11 @@ fn join_path(prefix: &str, path_and_query: &str) -> String {
 
 impl Forwarding<'_> {
     pub fn apply(&self, req: &mut RequestHeader) -> Result<()> {
-        let path_and_query = req.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        let path_and_query = req
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
         match &self.origin.kind {
             OriginKind::Http(http) => {
                 if !http.base_path.is_empty() {
@@ -33,18 +37,32 @@ impl Forwarding<'_> {
                 }
             }
             OriginKind::Dir(_) => {
-                set_uri(req, &join_path(&format!("/{}", self.origin.name), &path_and_query))?;
+                set_uri(
+                    req,
+                    &join_path(&format!("/{}", self.origin.name), &path_and_query),
+                )?;
             }
         }
         if let Some(ip) = self.client_ip {
-            let forwarded_for = match req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            let forwarded_for = match req
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+            {
                 Some(existing) if !existing.trim().is_empty() => format!("{existing}, {ip}"),
                 _ => ip.to_string(),
             };
             req.insert_header("x-forwarded-for", forwarded_for)?;
         }
-        req.insert_header("x-forwarded-proto", if self.viewer_tls { "https" } else { "http" })?;
-        let via = match req.headers.get(http::header::VIA).and_then(|v| v.to_str().ok()) {
+        req.insert_header(
+            "x-forwarded-proto",
+            if self.viewer_tls { "https" } else { "http" },
+        )?;
+        let via = match req
+            .headers
+            .get(http::header::VIA)
+            .and_then(|v| v.to_str().ok())
+        {
             Some(existing) => format!("{existing}, 1.1 {}", self.via),
             None => format!("1.1 {}", self.via),
         };
@@ -58,7 +76,13 @@ fn set_uri(req: &mut RequestHeader, path_and_query: &str) -> Result<()> {
     let uri = http::Uri::builder()
         .path_and_query(path_and_query)
         .build()
-        .map_err(|e| pingora::Error::because(pingora::ErrorType::InternalError, "building the origin URI", e))?;
+        .map_err(|e| {
+            pingora::Error::because(
+                pingora::ErrorType::InternalError,
+                "building the origin URI",
+                e,
+            )
+        })?;
     req.set_uri(uri);
     Ok(())
 }
@@ -130,7 +154,13 @@ mod tests {
 
     #[test]
     fn directory_origins_get_their_name_prefix() {
-        let origin = Origin { name: "site".into(), kind: OriginKind::Dir(DirOrigin { root: "/".into(), index: None }) };
+        let origin = Origin {
+            name: "site".into(),
+            kind: OriginKind::Dir(DirOrigin {
+                root: "/".into(),
+                index: None,
+            }),
+        };
         let mut req = RequestHeader::build("GET", b"/a/b.css?v=2", None).unwrap();
         forward(&origin, &mut req);
         assert_eq!(req.uri.to_string(), "/site/a/b.css?v=2");

@@ -19,7 +19,8 @@ fn mix(mut x: u64) -> u64 {
 }
 
 pub fn next() -> String {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    // Start at 1: mix(0) is 0.
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed) + 1;
     format!("{:016x}{:016x}", prefix(), mix(n))
 }
 
@@ -29,6 +30,8 @@ mod tests {
     fn ids_are_unique_and_fixed_length() {
         let ids: std::collections::HashSet<String> = (0..10_000).map(|_| super::next()).collect();
         assert_eq!(ids.len(), 10_000);
-        assert!(ids.iter().all(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())));
+        assert!(ids
+            .iter()
+            .all(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())));
     }
 }

@@ -1,0 +1,108 @@
+//! `edgehook check`, `--help` and `--version`.
+
+use std::process::Command;
+
+fn edgehook(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_edgehook"))
+        .args(args)
+        .output()
+        .expect("run edgehook")
+}
+
+#[test]
+fn check_accepts_every_shipped_config() {
+    let out = edgehook(&["check", "--config", "config/edgehook.toml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
+}
+
+#[test]
+fn check_reports_every_problem_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"
+[server]
+listen = ["127.0.0.1:8080"]
+colour = "blue"
+[server.tls]
+listen = ["127.0.0.1:8443"]
+cert = "missing-cert.pem"
+key = "missing-key.pem"
+
+[origins.app]
+url = "http://127.0.0.1:9000"
+read_timeout = "forever"
+
+[[behaviors]]
+path = "/a/*"
+origin = "ghost"
+[[behaviors]]
+path = "*"
+origin = "app"
+"#,
+    )
+    .unwrap();
+    let out = edgehook(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let file = path.display().to_string();
+    for expected in [
+        format!("{file}:4:1: unknown key `server.colour`"),
+        format!("{file}:7:1: `server.tls.cert` cannot read"),
+        format!("{file}:8:1: `server.tls.key` cannot read"),
+        format!("{file}:12:1: `origins.app.read_timeout` `forever`"),
+        format!("{file}:16:1: `behaviors[0].origin` names origin `ghost`"),
+        "5 problem(s)".to_string(),
+    ] {
+        assert!(
+            stderr.contains(&expected),
+            "missing `{expected}` in:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn check_reports_unreadable_file() {
+    let out = edgehook(&["check", "--config", "/nonexistent/edgehook.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+}
+
+#[test]
+fn serve_refuses_an_invalid_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[origins.app]\nurl = \"nope\"\n").unwrap();
+    let out = edgehook(&["serve", "--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not serving an invalid configuration"));
+}
+
+#[test]
+fn help_and_version_on_every_command() {
+    let version = env!("CARGO_PKG_VERSION");
+    for args in [vec![], vec!["serve"], vec!["check"]] {
+        let mut with_help = args.clone();
+        with_help.push("--help");
+        let out = edgehook(&with_help);
+        assert!(out.status.success(), "{with_help:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage: edgehook"),
+            "{with_help:?}"
+        );
+        let mut with_version = args.clone();
+        with_version.push("--version");
+        let out = edgehook(&with_version);
+        assert!(out.status.success(), "{with_version:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(version),
+            "{with_version:?}"
+        );
+    }
+}

@@ -1,0 +1,80 @@
+//! Access log lines, and SIGTERM/SIGINT draining in-flight requests before a clean exit.
+
+use crate::support::*;
+use std::time::Duration;
+
+#[tokio::test]
+async fn access_log_lines_are_structured() {
+    let origin = Origin::start(|_| Reply::ok("hello")).await;
+    let rest = format!(
+        "[log]\nformat = \"json\"\n[origins.app]\nurl = \"{}\"\n[[behaviors]]\npath = \"/x/*\"\norigin = \"app\"\n[[behaviors]]\npath = \"*\"\norigin = \"app\"\n",
+        origin.url()
+    );
+    let edge = Edgehook::start(&rest).await;
+    let response = client().get(edge.url("/x/page?q=1")).send().await.unwrap();
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    response.text().await.unwrap();
+    let log = edge.wait_log(&request_id).await;
+    let line = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["request_id"] == request_id.as_str())
+        .unwrap_or_else(|| panic!("no JSON access line for {request_id} in:\n{log}"));
+    assert_eq!(line["target"], "edgehook::access");
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["uri"], "/x/page?q=1");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["bytes"], 5);
+    assert_eq!(line["cache"], "miss");
+    assert_eq!(line["behavior"], "/x/*");
+    assert_eq!(line["origin"], "app");
+    assert!(line["duration_ms"].as_f64().unwrap() >= 0.0);
+}
+
+async fn drains_on(signal: i32) {
+    let origin = Origin::start(|_| Reply::ok("finished").delay(Duration::from_millis(1500))).await;
+    let rest = format!(
+        "[origins.app]\nurl = \"{}\"\n[[behaviors]]\npath = \"*\"\norigin = \"app\"\ncache = false\n",
+        origin.url()
+    );
+    let mut edge = Edgehook::start(&rest).await;
+    let url = edge.url("/slow");
+    let in_flight =
+        tokio::spawn(async move { client().get(url).send().await.map(|r| r.status().as_u16()) });
+    // Let the request reach the origin, then ask edgehook to stop.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while origin.total() == 0 {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    edge.signal(signal);
+    let status = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request completes");
+    assert_eq!(status, 200);
+    let code = tokio::task::spawn_blocking(move || {
+        let code = edge.wait_exit(Duration::from_secs(15));
+        (code, edge)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code.0, Some(0), "exit status; log:\n{}", code.1.log_text());
+    assert!(
+        std::net::TcpStream::connect(code.1.http).is_err(),
+        "no longer accepting"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_drains_and_exits_0() {
+    drains_on(libc::SIGTERM).await;
+}
+
+#[tokio::test]
+async fn sigint_drains_and_exits_0() {
+    drains_on(libc::SIGINT).await;
+}

@@ -1,0 +1,15 @@
+//! Integration tests: the real `edgehook` binary against real origins, over loopback sockets.
+//! One test crate with modules keeps the build to a single binary.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+mod admin;
+mod caching;
+mod cli;
+mod directory;
+mod errors;
+mod lifecycle;
+mod proxying;
+mod tls;

@@ -1,0 +1,220 @@
+//! Runs the real `edgehook` binary on loopback ephemeral ports with a generated config.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+pub fn free_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address")
+}
+
+pub struct Edgehook {
+    child: Option<Child>,
+    pub http: SocketAddr,
+    pub admin: SocketAddr,
+    pub tls: SocketAddr,
+    /// Holds the config and log; removed when the test ends.
+    _dir: tempfile::TempDir,
+    pub log: PathBuf,
+}
+
+/// Writes a config: a `[server]` table on fresh ports (plus `server_extra` lines) followed by
+/// `rest`, in which `{tls}` stands for a free TLS address and `{dir}` for the temp directory.
+pub fn write_config(
+    dir: &std::path::Path,
+    http: SocketAddr,
+    admin: SocketAddr,
+    tls: SocketAddr,
+    server_extra: &str,
+    rest: &str,
+) -> PathBuf {
+    let config = format!(
+        "[server]\nlisten = [\"{http}\"]\nadmin = \"{admin}\"\nadmin_token = \"{ADMIN_TOKEN}\"\nthreads = 2\nshutdown_timeout = \"10s\"\n{server_extra}\n{}",
+        rest.replace("{tls}", &tls.to_string()).replace("{dir}", &dir.display().to_string())
+    );
+    let path = dir.join("edgehook.toml");
+    std::fs::write(&path, config).expect("write config");
+    path
+}
+
+impl Edgehook {
+    pub async fn start(rest: &str) -> Edgehook {
+        Self::start_with("", rest).await
+    }
+
+    pub async fn start_with(server_extra: &str, rest: &str) -> Edgehook {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(dir, server_extra, rest).await
+    }
+
+    /// Starts with files the test already put in `dir`.
+    pub async fn start_in(dir: tempfile::TempDir, server_extra: &str, rest: &str) -> Edgehook {
+        let (http, admin, tls) = (free_addr(), free_addr(), free_addr());
+        let config = write_config(dir.path(), http, admin, tls, server_extra, rest);
+        let log = dir.path().join("edgehook.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_edgehook"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start edgehook");
+        let mut edgehook = Edgehook {
+            child: Some(child),
+            http,
+            admin,
+            tls,
+            _dir: dir,
+            log,
+        };
+        edgehook.wait_ready().await;
+        edgehook
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("edgehook exited early ({status}):\n{}", self.log_text());
+            }
+            let admin_up = TcpStream::connect(self.admin).is_ok();
+            let http_up = TcpStream::connect(self.http).is_ok();
+            if admin_up && http_up {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "edgehook did not start:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits (up to 5 s) until the log contains `needle`: log lines are written after the
+    /// response has gone out.
+    pub async fn wait_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = self.log_text();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{needle}` never appeared in the log:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).expect("running")
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid with a valid signal number has no memory effects.
+        unsafe {
+            libc::kill(self.pid(), signal);
+        }
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Edgehook {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Sends raw bytes and returns everything the server answers until it closes (or 5 s pass).
+pub fn raw_request(addr: SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream.write_all(request).expect("send");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client")
+}
+
+/// A self-signed certificate for `localhost`/127.0.0.1: (cert PEM, key PEM).
+pub fn self_signed() -> (String, String) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+        .expect("generate certificate");
+    (cert.cert.pem(), cert.key_pair.serialize_pem())
+}
+
+/// A rustls acceptor for a PEM certificate and key.
+pub fn tls_acceptor(cert_pem: &str, key_pem: &str) -> tokio_rustls::TlsAcceptor {
+    use tokio_rustls::rustls;
+    let certs = rustls_pemfile::certs(&mut cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = rustls_pemfile::private_key(&mut key_pem.as_bytes())
+        .unwrap()
+        .unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
+}

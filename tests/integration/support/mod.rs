@@ -1,0 +1,5 @@
+pub mod edgehook;
+pub mod origin;
+
+pub use edgehook::*;
+pub use origin::*;
