@@ -60,8 +60,14 @@ fn server_conf(config: &Config, runtime_dir: &std::path::Path) -> ServerConf {
         // is in flight.
         grace_period_seconds: Some(config.server.shutdown_timeout.as_secs().max(1)),
         graceful_shutdown_timeout_seconds: Some(1),
-        upgrade_sock: runtime_dir.join("upgrade.sock").to_string_lossy().into_owned(),
-        pid_file: runtime_dir.join("edgehook.pid").to_string_lossy().into_owned(),
+        upgrade_sock: runtime_dir
+            .join("upgrade.sock")
+            .to_string_lossy()
+            .into_owned(),
+        pid_file: runtime_dir
+            .join("edgehook.pid")
+            .to_string_lossy()
+            .into_owned(),
         ..ServerConf::default()
     }
 }
