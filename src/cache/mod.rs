@@ -54,9 +54,4 @@ impl CacheLayer {
         }
         purged.len()
     }
-
-    /// Bytes tracked by the eviction manager (what the `cache.memory` bound applies to).
-    pub fn tracked_bytes(&self) -> usize {
-        self.eviction.total_size()
-    }
 }

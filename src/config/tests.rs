@@ -233,3 +233,33 @@ fn cache_key_lists_are_normalised() {
     );
     assert_eq!(key.cookies, vec!["session".to_string()]);
 }
+
+#[test]
+fn tls_key_must_match_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), one.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), one.key_pair.serialize_pem()).unwrap();
+    std::fs::write(
+        dir.path().join("other-key.pem"),
+        other.key_pair.serialize_pem(),
+    )
+    .unwrap();
+    let config = |key: &str| {
+        format!(
+            "[server.tls]\nlisten = [\"127.0.0.1:8443\"]\ncert = \"{d}/cert.pem\"\nkey = \"{d}/{key}\"\n{MINIMAL}",
+            d = dir.path().display()
+        )
+    };
+    let good = parse_ok(&config("key.pem"));
+    assert!(good.server.tls.is_some_and(|t| t.h2));
+    let found = problems(&config("other-key.pem"));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("server.tls.key") && found[0].contains("does not fit"),
+        "{found:?}"
+    );
+    let found = problems(&config("cert.pem"));
+    assert!(found[0].contains("holds no PEM private key"), "{found:?}");
+}

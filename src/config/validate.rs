@@ -176,16 +176,16 @@ fn server(file: &ServerFile, base: &Path, problems: &mut Problems) -> Server {
         if key.is_none() {
             problems.add(path.key("key"), "is required for TLS");
         }
-        if let Some(cert) = &cert {
-            problems.check(
-                path.key("cert"),
-                crate::tls::load_certificates(cert).map(|_| ()),
-            );
-        }
-        if let Some(key) = &key {
+        let certificates = cert
+            .as_ref()
+            .and_then(|cert| problems.check(path.key("cert"), crate::tls::load_certificates(cert)));
+        let private_key = key
+            .as_ref()
+            .and_then(|key| problems.check(path.key("key"), crate::tls::load_private_key(key)));
+        if let (Some(certificates), Some(private_key)) = (certificates, private_key) {
             problems.check(
                 path.key("key"),
-                crate::tls::load_private_key(key).map(|_| ()),
+                crate::tls::check_key_pair(&certificates, private_key),
             );
         }
         Tls {

@@ -235,8 +235,7 @@ impl DirServer {
 #[async_trait]
 impl Handler for DirServer {
     async fn handle(&self, session: &mut ServerSession) -> Reply {
-        let req = session.req_header().clone();
-        self.serve(&req).await
+        self.serve(session.req_header()).await
     }
 }
 

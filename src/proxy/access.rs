@@ -11,12 +11,11 @@ pub fn record(edge: &Edge, session: &mut Session, error: Option<&Error>, ctx: &R
         || error.map_or(0, respond::status_for),
         |r| r.status.as_u16(),
     );
-    let cache = if session.cache.enabled() || ctx.behavior.as_ref().is_some_and(|b| b.cache) {
-        respond::cache_result(session.cache.phase())
+    let cache = if ctx.error_answer {
+        "error"
     } else {
-        "uncacheable"
+        respond::cache_result(session.cache.phase())
     };
-    let cache = if ctx.error_answer { "error" } else { cache };
     let class = match status {
         100..=199 => "1xx",
         200..=299 => "2xx",

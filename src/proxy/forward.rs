@@ -16,10 +16,6 @@ pub struct Forwarding<'a> {
     pub request_id: &'a str,
 }
 
-fn join_path(prefix: &str, path_and_query: &str) -> String {
-    format!("{prefix}{path_and_query}")
-}
-
 impl Forwarding<'_> {
     pub fn apply(&self, req: &mut RequestHeader) -> Result<()> {
         let path_and_query = req
@@ -30,17 +26,14 @@ impl Forwarding<'_> {
         match &self.origin.kind {
             OriginKind::Http(http) => {
                 if !http.base_path.is_empty() {
-                    set_uri(req, &join_path(&http.base_path, &path_and_query))?;
+                    set_uri(req, &format!("{}{path_and_query}", http.base_path))?;
                 }
                 if http.host_header == HostHeader::Origin {
                     req.insert_header(http::header::HOST, http.authority())?;
                 }
             }
             OriginKind::Dir(_) => {
-                set_uri(
-                    req,
-                    &join_path(&format!("/{}", self.origin.name), &path_and_query),
-                )?;
+                set_uri(req, &format!("/{}{path_and_query}", self.origin.name))?;
             }
         }
         if let Some(ip) = self.client_ip {

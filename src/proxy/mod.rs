@@ -49,7 +49,9 @@ pub struct EdgeProxy {
 
 /// Size of a request head as it came on the wire (request line and header lines).
 fn request_head_size(req: &RequestHeader) -> usize {
-    let line = req.method.as_str().len() + req.uri.to_string().len() + 12;
+    let target = req.uri.path_and_query().map_or(1, |p| p.as_str().len())
+        + req.uri.authority().map_or(0, |a| a.as_str().len() + 8);
+    let line = req.method.as_str().len() + target + 12;
     line + req
         .headers
         .iter()
@@ -275,16 +277,7 @@ impl ProxyHttp for EdgeProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let server = &self.edge.config.server;
-        let label = if session.cache.enabled()
-            || session.cache.phase()
-                != pingora::cache::CachePhase::Disabled(NoCacheReason::NeverEnabled)
-        {
-            respond::cache_label(session.cache.phase(), resp.status.as_u16())
-        } else if resp.status.as_u16() >= 400 {
-            respond::ERROR
-        } else {
-            respond::MISS
-        };
+        let label = respond::cache_label(session.cache.phase(), resp.status.as_u16());
         resp.insert_header(respond::X_CACHE, label)?;
         resp.insert_header(server.request_id_header.clone(), ctx.request_id.as_str())?;
         let via = match resp
