@@ -109,7 +109,7 @@ async fn path_escapes_are_refused() {
         "/%00secret.txt",
     ] {
         let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-        let answer = raw_request(edge.http, request.as_bytes());
+        let answer = raw_request(edge.http, request.as_bytes()).await;
         let status_line = answer.lines().next().unwrap_or("").to_string();
         assert!(
             !answer.contains("TOP SECRET"),

@@ -97,7 +97,7 @@ async fn malformed_requests_are_400() {
         origin.url()
     );
     let edge = Edgehook::start(&rest).await;
-    let no_host = raw_request(edge.http, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
+    let no_host = raw_request(edge.http, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n").await;
     assert!(no_host.starts_with("HTTP/1.1 400"), "{no_host}");
     assert!(
         no_host
@@ -105,12 +105,13 @@ async fn malformed_requests_are_400() {
             .contains("x-cache: error from edgehook"),
         "{no_host}"
     );
-    let garbage = raw_request(edge.http, b"GARBAGE\r\n\r\n");
+    let garbage = raw_request(edge.http, b"GARBAGE\r\n\r\n").await;
     assert!(garbage.starts_with("HTTP/1.1 400"), "{garbage}");
     let bad_header = raw_request(
         edge.http,
         b"GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n",
-    );
+    )
+    .await;
     assert!(bad_header.starts_with("HTTP/1.1 400"), "{bad_header}");
     assert_eq!(origin.total(), 0);
     assert_eq!(

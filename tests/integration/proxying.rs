@@ -130,3 +130,23 @@ async fn request_bodies_reach_the_origin() {
     assert_eq!(response.text().await.unwrap(), "got 100000 bytes");
     assert_eq!(origin.last().method, "POST");
 }
+
+#[tokio::test]
+async fn hop_by_hop_headers_stay_on_their_hop() {
+    let origin = Origin::start(|_| Reply::ok("x")).await;
+    let edge = Edgehook::start(&config(&origin, "cache = false")).await;
+    let answer = raw_request(
+        edge.http,
+        b"GET /hop HTTP/1.1\r\nHost: test\r\nConnection: close, x-private-hop\r\nx-private-hop: 1\r\nKeep-Alive: timeout=5\r\nProxy-Authorization: Basic eDp5\r\nx-end-to-end: kept\r\n\r\n",
+    ).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "{answer}\n{}",
+        edge.log_text()
+    );
+    let seen = origin.last();
+    for hop in ["x-private-hop", "keep-alive", "proxy-authorization"] {
+        assert!(!seen.headers.contains_key(hop), "{hop} reached the origin");
+    }
+    assert_eq!(seen.headers["x-end-to-end"], "kept");
+}
