@@ -3,6 +3,7 @@ pub mod admin;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod edge;
 pub mod local_http;
 pub mod origin;
 pub mod proxy;

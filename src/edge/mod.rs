@@ -1,0 +1,10 @@
+//! The Lambda@Edge contract, pure and independent of the engine: the event model, the header
+//! rules, and the validation of a function's result.
+
+pub mod event;
+pub mod result;
+pub mod rules;
+pub mod sample;
+
+pub use event::{Event, EventType};
+pub use result::{validate, Outcome, ValidationError};
