@@ -4,6 +4,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod edge;
+pub mod js;
 pub mod local_http;
 pub mod origin;
 pub mod proxy;

@@ -1,0 +1,267 @@
+//! One warm instance of one function: its own JS runtime (isolate), the bootstrap environment,
+//! the function's module, and its handler. An instance runs one event at a time and is reused
+//! while healthy, so module globals persist between invocations as on Lambda.
+
+use super::module::{commonjs_wrapper, function_specifier, FunctionLoader, ModuleKind};
+use super::ops::{edgehook_ops, LogContext};
+use super::{Failure, FunctionSpec};
+use deno_core::{v8, JsRuntime, PollEventLoopOptions, RuntimeOptions};
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+const BOOTSTRAP: &str = include_str!("runtime/bootstrap.js");
+
+/// Reads the internals the bootstrap left behind and removes them from the global object.
+const TAKE_INTERNALS: &str =
+    "(() => { const internals = globalThis.__edgehookInternals; delete globalThis.__edgehookInternals; return internals; })()";
+
+pub struct Instance {
+    runtime: JsRuntime,
+    spec: Arc<FunctionSpec>,
+    invoke: v8::Global<v8::Function>,
+    handler: v8::Global<v8::Value>,
+    info: v8::Global<v8::Value>,
+    out_of_memory: Rc<Cell<bool>>,
+}
+
+/// Turns a deno_core error into a failure, keeping the JavaScript error's name and message.
+pub fn failure_of(error: deno_core::error::CoreError) -> Failure {
+    use deno_core::error::CoreErrorKind;
+    match *error.0 {
+        CoreErrorKind::Js(js) => js_failure(&js),
+        CoreErrorKind::PendingPromiseResolution => Failure::NoResult,
+        other => Failure::Exception { error_type: "Error".into(), message: other.to_string(), stack: None },
+    }
+}
+
+fn js_failure(js: &deno_core::error::JsError) -> Failure {
+    let message = js.message.clone().unwrap_or_else(|| js.exception_message.clone());
+    if message.contains("execution terminated") || js.exception_message.contains("execution terminated") {
+        return Failure::Terminated;
+    }
+    Failure::Exception {
+        error_type: js.name.clone().unwrap_or_else(|| "Error".into()),
+        message,
+        stack: js.stack.clone(),
+    }
+}
+
+fn load_error(spec: &FunctionSpec, failure: Failure) -> Failure {
+    let detail = match failure {
+        Failure::Exception { error_type, message, .. } => format!("{error_type}: {message}"),
+        other => other.to_string(),
+    };
+    Failure::Load(format!("function `{}` ({}) failed to load: {detail}", spec.name, spec.file_name))
+}
+
+impl Instance {
+    /// Builds a fresh instance: runtime, environment, module, handler. Must run inside the
+    /// worker thread's tokio runtime.
+    pub async fn new(spec: Arc<FunctionSpec>, supervise: impl FnOnce(v8::IsolateHandle) -> u64) -> Result<Instance, Failure> {
+        let main = function_specifier(&spec.file_name);
+        let create_params = v8::CreateParams::default().heap_limits(0, spec.memory);
+        let mut runtime = JsRuntime::try_new(RuntimeOptions {
+            extensions: vec![edgehook_ops::init(LogContext { function: spec.name.clone(), request_id: String::new() })],
+            module_loader: Some(Rc::new(FunctionLoader { main: main.clone() })),
+            create_params: Some(create_params),
+            ..Default::default()
+        })
+        .map_err(|e| load_error(&spec, failure_of(e)))?;
+
+        // Loading runs the module's top-level code, so it is watched like an invocation.
+        supervise(runtime.v8_isolate().thread_safe_handle());
+
+        // The heap limit: stop the script and give the engine room to unwind; the instance is
+        // then replaced (its heap is nearly full).
+        let out_of_memory = Rc::new(Cell::new(false));
+        let handle = runtime.v8_isolate().thread_safe_handle();
+        let flag = out_of_memory.clone();
+        runtime.add_near_heap_limit_callback(move |current, _initial| {
+            flag.set(true);
+            handle.terminate_execution();
+            current.saturating_mul(2)
+        });
+
+        runtime.execute_script("edgehook:bootstrap", BOOTSTRAP).map_err(|e| load_error(&spec, js_failure(&e)))?;
+        let internals = runtime
+            .execute_script("edgehook:internals", TAKE_INTERNALS)
+            .map_err(|e| load_error(&spec, js_failure(&e)))?;
+        let (invoke, load_commonjs, set_env) = {
+            deno_core::scope!(scope, &mut runtime);
+            let internals = v8::Local::new(scope, internals);
+            let object: v8::Local<v8::Object> =
+                internals.try_into().map_err(|_| Failure::Load("bootstrap internals missing".into()))?;
+            let function = |scope: &mut v8::PinScope, name: &str| -> Result<v8::Global<v8::Function>, Failure> {
+                let key = v8::String::new(scope, name).ok_or_else(|| Failure::Load("string".into()))?;
+                let value = object.get(scope, key.into()).ok_or_else(|| Failure::Load(format!("no {name}")))?;
+                let f: v8::Local<v8::Function> =
+                    value.try_into().map_err(|_| Failure::Load(format!("{name} is not a function")))?;
+                Ok(v8::Global::new(scope, f))
+            };
+            (function(scope, "invoke")?, function(scope, "loadCommonJs")?, function(scope, "setEnv")?)
+        };
+        let env = {
+            deno_core::scope!(scope, &mut runtime);
+            let value = deno_core::serde_v8::to_v8(scope, &spec.env).map_err(|e| Failure::Load(e.to_string()))?;
+            v8::Global::new(scope, value)
+        };
+        runtime.call_with_args(&set_env, &[env]).await.map_err(|e| load_error(&spec, js_failure(&e)))?;
+
+        let exports = match spec.kind {
+            ModuleKind::Esm => {
+                let id = runtime
+                    .load_main_es_module_from_code(&main, spec.source.to_string())
+                    .await
+                    .map_err(|e| load_error(&spec, failure_of(e)))?;
+                let evaluated = runtime.mod_evaluate(id);
+                runtime
+                    .with_event_loop_future(evaluated, PollEventLoopOptions::default())
+                    .await
+                    .map_err(|e| load_error(&spec, failure_of(e)))?;
+                let namespace = runtime.get_module_namespace(id).map_err(|e| load_error(&spec, failure_of(e)))?;
+                deno_core::scope!(scope, &mut runtime);
+                let local: v8::Local<v8::Value> = v8::Local::new(scope, namespace).into();
+                v8::Global::new(scope, local)
+            }
+            ModuleKind::CommonJs => {
+                let wrapper = runtime
+                    .execute_script(main.to_string(), commonjs_wrapper(&spec.source))
+                    .map_err(|e| load_error(&spec, js_failure(&e)))?;
+                let filename = {
+                    deno_core::scope!(scope, &mut runtime);
+                    let name = v8::String::new(scope, main.path()).ok_or_else(|| Failure::Load("string".into()))?;
+                    let local: v8::Local<v8::Value> = name.into();
+                    v8::Global::new(scope, local)
+                };
+                let call = runtime.call_with_args(&load_commonjs, &[wrapper, filename]);
+                runtime
+                    .with_event_loop_promise(call, PollEventLoopOptions::default())
+                    .await
+                    .map_err(|e| load_error(&spec, failure_of(e)))?
+            }
+        };
+        let handler = {
+            deno_core::scope!(scope, &mut runtime);
+            let exports = v8::Local::new(scope, exports);
+            find_handler(scope, exports, &spec).map_err(Failure::Load)?
+        };
+        let info = {
+            deno_core::scope!(scope, &mut runtime);
+            let info = serde_json::json!({
+                "functionName": &*spec.name,
+                "functionVersion": spec.version,
+                "invokedFunctionArn": format!("arn:aws:lambda:us-east-1:000000000000:function:{}:{}", spec.name, spec.version),
+                "memoryLimitInMB": (spec.memory >> 20).to_string(),
+                "logStreamName": format!("edgehook/{}", std::process::id()),
+            });
+            let value = deno_core::serde_v8::to_v8(scope, &info).map_err(|e| Failure::Load(e.to_string()))?;
+            v8::Global::new(scope, value)
+        };
+        if out_of_memory.get() {
+            return Err(load_error(&spec, Failure::OutOfMemory));
+        }
+        Ok(Instance { runtime, spec, invoke, handler, info, out_of_memory })
+    }
+
+    /// A handle other threads use to stop this instance's running script.
+    pub fn isolate_handle(&mut self) -> v8::IsolateHandle {
+        self.runtime.v8_isolate().thread_safe_handle()
+    }
+
+    /// Clears a termination request so the isolate can run again.
+    pub fn cancel_termination(&mut self) {
+        self.runtime.v8_isolate().cancel_terminate_execution();
+    }
+
+    pub fn out_of_memory(&self) -> bool {
+        self.out_of_memory.get()
+    }
+
+    /// Runs one event (JSON) and returns the handler's result as JSON. Async waits are bounded
+    /// by `deadline` here; a script that never yields is stopped by the pool's supervisor.
+    pub async fn invoke(&mut self, event_json: &str, request_id: &str, deadline: Instant) -> Result<String, Failure> {
+        self.runtime.op_state().borrow_mut().put(LogContext { function: self.spec.name.clone(), request_id: request_id.to_string() });
+        let deadline_ms = SystemTime::now()
+            .checked_add(deadline.saturating_duration_since(Instant::now()))
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0.0, |d| d.as_millis() as f64);
+        let args = {
+            deno_core::scope!(scope, &mut self.runtime);
+            let text = |scope: &mut v8::PinScope, s: &str| -> Result<v8::Global<v8::Value>, Failure> {
+                let string = v8::String::new(scope, s).ok_or_else(|| Failure::InvalidResult("event too large".into()))?;
+                let local: v8::Local<v8::Value> = string.into();
+                Ok(v8::Global::new(scope, local))
+            };
+            let event = text(scope, event_json)?;
+            let request_id = text(scope, request_id)?;
+            let deadline: v8::Local<v8::Value> = v8::Number::new(scope, deadline_ms).into();
+            [self.handler.clone(), event, self.info.clone(), request_id, v8::Global::new(scope, deadline)]
+        };
+        let call = self.runtime.call_with_args(&self.invoke, &args);
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let settled = tokio::time::timeout(remaining, self.runtime.with_event_loop_promise(call, PollEventLoopOptions::default()))
+            .await
+            .map_err(|_| Failure::Timeout)?;
+        if self.out_of_memory.get() {
+            return Err(Failure::OutOfMemory);
+        }
+        let value = settled.map_err(failure_of)?;
+        let text = {
+            deno_core::scope!(scope, &mut self.runtime);
+            let local = v8::Local::new(scope, value);
+            local.to_rust_string_lossy(scope)
+        };
+        let (marker, json) = text.split_at(text.char_indices().nth(1).map_or(text.len(), |(i, _)| i));
+        match marker {
+            "N" => Ok(json.to_string()),
+            "W" => {
+                // The callback answered but the function asked to wait for its event loop.
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(remaining, self.runtime.run_event_loop(PollEventLoopOptions::default())).await {
+                    Err(_) => Err(Failure::Timeout),
+                    Ok(Err(e)) => Err(failure_of(e)),
+                    Ok(Ok(())) => Ok(json.to_string()),
+                }
+            }
+            "E" => Err(Failure::InvalidResult(format!("The Lambda function returned invalid JSON: {json}"))),
+            _ => Err(Failure::InvalidResult("The Lambda function returned invalid JSON".into())),
+        }
+    }
+}
+
+/// The handler export: `handler` (or `file.handler`, Lambda style) on the module's exports.
+fn find_handler(
+    scope: &mut v8::PinScope,
+    exports: v8::Local<v8::Value>,
+    spec: &FunctionSpec,
+) -> Result<v8::Global<v8::Value>, String> {
+    let name = spec.handler.rsplit('.').next().unwrap_or(&spec.handler);
+    let not_found = |found: &str| {
+        format!(
+            "function `{}` ({}) does not export a handler named `{name}`{found}",
+            spec.name, spec.file_name
+        )
+    };
+    let Ok(object) = v8::Local::<v8::Object>::try_from(exports) else {
+        return Err(not_found(" (its exports are not an object)"));
+    };
+    let key = v8::String::new(scope, name).ok_or_else(|| not_found(""))?;
+    let value = object.get(scope, key.into()).filter(|v| v.is_function());
+    match value {
+        Some(f) => Ok(v8::Global::new(scope, f)),
+        None => {
+            let names = object
+                .get_own_property_names(scope, Default::default())
+                .map(|list| {
+                    (0..list.length())
+                        .filter_map(|i| list.get_index(scope, i))
+                        .map(|n| n.to_rust_string_lossy(scope))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            Err(not_found(&format!(" (it exports: {})", if names.is_empty() { "nothing".into() } else { names.join(", ") })))
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The JavaScript function runtime: a pool of threads, each owning one warm instance of every
+//! function (`instance`), fed by a bounded queue (`pool`), with a supervisor that stops scripts
+//! at their timeout (`supervisor`). `invoke` runs an event and validates the result against the
+//! Lambda@Edge contract (`crate::edge`).
+//!
+//! ```text
+//!  caller (any thread)                     JS thread k (current-thread tokio runtime)
+//!  invoke(fn, event) --concurrency slot--> [bounded queue] --> instance[fn].invoke(event)
+//!        ^                                                         |   ^ terminate at deadline
+//!        +---------------- oneshot reply (result JSON) <-----------+   supervisor thread
+//! ```
+
+mod instance;
+mod module;
+mod ops;
+mod pool;
+mod supervisor;
+mod worker;
+
+pub use module::ModuleKind;
+pub use pool::{JsPool, PoolOptions};
+
+use crate::edge::{self, Event, Outcome};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything needed to run one function.
+#[derive(Debug, Clone)]
+pub struct FunctionSpec {
+    pub name: Arc<str>,
+    /// File name (for the module specifier, stack traces and kind detection).
+    pub file_name: String,
+    pub source: Arc<str>,
+    pub kind: ModuleKind,
+    /// Export name; a Lambda-style `file.export` uses the part after the last dot.
+    pub handler: String,
+    pub timeout: Duration,
+    /// Heap limit in bytes.
+    pub memory: usize,
+    pub env: BTreeMap<String, String>,
+    /// Maximum simultaneous invocations.
+    pub concurrency: usize,
+    pub version: String,
+}
+
+impl FunctionSpec {
+    /// A spec with the documented defaults: handler `handler`, 5 s, 128 MiB, no env.
+    pub fn new(name: &str, file_name: &str, source: &str) -> FunctionSpec {
+        FunctionSpec {
+            name: name.into(),
+            file_name: file_name.to_string(),
+            source: source.into(),
+            kind: ModuleKind::detect(file_name, source),
+            handler: "handler".into(),
+            timeout: Duration::from_secs(5),
+            memory: 128 << 20,
+            env: BTreeMap::new(),
+            concurrency: 1000,
+            version: "$LATEST".into(),
+        }
+    }
+}
+
+/// How an invocation failed, before classification.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    #[error("{error_type}: {message}")]
+    Exception { error_type: String, message: String, stack: Option<String> },
+    #[error("the function did not finish within its timeout")]
+    Timeout,
+    /// The supervisor stopped the script (reported as `Timeout` once the worker knows why).
+    #[error("execution terminated")]
+    Terminated,
+    #[error("the function exceeded its memory limit")]
+    OutOfMemory,
+    #[error("the function returned no result: it neither resolved nor called its callback")]
+    NoResult,
+    #[error("{0}")]
+    InvalidResult(String),
+    #[error("{0}")]
+    Load(String),
+    #[error("{0}")]
+    Throttled(String),
+    #[error("the function runtime is shutting down")]
+    Unavailable,
+}
+
+/// The three failure classes of Lambda@Edge (spec 5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    /// 503 `LambdaExecutionError`: threw, rejected, called back with an error, timed out, ran
+    /// out of memory, or could not be loaded.
+    Execution,
+    /// 502 `LambdaValidationError`: the result broke the contract.
+    Validation,
+    /// 503 `LambdaLimitExceeded`: throttled.
+    LimitExceeded,
+}
+
+impl FailureClass {
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureClass::Execution => "LambdaExecutionError",
+            FailureClass::Validation => "LambdaValidationError",
+            FailureClass::LimitExceeded => "LambdaLimitExceeded",
+        }
+    }
+
+    pub fn status(self) -> u16 {
+        match self {
+            FailureClass::Validation => 502,
+            FailureClass::Execution | FailureClass::LimitExceeded => 503,
+        }
+    }
+}
+
+/// A classified invocation failure whose message names the function, the rule broken and the
+/// request id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} in function `{function}` (request {request_id}): {message}", .class.name())]
+pub struct InvokeError {
+    pub class: FailureClass,
+    /// The error type as Lambda reports it (`TypeError`, `Runtime.Timeout`, ...).
+    pub error_type: String,
+    pub message: String,
+    pub function: String,
+    pub request_id: String,
+}
+
+impl InvokeError {
+    fn new(failure: Failure, function: &str, request_id: &str) -> InvokeError {
+        let (class, error_type, message) = match failure {
+            Failure::Exception { error_type, message, .. } => (FailureClass::Execution, error_type, message),
+            Failure::Timeout | Failure::Terminated => {
+                (FailureClass::Execution, "Runtime.Timeout".into(), Failure::Timeout.to_string())
+            }
+            Failure::OutOfMemory => (FailureClass::Execution, "Runtime.OutOfMemory".into(), Failure::OutOfMemory.to_string()),
+            Failure::Load(message) => (FailureClass::Execution, "Runtime.LoadError".into(), message),
+            Failure::Unavailable => (FailureClass::Execution, "Runtime.Unavailable".into(), Failure::Unavailable.to_string()),
+            Failure::NoResult => (FailureClass::Validation, "LambdaValidationError".into(), Failure::NoResult.to_string()),
+            Failure::InvalidResult(message) => (FailureClass::Validation, "LambdaValidationError".into(), message),
+            Failure::Throttled(message) => (FailureClass::LimitExceeded, "LambdaLimitExceeded".into(), message),
+        };
+        InvokeError { class, error_type, message, function: function.to_string(), request_id: request_id.to_string() }
+    }
+
+    pub fn validation(error: edge::ValidationError, function: &str, request_id: &str) -> InvokeError {
+        InvokeError::new(Failure::InvalidResult(error.0), function, request_id)
+    }
+}
+
+impl JsPool {
+    /// Runs `event` through `function` and validates the result against the event.
+    pub async fn invoke(&self, function: &str, event: &Event) -> Result<Outcome, InvokeError> {
+        let request_id = event.cf().config.request_id.clone();
+        let result = self
+            .invoke_json(function, event.to_json(), &request_id)
+            .await
+            .map_err(|failure| InvokeError::new(failure, function, &request_id))?;
+        let value: serde_json::Value = serde_json::from_str(&result).map_err(|e| {
+            InvokeError::new(Failure::InvalidResult(format!("The JSON output is not parsable: {e}")), function, &request_id)
+        })?;
+        edge::validate(event, &value).map_err(|e| InvokeError::validation(e, function, &request_id))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,216 @@
+//! The only native operations function code can reach, each through a private reference held by
+//! the bootstrap script: logging, randomness, hashing, base64 and URL parsing. None touches the
+//! file system, the network, processes or the host environment.
+
+use base64::Engine as _;
+use deno_core::{op2, OpState};
+use deno_error::JsErrorBox;
+use hmac::{Hmac, Mac};
+use sha2::Digest as _;
+
+/// Who is logging: set before each invocation so console output carries it.
+#[derive(Clone, Default)]
+pub struct LogContext {
+    pub function: std::sync::Arc<str>,
+    pub request_id: String,
+}
+
+#[op2(fast)]
+fn op_edgehook_log(state: &mut OpState, level: u32, #[string] message: &str) {
+    let context = state.borrow::<LogContext>();
+    let (function, request_id) = (&*context.function, context.request_id.as_str());
+    match level {
+        0 => tracing::debug!(target: "edgehook::function", function, request_id, "{message}"),
+        1 => tracing::info!(target: "edgehook::function", function, request_id, "{message}"),
+        2 => tracing::warn!(target: "edgehook::function", function, request_id, "{message}"),
+        _ => tracing::error!(target: "edgehook::function", function, request_id, "{message}"),
+    }
+}
+
+/// Largest single request for random bytes (Node allows far more; functions need little).
+const MAX_RANDOM: u32 = 64 << 20;
+
+#[op2]
+#[buffer]
+fn op_edgehook_random_bytes(len: u32) -> Result<Vec<u8>, JsErrorBox> {
+    if len > MAX_RANDOM {
+        return Err(JsErrorBox::range_error("randomBytes: size too large"));
+    }
+    let mut bytes = vec![0u8; len as usize];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+    Ok(bytes)
+}
+
+#[op2]
+#[string]
+fn op_edgehook_random_uuid() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    format!(
+        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+        b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]
+    )
+}
+
+fn unsupported(algorithm: &str) -> JsErrorBox {
+    JsErrorBox::generic(format!("Digest method not supported: {algorithm}"))
+}
+
+pub fn digest(algorithm: &str, data: &[u8]) -> Result<Vec<u8>, JsErrorBox> {
+    Ok(match algorithm {
+        "md5" => md5::Md5::digest(data).to_vec(),
+        "sha1" => sha1::Sha1::digest(data).to_vec(),
+        "sha256" => sha2::Sha256::digest(data).to_vec(),
+        "sha384" => sha2::Sha384::digest(data).to_vec(),
+        "sha512" => sha2::Sha512::digest(data).to_vec(),
+        other => return Err(unsupported(other)),
+    })
+}
+
+pub fn hmac(algorithm: &str, key: &[u8], data: &[u8]) -> Result<Vec<u8>, JsErrorBox> {
+    fn run<M: Mac + hmac::digest::KeyInit>(key: &[u8], data: &[u8]) -> Vec<u8> {
+        // HMAC accepts keys of any length, so this cannot fail.
+        let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+        mac.update(data);
+        mac.finalize().into_bytes().to_vec()
+    }
+    Ok(match algorithm {
+        "md5" => run::<Hmac<md5::Md5>>(key, data),
+        "sha1" => run::<Hmac<sha1::Sha1>>(key, data),
+        "sha256" => run::<Hmac<sha2::Sha256>>(key, data),
+        "sha384" => run::<Hmac<sha2::Sha384>>(key, data),
+        "sha512" => run::<Hmac<sha2::Sha512>>(key, data),
+        other => return Err(unsupported(other)),
+    })
+}
+
+#[op2]
+#[buffer]
+fn op_edgehook_digest(#[string] algorithm: &str, #[buffer] data: &[u8]) -> Result<Vec<u8>, JsErrorBox> {
+    digest(algorithm, data)
+}
+
+#[op2]
+#[buffer]
+fn op_edgehook_hmac(
+    #[string] algorithm: &str,
+    #[buffer] key: &[u8],
+    #[buffer] data: &[u8],
+) -> Result<Vec<u8>, JsErrorBox> {
+    hmac(algorithm, key, data)
+}
+
+#[op2]
+#[string]
+fn op_edgehook_base64_encode(#[buffer] data: &[u8], url: bool) -> String {
+    if url {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
+    } else {
+        base64::engine::general_purpose::STANDARD.encode(data)
+    }
+}
+
+/// Decodes base64 or base64url leniently, as Node does: whitespace and other stray characters
+/// are skipped, padding is optional, decoding stops at the first `=`.
+pub fn base64_decode_lenient(text: &str) -> Vec<u8> {
+    let mut clean: Vec<u8> = Vec::with_capacity(text.len());
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' => clean.push(b),
+            b'-' => clean.push(b'+'),
+            b'_' => clean.push(b'/'),
+            b'=' => break,
+            _ => {}
+        }
+    }
+    // A single leftover character carries no whole byte.
+    if clean.len() % 4 == 1 {
+        clean.pop();
+    }
+    base64::engine::general_purpose::STANDARD_NO_PAD.decode(&clean).unwrap_or_default()
+}
+
+#[op2]
+#[buffer]
+fn op_edgehook_base64_decode(#[string] text: &str) -> Vec<u8> {
+    base64_decode_lenient(text)
+}
+
+/// WHATWG URL parsing: href, protocol, username, password, host, hostname, port, pathname,
+/// search, hash, origin; or null when the input is not a URL.
+#[op2]
+#[serde]
+fn op_edgehook_url_parse(#[string] href: &str, #[string] base: &str, has_base: bool) -> Option<Vec<String>> {
+    let parsed = if has_base { url::Url::parse(base).and_then(|b| b.join(href)) } else { url::Url::parse(href) }
+    .ok()?;
+    let host = match (parsed.host_str(), parsed.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        _ => String::new(),
+    };
+    Some(vec![
+        parsed.as_str().to_string(),
+        format!("{}:", parsed.scheme()),
+        parsed.username().to_string(),
+        parsed.password().unwrap_or("").to_string(),
+        host,
+        parsed.host_str().unwrap_or("").to_string(),
+        parsed.port().map(|p| p.to_string()).unwrap_or_default(),
+        parsed.path().to_string(),
+        parsed.query().filter(|q| !q.is_empty()).map(|q| format!("?{q}")).unwrap_or_default(),
+        parsed.fragment().filter(|f| !f.is_empty()).map(|f| format!("#{f}")).unwrap_or_default(),
+        parsed.origin().ascii_serialization(),
+    ])
+}
+
+deno_core::extension!(
+    edgehook_ops,
+    ops = [
+        op_edgehook_log,
+        op_edgehook_random_bytes,
+        op_edgehook_random_uuid,
+        op_edgehook_digest,
+        op_edgehook_hmac,
+        op_edgehook_base64_encode,
+        op_edgehook_base64_decode,
+        op_edgehook_url_parse,
+    ],
+    options = { log: LogContext },
+    state = |state, options| {
+        state.put(options.log);
+    },
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn digests_match_known_vectors() {
+        assert_eq!(hex(&digest("md5", b"abc").unwrap()), "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(hex(&digest("sha1", b"abc").unwrap()), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(
+            hex(&digest("sha256", b"abc").unwrap()),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert!(digest("sha3", b"").is_err());
+        // RFC 4231 test case 2.
+        assert_eq!(
+            hex(&hmac("sha256", b"Jefe", b"what do ya want for nothing?").unwrap()),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn lenient_base64() {
+        assert_eq!(base64_decode_lenient("aGVsbG8="), b"hello");
+        assert_eq!(base64_decode_lenient("aGVsbG8"), b"hello");
+        assert_eq!(base64_decode_lenient("aGVs\nbG8="), b"hello");
+        assert_eq!(base64_decode_lenient("-_8"), vec![0xfb, 0xff]);
+    }
+}

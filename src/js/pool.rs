@@ -1,0 +1,125 @@
+//! The pool: JS threads fed by one bounded queue, a concurrency limit per function, and the
+//! supervisor. Every thread holds an instance of every function, so any thread can take any job.
+
+use super::supervisor::Supervisor;
+use super::worker::{Job, Worker};
+use super::{Failure, FunctionSpec};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{oneshot, Semaphore};
+
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    /// JS threads (default: one per core).
+    pub threads: usize,
+    /// Jobs that may wait for a free thread.
+    pub queue: usize,
+    /// How long a call may wait for a concurrency slot or queue space before it is throttled.
+    pub max_wait: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            queue: 1024,
+            max_wait: Duration::from_millis(100),
+        }
+    }
+}
+
+struct Registered {
+    spec: Arc<FunctionSpec>,
+    slots: Arc<Semaphore>,
+}
+
+pub struct JsPool {
+    jobs: async_channel::Sender<Job>,
+    functions: HashMap<String, Registered>,
+    supervisor: Arc<Supervisor>,
+    max_wait: Duration,
+}
+
+impl JsPool {
+    /// Starts the threads and loads every function on each; returns once all instances are
+    /// warm, or the first load failure.
+    pub fn start(functions: Vec<FunctionSpec>, options: &PoolOptions) -> Result<JsPool, Failure> {
+        let threads = options.threads.max(1);
+        let supervisor = Supervisor::start(threads).map_err(|e| Failure::Load(format!("cannot start the supervisor: {e}")))?;
+        let specs: Vec<Arc<FunctionSpec>> = functions.into_iter().map(Arc::new).collect();
+        let (jobs, receiver) = async_channel::bounded(options.queue.max(1));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        for index in 0..threads {
+            let worker = Worker { index, functions: specs.clone(), jobs: receiver.clone(), supervisor: supervisor.clone() };
+            let ready = ready_tx.clone();
+            std::thread::Builder::new()
+                .name(format!("edgehook-js-{index}"))
+                .spawn(move || worker.run(ready))
+                .map_err(|e| Failure::Load(format!("cannot start a JS thread: {e}")))?;
+        }
+        drop(ready_tx);
+        let pool = JsPool {
+            jobs,
+            functions: specs
+                .into_iter()
+                .map(|spec| {
+                    let slots = Arc::new(Semaphore::new(spec.concurrency.max(1)));
+                    (spec.name.to_string(), Registered { spec, slots })
+                })
+                .collect(),
+            supervisor,
+            max_wait: options.max_wait,
+        };
+        for _ in 0..threads {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(failure)) => return Err(failure),
+                Err(_) => return Err(Failure::Load("a JS thread stopped while loading".into())),
+            }
+        }
+        Ok(pool)
+    }
+
+    pub fn has_function(&self, name: &str) -> bool {
+        self.functions.contains_key(name)
+    }
+
+    /// Runs `event_json` through `function`; returns the handler's result as JSON text.
+    pub async fn invoke_json(&self, function: &str, event_json: String, request_id: &str) -> Result<String, Failure> {
+        let registered = self
+            .functions
+            .get(function)
+            .ok_or_else(|| Failure::Load(format!("no function named `{function}` is loaded")))?;
+        let throttled = || {
+            Failure::Throttled(format!(
+                "The Lambda function associated with the CloudFront distribution was throttled (concurrency {})",
+                registered.spec.concurrency
+            ))
+        };
+        let _slot = tokio::time::timeout(self.max_wait, registered.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| throttled())?
+            .map_err(|_| Failure::Unavailable)?;
+        let (reply, answer) = oneshot::channel();
+        let job = Job { function: registered.spec.clone(), event_json, request_id: request_id.to_string(), reply };
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(async_channel::TrySendError::Full(job)) => {
+                tokio::time::timeout(self.max_wait, self.jobs.send(job))
+                    .await
+                    .map_err(|_| throttled())?
+                    .map_err(|_| Failure::Unavailable)?;
+            }
+            Err(async_channel::TrySendError::Closed(_)) => return Err(Failure::Unavailable),
+        }
+        answer.await.map_err(|_| Failure::Unavailable)?
+    }
+}
+
+impl Drop for JsPool {
+    fn drop(&mut self) {
+        self.jobs.close();
+        self.supervisor.stop();
+    }
+}

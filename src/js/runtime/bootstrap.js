@@ -1,0 +1,791 @@
+// edgehook's JavaScript environment for Lambda@Edge functions. Runs once in every fresh
+// instance, before the function's code: it installs the Node.js-style built-ins functions
+// commonly use, keeps private references to the few ops it needs, and then removes every
+// deno_core internal from reach (`Deno`, `__bootstrap`, the op table).
+"use strict";
+((globalThis) => {
+  const core = globalThis.Deno.core;
+  const ops = core.ops;
+  const {
+    op_edgehook_log,
+    op_edgehook_random_bytes,
+    op_edgehook_random_uuid,
+    op_edgehook_digest,
+    op_edgehook_hmac,
+    op_edgehook_base64_encode,
+    op_edgehook_base64_decode,
+    op_edgehook_url_parse,
+  } = ops;
+  const encodeUtf8 = (text) => core.encode(text);
+  const decodeUtf8 = (bytes) => core.decode(bytes);
+  const createTimer = core.createTimer;
+  const cancelTimer = core.cancelTimer;
+  const { parse: jsonParse, stringify: jsonStringify } = JSON;
+  const ObjectFreeze = Object.freeze;
+  const ArrayIsArray = Array.isArray;
+
+  // ---- console --------------------------------------------------------------------------
+  function inspect(value, seen = new Set()) {
+    if (typeof value === "string") return value;
+    if (value === undefined) return "undefined";
+    if (value === null || typeof value !== "object") {
+      if (typeof value === "function") return `[Function: ${value.name || "anonymous"}]`;
+      if (typeof value === "bigint") return `${value}n`;
+      return String(value);
+    }
+    if (value instanceof Error) return value.stack || `${value.name}: ${value.message}`;
+    if (seen.has(value)) return "[Circular]";
+    try {
+      return jsonStringify(value, (k, v) => {
+        if (typeof v === "bigint") return `${v}n`;
+        if (typeof v === "object" && v !== null) {
+          if (v !== value && seen.has(v)) return "[Circular]";
+          seen.add(v);
+        }
+        return v;
+      });
+    } catch {
+      return Object.prototype.toString.call(value);
+    }
+  }
+  function format(args) {
+    if (args.length === 0) return "";
+    let first = args[0];
+    let rest = 1;
+    if (typeof first === "string" && first.includes("%")) {
+      first = first.replace(/%[sdifjoO%]/g, (spec) => {
+        if (spec === "%%") return "%";
+        if (rest >= args.length) return spec;
+        const arg = args[rest++];
+        switch (spec) {
+          case "%s": return typeof arg === "string" ? arg : inspect(arg);
+          case "%d": case "%i": return String(spec === "%i" ? Math.trunc(Number(arg)) : Number(arg));
+          case "%f": return String(Number(arg));
+          default: return inspect(arg);
+        }
+      });
+    } else {
+      first = inspect(first);
+    }
+    const parts = [first];
+    for (; rest < args.length; rest++) parts.push(inspect(args[rest]));
+    return parts.join(" ");
+  }
+  const LEVELS = { debug: 0, log: 1, info: 1, warn: 2, error: 3, trace: 0 };
+  const console = {};
+  for (const [name, level] of Object.entries(LEVELS)) {
+    console[name] = (...args) => op_edgehook_log(level, format(args));
+  }
+  console.dir = (value) => op_edgehook_log(1, inspect(value));
+  console.table = console.log;
+  console.assert = (condition, ...args) => {
+    if (!condition) op_edgehook_log(3, "Assertion failed" + (args.length ? ": " + format(args) : ""));
+  };
+  const timeLabels = new Map();
+  console.time = (label = "default") => timeLabels.set(label, Date.now());
+  console.timeEnd = (label = "default") => {
+    const start = timeLabels.get(label);
+    timeLabels.delete(label);
+    if (start !== undefined) op_edgehook_log(1, `${label}: ${Date.now() - start}ms`);
+  };
+
+  // ---- timers ---------------------------------------------------------------------------
+  const timers = new Map();
+  let nextTimerId = 1;
+  function addTimer(callback, delay, args, repeat) {
+    if (typeof callback !== "function") throw new TypeError("The \"callback\" argument must be a function");
+    const id = nextTimerId++;
+    const run = () => {
+      if (!repeat) timers.delete(id);
+      callback(...args);
+    };
+    timers.set(id, createTimer(run, Number(delay) || 1, undefined, repeat, true));
+    return id;
+  }
+  function clearTimer(id) {
+    const timer = timers.get(typeof id === "object" && id !== null ? id.id : id);
+    if (timer) {
+      cancelTimer(timer);
+      timers.delete(id);
+    }
+  }
+  const setTimeout = (callback, delay, ...args) => addTimer(callback, delay, args, false);
+  const setInterval = (callback, delay, ...args) => addTimer(callback, delay, args, true);
+  const setImmediate = (callback, ...args) => addTimer(callback, 0, args, false);
+
+  // ---- base64, Buffer, TextEncoder/TextDecoder -------------------------------------------
+  function latin1Bytes(text) {
+    const bytes = new Uint8Array(text.length);
+    for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i) & 0xff;
+    return bytes;
+  }
+  function latin1String(bytes) {
+    let out = "";
+    for (let i = 0; i < bytes.length; i += 8192) {
+      out += String.fromCharCode.apply(null, bytes.subarray(i, i + 8192));
+    }
+    return out;
+  }
+  function hexBytes(text) {
+    const length = text.length >>> 1;
+    const bytes = new Uint8Array(length);
+    let i = 0;
+    for (; i < length; i++) {
+      const byte = parseInt(text.substr(i * 2, 2), 16);
+      if (Number.isNaN(byte)) break;
+      bytes[i] = byte;
+    }
+    return bytes.subarray(0, i);
+  }
+  function hexString(bytes) {
+    let out = "";
+    for (let i = 0; i < bytes.length; i++) out += (bytes[i] < 16 ? "0" : "") + bytes[i].toString(16);
+    return out;
+  }
+  function utf16leBytes(text) {
+    const bytes = new Uint8Array(text.length * 2);
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      bytes[i * 2] = c & 0xff;
+      bytes[i * 2 + 1] = c >> 8;
+    }
+    return bytes;
+  }
+  function utf16leString(bytes) {
+    let out = "";
+    for (let i = 0; i + 1 < bytes.length; i += 2) out += String.fromCharCode(bytes[i] | (bytes[i + 1] << 8));
+    return out;
+  }
+  function normalizeEncoding(encoding) {
+    const e = String(encoding ?? "utf8").toLowerCase();
+    switch (e) {
+      case "utf8": case "utf-8": return "utf8";
+      case "hex": return "hex";
+      case "base64": return "base64";
+      case "base64url": return "base64url";
+      case "latin1": case "binary": return "latin1";
+      case "ascii": return "ascii";
+      case "ucs2": case "ucs-2": case "utf16le": case "utf-16le": return "utf16le";
+      default: throw new TypeError(`Unknown encoding: ${encoding}`);
+    }
+  }
+  function encodeString(text, encoding) {
+    switch (normalizeEncoding(encoding)) {
+      case "utf8": return encodeUtf8(text);
+      case "hex": return hexBytes(text);
+      case "base64": case "base64url": return op_edgehook_base64_decode(text);
+      case "latin1": case "ascii": return latin1Bytes(text);
+      case "utf16le": return utf16leBytes(text);
+    }
+  }
+  function decodeBytes(bytes, encoding) {
+    switch (normalizeEncoding(encoding)) {
+      case "utf8": return decodeUtf8(bytes);
+      case "hex": return hexString(bytes);
+      case "base64": return op_edgehook_base64_encode(bytes, false);
+      case "base64url": return op_edgehook_base64_encode(bytes, true);
+      case "latin1": return latin1String(bytes);
+      case "ascii": return latin1String(bytes.map((b) => b & 0x7f));
+      case "utf16le": return utf16leString(bytes);
+    }
+  }
+
+  class Buffer extends Uint8Array {
+    static from(value, encodingOrOffset, length) {
+      if (typeof value === "string") return toBuffer(encodeString(value, encodingOrOffset));
+      if (value instanceof ArrayBuffer) {
+        const offset = encodingOrOffset >>> 0;
+        const size = length === undefined ? value.byteLength - offset : length >>> 0;
+        return new Buffer(value, offset, size);
+      }
+      if (ArrayBuffer.isView(value)) {
+        return toBuffer(new Uint8Array(value.buffer, value.byteOffset, value.byteLength).slice());
+      }
+      if (ArrayIsArray(value)) return toBuffer(Uint8Array.from(value, (v) => v & 0xff));
+      if (value && typeof value === "object" && value.type === "Buffer" && ArrayIsArray(value.data)) {
+        return Buffer.from(value.data);
+      }
+      throw new TypeError("The first argument must be a string, Buffer, ArrayBuffer, Array, or array-like object");
+    }
+    static alloc(size, fill, encoding) {
+      const buffer = new Buffer(size >>> 0);
+      if (fill !== undefined) buffer.fill(typeof fill === "string" ? encodeString(fill, encoding)[0] ?? 0 : fill);
+      return buffer;
+    }
+    static allocUnsafe(size) {
+      return new Buffer(size >>> 0);
+    }
+    static isBuffer(value) {
+      return value instanceof Buffer;
+    }
+    static isEncoding(encoding) {
+      try {
+        normalizeEncoding(encoding);
+        return true;
+      } catch {
+        return false;
+      }
+    }
+    static byteLength(value, encoding) {
+      if (typeof value === "string") return encodeString(value, encoding).length;
+      return value.byteLength;
+    }
+    static concat(list, totalLength) {
+      const total = totalLength ?? list.reduce((n, b) => n + b.length, 0);
+      const out = new Buffer(total);
+      let offset = 0;
+      for (const item of list) {
+        if (offset >= total) break;
+        const part = item.subarray(0, total - offset);
+        out.set(part, offset);
+        offset += part.length;
+      }
+      return out;
+    }
+    static compare(a, b) {
+      const n = Math.min(a.length, b.length);
+      for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] < b[i] ? -1 : 1;
+      return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
+    }
+    toString(encoding, start = 0, end = this.length) {
+      return decodeBytes(this.subarray(start, end), encoding);
+    }
+    toJSON() {
+      return { type: "Buffer", data: Array.from(this) };
+    }
+    equals(other) {
+      return Buffer.compare(this, other) === 0;
+    }
+    compare(other) {
+      return Buffer.compare(this, other);
+    }
+    slice(start, end) {
+      return this.subarray(start, end);
+    }
+    subarray(start, end) {
+      const view = Uint8Array.prototype.subarray.call(this, start, end);
+      return new Buffer(view.buffer, view.byteOffset, view.byteLength);
+    }
+    write(text, offset = 0, length, encoding = "utf8") {
+      const bytes = encodeString(text, encoding).subarray(0, length ?? this.length - offset);
+      this.set(bytes.subarray(0, this.length - offset), offset);
+      return Math.min(bytes.length, this.length - offset);
+    }
+  }
+  function toBuffer(bytes) {
+    return new Buffer(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  function bytesOf(data, encoding) {
+    if (typeof data === "string") return encodeString(data, encoding);
+    if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (data instanceof ArrayBuffer) return new Uint8Array(data);
+    throw new TypeError("The \"data\" argument must be a string, Buffer, TypedArray or DataView");
+  }
+
+  class TextEncoder {
+    get encoding() {
+      return "utf-8";
+    }
+    encode(text = "") {
+      return encodeUtf8(String(text));
+    }
+    encodeInto(text, target) {
+      const bytes = encodeUtf8(String(text));
+      const written = Math.min(bytes.length, target.length);
+      target.set(bytes.subarray(0, written));
+      return { read: text.length, written };
+    }
+  }
+  class TextDecoder {
+    #encoding;
+    constructor(label = "utf-8") {
+      const e = String(label).toLowerCase();
+      if (e !== "utf-8" && e !== "utf8" && e !== "unicode-1-1-utf-8") {
+        throw new RangeError(`The "${label}" encoding is not supported`);
+      }
+      this.#encoding = "utf-8";
+    }
+    get encoding() {
+      return this.#encoding;
+    }
+    decode(input = new Uint8Array()) {
+      return decodeUtf8(bytesOf(input));
+    }
+  }
+
+  function btoa(data) {
+    const text = String(data);
+    for (let i = 0; i < text.length; i++) {
+      if (text.charCodeAt(i) > 255) throw new Error("Invalid character: btoa takes Latin-1 text");
+    }
+    return op_edgehook_base64_encode(latin1Bytes(text), false);
+  }
+  function atob(data) {
+    const text = String(data).replace(/[\t\n\f\r ]/g, "");
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 === 1) {
+      throw new Error("Invalid character: atob takes base64 text");
+    }
+    return latin1String(op_edgehook_base64_decode(text));
+  }
+
+  // ---- URL and URLSearchParams -----------------------------------------------------------
+  function formDecode(text) {
+    try {
+      return decodeURIComponent(text.replace(/\+/g, " "));
+    } catch {
+      return text.replace(/\+/g, " ");
+    }
+  }
+  function formEncode(text) {
+    return encodeURIComponent(text).replace(/%20/g, "+").replace(/[!'()~]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase());
+  }
+  class URLSearchParams {
+    #list = [];
+    #url = null;
+    constructor(init = "") {
+      if (typeof init === "string") {
+        this.#parse(init);
+      } else if (init instanceof URLSearchParams) {
+        this.#list = init.#list.map(([k, v]) => [k, v]);
+      } else if (init && typeof init === "object") {
+        if (typeof init[Symbol.iterator] === "function") {
+          for (const pair of init) {
+            const [k, v] = [...pair];
+            this.#list.push([String(k), String(v)]);
+          }
+        } else {
+          for (const key of Object.keys(init)) this.#list.push([key, String(init[key])]);
+        }
+      }
+    }
+    #parse(text) {
+      this.#list = [];
+      const query = text.startsWith("?") ? text.slice(1) : text;
+      for (const part of query.split("&")) {
+        if (part === "") continue;
+        const eq = part.indexOf("=");
+        const name = eq === -1 ? part : part.slice(0, eq);
+        const value = eq === -1 ? "" : part.slice(eq + 1);
+        this.#list.push([formDecode(name), formDecode(value)]);
+      }
+    }
+    static _attach(params, url) {
+      params.#url = url;
+    }
+    static _reparse(params, text) {
+      params.#parse(text);
+    }
+    #update() {
+      if (this.#url) this.#url._setSearchFromParams(this.toString());
+    }
+    get size() {
+      return this.#list.length;
+    }
+    append(name, value) {
+      this.#list.push([String(name), String(value)]);
+      this.#update();
+    }
+    delete(name, value) {
+      this.#list = this.#list.filter(([k, v]) => !(k === String(name) && (value === undefined || v === String(value))));
+      this.#update();
+    }
+    get(name) {
+      const found = this.#list.find(([k]) => k === String(name));
+      return found ? found[1] : null;
+    }
+    getAll(name) {
+      return this.#list.filter(([k]) => k === String(name)).map(([, v]) => v);
+    }
+    has(name, value) {
+      return this.#list.some(([k, v]) => k === String(name) && (value === undefined || v === String(value)));
+    }
+    set(name, value) {
+      const key = String(name);
+      const index = this.#list.findIndex(([k]) => k === key);
+      if (index === -1) {
+        this.#list.push([key, String(value)]);
+      } else {
+        this.#list[index][1] = String(value);
+        this.#list = this.#list.filter(([k], i) => k !== key || i === index);
+      }
+      this.#update();
+    }
+    sort() {
+      this.#list.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+      this.#update();
+    }
+    forEach(callback, thisArg) {
+      for (const [k, v] of this.#list) callback.call(thisArg, v, k, this);
+    }
+    *entries() {
+      for (const [k, v] of this.#list) yield [k, v];
+    }
+    *keys() {
+      for (const [k] of this.#list) yield k;
+    }
+    *values() {
+      for (const [, v] of this.#list) yield v;
+    }
+    [Symbol.iterator]() {
+      return this.entries();
+    }
+    toString() {
+      return this.#list.map(([k, v]) => `${formEncode(k)}=${formEncode(v)}`).join("&");
+    }
+  }
+
+  const URL_PARTS = ["href", "protocol", "username", "password", "host", "hostname", "port", "pathname", "search", "hash", "origin"];
+  class URL {
+    #parts;
+    #searchParams;
+    constructor(url, base) {
+      const parts = op_edgehook_url_parse(String(url), base === undefined ? "" : String(base), base !== undefined);
+      if (parts === null) throw new TypeError(`Invalid URL: ${url}`);
+      this.#parts = parts;
+      this.#searchParams = new URLSearchParams(parts[8]);
+      URLSearchParams._attach(this.#searchParams, this);
+    }
+    static canParse(url, base) {
+      return op_edgehook_url_parse(String(url), base === undefined ? "" : String(base), base !== undefined) !== null;
+    }
+    #set(index, value) {
+      const parts = this.#parts.slice();
+      parts[index] = value;
+      this.#reparse(parts);
+    }
+    #reparse(parts) {
+      const [, protocol, username, password, , hostname, port, pathname, search, hash] = parts;
+      const auth = username || password ? `${username}${password ? ":" + password : ""}@` : "";
+      const href = `${protocol}//${auth}${hostname}${port ? ":" + port : ""}${pathname}${search}${hash}`;
+      const reparsed = op_edgehook_url_parse(href, "", false);
+      if (reparsed !== null) {
+        this.#parts = reparsed;
+        URLSearchParams._reparse(this.#searchParams, reparsed[8]);
+      }
+    }
+    _setSearchFromParams(text) {
+      const parts = this.#parts.slice();
+      parts[8] = text ? "?" + text : "";
+      this.#reparse(parts);
+    }
+    get href() { return this.#parts[0]; }
+    set href(value) {
+      const parts = op_edgehook_url_parse(String(value), "", false);
+      if (parts === null) throw new TypeError(`Invalid URL: ${value}`);
+      this.#parts = parts;
+      URLSearchParams._reparse(this.#searchParams, parts[8]);
+    }
+    get protocol() { return this.#parts[1]; }
+    set protocol(v) { const p = String(v); this.#set(1, p.endsWith(":") ? p : p + ":"); }
+    get username() { return this.#parts[2]; }
+    set username(v) { this.#set(2, encodeURIComponent(String(v))); }
+    get password() { return this.#parts[3]; }
+    set password(v) { this.#set(3, encodeURIComponent(String(v))); }
+    get host() { return this.#parts[4]; }
+    set host(v) {
+      const [hostname, port = ""] = String(v).split(":");
+      const parts = this.#parts.slice();
+      parts[5] = hostname;
+      parts[6] = port;
+      this.#reparse(parts);
+    }
+    get hostname() { return this.#parts[5]; }
+    set hostname(v) { this.#set(5, String(v)); }
+    get port() { return this.#parts[6]; }
+    set port(v) { this.#set(6, String(v)); }
+    get pathname() { return this.#parts[7]; }
+    set pathname(v) { const p = String(v); this.#set(7, p.startsWith("/") ? p : "/" + p); }
+    get search() { return this.#parts[8]; }
+    set search(v) { const s = String(v); this.#set(8, s === "" || s.startsWith("?") ? s : "?" + s); }
+    get hash() { return this.#parts[9]; }
+    set hash(v) { const h = String(v); this.#set(9, h === "" || h.startsWith("#") ? h : "#" + h); }
+    get origin() { return this.#parts[10]; }
+    get searchParams() { return this.#searchParams; }
+    toString() { return this.href; }
+    toJSON() { return this.href; }
+  }
+
+  // ---- Node built-in modules -------------------------------------------------------------
+  const querystring = {
+    escape: (text) => encodeURIComponent(String(text)),
+    unescape: (text) => {
+      try {
+        return decodeURIComponent(String(text));
+      } catch {
+        return String(text);
+      }
+    },
+    parse(text, sep = "&", eq = "=", options = {}) {
+      const out = Object.create(null);
+      if (typeof text !== "string" || text.length === 0) return out;
+      const max = options.maxKeys ?? 1000;
+      const decode = options.decodeURIComponent ?? querystring.unescape;
+      let parts = text.split(sep);
+      if (max > 0) parts = parts.slice(0, max);
+      for (const part of parts) {
+        if (part === "") continue;
+        const index = part.indexOf(eq);
+        const rawKey = index >= 0 ? part.slice(0, index) : part;
+        const rawValue = index >= 0 ? part.slice(index + eq.length) : "";
+        const key = decode(rawKey.replace(/\+/g, " "));
+        const value = decode(rawValue.replace(/\+/g, " "));
+        if (!(key in out)) out[key] = value;
+        else if (ArrayIsArray(out[key])) out[key].push(value);
+        else out[key] = [out[key], value];
+      }
+      return out;
+    },
+    stringify(object, sep = "&", eq = "=", options = {}) {
+      if (object === null || typeof object !== "object") return "";
+      const encode = options.encodeURIComponent ?? querystring.escape;
+      const scalar = (v) => (typeof v === "string" ? v : typeof v === "number" && Number.isFinite(v) ? String(v) : typeof v === "bigint" || typeof v === "boolean" ? String(v) : "");
+      const out = [];
+      for (const key of Object.keys(object)) {
+        const value = object[key];
+        const k = encode(scalar(key)) + eq;
+        if (ArrayIsArray(value)) for (const item of value) out.push(k + encode(scalar(item)));
+        else out.push(k + encode(scalar(value)));
+      }
+      return out.join(sep);
+    },
+  };
+  querystring.decode = querystring.parse;
+  querystring.encode = querystring.stringify;
+
+  const HASHES = new Set(["md5", "sha1", "sha256", "sha384", "sha512"]);
+  function hashName(algorithm) {
+    const name = String(algorithm).toLowerCase().replace(/^rsa-/, "").replace("-", "");
+    if (!HASHES.has(name)) throw new Error(`Digest method not supported: ${algorithm}`);
+    return name;
+  }
+  function output(bytes, encoding) {
+    return encoding === undefined ? toBuffer(bytes) : decodeBytes(bytes, encoding);
+  }
+  class Hash {
+    #algorithm;
+    #chunks = [];
+    #done = false;
+    constructor(algorithm) {
+      this.#algorithm = hashName(algorithm);
+    }
+    update(data, encoding) {
+      if (this.#done) throw new Error("Digest already called");
+      this.#chunks.push(bytesOf(data, encoding).slice());
+      return this;
+    }
+    digest(encoding) {
+      if (this.#done) throw new Error("Digest already called");
+      this.#done = true;
+      return output(op_edgehook_digest(this.#algorithm, Buffer.concat(this.#chunks)), encoding);
+    }
+    copy() {
+      const copy = new Hash(this.#algorithm);
+      for (const chunk of this.#chunks) copy.update(chunk);
+      return copy;
+    }
+  }
+  class Hmac {
+    #algorithm;
+    #key;
+    #chunks = [];
+    #done = false;
+    constructor(algorithm, key) {
+      this.#algorithm = hashName(algorithm);
+      this.#key = bytesOf(key).slice();
+    }
+    update(data, encoding) {
+      if (this.#done) throw new Error("Digest already called");
+      this.#chunks.push(bytesOf(data, encoding).slice());
+      return this;
+    }
+    digest(encoding) {
+      if (this.#done) throw new Error("Digest already called");
+      this.#done = true;
+      return output(op_edgehook_hmac(this.#algorithm, this.#key, Buffer.concat(this.#chunks)), encoding);
+    }
+  }
+  function randomBytes(size, callback) {
+    const n = Number(size);
+    if (!Number.isInteger(n) || n < 0 || n > 65536 * 1024) throw new RangeError(`The "size" argument is out of range: ${size}`);
+    const bytes = toBuffer(op_edgehook_random_bytes(n));
+    if (typeof callback === "function") {
+      setTimeout(() => callback(null, bytes), 0);
+      return undefined;
+    }
+    return bytes;
+  }
+  function timingSafeEqual(a, b) {
+    const x = bytesOf(a);
+    const y = bytesOf(b);
+    if (x.length !== y.length) throw new RangeError("Input buffers must have the same byte length");
+    let diff = 0;
+    for (let i = 0; i < x.length; i++) diff |= x[i] ^ y[i];
+    return diff === 0;
+  }
+  function getRandomValues(array) {
+    if (!ArrayBuffer.isView(array)) throw new TypeError("getRandomValues takes a typed array");
+    if (array.byteLength > 65536) throw new RangeError("getRandomValues takes at most 65536 bytes");
+    new Uint8Array(array.buffer, array.byteOffset, array.byteLength).set(op_edgehook_random_bytes(array.byteLength));
+    return array;
+  }
+  const crypto = {
+    createHash: (algorithm) => new Hash(algorithm),
+    createHmac: (algorithm, key) => new Hmac(algorithm, key),
+    randomBytes,
+    randomUUID: () => op_edgehook_random_uuid(),
+    timingSafeEqual,
+    getRandomValues,
+    getHashes: () => [...HASHES],
+    webcrypto: { getRandomValues, randomUUID: () => op_edgehook_random_uuid() },
+  };
+
+  const BUILTINS = {
+    querystring,
+    crypto,
+    url: { URL, URLSearchParams },
+    buffer: { Buffer },
+  };
+  function require(name) {
+    const key = String(name).startsWith("node:") ? String(name).slice(5) : String(name);
+    if (Object.prototype.hasOwnProperty.call(BUILTINS, key)) return BUILTINS[key];
+    const available = Object.keys(BUILTINS).join(", ");
+    const error = new Error(`module not available: '${name}' (edgehook functions can require: ${available})`);
+    error.code = "MODULE_NOT_FOUND";
+    throw error;
+  }
+  require.resolve = (name) => {
+    require(name);
+    return name;
+  };
+
+  // ---- globals ---------------------------------------------------------------------------
+  const define = (name, value) =>
+    Object.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });
+  define("console", console);
+  define("setTimeout", setTimeout);
+  define("clearTimeout", clearTimer);
+  define("setInterval", setInterval);
+  define("clearInterval", clearTimer);
+  define("setImmediate", setImmediate);
+  define("clearImmediate", clearTimer);
+  define("Buffer", Buffer);
+  define("TextEncoder", TextEncoder);
+  define("TextDecoder", TextDecoder);
+  define("atob", atob);
+  define("btoa", btoa);
+  define("URL", URL);
+  define("URLSearchParams", URLSearchParams);
+  define("crypto", { getRandomValues, randomUUID: crypto.randomUUID });
+  define("global", globalThis);
+  define("require", require);
+
+  // ---- the invocation wrapper ------------------------------------------------------------
+  function errorOf(value) {
+    if (value instanceof Error) return value;
+    if (typeof value === "string") {
+      const error = new Error(value);
+      error.name = "string";
+      return error;
+    }
+    const error = new Error(inspect(value));
+    error.name = "Error";
+    return error;
+  }
+
+  // Runs one event through `handler`; resolves with "<W|N><result JSON>", or "E<message>" when
+  // the result cannot be turned into JSON. W means a callback result was given while the
+  // context asked to wait for the event loop to empty.
+  function invoke(handler, eventJson, info, requestId, deadline) {
+    const event = jsonParse(eventJson);
+    const context = {
+      functionName: info.functionName,
+      functionVersion: info.functionVersion,
+      invokedFunctionArn: info.invokedFunctionArn,
+      memoryLimitInMB: info.memoryLimitInMB,
+      awsRequestId: requestId,
+      logGroupName: `/aws/lambda/${info.functionName}`,
+      logStreamName: info.logStreamName,
+      callbackWaitsForEmptyEventLoop: true,
+      getRemainingTimeInMillis: () => Math.max(0, Math.round(deadline - Date.now())),
+    };
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      let viaCallback = false;
+      const finish = (value) => {
+        if (settled) return;
+        settled = true;
+        let json;
+        try {
+          json = jsonStringify(value === undefined ? null : value);
+        } catch (e) {
+          resolve("E" + (e && e.message ? e.message : String(e)));
+          return;
+        }
+        resolve((viaCallback && context.callbackWaitsForEmptyEventLoop ? "W" : "N") + (json ?? "null"));
+      };
+      const failed = (error) => {
+        if (settled) return;
+        settled = true;
+        reject(errorOf(error));
+      };
+      const callback = (error, value) => {
+        viaCallback = true;
+        if (error !== null && error !== undefined) failed(error);
+        else finish(value);
+      };
+      try {
+        const returned = handler(event, context, callback);
+        if (returned !== null && typeof returned === "object" && typeof returned.then === "function") {
+          returned.then(finish, failed);
+        } else if (returned !== undefined || handler.length < 3) {
+          finish(returned);
+        }
+        // Otherwise a callback-style handler: its callback settles the invocation.
+      } catch (error) {
+        failed(error);
+      }
+    });
+  }
+
+  function loadCommonJs(wrapper, filename) {
+    const module = { exports: {}, id: ".", filename, loaded: false, children: [], paths: [] };
+    wrapper.call(module.exports, module.exports, require, module, filename, "/var/task");
+    module.loaded = true;
+    return module.exports;
+  }
+
+  function setEnv(env) {
+    const processObject = {
+      env: Object.assign(Object.create(null), env),
+      version: "v20.0.0",
+      versions: { node: "20.0.0" },
+      platform: "linux",
+      arch: "x64",
+      argv: [],
+      cwd: () => "/var/task",
+      nextTick: (callback, ...args) => queueMicrotask(() => callback(...args)),
+      hrtime: Object.assign(
+        (previous) => {
+          const now = Date.now();
+          const time = [Math.floor(now / 1000), (now % 1000) * 1e6];
+          return previous ? [time[0] - previous[0], time[1] - previous[1]] : time;
+        },
+        { bigint: () => BigInt(Date.now()) * 1000000n },
+      ),
+      exit: () => {
+        throw new Error("process.exit is not available in edgehook functions");
+      },
+      on: () => processObject,
+      emitWarning: (warning) => op_edgehook_log(2, String(warning)),
+    };
+    define("process", processObject);
+  }
+
+  const internals = ObjectFreeze({ invoke, loadCommonJs, setEnv, require });
+  // Reached by edgehook through the global below, which edgehook deletes right after reading.
+  define("__edgehookInternals", internals);
+
+  // Remove deno_core's internals from reach.
+  delete globalThis.Deno;
+  delete globalThis.__bootstrap;
+})(globalThis);

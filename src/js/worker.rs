@@ -1,0 +1,117 @@
+//! One JS thread: a current-thread tokio runtime owning one instance of every function. It
+//! builds them all before taking work (so no request pays a cold start), then runs jobs from the
+//! shared queue one at a time, and replaces an instance after a timeout or memory exhaustion.
+
+use super::instance::Instance;
+use super::supervisor::Supervisor;
+use super::{Failure, FunctionSpec};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+pub struct Job {
+    pub function: Arc<FunctionSpec>,
+    pub event_json: String,
+    pub request_id: String,
+    pub reply: oneshot::Sender<Result<String, Failure>>,
+}
+
+pub struct Worker {
+    pub index: usize,
+    pub functions: Vec<Arc<FunctionSpec>>,
+    pub jobs: async_channel::Receiver<Job>,
+    pub supervisor: Arc<Supervisor>,
+}
+
+impl Worker {
+    /// Runs on its own thread until the queue closes. `ready` receives the outcome of loading.
+    pub fn run(self, ready: std::sync::mpsc::Sender<Result<(), Failure>>) {
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                let _ = ready.send(Err(Failure::Load(format!("cannot start a JS thread runtime: {e}"))));
+                return;
+            }
+        };
+        runtime.block_on(self.serve(ready));
+    }
+
+    async fn build(&self, spec: &Arc<FunctionSpec>) -> Result<Instance, Failure> {
+        let started = Instant::now();
+        let mut seq = None;
+        let result = Instance::new(spec.clone(), |handle| {
+            let armed = self.supervisor.arm(self.index, Instant::now() + spec.timeout, handle);
+            seq = Some(armed);
+            armed
+        })
+        .await;
+        let stopped = seq.is_some_and(|seq| self.supervisor.disarm(self.index, seq));
+        let result = match result {
+            Err(Failure::Load(message)) if stopped => Err(Failure::Load(format!("{message} (its top-level code ran past the timeout)"))),
+            other => other,
+        };
+        tracing::debug!(function = &*spec.name, worker = self.index, elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "instance ready");
+        result
+    }
+
+    async fn serve(self, ready: std::sync::mpsc::Sender<Result<(), Failure>>) {
+        let mut instances: HashMap<Arc<str>, Instance> = HashMap::new();
+        for spec in &self.functions {
+            match self.build(spec).await {
+                Ok(instance) => {
+                    instances.insert(spec.name.clone(), instance);
+                }
+                Err(failure) => {
+                    let _ = ready.send(Err(failure));
+                    return;
+                }
+            }
+        }
+        let _ = ready.send(Ok(()));
+        drop(ready);
+
+        while let Ok(job) = self.jobs.recv().await {
+            let name = job.function.name.clone();
+            if !instances.contains_key(&name) {
+                match self.build(&job.function).await {
+                    Ok(instance) => {
+                        instances.insert(name.clone(), instance);
+                    }
+                    Err(failure) => {
+                        let _ = job.reply.send(Err(failure));
+                        continue;
+                    }
+                }
+            }
+            let Some(instance) = instances.get_mut(&name) else { continue };
+            let deadline = Instant::now() + job.function.timeout;
+            let seq = self.supervisor.arm(self.index, deadline, instance.isolate_handle());
+            let mut result = instance.invoke(&job.event_json, &job.request_id, deadline).await;
+            let stopped = self.supervisor.disarm(self.index, seq);
+            // A stopped, timed-out or exhausted instance is not trusted again.
+            let replace = stopped || instance.out_of_memory() || matches!(result, Err(Failure::Timeout | Failure::Terminated | Failure::OutOfMemory));
+            if stopped {
+                instance.cancel_termination();
+                if instance.out_of_memory() {
+                    result = Err(Failure::OutOfMemory);
+                } else if result.is_ok() || matches!(result, Err(Failure::Terminated | Failure::Exception { .. })) {
+                    result = Err(Failure::Timeout);
+                }
+            } else if matches!(result, Err(Failure::Terminated)) {
+                result = Err(if instance.out_of_memory() { Failure::OutOfMemory } else { Failure::Timeout });
+            }
+            let _ = job.reply.send(result);
+            if replace {
+                tracing::warn!(function = &*name, worker = self.index, "replacing the instance after a timeout or memory exhaustion");
+                instances.remove(&name);
+                match self.build(&job.function).await {
+                    Ok(instance) => {
+                        instances.insert(name, instance);
+                    }
+                    Err(failure) => tracing::error!(function = &*job.function.name, error = %failure, "cannot rebuild the instance"),
+                }
+            }
+        }
+    }
+}
