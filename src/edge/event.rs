@@ -17,8 +17,12 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 4] =
-        [EventType::ViewerRequest, EventType::OriginRequest, EventType::OriginResponse, EventType::ViewerResponse];
+    pub const ALL: [EventType; 4] = [
+        EventType::ViewerRequest,
+        EventType::OriginRequest,
+        EventType::OriginResponse,
+        EventType::ViewerResponse,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -76,7 +80,10 @@ pub fn headers_from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)
         headers
             .entry(name.to_ascii_lowercase())
             .or_default()
-            .push(HeaderEntry { key: Some(name.to_string()), value: value.to_string() });
+            .push(HeaderEntry {
+                key: Some(name.to_string()),
+                value: value.to_string(),
+            });
     }
     headers
 }
@@ -207,7 +214,9 @@ pub enum EventError {
 
 impl Event {
     pub fn new(cf: Cf) -> Event {
-        Event { records: vec![Record { cf }] }
+        Event {
+            records: vec![Record { cf }],
+        }
     }
 
     pub fn cf(&self) -> &Cf {
@@ -234,11 +243,17 @@ impl Event {
         if kind.is_request() == cf.response.is_some() {
             return Err(EventError::Inconsistent(format!(
                 "a {kind} event {} a `response`",
-                if kind.is_request() { "cannot carry" } else { "needs" }
+                if kind.is_request() {
+                    "cannot carry"
+                } else {
+                    "needs"
+                }
             )));
         }
         if kind.is_viewer() && cf.request.origin.is_some() {
-            return Err(EventError::Inconsistent(format!("a {kind} event cannot carry `request.origin`")));
+            return Err(EventError::Inconsistent(format!(
+                "a {kind} event cannot carry `request.origin`"
+            )));
         }
         Ok(event)
     }
@@ -280,7 +295,10 @@ mod tests {
     fn parses_the_documented_example_and_round_trips() {
         let event = Event::from_json(VIEWER_REQUEST).unwrap();
         assert_eq!(event.event_type(), EventType::ViewerRequest);
-        assert_eq!(event.cf().request.headers["user-agent"][0].value, "curl/7.66.0");
+        assert_eq!(
+            event.cf().request.headers["user-agent"][0].value,
+            "curl/7.66.0"
+        );
         let again = Event::from_json(&event.to_json()).unwrap();
         assert_eq!(again, event);
         let json: serde_json::Value = serde_json::from_str(&event.to_json()).unwrap();
@@ -290,10 +308,15 @@ mod tests {
 
     #[test]
     fn refuses_inconsistent_events() {
-        let two = VIEWER_REQUEST.replace("[{\"cf\"", "[{\"cf\"").replace("}}]}", "}},{\"cf\":{}}]}");
+        let two = VIEWER_REQUEST
+            .replace("[{\"cf\"", "[{\"cf\"")
+            .replace("}}]}", "}},{\"cf\":{}}]}");
         assert!(Event::from_json(&two).is_err());
         let response_event = VIEWER_REQUEST.replace("viewer-request", "viewer-response");
-        assert!(Event::from_json(&response_event).unwrap_err().to_string().contains("needs a `response`"));
+        assert!(Event::from_json(&response_event)
+            .unwrap_err()
+            .to_string()
+            .contains("needs a `response`"));
         assert!(Event::from_json("{}").is_err());
     }
 

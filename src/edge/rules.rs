@@ -42,7 +42,13 @@ pub fn is_disallowed(name: &str) -> bool {
 /// Headers a function of `event` may read but not add, change or delete (3.2, current docs).
 pub fn read_only(event: EventType) -> &'static [&'static str] {
     match event {
-        EventType::ViewerRequest => &["cdn-loop", "content-length", "host", "transfer-encoding", "via"],
+        EventType::ViewerRequest => &[
+            "cdn-loop",
+            "content-length",
+            "host",
+            "transfer-encoding",
+            "via",
+        ],
         EventType::OriginRequest => &[
             "accept-encoding",
             "cdn-loop",
@@ -55,7 +61,13 @@ pub fn read_only(event: EventType) -> &'static [&'static str] {
             "via",
         ],
         EventType::OriginResponse => &["transfer-encoding", "via"],
-        EventType::ViewerResponse => &["content-encoding", "content-length", "transfer-encoding", "via", "warning"],
+        EventType::ViewerResponse => &[
+            "content-encoding",
+            "content-length",
+            "transfer-encoding",
+            "via",
+            "warning",
+        ],
     }
 }
 
@@ -85,13 +97,18 @@ pub fn is_denied_custom_header(name: &str) -> bool {
         "via",
         "x-real-ip",
     ];
-    DENIED.contains(&name) || name.starts_with("x-amz-") || name.starts_with("x-edge-") || is_disallowed(name)
+    DENIED.contains(&name)
+        || name.starts_with("x-amz-")
+        || name.starts_with("x-edge-")
+        || is_disallowed(name)
 }
 
 /// RFC 9110 token characters, which header names consist of.
 pub fn is_token(name: &str) -> bool {
     !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]

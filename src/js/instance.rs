@@ -32,13 +32,22 @@ pub fn failure_of(error: deno_core::error::CoreError) -> Failure {
     match *error.0 {
         CoreErrorKind::Js(js) => js_failure(&js),
         CoreErrorKind::PendingPromiseResolution => Failure::NoResult,
-        other => Failure::Exception { error_type: "Error".into(), message: other.to_string(), stack: None },
+        other => Failure::Exception {
+            error_type: "Error".into(),
+            message: other.to_string(),
+            stack: None,
+        },
     }
 }
 
 fn js_failure(js: &deno_core::error::JsError) -> Failure {
-    let message = js.message.clone().unwrap_or_else(|| js.exception_message.clone());
-    if message.contains("execution terminated") || js.exception_message.contains("execution terminated") {
+    let message = js
+        .message
+        .clone()
+        .unwrap_or_else(|| js.exception_message.clone());
+    if message.contains("execution terminated")
+        || js.exception_message.contains("execution terminated")
+    {
         return Failure::Terminated;
     }
     Failure::Exception {
@@ -50,20 +59,33 @@ fn js_failure(js: &deno_core::error::JsError) -> Failure {
 
 fn load_error(spec: &FunctionSpec, failure: Failure) -> Failure {
     let detail = match failure {
-        Failure::Exception { error_type, message, .. } => format!("{error_type}: {message}"),
+        Failure::Exception {
+            error_type,
+            message,
+            ..
+        } => format!("{error_type}: {message}"),
         other => other.to_string(),
     };
-    Failure::Load(format!("function `{}` ({}) failed to load: {detail}", spec.name, spec.file_name))
+    Failure::Load(format!(
+        "function `{}` ({}) failed to load: {detail}",
+        spec.name, spec.file_name
+    ))
 }
 
 impl Instance {
     /// Builds a fresh instance: runtime, environment, module, handler. Must run inside the
     /// worker thread's tokio runtime.
-    pub async fn new(spec: Arc<FunctionSpec>, supervise: impl FnOnce(v8::IsolateHandle) -> u64) -> Result<Instance, Failure> {
+    pub async fn new(
+        spec: Arc<FunctionSpec>,
+        supervise: impl FnOnce(v8::IsolateHandle) -> u64,
+    ) -> Result<Instance, Failure> {
         let main = function_specifier(&spec.file_name);
         let create_params = v8::CreateParams::default().heap_limits(0, spec.memory);
         let mut runtime = JsRuntime::try_new(RuntimeOptions {
-            extensions: vec![edgehook_ops::init(LogContext { function: spec.name.clone(), request_id: String::new() })],
+            extensions: vec![edgehook_ops::init(LogContext {
+                function: spec.name.clone(),
+                request_id: String::new(),
+            })],
             module_loader: Some(Rc::new(FunctionLoader { main: main.clone() })),
             create_params: Some(create_params),
             ..Default::default()
@@ -84,30 +106,47 @@ impl Instance {
             current.saturating_mul(2)
         });
 
-        runtime.execute_script("edgehook:bootstrap", BOOTSTRAP).map_err(|e| load_error(&spec, js_failure(&e)))?;
+        runtime
+            .execute_script("edgehook:bootstrap", BOOTSTRAP)
+            .map_err(|e| load_error(&spec, js_failure(&e)))?;
         let internals = runtime
             .execute_script("edgehook:internals", TAKE_INTERNALS)
             .map_err(|e| load_error(&spec, js_failure(&e)))?;
         let (invoke, load_commonjs, set_env) = {
             deno_core::scope!(scope, &mut runtime);
             let internals = v8::Local::new(scope, internals);
-            let object: v8::Local<v8::Object> =
-                internals.try_into().map_err(|_| Failure::Load("bootstrap internals missing".into()))?;
-            let function = |scope: &mut v8::PinScope, name: &str| -> Result<v8::Global<v8::Function>, Failure> {
-                let key = v8::String::new(scope, name).ok_or_else(|| Failure::Load("string".into()))?;
-                let value = object.get(scope, key.into()).ok_or_else(|| Failure::Load(format!("no {name}")))?;
-                let f: v8::Local<v8::Function> =
-                    value.try_into().map_err(|_| Failure::Load(format!("{name} is not a function")))?;
+            let object: v8::Local<v8::Object> = internals
+                .try_into()
+                .map_err(|_| Failure::Load("bootstrap internals missing".into()))?;
+            let function = |scope: &mut v8::PinScope,
+                            name: &str|
+             -> Result<v8::Global<v8::Function>, Failure> {
+                let key =
+                    v8::String::new(scope, name).ok_or_else(|| Failure::Load("string".into()))?;
+                let value = object
+                    .get(scope, key.into())
+                    .ok_or_else(|| Failure::Load(format!("no {name}")))?;
+                let f: v8::Local<v8::Function> = value
+                    .try_into()
+                    .map_err(|_| Failure::Load(format!("{name} is not a function")))?;
                 Ok(v8::Global::new(scope, f))
             };
-            (function(scope, "invoke")?, function(scope, "loadCommonJs")?, function(scope, "setEnv")?)
+            (
+                function(scope, "invoke")?,
+                function(scope, "loadCommonJs")?,
+                function(scope, "setEnv")?,
+            )
         };
         let env = {
             deno_core::scope!(scope, &mut runtime);
-            let value = deno_core::serde_v8::to_v8(scope, &spec.env).map_err(|e| Failure::Load(e.to_string()))?;
+            let value = deno_core::serde_v8::to_v8(scope, &spec.env)
+                .map_err(|e| Failure::Load(e.to_string()))?;
             v8::Global::new(scope, value)
         };
-        runtime.call_with_args(&set_env, &[env]).await.map_err(|e| load_error(&spec, js_failure(&e)))?;
+        runtime
+            .call_with_args(&set_env, &[env])
+            .await
+            .map_err(|e| load_error(&spec, js_failure(&e)))?;
 
         let exports = match spec.kind {
             ModuleKind::Esm => {
@@ -120,7 +159,9 @@ impl Instance {
                     .with_event_loop_future(evaluated, PollEventLoopOptions::default())
                     .await
                     .map_err(|e| load_error(&spec, failure_of(e)))?;
-                let namespace = runtime.get_module_namespace(id).map_err(|e| load_error(&spec, failure_of(e)))?;
+                let namespace = runtime
+                    .get_module_namespace(id)
+                    .map_err(|e| load_error(&spec, failure_of(e)))?;
                 deno_core::scope!(scope, &mut runtime);
                 let local: v8::Local<v8::Value> = v8::Local::new(scope, namespace).into();
                 v8::Global::new(scope, local)
@@ -131,7 +172,8 @@ impl Instance {
                     .map_err(|e| load_error(&spec, js_failure(&e)))?;
                 let filename = {
                     deno_core::scope!(scope, &mut runtime);
-                    let name = v8::String::new(scope, main.path()).ok_or_else(|| Failure::Load("string".into()))?;
+                    let name = v8::String::new(scope, main.path())
+                        .ok_or_else(|| Failure::Load("string".into()))?;
                     let local: v8::Local<v8::Value> = name.into();
                     v8::Global::new(scope, local)
                 };
@@ -156,13 +198,21 @@ impl Instance {
                 "memoryLimitInMB": (spec.memory >> 20).to_string(),
                 "logStreamName": format!("edgehook/{}", std::process::id()),
             });
-            let value = deno_core::serde_v8::to_v8(scope, &info).map_err(|e| Failure::Load(e.to_string()))?;
+            let value = deno_core::serde_v8::to_v8(scope, &info)
+                .map_err(|e| Failure::Load(e.to_string()))?;
             v8::Global::new(scope, value)
         };
         if out_of_memory.get() {
             return Err(load_error(&spec, Failure::OutOfMemory));
         }
-        Ok(Instance { runtime, spec, invoke, handler, info, out_of_memory })
+        Ok(Instance {
+            runtime,
+            spec,
+            invoke,
+            handler,
+            info,
+            out_of_memory,
+        })
     }
 
     /// A handle other threads use to stop this instance's running script.
@@ -181,29 +231,49 @@ impl Instance {
 
     /// Runs one event (JSON) and returns the handler's result as JSON. Async waits are bounded
     /// by `deadline` here; a script that never yields is stopped by the pool's supervisor.
-    pub async fn invoke(&mut self, event_json: &str, request_id: &str, deadline: Instant) -> Result<String, Failure> {
-        self.runtime.op_state().borrow_mut().put(LogContext { function: self.spec.name.clone(), request_id: request_id.to_string() });
+    pub async fn invoke(
+        &mut self,
+        event_json: &str,
+        request_id: &str,
+        deadline: Instant,
+    ) -> Result<String, Failure> {
+        self.runtime.op_state().borrow_mut().put(LogContext {
+            function: self.spec.name.clone(),
+            request_id: request_id.to_string(),
+        });
         let deadline_ms = SystemTime::now()
             .checked_add(deadline.saturating_duration_since(Instant::now()))
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0.0, |d| d.as_millis() as f64);
         let args = {
             deno_core::scope!(scope, &mut self.runtime);
-            let text = |scope: &mut v8::PinScope, s: &str| -> Result<v8::Global<v8::Value>, Failure> {
-                let string = v8::String::new(scope, s).ok_or_else(|| Failure::InvalidResult("event too large".into()))?;
-                let local: v8::Local<v8::Value> = string.into();
-                Ok(v8::Global::new(scope, local))
-            };
+            let text =
+                |scope: &mut v8::PinScope, s: &str| -> Result<v8::Global<v8::Value>, Failure> {
+                    let string = v8::String::new(scope, s)
+                        .ok_or_else(|| Failure::InvalidResult("event too large".into()))?;
+                    let local: v8::Local<v8::Value> = string.into();
+                    Ok(v8::Global::new(scope, local))
+                };
             let event = text(scope, event_json)?;
             let request_id = text(scope, request_id)?;
             let deadline: v8::Local<v8::Value> = v8::Number::new(scope, deadline_ms).into();
-            [self.handler.clone(), event, self.info.clone(), request_id, v8::Global::new(scope, deadline)]
+            [
+                self.handler.clone(),
+                event,
+                self.info.clone(),
+                request_id,
+                v8::Global::new(scope, deadline),
+            ]
         };
         let call = self.runtime.call_with_args(&self.invoke, &args);
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let settled = tokio::time::timeout(remaining, self.runtime.with_event_loop_promise(call, PollEventLoopOptions::default()))
-            .await
-            .map_err(|_| Failure::Timeout)?;
+        let settled = tokio::time::timeout(
+            remaining,
+            self.runtime
+                .with_event_loop_promise(call, PollEventLoopOptions::default()),
+        )
+        .await
+        .map_err(|_| Failure::Timeout)?;
         if self.out_of_memory.get() {
             return Err(Failure::OutOfMemory);
         }
@@ -213,20 +283,30 @@ impl Instance {
             let local = v8::Local::new(scope, value);
             local.to_rust_string_lossy(scope)
         };
-        let (marker, json) = text.split_at(text.char_indices().nth(1).map_or(text.len(), |(i, _)| i));
+        let (marker, json) =
+            text.split_at(text.char_indices().nth(1).map_or(text.len(), |(i, _)| i));
         match marker {
             "N" => Ok(json.to_string()),
             "W" => {
                 // The callback answered but the function asked to wait for its event loop.
                 let remaining = deadline.saturating_duration_since(Instant::now());
-                match tokio::time::timeout(remaining, self.runtime.run_event_loop(PollEventLoopOptions::default())).await {
+                match tokio::time::timeout(
+                    remaining,
+                    self.runtime.run_event_loop(PollEventLoopOptions::default()),
+                )
+                .await
+                {
                     Err(_) => Err(Failure::Timeout),
                     Ok(Err(e)) => Err(failure_of(e)),
                     Ok(Ok(())) => Ok(json.to_string()),
                 }
             }
-            "E" => Err(Failure::InvalidResult(format!("The Lambda function returned invalid JSON: {json}"))),
-            _ => Err(Failure::InvalidResult("The Lambda function returned invalid JSON".into())),
+            "E" => Err(Failure::InvalidResult(format!(
+                "The Lambda function returned invalid JSON: {json}"
+            ))),
+            _ => Err(Failure::InvalidResult(
+                "The Lambda function returned invalid JSON".into(),
+            )),
         }
     }
 }
@@ -261,7 +341,14 @@ fn find_handler(
                         .collect::<Vec<_>>()
                 })
                 .unwrap_or_default();
-            Err(not_found(&format!(" (it exports: {})", if names.is_empty() { "nothing".into() } else { names.join(", ") })))
+            Err(not_found(&format!(
+                " (it exports: {})",
+                if names.is_empty() {
+                    "nothing".into()
+                } else {
+                    names.join(", ")
+                }
+            )))
         }
     }
 }

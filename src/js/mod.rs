@@ -66,7 +66,11 @@ impl FunctionSpec {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Failure {
     #[error("{error_type}: {message}")]
-    Exception { error_type: String, message: String, stack: Option<String> },
+    Exception {
+        error_type: String,
+        message: String,
+        stack: Option<String>,
+    },
     #[error("the function did not finish within its timeout")]
     Timeout,
     /// The supervisor stopped the script (reported as `Timeout` once the worker knows why).
@@ -131,21 +135,59 @@ pub struct InvokeError {
 impl InvokeError {
     fn new(failure: Failure, function: &str, request_id: &str) -> InvokeError {
         let (class, error_type, message) = match failure {
-            Failure::Exception { error_type, message, .. } => (FailureClass::Execution, error_type, message),
-            Failure::Timeout | Failure::Terminated => {
-                (FailureClass::Execution, "Runtime.Timeout".into(), Failure::Timeout.to_string())
+            Failure::Exception {
+                error_type,
+                message,
+                ..
+            } => (FailureClass::Execution, error_type, message),
+            Failure::Timeout | Failure::Terminated => (
+                FailureClass::Execution,
+                "Runtime.Timeout".into(),
+                Failure::Timeout.to_string(),
+            ),
+            Failure::OutOfMemory => (
+                FailureClass::Execution,
+                "Runtime.OutOfMemory".into(),
+                Failure::OutOfMemory.to_string(),
+            ),
+            Failure::Load(message) => {
+                (FailureClass::Execution, "Runtime.LoadError".into(), message)
             }
-            Failure::OutOfMemory => (FailureClass::Execution, "Runtime.OutOfMemory".into(), Failure::OutOfMemory.to_string()),
-            Failure::Load(message) => (FailureClass::Execution, "Runtime.LoadError".into(), message),
-            Failure::Unavailable => (FailureClass::Execution, "Runtime.Unavailable".into(), Failure::Unavailable.to_string()),
-            Failure::NoResult => (FailureClass::Validation, "LambdaValidationError".into(), Failure::NoResult.to_string()),
-            Failure::InvalidResult(message) => (FailureClass::Validation, "LambdaValidationError".into(), message),
-            Failure::Throttled(message) => (FailureClass::LimitExceeded, "LambdaLimitExceeded".into(), message),
+            Failure::Unavailable => (
+                FailureClass::Execution,
+                "Runtime.Unavailable".into(),
+                Failure::Unavailable.to_string(),
+            ),
+            Failure::NoResult => (
+                FailureClass::Validation,
+                "LambdaValidationError".into(),
+                Failure::NoResult.to_string(),
+            ),
+            Failure::InvalidResult(message) => (
+                FailureClass::Validation,
+                "LambdaValidationError".into(),
+                message,
+            ),
+            Failure::Throttled(message) => (
+                FailureClass::LimitExceeded,
+                "LambdaLimitExceeded".into(),
+                message,
+            ),
         };
-        InvokeError { class, error_type, message, function: function.to_string(), request_id: request_id.to_string() }
+        InvokeError {
+            class,
+            error_type,
+            message,
+            function: function.to_string(),
+            request_id: request_id.to_string(),
+        }
     }
 
-    pub fn validation(error: edge::ValidationError, function: &str, request_id: &str) -> InvokeError {
+    pub fn validation(
+        error: edge::ValidationError,
+        function: &str,
+        request_id: &str,
+    ) -> InvokeError {
         InvokeError::new(Failure::InvalidResult(error.0), function, request_id)
     }
 }
@@ -159,7 +201,11 @@ impl JsPool {
             .await
             .map_err(|failure| InvokeError::new(failure, function, &request_id))?;
         let value: serde_json::Value = serde_json::from_str(&result).map_err(|e| {
-            InvokeError::new(Failure::InvalidResult(format!("The JSON output is not parsable: {e}")), function, &request_id)
+            InvokeError::new(
+                Failure::InvalidResult(format!("The JSON output is not parsable: {e}")),
+                function,
+                &request_id,
+            )
         })?;
         edge::validate(event, &value).map_err(|e| InvokeError::validation(e, function, &request_id))
     }

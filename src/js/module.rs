@@ -2,8 +2,8 @@
 //! it is known by, and the loader that serves it and the Node built-ins, and nothing else.
 
 use deno_core::{
-    ModuleLoadOptions, ModuleLoadReferrer, ModuleLoadResponse, ModuleLoader, ModuleResolveResponse, ModuleSource,
-    ModuleSourceCode, ModuleSpecifier, ModuleType, ResolutionKind,
+    ModuleLoadOptions, ModuleLoadReferrer, ModuleLoadResponse, ModuleLoader, ModuleResolveResponse,
+    ModuleSource, ModuleSourceCode, ModuleSpecifier, ModuleType, ResolutionKind,
 };
 use deno_error::JsErrorBox;
 
@@ -89,8 +89,29 @@ fn strip_comments(source: &str) -> String {
 
 /// Node built-ins a function may import or require, with their named exports.
 pub const BUILTINS: [(&str, &[&str]); 4] = [
-    ("querystring", &["parse", "stringify", "escape", "unescape", "decode", "encode"]),
-    ("crypto", &["createHash", "createHmac", "randomBytes", "randomUUID", "timingSafeEqual", "getRandomValues", "webcrypto"]),
+    (
+        "querystring",
+        &[
+            "parse",
+            "stringify",
+            "escape",
+            "unescape",
+            "decode",
+            "encode",
+        ],
+    ),
+    (
+        "crypto",
+        &[
+            "createHash",
+            "createHmac",
+            "randomBytes",
+            "randomUUID",
+            "timingSafeEqual",
+            "getRandomValues",
+            "webcrypto",
+        ],
+    ),
     ("url", &["URL", "URLSearchParams"]),
     ("buffer", &["Buffer"]),
 ];
@@ -99,7 +120,13 @@ pub const BUILTINS: [(&str, &[&str]); 4] = [
 pub fn function_specifier(file_name: &str) -> ModuleSpecifier {
     let name: String = file_name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     ModuleSpecifier::parse(&format!("file:///var/task/{name}")).unwrap_or_else(|_| {
         ModuleSpecifier::parse("file:///var/task/index.mjs").expect("static URL parses")
@@ -113,7 +140,10 @@ pub struct FunctionLoader {
 
 fn builtin_name(specifier: &str) -> Option<&'static str> {
     let bare = specifier.strip_prefix("node:").unwrap_or(specifier);
-    BUILTINS.iter().find(|(name, _)| *name == bare).map(|(name, _)| *name)
+    BUILTINS
+        .iter()
+        .find(|(name, _)| *name == bare)
+        .map(|(name, _)| *name)
 }
 
 fn not_available(specifier: &str) -> JsErrorBox {
@@ -125,7 +155,12 @@ fn not_available(specifier: &str) -> JsErrorBox {
 }
 
 impl ModuleLoader for FunctionLoader {
-    fn resolve(&self, specifier: &str, _referrer: &str, _kind: ResolutionKind) -> ModuleResolveResponse {
+    fn resolve(
+        &self,
+        specifier: &str,
+        _referrer: &str,
+        _kind: ResolutionKind,
+    ) -> ModuleResolveResponse {
         if let Some(name) = builtin_name(specifier) {
             return ModuleSpecifier::parse(&format!("node:{name}")).map_err(JsErrorBox::from_err);
         }
@@ -141,10 +176,17 @@ impl ModuleLoader for FunctionLoader {
         _referrer: Option<&ModuleLoadReferrer>,
         _options: ModuleLoadOptions,
     ) -> ModuleLoadResponse {
-        let Some(name) = (specifier.scheme() == "node").then(|| builtin_name(specifier.as_str())).flatten() else {
+        let Some(name) = (specifier.scheme() == "node")
+            .then(|| builtin_name(specifier.as_str()))
+            .flatten()
+        else {
             return ModuleLoadResponse::Sync(Err(not_available(specifier.as_str())));
         };
-        let exports = BUILTINS.iter().find(|(n, _)| *n == name).map(|(_, e)| *e).unwrap_or(&[]);
+        let exports = BUILTINS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, e)| *e)
+            .unwrap_or(&[]);
         let code = format!(
             "const m = globalThis.require(\"{name}\");\nexport default m;\nexport const {{ {} }} = m;\n",
             exports.join(", ")
@@ -170,33 +212,111 @@ mod tests {
 
     #[test]
     fn kind_detection() {
-        assert_eq!(ModuleKind::detect("a.mjs", "exports.handler = 1"), ModuleKind::Esm);
-        assert_eq!(ModuleKind::detect("a.cjs", "export const handler = 1"), ModuleKind::CommonJs);
-        assert_eq!(ModuleKind::detect("a.js", "export const handler = async () => {}"), ModuleKind::Esm);
-        assert_eq!(ModuleKind::detect("a.js", "export async function handler() {}"), ModuleKind::Esm);
-        assert_eq!(ModuleKind::detect("a.js", "import crypto from 'crypto';\nexport default 1"), ModuleKind::Esm);
-        assert_eq!(ModuleKind::detect("a.js", "import { createHash } from 'node:crypto'"), ModuleKind::Esm);
-        assert_eq!(ModuleKind::detect("a.js", "'use strict';\nexports.handler = async (e) => e;"), ModuleKind::CommonJs);
-        assert_eq!(ModuleKind::detect("a.js", "module.exports.handler = function (e, c, cb) {}"), ModuleKind::CommonJs);
-        assert_eq!(ModuleKind::detect("a.js", "// export const x = 1\nexports.handler = 1"), ModuleKind::CommonJs);
-        assert_eq!(ModuleKind::detect("a.js", "/*\nexport default 1\n*/ exports.handler = 1"), ModuleKind::CommonJs);
-        assert_eq!(ModuleKind::detect("a.js", "const s = 'x';\nconst t = `\nexport default 1`;"), ModuleKind::CommonJs);
-        assert_eq!(ModuleKind::detect("a.js", "const imported = require('url'); exports.handler = () => imported"), ModuleKind::CommonJs);
+        assert_eq!(
+            ModuleKind::detect("a.mjs", "exports.handler = 1"),
+            ModuleKind::Esm
+        );
+        assert_eq!(
+            ModuleKind::detect("a.cjs", "export const handler = 1"),
+            ModuleKind::CommonJs
+        );
+        assert_eq!(
+            ModuleKind::detect("a.js", "export const handler = async () => {}"),
+            ModuleKind::Esm
+        );
+        assert_eq!(
+            ModuleKind::detect("a.js", "export async function handler() {}"),
+            ModuleKind::Esm
+        );
+        assert_eq!(
+            ModuleKind::detect("a.js", "import crypto from 'crypto';\nexport default 1"),
+            ModuleKind::Esm
+        );
+        assert_eq!(
+            ModuleKind::detect("a.js", "import { createHash } from 'node:crypto'"),
+            ModuleKind::Esm
+        );
+        assert_eq!(
+            ModuleKind::detect("a.js", "'use strict';\nexports.handler = async (e) => e;"),
+            ModuleKind::CommonJs
+        );
+        assert_eq!(
+            ModuleKind::detect("a.js", "module.exports.handler = function (e, c, cb) {}"),
+            ModuleKind::CommonJs
+        );
+        assert_eq!(
+            ModuleKind::detect("a.js", "// export const x = 1\nexports.handler = 1"),
+            ModuleKind::CommonJs
+        );
+        assert_eq!(
+            ModuleKind::detect("a.js", "/*\nexport default 1\n*/ exports.handler = 1"),
+            ModuleKind::CommonJs
+        );
+        assert_eq!(
+            ModuleKind::detect("a.js", "const s = 'x';\nconst t = `\nexport default 1`;"),
+            ModuleKind::CommonJs
+        );
+        assert_eq!(
+            ModuleKind::detect(
+                "a.js",
+                "const imported = require('url'); exports.handler = () => imported"
+            ),
+            ModuleKind::CommonJs
+        );
     }
 
     #[test]
     fn loader_serves_builtins_only() {
-        let loader = FunctionLoader { main: function_specifier("index.mjs") };
-        assert_eq!(loader.resolve("crypto", "file:///var/task/index.mjs", ResolutionKind::Import).unwrap().as_str(), "node:crypto");
-        assert_eq!(loader.resolve("node:url", "file:///var/task/index.mjs", ResolutionKind::Import).unwrap().as_str(), "node:url");
-        let denied = loader.resolve("fs", "file:///var/task/index.mjs", ResolutionKind::Import).unwrap_err();
+        let loader = FunctionLoader {
+            main: function_specifier("index.mjs"),
+        };
+        assert_eq!(
+            loader
+                .resolve(
+                    "crypto",
+                    "file:///var/task/index.mjs",
+                    ResolutionKind::Import
+                )
+                .unwrap()
+                .as_str(),
+            "node:crypto"
+        );
+        assert_eq!(
+            loader
+                .resolve(
+                    "node:url",
+                    "file:///var/task/index.mjs",
+                    ResolutionKind::Import
+                )
+                .unwrap()
+                .as_str(),
+            "node:url"
+        );
+        let denied = loader
+            .resolve("fs", "file:///var/task/index.mjs", ResolutionKind::Import)
+            .unwrap_err();
         assert!(denied.to_string().contains("module not available: 'fs'"));
-        assert!(loader.resolve("file:///etc/passwd", "file:///var/task/index.mjs", ResolutionKind::DynamicImport).is_err());
-        assert!(loader.resolve("./lib.js", "file:///var/task/index.mjs", ResolutionKind::Import).is_err());
+        assert!(loader
+            .resolve(
+                "file:///etc/passwd",
+                "file:///var/task/index.mjs",
+                ResolutionKind::DynamicImport
+            )
+            .is_err());
+        assert!(loader
+            .resolve(
+                "./lib.js",
+                "file:///var/task/index.mjs",
+                ResolutionKind::Import
+            )
+            .is_err());
     }
 
     #[test]
     fn specifiers_are_sanitized() {
-        assert_eq!(function_specifier("my fn.mjs").as_str(), "file:///var/task/my_fn.mjs");
+        assert_eq!(
+            function_specifier("my fn.mjs").as_str(),
+            "file:///var/task/my_fn.mjs"
+        );
     }
 }

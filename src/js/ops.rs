@@ -71,7 +71,8 @@ pub fn digest(algorithm: &str, data: &[u8]) -> Result<Vec<u8>, JsErrorBox> {
 pub fn hmac(algorithm: &str, key: &[u8], data: &[u8]) -> Result<Vec<u8>, JsErrorBox> {
     fn run<M: Mac + hmac::digest::KeyInit>(key: &[u8], data: &[u8]) -> Vec<u8> {
         // HMAC accepts keys of any length, so this cannot fail.
-        let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+        let mut mac =
+            <M as hmac::digest::KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
         mac.update(data);
         mac.finalize().into_bytes().to_vec()
     }
@@ -87,7 +88,10 @@ pub fn hmac(algorithm: &str, key: &[u8], data: &[u8]) -> Result<Vec<u8>, JsError
 
 #[op2]
 #[buffer]
-fn op_edgehook_digest(#[string] algorithm: &str, #[buffer] data: &[u8]) -> Result<Vec<u8>, JsErrorBox> {
+fn op_edgehook_digest(
+    #[string] algorithm: &str,
+    #[buffer] data: &[u8],
+) -> Result<Vec<u8>, JsErrorBox> {
     digest(algorithm, data)
 }
 
@@ -128,7 +132,9 @@ pub fn base64_decode_lenient(text: &str) -> Vec<u8> {
     if clean.len() % 4 == 1 {
         clean.pop();
     }
-    base64::engine::general_purpose::STANDARD_NO_PAD.decode(&clean).unwrap_or_default()
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(&clean)
+        .unwrap_or_default()
 }
 
 #[op2]
@@ -141,8 +147,16 @@ fn op_edgehook_base64_decode(#[string] text: &str) -> Vec<u8> {
 /// search, hash, origin; or null when the input is not a URL.
 #[op2]
 #[serde]
-fn op_edgehook_url_parse(#[string] href: &str, #[string] base: &str, has_base: bool) -> Option<Vec<String>> {
-    let parsed = if has_base { url::Url::parse(base).and_then(|b| b.join(href)) } else { url::Url::parse(href) }
+fn op_edgehook_url_parse(
+    #[string] href: &str,
+    #[string] base: &str,
+    has_base: bool,
+) -> Option<Vec<String>> {
+    let parsed = if has_base {
+        url::Url::parse(base).and_then(|b| b.join(href))
+    } else {
+        url::Url::parse(href)
+    }
     .ok()?;
     let host = match (parsed.host_str(), parsed.port()) {
         (Some(h), Some(p)) => format!("{h}:{p}"),
@@ -158,8 +172,16 @@ fn op_edgehook_url_parse(#[string] href: &str, #[string] base: &str, has_base: b
         parsed.host_str().unwrap_or("").to_string(),
         parsed.port().map(|p| p.to_string()).unwrap_or_default(),
         parsed.path().to_string(),
-        parsed.query().filter(|q| !q.is_empty()).map(|q| format!("?{q}")).unwrap_or_default(),
-        parsed.fragment().filter(|f| !f.is_empty()).map(|f| format!("#{f}")).unwrap_or_default(),
+        parsed
+            .query()
+            .filter(|q| !q.is_empty())
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default(),
+        parsed
+            .fragment()
+            .filter(|f| !f.is_empty())
+            .map(|f| format!("#{f}"))
+            .unwrap_or_default(),
         parsed.origin().ascii_serialization(),
     ])
 }
@@ -192,8 +214,14 @@ mod tests {
 
     #[test]
     fn digests_match_known_vectors() {
-        assert_eq!(hex(&digest("md5", b"abc").unwrap()), "900150983cd24fb0d6963f7d28e17f72");
-        assert_eq!(hex(&digest("sha1", b"abc").unwrap()), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(
+            hex(&digest("md5", b"abc").unwrap()),
+            "900150983cd24fb0d6963f7d28e17f72"
+        );
+        assert_eq!(
+            hex(&digest("sha1", b"abc").unwrap()),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
         assert_eq!(
             hex(&digest("sha256", b"abc").unwrap()),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

@@ -22,7 +22,9 @@ pub struct PoolOptions {
 impl Default for PoolOptions {
     fn default() -> Self {
         PoolOptions {
-            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
             queue: 1024,
             max_wait: Duration::from_millis(100),
         }
@@ -46,12 +48,18 @@ impl JsPool {
     /// warm, or the first load failure.
     pub fn start(functions: Vec<FunctionSpec>, options: &PoolOptions) -> Result<JsPool, Failure> {
         let threads = options.threads.max(1);
-        let supervisor = Supervisor::start(threads).map_err(|e| Failure::Load(format!("cannot start the supervisor: {e}")))?;
+        let supervisor = Supervisor::start(threads)
+            .map_err(|e| Failure::Load(format!("cannot start the supervisor: {e}")))?;
         let specs: Vec<Arc<FunctionSpec>> = functions.into_iter().map(Arc::new).collect();
         let (jobs, receiver) = async_channel::bounded(options.queue.max(1));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         for index in 0..threads {
-            let worker = Worker { index, functions: specs.clone(), jobs: receiver.clone(), supervisor: supervisor.clone() };
+            let worker = Worker {
+                index,
+                functions: specs.clone(),
+                jobs: receiver.clone(),
+                supervisor: supervisor.clone(),
+            };
             let ready = ready_tx.clone();
             std::thread::Builder::new()
                 .name(format!("edgehook-js-{index}"))
@@ -86,7 +94,12 @@ impl JsPool {
     }
 
     /// Runs `event_json` through `function`; returns the handler's result as JSON text.
-    pub async fn invoke_json(&self, function: &str, event_json: String, request_id: &str) -> Result<String, Failure> {
+    pub async fn invoke_json(
+        &self,
+        function: &str,
+        event_json: String,
+        request_id: &str,
+    ) -> Result<String, Failure> {
         let registered = self
             .functions
             .get(function)
@@ -102,7 +115,12 @@ impl JsPool {
             .map_err(|_| throttled())?
             .map_err(|_| Failure::Unavailable)?;
         let (reply, answer) = oneshot::channel();
-        let job = Job { function: registered.spec.clone(), event_json, request_id: request_id.to_string(), reply };
+        let job = Job {
+            function: registered.spec.clone(),
+            event_json,
+            request_id: request_id.to_string(),
+            reply,
+        };
         match self.jobs.try_send(job) {
             Ok(()) => {}
             Err(async_channel::TrySendError::Full(job)) => {

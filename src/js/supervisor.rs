@@ -35,11 +35,16 @@ impl Supervisor {
     /// Starts the supervisor thread for `workers` slots.
     pub fn start(workers: usize) -> std::io::Result<Arc<Supervisor>> {
         let supervisor = Arc::new(Supervisor {
-            state: Mutex::new(State { slots: (0..workers).map(|_| Slot::default()).collect(), ..Default::default() }),
+            state: Mutex::new(State {
+                slots: (0..workers).map(|_| Slot::default()).collect(),
+                ..Default::default()
+            }),
             wake: Condvar::new(),
         });
         let watcher = supervisor.clone();
-        std::thread::Builder::new().name("edgehook-js-supervisor".into()).spawn(move || watcher.run())?;
+        std::thread::Builder::new()
+            .name("edgehook-js-supervisor".into())
+            .spawn(move || watcher.run())?;
         Ok(supervisor)
     }
 
@@ -55,7 +60,8 @@ impl Supervisor {
                     slot.fired = Some(armed.seq);
                     slot.armed = None;
                 } else {
-                    earliest = Some(earliest.map_or(armed.deadline, |e: Instant| e.min(armed.deadline)));
+                    earliest =
+                        Some(earliest.map_or(armed.deadline, |e: Instant| e.min(armed.deadline)));
                 }
             }
             match earliest {
@@ -72,7 +78,14 @@ impl Supervisor {
         let mut state = self.state.lock();
         state.next_seq += 1;
         let seq = state.next_seq;
-        state.slots[index] = Slot { armed: Some(Armed { seq, deadline, handle }), fired: None };
+        state.slots[index] = Slot {
+            armed: Some(Armed {
+                seq,
+                deadline,
+                handle,
+            }),
+            fired: None,
+        };
         self.wake.notify_one();
         seq
     }

@@ -1,20 +1,651 @@
+//! The runtime through its library API: handler forms, built-ins, limits, failures, sandbox.
+
 use super::*;
+use crate::edge::event::HeaderEntry;
 use crate::edge::sample::{sample, SampleOptions};
 use crate::edge::EventType;
 
+fn options() -> PoolOptions {
+    PoolOptions {
+        threads: 1,
+        queue: 16,
+        max_wait: Duration::from_millis(500),
+    }
+}
+
 fn pool(specs: Vec<FunctionSpec>) -> JsPool {
-    JsPool::start(specs, &PoolOptions { threads: 1, queue: 16, max_wait: Duration::from_millis(500) }).expect("pool starts")
+    JsPool::start(specs, &options()).expect("pool starts")
+}
+
+fn viewer_request() -> Event {
+    sample(
+        EventType::ViewerRequest,
+        &SampleOptions {
+            uri: Some("/start".into()),
+            ..Default::default()
+        },
+    )
+}
+
+/// Runs `source` (as `file_name`) on a viewer-request event.
+async fn run_file(file_name: &str, source: &str) -> Result<Outcome, InvokeError> {
+    let pool = pool(vec![FunctionSpec::new("f", file_name, source)]);
+    pool.invoke("f", &viewer_request()).await
+}
+
+async fn run(source: &str) -> Result<Outcome, InvokeError> {
+    run_file("index.js", source).await
+}
+
+fn uri(outcome: Result<Outcome, InvokeError>) -> String {
+    match outcome {
+        Ok(Outcome::Request { request, .. }) => request.uri,
+        other => panic!("a request was expected, got {other:?}"),
+    }
+}
+
+fn header(outcome: &Outcome, name: &str) -> String {
+    match outcome {
+        Outcome::Request { request, .. } => request.headers[name][0].value.clone(),
+        Outcome::Generated(g) => g.headers[name][0].value.clone(),
+        Outcome::Response { response, .. } => response.headers[name][0].value.clone(),
+    }
+}
+
+fn failure(outcome: Result<Outcome, InvokeError>) -> InvokeError {
+    outcome.expect_err("the invocation should fail")
+}
+
+const REWRITE: &str = "const r = event.Records[0].cf.request; r.uri = '/done'; return r;";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_handler_form_works() {
+    let forms = [
+        ("index.mjs", format!("export async function handler(event, context) {{ {REWRITE} }}")),
+        ("index.mjs", format!("export const handler = async (event) => {{ {REWRITE} }};")),
+        ("index.js", format!("export function handler(event) {{ {REWRITE} }}")),
+        ("index.cjs", format!("exports.handler = async (event, context) => {{ {REWRITE} }};")),
+        ("index.js", format!("module.exports.handler = async function (event) {{ {REWRITE} }};")),
+        ("index.js", format!("module.exports = {{ handler: (event) => Promise.resolve().then(() => {{ {REWRITE} }}) }};")),
+        ("index.js", format!("exports.handler = (event, context, callback) => {{ const r = event.Records[0].cf.request; r.uri = '/done'; callback(null, r); }};")),
+        ("index.js", format!("exports.handler = (event, context, callback) => {{ setTimeout(() => {{ const r = event.Records[0].cf.request; r.uri = '/done'; callback(null, r); }}, 5); }};")),
+        ("index.js", format!("function handler(event) {{ {REWRITE} }}\nmodule.exports = {{ handler }};")),
+    ];
+    for (file, source) in forms {
+        assert_eq!(
+            uri(run_file(file, &source).await),
+            "/done",
+            "{file}: {source}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn smoke() {
-    let spec = FunctionSpec::new(
-        "smoke",
-        "index.mjs",
-        "export const handler = async (event) => { const r = event.Records[0].cf.request; r.uri = '/rewritten'; return r; };",
+async fn lambda_style_handler_names_and_custom_exports() {
+    let mut spec = FunctionSpec::new(
+        "f",
+        "app.mjs",
+        &format!("export const main = async (event) => {{ {REWRITE} }};"),
     );
+    spec.handler = "app.main".into();
     let pool = pool(vec![spec]);
-    let event = sample(EventType::ViewerRequest, &SampleOptions::default());
-    let Outcome::Request { request, .. } = pool.invoke("smoke", &event).await.unwrap() else { panic!("request expected") };
-    assert_eq!(request.uri, "/rewritten");
+    assert_eq!(uri(pool.invoke("f", &viewer_request()).await), "/done");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_handler_is_a_load_error() {
+    let error = JsPool::start(
+        vec![FunctionSpec::new(
+            "f",
+            "index.mjs",
+            "export const other = 1;",
+        )],
+        &options(),
+    )
+    .err()
+    .unwrap();
+    assert!(
+        error
+            .to_string()
+            .contains("does not export a handler named `handler` (it exports: other)"),
+        "{error}"
+    );
+    let error = JsPool::start(
+        vec![FunctionSpec::new(
+            "f",
+            "index.mjs",
+            "export const handler = (;",
+        )],
+        &options(),
+    )
+    .err()
+    .unwrap();
+    assert!(error.to_string().contains("failed to load"), "{error}");
+    let error = JsPool::start(
+        vec![FunctionSpec::new(
+            "f",
+            "index.js",
+            "const fs = require('fs');\nexports.handler = () => {};",
+        )],
+        &options(),
+    )
+    .err()
+    .unwrap();
+    assert!(
+        error.to_string().contains("module not available: 'fs'"),
+        "{error}"
+    );
+    let error = JsPool::start(
+        vec![FunctionSpec::new(
+            "f",
+            "index.mjs",
+            "import fs from 'fs';\nexport const handler = () => {};",
+        )],
+        &options(),
+    )
+    .err()
+    .unwrap();
+    assert!(
+        error.to_string().contains("module not available: 'fs'"),
+        "{error}"
+    );
+    let error = JsPool::start(
+        vec![FunctionSpec::new(
+            "f",
+            "index.mjs",
+            "throw new RangeError('boom at load');",
+        )],
+        &options(),
+    )
+    .err()
+    .unwrap();
+    assert!(
+        error.to_string().contains("RangeError: boom at load"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn context_fields() {
+    let source = r#"
+export const handler = async (event, context) => {
+  const r = event.Records[0].cf.request;
+  const remaining = context.getRemainingTimeInMillis();
+  r.headers['x-context'] = [{ value: [context.functionName, context.functionVersion, context.awsRequestId,
+    context.memoryLimitInMB, context.invokedFunctionArn, typeof context.callbackWaitsForEmptyEventLoop,
+    remaining > 0 && remaining <= 5000].join('|') }];
+  return r;
+};"#;
+    let outcome = run_file("index.mjs", source).await.unwrap();
+    let value = header(&outcome, "x-context");
+    let parts: Vec<&str> = value.split('|').collect();
+    assert_eq!(parts[0], "f");
+    assert_eq!(parts[1], "$LATEST");
+    assert_eq!(parts[2], viewer_request().cf().config.request_id);
+    assert_eq!(parts[3], "128");
+    assert!(parts[4].starts_with("arn:aws:lambda:") && parts[4].ends_with(":function:f:$LATEST"));
+    assert_eq!(parts[5], "boolean");
+    assert_eq!(parts[6], "true");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn module_globals_persist_between_invocations() {
+    let source = "let count = 0;\nexport const handler = async (event) => { const r = event.Records[0].cf.request; r.uri = '/' + (++count); return r; };";
+    let pool = pool(vec![FunctionSpec::new("f", "index.mjs", source)]);
+    for expected in ["/1", "/2", "/3"] {
+        assert_eq!(uri(pool.invoke("f", &viewer_request()).await), expected);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn environment_is_process_env_only() {
+    let mut spec = FunctionSpec::new(
+        "f",
+        "index.mjs",
+        "export const handler = async (e) => { const r = e.Records[0].cf.request; r.uri = '/' + process.env.GREETING + '/' + Object.keys(process.env).join(','); return r; };",
+    );
+    spec.env.insert("GREETING".into(), "hello".into());
+    let pool = pool(vec![spec]);
+    assert_eq!(
+        uri(pool.invoke("f", &viewer_request()).await),
+        "/hello/GREETING"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn builtins() {
+    let source = r#"
+const qs = require('querystring');
+const crypto = require('crypto');
+const { URL: NodeURL, URLSearchParams: NodeParams } = require('url');
+exports.handler = async (event) => {
+  const r = event.Records[0].cf.request;
+  const checks = {
+    qsParse: JSON.stringify(qs.parse('a=1&b=x%20y&a=2&c=d+e')),
+    qsStringify: qs.stringify({ a: [1, 2], b: 'x y', c: 'é' }),
+    qsEscape: qs.escape('a b&c') + '|' + qs.unescape('a%20b%zz'),
+    md5: crypto.createHash('md5').update('abc').digest('hex'),
+    sha1: crypto.createHash('sha1').update('a').update('bc').digest('hex'),
+    sha256b64: crypto.createHash('sha256').update('abc').digest('base64'),
+    sha512url: crypto.createHash('sha512').update(Buffer.from('abc')).digest('base64url').length,
+    hmac: crypto.createHmac('sha256', 'Jefe').update('what do ya want for nothing?').digest('hex'),
+    hmacBuffer: crypto.createHmac('sha1', Buffer.from('key')).update('data').digest() instanceof Buffer,
+    random: crypto.randomBytes(16).length + '/' + (crypto.randomBytes(8).toString('hex') !== crypto.randomBytes(8).toString('hex')),
+    uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(crypto.randomUUID()),
+    safeEqual: crypto.timingSafeEqual(Buffer.from('abc'), Buffer.from('abc')) + '/' + crypto.timingSafeEqual(Buffer.from('abc'), Buffer.from('abd')),
+    safeEqualLength: (() => { try { crypto.timingSafeEqual(Buffer.from('a'), Buffer.from('ab')); return 'no'; } catch (e) { return e.name; } })(),
+    url: (() => { const u = new URL('https://user:pw@Example.com:8443/a/b?x=1&y=2#frag'); return [u.protocol, u.username, u.host, u.hostname, u.port, u.pathname, u.search, u.hash, u.origin, u.searchParams.get('y')].join(' '); })(),
+    urlRelative: new URL('../c?d=1', 'https://example.com/a/b').href,
+    urlEdit: (() => { const u = new URL('https://example.com/p?a=1'); u.searchParams.append('b', 'x y'); u.pathname = '/q'; return u.toString(); })(),
+    urlInvalid: (() => { try { new URL('not a url'); return 'parsed'; } catch (e) { return e.name; } })(),
+    nodeUrl: NodeURL === URL && NodeParams === URLSearchParams,
+    params: new URLSearchParams('a=1&b=2&a=3').getAll('a').join(',') + '|' + new URLSearchParams({ x: 'a b', y: '&' }).toString(),
+    text: new TextDecoder().decode(new TextEncoder().encode('héllo ✓')),
+    base64: btoa('hello') + '|' + atob('aGVsbG8='),
+    buffer: Buffer.from('héllo', 'utf8').toString('base64') + '|' + Buffer.from('68656c6c6f', 'hex').toString('utf8') + '|' + Buffer.from('aGVsbG8', 'base64').toString() + '|' + Buffer.from('hi').toString('hex'),
+    bufferUrl: Buffer.from('-_8', 'base64url').toString('hex'),
+    bufferMisc: Buffer.concat([Buffer.from('a'), Buffer.from('b')]).toString() + Buffer.isBuffer(Buffer.alloc(1)) + Buffer.byteLength('é'),
+    timers: typeof setTimeout + typeof clearTimeout,
+  };
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  let cleared = true;
+  const t = setTimeout(() => { cleared = false; }, 1);
+  clearTimeout(t);
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  checks.cleared = cleared;
+  r.headers['x-checks'] = [{ value: Buffer.from(JSON.stringify(checks)).toString('base64') }];
+  return r;
+};"#;
+    let outcome = run(source).await.unwrap();
+    let encoded = header(&outcome, "x-checks");
+    let json = String::from_utf8(crate::js::ops::base64_decode_lenient(&encoded)).unwrap();
+    let checks: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let expect = |name: &str, value: serde_json::Value| {
+        assert_eq!(checks[name], value, "{name}: {checks:#}")
+    };
+    expect(
+        "qsParse",
+        serde_json::json!("{\"a\":[\"1\",\"2\"],\"b\":\"x y\",\"c\":\"d e\"}"),
+    );
+    expect("qsStringify", serde_json::json!("a=1&a=2&b=x%20y&c=%C3%A9"));
+    expect("qsEscape", serde_json::json!("a%20b%26c|a%20b%zz"));
+    expect("md5", serde_json::json!("900150983cd24fb0d6963f7d28e17f72"));
+    expect(
+        "sha1",
+        serde_json::json!("a9993e364706816aba3e25717850c26c9cd0d89d"),
+    );
+    expect(
+        "sha256b64",
+        serde_json::json!("ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="),
+    );
+    expect("sha512url", serde_json::json!(86));
+    expect(
+        "hmac",
+        serde_json::json!("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
+    );
+    expect("hmacBuffer", serde_json::json!(true));
+    expect("random", serde_json::json!("16/true"));
+    expect("uuid", serde_json::json!(true));
+    expect("safeEqual", serde_json::json!("true/false"));
+    expect("safeEqualLength", serde_json::json!("RangeError"));
+    expect("url", serde_json::json!("https: user example.com:8443 example.com 8443 /a/b ?x=1&y=2 #frag https://example.com:8443 2"));
+    expect(
+        "urlRelative",
+        serde_json::json!("https://example.com/c?d=1"),
+    );
+    expect(
+        "urlEdit",
+        serde_json::json!("https://example.com/q?a=1&b=x+y"),
+    );
+    expect("urlInvalid", serde_json::json!("TypeError"));
+    expect("nodeUrl", serde_json::json!(true));
+    expect("params", serde_json::json!("1,3|x=a+b&y=%26"));
+    expect("text", serde_json::json!("héllo ✓"));
+    expect("base64", serde_json::json!("aGVsbG8=|hello"));
+    expect("buffer", serde_json::json!("aMOpbGxv|hello|hello|6869"));
+    expect("bufferUrl", serde_json::json!("fbff"));
+    expect("bufferMisc", serde_json::json!("abtrue2"));
+    expect("timers", serde_json::json!("functionfunction"));
+    expect("cleared", serde_json::json!(true));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn esm_imports_of_builtins() {
+    let source = r#"
+import crypto from 'node:crypto';
+import { createHash } from 'crypto';
+import qs from 'querystring';
+export const handler = async (event) => {
+  const r = event.Records[0].cf.request;
+  r.uri = '/' + createHash('sha1').update('a').digest('hex').slice(0, 6) + '/' + (crypto.createHash === createHash) + '/' + qs.stringify({ a: 1 });
+  return r;
+};"#;
+    assert_eq!(uri(run_file("index.mjs", source).await), "/86f7e4/true/a=1");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_output_goes_to_tracing() {
+    // The op needs a log context; a function that logs must still answer.
+    let source = "export const handler = async (e) => { console.log('hello %s', 'world', { a: 1 }); console.error(new Error('shown')); console.warn('w'); return e.Records[0].cf.request; };";
+    assert_eq!(uri(run_file("index.mjs", source).await), "/start");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn execution_errors() {
+    let cases = [
+        (
+            "export const handler = async () => { throw new TypeError('bad thing'); };",
+            "TypeError",
+            "bad thing",
+        ),
+        (
+            "export const handler = () => Promise.reject(new Error('rejected'));",
+            "Error",
+            "rejected",
+        ),
+        (
+            "exports.handler = (e, c, callback) => callback(new Error('via callback'));",
+            "Error",
+            "via callback",
+        ),
+        (
+            "exports.handler = (e, c, callback) => callback('a string error');",
+            "string",
+            "a string error",
+        ),
+        ("export const handler = () => { null.x; };", "TypeError", ""),
+    ];
+    for (source, error_type, message) in cases {
+        let error = failure(run(source).await);
+        assert_eq!(error.class, FailureClass::Execution, "{source}");
+        assert_eq!(error.class.status(), 503);
+        assert_eq!(error.error_type, error_type, "{source}");
+        assert!(error.message.contains(message), "{source}: {error}");
+        assert!(
+            error
+                .to_string()
+                .contains("LambdaExecutionError in function `f`"),
+            "{error}"
+        );
+        assert!(
+            error
+                .to_string()
+                .contains(&viewer_request().cf().config.request_id),
+            "{error}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_results_are_validation_errors() {
+    let cases = [
+        ("export const handler = async () => 'text';", "must be an object type"),
+        ("export const handler = async () => undefined;", "returned no result"),
+        ("export const handler = async (e) => { const r = e.Records[0].cf.request; r.headers.host = [{ value: 'evil' }]; return r; };", "read-only header: Host"),
+        ("export const handler = async () => { const o = {}; o.self = o; return o; };", "invalid JSON"),
+        ("export const handler = async () => ({ status: 200n });", "invalid JSON"),
+        ("exports.handler = (e, c, callback) => { /* never calls back */ };", "neither resolved nor called its callback"),
+        ("export const handler = () => new Promise(() => {});", "neither resolved nor called its callback"),
+        ("export const handler = async () => ({ status: '200', body: 'x'.repeat(50000) });", "40960-byte limit"),
+    ];
+    for (source, message) in cases {
+        let error = failure(run_file("index.js", source).await);
+        assert_eq!(error.class, FailureClass::Validation, "{source}: {error}");
+        assert_eq!(error.class.status(), 502);
+        assert!(error.message.contains(message), "{source}: {error}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn generated_responses_pass_through() {
+    let source = "export const handler = async () => ({ status: '302', statusDescription: 'Found', headers: { location: [{ key: 'Location', value: 'https://example.com/login' }] } });";
+    let Ok(Outcome::Generated(generated)) = run_file("index.mjs", source).await else {
+        panic!("generated expected")
+    };
+    assert_eq!(generated.status, 302);
+    assert_eq!(
+        generated.headers["location"],
+        vec![HeaderEntry {
+            key: Some("Location".into()),
+            value: "https://example.com/login".into()
+        }]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endless_loop_is_stopped_and_the_instance_replaced() {
+    let source = "let calls = 0;\nexport const handler = async (e) => { calls++; if (e.Records[0].cf.request.uri === '/loop') { while (true) {} } const r = e.Records[0].cf.request; r.uri = '/calls/' + calls; return r; };";
+    let mut spec = FunctionSpec::new("f", "index.mjs", source);
+    spec.timeout = Duration::from_millis(200);
+    let pool = pool(vec![spec]);
+    let looping = sample(
+        EventType::ViewerRequest,
+        &SampleOptions {
+            uri: Some("/loop".into()),
+            ..Default::default()
+        },
+    );
+    let started = std::time::Instant::now();
+    let error = pool.invoke("f", &looping).await.unwrap_err();
+    assert_eq!(error.class, FailureClass::Execution);
+    assert_eq!(error.error_type, "Runtime.Timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "stopped near its timeout"
+    );
+    // The next call gets a fresh instance (its globals start over) and succeeds.
+    assert_eq!(uri(pool.invoke("f", &viewer_request()).await), "/calls/1");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_async_wait_past_the_timeout_is_stopped() {
+    let mut spec = FunctionSpec::new(
+        "f",
+        "index.mjs",
+        "export const handler = () => new Promise((resolve) => setTimeout(resolve, 60000));",
+    );
+    spec.timeout = Duration::from_millis(100);
+    let pool = pool(vec![spec]);
+    let error = pool.invoke("f", &viewer_request()).await.unwrap_err();
+    assert_eq!(error.error_type, "Runtime.Timeout");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_memory_bomb_is_contained() {
+    let source = "export const handler = async (e) => { if (e.Records[0].cf.request.uri === '/bomb') { const a = []; while (true) { a.push('x'.repeat(1024) + a.length); } } return e.Records[0].cf.request; };";
+    let mut spec = FunctionSpec::new("f", "index.mjs", source);
+    spec.memory = 16 << 20;
+    spec.timeout = Duration::from_secs(10);
+    let pool = pool(vec![
+        spec,
+        FunctionSpec::new(
+            "g",
+            "index.mjs",
+            "export const handler = async (e) => e.Records[0].cf.request;",
+        ),
+    ]);
+    let bomb = sample(
+        EventType::ViewerRequest,
+        &SampleOptions {
+            uri: Some("/bomb".into()),
+            ..Default::default()
+        },
+    );
+    let error = pool.invoke("f", &bomb).await.unwrap_err();
+    assert_eq!(error.class, FailureClass::Execution, "{error}");
+    assert!(
+        error.error_type == "Runtime.OutOfMemory" || error.message.contains("memory"),
+        "{error:?}"
+    );
+    assert_eq!(
+        uri(pool.invoke("f", &viewer_request()).await),
+        "/start",
+        "a fresh instance serves the next call"
+    );
+    assert_eq!(
+        uri(pool.invoke("g", &viewer_request()).await),
+        "/start",
+        "other functions are unaffected"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn functions_never_share_globals() {
+    let a = FunctionSpec::new(
+        "a",
+        "a.mjs",
+        "globalThis.shared = 'from a'; Object.prototype.polluted = 'yes'; Array.prototype.push = () => 0; JSON.stringify = () => '\"hijacked\"';\nexport const handler = async (e) => e.Records[0].cf.request;",
+    );
+    let b = FunctionSpec::new(
+        "b",
+        "b.mjs",
+        "export const handler = async (e) => { const r = e.Records[0].cf.request; r.uri = '/' + typeof globalThis.shared + '/' + ({}).polluted + '/' + [1].push(2); return r; };",
+    );
+    let pool = pool(vec![a, b]);
+    assert_eq!(
+        uri(pool.invoke("a", &viewer_request()).await),
+        "/start",
+        "tampering with its own JSON does not break edgehook's"
+    );
+    assert_eq!(
+        uri(pool.invoke("b", &viewer_request()).await),
+        "/undefined/undefined/2"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sandbox_has_no_way_out() {
+    let probe = r#"
+export const handler = async (event) => {
+  const r = event.Records[0].cf.request;
+  const found = {};
+  found.deno = typeof Deno;
+  found.bootstrap = typeof __bootstrap;
+  found.internals = typeof __edgehookInternals;
+  found.fetch = typeof fetch;
+  // QuickJS's engine shims (`__v8x*`: source-phase import, foreground tasks, Temporal time
+  // zones, Atomics waiters) stay; they reach nothing the engine itself cannot.
+  found.denoGlobals = Object.getOwnPropertyNames(globalThis).filter((n) => /deno|^op_|bootstrap|__edgehook|^__/i.test(n) && !n.startsWith('__v8x')).join(',');
+  try { await globalThis.__v8x_import_source('file:///etc/passwd'); found.source = 'loaded'; } catch (e) { found.source = String(e.message || e); }
+  found.symbols = Object.getOwnPropertySymbols(globalThis).map(String).join(',');
+  try { require('fs'); found.fs = 'loaded'; } catch (e) { found.fs = e.message; }
+  try { require('child_process'); found.cp = 'loaded'; } catch (e) { found.cp = e.message; }
+  try { await import('file:///etc/passwd'); found.file = 'loaded'; } catch (e) { found.file = String(e.message || e); }
+  try { await import('ext:core/ops'); found.ext = 'loaded'; } catch (e) { found.ext = String(e.message || e); }
+  try { await import('https://example.com/x.js'); found.net = 'loaded'; } catch (e) { found.net = String(e.message || e); }
+  try { found.ctor = typeof (function () { return this; }).constructor('return Deno')(); } catch (e) { found.ctor = 'threw'; }
+  found.env = JSON.stringify(process.env);
+  let walked = 0, leaks = [];
+  const seen = new Set();
+  const walk = (o, depth, path) => {
+    if (o === null || (typeof o !== 'object' && typeof o !== 'function') || seen.has(o) || depth > 3) return;
+    seen.add(o);
+    let names = [];
+    try { names = Reflect.ownKeys(o); } catch { return; }
+    for (const k of names) {
+      walked++;
+      const name = String(k);
+      if (/^op_|Deno|__bootstrap|__edgehook/.test(name)) leaks.push(path + '.' + name);
+      let v; try { v = o[k]; } catch { continue; }
+      walk(v, depth + 1, path + '.' + name);
+    }
+  };
+  walk(globalThis, 0, 'globalThis');
+  found.walked = walked > 100;
+  found.leaks = leaks.join(',');
+  r.headers['x-found'] = [{ value: Buffer.from(JSON.stringify(found)).toString('base64') }];
+  return r;
+};"#;
+    let outcome = run_file("index.mjs", probe).await.unwrap();
+    let json = String::from_utf8(crate::js::ops::base64_decode_lenient(&header(
+        &outcome, "x-found",
+    )))
+    .unwrap();
+    let found: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(found["deno"], "undefined", "{found:#}");
+    assert_eq!(found["bootstrap"], "undefined");
+    assert_eq!(found["internals"], "undefined");
+    assert_eq!(found["fetch"], "undefined");
+    assert_eq!(found["denoGlobals"], "", "{found:#}");
+    assert_ne!(found["source"], "loaded", "{found:#}");
+    assert_eq!(found["leaks"], "", "{found:#}");
+    assert_eq!(found["walked"], true);
+    assert!(
+        found["fs"]
+            .as_str()
+            .unwrap()
+            .contains("module not available"),
+        "{found:#}"
+    );
+    assert!(
+        found["cp"]
+            .as_str()
+            .unwrap()
+            .contains("module not available"),
+        "{found:#}"
+    );
+    assert!(
+        found["file"]
+            .as_str()
+            .unwrap()
+            .contains("module not available"),
+        "{found:#}"
+    );
+    assert!(
+        found["ext"].as_str().unwrap().contains("not available")
+            || found["ext"].as_str().unwrap().contains("ext:"),
+        "{found:#}"
+    );
+    assert_ne!(found["ext"], "loaded");
+    assert!(
+        found["net"]
+            .as_str()
+            .unwrap()
+            .contains("module not available"),
+        "{found:#}"
+    );
+    assert_eq!(found["ctor"], "threw", "{found:#}");
+    assert_eq!(
+        found["env"], "{}",
+        "no host environment leaks into process.env"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn throttling_beyond_concurrency() {
+    let mut spec = FunctionSpec::new("slow", "index.mjs", "export const handler = (e) => new Promise((resolve) => setTimeout(() => resolve(e.Records[0].cf.request), 300));");
+    spec.concurrency = 1;
+    let pool = Arc::new(
+        JsPool::start(
+            vec![spec],
+            &PoolOptions {
+                threads: 2,
+                queue: 16,
+                max_wait: Duration::from_millis(50),
+            },
+        )
+        .unwrap(),
+    );
+    let first = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.invoke("slow", &viewer_request()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let second = pool.invoke("slow", &viewer_request()).await.unwrap_err();
+    assert_eq!(second.class, FailureClass::LimitExceeded);
+    assert_eq!(second.class.status(), 503);
+    assert!(second.message.contains("throttled"));
+    assert!(first.await.unwrap().is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn response_events() {
+    let source = "export const handler = async (e) => { const res = e.Records[0].cf.response; res.headers['strict-transport-security'] = [{ value: 'max-age=63072000' }]; return res; };";
+    let pool = pool(vec![FunctionSpec::new("f", "index.mjs", source)]);
+    let event = sample(EventType::ViewerResponse, &SampleOptions::default());
+    let outcome = pool.invoke("f", &event).await.unwrap();
+    assert_eq!(
+        header(&outcome, "strict-transport-security"),
+        "max-age=63072000"
+    );
 }

@@ -27,10 +27,15 @@ pub struct Worker {
 impl Worker {
     /// Runs on its own thread until the queue closes. `ready` receives the outcome of loading.
     pub fn run(self, ready: std::sync::mpsc::Sender<Result<(), Failure>>) {
-        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
             Ok(runtime) => runtime,
             Err(e) => {
-                let _ = ready.send(Err(Failure::Load(format!("cannot start a JS thread runtime: {e}"))));
+                let _ = ready.send(Err(Failure::Load(format!(
+                    "cannot start a JS thread runtime: {e}"
+                ))));
                 return;
             }
         };
@@ -41,17 +46,26 @@ impl Worker {
         let started = Instant::now();
         let mut seq = None;
         let result = Instance::new(spec.clone(), |handle| {
-            let armed = self.supervisor.arm(self.index, Instant::now() + spec.timeout, handle);
+            let armed = self
+                .supervisor
+                .arm(self.index, Instant::now() + spec.timeout, handle);
             seq = Some(armed);
             armed
         })
         .await;
         let stopped = seq.is_some_and(|seq| self.supervisor.disarm(self.index, seq));
         let result = match result {
-            Err(Failure::Load(message)) if stopped => Err(Failure::Load(format!("{message} (its top-level code ran past the timeout)"))),
+            Err(Failure::Load(message)) if stopped => Err(Failure::Load(format!(
+                "{message} (its top-level code ran past the timeout)"
+            ))),
             other => other,
         };
-        tracing::debug!(function = &*spec.name, worker = self.index, elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "instance ready");
+        tracing::debug!(
+            function = &*spec.name,
+            worker = self.index,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "instance ready"
+        );
         result
     }
 
@@ -84,32 +98,54 @@ impl Worker {
                     }
                 }
             }
-            let Some(instance) = instances.get_mut(&name) else { continue };
+            let Some(instance) = instances.get_mut(&name) else {
+                continue;
+            };
             let deadline = Instant::now() + job.function.timeout;
-            let seq = self.supervisor.arm(self.index, deadline, instance.isolate_handle());
-            let mut result = instance.invoke(&job.event_json, &job.request_id, deadline).await;
+            let seq = self
+                .supervisor
+                .arm(self.index, deadline, instance.isolate_handle());
+            let mut result = instance
+                .invoke(&job.event_json, &job.request_id, deadline)
+                .await;
             let stopped = self.supervisor.disarm(self.index, seq);
             // A stopped, timed-out or exhausted instance is not trusted again.
-            let replace = stopped || instance.out_of_memory() || matches!(result, Err(Failure::Timeout | Failure::Terminated | Failure::OutOfMemory));
+            let replace = stopped
+                || instance.out_of_memory()
+                || matches!(
+                    result,
+                    Err(Failure::Timeout | Failure::Terminated | Failure::OutOfMemory)
+                );
             if stopped {
+                // Whatever the script produced, it was still running at its deadline.
                 instance.cancel_termination();
-                if instance.out_of_memory() {
-                    result = Err(Failure::OutOfMemory);
-                } else if result.is_ok() || matches!(result, Err(Failure::Terminated | Failure::Exception { .. })) {
-                    result = Err(Failure::Timeout);
-                }
+                result = Err(if instance.out_of_memory() {
+                    Failure::OutOfMemory
+                } else {
+                    Failure::Timeout
+                });
             } else if matches!(result, Err(Failure::Terminated)) {
-                result = Err(if instance.out_of_memory() { Failure::OutOfMemory } else { Failure::Timeout });
+                result = Err(if instance.out_of_memory() {
+                    Failure::OutOfMemory
+                } else {
+                    Failure::Timeout
+                });
             }
             let _ = job.reply.send(result);
             if replace {
-                tracing::warn!(function = &*name, worker = self.index, "replacing the instance after a timeout or memory exhaustion");
+                tracing::warn!(
+                    function = &*name,
+                    worker = self.index,
+                    "replacing the instance after a timeout or memory exhaustion"
+                );
                 instances.remove(&name);
                 match self.build(&job.function).await {
                     Ok(instance) => {
                         instances.insert(name, instance);
                     }
-                    Err(failure) => tracing::error!(function = &*job.function.name, error = %failure, "cannot rebuild the instance"),
+                    Err(failure) => {
+                        tracing::error!(function = &*job.function.name, error = %failure, "cannot rebuild the instance")
+                    }
                 }
             }
         }
