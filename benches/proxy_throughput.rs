@@ -28,9 +28,7 @@ fn start_origin() -> SocketAddr {
             .build()
             .expect("runtime");
         runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .expect("bind origin");
+            let listener = tokio::net::TcpListener::bind(addr).await.expect("bind origin");
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
@@ -116,10 +114,7 @@ fn main() {
 
     let scenarios = [
         ("origin alone", format!("http://{origin}/")),
-        (
-            "edgehook proxy, cache off",
-            format!("http://{http}/proxied/x"),
-        ),
+        ("edgehook proxy, cache off", format!("http://{http}/proxied/x")),
         ("edgehook cache hit", format!("http://{http}/cached/x")),
     ];
     // Warm the cache and the connection pools.

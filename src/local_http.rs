@@ -29,8 +29,7 @@ impl Reply {
     /// A reply with a small in-memory body and its Content-Type.
     pub fn bytes(status: u16, content_type: &str, body: impl Into<Bytes>) -> Reply {
         let body: Bytes = body.into();
-        let mut header =
-            ResponseHeader::build(status, Some(3)).expect("status codes used here are valid");
+        let mut header = ResponseHeader::build(status, Some(3)).expect("status codes used here are valid");
         // Static names and values built from valid strings cannot fail to insert.
         let _ = header.insert_header(http::header::CONTENT_TYPE, content_type);
         let _ = header.insert_header(http::header::CONTENT_LENGTH, body.len());
@@ -86,9 +85,7 @@ impl<H: Handler> HttpServerApp for LocalApp<H> {
 }
 
 async fn write_reply(session: &mut ServerSession, reply: Reply, head: bool) -> pingora::Result<()> {
-    session
-        .write_response_header(Box::new(reply.header))
-        .await?;
+    session.write_response_header(Box::new(reply.header)).await?;
     if head {
         return session.finish_body().await;
     }
@@ -98,16 +95,15 @@ async fn write_reply(session: &mut ServerSession, reply: Reply, head: bool) -> p
         Body::File(mut file) => {
             loop {
                 let mut chunk = vec![0u8; FILE_CHUNK];
-                let read = file.read(&mut chunk).await.map_err(|e| {
-                    pingora::Error::because(pingora::ErrorType::ReadError, "reading file", e)
-                })?;
+                let read = file
+                    .read(&mut chunk)
+                    .await
+                    .map_err(|e| pingora::Error::because(pingora::ErrorType::ReadError, "reading file", e))?;
                 if read == 0 {
                     break;
                 }
                 chunk.truncate(read);
-                session
-                    .write_response_body(Bytes::from(chunk), false)
-                    .await?;
+                session.write_response_body(Bytes::from(chunk), false).await?;
             }
             session.finish_body().await
         }

@@ -60,14 +60,8 @@ fn server_conf(config: &Config, runtime_dir: &std::path::Path) -> ServerConf {
         // is in flight.
         grace_period_seconds: Some(config.server.shutdown_timeout.as_secs().max(1)),
         graceful_shutdown_timeout_seconds: Some(1),
-        upgrade_sock: runtime_dir
-            .join("upgrade.sock")
-            .to_string_lossy()
-            .into_owned(),
-        pid_file: runtime_dir
-            .join("edgehook.pid")
-            .to_string_lossy()
-            .into_owned(),
+        upgrade_sock: runtime_dir.join("upgrade.sock").to_string_lossy().into_owned(),
+        pid_file: runtime_dir.join("edgehook.pid").to_string_lossy().into_owned(),
         ..ServerConf::default()
     }
 }
@@ -108,9 +102,8 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
                 address: address.to_string(),
                 message,
             };
-            let mut settings =
-                TlsSettings::intermediate(&tls.cert.to_string_lossy(), &tls.key.to_string_lossy())
-                    .map_err(|e| tls_error(e.to_string()))?;
+            let mut settings = TlsSettings::intermediate(&tls.cert.to_string_lossy(), &tls.key.to_string_lossy())
+                .map_err(|e| tls_error(e.to_string()))?;
             if tls.h2 {
                 settings.enable_h2();
             }
@@ -128,10 +121,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         })
         .collect::<std::collections::HashMap<_, _>>();
     if !dir_origins.is_empty() {
-        let mut dir_service = Service::new(
-            "directory origins".into(),
-            LocalApp(DirServer::new(dir_origins)),
-        );
+        let mut dir_service = Service::new("directory origins".into(), LocalApp(DirServer::new(dir_origins)));
         dir_service.add_uds(&local_socket.to_string_lossy(), None);
         dir_service.threads = Some(1);
         server.add_service(dir_service);
@@ -179,29 +169,23 @@ fn drain_then_exit(
     in_flight: InFlight,
     runtime_dir: std::path::PathBuf,
 ) {
-    let spawned = std::thread::Builder::new()
-        .name("drain".into())
-        .spawn(move || {
-            loop {
-                match phases.blocking_recv() {
-                    Ok(ExecutionPhase::ShutdownGracePeriod) => break,
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                }
+    let spawned = std::thread::Builder::new().name("drain".into()).spawn(move || {
+        loop {
+            match phases.blocking_recv() {
+                Ok(ExecutionPhase::ShutdownGracePeriod) => break,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
-            let mut idle_checks = 0;
-            while idle_checks < 3 {
-                idle_checks = if in_flight.count() == 0 {
-                    idle_checks + 1
-                } else {
-                    0
-                };
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            tracing::info!("edgehook stopped: no request in flight");
-            let _ = std::fs::remove_dir_all(&runtime_dir);
-            std::process::exit(0);
-        });
+        }
+        let mut idle_checks = 0;
+        while idle_checks < 3 {
+            idle_checks = if in_flight.count() == 0 { idle_checks + 1 } else { 0 };
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        tracing::info!("edgehook stopped: no request in flight");
+        let _ = std::fs::remove_dir_all(&runtime_dir);
+        std::process::exit(0);
+    });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "no drain watcher; shutdown waits the whole shutdown_timeout");
     }

@@ -10,12 +10,8 @@ pub fn load_certificates(path: &Path) -> Result<Vec<Vec<u8>>, String> {
     let mut certificates = Vec::new();
     for item in rustls_pemfile::certs(&mut pem.as_slice()) {
         let der = item.map_err(|e| format!("`{}` is not valid PEM: {e}", path.display()))?;
-        x509_parser::parse_x509_certificate(der.as_ref()).map_err(|e| {
-            format!(
-                "`{}` holds a certificate that does not parse: {e}",
-                path.display()
-            )
-        })?;
+        x509_parser::parse_x509_certificate(der.as_ref())
+            .map_err(|e| format!("`{}` holds a certificate that does not parse: {e}", path.display()))?;
         certificates.push(der.as_ref().to_vec());
     }
     if certificates.is_empty() {
@@ -37,10 +33,7 @@ pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
 /// Checks that `key` is usable and belongs to the leaf of `certificates`, as the TLS listener
 /// will require.
 pub fn check_key_pair(certificates: &[Vec<u8>], key: PrivateKeyDer<'static>) -> Result<(), String> {
-    let chain = certificates
-        .iter()
-        .map(|c| CertificateDer::from(c.clone()))
-        .collect();
+    let chain = certificates.iter().map(|c| CertificateDer::from(c.clone())).collect();
     let provider = rustls::crypto::ring::default_provider();
     rustls::sign::CertifiedKey::from_der(chain, key, &provider)
         .map(|_| ())

@@ -46,16 +46,16 @@ impl AdminApi {
     fn refuse_unauthorized(&self, session: &ServerSession) -> Option<Reply> {
         let expected = match &self.token {
             AdminToken::Value(token) => token,
-            AdminToken::Unset => return Some(json_error(
-                403,
-                "no admin token is configured (server.admin_token); mutating calls are disabled",
-            )),
+            AdminToken::Unset => {
+                return Some(json_error(
+                    403,
+                    "no admin token is configured (server.admin_token); mutating calls are disabled",
+                ))
+            }
             AdminToken::MissingEnv(name) => {
                 return Some(json_error(
                     403,
-                    &format!(
-                        "the admin token variable {name} is not set; mutating calls are disabled"
-                    ),
+                    &format!("the admin token variable {name} is not set; mutating calls are disabled"),
                 ))
             }
         };
@@ -67,13 +67,8 @@ impl AdminApi {
         match given {
             Some(given) if same_secret(given.as_bytes(), expected.as_bytes()) => None,
             _ => {
-                let mut reply = json_error(
-                    401,
-                    "missing or wrong `Authorization: Bearer <admin token>`",
-                );
-                let _ = reply
-                    .header
-                    .insert_header(http::header::WWW_AUTHENTICATE, "Bearer");
+                let mut reply = json_error(401, "missing or wrong `Authorization: Bearer <admin token>`");
+                let _ = reply.header.insert_header(http::header::WWW_AUTHENTICATE, "Bearer");
                 Some(reply)
             }
         }
@@ -90,12 +85,7 @@ impl AdminApi {
                     body.extend_from_slice(&chunk);
                 }
                 Ok(None) => return Ok(body),
-                Err(e) => {
-                    return Err(json_error(
-                        400,
-                        &format!("cannot read the request body: {e}"),
-                    ))
-                }
+                Err(e) => return Err(json_error(400, &format!("cannot read the request body: {e}"))),
             }
         }
     }
@@ -110,18 +100,10 @@ impl AdminApi {
         };
         let request: PurgeRequest = match serde_json::from_slice(&body) {
             Ok(r) => r,
-            Err(e) => {
-                return json_error(
-                    400,
-                    &format!("expected {{\"paths\": [\"/path\", \"/prefix/*\"]}}: {e}"),
-                )
-            }
+            Err(e) => return json_error(400, &format!("expected {{\"paths\": [\"/path\", \"/prefix/*\"]}}: {e}")),
         };
         if request.paths.is_empty() || request.paths.len() > MAX_PURGE_PATHS {
-            return json_error(
-                400,
-                &format!("`paths` must hold between 1 and {MAX_PURGE_PATHS} paths"),
-            );
+            return json_error(400, &format!("`paths` must hold between 1 and {MAX_PURGE_PATHS} paths"));
         }
         let mut patterns = Vec::with_capacity(request.paths.len());
         for path in &request.paths {
@@ -136,24 +118,13 @@ impl AdminApi {
         let purged = self.cache().purge(&patterns);
         self.metrics.purged.inc_by(purged as u64);
         tracing::info!(target: "edgehook::admin", paths = ?request.paths, purged, "cache purge");
-        json(
-            200,
-            serde_json::json!({ "purged": purged, "paths": request.paths }),
-        )
+        json(200, serde_json::json!({ "purged": purged, "paths": request.paths }))
     }
 
     fn metrics_page(&self) -> Reply {
-        self.metrics
-            .cache_bytes
-            .set(self.cache().storage.bytes() as i64);
-        self.metrics
-            .cache_objects
-            .set(self.cache().storage.objects() as i64);
-        Reply::bytes(
-            200,
-            "text/plain; version=0.0.4; charset=utf-8",
-            self.metrics.render(),
-        )
+        self.metrics.cache_bytes.set(self.cache().storage.bytes() as i64);
+        self.metrics.cache_objects.set(self.cache().storage.objects() as i64);
+        Reply::bytes(200, "text/plain; version=0.0.4; charset=utf-8", self.metrics.render())
     }
 }
 

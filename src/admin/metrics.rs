@@ -1,8 +1,7 @@
 //! Prometheus metrics for the proxy, rendered by the admin listener's `GET /metrics`.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -22,25 +21,18 @@ impl Metrics {
         let registry = Registry::new();
         // Registration only fails on duplicate names or invalid label names, which are fixed here.
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
-            let c =
-                IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric name");
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+            registry.register(Box::new(c.clone())).expect("unique metric name");
             c
         };
         let counter = |name: &str, help: &str| {
             let c = IntCounter::new(name, help).expect("valid metric definition");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric name");
+            registry.register(Box::new(c.clone())).expect("unique metric name");
             c
         };
         let gauge = |name: &str, help: &str| {
             let g = IntGauge::new(name, help).expect("valid metric definition");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("unique metric name");
+            registry.register(Box::new(g.clone())).expect("unique metric name");
             g
         };
         let requests = counter_vec(
@@ -75,14 +67,8 @@ impl Metrics {
                 "edgehook_received_bytes_total",
                 "Request body bytes received from viewers.",
             ),
-            bytes_out: counter(
-                "edgehook_sent_bytes_total",
-                "Response body bytes sent to viewers.",
-            ),
-            cache_bytes: gauge(
-                "edgehook_cache_bytes",
-                "Bytes held by the cache (bodies and headers).",
-            ),
+            bytes_out: counter("edgehook_sent_bytes_total", "Response body bytes sent to viewers."),
+            cache_bytes: gauge("edgehook_cache_bytes", "Bytes held by the cache (bodies and headers)."),
             cache_objects: gauge("edgehook_cache_objects", "Objects held by the cache."),
             purged: counter(
                 "edgehook_cache_purged_objects_total",

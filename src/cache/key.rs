@@ -39,10 +39,7 @@ pub fn request_host(req: &RequestHeader) -> String {
 }
 
 /// Values of the cookies named `name` in the request's Cookie headers.
-pub fn cookie_values<'a>(
-    req: &'a RequestHeader,
-    name: &'a str,
-) -> impl Iterator<Item = &'a str> + 'a {
+pub fn cookie_values<'a>(req: &'a RequestHeader, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     req.headers
         .get_all(http::header::COOKIE)
         .iter()
@@ -95,10 +92,7 @@ mod tests {
     fn policy(query: QueryPolicy, headers: &[&'static str], cookies: &[&str]) -> CacheKeyPolicy {
         CacheKeyPolicy {
             query,
-            headers: headers
-                .iter()
-                .map(|h| http::HeaderName::from_static(h))
-                .collect(),
+            headers: headers.iter().map(|h| http::HeaderName::from_static(h)).collect(),
             cookies: cookies.iter().map(|c| c.to_string()).collect(),
         }
     }
@@ -131,14 +125,8 @@ mod tests {
             key("/p?x=1", &host_a, &plain),
             key("/p?x=1", &[("host", "A.example")], &plain)
         );
-        assert_ne!(
-            key("/p?x=1", &host_a, &plain),
-            key("/p?x=2", &host_a, &plain)
-        );
-        assert_ne!(
-            key("/p", &host_a, &plain),
-            key("/p", &[("host", "b.example")], &plain)
-        );
+        assert_ne!(key("/p?x=1", &host_a, &plain), key("/p?x=2", &host_a, &plain));
+        assert_ne!(key("/p", &host_a, &plain), key("/p", &[("host", "b.example")], &plain));
         // Headers outside the policy do not split the cache; listed ones do.
         assert_eq!(
             key("/p", &[("accept-language", "fr")], &plain),
@@ -171,10 +159,7 @@ mod tests {
 
     #[test]
     fn user_tag_is_the_path() {
-        let k = cache_key(
-            &request("/dir/file?x=1", &[]),
-            &policy(QueryPolicy::All, &[], &[]),
-        );
+        let k = cache_key(&request("/dir/file?x=1", &[]), &policy(QueryPolicy::All, &[], &[]));
         assert_eq!(k.user_tag, "/dir/file");
     }
 }

@@ -33,10 +33,7 @@ impl CacheLayer {
         let lock: &'static CacheLock = Box::leak(CacheLock::new_boxed(settings.lock_timeout));
         CacheLayer {
             storage: Box::leak(Box::new(MemoryStorage::new(settings.max_object_size))),
-            eviction: Box::leak(Box::new(LruManager::with_capacity(
-                settings.memory,
-                expected_objects,
-            ))),
+            eviction: Box::leak(Box::new(LruManager::with_capacity(settings.memory, expected_objects))),
             lock,
             max_object_size: settings.max_object_size,
             lock_timeout: settings.lock_timeout,

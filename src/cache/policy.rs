@@ -23,30 +23,25 @@ const EXPLICIT_ONLY_STATUSES: [u16; 2] = [302, 307];
 
 /// Decides cacheability of `response` for a request (with `authorization` set when it carried an
 /// `Authorization` header) under `ttl`, as of `now`.
-pub fn decide(
-    response: &ResponseHeader,
-    authorization: bool,
-    ttl: &Ttl,
-    now: SystemTime,
-) -> RespCacheable {
+pub fn decide(response: &ResponseHeader, authorization: bool, ttl: &Ttl, now: SystemTime) -> RespCacheable {
     let uncacheable = RespCacheable::Uncacheable(NoCacheReason::OriginNotCache);
     let status = response.status.as_u16();
     let headers = &response.headers;
     if headers.contains_key(http::header::SET_COOKIE) {
         return uncacheable;
     }
-    if headers.get_all(http::header::VARY).iter().any(|v| {
-        v.as_bytes()
-            .split(|b| *b == b',')
-            .any(|p| p.trim_ascii() == b"*")
-    }) {
+    if headers
+        .get_all(http::header::VARY)
+        .iter()
+        .any(|v| v.as_bytes().split(|b| *b == b',').any(|p| p.trim_ascii() == b"*"))
+    {
         return uncacheable;
     }
     let cc = CacheControl::from_resp_headers(response);
     if authorization {
-        let allowed = cc.as_ref().is_some_and(|cc| {
-            cc.public() || cc.must_revalidate() || matches!(cc.s_maxage(), Ok(Some(_)))
-        });
+        let allowed = cc
+            .as_ref()
+            .is_some_and(|cc| cc.public() || cc.must_revalidate() || matches!(cc.s_maxage(), Ok(Some(_))));
         if !allowed {
             return uncacheable;
         }
@@ -101,17 +96,8 @@ pub fn decide(
     ))
 }
 
-fn explicit_freshness(
-    cc: Option<&CacheControl>,
-    response: &ResponseHeader,
-    now: SystemTime,
-) -> Option<Duration> {
-    let max_age = cc.and_then(|cc| {
-        cc.s_maxage()
-            .ok()
-            .flatten()
-            .or_else(|| cc.max_age().ok().flatten())
-    });
+fn explicit_freshness(cc: Option<&CacheControl>, response: &ResponseHeader, now: SystemTime) -> Option<Duration> {
+    let max_age = cc.and_then(|cc| cc.s_maxage().ok().flatten().or_else(|| cc.max_age().ok().flatten()));
     if let Some(seconds) = max_age {
         let age = response
             .headers
@@ -123,11 +109,7 @@ fn explicit_freshness(
     }
     let expires = response.headers.get(http::header::EXPIRES)?;
     // An unparsable Expires means "already expired" (RFC 9111 5.3).
-    let Some(expires) = expires
-        .to_str()
-        .ok()
-        .and_then(|v| httpdate::parse_http_date(v).ok())
-    else {
+    let Some(expires) = expires.to_str().ok().and_then(|v| httpdate::parse_http_date(v).ok()) else {
         return Some(Duration::ZERO);
     };
     let date = response
@@ -172,30 +154,17 @@ mod tests {
 
     #[test]
     fn explicit_freshness_is_clamped() {
-        assert_eq!(
-            lifetime(200, &[("cache-control", "max-age=50")], &TTL, false),
-            Some(50)
-        );
+        assert_eq!(lifetime(200, &[("cache-control", "max-age=50")], &TTL, false), Some(50));
         assert_eq!(
             lifetime(200, &[("cache-control", "max-age=5000")], &TTL, false),
             Some(1000)
         );
         assert_eq!(
-            lifetime(
-                200,
-                &[("cache-control", "max-age=50, s-maxage=70")],
-                &TTL,
-                false
-            ),
+            lifetime(200, &[("cache-control", "max-age=50, s-maxage=70")], &TTL, false),
             Some(70)
         );
         assert_eq!(
-            lifetime(
-                200,
-                &[("cache-control", "max-age=50"), ("age", "20")],
-                &TTL,
-                false
-            ),
+            lifetime(200, &[("cache-control", "max-age=50"), ("age", "20")], &TTL, false),
             Some(30)
         );
         let floor = Ttl {
@@ -214,29 +183,18 @@ mod tests {
         assert_eq!(lifetime(404, &[], &TTL, false), Some(10));
         assert_eq!(lifetime(201, &[], &TTL, false), None);
         assert_eq!(lifetime(302, &[], &TTL, false), None);
-        assert_eq!(
-            lifetime(302, &[("cache-control", "max-age=9")], &TTL, false),
-            Some(9)
-        );
+        assert_eq!(lifetime(302, &[("cache-control", "max-age=9")], &TTL, false), Some(9));
     }
 
     #[test]
     fn forbidding_directives_follow_min_ttl() {
         for cc in ["no-store", "no-cache", "private", "private, max-age=100"] {
-            assert_eq!(
-                lifetime(200, &[("cache-control", cc)], &TTL, false),
-                None,
-                "{cc}"
-            );
+            assert_eq!(lifetime(200, &[("cache-control", cc)], &TTL, false), None, "{cc}");
             let floor = Ttl {
                 min: Duration::from_secs(30),
                 ..TTL
             };
-            assert_eq!(
-                lifetime(200, &[("cache-control", cc)], &floor, false),
-                Some(30),
-                "{cc}"
-            );
+            assert_eq!(lifetime(200, &[("cache-control", cc)], &floor, false), Some(30), "{cc}");
         }
     }
 
@@ -247,10 +205,7 @@ mod tests {
         let expires = httpdate::fmt_http_date(now + Duration::from_secs(300));
         let got = lifetime(200, &[("date", &date), ("expires", &expires)], &TTL, false).unwrap();
         assert!((298..=300).contains(&got), "{got}");
-        assert_eq!(
-            lifetime(200, &[("expires", "garbage")], &TTL, false),
-            Some(-1)
-        );
+        assert_eq!(lifetime(200, &[("expires", "garbage")], &TTL, false), Some(-1));
     }
 
     #[test]
@@ -277,9 +232,6 @@ mod tests {
         let RespCacheable::Cacheable(meta) = decide(&r, false, &TTL, now) else {
             panic!("cacheable expected")
         };
-        assert_eq!(
-            (meta.stale_while_revalidate_sec(), meta.stale_if_error_sec()),
-            (30, 60)
-        );
+        assert_eq!((meta.stale_while_revalidate_sec(), meta.stale_if_error_sec()), (30, 60));
     }
 }

@@ -10,8 +10,7 @@ use parking_lot::RwLock;
 use pingora::cache::eviction::{CacheEntryId, CacheEntryKey};
 use pingora::cache::key::{CacheHashKey, CompactCacheKey, HashBinary};
 use pingora::cache::storage::{
-    HandleHit, HandleMiss, HitHandler, MissFinishType, MissHandler, PurgeOutcome, PurgeTarget,
-    PurgeType,
+    HandleHit, HandleMiss, HitHandler, MissFinishType, MissHandler, PurgeOutcome, PurgeTarget, PurgeType,
 };
 use pingora::cache::trace::SpanHandle;
 use pingora::cache::{CacheKey, CacheMeta, Storage};
@@ -70,9 +69,7 @@ impl Shared {
     /// Removes the object at `hash`, only if its id matches when one is given.
     fn remove(&self, hash: &HashBinary, only_id: Option<u64>) -> Option<Arc<StoredObject>> {
         let mut shard = self.shard(hash).write();
-        let matches = shard
-            .get(hash)
-            .is_some_and(|o| only_id.is_none_or(|id| o.id == id));
+        let matches = shard.get(hash).is_some_and(|o| only_id.is_none_or(|id| o.id == id));
         let removed = if matches { shard.remove(hash) } else { None };
         drop(shard);
         if let Some(object) = &removed {
@@ -122,14 +119,9 @@ impl MemoryStorage {
             shard.retain(|_, object| {
                 if matches(object.key.user_tag()) {
                     purged.push(Purged {
-                        entry: CacheEntryKey::identified(
-                            object.key.clone(),
-                            CacheEntryId::new(object.id),
-                        ),
+                        entry: CacheEntryKey::identified(object.key.clone(), CacheEntryId::new(object.id)),
                     });
-                    self.shared
-                        .bytes
-                        .fetch_sub(object.weight(), Ordering::Relaxed);
+                    self.shared.bytes.fetch_sub(object.weight(), Ordering::Relaxed);
                     self.shared.objects.fetch_sub(1, Ordering::Relaxed);
                     false
                 } else {
@@ -158,12 +150,7 @@ impl HandleHit for MemoryHit {
         Ok(Some(self.object.body.slice(self.start..self.end)))
     }
 
-    async fn finish(
-        self: Box<Self>,
-        _: &'static (dyn Storage + Sync),
-        _: &CacheKey,
-        _: &SpanHandle,
-    ) -> Result<()> {
+    async fn finish(self: Box<Self>, _: &'static (dyn Storage + Sync), _: &CacheKey, _: &SpanHandle) -> Result<()> {
         Ok(())
     }
 
@@ -215,10 +202,7 @@ struct MemoryMiss {
 impl HandleMiss for MemoryMiss {
     async fn write_body(&mut self, data: Bytes, _eof: bool) -> Result<()> {
         if self.body.len() + data.len() > self.shared.max_object_size {
-            return Error::e_explain(
-                ErrorType::InternalError,
-                "object larger than cache.max_object_size",
-            );
+            return Error::e_explain(ErrorType::InternalError, "object larger than cache.max_object_size");
         }
         self.body.extend_from_slice(&data);
         Ok(())
@@ -244,11 +228,7 @@ impl HandleMiss for MemoryMiss {
 
 #[async_trait]
 impl Storage for MemoryStorage {
-    async fn lookup(
-        &'static self,
-        key: &CacheKey,
-        _: &SpanHandle,
-    ) -> Result<Option<(CacheMeta, HitHandler)>> {
+    async fn lookup(&'static self, key: &CacheKey, _: &SpanHandle) -> Result<Option<(CacheMeta, HitHandler)>> {
         let hash = key.combined_bin();
         let Some(object) = self.shared.shard(&hash).read().get(&hash).cloned() else {
             return Ok(None);
@@ -266,12 +246,7 @@ impl Storage for MemoryStorage {
         )))
     }
 
-    async fn get_miss_handler(
-        &'static self,
-        key: &CacheKey,
-        meta: &CacheMeta,
-        _: &SpanHandle,
-    ) -> Result<MissHandler> {
+    async fn get_miss_handler(&'static self, key: &CacheKey, meta: &CacheMeta, _: &SpanHandle) -> Result<MissHandler> {
         Ok(Box::new(MemoryMiss {
             shared: self.shared.clone(),
             hash: key.combined_bin(),
@@ -282,12 +257,7 @@ impl Storage for MemoryStorage {
         }))
     }
 
-    async fn purge(
-        &'static self,
-        target: PurgeTarget<'_>,
-        _: PurgeType,
-        _: &SpanHandle,
-    ) -> Result<PurgeOutcome> {
+    async fn purge(&'static self, target: PurgeTarget<'_>, _: PurgeType, _: &SpanHandle) -> Result<PurgeOutcome> {
         let only_id = match target {
             PurgeTarget::Exact(entry) => entry.entry_id().map(CacheEntryId::get),
             PurgeTarget::Active(_) => None,
@@ -298,12 +268,7 @@ impl Storage for MemoryStorage {
         }
     }
 
-    async fn update_meta(
-        &'static self,
-        key: &CacheKey,
-        meta: &CacheMeta,
-        _: &SpanHandle,
-    ) -> Result<bool> {
+    async fn update_meta(&'static self, key: &CacheKey, meta: &CacheMeta, _: &SpanHandle) -> Result<bool> {
         let hash = key.combined_bin();
         let serialized = meta.serialize()?;
         let mut shard = self.shared.shard(&hash).write();
@@ -349,13 +314,8 @@ mod tests {
     async fn store(storage: &'static MemoryStorage, path: &str, body: &'static [u8]) -> CacheKey {
         let key = CacheKey::new(path, path);
         let span = Span::inactive().handle();
-        let mut miss = storage
-            .get_miss_handler(&key, &meta(), &span)
-            .await
-            .unwrap();
-        miss.write_body(Bytes::from_static(body), true)
-            .await
-            .unwrap();
+        let mut miss = storage.get_miss_handler(&key, &meta(), &span).await.unwrap();
+        miss.write_body(Bytes::from_static(body), true).await.unwrap();
         miss.finish().await.unwrap();
         key
     }
@@ -389,11 +349,7 @@ mod tests {
         store(storage, "/a", b"new").await;
         let stale_target = CacheEntryKey::identified(key.to_compact(), old_id);
         let outcome = storage
-            .purge(
-                PurgeTarget::Exact(&stale_target),
-                PurgeType::Eviction,
-                &span,
-            )
+            .purge(PurgeTarget::Exact(&stale_target), PurgeType::Eviction, &span)
             .await
             .unwrap();
         assert_eq!(outcome, PurgeOutcome::NotFound);
@@ -417,13 +373,7 @@ mod tests {
         let storage: &'static MemoryStorage = Box::leak(Box::new(MemoryStorage::new(4)));
         let key = CacheKey::new("/big", "/big");
         let span = Span::inactive().handle();
-        let mut miss = storage
-            .get_miss_handler(&key, &meta(), &span)
-            .await
-            .unwrap();
-        assert!(miss
-            .write_body(Bytes::from_static(b"12345"), true)
-            .await
-            .is_err());
+        let mut miss = storage.get_miss_handler(&key, &meta(), &span).await.unwrap();
+        assert!(miss.write_body(Bytes::from_static(b"12345"), true).await.is_err());
     }
 }

@@ -18,6 +18,30 @@ pub struct FileConfig {
     pub origins: BTreeMap<String, OriginFile>,
     #[serde(default)]
     pub behaviors: Vec<BehaviorFile>,
+    #[serde(default)]
+    pub runtime: RuntimeFile,
+    #[serde(default)]
+    pub functions: BTreeMap<String, FunctionFile>,
+}
+
+/// `[runtime]`: the JavaScript thread pool.
+#[derive(Debug, Default, Deserialize)]
+pub struct RuntimeFile {
+    pub threads: Option<i64>,
+    pub queue: Option<i64>,
+    pub max_wait: Option<String>,
+}
+
+/// `[functions.NAME]`.
+#[derive(Debug, Default, Deserialize)]
+pub struct FunctionFile {
+    pub code: Option<String>,
+    pub handler: Option<String>,
+    pub timeout: Option<String>,
+    pub memory: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub concurrency: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -125,12 +149,7 @@ impl KeyPath {
 
     /// Builds a path from dotted text, e.g. `"origins.app"`.
     pub fn parse(dotted: &str) -> KeyPath {
-        KeyPath(
-            dotted
-                .split('.')
-                .map(|k| Segment::Key(k.to_string()))
-                .collect(),
-        )
+        KeyPath(dotted.split('.').map(|k| Segment::Key(k.to_string())).collect())
     }
 }
 
@@ -161,9 +180,9 @@ pub fn key_path_of_ignored(path: &serde_ignored::Path<'_>) -> KeyPath {
                 walk(parent, out);
                 out.push(Segment::Key(key.clone()));
             }
-            Path::Some { parent }
-            | Path::NewtypeStruct { parent }
-            | Path::NewtypeVariant { parent } => walk(parent, out),
+            Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
+                walk(parent, out)
+            }
         }
     }
     let mut segments = Vec::new();

@@ -18,10 +18,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: cannot read: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{}", .problems.join("\n"))]
     Invalid { problems: Vec<String> },
 }
@@ -56,25 +53,17 @@ pub fn parse(text: &str, name: &str, base: &Path) -> Result<Config, ConfigError>
     };
     let mut unknown = Vec::new();
     let deserializer = toml::Deserializer::new(text);
-    let file: FileConfig =
-        match serde_ignored::deserialize(deserializer, |p| unknown.push(key_path_of_ignored(&p))) {
-            Ok(file) => file,
-            Err(e) => {
-                let at = e
-                    .span()
-                    .map(|s| position(s.start))
-                    .unwrap_or_else(|| name.to_string());
-                return Err(ConfigError::Invalid {
-                    problems: vec![format!("{at}: {}", e.message())],
-                });
-            }
-        };
+    let file: FileConfig = match serde_ignored::deserialize(deserializer, |p| unknown.push(key_path_of_ignored(&p))) {
+        Ok(file) => file,
+        Err(e) => {
+            let at = e.span().map(|s| position(s.start)).unwrap_or_else(|| name.to_string());
+            return Err(ConfigError::Invalid {
+                problems: vec![format!("{at}: {}", e.message())],
+            });
+        }
+    };
     let locate = |path: &KeyPath| -> String {
-        match document
-            .as_ref()
-            .ok()
-            .and_then(|doc| span_of(doc.as_table(), &path.0))
-        {
+        match document.as_ref().ok().and_then(|doc| span_of(doc.as_table(), &path.0)) {
             Some(offset) => position(offset),
             None => name.to_string(),
         }
@@ -108,20 +97,18 @@ fn span_of(table: &toml_edit::Table, path: &[Segment]) -> Option<usize> {
     fn step<'a>(node: Node<'a>, segment: &Segment) -> Option<(Node<'a>, Option<usize>)> {
         let offset = |span: Option<std::ops::Range<usize>>| span.map(|s| s.start);
         match (node, segment) {
-            (Node::Table(t), Segment::Key(k)) => t
-                .get_key_value(k)
-                .map(|(key, it)| (Node::Item(it), offset(key.span()))),
+            (Node::Table(t), Segment::Key(k)) => {
+                t.get_key_value(k).map(|(key, it)| (Node::Item(it), offset(key.span())))
+            }
             (Node::Item(Item::Table(t)), _) => step(Node::Table(t), segment),
             (Node::Item(Item::Value(v)), _) => step(Node::Value(v), segment),
-            (Node::Value(Value::InlineTable(t)), Segment::Key(k)) => t
-                .get_key_value(k)
-                .map(|(key, it)| (Node::Item(it), offset(key.span()))),
+            (Node::Value(Value::InlineTable(t)), Segment::Key(k)) => {
+                t.get_key_value(k).map(|(key, it)| (Node::Item(it), offset(key.span())))
+            }
             (Node::Item(Item::ArrayOfTables(a)), Segment::Index(i)) => {
                 a.get(*i).map(|t| (Node::Table(t), offset(t.span())))
             }
-            (Node::Value(Value::Array(a)), Segment::Index(i)) => {
-                a.get(*i).map(|v| (Node::Value(v), offset(v.span())))
-            }
+            (Node::Value(Value::Array(a)), Segment::Index(i)) => a.get(*i).map(|v| (Node::Value(v), offset(v.span()))),
             _ => None,
         }
     }

@@ -16,6 +16,29 @@ pub struct Config {
     pub log: Log,
     pub origins: BTreeMap<String, Arc<Origin>>,
     pub behaviors: Vec<Arc<Behavior>>,
+    pub runtime: Runtime,
+    pub functions: BTreeMap<String, Function>,
+}
+
+/// The JavaScript thread pool.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub threads: usize,
+    pub queue: usize,
+    pub max_wait: Duration,
+}
+
+/// A function: its code is read and checked for its module kind when the config loads.
+#[derive(Debug, Clone)]
+pub struct Function {
+    pub name: String,
+    pub code: PathBuf,
+    pub source: String,
+    pub handler: String,
+    pub timeout: Duration,
+    pub memory: usize,
+    pub env: BTreeMap<String, String>,
+    pub concurrency: usize,
 }
 
 #[derive(Debug, Clone)]

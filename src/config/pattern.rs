@@ -12,14 +12,10 @@ impl PathPattern {
             return Err("path pattern is empty".into());
         }
         if source != "*" && !source.starts_with('/') && !source.starts_with('*') {
-            return Err(format!(
-                "path pattern `{source}` must start with `/` or `*`"
-            ));
+            return Err(format!("path pattern `{source}` must start with `/` or `*`"));
         }
         if source.len() > 255 {
-            return Err(format!(
-                "path pattern `{source}` is longer than 255 characters"
-            ));
+            return Err(format!("path pattern `{source}` is longer than 255 characters"));
         }
         Ok(PathPattern {
             source: source.to_string(),

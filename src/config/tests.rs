@@ -24,10 +24,7 @@ origin = "app"
 #[test]
 fn minimal_config_gets_defaults() {
     let config = parse_ok(MINIMAL);
-    assert_eq!(
-        config.server.listen,
-        vec!["127.0.0.1:8080".parse().unwrap()]
-    );
+    assert_eq!(config.server.listen, vec!["127.0.0.1:8080".parse().unwrap()]);
     assert_eq!(config.cache.memory, 256 << 20);
     let behavior = &config.behaviors[0];
     assert_eq!(behavior.ttl.default, Duration::from_secs(86_400));
@@ -71,10 +68,9 @@ cache_key = { query = "some" }
         "{found:#?}"
     );
     assert!(
-        found.iter().any(
-            |p| p.starts_with("test.toml:8:1: `origins.app.connect_timeout`")
-                && p.contains("unknown unit")
-        ),
+        found
+            .iter()
+            .any(|p| p.starts_with("test.toml:8:1: `origins.app.connect_timeout`") && p.contains("unknown unit")),
         "{found:#?}"
     );
     assert!(
@@ -114,10 +110,7 @@ path = "/x/*"
 origin = "app"
 "#,
     );
-    assert!(
-        found.iter().any(|p| p.contains("must be the last one")),
-        "{found:?}"
-    );
+    assert!(found.iter().any(|p| p.contains("must be the last one")), "{found:?}");
     assert!(
         found
             .iter()
@@ -145,15 +138,10 @@ default_ttl = "1h"
 "#,
     );
     assert!(
-        found
-            .iter()
-            .any(|p| p.contains("must start with http:// or https://")),
+        found.iter().any(|p| p.contains("must start with http:// or https://")),
         "{found:?}"
     );
-    assert!(
-        found.iter().any(|p| p.contains("either `url` or `dir`")),
-        "{found:?}"
-    );
+    assert!(found.iter().any(|p| p.contains("either `url` or `dir`")), "{found:?}");
     assert!(
         found
             .iter()
@@ -161,9 +149,7 @@ default_ttl = "1h"
         "{found:?}"
     );
     assert!(
-        found
-            .iter()
-            .any(|p| p.contains("must not be less than min_ttl")),
+        found.iter().any(|p| p.contains("must not be less than min_ttl")),
         "{found:?}"
     );
 }
@@ -204,10 +190,7 @@ fn admin_token_from_environment() {
         "[origins.app]",
         "[server]\nadmin_token = \"env:EDGEHOOK_TEST_TOKEN_A\"\n[origins.app]",
     );
-    assert_eq!(
-        parse_ok(&text).server.admin_token,
-        AdminToken::Value("s3cret".into())
-    );
+    assert_eq!(parse_ok(&text).server.admin_token, AdminToken::Value("s3cret".into()));
     let text = MINIMAL.replace(
         "[origins.app]",
         "[server]\nadmin_token = \"env:EDGEHOOK_TEST_TOKEN_UNSET\"\n[origins.app]",
@@ -227,10 +210,7 @@ fn cache_key_lists_are_normalised() {
     let config = parse_ok(&text);
     let key = &config.behaviors[0].cache_key;
     assert_eq!(key.query, QueryPolicy::Only(vec!["a".into(), "b".into()]));
-    assert_eq!(
-        key.headers,
-        vec![http::HeaderName::from_static("accept-language")]
-    );
+    assert_eq!(key.headers, vec![http::HeaderName::from_static("accept-language")]);
     assert_eq!(key.cookies, vec!["session".to_string()]);
 }
 
@@ -241,11 +221,7 @@ fn tls_key_must_match_certificate() {
     let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
     std::fs::write(dir.path().join("cert.pem"), one.cert.pem()).unwrap();
     std::fs::write(dir.path().join("key.pem"), one.key_pair.serialize_pem()).unwrap();
-    std::fs::write(
-        dir.path().join("other-key.pem"),
-        other.key_pair.serialize_pem(),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("other-key.pem"), other.key_pair.serialize_pem()).unwrap();
     let config = |key: &str| {
         format!(
             "[server.tls]\nlisten = [\"127.0.0.1:8443\"]\ncert = \"{d}/cert.pem\"\nkey = \"{d}/{key}\"\n{MINIMAL}",

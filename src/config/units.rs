@@ -21,11 +21,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "m" => 60_000,
         "h" => 3_600_000,
         "d" => 86_400_000,
-        _ => {
-            return Err(format!(
-                "`{text}` has an unknown unit `{unit}` (use ms, s, m, h or d)"
-            ))
-        }
+        _ => return Err(format!("`{text}` has an unknown unit `{unit}` (use ms, s, m, h or d)")),
     };
     value
         .checked_mul(millis_per_unit)
@@ -36,9 +32,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Parses a size such as `512`, `64KiB`, `128MiB`, `1GiB` (powers of 1024) or `10MB` (powers of 1000).
 pub fn parse_size(text: &str) -> Result<usize, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let value: u64 = number
         .parse()
@@ -76,9 +70,7 @@ mod tests {
         assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86400)));
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         assert!(parse_duration("5").unwrap_err().contains("no unit"));
-        assert!(parse_duration("5 sec")
-            .unwrap_err()
-            .contains("unknown unit"));
+        assert!(parse_duration("5 sec").unwrap_err().contains("unknown unit"));
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("99999999999999999d").is_err());
@@ -91,9 +83,7 @@ mod tests {
         assert_eq!(parse_size("64KiB"), Ok(64 << 10));
         assert_eq!(parse_size("10MB"), Ok(10_000_000));
         assert_eq!(parse_size("4096"), Ok(4096));
-        assert!(parse_size("12 bananas")
-            .unwrap_err()
-            .contains("unknown unit"));
+        assert!(parse_size("12 bananas").unwrap_err().contains("unknown unit"));
         assert!(parse_size("MiB").is_err());
     }
 }

@@ -67,14 +67,19 @@ pub fn validate(file: &FileConfig, base: &Path) -> Result<Config, Vec<Problem>> 
         .iter()
         .filter_map(|(name, origin_file)| {
             let path = KeyPath::parse("origins").key(name);
-            origin(name, origin_file, base, path, &mut problems)
-                .map(|o| (name.clone(), Arc::new(o)))
+            origin(name, origin_file, base, path, &mut problems).map(|o| (name.clone(), Arc::new(o)))
         })
         .collect();
     if file.origins.is_empty() {
         problems.add(KeyPath::parse("origins"), "at least one origin is required");
     }
     let behaviors = behaviors(&file.behaviors, file, &origins, &mut problems);
+    let runtime = runtime(&file.runtime, &mut problems);
+    let functions = file
+        .functions
+        .iter()
+        .filter_map(|(name, f)| function(name, f, base, &mut problems).map(|f| (name.clone(), f)))
+        .collect();
     if problems.0.is_empty() {
         Ok(Config {
             server,
@@ -82,6 +87,8 @@ pub fn validate(file: &FileConfig, base: &Path) -> Result<Config, Vec<Problem>> 
             log,
             origins,
             behaviors,
+            runtime,
+            functions,
         })
     } else {
         Err(problems.0)
@@ -128,10 +135,7 @@ fn server(file: &ServerFile, base: &Path, problems: &mut Problems) -> Server {
     let admin_token = match file.admin_token.as_deref() {
         None => AdminToken::Unset,
         Some("") => {
-            problems.add(
-                root.key("admin_token"),
-                "is empty; remove it or set a token",
-            );
+            problems.add(root.key("admin_token"), "is empty; remove it or set a token");
             AdminToken::Unset
         }
         Some(text) => match text.strip_prefix("env:") {
@@ -143,30 +147,18 @@ fn server(file: &ServerFile, base: &Path, problems: &mut Problems) -> Server {
         },
     };
     let threads = match file.threads {
-        None => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2),
+        None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
         Some(n) if (1..=1024).contains(&n) => n as usize,
         Some(n) => {
-            problems.add(
-                root.key("threads"),
-                format!("{n} is not between 1 and 1024"),
-            );
+            problems.add(root.key("threads"), format!("{n} is not between 1 and 1024"));
             1
         }
     };
     let tls = file.tls.as_ref().map(|tls| {
         let path = root.key("tls");
-        let listen = addresses(
-            path.key("listen"),
-            tls.listen.as_deref().unwrap_or(&[]),
-            problems,
-        );
+        let listen = addresses(path.key("listen"), tls.listen.as_deref().unwrap_or(&[]), problems);
         if tls.listen.as_ref().is_none_or(|l| l.is_empty()) {
-            problems.add(
-                path.key("listen"),
-                "at least one TLS listen address is required",
-            );
+            problems.add(path.key("listen"), "at least one TLS listen address is required");
         }
         let cert = tls.cert.as_ref().map(|c| resolve_file(base, c));
         let key = tls.key.as_ref().map(|k| resolve_file(base, k));
@@ -183,10 +175,7 @@ fn server(file: &ServerFile, base: &Path, problems: &mut Problems) -> Server {
             .as_ref()
             .and_then(|key| problems.check(path.key("key"), crate::tls::load_private_key(key)));
         if let (Some(certificates), Some(private_key)) = (certificates, private_key) {
-            problems.check(
-                path.key("key"),
-                crate::tls::check_key_pair(&certificates, private_key),
-            );
+            problems.check(path.key("key"), crate::tls::check_key_pair(&certificates, private_key));
         }
         Tls {
             listen,
@@ -209,19 +198,13 @@ fn server(file: &ServerFile, base: &Path, problems: &mut Problems) -> Server {
         32 << 10,
     );
     if !(1024..=(1 << 20)).contains(&max_request_header_size) {
-        problems.add(
-            root.key("max_request_header_size"),
-            "must be between 1KiB and 1MiB",
-        );
+        problems.add(root.key("max_request_header_size"), "must be between 1KiB and 1MiB");
     }
     let max_uri_length = match file.max_uri_length {
         None => 8192,
         Some(n) if (64..=1 << 20).contains(&n) => n as usize,
         Some(n) => {
-            problems.add(
-                root.key("max_uri_length"),
-                format!("{n} is not between 64 and 1048576"),
-            );
+            problems.add(root.key("max_uri_length"), format!("{n} is not between 64 and 1048576"));
             8192
         }
     };
@@ -250,19 +233,14 @@ fn server(file: &ServerFile, base: &Path, problems: &mut Problems) -> Server {
 fn cache(file: &CacheFile, problems: &mut Problems) -> Cache {
     let root = KeyPath::parse("cache");
     let memory = problems.size(root.key("memory"), &file.memory, 256 << 20);
-    let max_object_size =
-        problems.size(root.key("max_object_size"), &file.max_object_size, 8 << 20);
+    let max_object_size = problems.size(root.key("max_object_size"), &file.max_object_size, 8 << 20);
     if max_object_size > memory {
         problems.add(root.key("max_object_size"), "is larger than cache.memory");
     }
     Cache {
         memory,
         max_object_size,
-        lock_timeout: problems.duration(
-            root.key("lock_timeout"),
-            &file.lock_timeout,
-            Duration::from_secs(5),
-        ),
+        lock_timeout: problems.duration(root.key("lock_timeout"), &file.lock_timeout, Duration::from_secs(5)),
     }
 }
 
@@ -279,10 +257,7 @@ fn log(file: &LogFile, problems: &mut Problems) -> Log {
         None | Some("text") => LogFormat::Text,
         Some("json") => LogFormat::Json,
         Some(other) => {
-            problems.add(
-                root.key("format"),
-                format!("`{other}` is not `text` or `json`"),
-            );
+            problems.add(root.key("format"), format!("`{other}` is not `text` or `json`"));
             LogFormat::Text
         }
     };
@@ -293,22 +268,10 @@ fn log(file: &LogFile, problems: &mut Problems) -> Log {
     }
 }
 
-fn origin(
-    name: &str,
-    file: &OriginFile,
-    base: &Path,
-    path: KeyPath,
-    problems: &mut Problems,
-) -> Option<Origin> {
-    let valid_name = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+fn origin(name: &str, file: &OriginFile, base: &Path, path: KeyPath, problems: &mut Problems) -> Option<Origin> {
+    let valid_name = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !valid_name {
-        problems.add(
-            path.clone(),
-            "origin names use letters, digits, `-` and `_`",
-        );
+        problems.add(path.clone(), "origin names use letters, digits, `-` and `_`");
     }
     let kind = match (&file.url, &file.dir) {
         (Some(url), None) => OriginKind::Http(http_origin(url, file, base, &path, problems)?),
@@ -330,8 +293,7 @@ fn origin(
             match root.canonicalize() {
                 Ok(root) if root.is_dir() => OriginKind::Dir(DirOrigin {
                     root,
-                    index: Some(file.index.clone().unwrap_or_else(|| "index.html".into()))
-                        .filter(|i| !i.is_empty()),
+                    index: Some(file.index.clone().unwrap_or_else(|| "index.html".into())).filter(|i| !i.is_empty()),
                 }),
                 Ok(_) => {
                     problems.add(path.key("dir"), format!("`{dir}` is not a directory"));
@@ -348,10 +310,7 @@ fn origin(
             return None;
         }
         (None, None) => {
-            problems.add(
-                path,
-                "needs `url` (an HTTP origin) or `dir` (a directory origin)",
-            );
+            problems.add(path, "needs `url` (an HTTP origin) or `dir` (a directory origin)");
             return None;
         }
     };
@@ -369,10 +328,7 @@ fn http_origin(
     problems: &mut Problems,
 ) -> Option<HttpOrigin> {
     if file.index.is_some() {
-        problems.add(
-            path.key("index"),
-            "applies to `dir` origins, not `url` origins",
-        );
+        problems.add(path.key("index"), "applies to `dir` origins, not `url` origins");
     }
     let uri = match url.parse::<http::Uri>() {
         Ok(uri) => uri,
@@ -385,10 +341,7 @@ fn http_origin(
         Some("http") => false,
         Some("https") => true,
         _ => {
-            problems.add(
-                path.key("url"),
-                format!("`{url}` must start with http:// or https://"),
-            );
+            problems.add(path.key("url"), format!("`{url}` must start with http:// or https://"));
             return None;
         }
     };
@@ -425,10 +378,7 @@ fn http_origin(
     });
     Some(HttpOrigin {
         tls,
-        host: host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string(),
+        host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
         port: uri.port_u16().unwrap_or(if tls { 443 } else { 80 }),
         base_path,
         connect_timeout: problems.duration(
@@ -436,21 +386,9 @@ fn http_origin(
             &file.connect_timeout,
             Duration::from_secs(10),
         ),
-        read_timeout: problems.duration(
-            path.key("read_timeout"),
-            &file.read_timeout,
-            Duration::from_secs(30),
-        ),
-        write_timeout: problems.duration(
-            path.key("write_timeout"),
-            &file.write_timeout,
-            Duration::from_secs(30),
-        ),
-        idle_timeout: problems.duration(
-            path.key("idle_timeout"),
-            &file.idle_timeout,
-            Duration::from_secs(60),
-        ),
+        read_timeout: problems.duration(path.key("read_timeout"), &file.read_timeout, Duration::from_secs(30)),
+        write_timeout: problems.duration(path.key("write_timeout"), &file.write_timeout, Duration::from_secs(30)),
+        idle_timeout: problems.duration(path.key("idle_timeout"), &file.idle_timeout, Duration::from_secs(60)),
         verify_cert: file.verify_cert.unwrap_or(true),
         ca,
         host_header,
@@ -485,24 +423,15 @@ fn behaviors(
             if !seen_patterns.insert(pattern.as_str().to_string()) {
                 problems.add(
                     path.key("path"),
-                    format!(
-                        "`{}` is already used by an earlier behavior",
-                        pattern.as_str()
-                    ),
+                    format!("`{}` is already used by an earlier behavior", pattern.as_str()),
                 );
             }
             let is_last = index + 1 == list.len();
             if pattern.is_default() && !is_last {
-                problems.add(
-                    path.key("path"),
-                    "the default behavior `*` must be the last one",
-                );
+                problems.add(path.key("path"), "the default behavior `*` must be the last one");
             }
             if is_last && !pattern.is_default() {
-                problems.add(
-                    path.key("path"),
-                    "the last behavior must be the default, path = \"*\"",
-                );
+                problems.add(path.key("path"), "the last behavior must be the default, path = \"*\"");
             }
         }
         let origin = match &behavior.origin {
@@ -529,11 +458,7 @@ fn behaviors(
             }
         };
         let ttl = ttl(behavior, &path, problems);
-        let cache_key = cache_key(
-            behavior.cache_key.as_ref(),
-            &path.key("cache_key"),
-            problems,
-        );
+        let cache_key = cache_key(behavior.cache_key.as_ref(), &path.key("cache_key"), problems);
         if let (Some(pattern), Some(origin)) = (pattern, origin) {
             out.push(Arc::new(Behavior {
                 index,
@@ -555,16 +480,8 @@ fn ttl(behavior: &BehaviorFile, path: &KeyPath, problems: &mut Problems) -> Ttl 
         &behavior.default_ttl,
         DEFAULT_DEFAULT_TTL.max(min),
     );
-    let max = problems.duration(
-        path.key("max_ttl"),
-        &behavior.max_ttl,
-        DEFAULT_MAX_TTL.max(default),
-    );
-    let error = problems.duration(
-        path.key("error_ttl"),
-        &behavior.error_ttl,
-        DEFAULT_ERROR_TTL,
-    );
+    let max = problems.duration(path.key("max_ttl"), &behavior.max_ttl, DEFAULT_MAX_TTL.max(default));
+    let error = problems.duration(path.key("error_ttl"), &behavior.error_ttl, DEFAULT_ERROR_TTL);
     if min > default {
         problems.add(path.key("default_ttl"), "must not be less than min_ttl");
     }
@@ -579,11 +496,7 @@ fn ttl(behavior: &BehaviorFile, path: &KeyPath, problems: &mut Problems) -> Ttl 
     }
 }
 
-fn cache_key(
-    file: Option<&CacheKeyFile>,
-    path: &KeyPath,
-    problems: &mut Problems,
-) -> CacheKeyPolicy {
+fn cache_key(file: Option<&CacheKeyFile>, path: &KeyPath, problems: &mut Problems) -> CacheKeyPolicy {
     let Some(file) = file else {
         return CacheKeyPolicy {
             query: QueryPolicy::All,
@@ -633,8 +546,7 @@ fn cache_key(
         .iter()
         .enumerate()
         .filter_map(|(i, name)| {
-            let valid = !name.is_empty()
-                && !name.contains(|c: char| c == '=' || c == ';' || c.is_whitespace());
+            let valid = !name.is_empty() && !name.contains(|c: char| c == '=' || c == ';' || c.is_whitespace());
             if valid {
                 Some(name.clone())
             } else {
@@ -653,4 +565,106 @@ fn cache_key(
         headers,
         cookies,
     }
+}
+
+fn runtime(file: &RuntimeFile, problems: &mut Problems) -> Runtime {
+    let root = KeyPath::parse("runtime");
+    let threads = match file.threads {
+        None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        Some(n) if (1..=256).contains(&n) => n as usize,
+        Some(n) => {
+            problems.add(root.key("threads"), format!("{n} is not between 1 and 256"));
+            1
+        }
+    };
+    let queue = match file.queue {
+        None => 1024,
+        Some(n) if (1..=1_000_000).contains(&n) => n as usize,
+        Some(n) => {
+            problems.add(root.key("queue"), format!("{n} is not between 1 and 1000000"));
+            1024
+        }
+    };
+    let max_wait = problems.duration(root.key("max_wait"), &file.max_wait, Duration::from_millis(100));
+    Runtime {
+        threads,
+        queue,
+        max_wait,
+    }
+}
+
+/// Lambda@Edge's documented limits bound the configurable ones.
+const MAX_FUNCTION_TIMEOUT: Duration = Duration::from_secs(30);
+const MIN_FUNCTION_MEMORY: usize = 8 << 20;
+const MAX_FUNCTION_MEMORY: usize = 10 << 30;
+
+fn function(name: &str, file: &FunctionFile, base: &Path, problems: &mut Problems) -> Option<Function> {
+    let path = KeyPath::parse("functions").key(name);
+    let valid_name =
+        !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !valid_name {
+        problems.add(path.clone(), "function names use up to 64 letters, digits, `-` and `_`");
+    }
+    let timeout = problems.duration(path.key("timeout"), &file.timeout, Duration::from_secs(5));
+    if timeout.is_zero() || timeout > MAX_FUNCTION_TIMEOUT {
+        problems.add(
+            path.key("timeout"),
+            "must be more than 0 and at most 30s (Lambda@Edge's origin-event limit)",
+        );
+    }
+    let memory = problems.size(path.key("memory"), &file.memory, 128 << 20);
+    if !(MIN_FUNCTION_MEMORY..=MAX_FUNCTION_MEMORY).contains(&memory) {
+        problems.add(path.key("memory"), "must be between 8MiB and 10GiB");
+    }
+    let concurrency = match file.concurrency {
+        None => 1000,
+        Some(n) if (1..=100_000).contains(&n) => n as usize,
+        Some(n) => {
+            problems.add(path.key("concurrency"), format!("{n} is not between 1 and 100000"));
+            1
+        }
+    };
+    let handler = file.handler.clone().unwrap_or_else(|| "handler".into());
+    let export = handler.rsplit('.').next().unwrap_or("");
+    let identifier = !export.is_empty()
+        && !export.starts_with(|c: char| c.is_ascii_digit())
+        && export
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+    if !identifier {
+        problems.add(path.key("handler"), format!("`{handler}` is not an export name"));
+    }
+    for key in file.env.keys() {
+        let valid = !key.is_empty()
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !key.starts_with(|c: char| c.is_ascii_digit());
+        if !valid {
+            problems.add(
+                path.key("env").key(key),
+                "environment variable names use letters, digits and `_`",
+            );
+        }
+    }
+    let Some(code) = &file.code else {
+        problems.add(path.key("code"), "is required (the function's JavaScript file)");
+        return None;
+    };
+    let code = resolve_file(base, code);
+    let source = match std::fs::read_to_string(&code) {
+        Ok(source) => source,
+        Err(e) => {
+            problems.add(path.key("code"), format!("cannot read `{}`: {e}", code.display()));
+            return None;
+        }
+    };
+    Some(Function {
+        name: name.to_string(),
+        code,
+        source,
+        handler,
+        timeout,
+        memory,
+        env: file.env.clone(),
+        concurrency,
+    })
 }

@@ -3,8 +3,7 @@
 //! message names the rule.
 
 use super::event::{
-    title_case, Body, CustomOrigin, Event, EventType, HeaderEntry, Headers, Origin, Request,
-    Response, S3Origin,
+    title_case, Body, CustomOrigin, Event, EventType, HeaderEntry, Headers, Origin, Request, Response, S3Origin,
 };
 use super::rules;
 use base64::Engine as _;
@@ -20,14 +19,13 @@ fn fail<T>(message: impl Into<String>) -> Result<T, ValidationError> {
 }
 
 /// What a valid result asks the proxy to do.
+// Outcomes live for one invocation and move once; boxing the request would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// Request events: continue with this request. `body` holds a replacement body
     /// (`action: "replace"`), already decoded.
-    Request {
-        request: Request,
-        body: Option<Vec<u8>>,
-    },
+    Request { request: Request, body: Option<Vec<u8>> },
     /// Request events: answer with this response instead.
     Generated(Generated),
     /// Response events: send this response. `body` is an origin-response replacement.
@@ -63,10 +61,7 @@ impl Outcome {
     pub fn to_json(&self) -> Value {
         let encode = |body: &[u8]| match std::str::from_utf8(body) {
             Ok(text) => (text.to_string(), "text"),
-            Err(_) => (
-                base64::engine::general_purpose::STANDARD.encode(body),
-                "base64",
-            ),
+            Err(_) => (base64::engine::general_purpose::STANDARD.encode(body), "base64"),
         };
         // Serializing these plain structures cannot fail.
         match self {
@@ -98,15 +93,14 @@ impl Outcome {
 /// Validates `result`, the value a function returned for `event`.
 pub fn validate(event: &Event, result: &Value) -> Result<Outcome, ValidationError> {
     let kind = event.event_type();
-    let object = match result {
-        Value::Object(map) => map,
-        Value::Null => {
-            return fail(
+    let object =
+        match result {
+            Value::Object(map) => map,
+            Value::Null => return fail(
                 "The Lambda function returned no result: return the request or response (or pass it to the callback)",
-            )
-        }
-        _ => return fail("The Lambda function returned invalid JSON: The JSON output must be an object type."),
-    };
+            ),
+            _ => return fail("The Lambda function returned invalid JSON: The JSON output must be an object type."),
+        };
     if kind.is_request() {
         if object.contains_key("status") {
             generated(kind, object).map(Outcome::Generated)
@@ -118,10 +112,7 @@ pub fn validate(event: &Event, result: &Value) -> Result<Outcome, ValidationErro
     }
 }
 
-fn string_field<'a>(
-    object: &'a Map<String, Value>,
-    field: &str,
-) -> Result<Option<&'a str>, ValidationError> {
+fn string_field<'a>(object: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, ValidationError> {
     match object.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -142,15 +133,10 @@ pub fn headers(value: &Value, what: &str) -> Result<Headers, ValidationError> {
     let mut out = Headers::new();
     for (name, entries) in map {
         if !rules::is_token(name) {
-            return fail(format!(
-                "`{what}` has an invalid header name `{}`",
-                name.escape_debug()
-            ));
+            return fail(format!("`{what}` has an invalid header name `{}`", name.escape_debug()));
         }
         if name.bytes().any(|b| b.is_ascii_uppercase()) {
-            return fail(format!(
-                "`{what}` keys must be lowercase header names: `{name}`"
-            ));
+            return fail(format!("`{what}` keys must be lowercase header names: `{name}`"));
         }
         let Value::Array(entries) = entries else {
             return fail(format!(
@@ -185,10 +171,7 @@ pub fn headers(value: &Value, what: &str) -> Result<Headers, ValidationError> {
                     "header `{name}`: CR, LF or NUL in a value (header injection) is refused"
                 ));
             }
-            normalized.push(HeaderEntry {
-                key: Some(key),
-                value,
-            });
+            normalized.push(HeaderEntry { key: Some(key), value });
         }
         if !normalized.is_empty() {
             out.insert(name.clone(), normalized);
@@ -223,16 +206,14 @@ fn header_rules(kind: EventType, before: &Headers, after: &Headers) -> Result<()
         && after.contains_key("cloudfront-viewer-country")
         && values(before, "cloudfront-viewer-country") != values(after, "cloudfront-viewer-country")
     {
-        return fail("The Lambda function result failed validation: CloudFront-Viewer-Country cannot be set at viewer-request");
+        return fail(
+            "The Lambda function result failed validation: CloudFront-Viewer-Country cannot be set at viewer-request",
+        );
     }
     Ok(())
 }
 
-fn read_only_field(
-    object: &Map<String, Value>,
-    field: &str,
-    original: &str,
-) -> Result<(), ValidationError> {
+fn read_only_field(object: &Map<String, Value>, field: &str, original: &str) -> Result<(), ValidationError> {
     match object.get(field) {
         None => Ok(()),
         Some(Value::String(s)) if s == original => Ok(()),
@@ -254,13 +235,12 @@ fn request(event: &Event, object: &Map<String, Value>) -> Result<Outcome, Valida
         return fail("the returned request has no `uri`: return the request object (or a response with `status`)");
     };
     if !uri.starts_with('/') {
-        return fail(format!(
-            "`uri` must start with `/`: `{}`",
-            uri.escape_debug()
-        ));
+        return fail(format!("`uri` must start with `/`: `{}`", uri.escape_debug()));
     }
     if uri.contains(['?', '#', ' ']) || has_control(uri) {
-        return fail("`uri` must be a path without spaces, control characters, `?` or `#` (set `querystring` for the query)");
+        return fail(
+            "`uri` must be a path without spaces, control characters, `?` or `#` (set `querystring` for the query)",
+        );
     }
     let querystring = string_field(object, "querystring")?.unwrap_or(&original.querystring);
     if querystring.contains(['#', ' ']) || has_control(querystring) {
@@ -318,9 +298,7 @@ fn request_body(
         Some(v) => v,
     };
     let Some(original) = original else {
-        return fail(
-            "`body` is only available when the association includes the body (include_body)",
-        );
+        return fail("`body` is only available when the association includes the body (include_body)");
     };
     let Value::Object(body) = value else {
         return fail("`body` must be an object with `action`, `encoding` and `data`");
@@ -351,11 +329,7 @@ fn request_body(
                     }
                     decode_base64(data, "body")?
                 }
-                other => {
-                    return fail(format!(
-                        "`body.encoding` must be `text` or `base64`, not `{other}`"
-                    ))
-                }
+                other => return fail(format!("`body.encoding` must be `text` or `base64`, not `{other}`")),
             };
             let body = Body {
                 input_truncated: original.input_truncated,
@@ -365,9 +339,7 @@ fn request_body(
             };
             Ok((Some(body), Some(bytes)))
         }
-        other => fail(format!(
-            "`body.action` must be `read-only` or `replace`, not `{other}`"
-        )),
+        other => fail(format!("`body.action` must be `read-only` or `replace`, not `{other}`")),
     }
 }
 
@@ -398,9 +370,7 @@ fn response_body(object: &Map<String, Value>) -> Result<Option<Vec<u8>>, Validat
     match string_field(object, "bodyEncoding")?.unwrap_or("text") {
         "text" => Ok(Some(body.as_bytes().to_vec())),
         "base64" => decode_base64(body, "body").map(Some),
-        other => fail(format!(
-            "`bodyEncoding` must be `text` or `base64`, not `{other}`"
-        )),
+        other => fail(format!("`bodyEncoding` must be `text` or `base64`, not `{other}`")),
     }
 }
 
@@ -462,8 +432,7 @@ fn response(event: &Event, object: &Map<String, Value>) -> Result<Outcome, Valid
     if kind == EventType::ViewerResponse && Some(status) != original.status.parse().ok() {
         return fail("The Lambda function result failed validation: the status cannot be changed at viewer-response");
     }
-    let status_description =
-        description(object)?.unwrap_or_else(|| original.status_description.clone());
+    let status_description = description(object)?.unwrap_or_else(|| original.status_description.clone());
     let Some(header_value) = object.get("headers") else {
         return fail("the returned response has no `headers`");
     };
@@ -472,9 +441,7 @@ fn response(event: &Event, object: &Map<String, Value>) -> Result<Outcome, Valid
     let body = response_body(object)?;
     if let Some(body) = &body {
         if kind == EventType::ViewerResponse {
-            return fail(
-                "a viewer-response function cannot replace the body (origin-response can)",
-            );
+            return fail("a viewer-response function cannot replace the body (origin-response can)");
         }
         if body.len() > kind.size_limit() {
             return fail(format!(
@@ -488,11 +455,7 @@ fn response(event: &Event, object: &Map<String, Value>) -> Result<Outcome, Valid
         status_description,
         headers: new_headers,
     };
-    Ok(Outcome::Response {
-        response,
-        status,
-        body,
-    })
+    Ok(Outcome::Response { response, status, body })
 }
 
 fn origin(value: &Value, request_headers: &Headers) -> Result<Origin, ValidationError> {
@@ -506,10 +469,7 @@ fn origin(value: &Value, request_headers: &Headers) -> Result<Origin, Validation
     }
 }
 
-fn custom_headers(
-    map: &Map<String, Value>,
-    request_headers: &Headers,
-) -> Result<Headers, ValidationError> {
+fn custom_headers(map: &Map<String, Value>, request_headers: &Headers) -> Result<Headers, ValidationError> {
     let Some(value) = map.get("customHeaders") else {
         return Ok(Headers::new());
     };
@@ -519,9 +479,7 @@ fn custom_headers(
             return fail(format!("`{name}` cannot be an origin custom header"));
         }
         if request_headers.contains_key(name) {
-            return fail(format!(
-                "origin custom header `{name}` is already a request header"
-            ));
+            return fail(format!("origin custom header `{name}` is already a request header"));
         }
     }
     Ok(custom)
@@ -536,7 +494,9 @@ fn origin_path(map: &Map<String, Value>) -> Result<String, ValidationError> {
             && !path.contains(['?', '#', ' '])
             && !has_control(path));
     if !valid {
-        return fail(format!("origin `path` must be empty or start with `/`, not end with `/`, and be at most 255 characters: `{path}`"));
+        return fail(format!(
+            "origin `path` must be empty or start with `/`, not end with `/`, and be at most 255 characters: `{path}`"
+        ));
     }
     Ok(path.to_string())
 }
@@ -561,10 +521,7 @@ fn integer(
     }
 }
 
-fn custom_origin(
-    value: &Value,
-    request_headers: &Headers,
-) -> Result<CustomOrigin, ValidationError> {
+fn custom_origin(value: &Value, request_headers: &Headers) -> Result<CustomOrigin, ValidationError> {
     let Value::Object(map) = value else {
         return fail("`origin.custom` must be an object");
     };
@@ -580,15 +537,11 @@ fn custom_origin(
     }
     let port = integer(map, "port", 443, 80..=65535)?;
     if !(port == 80 || port == 443 || port >= 1024) {
-        return fail(format!(
-            "origin `port` must be 80, 443 or 1024-65535, not {port}"
-        ));
+        return fail(format!("origin `port` must be 80, 443 or 1024-65535, not {port}"));
     }
     let protocol = string_field(map, "protocol")?.unwrap_or("https");
     if protocol != "http" && protocol != "https" {
-        return fail(format!(
-            "origin `protocol` must be `http` or `https`, not `{protocol}`"
-        ));
+        return fail(format!("origin `protocol` must be `http` or `https`, not `{protocol}`"));
     }
     let read_timeout = integer(map, "readTimeout", 30, 1..=120)?;
     let keepalive_timeout = integer(map, "keepaliveTimeout", 5, 1..=120)?;
@@ -598,14 +551,8 @@ fn custom_origin(
             let mut out = Vec::new();
             for item in list {
                 match item.as_str() {
-                    Some(p @ ("TLSv1.2" | "TLSv1.1" | "TLSv1" | "SSLv3")) => {
-                        out.push(p.to_string())
-                    }
-                    _ => {
-                        return fail(format!(
-                            "origin `sslProtocols` holds an unknown protocol {item}"
-                        ))
-                    }
+                    Some(p @ ("TLSv1.2" | "TLSv1.1" | "TLSv1" | "SSLv3")) => out.push(p.to_string()),
+                    _ => return fail(format!("origin `sslProtocols` holds an unknown protocol {item}")),
                 }
             }
             out
@@ -629,21 +576,18 @@ fn s3_origin(value: &Value, request_headers: &Headers) -> Result<S3Origin, Valid
         return fail("`origin.s3` must be an object");
     };
     let domain = string_field(map, "domainName")?.unwrap_or("");
-    if domain.is_empty()
-        || domain.len() > 128
-        || domain.bytes().any(|b| b.is_ascii_uppercase())
-        || domain.contains(':')
+    if domain.is_empty() || domain.len() > 128 || domain.bytes().any(|b| b.is_ascii_uppercase()) || domain.contains(':')
     {
-        return fail(format!("S3 origin `domainName` must be a lowercase bucket name of at most 128 characters: `{domain}`"));
+        return fail(format!(
+            "S3 origin `domainName` must be a lowercase bucket name of at most 128 characters: `{domain}`"
+        ));
     }
     let auth_method = string_field(map, "authMethod")?.unwrap_or("none");
     let region = string_field(map, "region")?.map(str::to_string);
     match auth_method {
         "none" => {}
         "origin-access-identity" if region.is_some() => {}
-        "origin-access-identity" => {
-            return fail("S3 origin with `origin-access-identity` needs a `region`")
-        }
+        "origin-access-identity" => return fail("S3 origin with `origin-access-identity` needs a `region`"),
         other => {
             return fail(format!(
                 "S3 origin `authMethod` must be `origin-access-identity` or `none`, not `{other}`"

@@ -42,13 +42,7 @@ pub fn is_disallowed(name: &str) -> bool {
 /// Headers a function of `event` may read but not add, change or delete (3.2, current docs).
 pub fn read_only(event: EventType) -> &'static [&'static str] {
     match event {
-        EventType::ViewerRequest => &[
-            "cdn-loop",
-            "content-length",
-            "host",
-            "transfer-encoding",
-            "via",
-        ],
+        EventType::ViewerRequest => &["cdn-loop", "content-length", "host", "transfer-encoding", "via"],
         EventType::OriginRequest => &[
             "accept-encoding",
             "cdn-loop",
@@ -97,10 +91,7 @@ pub fn is_denied_custom_header(name: &str) -> bool {
         "via",
         "x-real-ip",
     ];
-    DENIED.contains(&name)
-        || name.starts_with("x-amz-")
-        || name.starts_with("x-edge-")
-        || is_disallowed(name)
+    DENIED.contains(&name) || name.starts_with("x-amz-") || name.starts_with("x-edge-") || is_disallowed(name)
 }
 
 /// RFC 9110 token characters, which header names consist of.

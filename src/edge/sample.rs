@@ -21,12 +21,7 @@ pub fn sample(kind: EventType, options: &SampleOptions) -> Event {
         ("User-Agent".into(), "curl/8.5.0".into()),
         ("Accept".into(), "*/*".into()),
     ];
-    pairs.retain(|(name, _)| {
-        !options
-            .headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case(name))
-    });
+    pairs.retain(|(name, _)| !options.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)));
     pairs.extend(options.headers.iter().cloned());
     let headers = headers_from_pairs(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())));
     let origin = (!kind.is_viewer()).then(|| {
@@ -62,15 +57,13 @@ pub fn sample(kind: EventType, options: &SampleOptions) -> Event {
             distribution_domain_name: "d111111abcdef8.cloudfront.net".into(),
             distribution_id: "EDFDVBD6EXAMPLE".into(),
             event_type: kind,
-            request_id: options.request_id.clone().unwrap_or_else(|| {
-                "4TyzHTaYWb1GX1qTfsHhEqV6HUDd_BzoBZnwfnvQc_1oF26ClkoUSEQ==".into()
-            }),
+            request_id: options
+                .request_id
+                .clone()
+                .unwrap_or_else(|| "4TyzHTaYWb1GX1qTfsHhEqV6HUDd_BzoBZnwfnvQc_1oF26ClkoUSEQ==".into()),
         },
         request: Request {
-            client_ip: options
-                .client_ip
-                .clone()
-                .unwrap_or_else(|| "203.0.113.178".into()),
+            client_ip: options.client_ip.clone().unwrap_or_else(|| "203.0.113.178".into()),
             headers,
             method: options.method.clone().unwrap_or_else(|| "GET".into()),
             querystring: options.querystring.clone().unwrap_or_default(),
@@ -101,10 +94,7 @@ mod tests {
     fn options_apply() {
         let options = SampleOptions {
             uri: Some("/a".into()),
-            headers: vec![
-                ("host".into(), "example.com".into()),
-                ("Cookie".into(), "a=b".into()),
-            ],
+            headers: vec![("host".into(), "example.com".into()), ("Cookie".into(), "a=b".into())],
             status: Some(404),
             ..Default::default()
         };
@@ -116,10 +106,7 @@ mod tests {
         assert_eq!(cf.request.headers["cookie"][0].value, "a=b");
         let response = cf.response.as_ref().unwrap();
         assert_eq!(
-            (
-                response.status.as_str(),
-                response.status_description.as_str()
-            ),
+            (response.status.as_str(), response.status_description.as_str()),
             ("404", "Not Found")
         );
     }

@@ -41,13 +41,8 @@ pub fn failure_of(error: deno_core::error::CoreError) -> Failure {
 }
 
 fn js_failure(js: &deno_core::error::JsError) -> Failure {
-    let message = js
-        .message
-        .clone()
-        .unwrap_or_else(|| js.exception_message.clone());
-    if message.contains("execution terminated")
-        || js.exception_message.contains("execution terminated")
-    {
+    let message = js.message.clone().unwrap_or_else(|| js.exception_message.clone());
+    if message.contains("execution terminated") || js.exception_message.contains("execution terminated") {
         return Failure::Terminated;
     }
     Failure::Exception {
@@ -57,12 +52,33 @@ fn js_failure(js: &deno_core::error::JsError) -> Failure {
     }
 }
 
+/// The error a function threw, rejected with or passed to its callback, as the wrapper
+/// described it.
+fn thrown(description: &str) -> Failure {
+    #[derive(serde::Deserialize)]
+    struct Thrown {
+        name: String,
+        message: String,
+        stack: Option<String>,
+    }
+    match serde_json::from_str::<Thrown>(description) {
+        Ok(t) => Failure::Exception {
+            error_type: t.name,
+            message: t.message,
+            stack: t.stack,
+        },
+        Err(_) => Failure::Exception {
+            error_type: "Error".into(),
+            message: description.to_string(),
+            stack: None,
+        },
+    }
+}
+
 fn load_error(spec: &FunctionSpec, failure: Failure) -> Failure {
     let detail = match failure {
         Failure::Exception {
-            error_type,
-            message,
-            ..
+            error_type, message, ..
         } => format!("{error_type}: {message}"),
         other => other.to_string(),
     };
@@ -118,11 +134,8 @@ impl Instance {
             let object: v8::Local<v8::Object> = internals
                 .try_into()
                 .map_err(|_| Failure::Load("bootstrap internals missing".into()))?;
-            let function = |scope: &mut v8::PinScope,
-                            name: &str|
-             -> Result<v8::Global<v8::Function>, Failure> {
-                let key =
-                    v8::String::new(scope, name).ok_or_else(|| Failure::Load("string".into()))?;
+            let function = |scope: &mut v8::PinScope, name: &str| -> Result<v8::Global<v8::Function>, Failure> {
+                let key = v8::String::new(scope, name).ok_or_else(|| Failure::Load("string".into()))?;
                 let value = object
                     .get(scope, key.into())
                     .ok_or_else(|| Failure::Load(format!("no {name}")))?;
@@ -139,8 +152,7 @@ impl Instance {
         };
         let env = {
             deno_core::scope!(scope, &mut runtime);
-            let value = deno_core::serde_v8::to_v8(scope, &spec.env)
-                .map_err(|e| Failure::Load(e.to_string()))?;
+            let value = deno_core::serde_v8::to_v8(scope, &spec.env).map_err(|e| Failure::Load(e.to_string()))?;
             v8::Global::new(scope, value)
         };
         runtime
@@ -172,8 +184,7 @@ impl Instance {
                     .map_err(|e| load_error(&spec, js_failure(&e)))?;
                 let filename = {
                     deno_core::scope!(scope, &mut runtime);
-                    let name = v8::String::new(scope, main.path())
-                        .ok_or_else(|| Failure::Load("string".into()))?;
+                    let name = v8::String::new(scope, main.path()).ok_or_else(|| Failure::Load("string".into()))?;
                     let local: v8::Local<v8::Value> = name.into();
                     v8::Global::new(scope, local)
                 };
@@ -196,10 +207,10 @@ impl Instance {
                 "functionVersion": spec.version,
                 "invokedFunctionArn": format!("arn:aws:lambda:us-east-1:000000000000:function:{}:{}", spec.name, spec.version),
                 "memoryLimitInMB": (spec.memory >> 20).to_string(),
+                "logGroupName": format!("/aws/lambda/{}", spec.name),
                 "logStreamName": format!("edgehook/{}", std::process::id()),
             });
-            let value = deno_core::serde_v8::to_v8(scope, &info)
-                .map_err(|e| Failure::Load(e.to_string()))?;
+            let value = deno_core::serde_v8::to_v8(scope, &info).map_err(|e| Failure::Load(e.to_string()))?;
             v8::Global::new(scope, value)
         };
         if out_of_memory.get() {
@@ -231,12 +242,7 @@ impl Instance {
 
     /// Runs one event (JSON) and returns the handler's result as JSON. Async waits are bounded
     /// by `deadline` here; a script that never yields is stopped by the pool's supervisor.
-    pub async fn invoke(
-        &mut self,
-        event_json: &str,
-        request_id: &str,
-        deadline: Instant,
-    ) -> Result<String, Failure> {
+    pub async fn invoke(&mut self, event_json: &str, request_id: &str, deadline: Instant) -> Result<String, Failure> {
         self.runtime.op_state().borrow_mut().put(LogContext {
             function: self.spec.name.clone(),
             request_id: request_id.to_string(),
@@ -245,64 +251,91 @@ impl Instance {
             .checked_add(deadline.saturating_duration_since(Instant::now()))
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0.0, |d| d.as_millis() as f64);
-        let args = {
+        // Fast path: call the wrapper directly and run the microtasks; most handlers settle
+        // right there. Only a handler still waiting (timers) goes through the event loop.
+        let immediate = {
             deno_core::scope!(scope, &mut self.runtime);
-            let text =
-                |scope: &mut v8::PinScope, s: &str| -> Result<v8::Global<v8::Value>, Failure> {
-                    let string = v8::String::new(scope, s)
-                        .ok_or_else(|| Failure::InvalidResult("event too large".into()))?;
-                    let local: v8::Local<v8::Value> = string.into();
-                    Ok(v8::Global::new(scope, local))
-                };
-            let event = text(scope, event_json)?;
-            let request_id = text(scope, request_id)?;
-            let deadline: v8::Local<v8::Value> = v8::Number::new(scope, deadline_ms).into();
-            [
-                self.handler.clone(),
-                event,
-                self.info.clone(),
-                request_id,
-                v8::Global::new(scope, deadline),
-            ]
+            v8::tc_scope!(let scope, scope);
+            let too_large = || Failure::InvalidResult("the event is too large".into());
+            let event = v8::String::new(scope, event_json).ok_or_else(too_large)?;
+            let request_id = v8::String::new(scope, request_id).ok_or_else(too_large)?;
+            let args = [
+                v8::Local::new(scope, &self.handler),
+                event.into(),
+                v8::Local::new(scope, &self.info),
+                request_id.into(),
+                v8::Number::new(scope, deadline_ms).into(),
+            ];
+            let invoke = v8::Local::new(scope, &self.invoke);
+            let receiver = v8::undefined(scope).into();
+            match invoke.call(scope, receiver, &args) {
+                None if scope.has_terminated() => return Err(Failure::Terminated),
+                None => {
+                    let exception = scope.exception().unwrap_or_else(|| v8::undefined(scope).into());
+                    return Err(js_failure(&deno_core::error::JsError::from_v8_exception(
+                        scope, exception,
+                    )));
+                }
+                Some(value) => match v8::Local::<v8::Promise>::try_from(value) {
+                    Err(_) => Ok(value.to_rust_string_lossy(scope)),
+                    Ok(promise) => {
+                        scope.perform_microtask_checkpoint();
+                        if scope.has_terminated() {
+                            return Err(Failure::Terminated);
+                        }
+                        match promise.state() {
+                            v8::PromiseState::Fulfilled => Ok(promise.result(scope).to_rust_string_lossy(scope)),
+                            // The wrapper never rejects; a rejection here is the engine's own.
+                            v8::PromiseState::Rejected => {
+                                let reason = promise.result(scope);
+                                return Err(js_failure(&deno_core::error::JsError::from_v8_exception(scope, reason)));
+                            }
+                            v8::PromiseState::Pending => Err(v8::Global::new(scope, value)),
+                        }
+                    }
+                },
+            }
         };
-        let call = self.runtime.call_with_args(&self.invoke, &args);
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let settled = tokio::time::timeout(
-            remaining,
-            self.runtime
-                .with_event_loop_promise(call, PollEventLoopOptions::default()),
-        )
-        .await
-        .map_err(|_| Failure::Timeout)?;
+        let text = match immediate {
+            Ok(text) => text,
+            Err(pending) => {
+                let waiting = self.runtime.resolve(pending);
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                let settled = tokio::time::timeout(
+                    remaining,
+                    self.runtime
+                        .with_event_loop_promise(waiting, PollEventLoopOptions::default()),
+                )
+                .await
+                .map_err(|_| Failure::Timeout)?;
+                if self.out_of_memory.get() {
+                    return Err(Failure::OutOfMemory);
+                }
+                let value = settled.map_err(failure_of)?;
+                deno_core::scope!(scope, &mut self.runtime);
+                v8::Local::new(scope, value).to_rust_string_lossy(scope)
+            }
+        };
         if self.out_of_memory.get() {
             return Err(Failure::OutOfMemory);
         }
-        let value = settled.map_err(failure_of)?;
-        let text = {
-            deno_core::scope!(scope, &mut self.runtime);
-            let local = v8::Local::new(scope, value);
-            local.to_rust_string_lossy(scope)
-        };
-        let (marker, json) =
-            text.split_at(text.char_indices().nth(1).map_or(text.len(), |(i, _)| i));
+        let (marker, rest) = text.split_at(text.char_indices().nth(1).map_or(text.len(), |(i, _)| i));
         match marker {
-            "N" => Ok(json.to_string()),
+            "N" => Ok(rest.to_string()),
             "W" => {
                 // The callback answered but the function asked to wait for its event loop.
                 let remaining = deadline.saturating_duration_since(Instant::now());
-                match tokio::time::timeout(
-                    remaining,
-                    self.runtime.run_event_loop(PollEventLoopOptions::default()),
-                )
-                .await
+                match tokio::time::timeout(remaining, self.runtime.run_event_loop(PollEventLoopOptions::default()))
+                    .await
                 {
                     Err(_) => Err(Failure::Timeout),
                     Ok(Err(e)) => Err(failure_of(e)),
-                    Ok(Ok(())) => Ok(json.to_string()),
+                    Ok(Ok(())) => Ok(rest.to_string()),
                 }
             }
+            "F" => Err(thrown(rest)),
             "E" => Err(Failure::InvalidResult(format!(
-                "The Lambda function returned invalid JSON: {json}"
+                "The Lambda function returned invalid JSON: {rest}"
             ))),
             _ => Err(Failure::InvalidResult(
                 "The Lambda function returned invalid JSON".into(),

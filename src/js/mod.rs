@@ -62,6 +62,27 @@ impl FunctionSpec {
     }
 }
 
+impl From<&crate::config::Function> for FunctionSpec {
+    fn from(function: &crate::config::Function) -> FunctionSpec {
+        let file_name = function
+            .code
+            .file_name()
+            .map_or_else(|| "index.js".into(), |n| n.to_string_lossy().into_owned());
+        FunctionSpec {
+            name: function.name.as_str().into(),
+            kind: ModuleKind::detect(&file_name, &function.source),
+            file_name,
+            source: function.source.as_str().into(),
+            handler: function.handler.clone(),
+            timeout: function.timeout,
+            memory: function.memory,
+            env: function.env.clone(),
+            concurrency: function.concurrency,
+            version: "$LATEST".into(),
+        }
+    }
+}
+
 /// How an invocation failed, before classification.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Failure {
@@ -136,9 +157,7 @@ impl InvokeError {
     fn new(failure: Failure, function: &str, request_id: &str) -> InvokeError {
         let (class, error_type, message) = match failure {
             Failure::Exception {
-                error_type,
-                message,
-                ..
+                error_type, message, ..
             } => (FailureClass::Execution, error_type, message),
             Failure::Timeout | Failure::Terminated => (
                 FailureClass::Execution,
@@ -150,9 +169,7 @@ impl InvokeError {
                 "Runtime.OutOfMemory".into(),
                 Failure::OutOfMemory.to_string(),
             ),
-            Failure::Load(message) => {
-                (FailureClass::Execution, "Runtime.LoadError".into(), message)
-            }
+            Failure::Load(message) => (FailureClass::Execution, "Runtime.LoadError".into(), message),
             Failure::Unavailable => (
                 FailureClass::Execution,
                 "Runtime.Unavailable".into(),
@@ -163,16 +180,8 @@ impl InvokeError {
                 "LambdaValidationError".into(),
                 Failure::NoResult.to_string(),
             ),
-            Failure::InvalidResult(message) => (
-                FailureClass::Validation,
-                "LambdaValidationError".into(),
-                message,
-            ),
-            Failure::Throttled(message) => (
-                FailureClass::LimitExceeded,
-                "LambdaLimitExceeded".into(),
-                message,
-            ),
+            Failure::InvalidResult(message) => (FailureClass::Validation, "LambdaValidationError".into(), message),
+            Failure::Throttled(message) => (FailureClass::LimitExceeded, "LambdaLimitExceeded".into(), message),
         };
         InvokeError {
             class,
@@ -183,11 +192,7 @@ impl InvokeError {
         }
     }
 
-    pub fn validation(
-        error: edge::ValidationError,
-        function: &str,
-        request_id: &str,
-    ) -> InvokeError {
+    pub fn validation(error: edge::ValidationError, function: &str, request_id: &str) -> InvokeError {
         InvokeError::new(Failure::InvalidResult(error.0), function, request_id)
     }
 }

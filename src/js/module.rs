@@ -2,8 +2,8 @@
 //! it is known by, and the loader that serves it and the Node built-ins, and nothing else.
 
 use deno_core::{
-    ModuleLoadOptions, ModuleLoadReferrer, ModuleLoadResponse, ModuleLoader, ModuleResolveResponse,
-    ModuleSource, ModuleSourceCode, ModuleSpecifier, ModuleType, ResolutionKind,
+    ModuleLoadOptions, ModuleLoadReferrer, ModuleLoadResponse, ModuleLoader, ModuleResolveResponse, ModuleSource,
+    ModuleSourceCode, ModuleSpecifier, ModuleType, ResolutionKind,
 };
 use deno_error::JsErrorBox;
 
@@ -91,14 +91,7 @@ fn strip_comments(source: &str) -> String {
 pub const BUILTINS: [(&str, &[&str]); 4] = [
     (
         "querystring",
-        &[
-            "parse",
-            "stringify",
-            "escape",
-            "unescape",
-            "decode",
-            "encode",
-        ],
+        &["parse", "stringify", "escape", "unescape", "decode", "encode"],
     ),
     (
         "crypto",
@@ -128,9 +121,8 @@ pub fn function_specifier(file_name: &str) -> ModuleSpecifier {
             }
         })
         .collect();
-    ModuleSpecifier::parse(&format!("file:///var/task/{name}")).unwrap_or_else(|_| {
-        ModuleSpecifier::parse("file:///var/task/index.mjs").expect("static URL parses")
-    })
+    ModuleSpecifier::parse(&format!("file:///var/task/{name}"))
+        .unwrap_or_else(|_| ModuleSpecifier::parse("file:///var/task/index.mjs").expect("static URL parses"))
 }
 
 /// Serves the function's own module and the built-ins; any other import fails at load time.
@@ -140,10 +132,7 @@ pub struct FunctionLoader {
 
 fn builtin_name(specifier: &str) -> Option<&'static str> {
     let bare = specifier.strip_prefix("node:").unwrap_or(specifier);
-    BUILTINS
-        .iter()
-        .find(|(name, _)| *name == bare)
-        .map(|(name, _)| *name)
+    BUILTINS.iter().find(|(name, _)| *name == bare).map(|(name, _)| *name)
 }
 
 fn not_available(specifier: &str) -> JsErrorBox {
@@ -155,12 +144,7 @@ fn not_available(specifier: &str) -> JsErrorBox {
 }
 
 impl ModuleLoader for FunctionLoader {
-    fn resolve(
-        &self,
-        specifier: &str,
-        _referrer: &str,
-        _kind: ResolutionKind,
-    ) -> ModuleResolveResponse {
+    fn resolve(&self, specifier: &str, _referrer: &str, _kind: ResolutionKind) -> ModuleResolveResponse {
         if let Some(name) = builtin_name(specifier) {
             return ModuleSpecifier::parse(&format!("node:{name}")).map_err(JsErrorBox::from_err);
         }
@@ -212,10 +196,7 @@ mod tests {
 
     #[test]
     fn kind_detection() {
-        assert_eq!(
-            ModuleKind::detect("a.mjs", "exports.handler = 1"),
-            ModuleKind::Esm
-        );
+        assert_eq!(ModuleKind::detect("a.mjs", "exports.handler = 1"), ModuleKind::Esm);
         assert_eq!(
             ModuleKind::detect("a.cjs", "export const handler = 1"),
             ModuleKind::CommonJs
@@ -272,22 +253,14 @@ mod tests {
         };
         assert_eq!(
             loader
-                .resolve(
-                    "crypto",
-                    "file:///var/task/index.mjs",
-                    ResolutionKind::Import
-                )
+                .resolve("crypto", "file:///var/task/index.mjs", ResolutionKind::Import)
                 .unwrap()
                 .as_str(),
             "node:crypto"
         );
         assert_eq!(
             loader
-                .resolve(
-                    "node:url",
-                    "file:///var/task/index.mjs",
-                    ResolutionKind::Import
-                )
+                .resolve("node:url", "file:///var/task/index.mjs", ResolutionKind::Import)
                 .unwrap()
                 .as_str(),
             "node:url"
@@ -304,19 +277,12 @@ mod tests {
             )
             .is_err());
         assert!(loader
-            .resolve(
-                "./lib.js",
-                "file:///var/task/index.mjs",
-                ResolutionKind::Import
-            )
+            .resolve("./lib.js", "file:///var/task/index.mjs", ResolutionKind::Import)
             .is_err());
     }
 
     #[test]
     fn specifiers_are_sanitized() {
-        assert_eq!(
-            function_specifier("my fn.mjs").as_str(),
-            "file:///var/task/my_fn.mjs"
-        );
+        assert_eq!(function_specifier("my fn.mjs").as_str(), "file:///var/task/my_fn.mjs");
     }
 }

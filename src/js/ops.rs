@@ -71,8 +71,7 @@ pub fn digest(algorithm: &str, data: &[u8]) -> Result<Vec<u8>, JsErrorBox> {
 pub fn hmac(algorithm: &str, key: &[u8], data: &[u8]) -> Result<Vec<u8>, JsErrorBox> {
     fn run<M: Mac + hmac::digest::KeyInit>(key: &[u8], data: &[u8]) -> Vec<u8> {
         // HMAC accepts keys of any length, so this cannot fail.
-        let mut mac =
-            <M as hmac::digest::KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+        let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
         mac.update(data);
         mac.finalize().into_bytes().to_vec()
     }
@@ -88,10 +87,7 @@ pub fn hmac(algorithm: &str, key: &[u8], data: &[u8]) -> Result<Vec<u8>, JsError
 
 #[op2]
 #[buffer]
-fn op_edgehook_digest(
-    #[string] algorithm: &str,
-    #[buffer] data: &[u8],
-) -> Result<Vec<u8>, JsErrorBox> {
+fn op_edgehook_digest(#[string] algorithm: &str, #[buffer] data: &[u8]) -> Result<Vec<u8>, JsErrorBox> {
     digest(algorithm, data)
 }
 
@@ -147,11 +143,7 @@ fn op_edgehook_base64_decode(#[string] text: &str) -> Vec<u8> {
 /// search, hash, origin; or null when the input is not a URL.
 #[op2]
 #[serde]
-fn op_edgehook_url_parse(
-    #[string] href: &str,
-    #[string] base: &str,
-    has_base: bool,
-) -> Option<Vec<String>> {
+fn op_edgehook_url_parse(#[string] href: &str, #[string] base: &str, has_base: bool) -> Option<Vec<String>> {
     let parsed = if has_base {
         url::Url::parse(base).and_then(|b| b.join(href))
     } else {
@@ -214,10 +206,7 @@ mod tests {
 
     #[test]
     fn digests_match_known_vectors() {
-        assert_eq!(
-            hex(&digest("md5", b"abc").unwrap()),
-            "900150983cd24fb0d6963f7d28e17f72"
-        );
+        assert_eq!(hex(&digest("md5", b"abc").unwrap()), "900150983cd24fb0d6963f7d28e17f72");
         assert_eq!(
             hex(&digest("sha1", b"abc").unwrap()),
             "a9993e364706816aba3e25717850c26c9cd0d89d"

@@ -22,9 +22,7 @@ pub struct PoolOptions {
 impl Default for PoolOptions {
     fn default() -> Self {
         PoolOptions {
-            threads: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
+            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             queue: 1024,
             max_wait: Duration::from_millis(100),
         }
@@ -48,8 +46,8 @@ impl JsPool {
     /// warm, or the first load failure.
     pub fn start(functions: Vec<FunctionSpec>, options: &PoolOptions) -> Result<JsPool, Failure> {
         let threads = options.threads.max(1);
-        let supervisor = Supervisor::start(threads)
-            .map_err(|e| Failure::Load(format!("cannot start the supervisor: {e}")))?;
+        let supervisor =
+            Supervisor::start(threads).map_err(|e| Failure::Load(format!("cannot start the supervisor: {e}")))?;
         let specs: Vec<Arc<FunctionSpec>> = functions.into_iter().map(Arc::new).collect();
         let (jobs, receiver) = async_channel::bounded(options.queue.max(1));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -94,12 +92,7 @@ impl JsPool {
     }
 
     /// Runs `event_json` through `function`; returns the handler's result as JSON text.
-    pub async fn invoke_json(
-        &self,
-        function: &str,
-        event_json: String,
-        request_id: &str,
-    ) -> Result<String, Failure> {
+    pub async fn invoke_json(&self, function: &str, event_json: String, request_id: &str) -> Result<String, Failure> {
         let registered = self
             .functions
             .get(function)

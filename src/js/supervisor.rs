@@ -60,8 +60,7 @@ impl Supervisor {
                     slot.fired = Some(armed.seq);
                     slot.armed = None;
                 } else {
-                    earliest =
-                        Some(earliest.map_or(armed.deadline, |e: Instant| e.min(armed.deadline)));
+                    earliest = Some(earliest.map_or(armed.deadline, |e: Instant| e.min(armed.deadline)));
                 }
             }
             match earliest {
@@ -79,11 +78,7 @@ impl Supervisor {
         state.next_seq += 1;
         let seq = state.next_seq;
         state.slots[index] = Slot {
-            armed: Some(Armed {
-                seq,
-                deadline,
-                handle,
-            }),
+            armed: Some(Armed { seq, deadline, handle }),
             fired: None,
         };
         self.wake.notify_one();

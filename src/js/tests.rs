@@ -67,16 +67,12 @@ async fn every_handler_form_works() {
         ("index.cjs", format!("exports.handler = async (event, context) => {{ {REWRITE} }};")),
         ("index.js", format!("module.exports.handler = async function (event) {{ {REWRITE} }};")),
         ("index.js", format!("module.exports = {{ handler: (event) => Promise.resolve().then(() => {{ {REWRITE} }}) }};")),
-        ("index.js", format!("exports.handler = (event, context, callback) => {{ const r = event.Records[0].cf.request; r.uri = '/done'; callback(null, r); }};")),
-        ("index.js", format!("exports.handler = (event, context, callback) => {{ setTimeout(() => {{ const r = event.Records[0].cf.request; r.uri = '/done'; callback(null, r); }}, 5); }};")),
+        ("index.js", "exports.handler = (event, context, callback) => { const r = event.Records[0].cf.request; r.uri = '/done'; callback(null, r); };".to_string()),
+        ("index.js", "exports.handler = (event, context, callback) => { setTimeout(() => { const r = event.Records[0].cf.request; r.uri = '/done'; callback(null, r); }, 5); };".to_string()),
         ("index.js", format!("function handler(event) {{ {REWRITE} }}\nmodule.exports = {{ handler }};")),
     ];
     for (file, source) in forms {
-        assert_eq!(
-            uri(run_file(file, &source).await),
-            "/done",
-            "{file}: {source}"
-        );
+        assert_eq!(uri(run_file(file, &source).await), "/done", "{file}: {source}");
     }
 }
 
@@ -95,11 +91,7 @@ async fn lambda_style_handler_names_and_custom_exports() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_handler_is_a_load_error() {
     let error = JsPool::start(
-        vec![FunctionSpec::new(
-            "f",
-            "index.mjs",
-            "export const other = 1;",
-        )],
+        vec![FunctionSpec::new("f", "index.mjs", "export const other = 1;")],
         &options(),
     )
     .err()
@@ -111,11 +103,7 @@ async fn a_missing_handler_is_a_load_error() {
         "{error}"
     );
     let error = JsPool::start(
-        vec![FunctionSpec::new(
-            "f",
-            "index.mjs",
-            "export const handler = (;",
-        )],
+        vec![FunctionSpec::new("f", "index.mjs", "export const handler = (;")],
         &options(),
     )
     .err()
@@ -131,10 +119,7 @@ async fn a_missing_handler_is_a_load_error() {
     )
     .err()
     .unwrap();
-    assert!(
-        error.to_string().contains("module not available: 'fs'"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("module not available: 'fs'"), "{error}");
     let error = JsPool::start(
         vec![FunctionSpec::new(
             "f",
@@ -145,10 +130,7 @@ async fn a_missing_handler_is_a_load_error() {
     )
     .err()
     .unwrap();
-    assert!(
-        error.to_string().contains("module not available: 'fs'"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("module not available: 'fs'"), "{error}");
     let error = JsPool::start(
         vec![FunctionSpec::new(
             "f",
@@ -159,10 +141,7 @@ async fn a_missing_handler_is_a_load_error() {
     )
     .err()
     .unwrap();
-    assert!(
-        error.to_string().contains("RangeError: boom at load"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("RangeError: boom at load"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -206,10 +185,7 @@ async fn environment_is_process_env_only() {
     );
     spec.env.insert("GREETING".into(), "hello".into());
     let pool = pool(vec![spec]);
-    assert_eq!(
-        uri(pool.invoke("f", &viewer_request()).await),
-        "/hello/GREETING"
-    );
+    assert_eq!(uri(pool.invoke("f", &viewer_request()).await), "/hello/GREETING");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -260,9 +236,7 @@ exports.handler = async (event) => {
     let encoded = header(&outcome, "x-checks");
     let json = String::from_utf8(crate::js::ops::base64_decode_lenient(&encoded)).unwrap();
     let checks: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let expect = |name: &str, value: serde_json::Value| {
-        assert_eq!(checks[name], value, "{name}: {checks:#}")
-    };
+    let expect = |name: &str, value: serde_json::Value| assert_eq!(checks[name], value, "{name}: {checks:#}");
     expect(
         "qsParse",
         serde_json::json!("{\"a\":[\"1\",\"2\"],\"b\":\"x y\",\"c\":\"d e\"}"),
@@ -270,10 +244,7 @@ exports.handler = async (event) => {
     expect("qsStringify", serde_json::json!("a=1&a=2&b=x%20y&c=%C3%A9"));
     expect("qsEscape", serde_json::json!("a%20b%26c|a%20b%zz"));
     expect("md5", serde_json::json!("900150983cd24fb0d6963f7d28e17f72"));
-    expect(
-        "sha1",
-        serde_json::json!("a9993e364706816aba3e25717850c26c9cd0d89d"),
-    );
+    expect("sha1", serde_json::json!("a9993e364706816aba3e25717850c26c9cd0d89d"));
     expect(
         "sha256b64",
         serde_json::json!("ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="),
@@ -288,15 +259,14 @@ exports.handler = async (event) => {
     expect("uuid", serde_json::json!(true));
     expect("safeEqual", serde_json::json!("true/false"));
     expect("safeEqualLength", serde_json::json!("RangeError"));
-    expect("url", serde_json::json!("https: user example.com:8443 example.com 8443 /a/b ?x=1&y=2 #frag https://example.com:8443 2"));
     expect(
-        "urlRelative",
-        serde_json::json!("https://example.com/c?d=1"),
+        "url",
+        serde_json::json!(
+            "https: user example.com:8443 example.com 8443 /a/b ?x=1&y=2 #frag https://example.com:8443 2"
+        ),
     );
-    expect(
-        "urlEdit",
-        serde_json::json!("https://example.com/q?a=1&b=x+y"),
-    );
+    expect("urlRelative", serde_json::json!("https://example.com/c?d=1"));
+    expect("urlEdit", serde_json::json!("https://example.com/q?a=1&b=x+y"));
     expect("urlInvalid", serde_json::json!("TypeError"));
     expect("nodeUrl", serde_json::json!(true));
     expect("params", serde_json::json!("1,3|x=a+b&y=%26"));
@@ -362,15 +332,11 @@ async fn execution_errors() {
         assert_eq!(error.error_type, error_type, "{source}");
         assert!(error.message.contains(message), "{source}: {error}");
         assert!(
-            error
-                .to_string()
-                .contains("LambdaExecutionError in function `f`"),
+            error.to_string().contains("LambdaExecutionError in function `f`"),
             "{error}"
         );
         assert!(
-            error
-                .to_string()
-                .contains(&viewer_request().cf().config.request_id),
+            error.to_string().contains(&viewer_request().cf().config.request_id),
             "{error}"
         );
     }
@@ -429,10 +395,7 @@ async fn an_endless_loop_is_stopped_and_the_instance_replaced() {
     let error = pool.invoke("f", &looping).await.unwrap_err();
     assert_eq!(error.class, FailureClass::Execution);
     assert_eq!(error.error_type, "Runtime.Timeout");
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "stopped near its timeout"
-    );
+    assert!(started.elapsed() < Duration::from_secs(3), "stopped near its timeout");
     // The next call gets a fresh instance (its globals start over) and succeeds.
     assert_eq!(uri(pool.invoke("f", &viewer_request()).await), "/calls/1");
 }
@@ -507,10 +470,7 @@ async fn functions_never_share_globals() {
         "/start",
         "tampering with its own JSON does not break edgehook's"
     );
-    assert_eq!(
-        uri(pool.invoke("b", &viewer_request()).await),
-        "/undefined/undefined/2"
-    );
+    assert_eq!(uri(pool.invoke("b", &viewer_request()).await), "/undefined/undefined/2");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -557,10 +517,7 @@ export const handler = async (event) => {
   return r;
 };"#;
     let outcome = run_file("index.mjs", probe).await.unwrap();
-    let json = String::from_utf8(crate::js::ops::base64_decode_lenient(&header(
-        &outcome, "x-found",
-    )))
-    .unwrap();
+    let json = String::from_utf8(crate::js::ops::base64_decode_lenient(&header(&outcome, "x-found"))).unwrap();
     let found: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(found["deno"], "undefined", "{found:#}");
     assert_eq!(found["bootstrap"], "undefined");
@@ -571,44 +528,28 @@ export const handler = async (event) => {
     assert_eq!(found["leaks"], "", "{found:#}");
     assert_eq!(found["walked"], true);
     assert!(
-        found["fs"]
-            .as_str()
-            .unwrap()
-            .contains("module not available"),
+        found["fs"].as_str().unwrap().contains("module not available"),
         "{found:#}"
     );
     assert!(
-        found["cp"]
-            .as_str()
-            .unwrap()
-            .contains("module not available"),
+        found["cp"].as_str().unwrap().contains("module not available"),
         "{found:#}"
     );
     assert!(
-        found["file"]
-            .as_str()
-            .unwrap()
-            .contains("module not available"),
+        found["file"].as_str().unwrap().contains("module not available"),
         "{found:#}"
     );
     assert!(
-        found["ext"].as_str().unwrap().contains("not available")
-            || found["ext"].as_str().unwrap().contains("ext:"),
+        found["ext"].as_str().unwrap().contains("not available") || found["ext"].as_str().unwrap().contains("ext:"),
         "{found:#}"
     );
     assert_ne!(found["ext"], "loaded");
     assert!(
-        found["net"]
-            .as_str()
-            .unwrap()
-            .contains("module not available"),
+        found["net"].as_str().unwrap().contains("module not available"),
         "{found:#}"
     );
     assert_eq!(found["ctor"], "threw", "{found:#}");
-    assert_eq!(
-        found["env"], "{}",
-        "no host environment leaks into process.env"
-    );
+    assert_eq!(found["env"], "{}", "no host environment leaks into process.env");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -644,8 +585,5 @@ async fn response_events() {
     let pool = pool(vec![FunctionSpec::new("f", "index.mjs", source)]);
     let event = sample(EventType::ViewerResponse, &SampleOptions::default());
     let outcome = pool.invoke("f", &event).await.unwrap();
-    assert_eq!(
-        header(&outcome, "strict-transport-security"),
-        "max-age=63072000"
-    );
+    assert_eq!(header(&outcome, "strict-transport-security"), "max-age=63072000");
 }

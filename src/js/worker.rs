@@ -27,15 +27,10 @@ pub struct Worker {
 impl Worker {
     /// Runs on its own thread until the queue closes. `ready` receives the outcome of loading.
     pub fn run(self, ready: std::sync::mpsc::Sender<Result<(), Failure>>) {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(runtime) => runtime,
             Err(e) => {
-                let _ = ready.send(Err(Failure::Load(format!(
-                    "cannot start a JS thread runtime: {e}"
-                ))));
+                let _ = ready.send(Err(Failure::Load(format!("cannot start a JS thread runtime: {e}"))));
                 return;
             }
         };
@@ -46,9 +41,7 @@ impl Worker {
         let started = Instant::now();
         let mut seq = None;
         let result = Instance::new(spec.clone(), |handle| {
-            let armed = self
-                .supervisor
-                .arm(self.index, Instant::now() + spec.timeout, handle);
+            let armed = self.supervisor.arm(self.index, Instant::now() + spec.timeout, handle);
             seq = Some(armed);
             armed
         })
@@ -102,12 +95,8 @@ impl Worker {
                 continue;
             };
             let deadline = Instant::now() + job.function.timeout;
-            let seq = self
-                .supervisor
-                .arm(self.index, deadline, instance.isolate_handle());
-            let mut result = instance
-                .invoke(&job.event_json, &job.request_id, deadline)
-                .await;
+            let seq = self.supervisor.arm(self.index, deadline, instance.isolate_handle());
+            let mut result = instance.invoke(&job.event_json, &job.request_id, deadline).await;
             let stopped = self.supervisor.disarm(self.index, seq);
             // A stopped, timed-out or exhausted instance is not trusted again.
             let replace = stopped

@@ -104,10 +104,7 @@ pub fn content_type(path: &Path) -> &'static str {
 
 /// A strong validator from size and modification time (nginx's scheme).
 pub fn etag(size: u64, modified: SystemTime) -> String {
-    let secs = modified
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let secs = modified.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     format!("\"{secs:x}-{size:x}\"")
 }
 
@@ -130,14 +127,8 @@ pub fn not_modified(req: &pingora::http::RequestHeader, etag: &str, modified: Sy
         return false;
     };
     // HTTP dates have whole seconds.
-    let modified_secs = modified
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let since_secs = since
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let modified_secs = modified.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let since_secs = since.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     modified_secs <= since_secs
 }
 
@@ -190,12 +181,8 @@ impl DirServer {
         };
         let (file, metadata) = match opened.await {
             Ok(found) => found,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Reply::text(404, "not found")
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                return Reply::text(403, "forbidden")
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Reply::text(404, "not found"),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return Reply::text(403, "forbidden"),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "directory origin cannot read a file");
                 return Reply::text(500, "cannot read file");
@@ -203,19 +190,12 @@ impl DirServer {
         };
         let modified = metadata.modified().unwrap_or(UNIX_EPOCH);
         let tag = etag(metadata.len(), modified);
-        let status = if not_modified(req, &tag, modified) {
-            304
-        } else {
-            200
-        };
+        let status = if not_modified(req, &tag, modified) { 304 } else { 200 };
         let Ok(mut header) = ResponseHeader::build(status, Some(6)) else {
             return Reply::text(500, "internal error");
         };
         let _ = header.insert_header(http::header::ETAG, tag.as_str());
-        let _ = header.insert_header(
-            http::header::LAST_MODIFIED,
-            httpdate::fmt_http_date(modified),
-        );
+        let _ = header.insert_header(http::header::LAST_MODIFIED, httpdate::fmt_http_date(modified));
         let _ = header.insert_header(http::header::CONTENT_TYPE, content_type(path));
         let _ = header.insert_header(http::header::ACCEPT_RANGES, "bytes");
         if status == 304 {
@@ -251,8 +231,7 @@ mod tests {
         std::fs::write(root.join("docs/index.html"), "docs").unwrap();
         std::fs::write(root.join("a b.txt"), "space").unwrap();
         std::fs::write(outside.path().join("secret.txt"), "secret").unwrap();
-        std::os::unix::fs::symlink(outside.path().join("secret.txt"), root.join("link.txt"))
-            .unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret.txt"), root.join("link.txt")).unwrap();
         let origin = DirOrigin {
             root: root.canonicalize().unwrap(),
             index: Some("index.html".into()),
@@ -263,10 +242,7 @@ mod tests {
     #[test]
     fn resolves_files_and_indexes() {
         let (_dir, origin) = site();
-        assert_eq!(
-            resolve(&origin, "/"),
-            Resolved::File(origin.root.join("index.html"))
-        );
+        assert_eq!(resolve(&origin, "/"), Resolved::File(origin.root.join("index.html")));
         assert_eq!(
             resolve(&origin, "/docs/"),
             Resolved::File(origin.root.join("docs/index.html"))
@@ -328,13 +304,7 @@ mod tests {
 
     #[test]
     fn content_types() {
-        assert_eq!(
-            content_type(Path::new("a/b.CSS")),
-            "text/css; charset=utf-8"
-        );
-        assert_eq!(
-            content_type(Path::new("x.unknown")),
-            "application/octet-stream"
-        );
+        assert_eq!(content_type(Path::new("a/b.CSS")), "text/css; charset=utf-8");
+        assert_eq!(content_type(Path::new("x.unknown")), "application/octet-stream");
     }
 }

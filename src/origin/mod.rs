@@ -24,10 +24,7 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    pub fn new(
-        local_socket: PathBuf,
-        origins: &std::collections::BTreeMap<String, Arc<Origin>>,
-    ) -> Self {
+    pub fn new(local_socket: PathBuf, origins: &std::collections::BTreeMap<String, Arc<Origin>>) -> Self {
         let cas = origins
             .values()
             .filter_map(|origin| match &origin.kind {
@@ -53,32 +50,22 @@ impl Upstreams {
     pub async fn peer(&self, origin: &Origin) -> Result<Box<HttpPeer>> {
         match &origin.kind {
             OriginKind::Dir(_) => {
-                let socket = self.local_socket.to_str().ok_or_else(|| {
-                    Error::explain(
-                        ErrorType::InternalError,
-                        "internal socket path is not UTF-8",
-                    )
-                })?;
+                let socket = self
+                    .local_socket
+                    .to_str()
+                    .ok_or_else(|| Error::explain(ErrorType::InternalError, "internal socket path is not UTF-8"))?;
                 Ok(Box::new(HttpPeer::new_uds(socket, false, String::new())?))
             }
             OriginKind::Http(http) => {
-                let address = self
-                    .resolver
-                    .resolve(&http.host, http.port)
-                    .await
-                    .map_err(|e| {
-                        Error::because(
-                            ErrorType::ConnectNoRoute,
-                            format!("resolving origin `{}` ({})", origin.name, http.host),
-                            e,
-                        )
-                        .into_up()
-                    })?;
-                let sni = if http.tls {
-                    http.host.clone()
-                } else {
-                    String::new()
-                };
+                let address = self.resolver.resolve(&http.host, http.port).await.map_err(|e| {
+                    Error::because(
+                        ErrorType::ConnectNoRoute,
+                        format!("resolving origin `{}` ({})", origin.name, http.host),
+                        e,
+                    )
+                    .into_up()
+                })?;
+                let sni = if http.tls { http.host.clone() } else { String::new() };
                 let mut peer = HttpPeer::new(address, http.tls, sni);
                 let options = &mut peer.options;
                 options.connection_timeout = Some(http.connect_timeout);

@@ -7,10 +7,9 @@ use pingora::proxy::Session;
 use pingora::Error;
 
 pub fn record(edge: &Edge, session: &mut Session, error: Option<&Error>, ctx: &RequestCtx) {
-    let status = session.response_written().map_or_else(
-        || error.map_or(0, respond::status_for),
-        |r| r.status.as_u16(),
-    );
+    let status = session
+        .response_written()
+        .map_or_else(|| error.map_or(0, respond::status_for), |r| r.status.as_u16());
     let cache = if ctx.error_answer {
         "error"
     } else {
@@ -25,16 +24,11 @@ pub fn record(edge: &Edge, session: &mut Session, error: Option<&Error>, ctx: &R
         _ => "none",
     };
     let metrics = &edge.metrics;
-    metrics
-        .requests
-        .with_label_values(&[class, ctx.behavior_label()])
-        .inc();
+    metrics.requests.with_label_values(&[class, ctx.behavior_label()]).inc();
     metrics.cache.with_label_values(&[cache]).inc();
     let bytes_out = session.as_ref().body_bytes_sent();
     metrics.bytes_out.inc_by(bytes_out as u64);
-    metrics
-        .bytes_in
-        .inc_by(session.as_ref().body_bytes_read() as u64);
+    metrics.bytes_in.inc_by(session.as_ref().body_bytes_read() as u64);
     if !edge.config.log.access_log {
         return;
     }

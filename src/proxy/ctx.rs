@@ -57,9 +57,7 @@ impl RequestCtx {
     }
 
     pub fn origin_name(&self) -> &str {
-        self.behavior
-            .as_ref()
-            .map_or("-", |b| b.origin.name.as_str())
+        self.behavior.as_ref().map_or("-", |b| b.origin.name.as_str())
     }
 
     pub fn behavior_label(&self) -> &str {

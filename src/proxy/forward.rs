@@ -18,11 +18,7 @@ pub struct Forwarding<'a> {
 
 impl Forwarding<'_> {
     pub fn apply(&self, req: &mut RequestHeader) -> Result<()> {
-        let path_and_query = req
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string();
+        let path_and_query = req.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
         match &self.origin.kind {
             OriginKind::Http(http) => {
                 if !http.base_path.is_empty() {
@@ -37,25 +33,14 @@ impl Forwarding<'_> {
             }
         }
         if let Some(ip) = self.client_ip {
-            let forwarded_for = match req
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-            {
+            let forwarded_for = match req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
                 Some(existing) if !existing.trim().is_empty() => format!("{existing}, {ip}"),
                 _ => ip.to_string(),
             };
             req.insert_header("x-forwarded-for", forwarded_for)?;
         }
-        req.insert_header(
-            "x-forwarded-proto",
-            if self.viewer_tls { "https" } else { "http" },
-        )?;
-        let via = match req
-            .headers
-            .get(http::header::VIA)
-            .and_then(|v| v.to_str().ok())
-        {
+        req.insert_header("x-forwarded-proto", if self.viewer_tls { "https" } else { "http" })?;
+        let via = match req.headers.get(http::header::VIA).and_then(|v| v.to_str().ok()) {
             Some(existing) => format!("{existing}, 1.1 {}", self.via),
             None => format!("1.1 {}", self.via),
         };
@@ -69,13 +54,7 @@ fn set_uri(req: &mut RequestHeader, path_and_query: &str) -> Result<()> {
     let uri = http::Uri::builder()
         .path_and_query(path_and_query)
         .build()
-        .map_err(|e| {
-            pingora::Error::because(
-                pingora::ErrorType::InternalError,
-                "building the origin URI",
-                e,
-            )
-        })?;
+        .map_err(|e| pingora::Error::because(pingora::ErrorType::InternalError, "building the origin URI", e))?;
     req.set_uri(uri);
     Ok(())
 }

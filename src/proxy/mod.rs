@@ -70,8 +70,7 @@ impl EdgeProxy {
         if request_head_size(req) > server.max_request_header_size {
             return Some(431);
         }
-        let has_host =
-            req.headers.contains_key(http::header::HOST) || req.uri.authority().is_some();
+        let has_host = req.headers.contains_key(http::header::HOST) || req.uri.authority().is_some();
         if !has_host && req.version == http::Version::HTTP_11 {
             return Some(400);
         }
@@ -95,16 +94,10 @@ impl ProxyHttp for EdgeProxy {
         if let Some(status) = self.refusal(session) {
             ctx.error_answer = true;
             let server = &self.edge.config.server;
-            respond::write_error(session, status, &server.request_id_header, &ctx.request_id)
-                .await?;
+            respond::write_error(session, status, &server.request_id_header, &ctx.request_id).await?;
             return Ok(true);
         }
-        let Some(behavior) = self
-            .edge
-            .config
-            .behavior_for(session.req_header().uri.path())
-            .cloned()
-        else {
+        let Some(behavior) = self.edge.config.behavior_for(session.req_header().uri.path()).cloned() else {
             return Err(Error::explain(
                 pingora::ErrorType::InternalError,
                 "no behavior matches; validation requires a default",
@@ -132,33 +125,22 @@ impl ProxyHttp for EdgeProxy {
             return Ok(());
         }
         let cache = &self.edge.cache;
-        session.cache.enable(
-            cache.storage,
-            Some(cache.eviction),
-            None,
-            Some(cache.lock),
-            None,
-        );
+        session
+            .cache
+            .enable(cache.storage, Some(cache.eviction), None, Some(cache.lock), None);
         session.cache.set_max_file_size_bytes(cache.max_object_size);
         Ok(())
     }
 
     fn cache_key_callback(&self, session: &Session, ctx: &mut RequestCtx) -> Result<CacheKey> {
-        let behavior = ctx.behavior.as_ref().ok_or_else(|| {
-            Error::explain(
-                pingora::ErrorType::InternalError,
-                "cache enabled without a behavior",
-            )
-        })?;
+        let behavior = ctx
+            .behavior
+            .as_ref()
+            .ok_or_else(|| Error::explain(pingora::ErrorType::InternalError, "cache enabled without a behavior"))?;
         Ok(key::cache_key(session.req_header(), &behavior.cache_key))
     }
 
-    fn cache_vary_filter(
-        &self,
-        meta: &CacheMeta,
-        _ctx: &mut RequestCtx,
-        req: &RequestHeader,
-    ) -> Option<HashBinary> {
+    fn cache_vary_filter(&self, meta: &CacheMeta, _ctx: &mut RequestCtx, req: &RequestHeader) -> Option<HashBinary> {
         let mut variance = pingora::cache::VarianceBuilder::new();
         for value in meta.headers().get_all(http::header::VARY) {
             let Ok(value) = value.to_str() else { continue };
@@ -187,16 +169,8 @@ impl ProxyHttp for EdgeProxy {
         let Some(behavior) = &ctx.behavior else {
             return Ok(RespCacheable::Uncacheable(NoCacheReason::NeverEnabled));
         };
-        let authorization = session
-            .req_header()
-            .headers
-            .contains_key(http::header::AUTHORIZATION);
-        Ok(policy::decide(
-            resp,
-            authorization,
-            &behavior.ttl,
-            SystemTime::now(),
-        ))
+        let authorization = session.req_header().headers.contains_key(http::header::AUTHORIZATION);
+        Ok(policy::decide(resp, authorization, &behavior.ttl, SystemTime::now()))
     }
 
     fn allow_spawning_subrequest(&self, _session: &Session, _ctx: &RequestCtx) -> bool {
@@ -204,28 +178,17 @@ impl ProxyHttp for EdgeProxy {
         true
     }
 
-    fn should_serve_stale(
-        &self,
-        _session: &mut Session,
-        _ctx: &mut RequestCtx,
-        error: Option<&Error>,
-    ) -> bool {
+    fn should_serve_stale(&self, _session: &mut Session, _ctx: &mut RequestCtx, error: Option<&Error>) -> bool {
         // During revalidation (no error), stale-while-revalidate decides; pingora has already
         // checked the object's window. On errors, only the origin's failures allow stale-if-error.
         error.is_none_or(|e| e.esource() == &pingora::ErrorSource::Upstream)
     }
 
-    async fn upstream_peer(
-        &self,
-        _session: &mut Session,
-        ctx: &mut RequestCtx,
-    ) -> Result<Box<HttpPeer>> {
-        let behavior = ctx.behavior.clone().ok_or_else(|| {
-            Error::explain(
-                pingora::ErrorType::InternalError,
-                "proxying without a behavior",
-            )
-        })?;
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        let behavior = ctx
+            .behavior
+            .clone()
+            .ok_or_else(|| Error::explain(pingora::ErrorType::InternalError, "proxying without a behavior"))?;
         ctx.origin_started.get_or_insert_with(Instant::now);
         self.edge.upstreams.peer(&behavior.origin).await
     }
@@ -242,10 +205,7 @@ impl ProxyHttp for EdgeProxy {
         let server = &self.edge.config.server;
         forward::Forwarding {
             origin: &behavior.origin,
-            client_ip: session
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .map(|a| a.ip()),
+            client_ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()),
             viewer_tls: ctx.viewer_tls,
             via: &server.via,
             request_id_header: &server.request_id_header,
@@ -280,11 +240,7 @@ impl ProxyHttp for EdgeProxy {
         let label = respond::cache_label(session.cache.phase(), resp.status.as_u16());
         resp.insert_header(respond::X_CACHE, label)?;
         resp.insert_header(server.request_id_header.clone(), ctx.request_id.as_str())?;
-        let via = match resp
-            .headers
-            .get(http::header::VIA)
-            .and_then(|v| v.to_str().ok())
-        {
+        let via = match resp.headers.get(http::header::VIA).and_then(|v| v.to_str().ok()) {
             Some(existing) => format!("{existing}, 1.1 {}", server.via),
             None => format!("1.1 {}", server.via),
         };
@@ -292,28 +248,18 @@ impl ProxyHttp for EdgeProxy {
         Ok(())
     }
 
-    async fn fail_to_proxy(
-        &self,
-        session: &mut Session,
-        error: &Error,
-        ctx: &mut RequestCtx,
-    ) -> FailToProxy {
+    async fn fail_to_proxy(&self, session: &mut Session, error: &Error, ctx: &mut RequestCtx) -> FailToProxy {
         let status = respond::status_for(error);
         ctx.error_answer = true;
         let server = &self.edge.config.server;
         let viewer_gone = error.esource() == &pingora::ErrorSource::Downstream
             && matches!(
                 error.etype(),
-                pingora::ErrorType::ReadError
-                    | pingora::ErrorType::WriteError
-                    | pingora::ErrorType::ConnectionClosed
+                pingora::ErrorType::ReadError | pingora::ErrorType::WriteError | pingora::ErrorType::ConnectionClosed
             );
         // Once a response header went out, the only honest signal left is closing the connection.
         if !viewer_gone && session.response_written().is_none() {
-            if let Err(e) =
-                respond::write_error(session, status, &server.request_id_header, &ctx.request_id)
-                    .await
-            {
+            if let Err(e) = respond::write_error(session, status, &server.request_id_header, &ctx.request_id).await {
                 tracing::debug!(request_id = %ctx.request_id, error = %e, "could not write the error answer");
             }
         }
@@ -328,10 +274,6 @@ impl ProxyHttp for EdgeProxy {
     }
 
     fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {
-        format!(
-            "{} request_id={}",
-            session.as_ref().request_summary(),
-            ctx.request_id
-        )
+        format!("{} request_id={}", session.as_ref().request_summary(), ctx.request_id)
     }
 }

@@ -39,12 +39,10 @@ pub fn status_for(error: &Error) -> u16 {
     use ErrorType::*;
     match error.etype() {
         HTTPStatus(code) => *code,
-        ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout => {
-            match error.esource() {
-                ErrorSource::Downstream => 408,
-                _ => 504,
-            }
-        }
+        ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout => match error.esource() {
+            ErrorSource::Downstream => 408,
+            _ => 504,
+        },
         _ => match error.esource() {
             ErrorSource::Upstream => 502,
             ErrorSource::Downstream => 400,
@@ -76,12 +74,8 @@ pub async fn write_error(
     header.insert_header(request_id_header.clone(), request_id)?;
     // The connection may carry a half-read request: do not reuse it.
     session.set_keepalive(None);
-    session
-        .write_response_header(Box::new(header), false)
-        .await?;
-    session
-        .write_response_body(Some(bytes::Bytes::from(body)), true)
-        .await
+    session.write_response_header(Box::new(header), false).await?;
+    session.write_response_body(Some(bytes::Bytes::from(body)), true).await
 }
 
 #[cfg(test)]
@@ -96,14 +90,8 @@ mod tests {
         assert_eq!(status_for(&up(ErrorType::ReadTimedout)), 504);
         assert_eq!(status_for(&up(ErrorType::ConnectNoRoute)), 502);
         assert_eq!(status_for(&Error::new(ErrorType::HTTPStatus(431))), 431);
-        assert_eq!(
-            status_for(&Error::new(ErrorType::InvalidHTTPHeader).into_down()),
-            400
-        );
-        assert_eq!(
-            status_for(&Error::new(ErrorType::InternalError).into_in()),
-            500
-        );
+        assert_eq!(status_for(&Error::new(ErrorType::InvalidHTTPHeader).into_down()), 400);
+        assert_eq!(status_for(&Error::new(ErrorType::InternalError).into_in()), 500);
     }
 
     #[test]

@@ -46,34 +46,15 @@ async fn healthz_and_metrics() {
         // The 200 and the 500 (cached for error_ttl, as CloudFront does).
         "edgehook_cache_objects 2",
     ] {
-        assert!(
-            metrics.contains(expected),
-            "missing `{expected}` in:\n{metrics}"
-        );
+        assert!(metrics.contains(expected), "missing `{expected}` in:\n{metrics}");
     }
-    assert_eq!(
-        c.get(edge.admin_url("/nope"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
-    assert_eq!(
-        c.delete(edge.admin_url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        405
-    );
+    assert_eq!(c.get(edge.admin_url("/nope")).send().await.unwrap().status(), 404);
+    assert_eq!(c.delete(edge.admin_url("/healthz")).send().await.unwrap().status(), 405);
 }
 
 #[tokio::test]
 async fn purge_needs_the_token_and_removes_exact_and_prefix_paths() {
-    let origin =
-        Origin::start(|seen| Reply::ok(seen.uri.clone()).header("cache-control", "max-age=600"))
-            .await;
+    let origin = Origin::start(|seen| Reply::ok(seen.uri.clone()).header("cache-control", "max-age=600")).await;
     let edge = Edgehook::start(&config(&origin)).await;
     let c = client();
     for path in ["/exact", "/img/a.png", "/img/b.png", "/keep"] {
@@ -88,23 +69,12 @@ async fn purge_needs_the_token_and_removes_exact_and_prefix_paths() {
         }
         request.send()
     };
+    assert_eq!(purge(r#"{"paths":["/exact"]}"#, None).await.unwrap().status(), 401);
     assert_eq!(
-        purge(r#"{"paths":["/exact"]}"#, None)
-            .await
-            .unwrap()
-            .status(),
+        purge(r#"{"paths":["/exact"]}"#, Some("wrong")).await.unwrap().status(),
         401
     );
-    assert_eq!(
-        purge(r#"{"paths":["/exact"]}"#, Some("wrong"))
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
-    let bad = purge(r#"{"paths": "not a list"}"#, Some(ADMIN_TOKEN))
-        .await
-        .unwrap();
+    let bad = purge(r#"{"paths": "not a list"}"#, Some(ADMIN_TOKEN)).await.unwrap();
     assert_eq!(bad.status(), 400);
     assert!(bad.text().await.unwrap().contains("expected"));
     assert_eq!(
@@ -114,10 +84,7 @@ async fn purge_needs_the_token_and_removes_exact_and_prefix_paths() {
             .status(),
         400
     );
-    assert_eq!(
-        purge("not json", Some(ADMIN_TOKEN)).await.unwrap().status(),
-        400
-    );
+    assert_eq!(purge("not json", Some(ADMIN_TOKEN)).await.unwrap().status(), 400);
 
     let ok = purge(r#"{"paths":["/exact","/img/*"]}"#, Some(ADMIN_TOKEN))
         .await

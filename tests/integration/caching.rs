@@ -21,10 +21,8 @@ fn x_cache(response: &reqwest::Response) -> String {
 
 #[tokio::test]
 async fn second_request_is_a_hit_with_age() {
-    let origin = Origin::start(|seen| {
-        Reply::ok(format!("body of {}", seen.uri)).header("cache-control", "max-age=60")
-    })
-    .await;
+    let origin =
+        Origin::start(|seen| Reply::ok(format!("body of {}", seen.uri)).header("cache-control", "max-age=60")).await;
     let edge = Edgehook::start(&config(&origin, "")).await;
     let first = get(&edge, "/a").await;
     assert_eq!(x_cache(&first), "Miss from edgehook");
@@ -77,11 +75,7 @@ async fn freshness_expires_and_max_ttl_clamps() {
     assert_eq!(x_cache(&get(&edge, "/p").await), "Hit from edgehook");
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let after = get(&edge, "/p").await;
-    assert_ne!(
-        x_cache(&after),
-        "Hit from edgehook",
-        "max_ttl 1s caps max-age=3600"
-    );
+    assert_ne!(x_cache(&after), "Hit from edgehook", "max_ttl 1s caps max-age=3600");
     assert_eq!(origin.count("/p"), 2);
 }
 
@@ -196,19 +190,13 @@ async fn concurrent_misses_collapse_into_one_origin_fetch() {
     for r in requests.collect::<Vec<_>>() {
         assert_eq!(r.await.unwrap(), "slow");
     }
-    assert_eq!(
-        origin.count("/slow"),
-        1,
-        "ten concurrent misses, one origin fetch"
-    );
+    assert_eq!(origin.count("/slow"), 1, "ten concurrent misses, one origin fetch");
 }
 
 #[tokio::test]
 async fn stale_if_error_serves_the_cached_copy_when_the_origin_is_gone() {
-    let origin = Origin::start(|_| {
-        Reply::ok("cached copy").header("cache-control", "max-age=1, stale-if-error=600")
-    })
-    .await;
+    let origin =
+        Origin::start(|_| Reply::ok("cached copy").header("cache-control", "max-age=1, stale-if-error=600")).await;
     let rest = format!(
         "[origins.app]\nurl = \"{}\"\nconnect_timeout = \"500ms\"\n[[behaviors]]\npath = \"*\"\norigin = \"app\"\n",
         origin.url()
@@ -232,8 +220,7 @@ async fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background(
         let calls = calls.clone();
         Origin::start(move |seen| {
             let n = calls.next(&seen.uri);
-            Reply::ok(format!("version {n}"))
-                .header("cache-control", "max-age=1, stale-while-revalidate=600")
+            Reply::ok(format!("version {n}")).header("cache-control", "max-age=1, stale-while-revalidate=600")
         })
         .await
     };
@@ -248,10 +235,7 @@ async fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background(
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while origin.count("/r") < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no background refresh happened"
-        );
+        assert!(std::time::Instant::now() < deadline, "no background refresh happened");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -260,9 +244,7 @@ async fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background(
 
 #[tokio::test]
 async fn the_cache_stays_within_its_memory_bound() {
-    let origin =
-        Origin::start(|_| Reply::ok(vec![b'z'; 100_000]).header("cache-control", "max-age=600"))
-            .await;
+    let origin = Origin::start(|_| Reply::ok(vec![b'z'; 100_000]).header("cache-control", "max-age=600")).await;
     let rest = format!(
         "[cache]\nmemory = \"1MiB\"\nmax_object_size = \"512KiB\"\n[origins.app]\nurl = \"{}\"\n[[behaviors]]\npath = \"*\"\norigin = \"app\"\n",
         origin.url()
@@ -270,12 +252,7 @@ async fn the_cache_stays_within_its_memory_bound() {
     let edge = Edgehook::start(&rest).await;
     for i in 0..40 {
         assert_eq!(
-            get(&edge, &format!("/big{i}"))
-                .await
-                .bytes()
-                .await
-                .unwrap()
-                .len(),
+            get(&edge, &format!("/big{i}")).await.bytes().await.unwrap().len(),
             100_000
         );
     }

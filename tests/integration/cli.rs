@@ -12,11 +12,7 @@ fn edgehook(args: &[&str]) -> std::process::Output {
 #[test]
 fn check_accepts_every_shipped_config() {
     let out = edgehook(&["check", "--config", "config/edgehook.toml"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
 }
 
@@ -60,10 +56,7 @@ origin = "app"
         format!("{file}:16:1: `behaviors[0].origin` names origin `ghost`"),
         "5 problem(s)".to_string(),
     ] {
-        assert!(
-            stderr.contains(&expected),
-            "missing `{expected}` in:\n{stderr}"
-        );
+        assert!(stderr.contains(&expected), "missing `{expected}` in:\n{stderr}");
     }
 }
 

@@ -18,8 +18,7 @@ fn site() -> tempfile::TempDir {
     dir
 }
 
-const CONFIG: &str =
-    "[origins.site]\ndir = \"{dir}/site\"\n[[behaviors]]\npath = \"*\"\norigin = \"site\"\n";
+const CONFIG: &str = "[origins.site]\ndir = \"{dir}/site\"\n[[behaviors]]\npath = \"*\"\norigin = \"site\"\n";
 
 #[tokio::test]
 async fn serves_files_with_types_and_validators() {
@@ -29,23 +28,14 @@ async fn serves_files_with_types_and_validators() {
     assert_eq!(home.status(), 200);
     assert_eq!(home.headers()["content-type"], "text/html; charset=utf-8");
     let etag = home.headers()["etag"].to_str().unwrap().to_string();
-    let last_modified = home.headers()["last-modified"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let last_modified = home.headers()["last-modified"].to_str().unwrap().to_string();
     assert_eq!(home.text().await.unwrap(), "<h1>home</h1>");
     let css = c.get(edge.url("/css/site.css")).send().await.unwrap();
     assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
     let json = c.get(edge.url("/data.json")).send().await.unwrap();
     assert_eq!(json.headers()["content-type"], "application/json");
     assert_eq!(
-        c.get(edge.url("/docs/"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
+        c.get(edge.url("/docs/")).send().await.unwrap().text().await.unwrap(),
         "<h1>docs</h1>"
     );
     let redirect = c.get(edge.url("/docs")).send().await.unwrap();
@@ -111,10 +101,7 @@ async fn path_escapes_are_refused() {
         let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
         let answer = raw_request(edge.http, request.as_bytes()).await;
         let status_line = answer.lines().next().unwrap_or("").to_string();
-        assert!(
-            !answer.contains("TOP SECRET"),
-            "{path} leaked the file: {answer}"
-        );
+        assert!(!answer.contains("TOP SECRET"), "{path} leaked the file: {answer}");
         assert!(
             status_line.contains(" 400 ") || status_line.contains(" 404 "),
             "{path} answered {status_line}"
@@ -125,12 +112,7 @@ async fn path_escapes_are_refused() {
 #[tokio::test]
 async fn directory_origins_refuse_other_methods() {
     let edge = Edgehook::start_in(site(), "", CONFIG).await;
-    let response = client()
-        .post(edge.url("/index.html"))
-        .body("x")
-        .send()
-        .await
-        .unwrap();
+    let response = client().post(edge.url("/index.html")).body("x").send().await.unwrap();
     assert_eq!(response.status(), 405);
     assert_eq!(response.headers()["allow"], "GET, HEAD");
 }

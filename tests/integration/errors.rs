@@ -12,9 +12,7 @@ fn assert_error(response: &reqwest::Response, status: u16) {
 #[tokio::test]
 async fn refused_origin_is_502() {
     let closed = free_addr();
-    let rest = format!(
-        "[origins.app]\nurl = \"http://{closed}\"\n[[behaviors]]\npath = \"*\"\norigin = \"app\"\n"
-    );
+    let rest = format!("[origins.app]\nurl = \"http://{closed}\"\n[[behaviors]]\npath = \"*\"\norigin = \"app\"\n");
     let edge = Edgehook::start(&rest).await;
     let response = client().get(edge.url("/")).send().await.unwrap();
     assert_error(&response, 502);
@@ -50,7 +48,10 @@ async fn slow_origin_is_504() {
 async fn https_origin_with_untrusted_certificate_is_502() {
     let (cert, key) = self_signed();
     let origin = Origin::start_tls(tls_acceptor(&cert, &key), |_| Reply::ok("secret")).await;
-    let rest = format!("[origins.app]\nurl = \"https://127.0.0.1:{}\"\n[[behaviors]]\npath = \"*\"\norigin = \"app\"\n", origin.addr.port());
+    let rest = format!(
+        "[origins.app]\nurl = \"https://127.0.0.1:{}\"\n[[behaviors]]\npath = \"*\"\norigin = \"app\"\n",
+        origin.addr.port()
+    );
     let edge = Edgehook::start(&rest).await;
     assert_error(&client().get(edge.url("/")).send().await.unwrap(), 502);
     assert_eq!(
@@ -67,26 +68,14 @@ async fn oversized_headers_are_431_and_long_uris_414() {
         "[origins.app]\nurl = \"{}\"\n[[behaviors]]\npath = \"*\"\norigin = \"app\"\n",
         origin.url()
     );
-    let edge = Edgehook::start_with(
-        "max_request_header_size = \"8KiB\"\nmax_uri_length = 1024",
-        &rest,
-    )
-    .await;
+    let edge = Edgehook::start_with("max_request_header_size = \"8KiB\"\nmax_uri_length = 1024", &rest).await;
     let big = "v".repeat(10_000);
-    let response = client()
-        .get(edge.url("/"))
-        .header("x-big", big)
-        .send()
-        .await
-        .unwrap();
+    let response = client().get(edge.url("/")).header("x-big", big).send().await.unwrap();
     assert_error(&response, 431);
     let long = format!("/{}", "p".repeat(2000));
     assert_error(&client().get(edge.url(&long)).send().await.unwrap(), 414);
     assert_eq!(origin.total(), 0);
-    assert_eq!(
-        client().get(edge.url("/ok")).send().await.unwrap().status(),
-        200
-    );
+    assert_eq!(client().get(edge.url("/ok")).send().await.unwrap().status(), 200);
 }
 
 #[tokio::test]
@@ -100,22 +89,13 @@ async fn malformed_requests_are_400() {
     let no_host = raw_request(edge.http, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n").await;
     assert!(no_host.starts_with("HTTP/1.1 400"), "{no_host}");
     assert!(
-        no_host
-            .to_ascii_lowercase()
-            .contains("x-cache: error from edgehook"),
+        no_host.to_ascii_lowercase().contains("x-cache: error from edgehook"),
         "{no_host}"
     );
     let garbage = raw_request(edge.http, b"GARBAGE\r\n\r\n").await;
     assert!(garbage.starts_with("HTTP/1.1 400"), "{garbage}");
-    let bad_header = raw_request(
-        edge.http,
-        b"GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n",
-    )
-    .await;
+    let bad_header = raw_request(edge.http, b"GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n").await;
     assert!(bad_header.starts_with("HTTP/1.1 400"), "{bad_header}");
     assert_eq!(origin.total(), 0);
-    assert_eq!(
-        client().get(edge.url("/ok")).send().await.unwrap().status(),
-        200
-    );
+    assert_eq!(client().get(edge.url("/ok")).send().await.unwrap().status(), 200);
 }

@@ -12,10 +12,7 @@ async fn access_log_lines_are_structured() {
     );
     let edge = Edgehook::start(&rest).await;
     let response = client().get(edge.url("/x/page?q=1")).send().await.unwrap();
-    let request_id = response.headers()["x-request-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_string();
     response.text().await.unwrap();
     let log = edge.wait_log(&request_id).await;
     let line = log
@@ -42,8 +39,7 @@ async fn drains_on(signal: i32) {
     );
     let mut edge = Edgehook::start(&rest).await;
     let url = edge.url("/slow");
-    let in_flight =
-        tokio::spawn(async move { client().get(url).send().await.map(|r| r.status().as_u16()) });
+    let in_flight = tokio::spawn(async move { client().get(url).send().await.map(|r| r.status().as_u16()) });
     // Let the request reach the origin, then ask edgehook to stop.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while origin.total() == 0 {
@@ -51,10 +47,7 @@ async fn drains_on(signal: i32) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     edge.signal(signal);
-    let status = in_flight
-        .await
-        .unwrap()
-        .expect("the in-flight request completes");
+    let status = in_flight.await.unwrap().expect("the in-flight request completes");
     assert_eq!(status, 200);
     let code = tokio::task::spawn_blocking(move || {
         let code = edge.wait_exit(Duration::from_secs(15));

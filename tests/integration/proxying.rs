@@ -20,10 +20,7 @@ async fn forwards_with_the_usual_headers_and_a_request_id() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let request_id = response.headers()["x-request-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_string();
     assert_eq!(request_id.len(), 32);
     assert_eq!(response.headers()["via"], "1.1 edgehook");
     assert_eq!(response.text().await.unwrap(), "hello");
@@ -42,10 +39,7 @@ async fn forwards_with_the_usual_headers_and_a_request_id() {
     edge.wait_log(&request_id).await;
 
     let second = client().get(edge.url("/page")).send().await.unwrap();
-    assert_ne!(
-        second.headers()["x-request-id"].to_str().unwrap(),
-        request_id
-    );
+    assert_ne!(second.headers()["x-request-id"].to_str().unwrap(), request_id);
 }
 
 #[tokio::test]
@@ -54,11 +48,7 @@ async fn origin_connections_are_reused() {
     let edge = Edgehook::start(&config(&origin, "")).await;
     let client = client();
     for i in 0..20 {
-        let r = client
-            .get(edge.url(&format!("/n{i}")))
-            .send()
-            .await
-            .unwrap();
+        let r = client.get(edge.url(&format!("/n{i}"))).send().await.unwrap();
         assert_eq!(r.status(), 200);
     }
     assert_eq!(origin.total(), 20);
@@ -94,23 +84,11 @@ async fn query_policy_decides_what_the_origin_sees() {
         url = origin.url()
     );
     let edge = Edgehook::start(&rest).await;
-    client()
-        .get(edge.url("/none/a?x=1&keep=2"))
-        .send()
-        .await
-        .unwrap();
+    client().get(edge.url("/none/a?x=1&keep=2")).send().await.unwrap();
     assert_eq!(origin.last().uri, "/none/a");
-    client()
-        .get(edge.url("/some/a?x=1&keep=2"))
-        .send()
-        .await
-        .unwrap();
+    client().get(edge.url("/some/a?x=1&keep=2")).send().await.unwrap();
     assert_eq!(origin.last().uri, "/some/a?keep=2");
-    client()
-        .get(edge.url("/all?x=1&keep=2"))
-        .send()
-        .await
-        .unwrap();
+    client().get(edge.url("/all?x=1&keep=2")).send().await.unwrap();
     assert_eq!(origin.last().uri, "/all?x=1&keep=2");
 }
 
@@ -119,12 +97,7 @@ async fn request_bodies_reach_the_origin() {
     let origin = Origin::start(|seen| Reply::ok(format!("got {} bytes", seen.body.len()))).await;
     let edge = Edgehook::start(&config(&origin, "")).await;
     let body = vec![b'a'; 100_000];
-    let response = client()
-        .post(edge.url("/upload"))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let response = client().post(edge.url("/upload")).body(body).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-cache"], "Miss from edgehook");
     assert_eq!(response.text().await.unwrap(), "got 100000 bytes");
@@ -139,11 +112,7 @@ async fn hop_by_hop_headers_stay_on_their_hop() {
         edge.http,
         b"GET /hop HTTP/1.1\r\nHost: test\r\nConnection: close, x-private-hop\r\nx-private-hop: 1\r\nKeep-Alive: timeout=5\r\nProxy-Authorization: Basic eDp5\r\nx-end-to-end: kept\r\n\r\n",
     ).await;
-    assert!(
-        answer.starts_with("HTTP/1.1 200"),
-        "{answer}\n{}",
-        edge.log_text()
-    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}\n{}", edge.log_text());
     let seen = origin.last();
     for hop in ["x-private-hop", "keep-alive", "proxy-authorization"] {
         assert!(!seen.headers.contains_key(hop), "{hop} reached the origin");

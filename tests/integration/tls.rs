@@ -8,8 +8,7 @@ async fn tls_listener_speaks_http2_and_http1() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("cert.pem"), &cert).unwrap();
     std::fs::write(dir.path().join("key.pem"), &key).unwrap();
-    let origin =
-        Origin::start(|_| Reply::ok("over tls").header("cache-control", "max-age=60")).await;
+    let origin = Origin::start(|_| Reply::ok("over tls").header("cache-control", "max-age=60")).await;
     let rest = format!(
         "[server.tls]\nlisten = [\"{{tls}}\"]\ncert = \"{{dir}}/cert.pem\"\nkey = \"{{dir}}/key.pem\"\n[origins.app]\nurl = \"{}\"\n[[behaviors]]\npath = \"*\"\norigin = \"app\"\n",
         origin.url()
@@ -47,8 +46,7 @@ async fn https_origin_trusted_by_ca_file() {
     let (cert, key) = self_signed();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("origin-ca.pem"), &cert).unwrap();
-    let origin =
-        Origin::start_tls(tls_acceptor(&cert, &key), |_| Reply::ok("verified origin")).await;
+    let origin = Origin::start_tls(tls_acceptor(&cert, &key), |_| Reply::ok("verified origin")).await;
     let rest = format!(
         "[origins.app]\nurl = \"https://127.0.0.1:{}\"\nca_file = \"{{dir}}/origin-ca.pem\"\n[[behaviors]]\npath = \"*\"\norigin = \"app\"\n",
         origin.addr.port()

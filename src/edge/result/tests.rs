@@ -19,9 +19,7 @@ fn edited(event: &Event, edit: impl FnOnce(&mut Value)) -> Value {
 }
 
 fn error(event: &Event, result: &Value) -> String {
-    validate(event, result)
-        .expect_err("the result should be refused")
-        .0
+    validate(event, result).expect_err("the result should be refused").0
 }
 
 #[test]
@@ -34,11 +32,7 @@ fn unchanged_results_are_accepted_for_every_event() {
                 assert_eq!(request, e.cf().request);
                 assert!(body.is_none());
             }
-            Outcome::Response {
-                response,
-                status,
-                body,
-            } => {
+            Outcome::Response { response, status, body } => {
                 assert_eq!(&response, e.cf().response.as_ref().unwrap());
                 assert_eq!(status, 200);
                 assert!(body.is_none());
@@ -71,10 +65,7 @@ fn request_changes_and_key_filling() {
     };
     assert_eq!(request.uri, "/new/path");
     assert_eq!(request.querystring, "a=1&b=2");
-    assert_eq!(
-        request.headers["x-variant"][0].key.as_deref(),
-        Some("X-Variant")
-    );
+    assert_eq!(request.headers["x-variant"][0].key.as_deref(), Some("X-Variant"));
     assert!(
         !request.headers.contains_key("accept"),
         "an empty array removes the header"
@@ -84,54 +75,31 @@ fn request_changes_and_key_filling() {
 #[test]
 fn read_only_fields() {
     let e = event(EventType::ViewerRequest);
-    assert!(
-        error(&e, &edited(&e, |r| r["method"] = json!("POST"))).contains("`method` is read-only")
-    );
-    assert!(error(&e, &edited(&e, |r| r["clientIp"] = json!("1.2.3.4")))
-        .contains("`clientIp` is read-only"));
+    assert!(error(&e, &edited(&e, |r| r["method"] = json!("POST"))).contains("`method` is read-only"));
+    assert!(error(&e, &edited(&e, |r| r["clientIp"] = json!("1.2.3.4"))).contains("`clientIp` is read-only"));
 }
 
 #[test]
 fn uri_and_query_rules() {
     let e = event(EventType::ViewerRequest);
-    assert!(
-        error(&e, &edited(&e, |r| r["uri"] = json!("no-slash"))).contains("must start with `/`")
-    );
+    assert!(error(&e, &edited(&e, |r| r["uri"] = json!("no-slash"))).contains("must start with `/`"));
     assert!(error(&e, &edited(&e, |r| r["uri"] = json!("/a?b=1"))).contains("`?`"));
     assert!(error(&e, &edited(&e, |r| r["uri"] = json!("/a b"))).contains("spaces"));
     assert!(error(&e, &edited(&e, |r| r["querystring"] = json!("a=1#x"))).contains("`#`"));
-    assert!(error(
-        &e,
-        &edited(&e, |r| r["uri"] = json!(format!("/{}", "a".repeat(9000))))
-    )
-    .contains("8192"));
+    assert!(error(&e, &edited(&e, |r| r["uri"] = json!(format!("/{}", "a".repeat(9000))))).contains("8192"));
 }
 
 #[test]
 fn header_structure_rules() {
     let e = event(EventType::ViewerRequest);
     let bad = |edit: fn(&mut Value)| error(&e, &edited(&e, edit));
-    assert!(
-        bad(|r| r["headers"]["x-a"] = json!({"key": "X-A", "value": "1"}))
-            .contains("must be an array")
-    );
-    assert!(
-        bad(|r| r["headers"]["x-a"] = json!([{"key": "X-A", "value": 1}]))
-            .contains("must be a string")
-    );
+    assert!(bad(|r| r["headers"]["x-a"] = json!({"key": "X-A", "value": "1"})).contains("must be an array"));
+    assert!(bad(|r| r["headers"]["x-a"] = json!([{"key": "X-A", "value": 1}])).contains("must be a string"));
     assert!(bad(|r| r["headers"]["x-a"] = json!([{"key": "X-A"}])).contains("no `value`"));
-    assert!(
-        bad(|r| r["headers"]["x-a"] = json!([{"key": "X-B", "value": "1"}]))
-            .contains("names another header")
-    );
+    assert!(bad(|r| r["headers"]["x-a"] = json!([{"key": "X-B", "value": "1"}])).contains("names another header"));
     assert!(bad(|r| r["headers"]["X-A"] = json!([{"value": "1"}])).contains("lowercase"));
-    assert!(
-        bad(|r| r["headers"]["bad name"] = json!([{"value": "1"}])).contains("invalid header name")
-    );
-    assert!(
-        bad(|r| r["headers"]["x-a"] = json!([{"value": "1\r\nSet-Cookie: evil=1"}]))
-            .contains("header injection")
-    );
+    assert!(bad(|r| r["headers"]["bad name"] = json!([{"value": "1"}])).contains("invalid header name"));
+    assert!(bad(|r| r["headers"]["x-a"] = json!([{"value": "1\r\nSet-Cookie: evil=1"}])).contains("header injection"));
     assert!(bad(|r| r["headers"] = json!("nope")).contains("must be an object"));
 }
 
@@ -140,26 +108,19 @@ fn disallowed_and_read_only_headers() {
     let e = event(EventType::ViewerRequest);
     assert!(error(
         &e,
-        &edited(&e, |r| r["headers"]["connection"] =
-            json!([{"value": "close"}]))
+        &edited(&e, |r| r["headers"]["connection"] = json!([{"value": "close"}]))
     )
     .contains("not allowed"));
     assert!(error(
         &e,
-        &edited(&e, |r| r["headers"]["x-amz-cf-pop"] =
-            json!([{"value": "x"}]))
+        &edited(&e, |r| r["headers"]["x-amz-cf-pop"] = json!([{"value": "x"}]))
     )
     .contains("not allowed"));
     let host_changed = error(
         &e,
-        &edited(&e, |r| {
-            r["headers"]["host"] = json!([{"value": "evil.example"}])
-        }),
+        &edited(&e, |r| r["headers"]["host"] = json!([{"value": "evil.example"}])),
     );
-    assert!(
-        host_changed.contains("read-only header: Host"),
-        "{host_changed}"
-    );
+    assert!(host_changed.contains("read-only header: Host"), "{host_changed}");
     let host_deleted = error(
         &e,
         &edited(&e, |r| {
@@ -167,11 +128,9 @@ fn disallowed_and_read_only_headers() {
         }),
     );
     assert!(host_deleted.contains("read-only header: Host"));
-    assert!(error(
-        &e,
-        &edited(&e, |r| r["headers"]["via"] = json!([{"value": "1.1 x"}]))
-    )
-    .contains("read-only header: Via"));
+    assert!(
+        error(&e, &edited(&e, |r| r["headers"]["via"] = json!([{"value": "1.1 x"}]))).contains("read-only header: Via")
+    );
     assert!(error(
         &e,
         &edited(&e, |r| r["headers"]["cloudfront-viewer-country"] =
@@ -182,14 +141,12 @@ fn disallowed_and_read_only_headers() {
     let o = event(EventType::OriginRequest);
     assert!(validate(
         &o,
-        &edited(&o, |r| r["headers"]["host"] =
-            json!([{"value": "other.example"}]))
+        &edited(&o, |r| r["headers"]["host"] = json!([{"value": "other.example"}]))
     )
     .is_ok());
     assert!(error(
         &o,
-        &edited(&o, |r| r["headers"]["if-none-match"] =
-            json!([{"value": "\"x\""}]))
+        &edited(&o, |r| r["headers"]["if-none-match"] = json!([{"value": "\"x\""}]))
     )
     .contains("If-None-Match"));
     // Origin-response: Transfer-Encoding read-only, deleting counts.
@@ -204,10 +161,7 @@ fn disallowed_and_read_only_headers() {
     let deleted = error(
         &or,
         &edited(&or, |r| {
-            r["headers"]
-                .as_object_mut()
-                .unwrap()
-                .remove("transfer-encoding");
+            r["headers"].as_object_mut().unwrap().remove("transfer-encoding");
         }),
     );
     assert!(deleted.contains("Transfer-Encoding"));
@@ -215,8 +169,7 @@ fn disallowed_and_read_only_headers() {
     let vr = event(EventType::ViewerResponse);
     assert!(error(
         &vr,
-        &edited(&vr, |r| r["headers"]["content-length"] =
-            json!([{"value": "1"}]))
+        &edited(&vr, |r| r["headers"]["content-length"] = json!([{"value": "1"}]))
     )
     .contains("Content-Length"));
 }
@@ -238,39 +191,25 @@ fn generated_responses() {
         !g.headers.contains_key("content-length"),
         "framing headers are the proxy's"
     );
-    let Outcome::Generated(g) = validate(
-        &e,
-        &json!({"status": 200, "body": "aGk=", "bodyEncoding": "base64"}),
-    )
-    .unwrap() else {
+    let Outcome::Generated(g) =
+        validate(&e, &json!({"status": 200, "body": "aGk=", "bodyEncoding": "base64"})).unwrap()
+    else {
         panic!("generated expected")
     };
     assert_eq!(g.body, b"hi");
     assert!(error(&e, &json!({"status": "99"})).contains("200 to 599"));
     assert!(error(&e, &json!({"status": 600})).contains("200 to 599"));
     assert!(error(&e, &json!({"status": "abc"})).contains("200 to 599"));
-    assert!(error(
-        &e,
-        &json!({"status": 200, "body": "***", "bodyEncoding": "base64"})
-    )
-    .contains("not valid base64"));
+    assert!(error(&e, &json!({"status": 200, "body": "***", "bodyEncoding": "base64"})).contains("not valid base64"));
     assert!(error(&e, &json!({"status": 200, "body": 5})).contains("The body is not a string"));
     assert!(error(&e, &json!({"status": 204, "body": "x"})).contains("204"));
-    assert!(error(
-        &e,
-        &json!({"status": 200, "headers": {"x-cache": [{"value": "1"}]}})
-    )
-    .contains("not allowed"));
+    assert!(error(&e, &json!({"status": 200, "headers": {"x-cache": [{"value": "1"}]}})).contains("not allowed"));
     let big = "x".repeat(41 * 1024);
     assert!(error(&e, &json!({"status": 200, "body": big})).contains("over the 40960-byte limit"));
     // The origin-request limit is 1 MB.
     let o = event(EventType::OriginRequest);
     assert!(validate(&o, &json!({"status": 200, "body": big})).is_ok());
-    assert!(error(
-        &o,
-        &json!({"status": 200, "body": "x".repeat(1024 * 1024 + 1)})
-    )
-    .contains("1048576"));
+    assert!(error(&o, &json!({"status": 200, "body": "x".repeat(1024 * 1024 + 1)})).contains("1048576"));
 }
 
 #[test]
@@ -281,27 +220,19 @@ fn response_events() {
         r["headers"]["cache-control"] = json!([{"value": "max-age=60"}]);
         r["body"] = json!("replaced");
     });
-    let Outcome::Response {
-        status,
-        body,
-        response,
-    } = validate(&or, &changed).unwrap()
-    else {
+    let Outcome::Response { status, body, response } = validate(&or, &changed).unwrap() else {
         panic!("response expected")
     };
     assert_eq!((status, response.status.as_str()), (404, "404"));
     assert_eq!(body.as_deref(), Some(&b"replaced"[..]));
     assert!(error(&or, &edited(&or, |r| r["status"] = json!(700))).contains("200 to 599"));
     let vr = event(EventType::ViewerResponse);
-    assert!(error(&vr, &edited(&vr, |r| r["status"] = json!("404")))
-        .contains("cannot be changed at viewer-response"));
+    assert!(error(&vr, &edited(&vr, |r| r["status"] = json!("404"))).contains("cannot be changed at viewer-response"));
     assert!(
         validate(&vr, &edited(&vr, |r| r["status"] = json!(200))).is_ok(),
         "the same status as a number is fine"
     );
-    assert!(
-        error(&vr, &edited(&vr, |r| r["body"] = json!("x"))).contains("cannot replace the body")
-    );
+    assert!(error(&vr, &edited(&vr, |r| r["body"] = json!("x"))).contains("cannot replace the body"));
     assert!(error(&vr, &json!({"status": "200"})).contains("no `headers`"));
 }
 
@@ -314,21 +245,17 @@ fn include_body() {
         encoding: "base64".into(),
         data: "aGk=".into(),
     });
-    let replaced =
-        edited(
-            &e,
-            |r| r["body"] = json!({"action": "replace", "encoding": "text", "data": "new body"}),
-        );
+    let replaced = edited(&e, |r| {
+        r["body"] = json!({"action": "replace", "encoding": "text", "data": "new body"})
+    });
     let Outcome::Request { body, request } = validate(&e, &replaced).unwrap() else {
         panic!("request expected")
     };
     assert_eq!(body.as_deref(), Some(&b"new body"[..]));
     assert_eq!(request.body.unwrap().action, "replace");
-    let b64 =
-        edited(
-            &e,
-            |r| r["body"] = json!({"action": "replace", "encoding": "base64", "data": "bmV3"}),
-        );
+    let b64 = edited(&e, |r| {
+        r["body"] = json!({"action": "replace", "encoding": "base64", "data": "bmV3"})
+    });
     let Outcome::Request { body, .. } = validate(&e, &b64).unwrap() else {
         panic!("request expected")
     };
@@ -344,29 +271,19 @@ fn include_body() {
             json!({"action": "replace", "encoding": "base64", "data": "!!"}))
     )
     .contains("not valid base64"));
-    assert!(
-        error(&e, &edited(&e, |r| r["body"] = json!({"action": "delete"})))
-            .contains("`read-only` or `replace`")
-    );
-    assert!(error(
-        &e,
-        &edited(&e, |r| r["body"]["inputTruncated"] = json!(true))
-    )
-    .contains("read-only"));
+    assert!(error(&e, &edited(&e, |r| r["body"] = json!({"action": "delete"}))).contains("`read-only` or `replace`"));
+    assert!(error(&e, &edited(&e, |r| r["body"]["inputTruncated"] = json!(true))).contains("read-only"));
     let too_big = "x".repeat(40 * 1024 + 1);
     assert!(error(
         &e,
-        &edited(
-            &e,
-            |r| r["body"] = json!({"action": "replace", "encoding": "text", "data": too_big})
-        )
+        &edited(&e, |r| r["body"] =
+            json!({"action": "replace", "encoding": "text", "data": too_big}))
     )
     .contains("larger than"));
     let plain = event(EventType::ViewerRequest);
     assert!(error(
         &plain,
-        &edited(&plain, |r| r["body"] =
-            json!({"action": "replace", "data": "x"}))
+        &edited(&plain, |r| r["body"] = json!({"action": "replace", "data": "x"}))
     )
     .contains("include_body"));
 }
@@ -385,11 +302,7 @@ fn origin_changes() {
         panic!("custom origin expected")
     };
     assert_eq!(
-        (
-            custom.domain_name.as_str(),
-            custom.port,
-            custom.path.as_str()
-        ),
+        (custom.domain_name.as_str(), custom.port, custom.path.as_str()),
         ("other.example", 8443, "/base")
     );
     assert_eq!(
@@ -399,31 +312,27 @@ fn origin_changes() {
     let bad = |origin: Value| error(&o, &edited(&o, |r| r["origin"] = origin));
     assert!(bad(json!({"custom": {"domainName": "a:80"}})).contains("DNS name"));
     assert!(bad(json!({"custom": {"domainName": "10.0.0.1"}})).contains("not an IP"));
+    assert!(bad(json!({"custom": {"domainName": "a.example", "port": 81}})).contains("80, 443 or 1024-65535"));
+    assert!(bad(json!({"custom": {"domainName": "a.example", "protocol": "ftp"}})).contains("`http` or `https`"));
+    assert!(bad(json!({"custom": {"domainName": "a.example", "path": "/x/"}})).contains("not end with `/`"));
+    assert!(bad(json!({"custom": {"domainName": "a.example", "readTimeout": 500}})).contains("1 to 120"));
     assert!(
-        bad(json!({"custom": {"domainName": "a.example", "port": 81}}))
-            .contains("80, 443 or 1024-65535")
+        bad(json!({"custom": {"domainName": "a.example", "customHeaders": {"cookie": [{"value": "x"}]}}}))
+            .contains("cannot be an origin custom header")
     );
     assert!(
-        bad(json!({"custom": {"domainName": "a.example", "protocol": "ftp"}}))
-            .contains("`http` or `https`")
+        bad(json!({"custom": {"domainName": "a.example", "customHeaders": {"user-agent": [{"value": "x"}]}}}))
+            .contains("already a request header")
     );
-    assert!(
-        bad(json!({"custom": {"domainName": "a.example", "path": "/x/"}}))
-            .contains("not end with `/`")
-    );
-    assert!(
-        bad(json!({"custom": {"domainName": "a.example", "readTimeout": 500}}))
-            .contains("1 to 120")
-    );
-    assert!(bad(json!({"custom": {"domainName": "a.example", "customHeaders": {"cookie": [{"value": "x"}]}}})).contains("cannot be an origin custom header"));
-    assert!(bad(json!({"custom": {"domainName": "a.example", "customHeaders": {"user-agent": [{"value": "x"}]}}})).contains("already a request header"));
     assert!(bad(json!({"custom": {}, "s3": {}})).contains("exactly one"));
-    assert!(bad(json!({"s3": {"domainName": "bucket.s3.amazonaws.com", "authMethod": "origin-access-identity"}})).contains("region"));
+    assert!(
+        bad(json!({"s3": {"domainName": "bucket.s3.amazonaws.com", "authMethod": "origin-access-identity"}}))
+            .contains("region")
+    );
     let v = event(EventType::ViewerRequest);
     assert!(error(
         &v,
-        &edited(&v, |r| r["origin"] =
-            json!({"custom": {"domainName": "a.example"}}))
+        &edited(&v, |r| r["origin"] = json!({"custom": {"domainName": "a.example"}}))
     )
     .contains("origin-request"));
 }

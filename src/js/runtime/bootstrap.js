@@ -692,9 +692,23 @@
     return error;
   }
 
-  // Runs one event through `handler`; resolves with "<W|N><result JSON>", or "E<message>" when
-  // the result cannot be turned into JSON. W means a callback result was given while the
-  // context asked to wait for the event loop to empty.
+  function errorJson(error) {
+    const e = errorOf(error);
+    let name, message, stack;
+    try {
+      name = String(e.name ?? "Error");
+      message = String(e.message ?? "");
+      stack = typeof e.stack === "string" ? e.stack : undefined;
+    } catch {
+      name = "Error";
+      message = "an error that could not be described";
+    }
+    return jsonStringify({ name, message, stack });
+  }
+
+  // Runs one event through `handler`. Never rejects: resolves with "N<result JSON>", "W<result
+  // JSON>" (a callback answered while the context asks to wait for the event loop to empty),
+  // "E<message>" (the result cannot be JSON) or "F<error JSON>" (the function failed).
   function invoke(handler, eventJson, info, requestId, deadline) {
     const event = jsonParse(eventJson);
     const context = {
@@ -703,48 +717,74 @@
       invokedFunctionArn: info.invokedFunctionArn,
       memoryLimitInMB: info.memoryLimitInMB,
       awsRequestId: requestId,
-      logGroupName: `/aws/lambda/${info.functionName}`,
+      logGroupName: info.logGroupName,
       logStreamName: info.logStreamName,
       callbackWaitsForEmptyEventLoop: true,
       getRemainingTimeInMillis: () => Math.max(0, Math.round(deadline - Date.now())),
     };
-    return new Promise((resolve, reject) => {
-      let settled = false;
-      let viaCallback = false;
-      const finish = (value) => {
-        if (settled) return;
-        settled = true;
-        let json;
-        try {
-          json = jsonStringify(value === undefined ? null : value);
-        } catch (e) {
-          resolve("E" + (e && e.message ? e.message : String(e)));
-          return;
-        }
-        resolve((viaCallback && context.callbackWaitsForEmptyEventLoop ? "W" : "N") + (json ?? "null"));
-      };
-      const failed = (error) => {
-        if (settled) return;
-        settled = true;
-        reject(errorOf(error));
-      };
-      const callback = (error, value) => {
-        viaCallback = true;
-        if (error !== null && error !== undefined) failed(error);
-        else finish(value);
-      };
+    let viaCallback = false;
+    const finish = (value) => {
+      let json;
       try {
-        const returned = handler(event, context, callback);
-        if (returned !== null && typeof returned === "object" && typeof returned.then === "function") {
-          returned.then(finish, failed);
-        } else if (returned !== undefined || handler.length < 3) {
-          finish(returned);
-        }
-        // Otherwise a callback-style handler: its callback settles the invocation.
-      } catch (error) {
-        failed(error);
+        json = jsonStringify(value === undefined ? null : value);
+      } catch (e) {
+        return "E" + (e && e.message ? e.message : String(e));
       }
+      return (viaCallback && context.callbackWaitsForEmptyEventLoop ? "W" : "N") + (json ?? "null");
+    };
+    const failed = (error) => "F" + errorJson(error);
+    if (handler.length < 3) {
+      // async (event, context) or a plain function: its return value is the result.
+      let returned;
+      try {
+        returned = handler(event, context);
+      } catch (error) {
+        return failed(error);
+      }
+      if (returned !== null && typeof returned === "object" && typeof returned.then === "function") {
+        return Promise.resolve(returned).then(finish, failed);
+      }
+      return finish(returned);
+    }
+    // (event, context, callback): the callback settles the invocation, unless the handler
+    // returns a value or a promise first.
+    let settle;
+    let done = false;
+    const settled = new Promise((resolve) => {
+      settle = resolve;
     });
+    const callback = (error, value) => {
+      if (done) return;
+      done = true;
+      viaCallback = true;
+      settle(error !== null && error !== undefined ? failed(error) : finish(value));
+    };
+    let returned;
+    try {
+      returned = handler(event, context, callback);
+    } catch (error) {
+      return done ? settled : failed(error);
+    }
+    if (!done && returned !== null && typeof returned === "object" && typeof returned.then === "function") {
+      Promise.resolve(returned).then(
+        (value) => {
+          if (!done) {
+            done = true;
+            settle(finish(value));
+          }
+        },
+        (error) => {
+          if (!done) {
+            done = true;
+            settle(failed(error));
+          }
+        },
+      );
+    } else if (!done && returned !== undefined) {
+      done = true;
+      settle(finish(returned));
+    }
+    return settled;
   }
 
   function loadCommonJs(wrapper, filename) {
@@ -780,6 +820,12 @@
     };
     define("process", processObject);
   }
+
+  // A rejection nobody handles is logged; it must not fail a later invocation.
+  core.setUnhandledPromiseRejectionHandler((promise, reason) => {
+    op_edgehook_log(3, "Unhandled promise rejection: " + inspect(reason));
+    return true;
+  });
 
   const internals = ObjectFreeze({ invoke, loadCommonJs, setEnv, require });
   // Reached by edgehook through the global below, which edgehook deletes right after reading.

@@ -80,11 +80,7 @@ impl Edgehook {
     async fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("edgehook exited early ({status}):\n{}", self.log_text());
             }
             let admin_up = TcpStream::connect(self.admin).is_ok();
@@ -188,8 +184,8 @@ pub fn client() -> reqwest::Client {
 
 /// A self-signed certificate for `localhost`/127.0.0.1: (cert PEM, key PEM).
 pub fn self_signed() -> (String, String) {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-        .expect("generate certificate");
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).expect("generate certificate");
     (cert.cert.pem(), cert.key_pair.serialize_pem())
 }
 
@@ -199,9 +195,7 @@ pub fn tls_acceptor(cert_pem: &str, key_pem: &str) -> tokio_rustls::TlsAcceptor 
     let certs = rustls_pemfile::certs(&mut cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .unwrap();
-    let key = rustls_pemfile::private_key(&mut key_pem.as_bytes())
-        .unwrap()
-        .unwrap();
+    let key = rustls_pemfile::private_key(&mut key_pem.as_bytes()).unwrap().unwrap();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = rustls::ServerConfig::builder()
         .with_no_client_auth()

@@ -100,11 +100,7 @@ impl Origin {
                         let (handler, requests) = (handler.clone(), requests.clone());
                         async move {
                             let (parts, body) = req.into_parts();
-                            let body = body
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes().to_vec())
-                                .unwrap_or_default();
+                            let body = body.collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
                             let seen = Seen {
                                 method: parts.method.to_string(),
                                 uri: parts.uri.to_string(),
@@ -156,12 +152,7 @@ impl Origin {
 
     /// Requests received whose path and query equal `uri`.
     pub fn count(&self, uri: &str) -> usize {
-        self.requests
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|s| s.uri == uri)
-            .count()
+        self.requests.lock().unwrap().iter().filter(|s| s.uri == uri).count()
     }
 
     pub fn total(&self) -> usize {

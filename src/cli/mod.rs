@@ -1,4 +1,6 @@
-//! The command line: `edgehook serve` and `edgehook check`.
+//! The command line: `edgehook serve`, `check`, `invoke` and `event`.
+
+mod invoke;
 
 use crate::config::{self, LogFormat};
 use clap::{Parser, Subcommand};
@@ -31,6 +33,11 @@ enum Command {
         #[arg(long, short, default_value = "config/edgehook.toml")]
         config: PathBuf,
     },
+    /// Run a function on an event: prints the validated result (or the error) as JSON.
+    /// Exit 0 on success, 1 when the function fails, 2 on usage or file errors.
+    Invoke(invoke::InvokeArgs),
+    /// Print a sample Lambda@Edge event of a type.
+    Event(invoke::EventArgs),
 }
 
 /// Exit code for an invalid configuration.
@@ -58,7 +65,9 @@ fn init_logging(log: &config::Log) {
 fn warnings(config: &config::Config) -> Vec<String> {
     let mut out = Vec::new();
     if let config::AdminToken::MissingEnv(name) = &config.server.admin_token {
-        out.push(format!("server.admin_token: environment variable {name} is not set; mutating admin calls will be refused"));
+        out.push(format!(
+            "server.admin_token: environment variable {name} is not set; mutating admin calls will be refused"
+        ));
     }
     out
 }
@@ -66,6 +75,8 @@ fn warnings(config: &config::Config) -> Vec<String> {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Invoke(args) => invoke::invoke(args),
+        Command::Event(args) => invoke::event(args),
         Command::Check { config: path } => match config::load(&path) {
             Ok(config) => {
                 for warning in warnings(&config) {

@@ -1,0 +1,127 @@
+//! Cost of one viewer-request invocation end to end: build the event, send it to a warm
+//! instance on a JS thread, run a handler that rewrites a header and the URI, get the result
+//! back and validate it. Run with `cargo bench --bench js_invoke` (or `scripts/bench`).
+//! `BENCH_CALLS` (default 20000) sets the number of timed calls per round (3 rounds).
+
+use edgehook::edge::event::{headers_from_pairs, Cf, Config, Event, Request};
+use edgehook::edge::{EventType, Outcome};
+use edgehook::js::{FunctionSpec, JsPool, PoolOptions};
+use std::time::{Duration, Instant};
+
+const HANDLER: &str = r#"
+export const handler = async (event) => {
+  const request = event.Records[0].cf.request;
+  request.headers['x-variant'] = [{ key: 'X-Variant', value: 'b' }];
+  request.uri = '/b' + request.uri;
+  return request;
+};
+"#;
+
+/// The event the proxy would build for a typical browser request.
+fn build_event(n: u64) -> Event {
+    let headers = headers_from_pairs([
+        ("Host", "www.example.com"),
+        (
+            "User-Agent",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
+        ),
+        (
+            "Accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        ),
+        ("Accept-Language", "en-US,en;q=0.9"),
+        ("Cookie", "session=abc123; variant=b"),
+    ]);
+    Event::new(Cf {
+        config: Config {
+            distribution_domain_name: "edgehook.local".into(),
+            distribution_id: "EDGEHOOK".into(),
+            event_type: EventType::ViewerRequest,
+            request_id: format!("bench-{n}"),
+        },
+        request: Request {
+            client_ip: "203.0.113.178".into(),
+            headers,
+            method: "GET".into(),
+            querystring: "a=1".into(),
+            uri: "/index.html".into(),
+            body: None,
+            origin: None,
+        },
+        response: None,
+    })
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let calls: u64 = std::env::var("BENCH_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let started = Instant::now();
+    let pool = JsPool::start(
+        vec![FunctionSpec::new("rewrite", "rewrite.mjs", HANDLER)],
+        &PoolOptions {
+            threads: 1,
+            queue: 64,
+            max_wait: Duration::from_secs(1),
+        },
+    )
+    .expect("the function loads");
+    let cold = started.elapsed();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        for n in 0..1000 {
+            pool.invoke("rewrite", &build_event(n)).await.expect("warm-up call");
+        }
+        let mut per_call = Vec::new();
+        for _round in 0..3 {
+            let round = Instant::now();
+            for n in 0..calls {
+                match pool.invoke("rewrite", &build_event(n)).await {
+                    Ok(Outcome::Request { request, .. }) => assert_eq!(request.uri, "/b/index.html"),
+                    other => panic!("unexpected outcome {other:?}"),
+                }
+            }
+            per_call.push(round.elapsed().as_secs_f64() * 1e6 / calls as f64);
+        }
+        per_call.sort_by(|a, b| a.total_cmp(b));
+        // Under load the queue is never empty: the JS thread goes from call to call without
+        // sleeping, which is what a busy proxy sees. 16 calls in flight from one task.
+        let mut loaded = Vec::new();
+        for _round in 0..3 {
+            let round = Instant::now();
+            let mut in_flight = futures::stream::FuturesUnordered::new();
+            let mut sent = 0u64;
+            let mut done = 0u64;
+            while done < calls {
+                while sent < calls && in_flight.len() < 16 {
+                    let event = build_event(sent);
+                    let pool = &pool;
+                    in_flight.push(async move { pool.invoke("rewrite", &event).await });
+                    sent += 1;
+                }
+                if let Some(result) = futures::StreamExt::next(&mut in_flight).await {
+                    assert!(matches!(result, Ok(Outcome::Request { .. })));
+                    done += 1;
+                }
+            }
+            loaded.push(round.elapsed().as_secs_f64() * 1e6 / calls as f64);
+        }
+        loaded.sort_by(|a, b| a.total_cmp(b));
+        println!("pool start with one function (cold start incl. thread): {:.1} ms", cold.as_secs_f64() * 1e3);
+        println!(
+            "viewer-request invocation end to end, one at a time: median {:.1} us/call over 3 rounds of {calls} (rounds: {:.1?})",
+            per_call[1], per_call
+        );
+        println!(
+            "viewer-request invocation end to end, 16 in flight: median {:.1} us/call (rounds: {:.1?})",
+            loaded[1], loaded
+        );
+    });
+}
