@@ -25,6 +25,8 @@ pub enum ServeError {
     RuntimeDir(std::io::Error),
     #[error("cannot set up TLS listener {address}: {message}")]
     Tls { address: String, message: String },
+    #[error("{0}")]
+    Functions(crate::js::Failure),
 }
 
 /// SIGTERM and SIGINT both mean "stop accepting, finish what is in flight, exit 0"; SIGQUIT
@@ -79,6 +81,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config, runtime_dir.path()));
     server.bootstrap();
 
+    let functions = start_functions(&config)?;
     let metrics = Arc::new(Metrics::new());
     let edge = Arc::new(Edge {
         config: config.clone(),
@@ -86,6 +89,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         upstreams: Upstreams::new(local_socket.clone(), &config.origins),
         metrics: metrics.clone(),
         in_flight: InFlight::default(),
+        functions,
     });
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
@@ -189,4 +193,28 @@ fn drain_then_exit(
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "no drain watcher; shutdown waits the whole shutdown_timeout");
     }
+}
+
+/// Loads every configured function on the JS threads before serving, so a broken function is
+/// reported at start-up and no request pays a cold start. The threads are plain OS threads:
+/// edgehook does not daemonize, so nothing forks them away.
+fn start_functions(config: &Config) -> Result<Option<Arc<crate::js::JsPool>>, ServeError> {
+    if config.functions.is_empty() {
+        return Ok(None);
+    }
+    let specs = config.functions.values().map(crate::js::FunctionSpec::from).collect();
+    let options = crate::js::PoolOptions {
+        threads: config.runtime.threads,
+        queue: config.runtime.queue,
+        max_wait: config.runtime.max_wait,
+    };
+    let started = std::time::Instant::now();
+    let pool = crate::js::JsPool::start(specs, &options).map_err(ServeError::Functions)?;
+    tracing::info!(
+        functions = config.functions.len(),
+        threads = options.threads,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "functions loaded"
+    );
+    Ok(Some(Arc::new(pool)))
 }

@@ -72,6 +72,25 @@ fn warnings(config: &config::Config) -> Vec<String> {
     out
 }
 
+/// Loads each function on its own JS thread, as `serve` would: every function that fails to
+/// load (syntax error, missing handler, unavailable module, top-level throw) is reported.
+fn load_functions(config: &config::Config) -> Vec<String> {
+    let options = crate::js::PoolOptions {
+        threads: 1,
+        queue: 1,
+        max_wait: std::time::Duration::from_secs(1),
+    };
+    config
+        .functions
+        .iter()
+        .filter_map(|(name, function)| {
+            crate::js::JsPool::start(vec![crate::js::FunctionSpec::from(function)], &options)
+                .err()
+                .map(|failure| format!("`functions.{name}.code` {failure}"))
+        })
+        .collect()
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -81,6 +100,14 @@ pub fn main() -> ExitCode {
             Ok(config) => {
                 for warning in warnings(&config) {
                     eprintln!("warning: {warning}");
+                }
+                let failures = load_functions(&config);
+                if !failures.is_empty() {
+                    for failure in &failures {
+                        eprintln!("{}: {failure}", path.display());
+                    }
+                    eprintln!("{}: {} problem(s)", path.display(), failures.len());
+                    return ExitCode::from(INVALID_CONFIG);
                 }
                 println!(
                     "{}: valid ({} origins, {} behaviors)",
@@ -111,6 +138,11 @@ pub fn main() -> ExitCode {
             }
             match crate::server::serve(config) {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(e @ crate::server::ServeError::Functions(_)) => {
+                    tracing::error!("{e}");
+                    eprintln!("{}: {e}", path.display());
+                    ExitCode::from(INVALID_CONFIG)
+                }
                 Err(e) => {
                     tracing::error!("{e}");
                     ExitCode::FAILURE

@@ -239,3 +239,50 @@ fn tls_key_must_match_certificate() {
     let found = problems(&config("cert.pem"));
     assert!(found[0].contains("holds no PEM private key"), "{found:?}");
 }
+
+#[test]
+fn functions_and_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f.mjs"), "export const handler = async (e) => e;").unwrap();
+    let text = format!(
+        "{MINIMAL}\n[runtime]\nthreads = 3\nqueue = 10\nmax_wait = \"20ms\"\n[functions.rewrite]\ncode = \"{}/f.mjs\"\ntimeout = \"1s\"\nmemory = \"64MiB\"\nconcurrency = 5\nenv = {{ STAGE = \"prod\" }}\n",
+        dir.path().display()
+    );
+    let config = parse_ok(&text);
+    assert_eq!((config.runtime.threads, config.runtime.queue), (3, 10));
+    assert_eq!(config.runtime.max_wait, Duration::from_millis(20));
+    let f = &config.functions["rewrite"];
+    assert_eq!(
+        (f.handler.as_str(), f.timeout, f.memory, f.concurrency),
+        ("handler", Duration::from_secs(1), 64 << 20, 5)
+    );
+    assert_eq!(f.env["STAGE"], "prod");
+    assert!(f.source.contains("export const handler"));
+    let spec = crate::js::FunctionSpec::from(f);
+    assert_eq!(spec.kind, crate::js::ModuleKind::Esm);
+    assert_eq!(&*spec.name, "rewrite");
+}
+
+#[test]
+fn function_problems() {
+    let text = format!(
+        "{MINIMAL}\n[functions.\"bad name\"]\ncode = \"/nonexistent/f.js\"\ntimeout = \"60s\"\nmemory = \"1MiB\"\nhandler = \"9lives\"\nconcurrency = 0\nenv = {{ \"BAD-KEY\" = \"x\" }}\n[functions.nocode]\n[runtime]\nthreads = 0\n"
+    );
+    let found = problems(&text);
+    for expected in [
+        "function names use",
+        "at most 30s",
+        "between 8MiB and 10GiB",
+        "`9lives` is not an export name",
+        "0 is not between 1 and 100000",
+        "environment variable names",
+        "cannot read `/nonexistent/f.js`",
+        "`functions.nocode.code` is required",
+        "`runtime.threads` 0 is not between 1 and 256",
+    ] {
+        assert!(
+            found.iter().any(|p| p.contains(expected)),
+            "missing `{expected}` in {found:#?}"
+        );
+    }
+}

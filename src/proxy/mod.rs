@@ -41,6 +41,8 @@ pub struct Edge {
     pub upstreams: Upstreams,
     pub metrics: Arc<Metrics>,
     pub in_flight: ctx::InFlight,
+    /// The functions of the config, warm on their JS threads (None when there are none).
+    pub functions: Option<Arc<crate::js::JsPool>>,
 }
 
 pub struct EdgeProxy {

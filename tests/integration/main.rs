@@ -10,6 +10,7 @@ mod caching;
 mod cli;
 mod directory;
 mod errors;
+mod functions;
 mod lifecycle;
 mod proxying;
 mod tls;
