@@ -225,6 +225,19 @@ fn read_only_field(object: &Map<String, Value>, field: &str, original: &str) -> 
 
 /// Maximum URI plus query string, in characters (4.2).
 const MAX_URL: usize = 8192;
+/// Maximum request line plus headers (4.2); a viewer request that was already larger may stay
+/// as large.
+const MAX_REQUEST_HEAD: usize = 20_480;
+
+/// Size of a request head as CloudFront counts it: URI, query string and header lines.
+fn head_size(uri: &str, querystring: &str, headers: &Headers) -> usize {
+    uri.len()
+        + querystring.len()
+        + headers
+            .iter()
+            .map(|(n, e)| e.iter().map(|h| n.len() + h.value.len() + 4).sum::<usize>())
+            .sum::<usize>()
+}
 
 fn request(event: &Event, object: &Map<String, Value>) -> Result<Outcome, ValidationError> {
     let kind = event.event_type();
@@ -256,6 +269,13 @@ fn request(event: &Event, object: &Map<String, Value>) -> Result<Outcome, Valida
     };
     let new_headers = headers(header_value, "headers")?;
     header_rules(kind, &original.headers, &new_headers)?;
+    let limit = MAX_REQUEST_HEAD.max(head_size(&original.uri, &original.querystring, &original.headers));
+    let size = head_size(uri, querystring, &new_headers);
+    if size > limit {
+        return fail(format!(
+            "the request's URI, query string and headers are {size} bytes, over the {limit}-byte limit"
+        ));
+    }
     let (body, replacement) = request_body(kind, original.body.as_ref(), object.get("body"))?;
     let origin = match (kind, object.get("origin")) {
         (_, None | Some(Value::Null)) => original.origin.clone(),

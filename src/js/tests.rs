@@ -587,3 +587,52 @@ async fn response_events() {
     let outcome = pool.invoke("f", &event).await.unwrap();
     assert_eq!(header(&outcome, "strict-transport-security"), "max-age=63072000");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_allocations_and_recursion_are_contained() {
+    let source = r#"
+export const handler = async (e) => {
+  const uri = e.Records[0].cf.request.uri;
+  if (uri === '/huge-result') return { status: '200', body: 'x'.repeat(8 * 1024 * 1024) };
+  if (uri === '/many-headers') {
+    const r = e.Records[0].cf.request;
+    for (let i = 0; i < 20000; i++) r.headers['x-h' + i] = [{ value: 'v'.repeat(100) }];
+    return r;
+  }
+  if (uri === '/buffer') return { status: '200', body: Buffer.alloc(256 * 1024 * 1024).toString('hex') };
+  if (uri === '/recursion') { const f = (n) => f(n + 1) + 1; return f(0); }
+  return e.Records[0].cf.request;
+};"#;
+    let mut spec = FunctionSpec::new("f", "index.mjs", source);
+    spec.memory = 64 << 20;
+    let pool = pool(vec![spec]);
+    let event = |uri: &str| {
+        sample(
+            EventType::ViewerRequest,
+            &SampleOptions {
+                uri: Some(uri.into()),
+                ..Default::default()
+            },
+        )
+    };
+    let huge = pool.invoke("f", &event("/huge-result")).await.unwrap_err();
+    assert_eq!(huge.class, FailureClass::Validation, "{huge}");
+    assert!(huge.message.contains("limit"), "{huge}");
+    let many = pool.invoke("f", &event("/many-headers")).await.unwrap_err();
+    assert!(many.message.contains("20480-byte limit"), "{many}");
+    let buffer = pool.invoke("f", &event("/buffer")).await.unwrap_err();
+    assert_eq!(buffer.class, FailureClass::Execution, "{buffer}");
+    let recursion = pool.invoke("f", &event("/recursion")).await.unwrap_err();
+    assert_eq!(recursion.class, FailureClass::Execution, "{recursion}");
+    assert!(
+        recursion.message.to_lowercase().contains("stack")
+            || recursion.error_type == "InternalError"
+            || recursion.error_type == "RangeError",
+        "{recursion:?}"
+    );
+    assert_eq!(
+        uri(pool.invoke("f", &event("/fine")).await),
+        "/fine",
+        "the function still serves"
+    );
+}

@@ -348,3 +348,16 @@ fn outcomes_render_as_json() {
     assert_eq!(json["body"], "hello");
     assert_eq!(json["bodyEncoding"], "text");
 }
+
+#[test]
+fn request_heads_stay_within_limits() {
+    let e = event(EventType::ViewerRequest);
+    let big = edited(&e, |r| {
+        for i in 0..300 {
+            r["headers"][format!("x-h{i}")] = json!([{ "value": "v".repeat(100) }]);
+        }
+    });
+    assert!(error(&e, &big).contains("20480-byte limit"));
+    let fine = edited(&e, |r| r["headers"]["x-h"] = json!([{ "value": "v".repeat(1000) }]));
+    assert!(validate(&e, &fine).is_ok());
+}
