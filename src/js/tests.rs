@@ -636,3 +636,37 @@ export const handler = async (e) => {
         "the function still serves"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn callback_waits_for_the_event_loop_unless_told_not_to() {
+    let source = r#"
+exports.handler = (event, context, callback) => {
+  context.callbackWaitsForEmptyEventLoop = event.Records[0].cf.request.uri === '/wait';
+  setTimeout(() => {}, 300);
+  callback(null, event.Records[0].cf.request);
+};"#;
+    let pool = pool(vec![FunctionSpec::new("f", "index.js", source)]);
+    let event = |uri: &str| {
+        sample(
+            EventType::ViewerRequest,
+            &SampleOptions {
+                uri: Some(uri.into()),
+                ..Default::default()
+            },
+        )
+    };
+    let started = std::time::Instant::now();
+    assert_eq!(uri(pool.invoke("f", &event("/wait")).await), "/wait");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "waited for the timer: {:?}",
+        started.elapsed()
+    );
+    let started = std::time::Instant::now();
+    assert_eq!(uri(pool.invoke("f", &event("/nowait")).await), "/nowait");
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "answered at once: {:?}",
+        started.elapsed()
+    );
+}
