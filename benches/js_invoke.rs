@@ -56,6 +56,26 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    let calls_for_rust: u64 = 20_000;
+    {
+        // The Rust side alone (event build, JSON out, JSON in, validation) for comparison.
+        let event = build_event(0);
+        let mut changed = event.cf().request.clone();
+        changed.uri = "/b/index.html".into();
+        let result_json = serde_json::to_string(&changed).expect("json");
+        let started = Instant::now();
+        for n in 0..calls_for_rust {
+            let event = build_event(n);
+            let text = event.to_json();
+            std::hint::black_box(&text);
+            let value: serde_json::Value = serde_json::from_str(&result_json).expect("json");
+            std::hint::black_box(edgehook::edge::validate(&event, &value).expect("valid"));
+        }
+        println!(
+            "Rust side alone (event build, to JSON, result parse, validation): {:.1} us/call",
+            started.elapsed().as_secs_f64() * 1e6 / calls_for_rust as f64
+        );
+    }
     let calls: u64 = std::env::var("BENCH_CALLS")
         .ok()
         .and_then(|v| v.parse().ok())

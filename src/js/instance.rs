@@ -21,6 +21,12 @@ pub struct Instance {
     runtime: JsRuntime,
     spec: Arc<FunctionSpec>,
     invoke: v8::Global<v8::Function>,
+    /// Turns a settled value of the handler into a marker string (`settleValue`).
+    settle_value: v8::Global<v8::Function>,
+    /// Turns a rejection into a marker string (`failValue`).
+    fail_value: v8::Global<v8::Function>,
+    /// Turns a pending handler promise into a promise of a marker string (`chain`).
+    chain: v8::Global<v8::Function>,
     handler: v8::Global<v8::Value>,
     info: v8::Global<v8::Value>,
     out_of_memory: Rc<Cell<bool>>,
@@ -128,7 +134,7 @@ impl Instance {
         let internals = runtime
             .execute_script("edgehook:internals", TAKE_INTERNALS)
             .map_err(|e| load_error(&spec, js_failure(&e)))?;
-        let (invoke, load_commonjs, set_env) = {
+        let (invoke, settle_value, fail_value, chain, load_commonjs, set_env) = {
             deno_core::scope!(scope, &mut runtime);
             let internals = v8::Local::new(scope, internals);
             let object: v8::Local<v8::Object> = internals
@@ -146,6 +152,9 @@ impl Instance {
             };
             (
                 function(scope, "invoke")?,
+                function(scope, "settleValue")?,
+                function(scope, "failValue")?,
+                function(scope, "chain")?,
                 function(scope, "loadCommonJs")?,
                 function(scope, "setEnv")?,
             )
@@ -220,6 +229,9 @@ impl Instance {
             runtime,
             spec,
             invoke,
+            settle_value,
+            fail_value,
+            chain,
             handler,
             info,
             out_of_memory,
@@ -283,14 +295,25 @@ impl Instance {
                         if scope.has_terminated() {
                             return Err(Failure::Terminated);
                         }
-                        match promise.state() {
-                            v8::PromiseState::Fulfilled => Ok(promise.result(scope).to_rust_string_lossy(scope)),
-                            // The wrapper never rejects; a rejection here is the engine's own.
-                            v8::PromiseState::Rejected => {
-                                let reason = promise.result(scope);
-                                return Err(js_failure(&deno_core::error::JsError::from_v8_exception(scope, reason)));
+                        // Read the settled promise directly: no further turn of the event loop.
+                        let (convert, argument) = match promise.state() {
+                            v8::PromiseState::Fulfilled => (&self.settle_value, promise.result(scope)),
+                            v8::PromiseState::Rejected => (&self.fail_value, promise.result(scope)),
+                            v8::PromiseState::Pending => (&self.chain, value),
+                        };
+                        let pending = promise.state() == v8::PromiseState::Pending;
+                        let convert = v8::Local::new(scope, convert);
+                        let receiver = v8::undefined(scope).into();
+                        match convert.call(scope, receiver, &[argument]) {
+                            None if scope.has_terminated() => return Err(Failure::Terminated),
+                            None => {
+                                let exception = scope.exception().unwrap_or_else(|| v8::undefined(scope).into());
+                                return Err(js_failure(&deno_core::error::JsError::from_v8_exception(
+                                    scope, exception,
+                                )));
                             }
-                            v8::PromiseState::Pending => Err(v8::Global::new(scope, value)),
+                            Some(converted) if pending => Err(v8::Global::new(scope, converted)),
+                            Some(converted) => Ok(converted.to_rust_string_lossy(scope)),
                         }
                     }
                 },

@@ -706,9 +706,31 @@
     return jsonStringify({ name, message, stack });
   }
 
-  // Runs one event through `handler`. Never rejects: resolves with "N<result JSON>", "W<result
-  // JSON>" (a callback answered while the context asks to wait for the event loop to empty),
-  // "E<message>" (the result cannot be JSON) or "F<error JSON>" (the function failed).
+  // Results travel to edgehook as marker strings: "N<result JSON>", "W<result JSON>" (a callback
+  // answered while the context asks to wait for the event loop to empty), "E<message>" (the
+  // result cannot be JSON) or "F<error JSON>" (the function failed).
+  function resultJson(value, marker) {
+    let json;
+    try {
+      json = jsonStringify(value === undefined ? null : value);
+    } catch (e) {
+      return "E" + (e && e.message ? e.message : String(e));
+    }
+    return marker + (json ?? "null");
+  }
+  const failValue = (error) => "F" + errorJson(error);
+  // Callback-style invocations settle with a marked object, so that a handler's own result can
+  // never be mistaken for a marker string.
+  const kMarker = Symbol("edgehook.marker");
+  const marked = (text) => ({ [kMarker]: text });
+  function settleValue(value) {
+    if (value !== null && typeof value === "object" && typeof value[kMarker] === "string") return value[kMarker];
+    return resultJson(value, "N");
+  }
+  const chain = (promise) => promise.then(settleValue, failValue);
+
+  // Runs one event through `handler`. Returns a marker string, or a promise whose settled value
+  // edgehook turns into one with `settleValue`/`failValue` (or `chain` while it is pending).
   function invoke(handler, eventJson, info, requestId, deadline) {
     const event = jsonParse(eventJson);
     const context = {
@@ -722,29 +744,18 @@
       callbackWaitsForEmptyEventLoop: true,
       getRemainingTimeInMillis: () => Math.max(0, Math.round(deadline - Date.now())),
     };
-    let viaCallback = false;
-    const finish = (value) => {
-      let json;
-      try {
-        json = jsonStringify(value === undefined ? null : value);
-      } catch (e) {
-        return "E" + (e && e.message ? e.message : String(e));
-      }
-      return (viaCallback && context.callbackWaitsForEmptyEventLoop ? "W" : "N") + (json ?? "null");
-    };
-    const failed = (error) => "F" + errorJson(error);
     if (handler.length < 3) {
       // async (event, context) or a plain function: its return value is the result.
       let returned;
       try {
         returned = handler(event, context);
       } catch (error) {
-        return failed(error);
+        return failValue(error);
       }
       if (returned !== null && typeof returned === "object" && typeof returned.then === "function") {
-        return Promise.resolve(returned).then(finish, failed);
+        return returned instanceof Promise ? returned : Promise.resolve(returned);
       }
-      return finish(returned);
+      return resultJson(returned, "N");
     }
     // (event, context, callback): the callback settles the invocation, unless the handler
     // returns a value or a promise first.
@@ -753,36 +764,38 @@
     const settled = new Promise((resolve) => {
       settle = resolve;
     });
+    const finish = (value, viaCallback) =>
+      marked(resultJson(value, viaCallback && context.callbackWaitsForEmptyEventLoop ? "W" : "N"));
+    const fail = (error) => marked(failValue(error));
     const callback = (error, value) => {
       if (done) return;
       done = true;
-      viaCallback = true;
-      settle(error !== null && error !== undefined ? failed(error) : finish(value));
+      settle(error !== null && error !== undefined ? fail(error) : finish(value, true));
     };
     let returned;
     try {
       returned = handler(event, context, callback);
     } catch (error) {
-      return done ? settled : failed(error);
+      return done ? settled : failValue(error);
     }
     if (!done && returned !== null && typeof returned === "object" && typeof returned.then === "function") {
       Promise.resolve(returned).then(
         (value) => {
           if (!done) {
             done = true;
-            settle(finish(value));
+            settle(finish(value, false));
           }
         },
         (error) => {
           if (!done) {
             done = true;
-            settle(failed(error));
+            settle(fail(error));
           }
         },
       );
     } else if (!done && returned !== undefined) {
       done = true;
-      settle(finish(returned));
+      settle(finish(returned, false));
     }
     return settled;
   }
@@ -827,7 +840,7 @@
     return true;
   });
 
-  const internals = ObjectFreeze({ invoke, loadCommonJs, setEnv, require });
+  const internals = ObjectFreeze({ invoke, settleValue, failValue, chain, loadCommonJs, setEnv, require });
   // Reached by edgehook through the global below, which edgehook deletes right after reading.
   define("__edgehookInternals", internals);
 
