@@ -104,6 +104,53 @@ pub struct BehaviorFile {
     pub max_ttl: Option<String>,
     pub error_ttl: Option<String>,
     pub cache_key: Option<CacheKeyFile>,
+    pub viewer_request: Option<AssociationFile>,
+    pub origin_request: Option<AssociationFile>,
+    pub origin_response: Option<AssociationFile>,
+    pub viewer_response: Option<AssociationFile>,
+}
+
+/// A function association: `"name"` or `{ function = "name", include_body = true }`. Written by
+/// hand so that unknown keys inside the table are reported with the rest.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AssociationFile {
+    pub function: Option<String>,
+    pub include_body: Option<bool>,
+    /// Keys of the table that mean nothing here.
+    pub unknown: Vec<String>,
+}
+
+impl<'de> Deserialize<'de> for AssociationFile {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = AssociationFile;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a function name or { function = \"name\", include_body = true }")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<AssociationFile, E> {
+                Ok(AssociationFile { function: Some(name.to_string()), ..Default::default() })
+            }
+
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<AssociationFile, M::Error> {
+                let mut out = AssociationFile::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "function" => out.function = Some(map.next_value()?),
+                        "include_body" => out.include_body = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                            out.unknown.push(key);
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

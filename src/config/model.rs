@@ -169,6 +169,36 @@ pub struct Behavior {
     pub cache: bool,
     pub ttl: Ttl,
     pub cache_key: CacheKeyPolicy,
+    /// Functions run at the four events.
+    pub hooks: Hooks,
+}
+
+/// A function run at one event of a behavior.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Association {
+    pub function: String,
+    /// Hand the request body to the function (request events only).
+    pub include_body: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hooks {
+    pub viewer_request: Option<Association>,
+    pub origin_request: Option<Association>,
+    pub origin_response: Option<Association>,
+    pub viewer_response: Option<Association>,
+}
+
+impl Hooks {
+    pub fn get(&self, event: crate::edge::EventType) -> Option<&Association> {
+        use crate::edge::EventType::*;
+        match event {
+            ViewerRequest => self.viewer_request.as_ref(),
+            OriginRequest => self.origin_request.as_ref(),
+            OriginResponse => self.origin_response.as_ref(),
+            ViewerResponse => self.viewer_response.as_ref(),
+        }
+    }
 }
 
 /// CloudFront TTL settings.

@@ -286,3 +286,36 @@ fn function_problems() {
         );
     }
 }
+
+#[test]
+fn behavior_associations() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f.mjs"), "export const handler = async (e) => e;").unwrap();
+    let functions = format!("[functions.ab]\ncode = \"{d}/f.mjs\"\n[functions.hdrs]\ncode = \"{d}/f.mjs\"\n", d = dir.path().display());
+    let good = MINIMAL.replace(
+        "origin = \"app\"",
+        "origin = \"app\"\nviewer_request = \"ab\"\norigin_request = { function = \"ab\", include_body = true }\nviewer_response = \"hdrs\"",
+    );
+    let config = parse_ok(&format!("{good}\n{functions}"));
+    let hooks = &config.behaviors[0].hooks;
+    assert_eq!(hooks.viewer_request, Some(Association { function: "ab".into(), include_body: false }));
+    assert_eq!(hooks.origin_request, Some(Association { function: "ab".into(), include_body: true }));
+    assert_eq!(hooks.origin_response, None);
+    assert_eq!(hooks.get(crate::edge::EventType::ViewerResponse).unwrap().function, "hdrs");
+
+    let bad = MINIMAL.replace(
+        "origin = \"app\"",
+        "origin = \"app\"\nviewer_request = \"ghost\"\norigin_response = { function = \"ab\", include_body = true }\nviewer_response = { function = \"hdrs\", colour = 1 }\norigin_request = { include_body = false }",
+    );
+    let found = problems(&format!("{bad}\n{functions}"));
+    for expected in [
+        "`behaviors[0].viewer_request` names function `ghost`, which is not defined (defined: ab, hdrs)",
+        "`behaviors[0].origin_response.include_body` applies to viewer_request and origin_request only",
+        "`behaviors[0].viewer_response.colour` unknown key",
+        "`behaviors[0].origin_request.function` is required",
+    ] {
+        assert!(found.iter().any(|p| p.contains(expected)), "missing `{expected}` in {found:#?}");
+    }
+    let wrong_type = problems(&MINIMAL.replace("origin = \"app\"", "origin = \"app\"\nviewer_request = 5"));
+    assert!(wrong_type[0].contains("a function name or"), "{wrong_type:?}");
+}

@@ -457,6 +457,7 @@ fn behaviors(
                 None
             }
         };
+        let hooks = hooks(behavior, file, &path, problems);
         let ttl = ttl(behavior, &path, problems);
         let cache_key = cache_key(behavior.cache_key.as_ref(), &path.key("cache_key"), problems);
         if let (Some(pattern), Some(origin)) = (pattern, origin) {
@@ -467,6 +468,7 @@ fn behaviors(
                 cache: behavior.cache.unwrap_or(true),
                 ttl,
                 cache_key,
+                hooks,
             }));
         }
     }
@@ -667,4 +669,44 @@ fn function(name: &str, file: &FunctionFile, base: &Path, problems: &mut Problem
         env: file.env.clone(),
         concurrency,
     })
+}
+
+fn hooks(behavior: &BehaviorFile, file: &FileConfig, path: &KeyPath, problems: &mut Problems) -> Hooks {
+    use crate::edge::EventType;
+    let mut association = |key: &str, kind: EventType, value: &Option<AssociationFile>| -> Option<Association> {
+        let value = value.as_ref()?;
+        let path = path.key(key);
+        for unknown in &value.unknown {
+            problems.add(path.key(unknown), "unknown key (an association has `function` and `include_body`)");
+        }
+        let include_body = value.include_body.unwrap_or(false);
+        if include_body && !kind.is_request() {
+            problems.add(
+                path.key("include_body"),
+                "applies to viewer_request and origin_request only (the response body is never handed to functions)",
+            );
+        }
+        let Some(function) = &value.function else {
+            problems.add(path.key("function"), "is required");
+            return None;
+        };
+        if !file.functions.contains_key(function) {
+            let known: Vec<&str> = file.functions.keys().map(String::as_str).collect();
+            problems.add(
+                path.clone(),
+                format!(
+                    "names function `{function}`, which is not defined (defined: {})",
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                ),
+            );
+            return None;
+        }
+        Some(Association { function: function.clone(), include_body })
+    };
+    Hooks {
+        viewer_request: association("viewer_request", EventType::ViewerRequest, &behavior.viewer_request),
+        origin_request: association("origin_request", EventType::OriginRequest, &behavior.origin_request),
+        origin_response: association("origin_response", EventType::OriginResponse, &behavior.origin_response),
+        viewer_response: association("viewer_response", EventType::ViewerResponse, &behavior.viewer_response),
+    }
 }
