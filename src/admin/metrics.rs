@@ -14,6 +14,10 @@ pub struct Metrics {
     pub cache_bytes: IntGauge,
     pub cache_objects: IntGauge,
     pub purged: IntCounter,
+    pub function_invocations: IntCounterVec,
+    pub function_errors: IntCounterVec,
+    pub function_throttles: IntCounterVec,
+    pub function_duration: HistogramVec,
 }
 
 impl Metrics {
@@ -59,6 +63,20 @@ impl Metrics {
         registry
             .register(Box::new(origin_latency.clone()))
             .expect("unique metric name");
+        let function_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "edgehook_function_duration_seconds",
+                "Function invocation time, queueing included.",
+            )
+            .buckets(vec![
+                0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0,
+            ]),
+            &["function", "event_type"],
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(function_duration.clone()))
+            .expect("unique metric name");
         Metrics {
             requests,
             cache,
@@ -74,6 +92,22 @@ impl Metrics {
                 "edgehook_cache_purged_objects_total",
                 "Objects removed by purge requests.",
             ),
+            function_invocations: counter_vec(
+                "edgehook_function_invocations_total",
+                "Function invocations, by function and event type.",
+                &["function", "event_type"],
+            ),
+            function_errors: counter_vec(
+                "edgehook_function_errors_total",
+                "Failed invocations by class: LambdaExecutionError, LambdaValidationError, LambdaLimitExceeded.",
+                &["function", "event_type", "class"],
+            ),
+            function_throttles: counter_vec(
+                "edgehook_function_throttles_total",
+                "Invocations refused for concurrency or a full queue.",
+                &["function"],
+            ),
+            function_duration,
             registry,
         }
     }

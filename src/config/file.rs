@@ -131,7 +131,10 @@ impl<'de> Deserialize<'de> for AssociationFile {
             }
 
             fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<AssociationFile, E> {
-                Ok(AssociationFile { function: Some(name.to_string()), ..Default::default() })
+                Ok(AssociationFile {
+                    function: Some(name.to_string()),
+                    ..Default::default()
+                })
             }
 
             fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<AssociationFile, M::Error> {

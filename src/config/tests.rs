@@ -291,17 +291,35 @@ fn function_problems() {
 fn behavior_associations() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("f.mjs"), "export const handler = async (e) => e;").unwrap();
-    let functions = format!("[functions.ab]\ncode = \"{d}/f.mjs\"\n[functions.hdrs]\ncode = \"{d}/f.mjs\"\n", d = dir.path().display());
+    let functions = format!(
+        "[functions.ab]\ncode = \"{d}/f.mjs\"\n[functions.hdrs]\ncode = \"{d}/f.mjs\"\n",
+        d = dir.path().display()
+    );
     let good = MINIMAL.replace(
         "origin = \"app\"",
         "origin = \"app\"\nviewer_request = \"ab\"\norigin_request = { function = \"ab\", include_body = true }\nviewer_response = \"hdrs\"",
     );
     let config = parse_ok(&format!("{good}\n{functions}"));
     let hooks = &config.behaviors[0].hooks;
-    assert_eq!(hooks.viewer_request, Some(Association { function: "ab".into(), include_body: false }));
-    assert_eq!(hooks.origin_request, Some(Association { function: "ab".into(), include_body: true }));
+    assert_eq!(
+        hooks.viewer_request,
+        Some(Association {
+            function: "ab".into(),
+            include_body: false
+        })
+    );
+    assert_eq!(
+        hooks.origin_request,
+        Some(Association {
+            function: "ab".into(),
+            include_body: true
+        })
+    );
     assert_eq!(hooks.origin_response, None);
-    assert_eq!(hooks.get(crate::edge::EventType::ViewerResponse).unwrap().function, "hdrs");
+    assert_eq!(
+        hooks.get(crate::edge::EventType::ViewerResponse).unwrap().function,
+        "hdrs"
+    );
 
     let bad = MINIMAL.replace(
         "origin = \"app\"",
@@ -314,7 +332,10 @@ fn behavior_associations() {
         "`behaviors[0].viewer_response.colour` unknown key",
         "`behaviors[0].origin_request.function` is required",
     ] {
-        assert!(found.iter().any(|p| p.contains(expected)), "missing `{expected}` in {found:#?}");
+        assert!(
+            found.iter().any(|p| p.contains(expected)),
+            "missing `{expected}` in {found:#?}"
+        );
     }
     let wrong_type = problems(&MINIMAL.replace("origin = \"app\"", "origin = \"app\"\nviewer_request = 5"));
     assert!(wrong_type[0].contains("a function name or"), "{wrong_type:?}");

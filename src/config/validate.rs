@@ -677,7 +677,10 @@ fn hooks(behavior: &BehaviorFile, file: &FileConfig, path: &KeyPath, problems: &
         let value = value.as_ref()?;
         let path = path.key(key);
         for unknown in &value.unknown {
-            problems.add(path.key(unknown), "unknown key (an association has `function` and `include_body`)");
+            problems.add(
+                path.key(unknown),
+                "unknown key (an association has `function` and `include_body`)",
+            );
         }
         let include_body = value.include_body.unwrap_or(false);
         if include_body && !kind.is_request() {
@@ -696,12 +699,19 @@ fn hooks(behavior: &BehaviorFile, file: &FileConfig, path: &KeyPath, problems: &
                 path.clone(),
                 format!(
                     "names function `{function}`, which is not defined (defined: {})",
-                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
                 ),
             );
             return None;
         }
-        Some(Association { function: function.clone(), include_body })
+        Some(Association {
+            function: function.clone(),
+            include_body,
+        })
     };
     Hooks {
         viewer_request: association("viewer_request", EventType::ViewerRequest, &behavior.viewer_request),

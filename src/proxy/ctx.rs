@@ -40,6 +40,14 @@ pub struct RequestCtx {
     pub origin_started: Option<Instant>,
     /// Set when edgehook itself produced an error answer.
     pub error_answer: bool,
+    /// The viewer's Host, shown to functions as `config.distributionDomainName`.
+    pub viewer_host: String,
+    /// The viewer's address as functions see it (`clientIp`).
+    pub client_ip: String,
+    /// The viewer request after the viewer-request function, as viewer-response events show it.
+    pub viewer_request: Option<crate::edge::event::Request>,
+    /// The class of a function failure being answered.
+    pub function_error: Option<crate::js::FailureClass>,
     _in_flight: InFlightGuard,
 }
 
@@ -52,6 +60,10 @@ impl RequestCtx {
             viewer_tls: false,
             origin_started: None,
             error_answer: false,
+            viewer_host: String::new(),
+            client_ip: String::new(),
+            viewer_request: None,
+            function_error: None,
             _in_flight: in_flight.enter(),
         }
     }

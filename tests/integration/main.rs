@@ -11,6 +11,7 @@ mod cli;
 mod directory;
 mod errors;
 mod functions;
+mod hooks;
 mod lifecycle;
 mod proxying;
 mod tls;

@@ -1,0 +1,342 @@
+//! The bridge between pingora's requests and responses and the Lambda@Edge event model: building
+//! events from what the proxy holds, running the behavior's function (with its metrics and its
+//! REPORT line), and applying a validated outcome back.
+
+use super::ctx::RequestCtx;
+use super::Edge;
+use crate::config::Association;
+use crate::edge::event::{self, Cf, Config, Event, HeaderEntry, Headers};
+use crate::edge::{rules, EventType, Outcome};
+use crate::js::{FailureClass, InvokeError};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::Result;
+use std::time::Instant;
+
+/// Shown to functions as `config.distributionId`.
+pub const DISTRIBUTION_ID: &str = "EDGEHOOK";
+
+/// Header pairs as sent (original case where the parser kept it), without the headers
+/// Lambda@Edge never shows to functions.
+fn exposed_pairs<'a>(
+    has_case: bool,
+    cased: impl Iterator<Item = (&'a [u8], &'a http::HeaderValue)>,
+    plain: impl Iterator<Item = (&'a http::HeaderName, &'a http::HeaderValue)>,
+) -> Headers {
+    let mut headers = Headers::new();
+    let mut push = |name: &str, value: &http::HeaderValue| {
+        let lower = name.to_ascii_lowercase();
+        if rules::is_disallowed(&lower) {
+            return;
+        }
+        // Values reach functions as UTF-8 (ISO-8859-1 bytes are mapped one to one).
+        let value = match value.to_str() {
+            Ok(text) => text.to_string(),
+            Err(_) => value.as_bytes().iter().map(|&b| b as char).collect(),
+        };
+        headers.entry(lower).or_default().push(HeaderEntry {
+            key: Some(name.to_string()),
+            value,
+        });
+    };
+    if has_case {
+        for (name, value) in cased {
+            push(&String::from_utf8_lossy(name), value);
+        }
+    } else {
+        for (name, value) in plain {
+            push(name.as_str(), value);
+        }
+    }
+    headers
+}
+
+/// The request as functions see it.
+pub fn request_of(req: &RequestHeader, client_ip: &str) -> event::Request {
+    let headers = exposed_pairs(
+        req.has_case(),
+        req.case_header_iter().map(|(n, v)| (n.as_slice(), v)),
+        req.headers.iter(),
+    );
+    event::Request {
+        client_ip: client_ip.to_string(),
+        headers,
+        method: req.method.as_str().to_string(),
+        querystring: req.uri.query().unwrap_or("").to_string(),
+        uri: req.uri.path().to_string(),
+        body: None,
+        origin: None,
+    }
+}
+
+/// The response as functions see it.
+pub fn response_of(resp: &ResponseHeader) -> event::Response {
+    let headers = exposed_pairs(
+        resp.has_case(),
+        resp.case_header_iter().map(|(n, v)| (n.as_slice(), v)),
+        resp.headers.iter(),
+    );
+    event::Response {
+        status: resp.status.as_u16().to_string(),
+        status_description: resp
+            .get_reason_phrase()
+            .or(resp.status.canonical_reason())
+            .unwrap_or("")
+            .to_string(),
+        headers,
+    }
+}
+
+/// The event envelope for `kind`.
+pub fn event(kind: EventType, ctx: &RequestCtx, request: event::Request, response: Option<event::Response>) -> Event {
+    Event::new(Cf {
+        config: Config {
+            distribution_domain_name: ctx.viewer_host.clone(),
+            distribution_id: DISTRIBUTION_ID.into(),
+            event_type: kind,
+            request_id: ctx.request_id.clone(),
+        },
+        request,
+        response,
+    })
+}
+
+fn header_value(value: &str) -> Result<http::HeaderValue> {
+    http::HeaderValue::from_str(value)
+        .map_err(|e| pingora::Error::because(pingora::ErrorType::InternalError, "a function header value", e))
+}
+
+/// Applies header changes: names the function removed go, names it changed are replaced, in
+/// the function's order and case. Headers hidden from functions are left alone.
+fn apply_headers(
+    before: &Headers,
+    after: &Headers,
+    mut remove: impl FnMut(&str),
+    mut append: impl FnMut(String, http::HeaderValue) -> Result<()>,
+) -> Result<()> {
+    for name in before.keys() {
+        if !after.contains_key(name) {
+            remove(name);
+        }
+    }
+    for (name, entries) in after {
+        if before.get(name) == Some(entries) {
+            continue;
+        }
+        remove(name);
+        for entry in entries {
+            let key = entry.key.clone().unwrap_or_else(|| event::title_case(name));
+            append(key, header_value(&entry.value)?)?;
+        }
+    }
+    Ok(())
+}
+
+/// Applies a validated request outcome to the request the proxy holds.
+pub fn apply_request(req: &mut RequestHeader, before: &event::Request, after: &event::Request) -> Result<()> {
+    if before.uri != after.uri || before.querystring != after.querystring {
+        let target = if after.querystring.is_empty() {
+            after.uri.clone()
+        } else {
+            format!("{}?{}", after.uri, after.querystring)
+        };
+        let uri = http::Uri::builder()
+            .path_and_query(target)
+            .build()
+            .map_err(|e| pingora::Error::because(pingora::ErrorType::InternalError, "a function's URI", e))?;
+        req.set_uri(uri);
+    }
+    let mut removals = Vec::new();
+    let mut additions = Vec::new();
+    apply_headers(
+        &before.headers,
+        &after.headers,
+        |name| removals.push(name.to_string()),
+        |key, value| {
+            additions.push((key, value));
+            Ok(())
+        },
+    )?;
+    for name in removals {
+        req.remove_header(&name);
+    }
+    for (key, value) in additions {
+        req.append_header(key, value)?;
+    }
+    Ok(())
+}
+
+/// Applies a validated response outcome (status, description, headers) to a response header.
+pub fn apply_response(
+    resp: &mut ResponseHeader,
+    before: &event::Response,
+    after: &event::Response,
+    status: u16,
+) -> Result<()> {
+    if status != resp.status.as_u16() {
+        resp.set_status(status)?;
+    }
+    if after.status_description != before.status_description {
+        resp.set_reason_phrase(Some(&after.status_description))?;
+    }
+    let mut removals = Vec::new();
+    let mut additions = Vec::new();
+    apply_headers(
+        &before.headers,
+        &after.headers,
+        |name| removals.push(name.to_string()),
+        |key, value| {
+            additions.push((key, value));
+            Ok(())
+        },
+    )?;
+    for name in removals {
+        resp.remove_header(&name);
+    }
+    for (key, value) in additions {
+        resp.append_header(key, value)?;
+    }
+    Ok(())
+}
+
+/// A generated response as a header (with Content-Length) and its body.
+pub fn generated_response(generated: &crate::edge::result::Generated) -> Result<ResponseHeader> {
+    let mut header = ResponseHeader::build(generated.status, Some(generated.headers.len() + 2))?;
+    if let Some(description) = &generated.status_description {
+        header.set_reason_phrase(Some(description))?;
+    }
+    for (name, entries) in &generated.headers {
+        for entry in entries {
+            let key = entry.key.clone().unwrap_or_else(|| event::title_case(name));
+            header.append_header(key, header_value(&entry.value)?)?;
+        }
+    }
+    header.insert_header(http::header::CONTENT_LENGTH, generated.body.len())?;
+    Ok(header)
+}
+
+/// Runs the function of `association` on `event`, with metrics and one REPORT log line.
+pub async fn invoke(edge: &Edge, association: &Association, event: &Event) -> Result<Outcome, InvokeError> {
+    let kind = event.event_type();
+    let request_id = &event.cf().config.request_id;
+    let function = association.function.as_str();
+    let started = Instant::now();
+    let result = match &edge.functions {
+        Some(pool) => pool.invoke(function, event).await,
+        None => Err(InvokeError {
+            class: FailureClass::Execution,
+            error_type: "Runtime.Unavailable".into(),
+            message: "no functions are loaded".into(),
+            function: function.to_string(),
+            request_id: request_id.clone(),
+        }),
+    };
+    let elapsed = started.elapsed();
+    let metrics = &edge.metrics;
+    metrics
+        .function_invocations
+        .with_label_values(&[function, kind.as_str()])
+        .inc();
+    metrics
+        .function_duration
+        .with_label_values(&[function, kind.as_str()])
+        .observe(elapsed.as_secs_f64());
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(error) => {
+            metrics
+                .function_errors
+                .with_label_values(&[function, kind.as_str(), error.class.name()])
+                .inc();
+            if error.class == FailureClass::LimitExceeded {
+                metrics.function_throttles.with_label_values(&[function]).inc();
+            }
+            error.class.name()
+        }
+    };
+    tracing::info!(
+        target: "edgehook::function",
+        request_id = %request_id,
+        function,
+        event_type = kind.as_str(),
+        duration_ms = elapsed.as_secs_f64() * 1e3,
+        outcome,
+        error = result.as_ref().err().map(|e| e.to_string()),
+        "REPORT"
+    );
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> RequestHeader {
+        let mut req = RequestHeader::build("GET", b"/a?x=1", None).unwrap();
+        req.append_header("Host", "example.com").unwrap();
+        req.append_header("Cookie", "a=1").unwrap();
+        req.append_header("Connection", "keep-alive").unwrap();
+        req.append_header("X-Forwarded-Proto", "https").unwrap();
+        req
+    }
+
+    #[test]
+    fn events_hide_disallowed_headers_and_keep_case() {
+        let seen = request_of(&request(), "192.0.2.1");
+        assert_eq!(seen.uri, "/a");
+        assert_eq!(seen.querystring, "x=1");
+        assert_eq!(seen.client_ip, "192.0.2.1");
+        assert_eq!(seen.headers["host"][0].key.as_deref(), Some("Host"));
+        assert!(!seen.headers.contains_key("connection"));
+        assert!(!seen.headers.contains_key("x-forwarded-proto"));
+    }
+
+    #[test]
+    fn outcomes_apply_to_the_request() {
+        let mut req = request();
+        let before = request_of(&req, "192.0.2.1");
+        let mut after = before.clone();
+        after.uri = "/b".into();
+        after.querystring = String::new();
+        after.headers.remove("cookie");
+        after.headers.insert(
+            "x-variant".into(),
+            vec![HeaderEntry {
+                key: Some("X-Variant".into()),
+                value: "b".into(),
+            }],
+        );
+        apply_request(&mut req, &before, &after).unwrap();
+        assert_eq!(req.uri.to_string(), "/b");
+        assert!(req.headers.get("cookie").is_none());
+        assert_eq!(req.headers["x-variant"], "b");
+        assert_eq!(req.headers["connection"], "keep-alive", "hidden headers stay");
+        assert_eq!(req.headers["host"], "example.com");
+    }
+
+    #[test]
+    fn outcomes_apply_to_the_response() {
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.append_header("Content-Type", "text/html").unwrap();
+        resp.append_header("Set-Cookie", "a=1").unwrap();
+        let before = response_of(&resp);
+        assert_eq!(before.status_description, "OK");
+        let mut after = before.clone();
+        after.headers.insert(
+            "set-cookie".into(),
+            vec![
+                HeaderEntry {
+                    key: Some("Set-Cookie".into()),
+                    value: "a=1".into(),
+                },
+                HeaderEntry {
+                    key: Some("Set-Cookie".into()),
+                    value: "b=2".into(),
+                },
+            ],
+        );
+        apply_response(&mut resp, &before, &after, 404).unwrap();
+        assert_eq!(resp.status.as_u16(), 404);
+        assert_eq!(resp.headers.get_all("set-cookie").iter().count(), 2);
+        assert_eq!(resp.headers["content-type"], "text/html");
+    }
+}

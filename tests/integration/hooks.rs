@@ -1,0 +1,233 @@
+//! Functions at viewer request and viewer response, end to end through the proxy.
+
+use crate::support::*;
+use std::time::Duration;
+
+/// A config with functions from `functions` (name, source) and one default behavior.
+fn config(origin: &Origin, dir: &std::path::Path, functions: &[(&str, &str)], behavior: &str, runtime: &str) -> String {
+    let mut text = format!(
+        "[runtime]\nthreads = 2\n{runtime}\n[origins.app]\nurl = \"{}\"\n[[behaviors]]\npath = \"*\"\norigin = \"app\"\n{behavior}\n",
+        origin.url()
+    );
+    for (name, source) in functions {
+        let file = dir.join(format!("{name}.mjs"));
+        std::fs::write(&file, source).unwrap();
+        text.push_str(&format!("[functions.{name}]\ncode = \"{}\"\n", file.display()));
+    }
+    text
+}
+
+async fn start(origin: &Origin, functions: &[(&str, &str)], behavior: &str) -> Edgehook {
+    start_with_runtime(origin, functions, behavior, "").await
+}
+
+async fn start_with_runtime(origin: &Origin, functions: &[(&str, &str)], behavior: &str, runtime: &str) -> Edgehook {
+    let dir = tempfile::tempdir().unwrap();
+    let rest = config(origin, dir.path(), functions, behavior, runtime);
+    Edgehook::start_in(dir, "", &rest).await
+}
+
+const REWRITE: &str = r#"
+export const handler = async (event) => {
+  const request = event.Records[0].cf.request;
+  if (request.uri.startsWith('/old/')) request.uri = '/new/' + request.uri.slice(5);
+  request.headers['x-request-id-seen'] = [{ value: event.Records[0].cf.config.requestId }];
+  request.headers['x-event'] = [{ value: event.Records[0].cf.config.eventType }];
+  return request;
+};"#;
+
+#[tokio::test]
+async fn viewer_request_changes_decide_the_cache_key_and_what_the_origin_sees() {
+    let origin =
+        Origin::start(|seen| Reply::ok(format!("origin saw {}", seen.uri)).header("cache-control", "max-age=60")).await;
+    let edge = start(&origin, &[("rewrite", REWRITE)], "viewer_request = \"rewrite\"").await;
+    let c = client();
+    let first = c.get(edge.url("/old/page")).send().await.unwrap();
+    let request_id = first.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(first.headers()["x-cache"], "Miss from edgehook");
+    assert_eq!(first.text().await.unwrap(), "origin saw /new/page");
+    let seen = origin.last();
+    assert_eq!(seen.headers["x-event"], "viewer-request");
+    assert_eq!(
+        seen.headers["x-request-id-seen"],
+        request_id.as_str(),
+        "config.requestId is the request id"
+    );
+    // Another viewer URI rewritten to the same path is a hit: the key follows the rewrite.
+    let second = c.get(edge.url("/new/page")).send().await.unwrap();
+    assert_eq!(second.headers()["x-cache"], "Hit from edgehook");
+    assert_eq!(origin.count("/new/page"), 1);
+    // The function ran for every request, hit or miss.
+    let metrics = c
+        .get(edge.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("edgehook_function_invocations_total{event_type=\"viewer-request\",function=\"rewrite\"} 2"),
+        "{metrics}"
+    );
+    edge.wait_log("REPORT").await;
+    let log = edge.wait_log(&request_id).await;
+    assert!(
+        log.lines().any(|l| l.contains("REPORT") && l.contains(&request_id)),
+        "{log}"
+    );
+}
+
+const ANSWER: &str = r#"
+export const handler = async (event) => {
+  const request = event.Records[0].cf.request;
+  if (request.uri === '/login') {
+    return { status: '302', statusDescription: 'Found', headers: { location: [{ value: 'https://example.com/signin' }], 'cache-control': [{ value: 'max-age=600' }] } };
+  }
+  if (request.uri === '/page') return { status: 200, headers: { 'content-type': [{ value: 'text/html' }] }, body: '<h1>generated</h1>' };
+  return request;
+};"#;
+
+const MARK: &str = r#"
+export const handler = async (event) => {
+  const response = event.Records[0].cf.response;
+  response.headers['x-viewer-response'] = [{ value: event.Records[0].cf.config.requestId }];
+  return response;
+};"#;
+
+#[tokio::test]
+async fn generated_viewer_responses_skip_cache_origin_and_viewer_response() {
+    let origin = Origin::start(|_| Reply::ok("from origin").header("cache-control", "max-age=60")).await;
+    let edge = start(
+        &origin,
+        &[("answer", ANSWER), ("mark", MARK)],
+        "viewer_request = \"answer\"\nviewer_response = \"mark\"",
+    )
+    .await;
+    let c = client();
+    for _ in 0..2 {
+        let login = c.get(edge.url("/login")).send().await.unwrap();
+        assert_eq!(login.status(), 302);
+        assert_eq!(login.headers()["location"], "https://example.com/signin");
+        assert_eq!(login.headers()["x-cache"], "LambdaGeneratedResponse from edgehook");
+        assert!(
+            !login.headers().contains_key("x-viewer-response"),
+            "viewer-response does not run"
+        );
+    }
+    let page = c.get(edge.url("/page")).send().await.unwrap();
+    assert_eq!(page.headers()["content-type"], "text/html");
+    assert_eq!(page.headers()["content-length"], "18");
+    assert_eq!(page.text().await.unwrap(), "<h1>generated</h1>");
+    assert_eq!(origin.total(), 0, "no origin call for generated responses");
+    // A normal request goes through, and viewer-response runs on it.
+    let normal = c.get(edge.url("/other")).send().await.unwrap();
+    assert_eq!(normal.headers()["x-viewer-response"], normal.headers()["x-request-id"]);
+    assert_eq!(origin.total(), 1);
+}
+
+#[tokio::test]
+async fn viewer_response_runs_on_hits_and_misses_but_not_on_errors_and_is_not_cached() {
+    let origin = Origin::start(|seen| match seen.uri.as_str() {
+        "/missing" => Reply::ok("no").status(404),
+        _ => Reply::ok("x").header("cache-control", "max-age=60"),
+    })
+    .await;
+    let edge = start(&origin, &[("mark", MARK)], "viewer_response = \"mark\"").await;
+    let c = client();
+    let miss = c.get(edge.url("/p")).send().await.unwrap();
+    assert_eq!(miss.headers()["x-cache"], "Miss from edgehook");
+    assert_eq!(miss.headers()["x-viewer-response"], miss.headers()["x-request-id"]);
+    let hit = c.get(edge.url("/p")).send().await.unwrap();
+    assert_eq!(hit.headers()["x-cache"], "Hit from edgehook");
+    assert_eq!(
+        hit.headers()["x-viewer-response"],
+        hit.headers()["x-request-id"],
+        "ran again on the hit with this request's id; the miss's change was not cached"
+    );
+    assert_eq!(hit.headers().get_all("x-viewer-response").iter().count(), 1);
+    let missing = c.get(edge.url("/missing")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert!(!missing.headers().contains_key("x-viewer-response"), "not run for 4xx");
+}
+
+#[tokio::test]
+async fn function_failures_answer_with_their_class_and_the_proxy_keeps_serving() {
+    let functions = [
+        ("throws", "export const handler = async () => { throw new Error('boom'); };"),
+        ("invalid", "export const handler = async (e) => { const r = e.Records[0].cf.request; r.headers.host = [{ value: 'evil' }]; return r; };"),
+        ("slow", "export const handler = (e) => new Promise((resolve) => setTimeout(() => resolve(e.Records[0].cf.request), 500));"),
+        ("vrthrows", "export const handler = async () => { throw new TypeError('bad response'); };"),
+    ];
+    let origin = Origin::start(|_| Reply::ok("fine").header("cache-control", "no-store")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut rest = config(&origin, dir.path(), &functions, "", "max_wait = \"20ms\"");
+    // One behavior per function; the default has none.
+    let behaviors = "[[behaviors]]\npath = \"/throws\"\norigin = \"app\"\nviewer_request = \"throws\"\n\
+        [[behaviors]]\npath = \"/invalid\"\norigin = \"app\"\nviewer_request = \"invalid\"\n\
+        [[behaviors]]\npath = \"/slow\"\norigin = \"app\"\nviewer_request = \"slow\"\n\
+        [[behaviors]]\npath = \"/vr\"\norigin = \"app\"\nviewer_response = \"vrthrows\"\n";
+    rest = rest.replace(
+        "[[behaviors]]\npath = \"*\"",
+        &format!("{behaviors}[[behaviors]]\npath = \"*\""),
+    );
+    rest = rest.replace("slow.mjs\"\n", "slow.mjs\"\nconcurrency = 1\n");
+    assert!(rest.contains("concurrency = 1"));
+    let edge = Edgehook::start_in(dir, "", &rest).await;
+    let c = client();
+    let check = |response: reqwest::Response, status: u16, class: &str| {
+        assert_eq!(response.status(), status, "{class}");
+        assert_eq!(response.headers()["x-cache"], format!("{class} from edgehook").as_str());
+        assert_eq!(response.headers()["x-request-id"].len(), 32);
+    };
+    check(
+        c.get(edge.url("/throws")).send().await.unwrap(),
+        503,
+        "LambdaExecutionError",
+    );
+    check(
+        c.get(edge.url("/invalid")).send().await.unwrap(),
+        502,
+        "LambdaValidationError",
+    );
+    check(
+        c.get(edge.url("/vr")).send().await.unwrap(),
+        503,
+        "LambdaExecutionError",
+    );
+    // `slow` allows one invocation at a time.
+    let first = {
+        let (c, url) = (c.clone(), edge.url("/slow"));
+        tokio::spawn(async move { c.get(url).send().await.unwrap().status().as_u16() })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    check(
+        c.get(edge.url("/slow")).send().await.unwrap(),
+        503,
+        "LambdaLimitExceeded",
+    );
+    assert_eq!(first.await.unwrap(), 200);
+    assert_eq!(
+        c.get(edge.url("/ok")).send().await.unwrap().status(),
+        200,
+        "the proxy keeps serving"
+    );
+    let log = edge.wait_log("LambdaValidationError in function `invalid`").await;
+    assert!(log.contains("read-only header: Host"), "the log names the rule broken");
+    let metrics = c
+        .get(edge.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("edgehook_function_throttles_total{function=\"slow\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("class=\"LambdaValidationError\",event_type=\"viewer-request\",function=\"invalid\"} 1"),
+        "{metrics}"
+    );
+}
