@@ -8,6 +8,7 @@ use crate::cache::CacheLayer;
 use crate::config::{Config, OriginKind};
 use crate::local_http::LocalApp;
 use crate::origin::dir::DirServer;
+use crate::origin::local::LocalOrigin;
 use crate::origin::Upstreams;
 use crate::proxy::ctx::InFlight;
 use crate::proxy::{Edge, EdgeProxy};
@@ -90,6 +91,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         metrics: metrics.clone(),
         in_flight: InFlight::default(),
         functions,
+        generated: Default::default(),
     });
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
@@ -124,12 +126,15 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
             OriginKind::Http(_) => None,
         })
         .collect::<std::collections::HashMap<_, _>>();
-    if !dir_origins.is_empty() {
-        let mut dir_service = Service::new("directory origins".into(), LocalApp(DirServer::new(dir_origins)));
-        dir_service.add_uds(&local_socket.to_string_lossy(), None);
-        dir_service.threads = Some(1);
-        server.add_service(dir_service);
-    }
+    // Always there: origin-request functions may generate responses even without directories.
+    let local = LocalOrigin {
+        dirs: DirServer::new(dir_origins),
+        generated: edge.generated.clone(),
+    };
+    let mut local_service = Service::new("local origin".into(), LocalApp(local));
+    local_service.add_uds(&local_socket.to_string_lossy(), None);
+    local_service.threads = Some(1);
+    server.add_service(local_service);
 
     let edge_in_flight = edge.in_flight.clone();
     if let Some(admin) = config.server.admin {

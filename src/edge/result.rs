@@ -277,8 +277,10 @@ fn request(event: &Event, object: &Map<String, Value>) -> Result<Outcome, Valida
         ));
     }
     let (body, replacement) = request_body(kind, original.body.as_ref(), object.get("body"))?;
+    let unchanged_origin = original.origin.as_ref().and_then(|o| serde_json::to_value(o).ok());
     let origin = match (kind, object.get("origin")) {
         (_, None | Some(Value::Null)) => original.origin.clone(),
+        (_, Some(value)) if Some(value) == unchanged_origin.as_ref() => original.origin.clone(),
         (EventType::OriginRequest, Some(value)) => Some(origin(value, &new_headers)?),
         (_, Some(_)) => return fail("`origin` can only be set by an origin-request function"),
     };

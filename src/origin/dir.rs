@@ -7,10 +7,8 @@
 //! root after symlinks are followed.
 
 use crate::config::DirOrigin;
-use crate::local_http::{Body, Handler, Reply};
-use async_trait::async_trait;
+use crate::local_http::{Body, Reply};
 use pingora::http::ResponseHeader;
-use pingora::protocols::http::ServerSession;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -142,7 +140,7 @@ impl DirServer {
         DirServer { origins }
     }
 
-    async fn serve(&self, req: &pingora::http::RequestHeader) -> Reply {
+    pub async fn serve(&self, req: &pingora::http::RequestHeader) -> Reply {
         if req.method != http::Method::GET && req.method != http::Method::HEAD {
             let mut reply = Reply::text(405, "method not allowed");
             let _ = reply.header.insert_header(http::header::ALLOW, "GET, HEAD");
@@ -209,13 +207,6 @@ impl DirServer {
             header,
             body: Body::File(file),
         }
-    }
-}
-
-#[async_trait]
-impl Handler for DirServer {
-    async fn handle(&self, session: &mut ServerSession) -> Reply {
-        self.serve(session.req_header()).await
     }
 }
 

@@ -3,6 +3,7 @@
 //! internal Unix socket, so both kinds flow through the same proxy and cache path.
 
 pub mod dir;
+pub mod local;
 mod resolve;
 
 use crate::config::{HttpOrigin, Origin, OriginKind};
@@ -46,16 +47,19 @@ impl Upstreams {
         }
     }
 
+    /// The peer of edgehook's own local origin (directories and generated responses).
+    pub fn local_peer(&self) -> Result<Box<HttpPeer>> {
+        let socket = self
+            .local_socket
+            .to_str()
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "internal socket path is not UTF-8"))?;
+        Ok(Box::new(HttpPeer::new_uds(socket, false, String::new())?))
+    }
+
     /// The peer for `origin`.
     pub async fn peer(&self, origin: &Origin) -> Result<Box<HttpPeer>> {
         match &origin.kind {
-            OriginKind::Dir(_) => {
-                let socket = self
-                    .local_socket
-                    .to_str()
-                    .ok_or_else(|| Error::explain(ErrorType::InternalError, "internal socket path is not UTF-8"))?;
-                Ok(Box::new(HttpPeer::new_uds(socket, false, String::new())?))
-            }
+            OriginKind::Dir(_) => self.local_peer(),
             OriginKind::Http(http) => {
                 let address = self.resolver.resolve(&http.host, http.port).await.map_err(|e| {
                     Error::because(

@@ -24,9 +24,13 @@ impl Resolver {
                 return Ok(*addr);
             }
         }
-        let addr = tokio::net::lookup_host((host, port))
-            .await?
-            .next()
+        // IPv4 first: `localhost` often lists ::1 first while services listen on 127.0.0.1.
+        let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
+        let addr = addresses
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or(addresses.first())
+            .copied()
             .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address found"))?;
         self.cache.lock().insert(key, (addr, Instant::now()));
         Ok(addr)

@@ -48,6 +48,15 @@ pub struct RequestCtx {
     pub viewer_request: Option<crate::edge::event::Request>,
     /// The class of a function failure being answered.
     pub function_error: Option<crate::js::FailureClass>,
+    /// The origin requests go to: the behavior's, or the one an origin-request function chose.
+    pub origin: Option<Arc<crate::config::Origin>>,
+    /// The origin request before and after the origin-request function (with its origin block).
+    pub origin_request: Option<(crate::edge::event::Request, crate::edge::event::Request)>,
+    /// Set when an origin-request function generated the response: the local origin serves it
+    /// under this token so that it is cached like an origin response.
+    pub generated_token: Option<String>,
+    /// An origin-response function's replacement body, sent (and cached) instead of the origin's.
+    pub replacement_body: Option<bytes::Bytes>,
     _in_flight: InFlightGuard,
 }
 
@@ -64,12 +73,20 @@ impl RequestCtx {
             client_ip: String::new(),
             viewer_request: None,
             function_error: None,
+            origin: None,
+            origin_request: None,
+            generated_token: None,
+            replacement_body: None,
             _in_flight: in_flight.enter(),
         }
     }
 
     pub fn origin_name(&self) -> &str {
-        self.behavior.as_ref().map_or("-", |b| b.origin.name.as_str())
+        match (&self.origin, &self.behavior) {
+            (Some(origin), _) => origin.name.as_str(),
+            (None, Some(behavior)) => behavior.origin.name.as_str(),
+            (None, None) => "-",
+        }
     }
 
     pub fn behavior_label(&self) -> &str {

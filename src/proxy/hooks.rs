@@ -4,12 +4,14 @@
 
 use super::ctx::RequestCtx;
 use super::Edge;
-use crate::config::Association;
+use crate::config::{Association, HostHeader, HttpOrigin, Origin, OriginKind};
 use crate::edge::event::{self, Cf, Config, Event, HeaderEntry, Headers};
 use crate::edge::{rules, EventType, Outcome};
 use crate::js::{FailureClass, InvokeError};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::Result;
+use std::sync::Arc;
+use std::time::Duration;
 use std::time::Instant;
 
 /// Shown to functions as `config.distributionId`.
@@ -212,6 +214,75 @@ pub fn generated_response(generated: &crate::edge::result::Generated) -> Result<
     }
     header.insert_header(http::header::CONTENT_LENGTH, generated.body.len())?;
     Ok(header)
+}
+
+/// The origin block that origin events show for a configured origin: HTTP origins are custom
+/// origins, directory origins are S3-style origins named after the origin.
+pub fn origin_block(origin: &Origin) -> event::Origin {
+    match &origin.kind {
+        OriginKind::Http(http) => event::Origin::Custom(event::CustomOrigin {
+            custom_headers: Headers::new(),
+            domain_name: http.host.clone(),
+            keepalive_timeout: http.idle_timeout.as_secs().clamp(1, 120) as u32,
+            path: http.base_path.clone(),
+            port: u32::from(http.port),
+            protocol: if http.tls { "https" } else { "http" }.into(),
+            read_timeout: http.read_timeout.as_secs().clamp(1, 120) as u32,
+            ssl_protocols: vec!["TLSv1.2".into()],
+        }),
+        OriginKind::Dir(_) => event::Origin::S3(event::S3Origin {
+            auth_method: "none".into(),
+            custom_headers: Headers::new(),
+            domain_name: origin.name.to_ascii_lowercase(),
+            path: String::new(),
+            region: None,
+        }),
+    }
+}
+
+/// The origin an origin-request function chose. A custom origin becomes an HTTP(S) origin of
+/// its own (the function's Host header goes with it, as in CloudFront's examples); an S3 origin
+/// must name one of the configured directory origins.
+pub fn chosen_origin(
+    origins: &std::collections::BTreeMap<String, Arc<Origin>>,
+    chosen: &event::Origin,
+) -> std::result::Result<Arc<Origin>, String> {
+    match chosen {
+        event::Origin::Custom(custom) => Ok(Arc::new(Origin {
+            name: custom.domain_name.clone(),
+            kind: OriginKind::Http(HttpOrigin {
+                tls: custom.protocol == "https",
+                host: custom.domain_name.clone(),
+                port: u16::try_from(custom.port).unwrap_or(443),
+                base_path: custom.path.clone(),
+                connect_timeout: Duration::from_secs(10),
+                read_timeout: Duration::from_secs(u64::from(custom.read_timeout)),
+                write_timeout: Duration::from_secs(u64::from(custom.read_timeout)),
+                idle_timeout: Duration::from_secs(u64::from(custom.keepalive_timeout)),
+                verify_cert: true,
+                ca: None,
+                host_header: HostHeader::Viewer,
+            }),
+        })),
+        event::Origin::S3(s3) => origins
+            .values()
+            .find(|o| matches!(o.kind, OriginKind::Dir(_)) && o.name.eq_ignore_ascii_case(&s3.domain_name))
+            .cloned()
+            .ok_or_else(|| {
+                format!(
+                    "the function chose S3 origin `{}`, which is not a directory origin of this edgehook",
+                    s3.domain_name
+                )
+            }),
+    }
+}
+
+/// The custom headers of an origin block.
+pub fn custom_headers(origin: &event::Origin) -> &Headers {
+    match origin {
+        event::Origin::Custom(c) => &c.custom_headers,
+        event::Origin::S3(s) => &s.custom_headers,
+    }
 }
 
 /// Runs the function of `association` on `event`, with metrics and one REPORT log line.

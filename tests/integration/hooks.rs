@@ -231,3 +231,191 @@ async fn function_failures_answer_with_their_class_and_the_proxy_keeps_serving()
         "{metrics}"
     );
 }
+
+async fn metric(edge: &Edgehook, line_start: &str) -> u64 {
+    let metrics = client()
+        .get(edge.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+const ORIGIN_REQUEST: &str = r#"
+export const handler = async (event) => {
+  const request = event.Records[0].cf.request;
+  const origin = request.origin.custom;
+  request.headers['x-origin-request'] = [{ value: origin.domainName + ':' + origin.port + ' ' + event.Records[0].cf.config.eventType }];
+  if (request.uri === '/generated') {
+    return { status: '200', headers: { 'content-type': [{ value: 'text/plain' }], 'cache-control': [{ value: 'max-age=300' }] }, body: 'made at the edge' };
+  }
+  if (request.uri.startsWith('/elsewhere/')) {
+    const port = Number(request.querystring.split('=')[1]);
+    request.origin = { custom: { domainName: 'localhost', port, protocol: 'http', path: '/base', readTimeout: 5, keepaliveTimeout: 5, sslProtocols: ['TLSv1.2'], customHeaders: { 'x-origin-secret': [{ value: 's3cret' }] } } };
+    request.headers['host'] = [{ key: 'Host', value: 'other.example' }];
+    request.uri = request.uri.slice('/elsewhere'.length);
+  }
+  return request;
+};"#;
+
+#[tokio::test]
+async fn origin_request_runs_on_misses_only_and_its_changes_reach_the_origin() {
+    let origin =
+        Origin::start(|seen| Reply::ok(format!("main saw {}", seen.uri)).header("cache-control", "max-age=60")).await;
+    let other =
+        Origin::start(|seen| Reply::ok(format!("other saw {}", seen.uri)).header("cache-control", "max-age=60")).await;
+    let edge = start(&origin, &[("pick", ORIGIN_REQUEST)], "origin_request = \"pick\"").await;
+    let c = client();
+    assert_eq!(
+        c.get(edge.url("/p")).send().await.unwrap().text().await.unwrap(),
+        "main saw /p"
+    );
+    let seen = origin.last();
+    assert_eq!(
+        seen.headers["x-origin-request"],
+        format!("127.0.0.1:{} origin-request", origin.addr.port()).as_str()
+    );
+    let hit = c.get(edge.url("/p")).send().await.unwrap();
+    assert_eq!(hit.headers()["x-cache"], "Hit from edgehook");
+    let runs = metric(
+        &edge,
+        "edgehook_function_invocations_total{event_type=\"origin-request\",function=\"pick\"}",
+    )
+    .await;
+    assert_eq!(runs, 1, "not run on the hit");
+
+    // A new origin chosen by the function really is used, with its path, Host and custom header.
+    let moved = c
+        .get(edge.url(&format!("/elsewhere/item?port={}", other.addr.port())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        moved.text().await.unwrap(),
+        "other saw /base/item?port=".to_string() + &other.addr.port().to_string()
+    );
+    let seen = other.last();
+    assert_eq!(seen.headers["host"], "other.example");
+    assert_eq!(seen.headers["x-origin-secret"], "s3cret");
+    assert_eq!(origin.count("/elsewhere/item"), 0);
+}
+
+#[tokio::test]
+async fn origin_request_answers_are_cached_and_skip_origin_response() {
+    let origin = Origin::start(|_| Reply::ok("origin")).await;
+    let mark = "export const handler = async (e) => { const r = e.Records[0].cf.response; r.headers['x-origin-response'] = [{ value: 'ran' }]; return r; };";
+    let edge = start(
+        &origin,
+        &[("pick", ORIGIN_REQUEST), ("mark", mark)],
+        "origin_request = \"pick\"\norigin_response = \"mark\"",
+    )
+    .await;
+    let c = client();
+    let first = c.get(edge.url("/generated")).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["x-cache"], "Miss from edgehook");
+    assert!(
+        !first.headers().contains_key("x-origin-response"),
+        "origin-response is skipped"
+    );
+    assert_eq!(first.text().await.unwrap(), "made at the edge");
+    let second = c.get(edge.url("/generated")).send().await.unwrap();
+    assert_eq!(second.headers()["x-cache"], "Hit from edgehook");
+    assert_eq!(second.text().await.unwrap(), "made at the edge");
+    assert_eq!(origin.total(), 0, "no origin was asked");
+    let runs = metric(
+        &edge,
+        "edgehook_function_invocations_total{event_type=\"origin-request\",function=\"pick\"}",
+    )
+    .await;
+    assert_eq!(
+        runs, 1,
+        "the cached answer is served without running the function again"
+    );
+}
+
+const FIX_ERRORS: &str = r#"
+export const handler = async (event) => {
+  const response = event.Records[0].cf.response;
+  if (Number(response.status) >= 500) {
+    return { status: 200, statusDescription: 'OK', headers: { ...response.headers, 'cache-control': [{ value: 'max-age=60' }], 'content-type': [{ value: 'text/plain' }] }, body: 'fallback page' };
+  }
+  response.headers['x-origin-response'] = [{ value: response.status }];
+  return response;
+};"#;
+
+#[tokio::test]
+async fn origin_response_runs_for_every_status_and_its_changes_are_cached() {
+    let origin = Origin::start(|seen| match seen.uri.as_str() {
+        "/broken" => Reply::ok("internal error").status(500),
+        "/gone" => Reply::ok("nope").status(404),
+        _ => Reply::ok("fine").header("cache-control", "max-age=60"),
+    })
+    .await;
+    let edge = start(&origin, &[("fix", FIX_ERRORS)], "origin_response = \"fix\"").await;
+    let c = client();
+    for expected_cache in ["Miss from edgehook", "Hit from edgehook"] {
+        let fixed = c.get(edge.url("/broken")).send().await.unwrap();
+        assert_eq!(fixed.status(), 200);
+        assert_eq!(fixed.headers()["x-cache"], expected_cache);
+        assert_eq!(fixed.text().await.unwrap(), "fallback page");
+    }
+    assert_eq!(origin.count("/broken"), 1, "the replacement was cached");
+    let gone = c.get(edge.url("/gone")).send().await.unwrap();
+    assert_eq!(gone.status(), 404);
+    assert_eq!(gone.headers()["x-origin-response"], "404", "runs for 4xx too");
+    let fine = c.get(edge.url("/fine")).send().await.unwrap();
+    assert_eq!(fine.headers()["x-origin-response"], "200");
+    let again = c.get(edge.url("/fine")).send().await.unwrap();
+    assert_eq!(again.headers()["x-cache"], "Hit from edgehook");
+    assert_eq!(
+        again.headers()["x-origin-response"],
+        "200",
+        "the change is in the cached copy"
+    );
+    let runs = metric(
+        &edge,
+        "edgehook_function_invocations_total{event_type=\"origin-response\",function=\"fix\"}",
+    )
+    .await;
+    assert_eq!(runs, 3, "not run on hits");
+}
+
+#[tokio::test]
+async fn origin_function_failures_answer_with_their_class() {
+    let origin = Origin::start(|_| Reply::ok("fine")).await;
+    let functions = [
+        (
+            "orthrows",
+            "export const handler = async () => { throw new Error('no'); };",
+        ),
+        (
+            "orbad",
+            "export const handler = async (e) => { const r = e.Records[0].cf.response; r.status = 999; return r; };",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut rest = config(&origin, dir.path(), &functions, "", "");
+    rest = rest.replace(
+        "[[behaviors]]\npath = \"*\"",
+        "[[behaviors]]\npath = \"/a\"\norigin = \"app\"\norigin_request = \"orthrows\"\n[[behaviors]]\npath = \"/b\"\norigin = \"app\"\norigin_response = \"orbad\"\n[[behaviors]]\npath = \"*\"",
+    );
+    let edge = Edgehook::start_in(dir, "", &rest).await;
+    let c = client();
+    let a = c.get(edge.url("/a")).send().await.unwrap();
+    assert_eq!(a.status(), 503);
+    assert_eq!(a.headers()["x-cache"], "LambdaExecutionError from edgehook");
+    assert_eq!(origin.count("/a"), 0);
+    let b = c.get(edge.url("/b")).send().await.unwrap();
+    assert_eq!(b.status(), 502);
+    assert_eq!(b.headers()["x-cache"], "LambdaValidationError from edgehook");
+    assert_eq!(c.get(edge.url("/other")).send().await.unwrap().status(), 200);
+}
