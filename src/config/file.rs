@@ -56,6 +56,7 @@ pub struct ServerFile {
     pub max_uri_length: Option<i64>,
     pub shutdown_timeout: Option<String>,
     pub via: Option<String>,
+    pub viewer_country_header: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

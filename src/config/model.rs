@@ -54,6 +54,9 @@ pub struct Server {
     pub shutdown_timeout: Duration,
     /// The token added to `Via` (`1.1 <via>`).
     pub via: String,
+    /// A request header set by a trusted front (a load balancer or geo service) holding the
+    /// viewer's country code, turned into CloudFront-Viewer-Country.
+    pub viewer_country_header: Option<HeaderName>,
 }
 
 /// The admin token, resolved from the file or the environment.

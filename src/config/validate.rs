@@ -208,6 +208,13 @@ fn server(file: &ServerFile, base: &Path, problems: &mut Problems) -> Server {
             8192
         }
     };
+    let viewer_country_header = file.viewer_country_header.as_ref().and_then(|name| {
+        problems.check(
+            root.key("viewer_country_header"),
+            http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+                .map_err(|_| format!("`{name}` is not a valid header name")),
+        )
+    });
     let via = file.via.clone().unwrap_or_else(|| "edgehook".into());
     if via.is_empty() || via.chars().any(|c| c.is_control()) {
         problems.add(root.key("via"), "must be a non-empty single-line token");
@@ -227,6 +234,7 @@ fn server(file: &ServerFile, base: &Path, problems: &mut Problems) -> Server {
             Duration::from_secs(30),
         ),
         via,
+        viewer_country_header,
     }
 }
 

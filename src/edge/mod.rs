@@ -5,6 +5,7 @@ pub mod event;
 pub mod result;
 pub mod rules;
 pub mod sample;
+pub mod viewer;
 
 pub use event::{Event, EventType};
 pub use result::{validate, Outcome, ValidationError};

@@ -264,7 +264,12 @@ fn the_security_headers_example_runs() {
     let files = Files::new();
     let event = files.write("event.json", &sample_event("viewer-response", &[]));
     let out = edgehook(
-        &["invoke", "examples/functions/security-headers.mjs", "--event", &event],
+        &[
+            "invoke",
+            "examples/security-headers/viewer-response.mjs",
+            "--event",
+            &event,
+        ],
         None,
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

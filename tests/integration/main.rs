@@ -10,6 +10,7 @@ mod caching;
 mod cli;
 mod directory;
 mod errors;
+mod examples;
 mod functions;
 mod hooks;
 mod lifecycle;

@@ -1,0 +1,298 @@
+//! Every example under examples/ driven end to end with its own config.
+
+use crate::support::*;
+use base64::Engine as _;
+use hmac::Mac as _;
+
+/// Starts edgehook with an example's config (paths in it are relative to the repository root,
+/// where tests run).
+async fn example(name: &str) -> Edgehook {
+    let text = std::fs::read_to_string(format!("examples/{name}/edgehook.toml")).unwrap();
+    Edgehook::start(&text).await
+}
+
+#[tokio::test]
+async fn ab_testing() {
+    let edge = example("ab-testing").await;
+    let c = client();
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..30 {
+        let response = c.get(edge.url("/experiment/")).send().await.unwrap();
+        let cookie = response.headers()["set-cookie"].to_str().unwrap().to_string();
+        let variant = cookie.strip_prefix("variant=").unwrap().chars().next().unwrap();
+        let body = response.text().await.unwrap();
+        assert!(
+            body.contains(&format!("Variant {}", variant.to_ascii_uppercase())),
+            "{cookie} but {body}"
+        );
+        seen.insert(variant);
+    }
+    assert_eq!(seen.len(), 2, "new visitors are split between a and b");
+    // Returning visitors keep their variant and get no new cookie; the variants are cached apart.
+    for variant in ["a", "b"] {
+        for expected in ["Variant", "Variant"] {
+            let response = c
+                .get(edge.url("/experiment/"))
+                .header("cookie", format!("variant={variant}"))
+                .send()
+                .await
+                .unwrap();
+            assert!(!response.headers().contains_key("set-cookie"));
+            assert_eq!(response.headers()["x-cache"], "Hit from edgehook");
+            let body = response.text().await.unwrap();
+            assert!(
+                body.contains(&format!("{expected} {}", variant.to_uppercase())),
+                "{body}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn ab_testing_weight() {
+    let text = std::fs::read_to_string("examples/ab-testing/edgehook.toml")
+        .unwrap()
+        .replace("\"0.5\"", "\"1\"");
+    let edge = Edgehook::start(&text).await;
+    for _ in 0..10 {
+        let response = client().get(edge.url("/experiment/")).send().await.unwrap();
+        assert!(response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with("variant=b;"));
+    }
+}
+
+fn jwt(secret: &str, claims: serde_json::Value) -> String {
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let header = b64(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let payload = b64(claims.to_string().as_bytes());
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{header}.{payload}").as_bytes());
+    format!("{header}.{payload}.{}", b64(&mac.finalize().into_bytes()))
+}
+
+#[tokio::test]
+async fn auth_gating() {
+    let edge = example("auth-gating").await;
+    let c = client();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let page = c.get(edge.url("/?a=1")).send().await.unwrap();
+    assert_eq!(page.status(), 302);
+    assert_eq!(
+        page.headers()["location"],
+        "https://login.example.com/?next=%2F%3Fa%3D1"
+    );
+    let api = c.get(edge.url("/api/data.json")).send().await.unwrap();
+    assert_eq!(api.status(), 401);
+    assert_eq!(api.headers()["www-authenticate"], "Bearer");
+
+    let valid = jwt(
+        "change-me",
+        serde_json::json!({ "sub": "alice", "exp": now + 600, "nbf": now - 10 }),
+    );
+    let ok = c
+        .get(edge.url("/api/data.json"))
+        .header("authorization", format!("Bearer {valid}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.text().await.unwrap().trim(), r#"{"secret": "data"}"#);
+    let by_cookie = c
+        .get(edge.url("/"))
+        .header("cookie", format!("theme=dark; token={valid}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_cookie.status(), 200);
+
+    for (name, token) in [
+        (
+            "expired",
+            jwt("change-me", serde_json::json!({ "sub": "alice", "exp": now - 1 })),
+        ),
+        (
+            "not yet valid",
+            jwt("change-me", serde_json::json!({ "sub": "alice", "nbf": now + 600 })),
+        ),
+        (
+            "wrong secret",
+            jwt("another-secret", serde_json::json!({ "sub": "alice" })),
+        ),
+        ("garbage", "a.b.c".to_string()),
+    ] {
+        let refused = c
+            .get(edge.url("/api/data.json"))
+            .header("authorization", format!("Bearer {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 401, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn auth_gating_passes_the_subject_to_the_origin() {
+    let origin = Origin::start(|seen| {
+        Reply::ok(
+            seen.headers
+                .get("x-user")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default(),
+        )
+    })
+    .await;
+    let text = std::fs::read_to_string("examples/auth-gating/edgehook.toml")
+        .unwrap()
+        .replace(
+            "dir = \"examples/auth-gating/site\"",
+            &format!("url = \"{}\"", origin.url()),
+        );
+    let edge = Edgehook::start(&text).await;
+    let token = jwt("change-me", serde_json::json!({ "sub": "bob" }));
+    let response = client()
+        .get(edge.url("/profile"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("x-user", "mallory")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.text().await.unwrap(),
+        "bob",
+        "the verified subject, never the viewer's own header"
+    );
+}
+
+#[tokio::test]
+async fn static_pages() {
+    let edge = example("static-pages").await;
+    let c = client();
+    let home = c.get(edge.url("/")).send().await.unwrap();
+    assert_eq!(home.status(), 200);
+    assert_eq!(home.headers()["x-cache"], "LambdaGeneratedResponse from edgehook");
+    assert!(home.text().await.unwrap().contains("<h1>Welcome</h1>"));
+    let about = c.get(edge.url("/about")).send().await.unwrap();
+    assert!(about.text().await.unwrap().contains("without an origin"));
+    let missing = c.get(edge.url("/nope")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert!(missing.text().await.unwrap().contains("Not found"));
+    // As an origin-request function the page is cached.
+    let first = c.get(edge.url("/cached/")).send().await.unwrap();
+    assert_eq!(
+        first.status(),
+        404,
+        "the function sees /cached/ and answers its 404 page"
+    );
+    assert_eq!(first.headers()["x-cache"], "Error from edgehook");
+    let second = c.get(edge.url("/cached/")).send().await.unwrap();
+    assert_eq!(second.headers()["x-cache"], "Hit from edgehook");
+}
+
+#[tokio::test]
+async fn security_headers() {
+    let edge = example("security-headers").await;
+    for expected in ["Miss from edgehook", "Hit from edgehook"] {
+        let response = client().get(edge.url("/")).send().await.unwrap();
+        assert_eq!(response.headers()["x-cache"], expected);
+        assert_eq!(response.headers()["x-frame-options"], "DENY");
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+        assert!(response.headers()["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .starts_with("max-age="));
+    }
+    let missing = client().get(edge.url("/missing")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert!(!missing.headers().contains_key("x-frame-options"), "not run for 4xx");
+}
+
+#[tokio::test]
+async fn pretty_urls() {
+    let edge = example("pretty-urls").await;
+    let c = client();
+    assert!(c
+        .get(edge.url("/docs"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .contains("Docs index"));
+    let slash = c.get(edge.url("/docs/")).send().await.unwrap();
+    assert_eq!(
+        slash.headers()["x-cache"],
+        "Hit from edgehook",
+        "both forms share one cache entry"
+    );
+    assert!(c
+        .get(edge.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .contains("<h1>Home</h1>"));
+}
+
+#[tokio::test]
+async fn origin_by_device() {
+    let edge = example("origin-by-device").await;
+    let c = client();
+    let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148";
+    let mobile = c.get(edge.url("/")).header("user-agent", iphone).send().await.unwrap();
+    assert!(mobile.text().await.unwrap().contains("Mobile site"));
+    let desktop = c
+        .get(edge.url("/"))
+        .header("user-agent", "Mozilla/5.0 (X11; Linux x86_64) Chrome/120")
+        .send()
+        .await
+        .unwrap();
+    assert!(desktop.text().await.unwrap().contains("Desktop site"));
+}
+
+/// The token for the demo's `demo-secret` that README.md gives.
+const DEMO_TOKEN: &str =
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJkZW1vIn0.VRsgtLbHmcl48FiMGNUl-lyKanB-fhLLMmR6nNxzjiU";
+
+#[tokio::test]
+async fn the_demo_config_shows_the_examples_together() {
+    let demo = std::fs::read_to_string("config/edgehook.toml").unwrap();
+    // The harness provides its own [server] on free ports; keep the rest of the demo.
+    let rest = &demo[demo.find("[cache]").unwrap()..];
+    let edge = Edgehook::start(rest).await;
+    let c = client();
+    let home = c.get(edge.url("/")).send().await.unwrap();
+    assert_eq!(home.status(), 200);
+    assert_eq!(home.headers()["x-frame-options"], "DENY");
+    assert!(home.text().await.unwrap().contains("edgehook is serving"));
+    let experiment = c.get(edge.url("/experiment/")).send().await.unwrap();
+    assert!(experiment.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .starts_with("variant="));
+    assert!(experiment.text().await.unwrap().contains("Experiment: variant"));
+    let members = c.get(edge.url("/members/")).send().await.unwrap();
+    assert_eq!(members.status(), 302);
+    assert_eq!(members.headers()["location"], "/about?next=%2Fmembers%2F");
+    let admitted = c
+        .get(edge.url("/members/"))
+        .header("cookie", format!("token={DEMO_TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admitted.status(), 200);
+    assert!(admitted.text().await.unwrap().contains("Members only"));
+    let about = c.get(edge.url("/about")).send().await.unwrap();
+    assert_eq!(about.headers()["x-cache"], "LambdaGeneratedResponse from edgehook");
+    let docs = c.get(edge.url("/docs")).send().await.unwrap();
+    assert!(docs.text().await.unwrap().contains("Docs"));
+    let css = c.get(edge.url("/static/css/site.css")).send().await.unwrap();
+    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+}
