@@ -419,3 +419,37 @@ async fn origin_function_failures_answer_with_their_class() {
     assert_eq!(b.headers()["x-cache"], "LambdaValidationError from edgehook");
     assert_eq!(c.get(edge.url("/other")).send().await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn cloudfront_viewer_headers_reach_origin_events_only() {
+    let viewer = r#"export const handler = async (e) => { const r = e.Records[0].cf.request;
+      r.headers['x-viewer-saw'] = [{ value: r.headers['cloudfront-is-desktop-viewer'] ? 'present' : 'absent' }]; return r; };"#;
+    let origin_fn = r#"export const handler = async (e) => { const r = e.Records[0].cf.request; const h = (n) => r.headers[n]?.[0]?.value;
+      r.headers['x-origin-saw'] = [{ value: [h('cloudfront-is-desktop-viewer'), h('cloudfront-is-mobile-viewer'), h('cloudfront-viewer-country'), h('cloudfront-forwarded-proto'), h('cloudfront-viewer-address') ? 'address' : 'none'].join(',') }];
+      return r; };"#;
+    let origin = Origin::start(|_| Reply::ok("x")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rest = config(
+        &origin,
+        dir.path(),
+        &[("viewer", viewer), ("originfn", origin_fn)],
+        "viewer_request = \"viewer\"\norigin_request = \"originfn\"\ncache = false",
+        "",
+    );
+    let edge = Edgehook::start_in(dir, "viewer_country_header = \"x-geo-country\"", &rest).await;
+    client()
+        .get(edge.url("/"))
+        .header("user-agent", "Mozilla/5.0 (X11; Linux x86_64)")
+        .header("x-geo-country", "fr")
+        .header("cloudfront-is-mobile-viewer", "true")
+        .send()
+        .await
+        .unwrap();
+    let seen = origin.last();
+    assert_eq!(seen.headers["x-viewer-saw"], "absent", "added after viewer-request");
+    assert_eq!(
+        seen.headers["x-origin-saw"], "true,false,FR,http,address",
+        "the viewer's own value is replaced"
+    );
+    assert_eq!(seen.headers["cloudfront-is-mobile-viewer"], "false");
+}
