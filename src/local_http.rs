@@ -18,6 +18,17 @@ pub enum Body {
     Bytes(Bytes),
     /// A file of known length, streamed.
     File(tokio::fs::File),
+    /// Chunks from elsewhere (an origin), streamed.
+    Stream(Box<dyn BodyStream>),
+}
+
+/// A body produced chunk by chunk.
+#[async_trait]
+pub trait BodyStream: Send + Sync {
+    /// The next chunk; None at the end.
+    async fn next_chunk(&mut self) -> pingora::Result<Option<Bytes>>;
+    /// Called once the body has been written (e.g. to return a connection to its pool).
+    async fn finish(self: Box<Self>);
 }
 
 pub struct Reply {
@@ -92,6 +103,13 @@ async fn write_reply(session: &mut ServerSession, reply: Reply, head: bool) -> p
     match reply.body {
         Body::Empty => session.finish_body().await,
         Body::Bytes(bytes) => session.write_response_body(bytes, true).await,
+        Body::Stream(mut stream) => {
+            while let Some(chunk) = stream.next_chunk().await? {
+                session.write_response_body(chunk, false).await?;
+            }
+            stream.finish().await;
+            session.finish_body().await
+        }
         Body::File(mut file) => {
             loop {
                 let mut chunk = vec![0u8; FILE_CHUNK];

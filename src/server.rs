@@ -92,6 +92,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         in_flight: InFlight::default(),
         functions,
         generated: Default::default(),
+        forwards: Default::default(),
     });
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
@@ -130,6 +131,8 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
     let local = LocalOrigin {
         dirs: DirServer::new(dir_origins),
         generated: edge.generated.clone(),
+        forwards: edge.forwards.clone(),
+        connector: Arc::new(pingora::connectors::http::Connector::new(None)),
     };
     let mut local_service = Service::new("local origin".into(), LocalApp(local));
     local_service.add_uds(&local_socket.to_string_lossy(), None);

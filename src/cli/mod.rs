@@ -69,17 +69,6 @@ fn warnings(config: &config::Config) -> Vec<String> {
             "server.admin_token: environment variable {name} is not set; mutating admin calls will be refused"
         ));
     }
-    for (index, behavior) in config.behaviors.iter().enumerate() {
-        let with_body = [&behavior.hooks.viewer_request, &behavior.hooks.origin_request]
-            .into_iter()
-            .flatten()
-            .any(|a| a.include_body);
-        if with_body {
-            out.push(format!(
-                "behaviors[{index}]: include_body is not supported yet; its functions get no request body (the body still reaches the origin unchanged)"
-            ));
-        }
-    }
     out
 }
 

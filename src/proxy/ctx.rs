@@ -57,6 +57,12 @@ pub struct RequestCtx {
     pub generated_token: Option<String>,
     /// An origin-response function's replacement body, sent (and cached) instead of the origin's.
     pub replacement_body: Option<bytes::Bytes>,
+    /// The request body, read whole because a function includes it (include_body).
+    pub request_body: Option<bytes::Bytes>,
+    /// A request function's replacement for that body (`body.action = "replace"`).
+    pub body_replacement: Option<bytes::Bytes>,
+    /// The real origin of a request whose body edgehook read: the local origin sends it on.
+    pub forward_peer: Option<Box<pingora::upstreams::peer::HttpPeer>>,
     _in_flight: InFlightGuard,
 }
 
@@ -77,6 +83,9 @@ impl RequestCtx {
             origin_request: None,
             generated_token: None,
             replacement_body: None,
+            request_body: None,
+            body_replacement: None,
+            forward_peer: None,
             _in_flight: in_flight.enter(),
         }
     }

@@ -88,6 +88,20 @@ pub fn response_of(resp: &ResponseHeader) -> event::Response {
     }
 }
 
+/// The include-body view of a request body: base64, cut at the event's limit (40 KB viewer,
+/// 1 MB origin) with `inputTruncated`.
+pub fn event_body(body: &[u8], kind: EventType) -> event::Body {
+    use base64::Engine as _;
+    let limit = kind.size_limit();
+    let shown = &body[..body.len().min(limit)];
+    event::Body {
+        input_truncated: body.len() > limit,
+        action: "read-only".into(),
+        encoding: "base64".into(),
+        data: base64::engine::general_purpose::STANDARD.encode(shown),
+    }
+}
+
 /// The event envelope for `kind`.
 pub fn event(kind: EventType, ctx: &RequestCtx, request: event::Request, response: Option<event::Response>) -> Event {
     Event::new(Cf {

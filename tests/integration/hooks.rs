@@ -453,3 +453,93 @@ async fn cloudfront_viewer_headers_reach_origin_events_only() {
     );
     assert_eq!(seen.headers["cloudfront-is-mobile-viewer"], "false");
 }
+
+const READ_BODY: &str = r#"
+export const handler = async (event) => {
+  const request = event.Records[0].cf.request;
+  const body = request.body;
+  if (!body) { request.headers['x-body'] = [{ value: 'none' }]; return request; }
+  const text = Buffer.from(body.data, 'base64').toString('utf8');
+  request.headers['x-body'] = [{ value: `${event.Records[0].cf.config.eventType} ${body.encoding} ${body.inputTruncated} ${text.length} ${text.slice(0, 12)}` }];
+  if (text.startsWith('replace-text')) {
+    request.body = { action: 'replace', encoding: 'text', data: 'the new body' };
+  } else if (text.startsWith('replace-b64')) {
+    request.body = { action: 'replace', encoding: 'base64', data: Buffer.from('binary body').toString('base64') };
+  }
+  return request;
+};"#;
+
+#[tokio::test]
+async fn include_body_at_viewer_request() {
+    let origin = Origin::start(|seen| Reply::ok(format!("origin got {} bytes", seen.body.len()))).await;
+    let edge = start(
+        &origin,
+        &[("body", READ_BODY)],
+        "viewer_request = { function = \"body\", include_body = true }",
+    )
+    .await;
+    let c = client();
+    let small = c.post(edge.url("/form")).body("name1=a&name2=b").send().await.unwrap();
+    assert_eq!(small.text().await.unwrap(), "origin got 15 bytes");
+    let seen = origin.last();
+    assert_eq!(seen.headers["x-body"], "viewer-request base64 false 15 name1=a&name");
+    assert_eq!(
+        seen.body, b"name1=a&name2=b",
+        "read-only: the original body goes through"
+    );
+
+    let big = "x".repeat(50 * 1024);
+    let response = c.post(edge.url("/upload")).body(big.clone()).send().await.unwrap();
+    assert_eq!(
+        response.text().await.unwrap(),
+        format!("origin got {} bytes", big.len()),
+        "in full"
+    );
+    assert_eq!(
+        origin.last().headers["x-body"],
+        "viewer-request base64 true 40960 xxxxxxxxxxxx",
+        "truncated at 40 KB"
+    );
+
+    let replaced = c.post(edge.url("/r")).body("replace-text please").send().await.unwrap();
+    assert_eq!(replaced.text().await.unwrap(), "origin got 12 bytes");
+    assert_eq!(origin.last().body, b"the new body");
+    assert_eq!(origin.last().headers["content-length"], "12");
+
+    let get = c.get(edge.url("/plain")).send().await.unwrap();
+    assert_eq!(get.status(), 200);
+    assert_eq!(origin.last().headers["x-body"], "none", "no body key without a body");
+}
+
+#[tokio::test]
+async fn include_body_at_origin_request() {
+    let origin = Origin::start(|seen| Reply::ok(format!("origin got {} bytes", seen.body.len()))).await;
+    let edge = start(
+        &origin,
+        &[("body", READ_BODY)],
+        "origin_request = { function = \"body\", include_body = true }\ncache = false",
+    )
+    .await;
+    let c = client();
+    let big = "y".repeat(1024 * 1024 + 512);
+    let response = c.post(edge.url("/upload")).body(big.clone()).send().await.unwrap();
+    assert_eq!(
+        response.text().await.unwrap(),
+        format!("origin got {} bytes", big.len())
+    );
+    assert_eq!(
+        origin.last().headers["x-body"],
+        "origin-request base64 true 1048576 yyyyyyyyyyyy",
+        "truncated at 1 MB"
+    );
+    let replaced = c.post(edge.url("/r")).body("replace-b64").send().await.unwrap();
+    assert_eq!(replaced.text().await.unwrap(), "origin got 11 bytes");
+    assert_eq!(origin.last().body, b"binary body");
+    // Refused from the declared length, before any of the body is read.
+    let request = format!(
+        "POST /huge HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        17 << 20
+    );
+    let answer = raw_request(edge.http, request.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}
