@@ -28,6 +28,8 @@ pub enum ServeError {
     Tls { address: String, message: String },
     #[error("{0}")]
     Functions(crate::js::Failure),
+    #[error("server.geoip_database: {0}")]
+    GeoIp(String),
 }
 
 /// SIGTERM and SIGINT both mean "stop accepting, finish what is in flight, exit 0"; SIGQUIT
@@ -93,6 +95,11 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         functions,
         generated: Default::default(),
         forwards: Default::default(),
+        geoip: match &config.server.geoip_database {
+            // Validation opened it already; a file changed since then is reported here.
+            Some(path) => Some(crate::edge::geoip::GeoIp::open(path).map_err(ServeError::GeoIp)?),
+            None => None,
+        },
     });
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(

@@ -57,6 +57,7 @@ pub struct ServerFile {
     pub shutdown_timeout: Option<String>,
     pub via: Option<String>,
     pub viewer_country_header: Option<String>,
+    pub geoip_database: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -57,6 +57,8 @@ pub struct Server {
     /// A request header set by a trusted front (a load balancer or geo service) holding the
     /// viewer's country code, turned into CloudFront-Viewer-Country.
     pub viewer_country_header: Option<HeaderName>,
+    /// A MaxMind Country/City database; used when the trusted header is absent.
+    pub geoip_database: Option<PathBuf>,
 }
 
 /// The admin token, resolved from the file or the environment.

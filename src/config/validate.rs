@@ -215,6 +215,13 @@ fn server(file: &ServerFile, base: &Path, problems: &mut Problems) -> Server {
                 .map_err(|_| format!("`{name}` is not a valid header name")),
         )
     });
+    let geoip_database = file.geoip_database.as_ref().and_then(|path| {
+        let path = resolve_file(base, path);
+        problems.check(
+            root.key("geoip_database"),
+            crate::edge::geoip::GeoIp::open(&path).map(|_| path),
+        )
+    });
     let via = file.via.clone().unwrap_or_else(|| "edgehook".into());
     if via.is_empty() || via.chars().any(|c| c.is_control()) {
         problems.add(root.key("via"), "must be a non-empty single-line token");
@@ -235,6 +242,7 @@ fn server(file: &ServerFile, base: &Path, problems: &mut Problems) -> Server {
         ),
         via,
         viewer_country_header,
+        geoip_database,
     }
 }
 

@@ -2,6 +2,7 @@
 //! rules, and the validation of a function's result.
 
 pub mod event;
+pub mod geoip;
 pub mod result;
 pub mod rules;
 pub mod sample;

@@ -54,6 +54,8 @@ pub struct Edge {
     pub generated: Arc<crate::origin::local::GeneratedStore>,
     /// Requests whose body a function read, until the local origin sends them on.
     pub forwards: Arc<crate::origin::local::ForwardStore>,
+    /// The MaxMind database for CloudFront-Viewer-Country, when configured.
+    pub geoip: Option<crate::edge::geoip::GeoIp>,
 }
 
 pub struct EdgeProxy {
@@ -113,15 +115,20 @@ impl EdgeProxy {
             .get(http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let country = self
+        let trusted = self
             .edge
             .config
             .server
             .viewer_country_header
             .as_ref()
             .and_then(|name| req.headers.get(name))
-            .and_then(|v| v.to_str().ok());
-        let headers = crate::edge::viewer::headers(user_agent, ctx.viewer_tls, &address, country);
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let country = trusted.or_else(|| {
+            let ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())?;
+            self.edge.geoip.as_ref()?.country(ip)
+        });
+        let headers = crate::edge::viewer::headers(user_agent, ctx.viewer_tls, &address, country.as_deref());
         let req = session.req_header_mut();
         for (name, value) in headers {
             req.remove_header(name);

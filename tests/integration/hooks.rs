@@ -543,3 +543,36 @@ async fn include_body_at_origin_request() {
     let answer = raw_request(edge.http, request.as_bytes()).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
 }
+
+#[tokio::test]
+async fn viewer_country_from_a_maxmind_database() {
+    let origin_fn = r#"export const handler = async (e) => { const r = e.Records[0].cf.request;
+      r.headers['x-country-seen'] = [{ value: r.headers['cloudfront-viewer-country']?.[0]?.value ?? 'none' }]; return r; };"#;
+    let origin = Origin::start(|_| Reply::ok("x")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rest = config(
+        &origin,
+        dir.path(),
+        &[("geo", origin_fn)],
+        "origin_request = \"geo\"\ncache = false",
+        "",
+    );
+    let server = format!(
+        "geoip_database = \"{}/tests/data/country-test.mmdb\"\nviewer_country_header = \"x-geo-country\"",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let edge = Edgehook::start_in(dir, &server, &rest).await;
+    client().get(edge.url("/")).send().await.unwrap();
+    assert_eq!(
+        origin.last().headers["x-country-seen"],
+        "FR",
+        "127.0.0.1 is FR in the test database"
+    );
+    client()
+        .get(edge.url("/"))
+        .header("x-geo-country", "nz")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(origin.last().headers["x-country-seen"], "NZ", "the trusted header wins");
+}
