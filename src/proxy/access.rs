@@ -15,6 +15,16 @@ pub fn record(edge: &Edge, session: &mut Session, error: Option<&Error>, ctx: &R
     } else {
         respond::cache_result(session.cache.phase())
     };
+    // CloudFront's x-edge-detailed-result-type for answers functions produced.
+    let detail = match (
+        &ctx.function_error,
+        ctx.generated_token.is_some(),
+        session.cache.phase(),
+    ) {
+        (Some(class), _, _) => class.name(),
+        (None, true, pingora::cache::CachePhase::Miss) => "MissGeneratedResponse",
+        _ => "-",
+    };
     let class = match status {
         100..=199 => "1xx",
         200..=299 => "2xx",
@@ -42,6 +52,7 @@ pub fn record(edge: &Edge, session: &mut Session, error: Option<&Error>, ctx: &R
         bytes = bytes_out,
         duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
         cache,
+        detail,
         behavior = ctx.behavior_label(),
         origin = ctx.origin_name(),
         error = error.map(|e| e.to_string()),

@@ -320,6 +320,7 @@ async fn origin_request_answers_are_cached_and_skip_origin_response() {
     .await;
     let c = client();
     let first = c.get(edge.url("/generated")).send().await.unwrap();
+    let first_request_id = first.headers()["x-request-id"].to_str().unwrap().to_string();
     assert_eq!(first.status(), 200);
     assert_eq!(first.headers()["x-cache"], "Miss from edgehook");
     assert!(
@@ -339,6 +340,12 @@ async fn origin_request_answers_are_cached_and_skip_origin_response() {
     assert_eq!(
         runs, 1,
         "the cached answer is served without running the function again"
+    );
+    let log = edge.wait_log("MissGeneratedResponse").await;
+    assert!(
+        log.lines()
+            .any(|l| l.contains("MissGeneratedResponse") && l.contains(&first_request_id)),
+        "the access log marks the first answer as generated: {log}"
     );
 }
 
