@@ -1,17 +1,22 @@
 //! The proxy: pingora's `ProxyHttp` phases, each delegating to a module with one job.
 //!
 //! ```text
-//! request_filter      request id, limits (414/431/400), behavior match, query policy
+//! request_filter        request id, limits (414/431/400), behavior match,
+//!                       viewer-request function, viewer headers, query policy   (viewer)
 //! request_cache_filter  enable the cache for cacheable behaviors and methods
-//! cache_key_callback  key from the behavior's cache-key policy         (cache::key)
-//! cache_vary_filter   variance from the stored response's Vary
-//! upstream_peer       origin -> peer (HTTP origin or the internal socket for directories)
-//! upstream_request_filter  Host, base path, forwarding headers         (forward)
-//! response_cache_filter  freshness and TTL clamping                    (cache::policy)
-//! response_filter     X-Cache, request id, Via
-//! fail_to_proxy       502/504/... pages with X-Cache: Error             (respond)
-//! logging             access log line and metrics                      (access)
+//! cache_key_callback    key from the behavior's cache-key policy                (cache::key)
+//! cache_vary_filter     variance from the stored response's Vary
+//! proxy_upstream_filter origin-request function (misses only)                  (upstream)
+//! upstream_peer         origin -> peer; the local origin for generated answers
+//!                       and requests whose body a function read                 (upstream)
+//! upstream_request_filter  Host, base path, forwarding headers, function changes (forward, upstream)
+//! upstream_response_filter origin-response function, before the cache          (upstream)
+//! response_cache_filter freshness and TTL clamping                              (cache::policy)
+//! response_filter       viewer-response function, X-Cache, request id, Via    (viewer)
+//! fail_to_proxy         502/503/504 pages with X-Cache naming the failure       (respond)
+//! logging               access log line and metrics                             (access)
 //! ```
+//! `hooks` converts between pingora's requests and responses and Lambda@Edge events.
 
 mod access;
 pub mod ctx;
@@ -19,11 +24,13 @@ pub mod forward;
 pub mod hooks;
 pub mod request_id;
 pub mod respond;
+mod upstream;
+mod viewer;
 
 use crate::admin::metrics::Metrics;
 use crate::cache::{key, policy, CacheLayer};
 use crate::config::Config;
-use crate::edge::{EventType, Outcome};
+
 use crate::js::InvokeError;
 use crate::origin::Upstreams;
 use async_trait::async_trait;
@@ -39,7 +46,7 @@ use std::time::{Instant, SystemTime};
 
 /// The largest request body read whole for include_body (functions see at most 40 KB / 1 MB of
 /// it; the rest is held to be sent on to the origin).
-const MAX_INCLUDED_BODY: usize = 16 << 20;
+pub(crate) const MAX_INCLUDED_BODY: usize = 16 << 20;
 
 /// Everything the proxy phases share, built once per server.
 pub struct Edge {
@@ -75,236 +82,6 @@ fn request_head_size(req: &RequestHeader) -> usize {
 }
 
 impl EdgeProxy {
-    /// The end of the viewer-request phase: the behavior's query policy decides the query the
-    /// cache key holds and the origin receives.
-    fn finish_request_filter(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        behavior: Arc<crate::config::Behavior>,
-    ) -> Result<bool> {
-        if behavior.hooks.origin_request.is_some() || behavior.hooks.origin_response.is_some() {
-            self.add_viewer_headers(session, ctx)?;
-        }
-        let req = session.req_header_mut();
-        if req.uri.query().is_some() {
-            let kept = key::filter_query(req.uri.query(), &behavior.cache_key.query);
-            let path_and_query = match kept {
-                Some(q) => format!("{}?{q}", req.uri.path()),
-                None => req.uri.path().to_string(),
-            };
-            if let Ok(uri) = http::Uri::builder().path_and_query(path_and_query).build() {
-                req.set_uri(uri);
-            }
-        }
-        ctx.behavior = Some(behavior);
-        Ok(false)
-    }
-
-    /// CloudFront's viewer headers, added after the viewer-request event (so only origin events
-    /// and the origin see them); a viewer's own header of the same name is replaced.
-    fn add_viewer_headers(&self, session: &mut Session, ctx: &RequestCtx) -> Result<()> {
-        let address = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        let req = session.req_header();
-        let user_agent = req
-            .headers
-            .get(http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let trusted = self
-            .edge
-            .config
-            .server
-            .viewer_country_header
-            .as_ref()
-            .and_then(|name| req.headers.get(name))
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let country = trusted.or_else(|| {
-            let ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())?;
-            self.edge.geoip.as_ref()?.country(ip)
-        });
-        let headers = crate::edge::viewer::headers(user_agent, ctx.viewer_tls, &address, country.as_deref());
-        let req = session.req_header_mut();
-        for (name, value) in headers {
-            req.remove_header(name);
-            req.append_header(name, value)?;
-        }
-        Ok(())
-    }
-
-    /// Reads the whole request body for include_body (None when there is none); a body over
-    /// `MAX_INCLUDED_BODY` is refused with 413.
-    async fn read_body(&self, session: &mut Session) -> Result<std::result::Result<Option<bytes::Bytes>, u16>> {
-        let req = session.req_header();
-        let declared = req
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        let chunked = req.headers.contains_key(http::header::TRANSFER_ENCODING);
-        if declared.unwrap_or(0) == 0 && !chunked {
-            return Ok(Ok(None));
-        }
-        if declared.is_some_and(|n| n > MAX_INCLUDED_BODY as u64) {
-            return Ok(Err(413));
-        }
-        let mut body = bytes::BytesMut::new();
-        while let Some(chunk) = session.as_mut().read_request_body().await? {
-            if body.len() + chunk.len() > MAX_INCLUDED_BODY {
-                return Ok(Err(413));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Ok(Some(body.freeze())))
-    }
-
-    /// Sends a response generated by a viewer-request function straight to the viewer.
-    async fn write_generated(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        generated: &crate::edge::result::Generated,
-    ) -> Result<()> {
-        let server = &self.edge.config.server;
-        let mut header = hooks::generated_response(generated)?;
-        header.insert_header(respond::X_CACHE, respond::GENERATED)?;
-        header.insert_header(server.request_id_header.clone(), ctx.request_id.as_str())?;
-        let head = session.req_header().method == http::Method::HEAD;
-        let body = (!head && !generated.body.is_empty()).then(|| bytes::Bytes::from(generated.body.clone()));
-        session.write_response_header(Box::new(header), body.is_none()).await?;
-        if let Some(body) = body {
-            session.write_response_body(Some(body), true).await?;
-        }
-        Ok(())
-    }
-
-    /// Runs the viewer-response function: for hits and misses, not for statuses of 400 and up
-    /// (nor for viewer-request answers, which never reach this phase). Status is read-only.
-    async fn viewer_response(&self, resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
-        let Some(behavior) = ctx.behavior.clone() else {
-            return Ok(());
-        };
-        let Some(association) = &behavior.hooks.viewer_response else {
-            return Ok(());
-        };
-        if resp.status.as_u16() >= 400 {
-            return Ok(());
-        }
-        let Some(request) = ctx.viewer_request.clone() else {
-            return Ok(());
-        };
-        let response = hooks::response_of(resp);
-        let event = hooks::event(EventType::ViewerResponse, ctx, request, Some(response.clone()));
-        let error = match hooks::invoke(&self.edge, association, &event).await {
-            Ok(Outcome::Response {
-                response: changed,
-                status,
-                ..
-            }) => {
-                return hooks::apply_response(resp, &response, &changed, status);
-            }
-            Ok(_) => InvokeError::validation(
-                crate::edge::ValidationError("a viewer-response function must return the response".into()),
-                &association.function,
-                &ctx.request_id,
-            ),
-            Err(error) => error,
-        };
-        tracing::warn!(target: "edgehook::function", request_id = %ctx.request_id, "{error}");
-        ctx.function_error = Some(error.class);
-        Err(Error::explain(
-            pingora::ErrorType::HTTPStatus(error.class.status()),
-            error.to_string(),
-        ))
-    }
-
-    fn forwarding<'a>(
-        &'a self,
-        session: &Session,
-        ctx: &'a RequestCtx,
-        origin: &'a crate::config::Origin,
-    ) -> forward::Forwarding<'a> {
-        let server = &self.edge.config.server;
-        forward::Forwarding {
-            origin,
-            client_ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()),
-            viewer_tls: ctx.viewer_tls,
-            via: &server.via,
-            request_id_header: &server.request_id_header,
-            request_id: &ctx.request_id,
-        }
-    }
-
-    /// The request as the origin will receive it (forwarding headers included, the origin's path
-    /// not yet prepended), with the origin block, as origin events show it.
-    fn origin_request_of(
-        &self,
-        session: &Session,
-        ctx: &RequestCtx,
-        origin: &crate::config::Origin,
-    ) -> crate::edge::event::Request {
-        let mut forwarded = session.req_header().clone();
-        let original_uri = forwarded.uri.clone();
-        // Forwarding only fails on values that are not header values, which these are not.
-        let _ = self.forwarding(session, ctx, origin).apply(&mut forwarded);
-        forwarded.set_uri(original_uri);
-        let mut request = hooks::request_of(&forwarded, &ctx.client_ip);
-        request.origin = Some(hooks::origin_block(origin));
-        request
-    }
-
-    /// Runs the origin-response function on the origin's answer (any status), before the cache
-    /// stores it: its changes are what is cached. Not run for responses an origin-request
-    /// function generated.
-    async fn origin_response(&self, resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
-        if ctx.generated_token.is_some() {
-            return Ok(());
-        }
-        let Some(behavior) = ctx.behavior.clone() else {
-            return Ok(());
-        };
-        let Some(association) = &behavior.hooks.origin_response else {
-            return Ok(());
-        };
-        let Some((_, request)) = ctx.origin_request.clone() else {
-            return Ok(());
-        };
-        let response = hooks::response_of(resp);
-        let event = hooks::event(EventType::OriginResponse, ctx, request, Some(response.clone()));
-        let error = match hooks::invoke(&self.edge, association, &event).await {
-            Ok(Outcome::Response {
-                response: changed,
-                status,
-                body,
-            }) => {
-                hooks::apply_response(resp, &response, &changed, status)?;
-                if let Some(body) = body {
-                    resp.remove_header(&http::header::TRANSFER_ENCODING);
-                    resp.remove_header(&http::header::CONTENT_ENCODING);
-                    resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
-                    ctx.replacement_body = Some(bytes::Bytes::from(body));
-                }
-                return Ok(());
-            }
-            Ok(_) => InvokeError::validation(
-                crate::edge::ValidationError("an origin-response function must return the response".into()),
-                &association.function,
-                &ctx.request_id,
-            ),
-            Err(error) => error,
-        };
-        tracing::warn!(target: "edgehook::function", request_id = %ctx.request_id, "{error}");
-        ctx.function_error = Some(error.class);
-        Err(Error::explain(
-            pingora::ErrorType::HTTPStatus(error.class.status()),
-            error.to_string(),
-        ))
-    }
-
     /// Answers a function failure as CloudFront does: 502/503 with the class in X-Cache.
     async fn write_function_error(
         &self,
@@ -377,69 +154,7 @@ impl ProxyHttp for EdgeProxy {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip().to_string())
             .unwrap_or_default();
-        let includes_body = [&behavior.hooks.viewer_request, &behavior.hooks.origin_request]
-            .into_iter()
-            .flatten()
-            .any(|a| a.include_body);
-        if includes_body {
-            match self.read_body(session).await? {
-                Ok(body) => ctx.request_body = body,
-                Err(status) => {
-                    ctx.error_answer = true;
-                    let server = &self.edge.config.server;
-                    respond::write_error(session, status, &server.request_id_header, &ctx.request_id).await?;
-                    return Ok(true);
-                }
-            }
-        }
-        if behavior.hooks.viewer_request.is_some() || behavior.hooks.viewer_response.is_some() {
-            let mut request = hooks::request_of(session.req_header(), &ctx.client_ip);
-            let Some(association) = &behavior.hooks.viewer_request else {
-                ctx.viewer_request = Some(request);
-                return self.finish_request_filter(session, ctx, behavior);
-            };
-            if association.include_body {
-                request.body = ctx
-                    .request_body
-                    .as_ref()
-                    .map(|b| hooks::event_body(b, EventType::ViewerRequest));
-            }
-            let event = hooks::event(EventType::ViewerRequest, ctx, request.clone(), None);
-            match hooks::invoke(&self.edge, association, &event).await {
-                Ok(Outcome::Request {
-                    request: mut changed,
-                    body,
-                }) => {
-                    if let Some(body) = body {
-                        ctx.body_replacement = Some(body.into());
-                    }
-                    changed.body = None;
-                    hooks::apply_request(session.req_header_mut(), &request, &changed)?;
-                    ctx.viewer_request = Some(changed);
-                }
-                Ok(Outcome::Generated(generated)) => {
-                    self.write_generated(session, ctx, &generated).await?;
-                    ctx.behavior = Some(behavior);
-                    return Ok(true);
-                }
-                Ok(Outcome::Response { .. }) => {
-                    let error = InvokeError::validation(
-                        crate::edge::ValidationError("a request event returned a response without a status".into()),
-                        &association.function,
-                        &ctx.request_id,
-                    );
-                    self.write_function_error(session, ctx, &error).await?;
-                    ctx.behavior = Some(behavior);
-                    return Ok(true);
-                }
-                Err(error) => {
-                    self.write_function_error(session, ctx, &error).await?;
-                    ctx.behavior = Some(behavior);
-                    return Ok(true);
-                }
-            }
-        }
-        self.finish_request_filter(session, ctx, behavior)
+        self.viewer_request(session, ctx, behavior).await
     }
 
     fn request_cache_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
@@ -509,95 +224,12 @@ impl ProxyHttp for EdgeProxy {
     }
 
     async fn proxy_upstream_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let Some(behavior) = ctx.behavior.clone() else {
-            return Ok(true);
-        };
-        ctx.origin = Some(behavior.origin.clone());
-        let Some(association) = &behavior.hooks.origin_request else {
-            if behavior.hooks.origin_response.is_some() {
-                let request = self.origin_request_of(session, ctx, &behavior.origin);
-                ctx.origin_request = Some((request.clone(), request));
-            }
-            return Ok(true);
-        };
-        let mut request = self.origin_request_of(session, ctx, &behavior.origin);
-        if association.include_body {
-            let current = ctx.body_replacement.as_ref().or(ctx.request_body.as_ref());
-            request.body = current.map(|b| hooks::event_body(b, EventType::OriginRequest));
-        }
-        let event = hooks::event(EventType::OriginRequest, ctx, request.clone(), None);
-        let error = match hooks::invoke(&self.edge, association, &event).await {
-            Ok(Outcome::Request {
-                request: mut changed,
-                body,
-            }) => {
-                if let Some(body) = body {
-                    ctx.body_replacement = Some(body.into());
-                }
-                changed.body = None;
-                request.body = None;
-                if changed.origin != request.origin {
-                    match changed
-                        .origin
-                        .as_ref()
-                        .map(|o| hooks::chosen_origin(&self.edge.config.origins, o))
-                    {
-                        Some(Ok(origin)) => ctx.origin = Some(origin),
-                        Some(Err(message)) => {
-                            let error = InvokeError::validation(
-                                crate::edge::ValidationError(message),
-                                &association.function,
-                                &ctx.request_id,
-                            );
-                            self.write_function_error(session, ctx, &error).await?;
-                            return Ok(false);
-                        }
-                        None => {}
-                    }
-                }
-                ctx.origin_request = Some((request, changed));
-                return Ok(true);
-            }
-            Ok(Outcome::Generated(generated)) => {
-                // Served by the local origin so that the cache admits it like an origin response.
-                let token = ctx.request_id.clone();
-                self.edge.generated.put(&token, generated);
-                ctx.generated_token = Some(token);
-                return Ok(true);
-            }
-            Ok(Outcome::Response { .. }) => InvokeError::validation(
-                crate::edge::ValidationError("a request event returned a response without a status".into()),
-                &association.function,
-                &ctx.request_id,
-            ),
-            Err(error) => error,
-        };
-        self.write_function_error(session, ctx, &error).await?;
-        Ok(false)
+        self.origin_request(session, ctx).await
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         ctx.origin_started.get_or_insert_with(Instant::now);
-        if ctx.generated_token.is_some() {
-            return self.edge.upstreams.local_peer();
-        }
-        let origin = match (&ctx.origin, &ctx.behavior) {
-            (Some(origin), _) => origin.clone(),
-            (None, Some(behavior)) => behavior.origin.clone(),
-            (None, None) => {
-                return Err(Error::explain(
-                    pingora::ErrorType::InternalError,
-                    "proxying without a behavior",
-                ));
-            }
-        };
-        let peer = self.edge.upstreams.peer(&origin).await?;
-        if ctx.request_body.is_some() {
-            // The body was read for a function: the local origin sends the request on with it.
-            ctx.forward_peer = Some(peer);
-            return self.edge.upstreams.local_peer();
-        }
-        Ok(peer)
+        self.choose_peer(ctx).await
     }
 
     async fn upstream_request_filter(
@@ -606,83 +238,7 @@ impl ProxyHttp for EdgeProxy {
         upstream: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let Some(token) = &ctx.generated_token {
-            let uri = format!("{}{token}", crate::origin::local::GENERATED_PREFIX);
-            upstream.set_uri(
-                http::Uri::builder().path_and_query(uri).build().map_err(|e| {
-                    Error::because(pingora::ErrorType::InternalError, "the generated response's path", e)
-                })?,
-            );
-            return Ok(());
-        }
-        let Some(origin) = ctx
-            .origin
-            .clone()
-            .or_else(|| ctx.behavior.as_ref().map(|b| b.origin.clone()))
-        else {
-            return Ok(());
-        };
-        if let Some((_, after)) = &ctx.origin_request {
-            let target = if after.querystring.is_empty() {
-                after.uri.clone()
-            } else {
-                format!("{}?{}", after.uri, after.querystring)
-            };
-            upstream.set_uri(
-                http::Uri::builder()
-                    .path_and_query(target)
-                    .build()
-                    .map_err(|e| Error::because(pingora::ErrorType::InternalError, "the origin request's URI", e))?,
-            );
-        }
-        self.forwarding(session, ctx, &origin).apply(upstream)?;
-        if let Some((before, after)) = &ctx.origin_request {
-            let (mut plain_before, mut plain_after) = (before.clone(), after.clone());
-            plain_after.uri = plain_before.uri.clone();
-            plain_after.querystring = plain_before.querystring.clone();
-            plain_before.origin = None;
-            plain_after.origin = None;
-            hooks::apply_request(upstream, &plain_before, &plain_after)?;
-            if let Some(chosen) = &after.origin {
-                for (name, entries) in hooks::custom_headers(chosen) {
-                    upstream.remove_header(name);
-                    for entry in entries {
-                        let key = entry
-                            .key
-                            .clone()
-                            .unwrap_or_else(|| crate::edge::event::title_case(name));
-                        upstream.append_header(key, entry.value.as_str())?;
-                    }
-                }
-            }
-        }
-        if let Some(peer) = ctx.forward_peer.take() {
-            let body = ctx
-                .body_replacement
-                .clone()
-                .or_else(|| ctx.request_body.clone())
-                .unwrap_or_default();
-            let mut real = upstream.clone();
-            real.remove_header(&http::header::TRANSFER_ENCODING);
-            real.insert_header(http::header::CONTENT_LENGTH, body.len())?;
-            self.edge.forwards.put(
-                &ctx.request_id,
-                crate::origin::local::Forward {
-                    peer,
-                    header: real,
-                    body,
-                },
-            );
-            let path = format!("{}{}", crate::origin::local::FORWARD_PREFIX, ctx.request_id);
-            upstream.set_uri(
-                http::Uri::builder().path_and_query(path).build().map_err(|e| {
-                    Error::because(pingora::ErrorType::InternalError, "the forwarded request's path", e)
-                })?,
-            );
-            upstream.remove_header(&http::header::TRANSFER_ENCODING);
-            upstream.insert_header(http::header::CONTENT_LENGTH, 0)?;
-        }
-        Ok(())
+        self.prepare_upstream_request(session, upstream, ctx)
     }
 
     async fn upstream_response_filter(

@@ -1,0 +1,278 @@
+//! The origin side of the function phases: the origin-request function on cache misses (which
+//! may change the request and the origin, or answer), the choice of peer, the request the origin
+//! receives, and the origin-response function before the cache stores the answer.
+
+use super::ctx::RequestCtx;
+use super::{forward, hooks, EdgeProxy};
+use crate::edge::{EventType, Outcome};
+use crate::js::InvokeError;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::Session;
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, Result};
+
+impl EdgeProxy {
+    /// The origin-request phase: runs on misses only. `Ok(false)` means an answer was written.
+    pub(super) async fn origin_request(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let Some(behavior) = ctx.behavior.clone() else {
+            return Ok(true);
+        };
+        ctx.origin = Some(behavior.origin.clone());
+        let Some(association) = &behavior.hooks.origin_request else {
+            if behavior.hooks.origin_response.is_some() {
+                let request = self.origin_request_of(session, ctx, &behavior.origin);
+                ctx.origin_request = Some((request.clone(), request));
+            }
+            return Ok(true);
+        };
+        let mut request = self.origin_request_of(session, ctx, &behavior.origin);
+        if association.include_body {
+            let current = ctx.body_replacement.as_ref().or(ctx.request_body.as_ref());
+            request.body = current.map(|b| hooks::event_body(b, EventType::OriginRequest));
+        }
+        let event = hooks::event(EventType::OriginRequest, ctx, request.clone(), None);
+        let error = match hooks::invoke(&self.edge, association, &event).await {
+            Ok(Outcome::Request {
+                request: mut changed,
+                body,
+            }) => {
+                if let Some(body) = body {
+                    ctx.body_replacement = Some(body.into());
+                }
+                changed.body = None;
+                request.body = None;
+                if changed.origin != request.origin {
+                    match changed
+                        .origin
+                        .as_ref()
+                        .map(|o| hooks::chosen_origin(&self.edge.config.origins, o))
+                    {
+                        Some(Ok(origin)) => ctx.origin = Some(origin),
+                        Some(Err(message)) => {
+                            let error = InvokeError::validation(
+                                crate::edge::ValidationError(message),
+                                &association.function,
+                                &ctx.request_id,
+                            );
+                            self.write_function_error(session, ctx, &error).await?;
+                            return Ok(false);
+                        }
+                        None => {}
+                    }
+                }
+                ctx.origin_request = Some((request, changed));
+                return Ok(true);
+            }
+            Ok(Outcome::Generated(generated)) => {
+                // Served by the local origin so that the cache admits it like an origin response.
+                let token = ctx.request_id.clone();
+                self.edge.generated.put(&token, generated);
+                ctx.generated_token = Some(token);
+                return Ok(true);
+            }
+            Ok(Outcome::Response { .. }) => InvokeError::validation(
+                crate::edge::ValidationError("a request event returned a response without a status".into()),
+                &association.function,
+                &ctx.request_id,
+            ),
+            Err(error) => error,
+        };
+        self.write_function_error(session, ctx, &error).await?;
+        Ok(false)
+    }
+
+    /// The peer of this request: the local origin for generated answers and requests whose body
+    /// was read, else the chosen origin.
+    pub(super) async fn choose_peer(&self, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        if ctx.generated_token.is_some() {
+            return self.edge.upstreams.local_peer();
+        }
+        let origin = match (&ctx.origin, &ctx.behavior) {
+            (Some(origin), _) => origin.clone(),
+            (None, Some(behavior)) => behavior.origin.clone(),
+            (None, None) => {
+                return Err(Error::explain(
+                    pingora::ErrorType::InternalError,
+                    "proxying without a behavior",
+                ));
+            }
+        };
+        let peer = self.edge.upstreams.peer(&origin).await?;
+        if ctx.request_body.is_some() {
+            // The body was read for a function: the local origin sends the request on with it.
+            ctx.forward_peer = Some(peer);
+            return self.edge.upstreams.local_peer();
+        }
+        Ok(peer)
+    }
+
+    /// The request the origin receives: the origin-request function's URI, the forwarding
+    /// headers, the function's header changes and custom headers; or the local origin's path.
+    pub(super) fn prepare_upstream_request(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(token) = &ctx.generated_token {
+            let uri = format!("{}{token}", crate::origin::local::GENERATED_PREFIX);
+            upstream.set_uri(
+                http::Uri::builder().path_and_query(uri).build().map_err(|e| {
+                    Error::because(pingora::ErrorType::InternalError, "the generated response's path", e)
+                })?,
+            );
+            return Ok(());
+        }
+        let Some(origin) = ctx
+            .origin
+            .clone()
+            .or_else(|| ctx.behavior.as_ref().map(|b| b.origin.clone()))
+        else {
+            return Ok(());
+        };
+        if let Some((_, after)) = &ctx.origin_request {
+            let target = if after.querystring.is_empty() {
+                after.uri.clone()
+            } else {
+                format!("{}?{}", after.uri, after.querystring)
+            };
+            upstream.set_uri(
+                http::Uri::builder()
+                    .path_and_query(target)
+                    .build()
+                    .map_err(|e| Error::because(pingora::ErrorType::InternalError, "the origin request's URI", e))?,
+            );
+        }
+        self.forwarding(session, ctx, &origin).apply(upstream)?;
+        if let Some((before, after)) = &ctx.origin_request {
+            let (mut plain_before, mut plain_after) = (before.clone(), after.clone());
+            plain_after.uri = plain_before.uri.clone();
+            plain_after.querystring = plain_before.querystring.clone();
+            plain_before.origin = None;
+            plain_after.origin = None;
+            hooks::apply_request(upstream, &plain_before, &plain_after)?;
+            if let Some(chosen) = &after.origin {
+                for (name, entries) in hooks::custom_headers(chosen) {
+                    upstream.remove_header(name);
+                    for entry in entries {
+                        let key = entry
+                            .key
+                            .clone()
+                            .unwrap_or_else(|| crate::edge::event::title_case(name));
+                        upstream.append_header(key, entry.value.as_str())?;
+                    }
+                }
+            }
+        }
+        if let Some(peer) = ctx.forward_peer.take() {
+            let body = ctx
+                .body_replacement
+                .clone()
+                .or_else(|| ctx.request_body.clone())
+                .unwrap_or_default();
+            let mut real = upstream.clone();
+            real.remove_header(&http::header::TRANSFER_ENCODING);
+            real.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+            self.edge.forwards.put(
+                &ctx.request_id,
+                crate::origin::local::Forward {
+                    peer,
+                    header: real,
+                    body,
+                },
+            );
+            let path = format!("{}{}", crate::origin::local::FORWARD_PREFIX, ctx.request_id);
+            upstream.set_uri(
+                http::Uri::builder().path_and_query(path).build().map_err(|e| {
+                    Error::because(pingora::ErrorType::InternalError, "the forwarded request's path", e)
+                })?,
+            );
+            upstream.remove_header(&http::header::TRANSFER_ENCODING);
+            upstream.insert_header(http::header::CONTENT_LENGTH, 0)?;
+        }
+        Ok(())
+    }
+
+    fn forwarding<'a>(
+        &'a self,
+        session: &Session,
+        ctx: &'a RequestCtx,
+        origin: &'a crate::config::Origin,
+    ) -> forward::Forwarding<'a> {
+        let server = &self.edge.config.server;
+        forward::Forwarding {
+            origin,
+            client_ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()),
+            viewer_tls: ctx.viewer_tls,
+            via: &server.via,
+            request_id_header: &server.request_id_header,
+            request_id: &ctx.request_id,
+        }
+    }
+
+    /// The request as the origin will receive it (forwarding headers included, the origin's path
+    /// not yet prepended), with the origin block, as origin events show it.
+    fn origin_request_of(
+        &self,
+        session: &Session,
+        ctx: &RequestCtx,
+        origin: &crate::config::Origin,
+    ) -> crate::edge::event::Request {
+        let mut forwarded = session.req_header().clone();
+        let original_uri = forwarded.uri.clone();
+        // Forwarding only fails on values that are not header values, which these are not.
+        let _ = self.forwarding(session, ctx, origin).apply(&mut forwarded);
+        forwarded.set_uri(original_uri);
+        let mut request = hooks::request_of(&forwarded, &ctx.client_ip);
+        request.origin = Some(hooks::origin_block(origin));
+        request
+    }
+
+    /// Runs the origin-response function on the origin's answer (any status), before the cache
+    /// stores it: its changes are what is cached. Not run for responses an origin-request
+    /// function generated.
+    pub(super) async fn origin_response(&self, resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
+        if ctx.generated_token.is_some() {
+            return Ok(());
+        }
+        let Some(behavior) = ctx.behavior.clone() else {
+            return Ok(());
+        };
+        let Some(association) = &behavior.hooks.origin_response else {
+            return Ok(());
+        };
+        let Some((_, request)) = ctx.origin_request.clone() else {
+            return Ok(());
+        };
+        let response = hooks::response_of(resp);
+        let event = hooks::event(EventType::OriginResponse, ctx, request, Some(response.clone()));
+        let error = match hooks::invoke(&self.edge, association, &event).await {
+            Ok(Outcome::Response {
+                response: changed,
+                status,
+                body,
+            }) => {
+                hooks::apply_response(resp, &response, &changed, status)?;
+                if let Some(body) = body {
+                    resp.remove_header(&http::header::TRANSFER_ENCODING);
+                    resp.remove_header(&http::header::CONTENT_ENCODING);
+                    resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+                    ctx.replacement_body = Some(bytes::Bytes::from(body));
+                }
+                return Ok(());
+            }
+            Ok(_) => InvokeError::validation(
+                crate::edge::ValidationError("an origin-response function must return the response".into()),
+                &association.function,
+                &ctx.request_id,
+            ),
+            Err(error) => error,
+        };
+        tracing::warn!(target: "edgehook::function", request_id = %ctx.request_id, "{error}");
+        ctx.function_error = Some(error.class);
+        Err(Error::explain(
+            pingora::ErrorType::HTTPStatus(error.class.status()),
+            error.to_string(),
+        ))
+    }
+}

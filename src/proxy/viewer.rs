@@ -1,0 +1,235 @@
+//! The viewer side of the function phases: the viewer-request function (with include_body and
+//! CloudFront's viewer headers) before the cache, and the viewer-response function after it.
+
+use super::ctx::RequestCtx;
+use super::{hooks, key, respond, EdgeProxy, MAX_INCLUDED_BODY};
+use crate::config::Behavior;
+use crate::edge::{EventType, Outcome};
+use crate::js::InvokeError;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use pingora::{Error, Result};
+use std::sync::Arc;
+
+impl EdgeProxy {
+    /// The viewer-request phase for `behavior`: reads the body when a function includes it,
+    /// runs the viewer-request function, and applies its outcome. `Ok(true)` means an answer was
+    /// written (a generated response or a failure) and the request ends here.
+    pub(super) async fn viewer_request(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        behavior: Arc<Behavior>,
+    ) -> Result<bool> {
+        let includes_body = [&behavior.hooks.viewer_request, &behavior.hooks.origin_request]
+            .into_iter()
+            .flatten()
+            .any(|a| a.include_body);
+        if includes_body {
+            match self.read_body(session).await? {
+                Ok(body) => ctx.request_body = body,
+                Err(status) => {
+                    ctx.error_answer = true;
+                    let server = &self.edge.config.server;
+                    respond::write_error(session, status, &server.request_id_header, &ctx.request_id).await?;
+                    return Ok(true);
+                }
+            }
+        }
+        if behavior.hooks.viewer_request.is_some() || behavior.hooks.viewer_response.is_some() {
+            let mut request = hooks::request_of(session.req_header(), &ctx.client_ip);
+            let Some(association) = &behavior.hooks.viewer_request else {
+                ctx.viewer_request = Some(request);
+                return self.finish_request_filter(session, ctx, behavior);
+            };
+            if association.include_body {
+                request.body = ctx
+                    .request_body
+                    .as_ref()
+                    .map(|b| hooks::event_body(b, EventType::ViewerRequest));
+            }
+            let event = hooks::event(EventType::ViewerRequest, ctx, request.clone(), None);
+            match hooks::invoke(&self.edge, association, &event).await {
+                Ok(Outcome::Request {
+                    request: mut changed,
+                    body,
+                }) => {
+                    if let Some(body) = body {
+                        ctx.body_replacement = Some(body.into());
+                    }
+                    changed.body = None;
+                    hooks::apply_request(session.req_header_mut(), &request, &changed)?;
+                    ctx.viewer_request = Some(changed);
+                }
+                Ok(Outcome::Generated(generated)) => {
+                    self.write_generated(session, ctx, &generated).await?;
+                    ctx.behavior = Some(behavior);
+                    return Ok(true);
+                }
+                Ok(Outcome::Response { .. }) => {
+                    let error = InvokeError::validation(
+                        crate::edge::ValidationError("a request event returned a response without a status".into()),
+                        &association.function,
+                        &ctx.request_id,
+                    );
+                    self.write_function_error(session, ctx, &error).await?;
+                    ctx.behavior = Some(behavior);
+                    return Ok(true);
+                }
+                Err(error) => {
+                    self.write_function_error(session, ctx, &error).await?;
+                    ctx.behavior = Some(behavior);
+                    return Ok(true);
+                }
+            }
+        }
+        self.finish_request_filter(session, ctx, behavior)
+    }
+
+    /// The end of the viewer-request phase: the behavior's query policy decides the query the
+    /// cache key holds and the origin receives.
+    fn finish_request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        behavior: Arc<crate::config::Behavior>,
+    ) -> Result<bool> {
+        if behavior.hooks.origin_request.is_some() || behavior.hooks.origin_response.is_some() {
+            self.add_viewer_headers(session, ctx)?;
+        }
+        let req = session.req_header_mut();
+        if req.uri.query().is_some() {
+            let kept = key::filter_query(req.uri.query(), &behavior.cache_key.query);
+            let path_and_query = match kept {
+                Some(q) => format!("{}?{q}", req.uri.path()),
+                None => req.uri.path().to_string(),
+            };
+            if let Ok(uri) = http::Uri::builder().path_and_query(path_and_query).build() {
+                req.set_uri(uri);
+            }
+        }
+        ctx.behavior = Some(behavior);
+        Ok(false)
+    }
+
+    /// CloudFront's viewer headers, added after the viewer-request event (so only origin events
+    /// and the origin see them); a viewer's own header of the same name is replaced.
+    fn add_viewer_headers(&self, session: &mut Session, ctx: &RequestCtx) -> Result<()> {
+        let address = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let req = session.req_header();
+        let user_agent = req
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let trusted = self
+            .edge
+            .config
+            .server
+            .viewer_country_header
+            .as_ref()
+            .and_then(|name| req.headers.get(name))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let country = trusted.or_else(|| {
+            let ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())?;
+            self.edge.geoip.as_ref()?.country(ip)
+        });
+        let headers = crate::edge::viewer::headers(user_agent, ctx.viewer_tls, &address, country.as_deref());
+        let req = session.req_header_mut();
+        for (name, value) in headers {
+            req.remove_header(name);
+            req.append_header(name, value)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the whole request body for include_body (None when there is none); a body over
+    /// `MAX_INCLUDED_BODY` is refused with 413.
+    async fn read_body(&self, session: &mut Session) -> Result<std::result::Result<Option<bytes::Bytes>, u16>> {
+        let req = session.req_header();
+        let declared = req
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let chunked = req.headers.contains_key(http::header::TRANSFER_ENCODING);
+        if declared.unwrap_or(0) == 0 && !chunked {
+            return Ok(Ok(None));
+        }
+        if declared.is_some_and(|n| n > MAX_INCLUDED_BODY as u64) {
+            return Ok(Err(413));
+        }
+        let mut body = bytes::BytesMut::new();
+        while let Some(chunk) = session.as_mut().read_request_body().await? {
+            if body.len() + chunk.len() > MAX_INCLUDED_BODY {
+                return Ok(Err(413));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Ok(Some(body.freeze())))
+    }
+
+    /// Sends a response generated by a viewer-request function straight to the viewer.
+    async fn write_generated(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        generated: &crate::edge::result::Generated,
+    ) -> Result<()> {
+        let server = &self.edge.config.server;
+        let mut header = hooks::generated_response(generated)?;
+        header.insert_header(respond::X_CACHE, respond::GENERATED)?;
+        header.insert_header(server.request_id_header.clone(), ctx.request_id.as_str())?;
+        let head = session.req_header().method == http::Method::HEAD;
+        let body = (!head && !generated.body.is_empty()).then(|| bytes::Bytes::from(generated.body.clone()));
+        session.write_response_header(Box::new(header), body.is_none()).await?;
+        if let Some(body) = body {
+            session.write_response_body(Some(body), true).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs the viewer-response function: for hits and misses, not for statuses of 400 and up
+    /// (nor for viewer-request answers, which never reach this phase). Status is read-only.
+    pub(super) async fn viewer_response(&self, resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
+        let Some(behavior) = ctx.behavior.clone() else {
+            return Ok(());
+        };
+        let Some(association) = &behavior.hooks.viewer_response else {
+            return Ok(());
+        };
+        if resp.status.as_u16() >= 400 {
+            return Ok(());
+        }
+        let Some(request) = ctx.viewer_request.clone() else {
+            return Ok(());
+        };
+        let response = hooks::response_of(resp);
+        let event = hooks::event(EventType::ViewerResponse, ctx, request, Some(response.clone()));
+        let error = match hooks::invoke(&self.edge, association, &event).await {
+            Ok(Outcome::Response {
+                response: changed,
+                status,
+                ..
+            }) => {
+                return hooks::apply_response(resp, &response, &changed, status);
+            }
+            Ok(_) => InvokeError::validation(
+                crate::edge::ValidationError("a viewer-response function must return the response".into()),
+                &association.function,
+                &ctx.request_id,
+            ),
+            Err(error) => error,
+        };
+        tracing::warn!(target: "edgehook::function", request_id = %ctx.request_id, "{error}");
+        ctx.function_error = Some(error.class);
+        Err(Error::explain(
+            pingora::ErrorType::HTTPStatus(error.class.status()),
+            error.to_string(),
+        ))
+    }
+}
