@@ -3,6 +3,7 @@ pub mod admin;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod deploy;
 pub mod edge;
 pub mod js;
 pub mod local_http;
