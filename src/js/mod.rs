@@ -42,6 +42,9 @@ pub struct FunctionSpec {
     /// Maximum simultaneous invocations.
     pub concurrency: usize,
     pub version: String,
+    /// Distinguishes successive code of one name (a new `$LATEST`); instances of an older
+    /// revision are replaced. Assigned by `JsPool::register`.
+    pub revision: u64,
 }
 
 impl FunctionSpec {
@@ -58,6 +61,7 @@ impl FunctionSpec {
             env: BTreeMap::new(),
             concurrency: 1000,
             version: "$LATEST".into(),
+            revision: 0,
         }
     }
 }
@@ -79,6 +83,7 @@ impl From<&crate::config::Function> for FunctionSpec {
             env: function.env.clone(),
             concurrency: function.concurrency,
             version: "$LATEST".into(),
+            revision: 0,
         }
     }
 }

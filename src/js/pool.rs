@@ -2,9 +2,11 @@
 //! supervisor. Every thread holds an instance of every function, so any thread can take any job.
 
 use super::supervisor::Supervisor;
-use super::worker::{Job, Worker};
+use super::worker::{Control, Job, Worker};
 use super::{Failure, FunctionSpec};
+use parking_lot::RwLock;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{oneshot, Semaphore};
@@ -36,7 +38,10 @@ struct Registered {
 
 pub struct JsPool {
     jobs: async_channel::Sender<Job>,
-    functions: HashMap<String, Registered>,
+    /// One control channel per JS thread.
+    controls: Vec<async_channel::Sender<Control>>,
+    functions: RwLock<HashMap<String, Registered>>,
+    next_revision: AtomicU64,
     supervisor: Arc<Supervisor>,
     max_wait: Duration,
 }
@@ -51,11 +56,15 @@ impl JsPool {
         let specs: Vec<Arc<FunctionSpec>> = functions.into_iter().map(Arc::new).collect();
         let (jobs, receiver) = async_channel::bounded(options.queue.max(1));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let mut controls = Vec::with_capacity(threads);
         for index in 0..threads {
+            let (control_tx, control) = async_channel::unbounded();
+            controls.push(control_tx);
             let worker = Worker {
                 index,
                 functions: specs.clone(),
                 jobs: receiver.clone(),
+                control,
                 supervisor: supervisor.clone(),
             };
             let ready = ready_tx.clone();
@@ -67,13 +76,17 @@ impl JsPool {
         drop(ready_tx);
         let pool = JsPool {
             jobs,
-            functions: specs
-                .into_iter()
-                .map(|spec| {
-                    let slots = Arc::new(Semaphore::new(spec.concurrency.max(1)));
-                    (spec.name.to_string(), Registered { spec, slots })
-                })
-                .collect(),
+            controls,
+            next_revision: AtomicU64::new(1),
+            functions: RwLock::new(
+                specs
+                    .into_iter()
+                    .map(|spec| {
+                        let slots = Arc::new(Semaphore::new(spec.concurrency.max(1)));
+                        (spec.name.to_string(), Registered { spec, slots })
+                    })
+                    .collect(),
+            ),
             supervisor,
             max_wait: options.max_wait,
         };
@@ -88,28 +101,49 @@ impl JsPool {
     }
 
     pub fn has_function(&self, name: &str) -> bool {
-        self.functions.contains_key(name)
+        self.functions.read().contains_key(name)
+    }
+
+    /// Adds a function, or replaces the code of one, without stopping anything: every JS thread
+    /// is told to build the new code right away; calls already running finish on the old code;
+    /// the next calls use the new. The caller has checked that the code loads.
+    pub fn register(&self, mut spec: FunctionSpec) {
+        spec.revision = self.next_revision.fetch_add(1, Ordering::Relaxed);
+        let spec = Arc::new(spec);
+        let slots = Arc::new(Semaphore::new(spec.concurrency.max(1)));
+        self.functions.write().insert(
+            spec.name.to_string(),
+            Registered {
+                spec: spec.clone(),
+                slots,
+            },
+        );
+        for control in &self.controls {
+            let _ = control.try_send(Control::Warm(spec.clone()));
+        }
     }
 
     /// Runs `event_json` through `function`; returns the handler's result as JSON text.
     pub async fn invoke_json(&self, function: &str, event_json: String, request_id: &str) -> Result<String, Failure> {
-        let registered = self
+        let (spec, slots) = self
             .functions
+            .read()
             .get(function)
+            .map(|r| (r.spec.clone(), r.slots.clone()))
             .ok_or_else(|| Failure::Load(format!("no function named `{function}` is loaded")))?;
         let throttled = || {
             Failure::Throttled(format!(
                 "The Lambda function associated with the CloudFront distribution was throttled (concurrency {})",
-                registered.spec.concurrency
+                spec.concurrency
             ))
         };
-        let _slot = tokio::time::timeout(self.max_wait, registered.slots.clone().acquire_owned())
+        let _slot = tokio::time::timeout(self.max_wait, slots.acquire_owned())
             .await
             .map_err(|_| throttled())?
             .map_err(|_| Failure::Unavailable)?;
         let (reply, answer) = oneshot::channel();
         let job = Job {
-            function: registered.spec.clone(),
+            function: spec.clone(),
             event_json,
             request_id: request_id.to_string(),
             reply,
@@ -131,6 +165,9 @@ impl JsPool {
 impl Drop for JsPool {
     fn drop(&mut self) {
         self.jobs.close();
+        for control in &self.controls {
+            control.close();
+        }
         self.supervisor.stop();
     }
 }

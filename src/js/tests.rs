@@ -605,6 +605,8 @@ export const handler = async (e) => {
 };"#;
     let mut spec = FunctionSpec::new("f", "index.mjs", source);
     spec.memory = 64 << 20;
+    // Generous: an 8 MB result takes a while in a debug build next to the other tests.
+    spec.timeout = Duration::from_secs(30);
     let pool = pool(vec![spec]);
     let event = |uri: &str| {
         sample(
@@ -669,4 +671,60 @@ exports.handler = (event, context, callback) => {
         "answered at once: {:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn code_is_replaced_without_failing_a_call() {
+    let version = |n: u32| {
+        FunctionSpec::new(
+            "f",
+            "index.mjs",
+            &format!("export const handler = async (e) => {{ const r = e.Records[0].cf.request; r.uri = '/v{n}'; return r; }};"),
+        )
+    };
+    let pool = Arc::new(
+        JsPool::start(
+            vec![version(1)],
+            &PoolOptions {
+                threads: 2,
+                queue: 64,
+                max_wait: Duration::from_secs(2),
+            },
+        )
+        .unwrap(),
+    );
+    assert_eq!(uri(pool.invoke("f", &viewer_request()).await), "/v1");
+    // Keep calling while the code changes twice; every call succeeds with one of the versions.
+    let caller = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for _ in 0..300 {
+                seen.push(uri(pool.invoke("f", &viewer_request()).await));
+            }
+            seen
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    pool.register(version(2));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    pool.register(version(3));
+    let seen = caller.await.unwrap();
+    assert!(
+        seen.iter().all(|u| ["/v1", "/v2", "/v3"].contains(&u.as_str())),
+        "{seen:?}"
+    );
+    // Warmed on every thread: from now on only the newest code answers.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..20 {
+        assert_eq!(uri(pool.invoke("f", &viewer_request()).await), "/v3");
+    }
+    // A new function can be added too.
+    pool.register(FunctionSpec::new(
+        "g",
+        "g.mjs",
+        "export const handler = async (e) => e.Records[0].cf.request;",
+    ));
+    assert!(pool.has_function("g"));
+    assert_eq!(uri(pool.invoke("g", &viewer_request()).await), "/start");
 }

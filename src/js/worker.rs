@@ -1,6 +1,7 @@
 //! One JS thread: a current-thread tokio runtime owning one instance of every function. It
 //! builds them all before taking work (so no request pays a cold start), then runs jobs from the
-//! shared queue one at a time, and replaces an instance after a timeout or memory exhaustion.
+//! shared queue one at a time, replaces an instance after a timeout or memory exhaustion, and
+//! builds new code when told (`Control::Warm`) or when a job brings a newer revision.
 
 use super::instance::Instance;
 use super::supervisor::Supervisor;
@@ -20,10 +21,21 @@ pub struct Job {
     pub reply: oneshot::Sender<Result<String, Failure>>,
 }
 
+/// Messages for one particular JS thread.
+pub enum Control {
+    /// Build (or rebuild) the instance of this function now.
+    Warm(Arc<FunctionSpec>),
+}
+
+/// This thread's instances by function name, with the code revision each was built from.
+#[derive(Default)]
+struct Instances(HashMap<Arc<str>, (u64, Instance)>);
+
 pub struct Worker {
     pub index: usize,
     pub functions: Vec<Arc<FunctionSpec>>,
     pub jobs: async_channel::Receiver<Job>,
+    pub control: async_channel::Receiver<Control>,
     pub supervisor: Arc<Supervisor>,
 }
 
@@ -80,79 +92,103 @@ impl Worker {
     }
 
     async fn serve(self, ready: std::sync::mpsc::Sender<Result<(), Failure>>) {
-        let mut instances: HashMap<Arc<str>, Instance> = HashMap::new();
+        let mut instances = Instances::default();
         for spec in &self.functions {
-            match self.build(spec).await {
-                Ok(instance) => {
-                    instances.insert(spec.name.clone(), instance);
-                }
-                Err(failure) => {
-                    let _ = ready.send(Err(failure));
-                    return;
-                }
+            if let Err(failure) = self.ensure(&mut instances, spec).await {
+                let _ = ready.send(Err(failure));
+                return;
             }
         }
         let _ = ready.send(Ok(()));
         drop(ready);
 
-        while let Some(job) = self.next_job().await {
-            let name = job.function.name.clone();
-            if !instances.contains_key(&name) {
-                match self.build(&job.function).await {
-                    Ok(instance) => {
-                        instances.insert(name.clone(), instance);
-                    }
-                    Err(failure) => {
-                        let _ = job.reply.send(Err(failure));
+        loop {
+            let job = tokio::select! {
+                biased;
+                control = self.control.recv() => match control {
+                    // A function was registered or replaced: warm it before traffic needs it.
+                    Ok(Control::Warm(spec)) => {
+                        if let Err(failure) = self.ensure(&mut instances, &spec).await {
+                            tracing::warn!(function = &*spec.name, error = %failure, "cannot warm the new code");
+                        }
                         continue;
                     }
-                }
-            }
-            let Some(instance) = instances.get_mut(&name) else {
-                continue;
+                    // The pool is gone (it closes both channels together).
+                    Err(_) => return,
+                },
+                job = self.next_job() => match job {
+                    Some(job) => job,
+                    None => return,
+                },
             };
-            let deadline = Instant::now() + job.function.timeout;
-            let seq = self.supervisor.arm(self.index, deadline, instance.isolate_handle());
-            let mut result = instance.invoke(&job.event_json, &job.request_id, deadline).await;
-            let stopped = self.supervisor.disarm(self.index, seq);
-            // A stopped, timed-out or exhausted instance is not trusted again.
-            let replace = stopped
-                || instance.out_of_memory()
-                || matches!(
-                    result,
-                    Err(Failure::Timeout | Failure::Terminated | Failure::OutOfMemory)
-                );
-            if stopped {
-                // Whatever the script produced, it was still running at its deadline.
-                instance.cancel_termination();
-                result = Err(if instance.out_of_memory() {
-                    Failure::OutOfMemory
-                } else {
-                    Failure::Timeout
-                });
-            } else if matches!(result, Err(Failure::Terminated)) {
-                result = Err(if instance.out_of_memory() {
-                    Failure::OutOfMemory
-                } else {
-                    Failure::Timeout
-                });
+            self.run_job(&mut instances, job).await;
+        }
+    }
+
+    /// The warm instance for `spec`, built (or rebuilt, for new code) when needed. An instance
+    /// of older code is dropped here, between invocations, so it always finishes its last one.
+    async fn ensure<'a>(
+        &self,
+        instances: &'a mut Instances,
+        spec: &Arc<FunctionSpec>,
+    ) -> Result<&'a mut Instance, Failure> {
+        let current = instances
+            .0
+            .get(&spec.name)
+            .is_some_and(|(revision, _)| *revision == spec.revision);
+        if !current {
+            instances.0.remove(&spec.name);
+            let instance = self.build(spec).await?;
+            instances.0.insert(spec.name.clone(), (spec.revision, instance));
+        }
+        instances
+            .0
+            .get_mut(&spec.name)
+            .map(|(_, instance)| instance)
+            .ok_or_else(|| Failure::Load("the instance vanished".into()))
+    }
+
+    async fn run_job(&self, instances: &mut Instances, job: Job) {
+        let name = job.function.name.clone();
+        let instance = match self.ensure(instances, &job.function).await {
+            Ok(instance) => instance,
+            Err(failure) => {
+                let _ = job.reply.send(Err(failure));
+                return;
             }
-            let _ = job.reply.send(result);
-            if replace {
-                tracing::warn!(
-                    function = &*name,
-                    worker = self.index,
-                    "replacing the instance after a timeout or memory exhaustion"
-                );
-                instances.remove(&name);
-                match self.build(&job.function).await {
-                    Ok(instance) => {
-                        instances.insert(name, instance);
-                    }
-                    Err(failure) => {
-                        tracing::error!(function = &*job.function.name, error = %failure, "cannot rebuild the instance")
-                    }
-                }
+        };
+        let deadline = Instant::now() + job.function.timeout;
+        let seq = self.supervisor.arm(self.index, deadline, instance.isolate_handle());
+        let mut result = instance.invoke(&job.event_json, &job.request_id, deadline).await;
+        let stopped = self.supervisor.disarm(self.index, seq);
+        // A stopped, timed-out or exhausted instance is not trusted again.
+        let replace = stopped
+            || instance.out_of_memory()
+            || matches!(
+                result,
+                Err(Failure::Timeout | Failure::Terminated | Failure::OutOfMemory)
+            );
+        if stopped {
+            // Whatever the script produced, it was still running at its deadline.
+            instance.cancel_termination();
+        }
+        if stopped || matches!(result, Err(Failure::Terminated)) {
+            result = Err(if instance.out_of_memory() {
+                Failure::OutOfMemory
+            } else {
+                Failure::Timeout
+            });
+        }
+        let _ = job.reply.send(result);
+        if replace {
+            tracing::warn!(
+                function = &*name,
+                worker = self.index,
+                "replacing the instance after a timeout or memory exhaustion"
+            );
+            instances.0.remove(&name);
+            if let Err(failure) = self.ensure(instances, &job.function).await {
+                tracing::error!(function = &*name, error = %failure, "cannot rebuild the instance");
             }
         }
     }
