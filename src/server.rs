@@ -30,6 +30,8 @@ pub enum ServeError {
     Functions(crate::js::Failure),
     #[error("server.geoip_database: {0}")]
     GeoIp(String),
+    #[error("deployment state: {0}")]
+    Deploy(String),
 }
 
 /// SIGTERM and SIGINT both mean "stop accepting, finish what is in flight, exit 0"; SIGQUIT
@@ -85,6 +87,12 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
     server.bootstrap();
 
     let functions = start_functions(&config)?;
+    let deploy = match &functions {
+        Some(pool) => Some(Arc::new(
+            crate::deploy::Deployments::start(&config, pool.clone()).map_err(|e| ServeError::Deploy(e.to_string()))?,
+        )),
+        None => None,
+    };
     let metrics = Arc::new(Metrics::new());
     let edge = Arc::new(Edge {
         config: config.clone(),
@@ -95,6 +103,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         functions,
         generated: Default::default(),
         forwards: Default::default(),
+        deploy,
         geoip: match &config.server.geoip_database {
             // Validation opened it already; a file changed since then is reported here.
             Some(path) => Some(crate::edge::geoip::GeoIp::open(path).map_err(ServeError::GeoIp)?),

@@ -121,6 +121,75 @@ impl AdminApi {
         json(200, serde_json::json!({ "purged": purged, "paths": request.paths }))
     }
 
+    /// `/functions/{name}`, `/functions/{name}/code`, `/functions/{name}/versions`,
+    /// `/functions/{name}/aliases/{alias}`.
+    async fn functions(&self, session: &mut ServerSession, method: &str, path: &str) -> Reply {
+        let Some(deploy) = self.edge.deploy.clone() else {
+            return json_error(404, "no functions are configured");
+        };
+        let parts: Vec<&str> = path.trim_start_matches("/functions/").split('/').collect();
+        let mutating = method != "GET" && method != "HEAD";
+        if mutating {
+            if let Some(refusal) = self.refuse_unauthorized(session) {
+                return refusal;
+            }
+        }
+        let outcome = match (method, parts.as_slice()) {
+            ("GET" | "HEAD", [name]) => deploy.describe(name).map(|v| json(200, v)),
+            ("PUT", [name, "code"]) => {
+                let body = match Self::read_body(session).await {
+                    Ok(body) => body,
+                    Err(reply) => return reply,
+                };
+                let Ok(source) = String::from_utf8(body) else {
+                    return json_error(400, "the code must be UTF-8 JavaScript");
+                };
+                deploy
+                    .put_code(name, &source)
+                    .map(|()| json(200, serde_json::json!({ "function": name, "updated": "$LATEST" })))
+            }
+            ("POST", [name, "versions"]) => deploy
+                .publish(name)
+                .map(|version| json(201, serde_json::json!({ "version": version }))),
+            ("PUT", [name, "aliases", alias]) => {
+                let body = match Self::read_body(session).await {
+                    Ok(body) => body,
+                    Err(reply) => return reply,
+                };
+                match serde_json::from_slice::<crate::deploy::store::Alias>(&body) {
+                    Ok(value) => deploy.put_alias(name, alias, value).map(|()| {
+                        json(
+                            200,
+                            serde_json::json!({ "function": name, "alias": alias, "routing": value }),
+                        )
+                    }),
+                    Err(e) => Err(crate::deploy::DeployError::Invalid(format!(
+                        "expected {{\"version\": N, \"additional_version\": {{\"version\": M, \"weight\": 0.1}}}}: {e}"
+                    ))),
+                }
+            }
+            _ => return json_error(404, "no such admin endpoint"),
+        };
+        match outcome {
+            Ok(reply) => {
+                if mutating {
+                    tracing::info!(target: "edgehook::admin", method, path, "function change");
+                }
+                reply
+            }
+            Err(error) => {
+                use crate::deploy::store::StoreError;
+                use crate::deploy::DeployError::*;
+                let status = match &error {
+                    UnknownFunction(_) | UnknownAlias(..) | Store(StoreError::NoSuchVersion { .. }) => 404,
+                    Invalid(_) | Load(_) | Store(StoreError::Invalid(_)) => 400,
+                    Store(_) => 500,
+                };
+                json_error(status, &error.to_string())
+            }
+        }
+    }
+
     fn metrics_page(&self) -> Reply {
         self.metrics.cache_bytes.set(self.cache().storage.bytes() as i64);
         self.metrics.cache_objects.set(self.cache().storage.objects() as i64);
@@ -138,6 +207,7 @@ impl Handler for AdminApi {
             ("GET" | "HEAD", "/metrics") => self.metrics_page(),
             ("POST", "/cache/purge") => self.purge(session).await,
             (_, "/healthz" | "/metrics" | "/cache/purge") => json_error(405, "method not allowed"),
+            (_, p) if p.starts_with("/functions/") => self.functions(session, method.as_str(), &path).await,
             _ => json_error(404, "no such admin endpoint"),
         };
         // Drain what is left of a body we did not read, so keep-alive stays in sync.

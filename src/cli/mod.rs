@@ -138,7 +138,7 @@ pub fn main() -> ExitCode {
             }
             match crate::server::serve(config) {
                 Ok(()) => ExitCode::SUCCESS,
-                Err(e @ crate::server::ServeError::Functions(_)) => {
+                Err(e @ (crate::server::ServeError::Functions(_) | crate::server::ServeError::Deploy(_))) => {
                     tracing::error!("{e}");
                     eprintln!("{}: {e}", path.display());
                     ExitCode::from(INVALID_CONFIG)

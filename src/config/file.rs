@@ -22,6 +22,14 @@ pub struct FileConfig {
     pub runtime: RuntimeFile,
     #[serde(default)]
     pub functions: BTreeMap<String, FunctionFile>,
+    #[serde(default)]
+    pub deploy: DeployFile,
+}
+
+/// `[deploy]`: where versions and aliases are kept.
+#[derive(Debug, Default, Deserialize)]
+pub struct DeployFile {
+    pub state_dir: Option<String>,
 }
 
 /// `[runtime]`: the JavaScript thread pool.

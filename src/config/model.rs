@@ -18,6 +18,8 @@ pub struct Config {
     pub behaviors: Vec<Arc<Behavior>>,
     pub runtime: Runtime,
     pub functions: BTreeMap<String, Function>,
+    /// The deployment state directory (versions, aliases).
+    pub state_dir: PathBuf,
 }
 
 /// The JavaScript thread pool.

@@ -89,6 +89,12 @@ pub fn validate(file: &FileConfig, base: &Path) -> Result<Config, Vec<Problem>> 
             behaviors,
             runtime,
             functions,
+            state_dir: PathBuf::from(
+                file.deploy
+                    .state_dir
+                    .clone()
+                    .unwrap_or_else(|| ".edgehook-state".into()),
+            ),
         })
     } else {
         Err(problems.0)
@@ -709,12 +715,27 @@ fn hooks(behavior: &BehaviorFile, file: &FileConfig, path: &KeyPath, problems: &
             problems.add(path.key("function"), "is required");
             return None;
         };
-        if !file.functions.contains_key(function) {
+        // `fn`, `fn:3` (a published version) or `fn:live` (an alias).
+        let (base, qualifier) = match function.split_once(':') {
+            Some((base, qualifier)) => (base, Some(qualifier)),
+            None => (function.as_str(), None),
+        };
+        if let Some(qualifier) = qualifier {
+            let valid = crate::deploy::store::valid_name(qualifier) && qualifier != "0";
+            if !valid {
+                problems.add(
+                    path.clone(),
+                    format!("`{function}`: after `:` comes a version number or an alias name"),
+                );
+                return None;
+            }
+        }
+        if !file.functions.contains_key(base) {
             let known: Vec<&str> = file.functions.keys().map(String::as_str).collect();
             problems.add(
                 path.clone(),
                 format!(
-                    "names function `{function}`, which is not defined (defined: {})",
+                    "names function `{base}`, which is not defined (defined: {})",
                     if known.is_empty() {
                         "none".to_string()
                     } else {

@@ -1,4 +1,219 @@
-//! Safe deployments: function versions and aliases kept in a state directory (`store`). The
-//! admin API, traffic shifting and reloads build on it.
+//! Safe deployments: function versions and aliases kept in a state directory (`store`), the
+//! sticky weighted choice between an alias's versions (`route`), and `Deployments`, which keeps
+//! the JS pool in step with the state: uploaded `$LATEST` code, published versions and aliases
+//! take effect without a restart.
+
 pub mod route;
 pub mod store;
+
+use crate::js::{FunctionSpec, JsPool, PoolOptions};
+use parking_lot::RwLock;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use store::{Alias, FunctionCode, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("no function named `{0}`")]
+    UnknownFunction(String),
+    #[error("function `{0}` has no alias `{1}`")]
+    UnknownAlias(String, String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the code does not load: {0}")]
+    Load(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct Deployments {
+    store: Store,
+    pool: Arc<JsPool>,
+    /// The functions of the config, whose settings uploaded code keeps.
+    configured: BTreeMap<String, crate::config::Function>,
+    aliases: RwLock<HashMap<String, BTreeMap<String, Alias>>>,
+}
+
+fn spec_of(name: &str, key: &str, version: &str, code: &FunctionCode, concurrency: usize) -> FunctionSpec {
+    let mut spec = FunctionSpec::new(name, &code.file_name, &code.source);
+    spec.key = key.into();
+    spec.version = version.into();
+    spec.handler = code.handler.clone();
+    spec.timeout = Duration::from_millis(code.timeout_ms);
+    spec.memory = code.memory;
+    spec.env = code.env.clone();
+    spec.concurrency = concurrency;
+    spec
+}
+
+fn code_of(function: &crate::config::Function) -> FunctionCode {
+    FunctionCode {
+        source: function.source.clone(),
+        file_name: function
+            .code
+            .file_name()
+            .map_or_else(|| "index.js".into(), |n| n.to_string_lossy().into_owned()),
+        handler: function.handler.clone(),
+        timeout_ms: function.timeout.as_millis() as u64,
+        memory: function.memory,
+        env: function.env.clone(),
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Deployments {
+    /// Opens the state directory and brings the pool in line with it: uploaded `$LATEST` code
+    /// replaces the config's, and every version an alias or a behavior names is loaded warm.
+    pub fn start(config: &crate::config::Config, pool: Arc<JsPool>) -> Result<Deployments, DeployError> {
+        let store = Store::open(&config.state_dir)?;
+        let deployments = Deployments {
+            store,
+            pool,
+            configured: config.functions.clone(),
+            aliases: RwLock::new(HashMap::new()),
+        };
+        for name in config.functions.keys() {
+            if let Some(code) = deployments.store.latest(name)? {
+                deployments.register_latest(name, &code);
+            }
+            let aliases = deployments.store.aliases(name)?;
+            for alias in aliases.values() {
+                deployments.ensure_version(name, alias.version)?;
+                if let Some(extra) = alias.additional_version {
+                    deployments.ensure_version(name, extra.version)?;
+                }
+            }
+            deployments.aliases.write().insert(name.clone(), aliases);
+        }
+        for behavior in &config.behaviors {
+            for association in [
+                &behavior.hooks.viewer_request,
+                &behavior.hooks.origin_request,
+                &behavior.hooks.origin_response,
+                &behavior.hooks.viewer_response,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                deployments.resolve(&association.function, "")?;
+            }
+        }
+        Ok(deployments)
+    }
+
+    fn configured(&self, name: &str) -> Result<&crate::config::Function, DeployError> {
+        self.configured
+            .get(name)
+            .ok_or_else(|| DeployError::UnknownFunction(name.to_string()))
+    }
+
+    fn register_latest(&self, name: &str, code: &FunctionCode) {
+        let concurrency = self.configured.get(name).map_or(1000, |f| f.concurrency);
+        self.pool.register(spec_of(name, name, "$LATEST", code, concurrency));
+    }
+
+    /// Loads version `version` into the pool if it is not there yet.
+    fn ensure_version(&self, name: &str, version: u32) -> Result<String, DeployError> {
+        let key = format!("{name}:{version}");
+        if !self.pool.has_function(&key) {
+            let stored = self.store.version(name, version)?.ok_or(StoreError::NoSuchVersion {
+                function: name.to_string(),
+                version,
+            })?;
+            let concurrency = self.configured(name)?.concurrency;
+            self.pool
+                .register(spec_of(name, &key, &version.to_string(), &stored.code, concurrency));
+        }
+        Ok(key)
+    }
+
+    /// The pool key that serves an association (`fn`, `fn:3` or `fn:alias`) for the viewer
+    /// `viewer_key` (see `route`).
+    pub fn resolve(&self, association: &str, viewer_key: &str) -> Result<String, DeployError> {
+        let Some((name, qualifier)) = association.split_once(':') else {
+            self.configured(association)?;
+            return Ok(association.to_string());
+        };
+        self.configured(name)?;
+        if let Ok(version) = qualifier.parse::<u32>() {
+            return self.ensure_version(name, version);
+        }
+        let alias = self
+            .aliases
+            .read()
+            .get(name)
+            .and_then(|aliases| aliases.get(qualifier).copied())
+            .ok_or_else(|| DeployError::UnknownAlias(name.to_string(), qualifier.to_string()))?;
+        self.ensure_version(name, route::pick(name, qualifier, &alias, viewer_key))
+    }
+
+    /// The current `$LATEST` code of a function.
+    fn latest(&self, name: &str) -> Result<FunctionCode, DeployError> {
+        let configured = self.configured(name)?;
+        Ok(self.store.latest(name)?.unwrap_or_else(|| code_of(configured)))
+    }
+
+    /// Replaces `$LATEST` with `source` once it loads; nothing changes when it does not.
+    pub fn put_code(&self, name: &str, source: &str) -> Result<(), DeployError> {
+        let mut code = self.latest(name)?;
+        code.source = source.to_string();
+        let probe = spec_of(name, name, "$LATEST", &code, 1);
+        let options = PoolOptions {
+            threads: 1,
+            queue: 1,
+            max_wait: Duration::from_secs(1),
+        };
+        JsPool::start(vec![probe], &options).map_err(|e| DeployError::Load(e.to_string()))?;
+        self.store.put_latest(name, &code)?;
+        self.register_latest(name, &code);
+        Ok(())
+    }
+
+    /// Publishes the current `$LATEST` as a new immutable version.
+    pub fn publish(&self, name: &str) -> Result<u32, DeployError> {
+        let code = self.latest(name)?;
+        let version = self.store.publish(name, &code, now())?;
+        self.ensure_version(name, version)?;
+        Ok(version)
+    }
+
+    pub fn put_alias(&self, name: &str, alias: &str, value: Alias) -> Result<(), DeployError> {
+        self.configured(name)?;
+        self.store.put_alias(name, alias, value)?;
+        self.ensure_version(name, value.version)?;
+        if let Some(extra) = value.additional_version {
+            self.ensure_version(name, extra.version)?;
+        }
+        self.aliases
+            .write()
+            .entry(name.to_string())
+            .or_default()
+            .insert(alias.to_string(), value);
+        Ok(())
+    }
+
+    /// Versions and aliases of a function, as the admin API shows them.
+    pub fn describe(&self, name: &str) -> Result<serde_json::Value, DeployError> {
+        let latest = self.latest(name)?;
+        let versions: Vec<serde_json::Value> = self
+            .store
+            .versions(name)?
+            .iter()
+            .map(|v| serde_json::json!({ "version": v.version, "published_at": v.published_at, "handler": v.code.handler }))
+            .collect();
+        let aliases = self.store.aliases(name)?;
+        Ok(serde_json::json!({
+            "name": name,
+            "latest": { "handler": latest.handler, "timeout_ms": latest.timeout_ms, "memory": latest.memory, "file_name": latest.file_name },
+            "versions": versions,
+            "aliases": aliases,
+            "deployment": serde_json::Value::Null,
+        }))
+    }
+}

@@ -28,7 +28,10 @@ use std::time::Duration;
 /// Everything needed to run one function.
 #[derive(Debug, Clone)]
 pub struct FunctionSpec {
+    /// The function's name (what `context.functionName` shows).
     pub name: Arc<str>,
+    /// What the pool knows this code by: the name for `$LATEST`, `name:N` for version N.
+    pub key: Arc<str>,
     /// File name (for the module specifier, stack traces and kind detection).
     pub file_name: String,
     pub source: Arc<str>,
@@ -52,6 +55,7 @@ impl FunctionSpec {
     pub fn new(name: &str, file_name: &str, source: &str) -> FunctionSpec {
         FunctionSpec {
             name: name.into(),
+            key: name.into(),
             file_name: file_name.to_string(),
             source: source.into(),
             kind: ModuleKind::detect(file_name, source),
@@ -74,6 +78,7 @@ impl From<&crate::config::Function> for FunctionSpec {
             .map_or_else(|| "index.js".into(), |n| n.to_string_lossy().into_owned());
         FunctionSpec {
             name: function.name.as_str().into(),
+            key: function.name.as_str().into(),
             kind: ModuleKind::detect(&file_name, &function.source),
             file_name,
             source: function.source.as_str().into(),

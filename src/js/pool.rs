@@ -83,7 +83,7 @@ impl JsPool {
                     .into_iter()
                     .map(|spec| {
                         let slots = Arc::new(Semaphore::new(spec.concurrency.max(1)));
-                        (spec.name.to_string(), Registered { spec, slots })
+                        (spec.key.to_string(), Registered { spec, slots })
                     })
                     .collect(),
             ),
@@ -112,7 +112,7 @@ impl JsPool {
         let spec = Arc::new(spec);
         let slots = Arc::new(Semaphore::new(spec.concurrency.max(1)));
         self.functions.write().insert(
-            spec.name.to_string(),
+            spec.key.to_string(),
             Registered {
                 spec: spec.clone(),
                 slots,

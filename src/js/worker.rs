@@ -134,22 +134,22 @@ impl Worker {
     ) -> Result<&'a mut Instance, Failure> {
         let current = instances
             .0
-            .get(&spec.name)
+            .get(&spec.key)
             .is_some_and(|(revision, _)| *revision == spec.revision);
         if !current {
-            instances.0.remove(&spec.name);
+            instances.0.remove(&spec.key);
             let instance = self.build(spec).await?;
-            instances.0.insert(spec.name.clone(), (spec.revision, instance));
+            instances.0.insert(spec.key.clone(), (spec.revision, instance));
         }
         instances
             .0
-            .get_mut(&spec.name)
+            .get_mut(&spec.key)
             .map(|(_, instance)| instance)
             .ok_or_else(|| Failure::Load("the instance vanished".into()))
     }
 
     async fn run_job(&self, instances: &mut Instances, job: Job) {
-        let name = job.function.name.clone();
+        let name = job.function.key.clone();
         let instance = match self.ensure(instances, &job.function).await {
             Ok(instance) => instance,
             Err(failure) => {

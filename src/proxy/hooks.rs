@@ -305,9 +305,25 @@ pub async fn invoke(edge: &Edge, association: &Association, event: &Event) -> Re
     let request_id = &event.cf().config.request_id;
     let function = association.function.as_str();
     let started = Instant::now();
-    let result = match &edge.functions {
-        Some(pool) => pool.invoke(function, event).await,
-        None => Err(InvokeError {
+    let request = &event.cf().request;
+    let user_agent = request
+        .headers
+        .get("user-agent")
+        .and_then(|h| h.first())
+        .map_or("", |h| h.value.as_str());
+    let viewer = crate::deploy::route::viewer_key(&request.client_ip, user_agent);
+    let resolved = edge.deploy.as_ref().map(|d| d.resolve(function, &viewer));
+    let result = match (&edge.functions, resolved) {
+        (Some(pool), Some(Ok(key))) => pool.invoke(&key, event).await,
+        (_, Some(Err(error))) => Err(InvokeError {
+            class: FailureClass::Execution,
+            error_type: "Runtime.Unavailable".into(),
+            message: error.to_string(),
+            function: function.to_string(),
+            request_id: request_id.clone(),
+        }),
+        (Some(pool), None) => pool.invoke(function, event).await,
+        (None, _) => Err(InvokeError {
             class: FailureClass::Execution,
             error_type: "Runtime.Unavailable".into(),
             message: "no functions are loaded".into(),

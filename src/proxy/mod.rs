@@ -61,6 +61,8 @@ pub struct Edge {
     pub generated: Arc<crate::origin::local::GeneratedStore>,
     /// Requests whose body a function read, until the local origin sends them on.
     pub forwards: Arc<crate::origin::local::ForwardStore>,
+    /// Versions and aliases of the functions (None when there are no functions).
+    pub deploy: Option<Arc<crate::deploy::Deployments>>,
     /// The MaxMind database for CloudFront-Viewer-Country, when configured.
     pub geoip: Option<crate::edge::geoip::GeoIp>,
 }

@@ -1,0 +1,166 @@
+//! Versions, aliases and code changes through the admin API, live and across restarts.
+
+use crate::support::*;
+
+fn marker(name: &str) -> String {
+    format!("export const handler = async (e) => {{ const r = e.Records[0].cf.request; r.headers['x-code'] = [{{ value: '{name}' }}]; return r; }};")
+}
+
+fn config(origin: &Origin, dir: &std::path::Path, state: &std::path::Path, live_behavior: bool) -> String {
+    std::fs::write(dir.join("f.mjs"), marker("config")).unwrap();
+    let live = if live_behavior {
+        "[[behaviors]]\npath = \"/live/*\"\norigin = \"app\"\ncache = false\nviewer_request = \"f:live\"\n"
+    } else {
+        ""
+    };
+    format!(
+        "[deploy]\nstate_dir = \"{}\"\n[origins.app]\nurl = \"{}\"\n{live}[[behaviors]]\npath = \"*\"\norigin = \"app\"\ncache = false\nviewer_request = \"f\"\n[functions.f]\ncode = \"{}/f.mjs\"\n",
+        state.display(),
+        origin.url(),
+        dir.display()
+    )
+}
+
+async fn admin(
+    edge: &Edgehook,
+    method: reqwest::Method,
+    path: &str,
+    body: &str,
+    token: bool,
+) -> (u16, serde_json::Value) {
+    let mut request = client().request(method, edge.admin_url(path)).body(body.to_string());
+    if token {
+        request = request.header("authorization", format!("Bearer {ADMIN_TOKEN}"));
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+async fn code_seen(edge: &Edgehook, origin: &Origin, path: &str, agent: &str) -> String {
+    let response = client()
+        .get(edge.url(path))
+        .header("user-agent", agent)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    origin.last().headers["x-code"].to_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn code_versions_and_aliases_take_effect_live_and_survive_a_restart() {
+    let origin = Origin::start(|_| Reply::ok("x")).await;
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rest = config(&origin, dir.path(), state.path(), false);
+    let edge = Edgehook::start_in(dir, "", &rest).await;
+    assert_eq!(code_seen(&edge, &origin, "/", "a").await, "config");
+
+    // Uploading code: the token is required, bad code changes nothing, good code is live at once.
+    let (status, _) = admin(&edge, reqwest::Method::PUT, "/functions/f/code", &marker("two"), false).await;
+    assert_eq!(status, 401);
+    let (status, body) = admin(
+        &edge,
+        reqwest::Method::PUT,
+        "/functions/f/code",
+        "export const handler = (",
+        true,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().contains("does not load"), "{body}");
+    assert_eq!(code_seen(&edge, &origin, "/", "a").await, "config");
+    let (status, _) = admin(&edge, reqwest::Method::PUT, "/functions/f/code", &marker("two"), true).await;
+    assert_eq!(status, 200);
+    assert_eq!(code_seen(&edge, &origin, "/", "a").await, "two", "no restart needed");
+
+    // Versions freeze the code; aliases point at versions.
+    let (status, body) = admin(&edge, reqwest::Method::POST, "/functions/f/versions", "", true).await;
+    assert_eq!((status, body["version"].as_u64()), (201, Some(1)));
+    admin(&edge, reqwest::Method::PUT, "/functions/f/code", &marker("three"), true).await;
+    let (_, body) = admin(&edge, reqwest::Method::POST, "/functions/f/versions", "", true).await;
+    assert_eq!(body["version"], 2);
+    let (status, body) = admin(
+        &edge,
+        reqwest::Method::PUT,
+        "/functions/f/aliases/live",
+        r#"{"version": 9}"#,
+        true,
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, _) = admin(
+        &edge,
+        reqwest::Method::PUT,
+        "/functions/f/aliases/live",
+        "not json",
+        true,
+    )
+    .await;
+    assert_eq!(status, 400);
+    let split = r#"{"version": 1, "additional_version": {"version": 2, "weight": 0.5}}"#;
+    let (status, body) = admin(&edge, reqwest::Method::PUT, "/functions/f/aliases/live", split, true).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = admin(&edge, reqwest::Method::GET, "/functions/f", "", false).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["versions"].as_array().unwrap().len(), 2);
+    assert_eq!(body["aliases"]["live"]["additional_version"]["version"], 2);
+    assert_eq!(
+        admin(&edge, reqwest::Method::GET, "/functions/nope", "", false).await.0,
+        404
+    );
+    drop(edge);
+
+    // After a restart, a behavior can use the alias: split by weight, sticky per viewer.
+    let dir = tempfile::tempdir().unwrap();
+    let rest = config(&origin, dir.path(), state.path(), true);
+    let edge = Edgehook::start_in(dir, "", &rest).await;
+    assert_eq!(
+        code_seen(&edge, &origin, "/", "a").await,
+        "three",
+        "the uploaded $LATEST survived the restart"
+    );
+    let mut seen = std::collections::HashMap::new();
+    for viewer in 0..200 {
+        let agent = format!("viewer {viewer}");
+        let first = code_seen(&edge, &origin, "/live/x", &agent).await;
+        assert_eq!(
+            code_seen(&edge, &origin, "/live/x", &agent).await,
+            first,
+            "sticky per viewer"
+        );
+        *seen.entry(first).or_insert(0) += 1;
+    }
+    let (two, three) = (
+        seen.get("two").copied().unwrap_or(0),
+        seen.get("three").copied().unwrap_or(0),
+    );
+    assert_eq!(two + three, 200, "{seen:?}");
+    assert!((70..=130).contains(&two), "about half on each version: {seen:?}");
+}
+
+#[tokio::test]
+async fn serve_refuses_an_alias_that_does_not_exist() {
+    let origin = Origin::start(|_| Reply::ok("x")).await;
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rest = config(&origin, dir.path(), state.path(), true);
+    let (http, admin, tls) = (free_addr(), free_addr(), free_addr());
+    let path = write_config(dir.path(), http, admin, tls, "", &rest);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_edgehook"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no alias `live`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
