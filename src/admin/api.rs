@@ -168,6 +168,26 @@ impl AdminApi {
                     ))),
                 }
             }
+            ("POST", [name, "aliases", alias, "deployments"]) => {
+                let body = match Self::read_body(session).await {
+                    Ok(body) => body,
+                    Err(reply) => return reply,
+                };
+                match serde_json::from_slice::<crate::deploy::rollout::DeploymentRequest>(&body) {
+                    Ok(request) => deploy
+                        .start_deployment(name, alias, request)
+                        .map(|status| json(201, serde_json::to_value(status).unwrap_or_default())),
+                    Err(e) => Err(crate::deploy::DeployError::Invalid(format!(
+                        "expected {{\"version\": N, \"strategy\": \"AllAtOnce\" | \"Canary10Percent5Minutes\" | ... | {{\"type\": \"canary\", \"percent\": 10, \"interval\": \"30s\"}}, \"alarm\": {{\"error_rate\": 0.05, \"min_invocations\": 20}}, \"pre_traffic\": \"fn\"}}: {e}"
+                    ))),
+                }
+            }
+            ("GET" | "HEAD", [name, "aliases", _alias, "deployments", id]) => match deploy.deployment(id) {
+                Some(status) if status.function == *name => {
+                    Ok(json(200, serde_json::to_value(status).unwrap_or_default()))
+                }
+                _ => return json_error(404, "no such deployment"),
+            },
             _ => return json_error(404, "no such admin endpoint"),
         };
         match outcome {
@@ -183,6 +203,7 @@ impl AdminApi {
                 let status = match &error {
                     UnknownFunction(_) | UnknownAlias(..) | Store(StoreError::NoSuchVersion { .. }) => 404,
                     Invalid(_) | Load(_) | Store(StoreError::Invalid(_)) => 400,
+                    Conflict(_) => 409,
                     Store(_) => 500,
                 };
                 json_error(status, &error.to_string())

@@ -3,8 +3,10 @@
 //! the JS pool in step with the state: uploaded `$LATEST` code, published versions and aliases
 //! take effect without a restart.
 
+pub mod rollout;
 pub mod route;
 pub mod store;
+pub mod strategy;
 
 use crate::js::{FunctionSpec, JsPool, PoolOptions};
 use parking_lot::RwLock;
@@ -23,6 +25,8 @@ pub enum DeployError {
     Invalid(String),
     #[error("the code does not load: {0}")]
     Load(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -33,6 +37,12 @@ pub struct Deployments {
     /// The functions of the config, whose settings uploaded code keeps.
     configured: BTreeMap<String, crate::config::Function>,
     aliases: RwLock<HashMap<String, BTreeMap<String, Alias>>>,
+    /// Invocations and failures per pool key (`fn:N`), which deployment alarms watch.
+    stats: parking_lot::Mutex<HashMap<String, (u64, u64)>>,
+    rollouts: parking_lot::Mutex<HashMap<String, rollout::DeploymentStatus>>,
+    /// (function, alias) -> the deployment moving it.
+    active: parking_lot::Mutex<HashMap<(String, String), String>>,
+    next_deployment: std::sync::atomic::AtomicU64,
 }
 
 fn spec_of(name: &str, key: &str, version: &str, code: &FunctionCode, concurrency: usize) -> FunctionSpec {
@@ -77,6 +87,10 @@ impl Deployments {
             pool,
             configured: config.functions.clone(),
             aliases: RwLock::new(HashMap::new()),
+            stats: Default::default(),
+            rollouts: Default::default(),
+            active: Default::default(),
+            next_deployment: std::sync::atomic::AtomicU64::new(1),
         };
         for name in config.functions.keys() {
             if let Some(code) = deployments.store.latest(name)? {
@@ -153,6 +167,19 @@ impl Deployments {
         self.ensure_version(name, route::pick(name, qualifier, &alias, viewer_key))
     }
 
+    /// Counts an invocation of the code under `key`, and whether it failed (execution or
+    /// validation error).
+    pub fn record(&self, key: &str, failed: bool) {
+        let mut stats = self.stats.lock();
+        let entry = stats.entry(key.to_string()).or_default();
+        entry.0 += 1;
+        entry.1 += u64::from(failed);
+    }
+
+    fn stats(&self, key: &str) -> (u64, u64) {
+        self.stats.lock().get(key).copied().unwrap_or_default()
+    }
+
     /// The current `$LATEST` code of a function.
     fn latest(&self, name: &str) -> Result<FunctionCode, DeployError> {
         let configured = self.configured(name)?;
@@ -213,7 +240,7 @@ impl Deployments {
             "latest": { "handler": latest.handler, "timeout_ms": latest.timeout_ms, "memory": latest.memory, "file_name": latest.file_name },
             "versions": versions,
             "aliases": aliases,
-            "deployment": serde_json::Value::Null,
+            "deployments": self.deployments_of(name),
         }))
     }
 }

@@ -314,7 +314,14 @@ pub async fn invoke(edge: &Edge, association: &Association, event: &Event) -> Re
     let viewer = crate::deploy::route::viewer_key(&request.client_ip, user_agent);
     let resolved = edge.deploy.as_ref().map(|d| d.resolve(function, &viewer));
     let result = match (&edge.functions, resolved) {
-        (Some(pool), Some(Ok(key))) => pool.invoke(&key, event).await,
+        (Some(pool), Some(Ok(key))) => {
+            let result = pool.invoke(&key, event).await;
+            if let Some(deploy) = &edge.deploy {
+                let failed = result.as_ref().is_err_and(|e| e.class != FailureClass::LimitExceeded);
+                deploy.record(&key, failed);
+            }
+            result
+        }
         (_, Some(Err(error))) => Err(InvokeError {
             class: FailureClass::Execution,
             error_type: "Runtime.Unavailable".into(),

@@ -164,3 +164,221 @@ async fn serve_refuses_an_alias_that_does_not_exist() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+fn stored_code(source: &str) -> ::edgehook::deploy::store::FunctionCode {
+    ::edgehook::deploy::store::FunctionCode {
+        source: source.to_string(),
+        file_name: "f.mjs".into(),
+        handler: "handler".into(),
+        timeout_ms: 5000,
+        memory: 64 << 20,
+        env: Default::default(),
+    }
+}
+
+async fn wait_for_end(edge: &Edgehook, id: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (_, status) = admin(
+            edge,
+            reqwest::Method::GET,
+            &format!("/functions/f/aliases/live/deployments/{id}"),
+            "",
+            false,
+        )
+        .await;
+        if status["state"] != "InProgress" {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "deployment {id} never ended: {status}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn deployments_shift_traffic_roll_back_on_errors_and_honour_pre_traffic() {
+    let origin = Origin::start(|_| Reply::ok("x")).await;
+    let state = tempfile::tempdir().unwrap();
+    {
+        let store = ::edgehook::deploy::store::Store::open(state.path()).unwrap();
+        store.publish("f", &stored_code(&marker("one")), 1).unwrap();
+        store
+            .publish(
+                "f",
+                &stored_code("export const handler = async () => { throw new Error('version 2 is broken'); };"),
+                2,
+            )
+            .unwrap();
+        store.publish("f", &stored_code(&marker("three")), 3).unwrap();
+        store
+            .put_alias(
+                "f",
+                "live",
+                ::edgehook::deploy::store::Alias {
+                    version: 1,
+                    additional_version: None,
+                },
+            )
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("prefail.mjs"),
+        "export const handler = async () => { throw new Error('smoke test failed'); };",
+    )
+    .unwrap();
+    let mut rest = config(&origin, dir.path(), state.path(), true);
+    rest.push_str(&format!(
+        "[functions.prefail]\ncode = \"{}/prefail.mjs\"\n",
+        dir.path().display()
+    ));
+    let edge = Edgehook::start_in(dir, "", &rest).await;
+    assert_eq!(code_seen(&edge, &origin, "/live/x", "v").await, "one");
+
+    // A broken version is rolled back as soon as its error rate crosses the alarm.
+    let body = r#"{"version": 2, "strategy": {"type": "canary", "percent": 50, "interval": "5s"}, "alarm": {"error_rate": 0.2, "min_invocations": 5}}"#;
+    let (status, started) = admin(
+        &edge,
+        reqwest::Method::POST,
+        "/functions/f/aliases/live/deployments",
+        body,
+        true,
+    )
+    .await;
+    assert_eq!(status, 201, "{started}");
+    let id = started["id"].as_str().unwrap().to_string();
+    let conflict = admin(
+        &edge,
+        reqwest::Method::POST,
+        "/functions/f/aliases/live/deployments",
+        body,
+        true,
+    )
+    .await;
+    assert_eq!(conflict.0, 409, "one deployment per alias at a time");
+    let mut failures = 0;
+    for viewer in 0..60 {
+        let response = client()
+            .get(edge.url("/live/x"))
+            .header("user-agent", format!("viewer {viewer}"))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 503 {
+            failures += 1;
+        }
+    }
+    assert!(failures > 0, "some viewers reached version 2");
+    let ended = wait_for_end(&edge, &id).await;
+    assert_eq!(ended["state"], "RolledBack", "{ended}");
+    assert!(ended["reason"].as_str().unwrap().contains("error rate"), "{ended}");
+    for viewer in 0..20 {
+        assert_eq!(
+            code_seen(&edge, &origin, "/live/x", &format!("after {viewer}")).await,
+            "one"
+        );
+    }
+
+    // A healthy version is promoted step by step.
+    let body = r#"{"version": 3, "strategy": {"type": "linear", "percent": 50, "interval": "300ms"}, "alarm": {"error_rate": 0.05, "min_invocations": 20}}"#;
+    let (status, started) = admin(
+        &edge,
+        reqwest::Method::POST,
+        "/functions/f/aliases/live/deployments",
+        body,
+        true,
+    )
+    .await;
+    assert_eq!(status, 201);
+    let ended = wait_for_end(&edge, started["id"].as_str().unwrap()).await;
+    assert_eq!(ended["state"], "Succeeded", "{ended}");
+    assert_eq!(ended["weight"], 1.0);
+    for viewer in 0..20 {
+        assert_eq!(
+            code_seen(&edge, &origin, "/live/x", &format!("late {viewer}")).await,
+            "three"
+        );
+    }
+
+    // A failing pre-traffic function aborts before any traffic moves.
+    let body = r#"{"version": 1, "strategy": "AllAtOnce", "pre_traffic": "prefail"}"#;
+    let (_, started) = admin(
+        &edge,
+        reqwest::Method::POST,
+        "/functions/f/aliases/live/deployments",
+        body,
+        true,
+    )
+    .await;
+    let ended = wait_for_end(&edge, started["id"].as_str().unwrap()).await;
+    assert_eq!(ended["state"], "Failed");
+    assert!(ended["reason"].as_str().unwrap().contains("pre-traffic"), "{ended}");
+    assert_eq!(
+        code_seen(&edge, &origin, "/live/x", "v").await,
+        "three",
+        "nothing moved"
+    );
+
+    // All at once, and the bad requests are refused clearly.
+    let (_, started) = admin(
+        &edge,
+        reqwest::Method::POST,
+        "/functions/f/aliases/live/deployments",
+        r#"{"version": 1, "strategy": "AllAtOnce"}"#,
+        true,
+    )
+    .await;
+    assert_eq!(
+        wait_for_end(&edge, started["id"].as_str().unwrap()).await["state"],
+        "Succeeded"
+    );
+    assert_eq!(code_seen(&edge, &origin, "/live/x", "v").await, "one");
+    for (body, status) in [
+        (r#"{"version": 1, "strategy": "Sideways"}"#, 400),
+        (r#"{"version": 9, "strategy": "AllAtOnce"}"#, 404),
+        ("not json", 400),
+    ] {
+        assert_eq!(
+            admin(
+                &edge,
+                reqwest::Method::POST,
+                "/functions/f/aliases/live/deployments",
+                body,
+                true
+            )
+            .await
+            .0,
+            status,
+            "{body}"
+        );
+    }
+    assert_eq!(
+        admin(
+            &edge,
+            reqwest::Method::POST,
+            "/functions/f/aliases/nope/deployments",
+            r#"{"version": 1, "strategy": "AllAtOnce"}"#,
+            true
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        admin(
+            &edge,
+            reqwest::Method::POST,
+            "/functions/f/aliases/live/deployments",
+            r#"{"version": 1, "strategy": "AllAtOnce"}"#,
+            false
+        )
+        .await
+        .0,
+        401
+    );
+    let (_, described) = admin(&edge, reqwest::Method::GET, "/functions/f", "", false).await;
+    assert_eq!(described["deployments"].as_array().unwrap().len(), 4);
+}
