@@ -1,5 +1,6 @@
 //! The command line: `edgehook serve`, `check`, `invoke` and `event`.
 
+mod deploy;
 mod invoke;
 
 use crate::config::{self, LogFormat};
@@ -38,6 +39,9 @@ enum Command {
     Invoke(invoke::InvokeArgs),
     /// Print a sample Lambda@Edge event of a type.
     Event(invoke::EventArgs),
+    /// Deploy a function version to an alias through the admin API and follow the deployment:
+    /// exit 0 when it succeeds, 1 when it is rolled back or fails, 2 on usage errors.
+    Deploy(deploy::DeployArgs),
 }
 
 /// Exit code for an invalid configuration.
@@ -96,6 +100,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Invoke(args) => invoke::invoke(args),
         Command::Event(args) => invoke::event(args),
+        Command::Deploy(args) => deploy::deploy(args),
         Command::Check { config: path } => match config::load(&path) {
             Ok(config) => {
                 for warning in warnings(&config) {

@@ -80,7 +80,14 @@ fn serve_refuses_an_invalid_config() {
 #[test]
 fn help_and_version_on_every_command() {
     let version = env!("CARGO_PKG_VERSION");
-    for args in [vec![], vec!["serve"], vec!["check"]] {
+    for args in [
+        vec![],
+        vec!["serve"],
+        vec!["check"],
+        vec!["invoke"],
+        vec!["event"],
+        vec!["deploy"],
+    ] {
         let mut with_help = args.clone();
         with_help.push("--help");
         let out = edgehook(&with_help);

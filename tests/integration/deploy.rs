@@ -382,3 +382,73 @@ async fn deployments_shift_traffic_roll_back_on_errors_and_honour_pre_traffic() 
     let (_, described) = admin(&edge, reqwest::Method::GET, "/functions/f", "", false).await;
     assert_eq!(described["deployments"].as_array().unwrap().len(), 4);
 }
+
+#[tokio::test]
+async fn the_deploy_command_uploads_publishes_and_follows_the_deployment() {
+    let origin = Origin::start(|_| Reply::ok("x")).await;
+    let state = tempfile::tempdir().unwrap();
+    {
+        let store = ::edgehook::deploy::store::Store::open(state.path()).unwrap();
+        store.publish("f", &stored_code(&marker("one")), 1).unwrap();
+        store
+            .put_alias(
+                "f",
+                "live",
+                ::edgehook::deploy::store::Alias {
+                    version: 1,
+                    additional_version: None,
+                },
+            )
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let new_code = dir.path().join("new.mjs");
+    std::fs::write(&new_code, marker("cli")).unwrap();
+    let rest = config(&origin, dir.path(), state.path(), true);
+    let edge = Edgehook::start_in(dir, "", &rest).await;
+    let admin_url = format!("http://{}", edge.admin);
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_edgehook"))
+                .args(args)
+                .output()
+                .unwrap()
+        })
+    };
+    let args = vec![
+        "deploy".into(),
+        "f".into(),
+        "--code".into(),
+        new_code.display().to_string(),
+        "--strategy".into(),
+        "linear:50:200ms".into(),
+        "--admin".into(),
+        admin_url.clone(),
+        "--token".into(),
+        ADMIN_TOKEN.into(),
+    ];
+    let out = run(args).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("published f version 2"), "{stdout}");
+    assert!(stdout.contains("Succeeded"), "{stdout}");
+    assert_eq!(code_seen(&edge, &origin, "/live/x", "anyone").await, "cli");
+
+    let bad = vec![
+        "deploy".into(),
+        "f".into(),
+        "--to-version".into(),
+        "7".into(),
+        "--admin".into(),
+        admin_url,
+        "--token".into(),
+        "wrong".into(),
+    ];
+    let out = run(bad).await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+}
