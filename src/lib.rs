@@ -9,5 +9,6 @@ pub mod js;
 pub mod local_http;
 pub mod origin;
 pub mod proxy;
+pub mod reload;
 pub mod server;
 pub mod tls;

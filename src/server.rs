@@ -73,8 +73,9 @@ fn server_conf(config: &Config, runtime_dir: &std::path::Path) -> ServerConf {
     }
 }
 
-/// Serves `config` until a shutdown signal; returns once in-flight requests are done.
-pub fn serve(config: Config) -> Result<(), ServeError> {
+/// Serves `config` (read from `path`, which reloads read again) until a shutdown signal;
+/// returns once in-flight requests are done.
+pub fn serve(config: Config, path: &std::path::Path) -> Result<(), ServeError> {
     let config = Arc::new(config);
     // A private directory for the internal socket (0700, removed on exit).
     let runtime_dir = tempfile::Builder::new()
@@ -93,16 +94,18 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         )),
         None => None,
     };
+    let dirs = Arc::new(arc_swap::ArcSwap::from_pointee(DirServer::new(dir_origins_of(&config))));
     let metrics = Arc::new(Metrics::new());
     let edge = Arc::new(Edge {
-        config: config.clone(),
+        config: arc_swap::ArcSwap::new(config.clone()),
         cache: CacheLayer::new(&config.cache),
-        upstreams: Upstreams::new(local_socket.clone(), &config.origins),
+        upstreams: arc_swap::ArcSwap::new(Arc::new(Upstreams::new(local_socket.clone(), &config.origins))),
         metrics: metrics.clone(),
         in_flight: InFlight::default(),
         functions,
         generated: Default::default(),
         forwards: Default::default(),
+        dirs,
         deploy,
         geoip: match &config.server.geoip_database {
             // Validation opened it already; a file changed since then is reported here.
@@ -135,17 +138,9 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
     }
     server.add_service(proxy);
 
-    let dir_origins = config
-        .origins
-        .values()
-        .filter_map(|o| match &o.kind {
-            OriginKind::Dir(dir) => Some((o.name.clone(), dir.clone())),
-            OriginKind::Http(_) => None,
-        })
-        .collect::<std::collections::HashMap<_, _>>();
     // Always there: origin-request functions may generate responses even without directories.
     let local = LocalOrigin {
-        dirs: DirServer::new(dir_origins),
+        dirs: edge.dirs.clone(),
         generated: edge.generated.clone(),
         forwards: edge.forwards.clone(),
         connector: Arc::new(pingora::connectors::http::Connector::new(None)),
@@ -155,12 +150,20 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
     local_service.threads = Some(1);
     server.add_service(local_service);
 
+    let reloader = Arc::new(crate::reload::Reloader {
+        path: path.to_path_buf(),
+        edge: edge.clone(),
+        local_socket: local_socket.clone(),
+        running: parking_lot::Mutex::new(()),
+    });
+    reloader.watch_sighup();
     let edge_in_flight = edge.in_flight.clone();
     if let Some(admin) = config.server.admin {
         let api = AdminApi {
             token: config.server.admin_token.clone(),
             metrics,
             edge,
+            reloader,
         };
         let mut admin_service = Service::new("admin".into(), LocalApp(api));
         admin_service.add_tcp(&admin.to_string());
@@ -223,9 +226,7 @@ fn drain_then_exit(
 /// reported at start-up and no request pays a cold start. The threads are plain OS threads:
 /// edgehook does not daemonize, so nothing forks them away.
 fn start_functions(config: &Config) -> Result<Option<Arc<crate::js::JsPool>>, ServeError> {
-    if config.functions.is_empty() {
-        return Ok(None);
-    }
+    // Started even without functions, so that a reload can add some.
     let specs = config.functions.values().map(crate::js::FunctionSpec::from).collect();
     let options = crate::js::PoolOptions {
         threads: config.runtime.threads,
@@ -241,4 +242,16 @@ fn start_functions(config: &Config) -> Result<Option<Arc<crate::js::JsPool>>, Se
         "functions loaded"
     );
     Ok(Some(Arc::new(pool)))
+}
+
+/// The directory origins of a config, by name.
+fn dir_origins_of(config: &Config) -> std::collections::HashMap<String, crate::config::DirOrigin> {
+    config
+        .origins
+        .values()
+        .filter_map(|o| match &o.kind {
+            OriginKind::Dir(dir) => Some((o.name.clone(), dir.clone())),
+            OriginKind::Http(_) => None,
+        })
+        .collect()
 }

@@ -16,6 +16,7 @@ pub struct AdminApi {
     pub token: AdminToken,
     pub metrics: Arc<Metrics>,
     pub edge: Arc<crate::proxy::Edge>,
+    pub reloader: Arc<crate::reload::Reloader>,
 }
 
 #[derive(serde::Deserialize)]
@@ -227,7 +228,14 @@ impl Handler for AdminApi {
             ("GET" | "HEAD", "/healthz") => json(200, serde_json::json!({ "status": "ok" })),
             ("GET" | "HEAD", "/metrics") => self.metrics_page(),
             ("POST", "/cache/purge") => self.purge(session).await,
-            (_, "/healthz" | "/metrics" | "/cache/purge") => json_error(405, "method not allowed"),
+            ("POST", "/reload") => match self.refuse_unauthorized(session) {
+                Some(refusal) => refusal,
+                None => match self.reloader.reload_and_log("POST /reload") {
+                    Ok(report) => json(200, serde_json::to_value(report).unwrap_or_default()),
+                    Err(message) => json_error(400, &message),
+                },
+            },
+            (_, "/healthz" | "/metrics" | "/cache/purge" | "/reload") => json_error(405, "method not allowed"),
             (_, p) if p.starts_with("/functions/") => self.functions(session, method.as_str(), &path).await,
             _ => json_error(404, "no such admin endpoint"),
         };

@@ -141,7 +141,7 @@ pub fn main() -> ExitCode {
             for warning in warnings(&config) {
                 tracing::warn!("{warning}");
             }
-            match crate::server::serve(config) {
+            match crate::server::serve(config, &path) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e @ (crate::server::ServeError::Functions(_) | crate::server::ServeError::Deploy(_))) => {
                     tracing::error!("{e}");

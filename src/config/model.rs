@@ -31,7 +31,7 @@ pub struct Runtime {
 }
 
 /// A function: its code is read and checked for its module kind when the config loads.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Function {
     pub name: String,
     pub code: PathBuf,

@@ -35,7 +35,7 @@ pub struct Deployments {
     store: Store,
     pool: Arc<JsPool>,
     /// The functions of the config, whose settings uploaded code keeps.
-    configured: BTreeMap<String, crate::config::Function>,
+    configured: RwLock<BTreeMap<String, crate::config::Function>>,
     aliases: RwLock<HashMap<String, BTreeMap<String, Alias>>>,
     /// Invocations and failures per pool key (`fn:N`), which deployment alarms watch.
     stats: parking_lot::Mutex<HashMap<String, (u64, u64)>>,
@@ -85,7 +85,7 @@ impl Deployments {
         let deployments = Deployments {
             store,
             pool,
-            configured: config.functions.clone(),
+            configured: RwLock::new(config.functions.clone()),
             aliases: RwLock::new(HashMap::new()),
             stats: Default::default(),
             rollouts: Default::default(),
@@ -121,14 +121,37 @@ impl Deployments {
         Ok(deployments)
     }
 
-    fn configured(&self, name: &str) -> Result<&crate::config::Function, DeployError> {
+    fn configured(&self, name: &str) -> Result<crate::config::Function, DeployError> {
         self.configured
+            .read()
             .get(name)
+            .cloned()
             .ok_or_else(|| DeployError::UnknownFunction(name.to_string()))
     }
 
+    /// After a config reload: the functions the config now defines.
+    pub fn set_configured(&self, functions: BTreeMap<String, crate::config::Function>) {
+        *self.configured.write() = functions;
+    }
+
+    /// Whether `$LATEST` of `name` is code uploaded through the admin API (which a config
+    /// reload leaves in place).
+    pub fn has_uploaded_code(&self, name: &str) -> bool {
+        self.store.latest(name).ok().flatten().is_some()
+    }
+
+    /// The aliases of the state directory, for functions the config defines.
+    pub fn refresh_aliases(&self) -> Result<(), DeployError> {
+        let names: Vec<String> = self.configured.read().keys().cloned().collect();
+        for name in names {
+            let aliases = self.store.aliases(&name)?;
+            self.aliases.write().insert(name, aliases);
+        }
+        Ok(())
+    }
+
     fn register_latest(&self, name: &str, code: &FunctionCode) {
-        let concurrency = self.configured.get(name).map_or(1000, |f| f.concurrency);
+        let concurrency = self.configured.read().get(name).map_or(1000, |f| f.concurrency);
         self.pool.register(spec_of(name, name, "$LATEST", code, concurrency));
     }
 
@@ -183,7 +206,7 @@ impl Deployments {
     /// The current `$LATEST` code of a function.
     fn latest(&self, name: &str) -> Result<FunctionCode, DeployError> {
         let configured = self.configured(name)?;
-        Ok(self.store.latest(name)?.unwrap_or_else(|| code_of(configured)))
+        Ok(self.store.latest(name)?.unwrap_or_else(|| code_of(&configured)))
     }
 
     /// Replaces `$LATEST` with `source` once it loads; nothing changes when it does not.

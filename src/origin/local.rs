@@ -58,7 +58,8 @@ pub struct Forward {
 pub type ForwardStore = Waiting<Forward>;
 
 pub struct LocalOrigin {
-    pub dirs: DirServer,
+    /// Swapped by a config reload.
+    pub dirs: Arc<arc_swap::ArcSwap<DirServer>>,
     pub generated: Arc<GeneratedStore>,
     pub forwards: Arc<ForwardStore>,
     pub connector: Arc<Connector>,
@@ -166,6 +167,7 @@ impl Handler for LocalOrigin {
                 None => Reply::text(502, "no forwarded request under this token"),
             };
         }
-        self.dirs.serve(session.req_header()).await
+        let dirs = self.dirs.load_full();
+        dirs.serve(session.req_header()).await
     }
 }

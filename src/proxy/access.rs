@@ -39,7 +39,7 @@ pub fn record(edge: &Edge, session: &mut Session, error: Option<&Error>, ctx: &R
     let bytes_out = session.as_ref().body_bytes_sent();
     metrics.bytes_out.inc_by(bytes_out as u64);
     metrics.bytes_in.inc_by(session.as_ref().body_bytes_read() as u64);
-    if !edge.config.log.access_log {
+    if !ctx.config.log.access_log {
         return;
     }
     let req = session.req_header();

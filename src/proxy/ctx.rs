@@ -30,6 +30,8 @@ impl Drop for InFlightGuard {
 }
 
 pub struct RequestCtx {
+    /// The configuration this request runs under, from start to end.
+    pub config: Arc<crate::config::Config>,
     pub request_id: String,
     pub started: Instant,
     /// The behavior chosen for the request path (None only for requests refused before matching).
@@ -67,8 +69,9 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
-    pub fn new(in_flight: &InFlight) -> Self {
+    pub fn new(in_flight: &InFlight, config: Arc<crate::config::Config>) -> Self {
         RequestCtx {
+            config,
             request_id: super::request_id::next(),
             started: Instant::now(),
             behavior: None,

@@ -50,9 +50,10 @@ pub(crate) const MAX_INCLUDED_BODY: usize = 16 << 20;
 
 /// Everything the proxy phases share, built once per server.
 pub struct Edge {
-    pub config: Arc<Config>,
+    /// The running configuration; a reload swaps it, requests keep the one they started with.
+    pub config: arc_swap::ArcSwap<Config>,
     pub cache: CacheLayer,
-    pub upstreams: Upstreams,
+    pub upstreams: arc_swap::ArcSwap<Upstreams>,
     pub metrics: Arc<Metrics>,
     pub in_flight: ctx::InFlight,
     /// The functions of the config, warm on their JS threads (None when there are none).
@@ -61,6 +62,8 @@ pub struct Edge {
     pub generated: Arc<crate::origin::local::GeneratedStore>,
     /// Requests whose body a function read, until the local origin sends them on.
     pub forwards: Arc<crate::origin::local::ForwardStore>,
+    /// The directory origins the local origin serves (swapped by a reload).
+    pub dirs: Arc<arc_swap::ArcSwap<crate::origin::dir::DirServer>>,
     /// Versions and aliases of the functions (None when there are no functions).
     pub deploy: Option<Arc<crate::deploy::Deployments>>,
     /// The MaxMind database for CloudFront-Viewer-Country, when configured.
@@ -95,7 +98,8 @@ impl EdgeProxy {
         ctx.error_answer = true;
         ctx.function_error = Some(error.class);
         let (label, cause) = respond::function_failure(error.class);
-        let server = &self.edge.config.server;
+        let config = ctx.config.clone();
+        let server = &config.server;
         respond::write_error_page(
             session,
             error.class.status(),
@@ -108,8 +112,8 @@ impl EdgeProxy {
     }
 
     /// Checks the request's shape; returns the status to refuse it with, if any.
-    fn refusal(&self, session: &Session) -> Option<u16> {
-        let server = &self.edge.config.server;
+    fn refusal(&self, session: &Session, ctx: &RequestCtx) -> Option<u16> {
+        let server = &ctx.config.server;
         let req = session.req_header();
         if req.uri.path_and_query().map_or(0, |p| p.as_str().len()) > server.max_uri_length {
             return Some(414);
@@ -133,18 +137,19 @@ impl ProxyHttp for EdgeProxy {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::new(&self.edge.in_flight)
+        RequestCtx::new(&self.edge.in_flight, self.edge.config.load_full())
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.viewer_tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-        if let Some(status) = self.refusal(session) {
+        if let Some(status) = self.refusal(session, ctx) {
             ctx.error_answer = true;
-            let server = &self.edge.config.server;
+            let config = ctx.config.clone();
+            let server = &config.server;
             respond::write_error(session, status, &server.request_id_header, &ctx.request_id).await?;
             return Ok(true);
         }
-        let Some(behavior) = self.edge.config.behavior_for(session.req_header().uri.path()).cloned() else {
+        let Some(behavior) = ctx.config.behavior_for(session.req_header().uri.path()).cloned() else {
             return Err(Error::explain(
                 pingora::ErrorType::InternalError,
                 "no behavior matches; validation requires a default",
@@ -281,7 +286,8 @@ impl ProxyHttp for EdgeProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         self.viewer_response(resp, ctx).await?;
-        let server = &self.edge.config.server;
+        let config = ctx.config.clone();
+        let server = &config.server;
         let label = respond::cache_label(session.cache.phase(), resp.status.as_u16());
         resp.insert_header(respond::X_CACHE, label)?;
         resp.insert_header(server.request_id_header.clone(), ctx.request_id.as_str())?;
@@ -296,7 +302,8 @@ impl ProxyHttp for EdgeProxy {
     async fn fail_to_proxy(&self, session: &mut Session, error: &Error, ctx: &mut RequestCtx) -> FailToProxy {
         let status = respond::status_for(error);
         ctx.error_answer = true;
-        let server = &self.edge.config.server;
+        let config = ctx.config.clone();
+        let server = &config.server;
         let viewer_gone = error.esource() == &pingora::ErrorSource::Downstream
             && matches!(
                 error.etype(),

@@ -45,7 +45,7 @@ impl EdgeProxy {
                     match changed
                         .origin
                         .as_ref()
-                        .map(|o| hooks::chosen_origin(&self.edge.config.origins, o))
+                        .map(|o| hooks::chosen_origin(&ctx.config.origins, o))
                     {
                         Some(Ok(origin)) => ctx.origin = Some(origin),
                         Some(Err(message)) => {
@@ -85,7 +85,7 @@ impl EdgeProxy {
     /// was read, else the chosen origin.
     pub(super) async fn choose_peer(&self, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         if ctx.generated_token.is_some() {
-            return self.edge.upstreams.local_peer();
+            return self.edge.upstreams.load().local_peer();
         }
         let origin = match (&ctx.origin, &ctx.behavior) {
             (Some(origin), _) => origin.clone(),
@@ -97,11 +97,12 @@ impl EdgeProxy {
                 ));
             }
         };
-        let peer = self.edge.upstreams.peer(&origin).await?;
+        let upstreams = self.edge.upstreams.load_full();
+        let peer = upstreams.peer(&origin).await?;
         if ctx.request_body.is_some() {
             // The body was read for a function: the local origin sends the request on with it.
             ctx.forward_peer = Some(peer);
-            return self.edge.upstreams.local_peer();
+            return self.edge.upstreams.load().local_peer();
         }
         Ok(peer)
     }
@@ -199,7 +200,7 @@ impl EdgeProxy {
         ctx: &'a RequestCtx,
         origin: &'a crate::config::Origin,
     ) -> forward::Forwarding<'a> {
-        let server = &self.edge.config.server;
+        let server = &ctx.config.server;
         forward::Forwarding {
             origin,
             client_ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()),

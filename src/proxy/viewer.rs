@@ -30,7 +30,8 @@ impl EdgeProxy {
                 Ok(body) => ctx.request_body = body,
                 Err(status) => {
                     ctx.error_answer = true;
-                    let server = &self.edge.config.server;
+                    let config = ctx.config.clone();
+                    let server = &config.server;
                     respond::write_error(session, status, &server.request_id_header, &ctx.request_id).await?;
                     return Ok(true);
                 }
@@ -126,8 +127,7 @@ impl EdgeProxy {
             .get(http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let trusted = self
-            .edge
+        let trusted = ctx
             .config
             .server
             .viewer_country_header
@@ -180,7 +180,8 @@ impl EdgeProxy {
         ctx: &mut RequestCtx,
         generated: &crate::edge::result::Generated,
     ) -> Result<()> {
-        let server = &self.edge.config.server;
+        let config = ctx.config.clone();
+        let server = &config.server;
         let mut header = hooks::generated_response(generated)?;
         header.insert_header(respond::X_CACHE, respond::GENERATED)?;
         header.insert_header(server.request_id_header.clone(), ctx.request_id.as_str())?;

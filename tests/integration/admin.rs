@@ -27,15 +27,8 @@ async fn healthz_and_metrics() {
     c.get(edge.url("/m")).send().await.unwrap();
     c.get(edge.url("/m")).send().await.unwrap();
     c.get(edge.url("/boom")).send().await.unwrap();
-    let metrics = c
-        .get(edge.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    for expected in [
+    // Request metrics are counted when a request is logged, just after its response went out.
+    let expected = [
         "edgehook_requests_total{behavior=\"*\",status_class=\"2xx\"} 2",
         "edgehook_requests_total{behavior=\"*\",status_class=\"5xx\"} 1",
         "edgehook_cache_lookups_total{result=\"hit\"} 1",
@@ -45,8 +38,26 @@ async fn healthz_and_metrics() {
         "edgehook_received_bytes_total 0",
         // The 200 and the 500 (cached for error_ttl, as CloudFront does).
         "edgehook_cache_objects 2",
-    ] {
-        assert!(metrics.contains(expected), "missing `{expected}` in:\n{metrics}");
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let metrics = c
+            .get(edge.admin_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let missing: Vec<&str> = expected.iter().copied().filter(|e| !metrics.contains(e)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "missing {missing:?} in:\n{metrics}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(c.get(edge.admin_url("/nope")).send().await.unwrap().status(), 404);
     assert_eq!(c.delete(edge.admin_url("/healthz")).send().await.unwrap().status(), 405);

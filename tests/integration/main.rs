@@ -16,4 +16,5 @@ mod functions;
 mod hooks;
 mod lifecycle;
 mod proxying;
+mod reload;
 mod tls;

@@ -1,0 +1,165 @@
+//! Configuration reloads (SIGHUP or `POST /reload`): the file is read and validated again, and
+//! new or changed functions are loaded, before anything is swapped; an invalid file is refused
+//! and the running configuration kept. Requests in flight finish under the configuration they
+//! started with; functions get their new code without a restart. Listeners, the admin address,
+//! TLS, threads and the cache size take effect at the next restart (or a graceful upgrade).
+
+use crate::config::{self, Config};
+use crate::js::{FunctionSpec, JsPool, PoolOptions};
+use crate::origin::dir::DirServer;
+use crate::origin::Upstreams;
+use crate::proxy::Edge;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Reloader {
+    pub path: PathBuf,
+    pub edge: Arc<Edge>,
+    pub local_socket: PathBuf,
+    /// One reload at a time.
+    pub running: parking_lot::Mutex<()>,
+}
+
+/// What a reload changed, or could not change without a restart.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ReloadReport {
+    pub functions_updated: Vec<String>,
+    pub needs_restart: Vec<String>,
+}
+
+fn restart_only(old: &Config, new: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut check = |name: &str, changed: bool| {
+        if changed {
+            out.push(format!("{name} changed: takes effect at the next restart"));
+        }
+    };
+    check("server.listen", old.server.listen != new.server.listen);
+    check("server.admin", old.server.admin != new.server.admin);
+    check("server.threads", old.server.threads != new.server.threads);
+    check(
+        "server.tls",
+        old.server.tls.as_ref().map(|t| (&t.listen, &t.cert, &t.key))
+            != new.server.tls.as_ref().map(|t| (&t.listen, &t.cert, &t.key)),
+    );
+    check(
+        "cache",
+        (old.cache.memory, old.cache.max_object_size, old.cache.lock_timeout)
+            != (new.cache.memory, new.cache.max_object_size, new.cache.lock_timeout),
+    );
+    check(
+        "runtime",
+        (old.runtime.threads, old.runtime.queue) != (new.runtime.threads, new.runtime.queue),
+    );
+    check("deploy.state_dir", old.state_dir != new.state_dir);
+    out
+}
+
+impl Reloader {
+    pub fn reload(&self) -> Result<ReloadReport, String> {
+        let _one = self.running.lock();
+        let new = config::load(&self.path).map_err(|e| e.to_string())?;
+        let old = self.edge.config.load_full();
+        let deploy = self.edge.deploy.as_ref().ok_or("functions are not running")?;
+        let pool = self.edge.functions.as_ref().ok_or("functions are not running")?;
+        // Everything that can fail happens before anything changes.
+        let changed: Vec<&config::Function> = new
+            .functions
+            .values()
+            .filter(|f| old.functions.get(&f.name) != Some(*f))
+            .collect();
+        let probe = PoolOptions {
+            threads: 1,
+            queue: 1,
+            max_wait: Duration::from_secs(1),
+        };
+        for function in &changed {
+            JsPool::start(vec![FunctionSpec::from(*function)], &probe)
+                .map_err(|e| format!("`functions.{}.code` {e}", function.name))?;
+        }
+        let report = ReloadReport {
+            functions_updated: changed.iter().map(|f| f.name.clone()).collect(),
+            needs_restart: restart_only(&old, &new),
+        };
+        deploy.set_configured(new.functions.clone());
+        for function in changed {
+            if !deploy.has_uploaded_code(&function.name) {
+                pool.register(FunctionSpec::from(function));
+            }
+        }
+        deploy.refresh_aliases().map_err(|e| e.to_string())?;
+        for behavior in &new.behaviors {
+            let hooks = &behavior.hooks;
+            for association in [
+                &hooks.viewer_request,
+                &hooks.origin_request,
+                &hooks.origin_response,
+                &hooks.viewer_response,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if let Err(e) = deploy.resolve(&association.function, "") {
+                    deploy.set_configured(old.functions.clone());
+                    return Err(format!("behavior `{}`: {e}", behavior.pattern.as_str()));
+                }
+            }
+        }
+        self.edge
+            .upstreams
+            .store(Arc::new(Upstreams::new(self.local_socket.clone(), &new.origins)));
+        let dirs = new
+            .origins
+            .values()
+            .filter_map(|o| match &o.kind {
+                config::OriginKind::Dir(dir) => Some((o.name.clone(), dir.clone())),
+                config::OriginKind::Http(_) => None,
+            })
+            .collect();
+        self.edge.dirs.store(Arc::new(DirServer::new(dirs)));
+        self.edge.config.store(Arc::new(new));
+        Ok(report)
+    }
+
+    /// Reloads and logs the outcome.
+    pub fn reload_and_log(&self, trigger: &str) -> Result<ReloadReport, String> {
+        let result = self.reload();
+        match &result {
+            Ok(report) => tracing::info!(
+                target: "edgehook::reload",
+                trigger,
+                functions_updated = ?report.functions_updated,
+                needs_restart = ?report.needs_restart,
+                "configuration reloaded"
+            ),
+            Err(e) => {
+                tracing::error!(target: "edgehook::reload", trigger, "reload refused, the running configuration stays:\n{e}")
+            }
+        }
+        result
+    }
+
+    /// Reloads on every SIGHUP, from a thread of its own.
+    pub fn watch_sighup(self: &Arc<Self>) {
+        let reloader = self.clone();
+        let started = std::thread::Builder::new()
+            .name("edgehook-sighup".into())
+            .spawn(move || {
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                    return;
+                };
+                runtime.block_on(async move {
+                    let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+                        return;
+                    };
+                    while hangup.recv().await.is_some() {
+                        let _ = reloader.reload_and_log("SIGHUP");
+                    }
+                });
+            });
+        if let Err(e) = started {
+            tracing::warn!(error = %e, "no SIGHUP reloads");
+        }
+    }
+}
