@@ -67,7 +67,9 @@ fn server_conf(config: &Config, runtime_dir: &std::path::Path) -> ServerConf {
         // is in flight.
         grace_period_seconds: Some(config.server.shutdown_timeout.as_secs().max(1)),
         graceful_shutdown_timeout_seconds: Some(1),
-        upgrade_sock: runtime_dir.join("upgrade.sock").to_string_lossy().into_owned(),
+        // Shared by the running process and its successor (`serve --upgrade`), so it lives in
+        // the state directory rather than the per-process runtime directory.
+        upgrade_sock: upgrade_socket(config).to_string_lossy().into_owned(),
         pid_file: runtime_dir.join("edgehook.pid").to_string_lossy().into_owned(),
         ..ServerConf::default()
     }
@@ -75,7 +77,7 @@ fn server_conf(config: &Config, runtime_dir: &std::path::Path) -> ServerConf {
 
 /// Serves `config` (read from `path`, which reloads read again) until a shutdown signal;
 /// returns once in-flight requests are done.
-pub fn serve(config: Config, path: &std::path::Path) -> Result<(), ServeError> {
+pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<(), ServeError> {
     let config = Arc::new(config);
     // A private directory for the internal socket (0700, removed on exit).
     let runtime_dir = tempfile::Builder::new()
@@ -84,7 +86,11 @@ pub fn serve(config: Config, path: &std::path::Path) -> Result<(), ServeError> {
         .map_err(ServeError::RuntimeDir)?;
     let local_socket = runtime_dir.path().join("origins.sock");
 
-    let mut server = Server::new_with_opt_and_conf(None, server_conf(&config, runtime_dir.path()));
+    let options = pingora::server::configuration::Opt {
+        upgrade,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(options), server_conf(&config, runtime_dir.path()));
     server.bootstrap();
 
     let functions = start_functions(&config)?;
@@ -254,4 +260,10 @@ fn dir_origins_of(config: &Config) -> std::collections::HashMap<String, crate::c
             OriginKind::Http(_) => None,
         })
         .collect()
+}
+
+/// Where a running edgehook hands its listening sockets to its successor.
+fn upgrade_socket(config: &Config) -> std::path::PathBuf {
+    let _ = std::fs::create_dir_all(&config.state_dir);
+    config.state_dir.join("upgrade.sock")
 }

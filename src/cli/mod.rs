@@ -27,6 +27,10 @@ enum Command {
         /// The configuration file.
         #[arg(long, short, default_value = "config/edgehook.toml")]
         config: PathBuf,
+        /// Take over the listening sockets of a running edgehook (send it SIGQUIT once this one
+        /// has started): a binary upgrade without refusing a connection.
+        #[arg(long)]
+        upgrade: bool,
     },
     /// Validate a configuration: exit 0 when valid, or print every problem and exit 2.
     Check {
@@ -128,7 +132,7 @@ pub fn main() -> ExitCode {
                 ExitCode::from(INVALID_CONFIG)
             }
         },
-        Command::Serve { config: path } => {
+        Command::Serve { config: path, upgrade } => {
             let config = match config::load(&path) {
                 Ok(config) => config,
                 Err(e) => {
@@ -141,7 +145,7 @@ pub fn main() -> ExitCode {
             for warning in warnings(&config) {
                 tracing::warn!("{warning}");
             }
-            match crate::server::serve(config, &path) {
+            match crate::server::serve(config, &path, upgrade) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e @ (crate::server::ServeError::Functions(_) | crate::server::ServeError::Deploy(_))) => {
                     tracing::error!("{e}");

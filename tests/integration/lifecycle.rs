@@ -71,3 +71,79 @@ async fn sigterm_drains_and_exits_0() {
 async fn sigint_drains_and_exits_0() {
     drains_on(libc::SIGINT).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_process_takes_over_the_listening_sockets() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let origin = Origin::start(|_| Reply::ok("fine")).await;
+    let state = tempfile::tempdir().unwrap();
+    let rest = format!(
+        "[deploy]\nstate_dir = \"{}\"\n[origins.app]\nurl = \"{}\"\n[[behaviors]]\npath = \"*\"\norigin = \"app\"\ncache = false\n",
+        state.path().display(),
+        origin.url()
+    );
+    let mut old = Edgehook::start(&rest).await;
+    let config_path = old.log.parent().unwrap().join("edgehook.toml");
+    let url = old.url("/");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let load = {
+        let (stop, sent, failed, url) = (stop.clone(), sent.clone(), failed.clone(), url.clone());
+        tokio::spawn(async move {
+            // A new connection for every request: each one tests the listening socket.
+            let c = reqwest::Client::builder()
+                .no_proxy()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                let ok = matches!(c.get(&url).send().await, Ok(r) if r.status() == 200);
+                sent.fetch_add(1, Ordering::Relaxed);
+                if !ok {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    let new_log = std::fs::File::create(state.path().join("new.log")).unwrap();
+    let mut new = std::process::Command::new(env!("CARGO_BIN_EXE_edgehook"))
+        .args(["serve", "--upgrade", "--config"])
+        .arg(&config_path)
+        .stderr(new_log)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    old.signal(libc::SIGQUIT);
+    let code = tokio::task::spawn_blocking(move || (old.wait_exit(Duration::from_secs(30)), old))
+        .await
+        .unwrap();
+    assert_eq!(
+        code.0,
+        Some(0),
+        "the old process drains and exits 0:\n{}",
+        code.1.log_text()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    let served_after = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(&url)
+        .send()
+        .await
+        .map(|r| r.status().as_u16());
+    let _ = new.kill();
+    let _ = new.wait();
+    let new_log = std::fs::read_to_string(state.path().join("new.log")).unwrap_or_default();
+    assert_eq!(served_after.ok(), Some(200), "the new process serves:\n{new_log}");
+    let (sent, failed) = (sent.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    assert!(sent > 100, "{sent}");
+    assert_eq!(
+        failed, 0,
+        "{failed} of {sent} requests failed during the upgrade:\n{new_log}"
+    );
+}
