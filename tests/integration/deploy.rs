@@ -452,3 +452,43 @@ async fn the_deploy_command_uploads_publishes_and_follows_the_deployment() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
 }
+
+#[tokio::test]
+async fn concurrent_admin_calls_do_not_trip_over_each_other() {
+    let origin = Origin::start(|_| Reply::ok("x")).await;
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rest = config(&origin, dir.path(), state.path(), false);
+    let edge = std::sync::Arc::new(Edgehook::start_in(dir, "", &rest).await);
+    let calls: Vec<_> = (0..8)
+        .map(|i| {
+            let edge = edge.clone();
+            tokio::spawn(async move {
+                let (status, _) = admin(
+                    &edge,
+                    reqwest::Method::PUT,
+                    "/functions/f/code",
+                    &marker(&format!("c{i}")),
+                    true,
+                )
+                .await;
+                assert_eq!(status, 200);
+                let (status, body) = admin(&edge, reqwest::Method::POST, "/functions/f/versions", "", true).await;
+                assert_eq!(status, 201);
+                body["version"].as_u64().unwrap()
+            })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for call in calls {
+        versions.push(call.await.unwrap());
+    }
+    versions.sort();
+    assert_eq!(
+        versions,
+        (1..=8).collect::<Vec<u64>>(),
+        "every publish got its own number"
+    );
+    let (_, described) = admin(&edge, reqwest::Method::GET, "/functions/f", "", false).await;
+    assert_eq!(described["versions"].as_array().unwrap().len(), 8);
+}
