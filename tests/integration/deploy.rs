@@ -322,12 +322,47 @@ async fn deployments_shift_traffic_roll_back_on_errors_and_honour_pre_traffic() 
         "nothing moved"
     );
 
+    // A canary holds its share for its interval, then is promoted on time.
+    let started_at = std::time::Instant::now();
+    let body = r#"{"version": 1, "strategy": {"type": "canary", "percent": 20, "interval": "600ms"}}"#;
+    let (_, started) = admin(
+        &edge,
+        reqwest::Method::POST,
+        "/functions/f/aliases/live/deployments",
+        body,
+        true,
+    )
+    .await;
+    let id = started["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    let (_, midway) = admin(
+        &edge,
+        reqwest::Method::GET,
+        &format!("/functions/f/aliases/live/deployments/{id}"),
+        "",
+        false,
+    )
+    .await;
+    assert_eq!(
+        (midway["state"].as_str(), midway["weight"].as_f64()),
+        (Some("InProgress"), Some(0.2)),
+        "{midway}"
+    );
+    let ended = wait_for_end(&edge, &id).await;
+    assert_eq!(ended["state"], "Succeeded");
+    let took = started_at.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(600) && took < std::time::Duration::from_secs(5),
+        "promoted after {took:?}"
+    );
+    assert_eq!(code_seen(&edge, &origin, "/live/x", "v").await, "one");
+
     // All at once, and the bad requests are refused clearly.
     let (_, started) = admin(
         &edge,
         reqwest::Method::POST,
         "/functions/f/aliases/live/deployments",
-        r#"{"version": 1, "strategy": "AllAtOnce"}"#,
+        r#"{"version": 3, "strategy": "AllAtOnce"}"#,
         true,
     )
     .await;
@@ -335,7 +370,7 @@ async fn deployments_shift_traffic_roll_back_on_errors_and_honour_pre_traffic() 
         wait_for_end(&edge, started["id"].as_str().unwrap()).await["state"],
         "Succeeded"
     );
-    assert_eq!(code_seen(&edge, &origin, "/live/x", "v").await, "one");
+    assert_eq!(code_seen(&edge, &origin, "/live/x", "v").await, "three");
     for (body, status) in [
         (r#"{"version": 1, "strategy": "Sideways"}"#, 400),
         (r#"{"version": 9, "strategy": "AllAtOnce"}"#, 404),
@@ -380,7 +415,7 @@ async fn deployments_shift_traffic_roll_back_on_errors_and_honour_pre_traffic() 
         401
     );
     let (_, described) = admin(&edge, reqwest::Method::GET, "/functions/f", "", false).await;
-    assert_eq!(described["deployments"].as_array().unwrap().len(), 4);
+    assert_eq!(described["deployments"].as_array().unwrap().len(), 5);
 }
 
 #[tokio::test]
