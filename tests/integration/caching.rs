@@ -244,16 +244,17 @@ async fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background(
 
 #[tokio::test]
 async fn the_cache_stays_within_its_memory_bound() {
-    let origin = Origin::start(|_| Reply::ok(vec![b'z'; 100_000]).header("cache-control", "max-age=600")).await;
+    let origin = Origin::start(|_| Reply::ok(vec![b'z'; 10_000]).header("cache-control", "max-age=600")).await;
+    // About a hundred objects fit, a few per eviction shard.
     let rest = format!(
         "[cache]\nmemory = \"1MiB\"\nmax_object_size = \"512KiB\"\n[origins.app]\nurl = \"{}\"\n[[behaviors]]\npath = \"*\"\norigin = \"app\"\n",
         origin.url()
     );
     let edge = Edgehook::start(&rest).await;
-    for i in 0..40 {
+    for i in 0..400 {
         assert_eq!(
             get(&edge, &format!("/big{i}")).await.bytes().await.unwrap().len(),
-            100_000
+            10_000
         );
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -276,7 +277,23 @@ async fn the_cache_stays_within_its_memory_bound() {
         bytes > 0.0 && bytes <= (1 << 20) as f64,
         "cache holds {bytes} bytes with a 1MiB bound"
     );
-    // The most recent objects are still there; the oldest were evicted.
-    assert_eq!(x_cache(&get(&edge, "/big39").await), "Hit from edgehook");
-    assert_eq!(x_cache(&get(&edge, "/big0").await), "Miss from edgehook");
+    // Pingora's LRU is sharded and evicts from a randomly chosen long shard, so recency is
+    // approximate: most of the newest objects survive, the oldest are nearly all gone. The newest
+    // are checked first because every miss re-admits an object and evicts another.
+    let mut recent_hits = 0;
+    for i in 390..400 {
+        if x_cache(&get(&edge, &format!("/big{i}")).await) == "Hit from edgehook" {
+            recent_hits += 1;
+        }
+    }
+    let mut oldest_hits = 0;
+    for i in 0..10 {
+        if x_cache(&get(&edge, &format!("/big{i}")).await) == "Hit from edgehook" {
+            oldest_hits += 1;
+        }
+    }
+    assert!(
+        recent_hits >= 7 && oldest_hits <= 2,
+        "{recent_hits} of the 10 newest and {oldest_hits} of the 10 oldest objects were cached"
+    );
 }
