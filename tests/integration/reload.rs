@@ -143,3 +143,51 @@ fn edge_server_section(edge: &Edgehook) -> String {
         edge.http, edge.admin
     )
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invocation_in_flight_finishes_on_the_code_it_started_with() {
+    let origin = Origin::start(|seen| {
+        Reply::ok(
+            seen.headers
+                .get("x-code")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default(),
+        )
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().to_path_buf();
+    // The old code keeps its invocation open for a while, with state in its module globals.
+    std::fs::write(
+        base.join("f.mjs"),
+        "let calls = 0; export const handler = async (e) => { calls += 1; const r = e.Records[0].cf.request; \
+         await new Promise((done) => setTimeout(done, 600)); r.headers['x-code'] = [{ value: 'old after ' + calls }]; return r; };",
+    )
+    .unwrap();
+    let rest = write_config(&base, &origin, "");
+    let edge = Arc::new(Edgehook::start_in(dir, "", &rest).await);
+    let c = client();
+    let slow = {
+        let (edge, c) = (edge.clone(), c.clone());
+        tokio::spawn(async move {
+            let response = c.get(edge.url("/slow")).send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let put = c
+        .put(edge.admin_url("/functions/f/code"))
+        .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+        .body(marker("new"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200, "{}", put.text().await.unwrap());
+    let after = c.get(edge.url("/after")).send().await.unwrap();
+    assert_eq!(after.text().await.unwrap(), "new");
+    assert_eq!(slow.await.unwrap(), (200, "old after 1".to_string()));
+    assert_eq!(
+        c.get(edge.url("/again")).send().await.unwrap().text().await.unwrap(),
+        "new"
+    );
+}
