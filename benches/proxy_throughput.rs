@@ -1,5 +1,6 @@
 //! Baseline throughput of edgehook on loopback: proxied (cache off) and cache hit, measured
-//! with wrk against the release binary, beside the origin alone. Run with `scripts/bench`
+//! with wrk against the release binary, beside the origin alone and a bare pingora proxy
+//! (`benches/pingora_baseline.rs`, run as a child process of this bench, 2 threads like edgehook). Run with `scripts/bench`
 //! (installs wrk) or `cargo bench --bench proxy_throughput`.
 //!
 //! Settings: wrk 1 thread, 32 connections, `BENCH_SECONDS` (default 5) per run, scenarios
@@ -12,6 +13,12 @@ use hyper_util::rt::TokioIo;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "pingora_baseline.rs"]
+mod pingora_baseline;
+
+/// Set in the child process that serves the bare pingora proxy: "LISTEN ORIGIN".
+const BASELINE_ENV: &str = "EDGEHOOK_BENCH_PINGORA_BASELINE";
 
 fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
@@ -83,6 +90,10 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    if let Ok(spec) = std::env::var(BASELINE_ENV) {
+        let (listen, origin) = spec.split_once(' ').expect("LISTEN ORIGIN");
+        pingora_baseline::serve(listen, origin, 2);
+    }
     let seconds: u64 = std::env::var("BENCH_SECONDS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -111,9 +122,17 @@ fn main() {
         .spawn()
         .expect("start edgehook");
     wait_for(http);
+    let baseline = free_addr();
+    let mut bare_pingora = Command::new(std::env::current_exe().expect("own path"))
+        .env(BASELINE_ENV, format!("{baseline} {origin}"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the bare pingora proxy");
+    wait_for(baseline);
 
     let scenarios = [
         ("origin alone", format!("http://{origin}/")),
+        ("bare pingora proxy", format!("http://{baseline}/x")),
         ("edgehook proxy, cache off", format!("http://{http}/proxied/x")),
         ("edgehook cache hit", format!("http://{http}/cached/x")),
     ];
@@ -127,11 +146,14 @@ fn main() {
             results[i].push(wrk(url, seconds));
         }
     }
-    let _ = edgehook.kill();
-    let _ = edgehook.wait();
+    for child in [&mut edgehook, &mut bare_pingora] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 
     println!("wrk -t1 -c32, {seconds}s x {rounds} rounds (alternating), median requests/s:");
     let origin_rps = median(results[0].clone());
+    let (bare, proxied) = (median(results[1].clone()), median(results[2].clone()));
     for ((name, _), runs) in scenarios.iter().zip(results) {
         let m = median(runs.clone());
         println!(
@@ -139,4 +161,5 @@ fn main() {
             m / origin_rps
         );
     }
+    println!("  edgehook proxy / bare pingora proxy: {:.2}", proxied / bare);
 }
