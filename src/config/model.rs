@@ -54,8 +54,8 @@ pub struct Server {
     pub max_request_header_size: usize,
     pub max_uri_length: usize,
     pub shutdown_timeout: Duration,
-    /// The token added to `Via` (`1.1 <via>`).
-    pub via: String,
+    /// `1.1 <via>` (the `via` token of the config), the hop appended to `Via` both ways.
+    pub via_hop: http::HeaderValue,
     /// A request header set by a trusted front (a load balancer or geo service) holding the
     /// viewer's country code, turned into CloudFront-Viewer-Country.
     pub viewer_country_header: Option<HeaderName>,

@@ -229,9 +229,13 @@ fn server(file: &ServerFile, base: &Path, problems: &mut Problems) -> Server {
         )
     });
     let via = file.via.clone().unwrap_or_else(|| "edgehook".into());
-    if via.is_empty() || via.chars().any(|c| c.is_control()) {
-        problems.add(root.key("via"), "must be a non-empty single-line token");
-    }
+    let via_hop = match http::HeaderValue::from_str(&format!("1.1 {via}")) {
+        Ok(hop) if !via.is_empty() && !via.chars().any(|c| c.is_control()) => hop,
+        _ => {
+            problems.add(root.key("via"), "must be a non-empty single-line token");
+            http::HeaderValue::from_static("1.1 edgehook")
+        }
+    };
     Server {
         listen,
         admin,
@@ -246,7 +250,7 @@ fn server(file: &ServerFile, base: &Path, problems: &mut Problems) -> Server {
             &file.shutdown_timeout,
             Duration::from_secs(30),
         ),
-        via,
+        via_hop,
         viewer_country_header,
         geoip_database,
     }

@@ -11,25 +11,26 @@ pub struct Forwarding<'a> {
     pub origin: &'a Origin,
     pub client_ip: Option<IpAddr>,
     pub viewer_tls: bool,
-    pub via: &'a str,
+    /// Our hop in `Via` (`1.1 <via>`).
+    pub via_hop: &'a http::HeaderValue,
     pub request_id_header: &'a http::HeaderName,
     pub request_id: &'a str,
 }
 
 impl Forwarding<'_> {
     pub fn apply(&self, req: &mut RequestHeader) -> Result<()> {
-        let path_and_query = req.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        let path_and_query = |req: &RequestHeader| req.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
         match &self.origin.kind {
             OriginKind::Http(http) => {
                 if !http.base_path.is_empty() {
-                    set_uri(req, &format!("{}{path_and_query}", http.base_path))?;
+                    set_uri(req, &format!("{}{}", http.base_path, path_and_query(req)))?;
                 }
                 if http.host_header == HostHeader::Origin {
                     req.insert_header(http::header::HOST, http.authority())?;
                 }
             }
             OriginKind::Dir(_) => {
-                set_uri(req, &format!("/{}{path_and_query}", self.origin.name))?;
+                set_uri(req, &format!("/{}{}", self.origin.name, path_and_query(req)))?;
             }
         }
         if let Some(ip) = self.client_ip {
@@ -40,13 +41,22 @@ impl Forwarding<'_> {
             req.insert_header("x-forwarded-for", forwarded_for)?;
         }
         req.insert_header("x-forwarded-proto", if self.viewer_tls { "https" } else { "http" })?;
-        let via = match req.headers.get(http::header::VIA).and_then(|v| v.to_str().ok()) {
-            Some(existing) => format!("{existing}, 1.1 {}", self.via),
-            None => format!("1.1 {}", self.via),
-        };
+        let via = appended_via(&req.headers, self.via_hop);
         req.insert_header(http::header::VIA, via)?;
         req.insert_header(self.request_id_header.clone(), self.request_id)?;
         Ok(())
+    }
+}
+
+/// `Via` with our hop appended to what earlier hops wrote (requests and responses alike).
+pub fn appended_via(headers: &http::HeaderMap, own_hop: &http::HeaderValue) -> http::HeaderValue {
+    match headers.get(http::header::VIA) {
+        Some(existing) => {
+            let joined = [existing.as_bytes(), b", ", own_hop.as_bytes()].concat();
+            // Both parts are valid header values, so their join is one too.
+            http::HeaderValue::from_bytes(&joined).unwrap_or_else(|_| own_hop.clone())
+        }
+        None => own_hop.clone(),
     }
 }
 
@@ -90,7 +100,7 @@ mod tests {
             origin,
             client_ip: Some("10.1.2.3".parse().unwrap()),
             viewer_tls: true,
-            via: "edgehook",
+            via_hop: &http::HeaderValue::from_static("1.1 edgehook"),
             request_id_header: &header,
             request_id: "abc",
         }

@@ -291,10 +291,7 @@ impl ProxyHttp for EdgeProxy {
         let label = respond::cache_label(session.cache.phase(), resp.status.as_u16());
         resp.insert_header(respond::X_CACHE, label)?;
         resp.insert_header(server.request_id_header.clone(), ctx.request_id.as_str())?;
-        let via = match resp.headers.get(http::header::VIA).and_then(|v| v.to_str().ok()) {
-            Some(existing) => format!("{existing}, 1.1 {}", server.via),
-            None => format!("1.1 {}", server.via),
-        };
+        let via = forward::appended_via(&resp.headers, &server.via_hop);
         resp.insert_header(http::header::VIA, via)?;
         Ok(())
     }

@@ -205,7 +205,7 @@ impl EdgeProxy {
             origin,
             client_ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()),
             viewer_tls: ctx.viewer_tls,
-            via: &server.via,
+            via_hop: &server.via_hop,
             request_id_header: &server.request_id_header,
             request_id: &ctx.request_id,
         }
