@@ -340,3 +340,18 @@ fn behavior_associations() {
     let wrong_type = problems(&MINIMAL.replace("origin = \"app\"", "origin = \"app\"\nviewer_request = 5"));
     assert!(wrong_type[0].contains("a function name or"), "{wrong_type:?}");
 }
+
+#[test]
+fn via_token_is_one_clean_line() {
+    assert_eq!(parse_ok(MINIMAL).server.via_hop, "1.1 edgehook");
+    let named = format!("[server]\nvia = \"edge-7 (edgehook)\"\n{MINIMAL}");
+    assert_eq!(parse_ok(&named).server.via_hop, "1.1 edge-7 (edgehook)");
+    for bad in ["", "a\\nb", "tab\\there"] {
+        let text = format!("[server]\nvia = \"{bad}\"\n{MINIMAL}");
+        let found = problems(&text);
+        assert!(
+            found.iter().any(|p| p.contains("via") && p.contains("single-line")),
+            "{bad:?}: {found:?}"
+        );
+    }
+}
