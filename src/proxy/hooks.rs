@@ -121,27 +121,47 @@ fn header_value(value: &str) -> Result<http::HeaderValue> {
         .map_err(|e| pingora::Error::because(pingora::ErrorType::InternalError, "a function header value", e))
 }
 
+/// A header block a function's header changes can be applied to (the request or the response
+/// pingora holds).
+trait HeaderBlock {
+    fn remove(&mut self, name: &str);
+    fn append(&mut self, name: String, value: http::HeaderValue) -> Result<()>;
+}
+
+impl HeaderBlock for RequestHeader {
+    fn remove(&mut self, name: &str) {
+        self.remove_header(name);
+    }
+    fn append(&mut self, name: String, value: http::HeaderValue) -> Result<()> {
+        self.append_header(name, value).map(|_| ())
+    }
+}
+
+impl HeaderBlock for ResponseHeader {
+    fn remove(&mut self, name: &str) {
+        self.remove_header(name);
+    }
+    fn append(&mut self, name: String, value: http::HeaderValue) -> Result<()> {
+        self.append_header(name, value).map(|_| ())
+    }
+}
+
 /// Applies header changes: names the function removed go, names it changed are replaced, in
 /// the function's order and case. Headers hidden from functions are left alone.
-fn apply_headers(
-    before: &Headers,
-    after: &Headers,
-    mut remove: impl FnMut(&str),
-    mut append: impl FnMut(String, http::HeaderValue) -> Result<()>,
-) -> Result<()> {
+fn apply_headers(block: &mut impl HeaderBlock, before: &Headers, after: &Headers) -> Result<()> {
     for name in before.keys() {
         if !after.contains_key(name) {
-            remove(name);
+            block.remove(name);
         }
     }
     for (name, entries) in after {
         if before.get(name) == Some(entries) {
             continue;
         }
-        remove(name);
+        block.remove(name);
         for entry in entries {
             let key = entry.key.clone().unwrap_or_else(|| event::title_case(name));
-            append(key, header_value(&entry.value)?)?;
+            block.append(key, header_value(&entry.value)?)?;
         }
     }
     Ok(())
@@ -161,24 +181,7 @@ pub fn apply_request(req: &mut RequestHeader, before: &event::Request, after: &e
             .map_err(|e| pingora::Error::because(pingora::ErrorType::InternalError, "a function's URI", e))?;
         req.set_uri(uri);
     }
-    let mut removals = Vec::new();
-    let mut additions = Vec::new();
-    apply_headers(
-        &before.headers,
-        &after.headers,
-        |name| removals.push(name.to_string()),
-        |key, value| {
-            additions.push((key, value));
-            Ok(())
-        },
-    )?;
-    for name in removals {
-        req.remove_header(&name);
-    }
-    for (key, value) in additions {
-        req.append_header(key, value)?;
-    }
-    Ok(())
+    apply_headers(req, &before.headers, &after.headers)
 }
 
 /// Applies a validated response outcome (status, description, headers) to a response header.
@@ -194,24 +197,7 @@ pub fn apply_response(
     if after.status_description != before.status_description {
         resp.set_reason_phrase(Some(&after.status_description))?;
     }
-    let mut removals = Vec::new();
-    let mut additions = Vec::new();
-    apply_headers(
-        &before.headers,
-        &after.headers,
-        |name| removals.push(name.to_string()),
-        |key, value| {
-            additions.push((key, value));
-            Ok(())
-        },
-    )?;
-    for name in removals {
-        resp.remove_header(&name);
-    }
-    for (key, value) in additions {
-        resp.append_header(key, value)?;
-    }
-    Ok(())
+    apply_headers(resp, &before.headers, &after.headers)
 }
 
 /// A generated response as a header (with Content-Length) and its body.
