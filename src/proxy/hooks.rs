@@ -184,6 +184,14 @@ pub fn apply_request(req: &mut RequestHeader, before: &event::Request, after: &e
     apply_headers(req, &before.headers, &after.headers)
 }
 
+/// A function failure in a response phase, where no answer can be written yet: logged, recorded
+/// on the request, and raised so that `fail_to_proxy` answers with the failure's status.
+pub fn response_phase_failure(ctx: &mut RequestCtx, error: &InvokeError) -> Box<pingora::Error> {
+    tracing::warn!(target: "edgehook::function", request_id = %ctx.request_id, "{error}");
+    ctx.function_error = Some(error.class);
+    pingora::Error::explain(pingora::ErrorType::HTTPStatus(error.class.status()), error.to_string())
+}
+
 /// Applies a validated response outcome (status, description, headers) to a response header.
 pub fn apply_response(
     resp: &mut ResponseHeader,

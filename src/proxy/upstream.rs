@@ -269,11 +269,6 @@ impl EdgeProxy {
             ),
             Err(error) => error,
         };
-        tracing::warn!(target: "edgehook::function", request_id = %ctx.request_id, "{error}");
-        ctx.function_error = Some(error.class);
-        Err(Error::explain(
-            pingora::ErrorType::HTTPStatus(error.class.status()),
-            error.to_string(),
-        ))
+        Err(hooks::response_phase_failure(ctx, &error))
     }
 }

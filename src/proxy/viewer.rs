@@ -8,7 +8,7 @@ use crate::edge::{EventType, Outcome};
 use crate::js::InvokeError;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
-use pingora::{Error, Result};
+use pingora::Result;
 use std::sync::Arc;
 
 impl EdgeProxy {
@@ -226,11 +226,6 @@ impl EdgeProxy {
             ),
             Err(error) => error,
         };
-        tracing::warn!(target: "edgehook::function", request_id = %ctx.request_id, "{error}");
-        ctx.function_error = Some(error.class);
-        Err(Error::explain(
-            pingora::ErrorType::HTTPStatus(error.class.status()),
-            error.to_string(),
-        ))
+        Err(hooks::response_phase_failure(ctx, &error))
     }
 }
