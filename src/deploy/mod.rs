@@ -181,12 +181,7 @@ impl Deployments {
         if let Ok(version) = qualifier.parse::<u32>() {
             return self.ensure_version(name, version);
         }
-        let alias = self
-            .aliases
-            .read()
-            .get(name)
-            .and_then(|aliases| aliases.get(qualifier).copied())
-            .ok_or_else(|| DeployError::UnknownAlias(name.to_string(), qualifier.to_string()))?;
+        let alias = self.alias(name, qualifier)?;
         self.ensure_version(name, route::pick(name, qualifier, &alias, viewer_key))
     }
 
@@ -231,6 +226,15 @@ impl Deployments {
         let version = self.store.publish(name, &code, now())?;
         self.ensure_version(name, version)?;
         Ok(version)
+    }
+
+    /// Where an alias points now.
+    fn alias(&self, name: &str, alias: &str) -> Result<Alias, DeployError> {
+        self.aliases
+            .read()
+            .get(name)
+            .and_then(|aliases| aliases.get(alias).copied())
+            .ok_or_else(|| DeployError::UnknownAlias(name.to_string(), alias.to_string()))
     }
 
     pub fn put_alias(&self, name: &str, alias: &str, value: Alias) -> Result<(), DeployError> {

@@ -99,12 +99,7 @@ impl Deployments {
         if let Some(pre) = &request.pre_traffic {
             self.resolve(pre, "")?;
         }
-        let current = self
-            .aliases
-            .read()
-            .get(name)
-            .and_then(|a| a.get(alias).copied())
-            .ok_or_else(|| DeployError::UnknownAlias(name.to_string(), alias.to_string()))?;
+        let current = self.alias(name, alias)?;
         self.ensure_version(name, request.version)?;
         let id = {
             let mut active = self.active.lock();
