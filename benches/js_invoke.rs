@@ -140,6 +140,77 @@ fn main() {
             loaded[1], loaded
         );
     });
+    drop(two);
+    cold_start_and_memory();
+}
+
+/// Resident memory of this process in bytes (Linux).
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("resident pages");
+    // SAFETY: sysconf only reads a constant of the running system.
+    pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
+}
+
+/// A function's first instance: the time to build 100 distinct functions' instances on one JS
+/// thread (each call to `start` builds them one after another), the resident memory they add,
+/// and the time from registering a new function (a deploy) to its first answer.
+fn cold_start_and_memory() {
+    const FUNCTIONS: usize = 100;
+    let specs = |prefix: &str| -> Vec<FunctionSpec> {
+        (0..FUNCTIONS)
+            .map(|i| {
+                let code = HANDLER.replace("'b'", &format!("'{prefix}{i}'"));
+                FunctionSpec::new(&format!("{prefix}{i}"), &format!("{prefix}{i}.mjs"), &code)
+            })
+            .collect()
+    };
+    let options = PoolOptions {
+        threads: 1,
+        queue: 64,
+        max_wait: Duration::from_secs(1),
+    };
+    // A first pool so one-time engine and allocator growth is not counted as the functions'.
+    drop(JsPool::start(specs("warmup"), &options).expect("functions load"));
+    let before = resident_bytes();
+    let started = Instant::now();
+    let pool = JsPool::start(specs("f"), &options).expect("functions load");
+    let build = started.elapsed();
+    let added = resident_bytes().saturating_sub(before);
+    println!(
+        "cold start: {FUNCTIONS} instances built in {:.1} ms, {:.2} ms per function",
+        build.as_secs_f64() * 1e3,
+        build.as_secs_f64() * 1e3 / FUNCTIONS as f64
+    );
+    println!(
+        "warm instance memory: {:.2} MiB per function ({:.1} MiB resident for {FUNCTIONS})",
+        added as f64 / FUNCTIONS as f64 / 1048576.0,
+        added as f64 / 1048576.0
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut firsts = Vec::new();
+        for i in 0..20 {
+            let name = format!("deployed{i}");
+            let code = HANDLER.replace("'b'", &format!("'{name}'"));
+            let started = Instant::now();
+            pool.register(FunctionSpec::new(&name, &format!("{name}.mjs"), &code));
+            pool.invoke(&name, &build_event(0)).await.expect("first call");
+            firsts.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+        firsts.sort_by(|a, b| a.total_cmp(b));
+        println!(
+            "cold start after a deploy (register to first answer): median {:.2} ms, max {:.2} ms over 20",
+            firsts[10], firsts[19]
+        );
+    });
 }
 
 /// Under load the queue is never empty: a JS thread goes from call to call without sleeping,
