@@ -1,6 +1,6 @@
 //! The bare pingora 0.9 proxy that edgehook's plain-proxy throughput is held against: a
 //! `ProxyHttp` with nothing but `upstream_peer`, work stealing on, the given worker threads.
-//! `benches/proxy_throughput.rs` runs it beside edgehook in the same measurement run; to run it
+//! `benches/side_by_side/` runs it beside edgehook and nginx in the same measurement run; to run it
 //! alone: `cargo bench --bench pingora_baseline -- LISTEN ORIGIN [THREADS]`, e.g.
 //! `cargo bench --bench pingora_baseline -- 127.0.0.1:8081 127.0.0.1:9000 2`.
 
@@ -44,7 +44,7 @@ pub fn serve(listen: &str, origin: &str, threads: usize) -> ! {
     server.run_forever()
 }
 
-#[allow(dead_code)] // unused where proxy_throughput.rs includes this file as a module
+#[allow(dead_code)] // unused where side_by_side includes this file as a module
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     if args.iter().any(|a| a == "--list") {

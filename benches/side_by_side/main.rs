@@ -1,0 +1,344 @@
+//! edgehook side by side with nginx (+ njs) and a bare pingora proxy, on loopback, in one run.
+//! `scripts/bench` installs nginx, libnginx-mod-http-js and wrk and runs it; it prints the table
+//! and writes `docs/benchmarks.md` and `docs/benchmarks.svg`.
+//!
+//! Scenarios (edgehook: `benches/side_by_side/edgehook.toml`; nginx: `nginx/nginx.conf`, njs in
+//! `nginx/bench.js`): 1 plain proxy, cache off; 2 cache hit; 3 a viewer-request function reading
+//! a cookie, rewriting the URI and adding a header; 4 all four hooks on a miss; 5 a page generated
+//! without an origin; 6 the ab-testing and auth-gating examples. Each is measured with wrk (1
+//! thread, 32 connections, `BENCH_SECONDS`, default 5) alternately, edgehook then nginx, for
+//! `BENCH_ROUNDS` rounds (default 3), and the medians are reported; then each at a fixed rate of
+//! half the lower of the two peaks for the p99 at that load. Last, resident memory with 100
+//! functions loaded (and nginx with 100 njs modules).
+
+mod load;
+mod report;
+mod servers;
+
+#[path = "../pingora_baseline.rs"]
+mod pingora_baseline;
+
+use base64::Engine as _;
+use hmac::Mac as _;
+use load::{AtRate, Peak};
+use report::{Contestant, Memory, Row};
+use servers::{fill, free_addr, repository, start_edgehook, start_nginx};
+use std::net::SocketAddr;
+use std::path::Path;
+
+const JWT_SECRET: &str = "bench-secret";
+
+/// One scenario: the path each proxy serves it on, the request headers, and what the answer
+/// must show (checked on both proxies before anything is timed).
+struct Scenario {
+    name: &'static str,
+    edgehook_path: &'static str,
+    nginx_path: &'static str,
+    headers: Vec<String>,
+    expect: fn(&load::Answer) -> bool,
+}
+
+fn scenarios(token: &str) -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "1. plain proxy, cache off",
+            edgehook_path: "/plain/x",
+            nginx_path: "/plain/x",
+            headers: vec![],
+            expect: |a| a.status == 200 && a.body == "hello from the origin\n",
+        },
+        Scenario {
+            name: "2. cache hit",
+            edgehook_path: "/cached/x",
+            nginx_path: "/cached/x",
+            headers: vec![],
+            expect: |a| a.status == 200 && a.body == "hello from the origin\n",
+        },
+        Scenario {
+            name: "3. viewer-request function",
+            edgehook_path: "/fn/x",
+            nginx_path: "/fn/x",
+            headers: vec!["Cookie: session=abc123; variant=b".into()],
+            expect: |a| a.status == 200,
+        },
+        Scenario {
+            name: "4. four hooks on a miss",
+            edgehook_path: "/hooks/x",
+            nginx_path: "/hooks/x",
+            headers: vec![],
+            expect: |a| {
+                a.status == 200
+                    && a.headers.contains_key("x-hook-origin-response")
+                    && a.headers.contains_key("x-hook-viewer-response")
+            },
+        },
+        Scenario {
+            name: "5. generated page",
+            edgehook_path: "/page",
+            nginx_path: "/page",
+            headers: vec![],
+            expect: |a| a.status == 200 && a.body.contains("Hello from the edge") && a.body.contains("/page"),
+        },
+        Scenario {
+            name: "6a. ab-testing example",
+            edgehook_path: "/experiment/x",
+            nginx_path: "/experiment/x",
+            headers: vec!["Cookie: variant=b".into()],
+            expect: |a| a.status == 200 && !a.headers.contains_key("set-cookie"),
+        },
+        Scenario {
+            name: "6b. auth-gating example",
+            edgehook_path: "/members/x",
+            nginx_path: "/members/x",
+            headers: vec![format!("Cookie: token={token}")],
+            expect: |a| a.status == 200,
+        },
+    ]
+}
+
+/// An HS256 token for the auth-gating scenario, valid for a day.
+fn token() -> String {
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 86_400;
+    let signed = format!(
+        "{}.{}",
+        encode(br#"{"alg":"HS256","typ":"JWT"}"#),
+        encode(format!(r#"{{"sub":"bench-user","exp":{expires}}}"#).as_bytes())
+    );
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(JWT_SECRET.as_bytes()).expect("key");
+    mac.update(signed.as_bytes());
+    format!("{signed}.{}", encode(&mac.finalize().into_bytes()))
+}
+
+fn setting(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn median_peak(runs: &[Peak]) -> Peak {
+    let median = |f: fn(&Peak) -> f64| {
+        let mut values: Vec<f64> = runs.iter().map(f).collect();
+        values.sort_by(|a, b| a.total_cmp(b));
+        values[values.len() / 2]
+    };
+    Peak {
+        requests_per_second: median(|p| p.requests_per_second),
+        p50_ms: median(|p| p.p50_ms),
+        p99_ms: median(|p| p.p99_ms),
+    }
+}
+
+fn edgehook_config(listen: SocketAddr, origin: SocketAddr) -> String {
+    let root = repository();
+    let template = std::fs::read_to_string(root.join("benches/side_by_side/edgehook.toml")).expect("edgehook.toml");
+    fill(
+        &template,
+        &[
+            ("LISTEN", listen.to_string()),
+            ("ADMIN", free_addr().to_string()),
+            ("ORIGIN", origin.to_string()),
+            (
+                "FUNCTIONS",
+                root.join("benches/side_by_side/functions").display().to_string(),
+            ),
+            ("EXAMPLES", root.join("examples").display().to_string()),
+            ("JWT_SECRET", JWT_SECRET.to_string()),
+        ],
+    )
+}
+
+fn nginx_config(dir: &Path, listen: SocketAddr, origin: SocketAddr, extra_imports: &str) -> String {
+    let root = repository();
+    let template = std::fs::read_to_string(root.join("benches/side_by_side/nginx/nginx.conf")).expect("nginx.conf");
+    fill(
+        &template,
+        &[
+            ("USER", servers::nginx_user_line()),
+            ("DIR", dir.display().to_string()),
+            ("JS_DIR", root.join("benches/side_by_side/nginx").display().to_string()),
+            ("EXTRA_IMPORTS", extra_imports.to_string()),
+            ("ORIGIN", origin.to_string()),
+            ("LISTEN", listen.to_string()),
+            ("JWT_SECRET", JWT_SECRET.to_string()),
+        ],
+    )
+}
+
+/// Resident memory with 100 functions loaded against none: edgehook with 100 distinct
+/// viewer-request functions (an instance of each on each of its 2 JS threads), nginx with 100
+/// njs modules imported.
+fn memory(dir: &Path, origin: SocketAddr) -> Memory {
+    const FUNCTIONS: usize = 100;
+    let functions_dir = dir.join("hundred");
+    std::fs::create_dir_all(&functions_dir).expect("functions dir");
+    let mut with_functions = String::new();
+    let mut imports = String::new();
+    for i in 0..FUNCTIONS {
+        let code = format!(
+            "export const handler = async (event) => {{\n  const request = event.Records[0].cf.request;\n  \
+             request.headers['x-function'] = [{{ key: 'X-Function', value: 'f{i}' }}];\n  return request;\n}};\n"
+        );
+        std::fs::write(functions_dir.join(format!("f{i}.mjs")), code).expect("function file");
+        with_functions.push_str(&format!(
+            "[functions.f{i}]\ncode = \"{}\"\n",
+            functions_dir.join(format!("f{i}.mjs")).display()
+        ));
+        let njs = format!("function handler(r) {{ return 'f{i}'; }}\nexport default {{ handler }};\n");
+        std::fs::write(functions_dir.join(format!("f{i}.js")), njs).expect("njs file");
+        imports.push_str(&format!("js_import f{i} from {}/f{i}.js;\n", functions_dir.display()));
+    }
+    let edgehook_rss = |name: &str, functions: &str| {
+        let (listen, admin) = (free_addr(), free_addr());
+        let config = format!(
+            "[server]\nlisten = [\"{listen}\"]\nadmin = \"{admin}\"\nthreads = 2\n[runtime]\nthreads = 2\n\
+             [log]\naccess_log = false\nlevel = \"warn\"\n[origins.app]\nurl = \"http://{origin}\"\n{functions}\
+             [[behaviors]]\npath = \"*\"\norigin = \"app\"\n"
+        );
+        let running = start_edgehook(dir, name, &config, listen);
+        load::get(listen, "/x", &[]);
+        servers::resident_with_children(running.pid())
+    };
+    let nginx_rss = |name: &str, imports: &str| {
+        let listen = free_addr();
+        let nginx_dir = dir.join(name);
+        let running = start_nginx(&nginx_dir, &nginx_config(&nginx_dir, listen, origin, imports), listen);
+        load::get(listen, "/plain/x", &[]);
+        servers::resident_with_children(running.pid())
+    };
+    Memory {
+        functions: FUNCTIONS,
+        edgehook_without: edgehook_rss("memory-none.toml", ""),
+        edgehook_with: edgehook_rss("memory-hundred.toml", &with_functions),
+        nginx_without: nginx_rss("nginx-memory-none", ""),
+        nginx_with: nginx_rss("nginx-memory-hundred", &imports),
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    if let Ok(spec) = std::env::var(servers::BASELINE_ENV) {
+        let (listen, origin) = spec.split_once(' ').expect("LISTEN ORIGIN");
+        pingora_baseline::serve(listen, origin, 2);
+    }
+    let seconds = setting("BENCH_SECONDS", 5);
+    let rounds = setting("BENCH_ROUNDS", 3).max(1) as usize;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let origin = servers::start_origin();
+
+    let (edgehook_addr, nginx_addr) = (free_addr(), free_addr());
+    let edgehook = start_edgehook(
+        dir.path(),
+        "edgehook.toml",
+        &edgehook_config(edgehook_addr, origin),
+        edgehook_addr,
+    );
+    let nginx_dir = dir.path().join("nginx");
+    let nginx = start_nginx(
+        &nginx_dir,
+        &nginx_config(&nginx_dir, nginx_addr, origin, ""),
+        nginx_addr,
+    );
+    let (bare_pingora, bare_addr) = servers::start_bare_pingora(origin);
+
+    let token = token();
+    let scenarios = scenarios(&token);
+    // Same work on both sides, or the comparison means nothing.
+    for scenario in &scenarios {
+        for (who, addr, path) in [
+            ("edgehook", edgehook_addr, scenario.edgehook_path),
+            ("nginx", nginx_addr, scenario.nginx_path),
+        ] {
+            let answer = load::get(addr, path, &scenario.headers);
+            assert!(
+                (scenario.expect)(&answer),
+                "{who} does not do scenario `{}`: {} {:?}\n{}",
+                scenario.name,
+                answer.status,
+                answer.headers,
+                answer.body
+            );
+        }
+    }
+    for addr in [edgehook_addr, nginx_addr] {
+        let refused = load::get(addr, "/members/x", &[]);
+        assert_eq!(refused.status, 302, "no token must be sent to the login page");
+    }
+
+    // Every (scenario, contestant) pair that wrk measures; scenario 1 also has the bare
+    // pingora proxy and the origin alone.
+    let mut runs: Vec<(usize, Contestant, SocketAddr, &str)> = Vec::new();
+    for (index, scenario) in scenarios.iter().enumerate() {
+        runs.push((index, Contestant::Edgehook, edgehook_addr, scenario.edgehook_path));
+        runs.push((index, Contestant::Nginx, nginx_addr, scenario.nginx_path));
+        if index == 0 {
+            runs.push((index, Contestant::BarePingora, bare_addr, "/plain/x"));
+            runs.push((index, Contestant::Origin, origin, "/plain/x"));
+        }
+    }
+    eprintln!(
+        "side_by_side: {} wrk runs of {seconds}s x {rounds} rounds, then fixed-rate runs",
+        runs.len()
+    );
+    for (index, _, addr, path) in &runs {
+        load::wrk(&format!("http://{addr}{path}"), &scenarios[*index].headers, 1);
+    }
+    let mut peaks: Vec<Vec<Peak>> = vec![Vec::new(); runs.len()];
+    for _ in 0..rounds {
+        for (i, (index, _, addr, path)) in runs.iter().enumerate() {
+            peaks[i].push(load::wrk(
+                &format!("http://{addr}{path}"),
+                &scenarios[*index].headers,
+                seconds,
+            ));
+        }
+    }
+    let peaks: Vec<Peak> = peaks.iter().map(|p| median_peak(p)).collect();
+
+    // Latency at half of the lower peak of edgehook and nginx, the same rate for both.
+    let mut rows = Vec::new();
+    for (index, scenario) in scenarios.iter().enumerate() {
+        let of = |who: Contestant| {
+            runs.iter()
+                .position(|r| r.0 == index && r.1 == who)
+                .map(|i| (peaks[i], runs[i].2, runs[i].3))
+        };
+        let (edgehook_peak, _, _) = of(Contestant::Edgehook).expect("edgehook measured");
+        let (nginx_peak, _, _) = of(Contestant::Nginx).expect("nginx measured");
+        let rate = edgehook_peak.requests_per_second.min(nginx_peak.requests_per_second) / 2.0;
+        let at_rate = |who: Contestant| -> Option<AtRate> {
+            let (_, addr, path) = of(who)?;
+            Some(load::fixed_rate(addr, path, &scenario.headers, rate, seconds))
+        };
+        rows.push(Row {
+            scenario: scenario.name,
+            rate,
+            edgehook: (edgehook_peak, at_rate(Contestant::Edgehook).expect("edgehook")),
+            nginx: (nginx_peak, at_rate(Contestant::Nginx).expect("nginx")),
+            bare_pingora: of(Contestant::BarePingora).map(|(peak, _, _)| peak),
+            origin: of(Contestant::Origin).map(|(peak, _, _)| peak),
+        });
+    }
+    // Scenario 3's target: what the function adds to p99 at half load, against the plain proxy
+    // at the same rate.
+    let function_rate = rows[2].rate;
+    let plain_at_function_rate = load::fixed_rate(edgehook_addr, "/plain/x", &[], function_rate, seconds);
+    drop((edgehook, nginx, bare_pingora));
+
+    let memory = memory(dir.path(), origin);
+    let js_invoke = std::fs::read_to_string(repository().join("target/bench/js_invoke.txt")).ok();
+    let results = report::Results {
+        seconds,
+        rounds,
+        rows,
+        plain_at_function_rate,
+        memory,
+        js_invoke,
+    };
+    print!("{}", report::table(&results));
+    report::write_docs(&results, &repository().join("docs"));
+}
