@@ -126,8 +126,10 @@ pub fn function_specifier(file_name: &str) -> ModuleSpecifier {
 }
 
 /// Serves the function's own module and the built-ins; any other import fails at load time.
+/// The engine is built before the function is known, so its module is named once it loads.
+#[derive(Default)]
 pub struct FunctionLoader {
-    pub main: ModuleSpecifier,
+    pub main: std::cell::OnceCell<ModuleSpecifier>,
 }
 
 fn builtin_name(specifier: &str) -> Option<&'static str> {
@@ -148,8 +150,8 @@ impl ModuleLoader for FunctionLoader {
         if let Some(name) = builtin_name(specifier) {
             return ModuleSpecifier::parse(&format!("node:{name}")).map_err(JsErrorBox::from_err);
         }
-        if specifier == self.main.as_str() {
-            return Ok(self.main.clone());
+        if let Some(main) = self.main.get().filter(|main| specifier == main.as_str()) {
+            return Ok(main.clone());
         }
         Err(not_available(specifier))
     }
@@ -248,9 +250,8 @@ mod tests {
 
     #[test]
     fn loader_serves_builtins_only() {
-        let loader = FunctionLoader {
-            main: function_specifier("index.mjs"),
-        };
+        let loader = FunctionLoader::default();
+        let _ = loader.main.set(function_specifier("index.mjs"));
         assert_eq!(
             loader
                 .resolve("crypto", "file:///var/task/index.mjs", ResolutionKind::Import)

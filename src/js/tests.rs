@@ -728,3 +728,53 @@ async fn code_is_replaced_without_failing_a_call() {
     assert!(pool.has_function("g"));
     assert_eq!(uri(pool.invoke("g", &viewer_request()).await), "/start");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deployed_functions_load_into_spare_engines_and_stay_apart() {
+    let tamper = FunctionSpec::new(
+        "a",
+        "a.mjs",
+        "globalThis.shared = 'from a'; Object.prototype.polluted = 'yes';\nexport const handler = async (e) => e.Records[0].cf.request;",
+    );
+    let pool = pool(vec![tamper]);
+    assert_eq!(uri(pool.invoke("a", &viewer_request()).await), "/start");
+    let idle = || tokio::time::sleep(Duration::from_millis(300));
+    // The idle JS thread builds a spare engine; the next deploys load into one each.
+    idle().await;
+    pool.register(FunctionSpec::new(
+        "b",
+        "b.mjs",
+        "export const handler = async (e) => { const r = e.Records[0].cf.request; r.uri = '/' + typeof globalThis.shared + '/' + ({}).polluted; return r; };",
+    ));
+    assert_eq!(uri(pool.invoke("b", &viewer_request()).await), "/undefined/undefined");
+    idle().await;
+    pool.register(FunctionSpec::new(
+        "c",
+        "c.js",
+        "const qs = require('querystring'); exports.handler = async (e) => { const r = e.Records[0].cf.request; r.uri = '/' + qs.stringify({ n: 1 }); return r; };",
+    ));
+    assert_eq!(uri(pool.invoke("c", &viewer_request()).await), "/n=1");
+    // A smaller heap limit than the spare's gets an engine of its own, with that limit: 40 MB
+    // of strings fit in the default 128 MiB but not in 16 MiB.
+    idle().await;
+    let mut small = FunctionSpec::new(
+        "d",
+        "d.mjs",
+        "export const handler = async (e) => { const a = []; for (let i = 0; i < 40000; i++) a.push('x'.repeat(1000) + i); return e.Records[0].cf.request; };",
+    );
+    small.memory = 16 << 20;
+    small.timeout = Duration::from_secs(10);
+    let mut large = small.clone();
+    large.name = "e".into();
+    large.key = "e".into();
+    large.memory = FunctionSpec::DEFAULT_MEMORY;
+    pool.register(small);
+    let error = pool.invoke("d", &viewer_request()).await.unwrap_err();
+    assert!(
+        error.error_type == "Runtime.OutOfMemory" || error.message.contains("memory"),
+        "{error:?}"
+    );
+    idle().await;
+    pool.register(large);
+    assert_eq!(uri(pool.invoke("e", &viewer_request()).await), "/start");
+}
