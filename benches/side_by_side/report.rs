@@ -282,9 +282,9 @@ fn chart(rows: &[Row]) -> String {
         .iter()
         .flat_map(|r| [r.edgehook.0.requests_per_second, r.nginx.0.requests_per_second])
         .fold(1.0, f64::max);
-    // A round top for the axis: 1, 2 or 5 times a power of ten.
+    // A round top for the axis.
     let magnitude = 10f64.powf(max.log10().floor());
-    let axis_max = [1.0, 2.0, 5.0, 10.0]
+    let axis_max = [1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0]
         .iter()
         .map(|m| m * magnitude)
         .find(|m| *m >= max)
@@ -344,12 +344,26 @@ fn chart(rows: &[Row]) -> String {
         }
         let ratio = row.edgehook.0.requests_per_second / row.nginx.0.requests_per_second;
         let label_x = x0 + bar;
+        // The scenario's name without its number, on two lines when long.
+        let name = row.scenario.split_once(' ').map_or(row.scenario, |(_, name)| name);
+        let words: Vec<&str> = name.split(' ').collect();
+        let (first, second) = if name.len() > 16 && words.len() > 1 {
+            let half = words.len().div_ceil(2);
+            (words[..half].join(" "), words[half..].join(" "))
+        } else {
+            (name.to_string(), String::new())
+        };
+        for (line, text) in [(0.0, first.as_str()), (1.0, second.as_str())] {
+            let _ = writeln!(
+                svg,
+                r##"<text x="{label_x:.1}" y="{:.1}" text-anchor="middle">{text}</text>"##,
+                top + plot_height + 18.0 + line * 15.0
+            );
+        }
         let _ = writeln!(
             svg,
-            r##"<text x="{label_x:.1}" y="{:.1}" text-anchor="middle">{}</text><text x="{label_x:.1}" y="{:.1}" text-anchor="middle" fill="#555">{ratio:.2} x</text>"##,
-            top + plot_height + 18.0,
-            row.scenario.split_once(' ').map_or(row.scenario, |(_, name)| name),
-            top + plot_height + 36.0
+            r##"<text x="{label_x:.1}" y="{:.1}" text-anchor="middle" fill="#555">{ratio:.2} x</text>"##,
+            top + plot_height + 52.0
         );
     }
     let _ = writeln!(svg, "</svg>");
