@@ -157,9 +157,8 @@ fn resident_bytes() -> u64 {
 }
 
 /// A function's first instance: the time to build 100 distinct functions' instances on one JS
-/// thread (each call to `start` builds them one after another, engine included), the resident
-/// memory they add, and the time from registering a new function (a deploy) to its first
-/// answer, which loads it into the spare engine the idle thread built ahead.
+/// thread (each call to `start` builds them one after another), the resident memory they add,
+/// and the time from registering a new function (a deploy) to its first answer.
 fn cold_start_and_memory() {
     const FUNCTIONS: usize = 100;
     let specs = |prefix: &str| -> Vec<FunctionSpec> {
@@ -201,9 +200,6 @@ fn cold_start_and_memory() {
         for i in 0..20 {
             let name = format!("deployed{i}");
             let code = HANDLER.replace("'b'", &format!("'{name}'"));
-            // Deploys are rare: the JS threads have been idle a moment (and built their spare
-            // engine) when one arrives.
-            tokio::time::sleep(Duration::from_millis(100)).await;
             let started = Instant::now();
             pool.register(FunctionSpec::new(&name, &format!("{name}.mjs"), &code));
             pool.invoke(&name, &build_event(0)).await.expect("first call");

@@ -94,43 +94,28 @@ fn load_error(spec: &FunctionSpec, failure: Failure) -> Failure {
     ))
 }
 
-/// An engine with the bootstrap environment and no function yet: the part of a cold start
-/// that does not depend on the code (about nine tenths of it), so a worker can build one ahead
-/// and a deploy only pays for loading its module.
-pub struct Blank {
-    runtime: JsRuntime,
-    loader: Rc<FunctionLoader>,
-    /// The heap limit it was built with; only a function with the same limit can use it.
-    memory: usize,
-    out_of_memory: Rc<Cell<bool>>,
-    internals: Internals,
-}
-
-/// The bootstrap's functions that Rust calls.
-struct Internals {
-    invoke: v8::Global<v8::Function>,
-    settle_value: v8::Global<v8::Function>,
-    fail_value: v8::Global<v8::Function>,
-    chain: v8::Global<v8::Function>,
-    load_commonjs: v8::Global<v8::Function>,
-    set_env: v8::Global<v8::Function>,
-}
-
-impl Blank {
-    /// Builds the engine and runs the bootstrap. Must run inside a tokio runtime.
-    pub fn new(memory: usize) -> Result<Blank, Failure> {
-        let create_params = v8::CreateParams::default().heap_limits(0, memory);
-        let loader = Rc::new(FunctionLoader::default());
+impl Instance {
+    /// Builds a fresh instance: runtime, environment, module, handler. Must run inside the
+    /// worker thread's tokio runtime.
+    pub async fn new(
+        spec: Arc<FunctionSpec>,
+        supervise: impl FnOnce(v8::IsolateHandle) -> u64,
+    ) -> Result<Instance, Failure> {
+        let main = function_specifier(&spec.file_name);
+        let create_params = v8::CreateParams::default().heap_limits(0, spec.memory);
         let mut runtime = JsRuntime::try_new(RuntimeOptions {
             extensions: vec![edgehook_ops::init(LogContext {
-                function: Arc::from(""),
+                function: spec.name.clone(),
                 request_id: String::new(),
             })],
-            module_loader: Some(loader.clone()),
+            module_loader: Some(Rc::new(FunctionLoader { main: main.clone() })),
             create_params: Some(create_params),
             ..Default::default()
         })
-        .map_err(failure_of)?;
+        .map_err(|e| load_error(&spec, failure_of(e)))?;
+
+        // Loading runs the module's top-level code, so it is watched like an invocation.
+        supervise(runtime.v8_isolate().thread_safe_handle());
 
         // The heap limit: stop the script and give the engine room to unwind; the instance is
         // then replaced (its heap is nearly full).
@@ -145,11 +130,11 @@ impl Blank {
 
         runtime
             .execute_script("edgehook:bootstrap", BOOTSTRAP)
-            .map_err(|e| js_failure(&e))?;
+            .map_err(|e| load_error(&spec, js_failure(&e)))?;
         let internals = runtime
             .execute_script("edgehook:internals", TAKE_INTERNALS)
-            .map_err(|e| js_failure(&e))?;
-        let internals = {
+            .map_err(|e| load_error(&spec, js_failure(&e)))?;
+        let (invoke, settle_value, fail_value, chain, load_commonjs, set_env) = {
             deno_core::scope!(scope, &mut runtime);
             let internals = v8::Local::new(scope, internals);
             let object: v8::Local<v8::Object> = internals
@@ -165,73 +150,15 @@ impl Blank {
                     .map_err(|_| Failure::Load(format!("{name} is not a function")))?;
                 Ok(v8::Global::new(scope, f))
             };
-            Internals {
-                invoke: function(scope, "invoke")?,
-                settle_value: function(scope, "settleValue")?,
-                fail_value: function(scope, "failValue")?,
-                chain: function(scope, "chain")?,
-                load_commonjs: function(scope, "loadCommonJs")?,
-                set_env: function(scope, "setEnv")?,
-            }
+            (
+                function(scope, "invoke")?,
+                function(scope, "settleValue")?,
+                function(scope, "failValue")?,
+                function(scope, "chain")?,
+                function(scope, "loadCommonJs")?,
+                function(scope, "setEnv")?,
+            )
         };
-        Ok(Blank {
-            runtime,
-            loader,
-            memory,
-            out_of_memory,
-            internals,
-        })
-    }
-
-    pub fn memory(&self) -> usize {
-        self.memory
-    }
-}
-
-impl Instance {
-    /// Builds a fresh instance: engine, environment, module, handler. Must run inside the
-    /// worker thread's tokio runtime.
-    pub async fn new(
-        spec: Arc<FunctionSpec>,
-        supervise: impl FnOnce(v8::IsolateHandle) -> u64,
-    ) -> Result<Instance, Failure> {
-        let blank = Blank::new(spec.memory).map_err(|e| load_error(&spec, e))?;
-        Instance::load(blank, spec, supervise).await
-    }
-
-    /// Loads `spec` into a blank engine built with the same heap limit: environment, module,
-    /// handler.
-    pub async fn load(
-        blank: Blank,
-        spec: Arc<FunctionSpec>,
-        supervise: impl FnOnce(v8::IsolateHandle) -> u64,
-    ) -> Result<Instance, Failure> {
-        let Blank {
-            mut runtime,
-            loader,
-            out_of_memory,
-            internals,
-            ..
-        } = blank;
-        let main = function_specifier(&spec.file_name);
-        if loader.main.set(main.clone()).is_err() {
-            return Err(Failure::Load("an engine can load one function only".into()));
-        }
-        // Load-time console output names the function.
-        runtime.op_state().borrow_mut().put(LogContext {
-            function: spec.name.clone(),
-            request_id: String::new(),
-        });
-        // Loading runs the module's top-level code, so it is watched like an invocation.
-        supervise(runtime.v8_isolate().thread_safe_handle());
-        let Internals {
-            invoke,
-            settle_value,
-            fail_value,
-            chain,
-            load_commonjs,
-            set_env,
-        } = internals;
         let env = {
             deno_core::scope!(scope, &mut runtime);
             let value = deno_core::serde_v8::to_v8(scope, &spec.env).map_err(|e| Failure::Load(e.to_string()))?;

@@ -52,9 +52,6 @@ pub struct FunctionSpec {
 
 impl FunctionSpec {
     /// A spec with the documented defaults: handler `handler`, 5 s, 128 MiB, no env.
-    /// The heap limit when none is configured.
-    pub const DEFAULT_MEMORY: usize = 128 << 20;
-
     pub fn new(name: &str, file_name: &str, source: &str) -> FunctionSpec {
         FunctionSpec {
             name: name.into(),
@@ -64,7 +61,7 @@ impl FunctionSpec {
             kind: ModuleKind::detect(file_name, source),
             handler: "handler".into(),
             timeout: Duration::from_secs(5),
-            memory: FunctionSpec::DEFAULT_MEMORY,
+            memory: 128 << 20,
             env: BTreeMap::new(),
             concurrency: 1000,
             version: "$LATEST".into(),

@@ -126,10 +126,8 @@ pub fn function_specifier(file_name: &str) -> ModuleSpecifier {
 }
 
 /// Serves the function's own module and the built-ins; any other import fails at load time.
-/// The engine is built before the function is known, so its module is named once it loads.
-#[derive(Default)]
 pub struct FunctionLoader {
-    pub main: std::cell::OnceCell<ModuleSpecifier>,
+    pub main: ModuleSpecifier,
 }
 
 fn builtin_name(specifier: &str) -> Option<&'static str> {
@@ -150,8 +148,8 @@ impl ModuleLoader for FunctionLoader {
         if let Some(name) = builtin_name(specifier) {
             return ModuleSpecifier::parse(&format!("node:{name}")).map_err(JsErrorBox::from_err);
         }
-        if let Some(main) = self.main.get().filter(|main| specifier == main.as_str()) {
-            return Ok(main.clone());
+        if specifier == self.main.as_str() {
+            return Ok(self.main.clone());
         }
         Err(not_available(specifier))
     }
@@ -250,8 +248,9 @@ mod tests {
 
     #[test]
     fn loader_serves_builtins_only() {
-        let loader = FunctionLoader::default();
-        let _ = loader.main.set(function_specifier("index.mjs"));
+        let loader = FunctionLoader {
+            main: function_specifier("index.mjs"),
+        };
         assert_eq!(
             loader
                 .resolve("crypto", "file:///var/task/index.mjs", ResolutionKind::Import)

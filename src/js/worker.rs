@@ -3,7 +3,7 @@
 //! shared queue one at a time, replaces an instance after a timeout or memory exhaustion, and
 //! builds new code when told (`Control::Warm`) or when a job brings a newer revision.
 
-use super::instance::{Blank, Instance};
+use super::instance::Instance;
 use super::supervisor::Supervisor;
 use super::{Failure, FunctionSpec};
 use std::collections::HashMap;
@@ -27,16 +27,9 @@ pub enum Control {
     Warm(Arc<FunctionSpec>),
 }
 
-/// This thread's instances by function name, with the code revision each was built from, and
-/// a spare engine built while the thread was idle, so that the next function to load (a deploy)
-/// does not wait for one.
+/// This thread's instances by function name, with the code revision each was built from.
 #[derive(Default)]
-struct Instances {
-    warm: HashMap<Arc<str>, (u64, Instance)>,
-    spare: Option<Blank>,
-    /// The heap limit of the last function loaded: the spare is built with it.
-    spare_memory: usize,
-}
+struct Instances(HashMap<Arc<str>, (u64, Instance)>);
 
 pub struct Worker {
     pub index: usize,
@@ -59,18 +52,15 @@ impl Worker {
         runtime.block_on(self.serve(ready));
     }
 
-    async fn build(&self, spare: Option<Blank>, spec: &Arc<FunctionSpec>) -> Result<Instance, Failure> {
+    async fn build(&self, spec: &Arc<FunctionSpec>) -> Result<Instance, Failure> {
         let started = Instant::now();
         let mut seq = None;
-        let supervise = |handle| {
+        let result = Instance::new(spec.clone(), |handle| {
             let armed = self.supervisor.arm(self.index, Instant::now() + spec.timeout, handle);
             seq = Some(armed);
             armed
-        };
-        let result = match spare.filter(|spare| spare.memory() == spec.memory) {
-            Some(spare) => Instance::load(spare, spec.clone(), supervise).await,
-            None => Instance::new(spec.clone(), supervise).await,
-        };
+        })
+        .await;
         let stopped = seq.is_some_and(|seq| self.supervisor.disarm(self.index, seq));
         let result = match result {
             Err(Failure::Load(message)) if stopped => Err(Failure::Load(format!(
@@ -101,21 +91,6 @@ impl Worker {
         }
     }
 
-    /// The next job; while there is none and no spare engine, builds one first.
-    async fn next_job_or_spare(&self, instances: &mut Instances) -> Option<Job> {
-        if instances.spare.is_none() && self.jobs.is_empty() {
-            let memory = match instances.spare_memory {
-                0 => FunctionSpec::DEFAULT_MEMORY,
-                memory => memory,
-            };
-            match Blank::new(memory) {
-                Ok(blank) => instances.spare = Some(blank),
-                Err(failure) => tracing::warn!(error = %failure, "cannot build a spare engine"),
-            }
-        }
-        self.next_job().await
-    }
-
     async fn serve(self, ready: std::sync::mpsc::Sender<Result<(), Failure>>) {
         let mut instances = Instances::default();
         for spec in &self.functions {
@@ -141,7 +116,7 @@ impl Worker {
                     // The pool is gone (it closes both channels together).
                     Err(_) => return,
                 },
-                job = self.next_job_or_spare(&mut instances) => match job {
+                job = self.next_job() => match job {
                     Some(job) => job,
                     None => return,
                 },
@@ -158,17 +133,16 @@ impl Worker {
         spec: &Arc<FunctionSpec>,
     ) -> Result<&'a mut Instance, Failure> {
         let current = instances
-            .warm
+            .0
             .get(&spec.key)
             .is_some_and(|(revision, _)| *revision == spec.revision);
         if !current {
-            instances.warm.remove(&spec.key);
-            instances.spare_memory = spec.memory;
-            let instance = self.build(instances.spare.take(), spec).await?;
-            instances.warm.insert(spec.key.clone(), (spec.revision, instance));
+            instances.0.remove(&spec.key);
+            let instance = self.build(spec).await?;
+            instances.0.insert(spec.key.clone(), (spec.revision, instance));
         }
         instances
-            .warm
+            .0
             .get_mut(&spec.key)
             .map(|(_, instance)| instance)
             .ok_or_else(|| Failure::Load("the instance vanished".into()))
@@ -212,7 +186,7 @@ impl Worker {
                 worker = self.index,
                 "replacing the instance after a timeout or memory exhaustion"
             );
-            instances.warm.remove(&name);
+            instances.0.remove(&name);
             if let Err(failure) = self.ensure(instances, &job.function).await {
                 tracing::error!(function = &*name, error = %failure, "cannot rebuild the instance");
             }
