@@ -47,13 +47,16 @@ pub struct RequestCtx {
     /// The viewer's address as functions see it (`clientIp`).
     pub client_ip: String,
     /// The viewer request after the viewer-request function, as viewer-response events show it.
-    pub viewer_request: Option<crate::edge::event::Request>,
+    /// (Boxed, like the origin request: only requests with functions have them, and pingora
+    /// moves the context around with every request.)
+    pub viewer_request: Option<Box<crate::edge::event::Request>>,
     /// The class of a function failure being answered.
     pub function_error: Option<crate::js::FailureClass>,
     /// The origin requests go to: the behavior's, or the one an origin-request function chose.
     pub origin: Option<Arc<crate::config::Origin>>,
     /// The origin request before and after the origin-request function (with its origin block).
-    pub origin_request: Option<(crate::edge::event::Request, crate::edge::event::Request)>,
+    #[allow(clippy::type_complexity)]
+    pub origin_request: Option<Box<(crate::edge::event::Request, crate::edge::event::Request)>>,
     /// Set when an origin-request function generated the response: the local origin serves it
     /// under this token so that it is cached like an origin response.
     pub generated_token: Option<String>,

@@ -5,11 +5,13 @@
 use crate::config::{HostHeader, Origin, OriginKind};
 use pingora::http::RequestHeader;
 use pingora::Result;
-use std::net::IpAddr;
+
+const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
 
 pub struct Forwarding<'a> {
     pub origin: &'a Origin,
-    pub client_ip: Option<IpAddr>,
+    /// The viewer's address as text (empty when unknown), computed once per request.
+    pub client_ip: &'a str,
     pub viewer_tls: bool,
     /// Our hop in `Via` (`1.1 <via>`).
     pub via_hop: &'a http::HeaderValue,
@@ -33,14 +35,20 @@ impl Forwarding<'_> {
                 set_uri(req, &format!("/{}{}", self.origin.name, path_and_query(req)))?;
             }
         }
-        if let Some(ip) = self.client_ip {
-            let forwarded_for = match req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-                Some(existing) if !existing.trim().is_empty() => format!("{existing}, {ip}"),
-                _ => ip.to_string(),
+        if !self.client_ip.is_empty() {
+            let forwarded_for = match req.headers.get(&X_FORWARDED_FOR).map(|v| v.as_bytes()) {
+                Some(existing) if !existing.trim_ascii().is_empty() => {
+                    [existing, b", ", self.client_ip.as_bytes()].concat()
+                }
+                _ => self.client_ip.as_bytes().to_vec(),
             };
-            req.insert_header("x-forwarded-for", forwarded_for)?;
+            // An existing value is a valid header value, and so is an address: so is the join.
+            let value = http::HeaderValue::from_maybe_shared(bytes::Bytes::from(forwarded_for))
+                .map_err(|e| pingora::Error::because(pingora::ErrorType::InternalError, "X-Forwarded-For", e))?;
+            req.insert_header(X_FORWARDED_FOR, value)?;
         }
-        req.insert_header("x-forwarded-proto", if self.viewer_tls { "https" } else { "http" })?;
+        let proto = http::HeaderValue::from_static(if self.viewer_tls { "https" } else { "http" });
+        req.insert_header("x-forwarded-proto", proto)?;
         let via = appended_via(&req.headers, self.via_hop);
         req.insert_header(http::header::VIA, via)?;
         req.insert_header(self.request_id_header.clone(), self.request_id)?;
@@ -98,7 +106,7 @@ mod tests {
         let header = http::HeaderName::from_static("x-request-id");
         Forwarding {
             origin,
-            client_ip: Some("10.1.2.3".parse().unwrap()),
+            client_ip: "10.1.2.3",
             viewer_tls: true,
             via_hop: &http::HeaderValue::from_static("1.1 edgehook"),
             request_id_header: &header,

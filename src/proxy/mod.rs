@@ -241,11 +241,11 @@ impl ProxyHttp for EdgeProxy {
 
     async fn upstream_request_filter(
         &self,
-        session: &mut Session,
+        _session: &mut Session,
         upstream: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        self.prepare_upstream_request(session, upstream, ctx)
+        self.prepare_upstream_request(upstream, ctx)
     }
 
     async fn upstream_response_filter(
@@ -289,7 +289,7 @@ impl ProxyHttp for EdgeProxy {
         let config = ctx.config.clone();
         let server = &config.server;
         let label = respond::cache_label(session.cache.phase(), resp.status.as_u16());
-        resp.insert_header(respond::X_CACHE, label)?;
+        resp.insert_header(respond::X_CACHE, http::HeaderValue::from_static(label))?;
         resp.insert_header(server.request_id_header.clone(), ctx.request_id.as_str())?;
         let via = forward::appended_via(&resp.headers, &server.via_hop);
         resp.insert_header(http::header::VIA, via)?;

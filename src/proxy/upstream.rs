@@ -21,7 +21,7 @@ impl EdgeProxy {
         let Some(association) = &behavior.hooks.origin_request else {
             if behavior.hooks.origin_response.is_some() {
                 let request = self.origin_request_of(session, ctx, &behavior.origin);
-                ctx.origin_request = Some((request.clone(), request));
+                ctx.origin_request = Some(Box::new((request.clone(), request)));
             }
             return Ok(true);
         };
@@ -60,7 +60,7 @@ impl EdgeProxy {
                         None => {}
                     }
                 }
-                ctx.origin_request = Some((request, changed));
+                ctx.origin_request = Some(Box::new((request, changed)));
                 return Ok(true);
             }
             Ok(Outcome::Generated(generated)) => {
@@ -109,12 +109,7 @@ impl EdgeProxy {
 
     /// The request the origin receives: the origin-request function's URI, the forwarding
     /// headers, the function's header changes and custom headers; or the local origin's path.
-    pub(super) fn prepare_upstream_request(
-        &self,
-        session: &mut Session,
-        upstream: &mut RequestHeader,
-        ctx: &mut RequestCtx,
-    ) -> Result<()> {
+    pub(super) fn prepare_upstream_request(&self, upstream: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<()> {
         if let Some(token) = &ctx.generated_token {
             let uri = format!("{}{token}", crate::origin::local::GENERATED_PREFIX);
             upstream.set_uri(
@@ -131,7 +126,7 @@ impl EdgeProxy {
         else {
             return Ok(());
         };
-        if let Some((_, after)) = &ctx.origin_request {
+        if let Some((_, after)) = ctx.origin_request.as_deref() {
             let target = if after.querystring.is_empty() {
                 after.uri.clone()
             } else {
@@ -144,8 +139,8 @@ impl EdgeProxy {
                     .map_err(|e| Error::because(pingora::ErrorType::InternalError, "the origin request's URI", e))?,
             );
         }
-        self.forwarding(session, ctx, &origin).apply(upstream)?;
-        if let Some((before, after)) = &ctx.origin_request {
+        self.forwarding(ctx, &origin).apply(upstream)?;
+        if let Some((before, after)) = ctx.origin_request.as_deref() {
             let (mut plain_before, mut plain_after) = (before.clone(), after.clone());
             plain_after.uri = plain_before.uri.clone();
             plain_after.querystring = plain_before.querystring.clone();
@@ -194,16 +189,11 @@ impl EdgeProxy {
         Ok(())
     }
 
-    fn forwarding<'a>(
-        &'a self,
-        session: &Session,
-        ctx: &'a RequestCtx,
-        origin: &'a crate::config::Origin,
-    ) -> forward::Forwarding<'a> {
+    fn forwarding<'a>(&'a self, ctx: &'a RequestCtx, origin: &'a crate::config::Origin) -> forward::Forwarding<'a> {
         let server = &ctx.config.server;
         forward::Forwarding {
             origin,
-            client_ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()),
+            client_ip: &ctx.client_ip,
             viewer_tls: ctx.viewer_tls,
             via_hop: &server.via_hop,
             request_id_header: &server.request_id_header,
@@ -222,7 +212,7 @@ impl EdgeProxy {
         let mut forwarded = session.req_header().clone();
         let original_uri = forwarded.uri.clone();
         // Forwarding only fails on values that are not header values, which these are not.
-        let _ = self.forwarding(session, ctx, origin).apply(&mut forwarded);
+        let _ = self.forwarding(ctx, origin).apply(&mut forwarded);
         forwarded.set_uri(original_uri);
         let mut request = hooks::request_of(&forwarded, &ctx.client_ip);
         request.origin = Some(hooks::origin_block(origin));
@@ -242,7 +232,7 @@ impl EdgeProxy {
         let Some(association) = &behavior.hooks.origin_response else {
             return Ok(());
         };
-        let Some((_, request)) = ctx.origin_request.clone() else {
+        let Some((_, request)) = ctx.origin_request.as_deref().cloned() else {
             return Ok(());
         };
         let response = hooks::response_of(resp);

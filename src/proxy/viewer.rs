@@ -40,7 +40,7 @@ impl EdgeProxy {
         if behavior.hooks.viewer_request.is_some() || behavior.hooks.viewer_response.is_some() {
             let mut request = hooks::request_of(session.req_header(), &ctx.client_ip);
             let Some(association) = &behavior.hooks.viewer_request else {
-                ctx.viewer_request = Some(request);
+                ctx.viewer_request = Some(Box::new(request));
                 return self.finish_request_filter(session, ctx, behavior);
             };
             if association.include_body {
@@ -60,7 +60,7 @@ impl EdgeProxy {
                     }
                     changed.body = None;
                     hooks::apply_request(session.req_header_mut(), &request, &changed)?;
-                    ctx.viewer_request = Some(changed);
+                    ctx.viewer_request = Some(Box::new(changed));
                 }
                 Ok(Outcome::Generated(generated)) => {
                     self.write_generated(session, ctx, &generated).await?;
@@ -206,7 +206,7 @@ impl EdgeProxy {
         if resp.status.as_u16() >= 400 {
             return Ok(());
         }
-        let Some(request) = ctx.viewer_request.clone() else {
+        let Some(request) = ctx.viewer_request.as_deref().cloned() else {
             return Ok(());
         };
         let response = hooks::response_of(resp);
