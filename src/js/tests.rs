@@ -728,3 +728,22 @@ async fn code_is_replaced_without_failing_a_call() {
     assert!(pool.has_function("g"));
     assert_eq!(uri(pool.invoke("g", &viewer_request()).await), "/start");
 }
+
+/// Replacing one function's code disposes its engine while engines built after it live on (the
+/// order that broke the QuickJS shim for idle spare engines; clean under valgrind's memcheck).
+#[tokio::test(flavor = "multi_thread")]
+async fn redeploying_one_function_keeps_the_others() {
+    let f = |name: &str, tag: &str| {
+        FunctionSpec::new(name, "index.mjs", &format!("export const handler = async (e) => {{ const r = e.Records[0].cf.request; r.uri = '/{tag}'; return r; }};"))
+    };
+    let pool = pool(vec![f("a", "a1"), f("b", "b1")]);
+    assert_eq!(uri(pool.invoke("a", &viewer_request()).await), "/a1");
+    pool.register(f("a", "a2"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(uri(pool.invoke("b", &viewer_request()).await), "/b1");
+    assert_eq!(uri(pool.invoke("a", &viewer_request()).await), "/a2");
+    pool.register(f("b", "b2"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(uri(pool.invoke("a", &viewer_request()).await), "/a2");
+    assert_eq!(uri(pool.invoke("b", &viewer_request()).await), "/b2");
+}
