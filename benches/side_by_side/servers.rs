@@ -138,16 +138,20 @@ pub fn start_nginx(dir: &Path, config: &str, listen: SocketAddr) -> Running {
     std::fs::create_dir_all(dir).expect("nginx dir");
     let path = dir.join("nginx.conf");
     std::fs::write(&path, config).expect("write nginx config");
-    let check = Command::new("nginx")
+    // Its prefix, error log and configuration all in `dir`.
+    let nginx = || {
+        let mut command = Command::new("nginx");
+        command
+            .arg("-p")
+            .arg(dir)
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .arg("-c")
+            .arg(&path);
+        command
+    };
+    let check = nginx()
         .arg("-t")
-        .args([
-            "-p",
-            &dir.display().to_string(),
-            "-e",
-            &dir.join("error.log").display().to_string(),
-        ])
-        .arg("-c")
-        .arg(&path)
         .output()
         .expect("nginx is installed (scripts/bench installs it)");
     assert!(
@@ -155,18 +159,7 @@ pub fn start_nginx(dir: &Path, config: &str, listen: SocketAddr) -> Running {
         "nginx refuses the bench configuration:\n{}",
         String::from_utf8_lossy(&check.stderr)
     );
-    let running = Running::spawn(
-        Command::new("nginx")
-            .args([
-                "-p",
-                &dir.display().to_string(),
-                "-e",
-                &dir.join("error.log").display().to_string(),
-            ])
-            .arg("-c")
-            .arg(&path),
-        "nginx",
-    );
+    let running = Running::spawn(&mut nginx(), "nginx");
     wait_for(listen);
     running
 }

@@ -186,6 +186,24 @@ pub fn apply_request(req: &mut RequestHeader, before: &event::Request, after: &e
 
 /// A function failure in a response phase, where no answer can be written yet: logged, recorded
 /// on the request, and raised so that `fail_to_proxy` answers with the failure's status.
+/// A request function's result, taken apart: its body replacement (include_body) goes to the
+/// context, the request keeps no body.
+pub fn take_body_replacement(ctx: &mut RequestCtx, changed: &mut event::Request, body: Option<Vec<u8>>) {
+    if let Some(body) = body {
+        ctx.body_replacement = Some(body.into());
+    }
+    changed.body = None;
+}
+
+/// A request event's function answered with a response that has no status.
+pub fn response_without_status(association: &Association, ctx: &RequestCtx) -> InvokeError {
+    InvokeError::validation(
+        crate::edge::ValidationError("a request event returned a response without a status".into()),
+        &association.function,
+        &ctx.request_id,
+    )
+}
+
 pub fn response_phase_failure(ctx: &mut RequestCtx, error: &InvokeError) -> Box<pingora::Error> {
     tracing::warn!(target: "edgehook::function", request_id = %ctx.request_id, "{error}");
     ctx.function_error = Some(error.class);

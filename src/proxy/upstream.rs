@@ -36,10 +36,7 @@ impl EdgeProxy {
                 request: mut changed,
                 body,
             }) => {
-                if let Some(body) = body {
-                    ctx.body_replacement = Some(body.into());
-                }
-                changed.body = None;
+                hooks::take_body_replacement(ctx, &mut changed, body);
                 request.body = None;
                 if changed.origin != request.origin {
                     match changed
@@ -70,11 +67,7 @@ impl EdgeProxy {
                 ctx.generated_token = Some(token);
                 return Ok(true);
             }
-            Ok(Outcome::Response { .. }) => InvokeError::validation(
-                crate::edge::ValidationError("a request event returned a response without a status".into()),
-                &association.function,
-                &ctx.request_id,
-            ),
+            Ok(Outcome::Response { .. }) => hooks::response_without_status(association, ctx),
             Err(error) => error,
         };
         self.write_function_error(session, ctx, &error).await?;

@@ -55,10 +55,7 @@ impl EdgeProxy {
                     request: mut changed,
                     body,
                 }) => {
-                    if let Some(body) = body {
-                        ctx.body_replacement = Some(body.into());
-                    }
-                    changed.body = None;
+                    hooks::take_body_replacement(ctx, &mut changed, body);
                     hooks::apply_request(session.req_header_mut(), &request, &changed)?;
                     ctx.viewer_request = Some(Box::new(changed));
                 }
@@ -68,11 +65,7 @@ impl EdgeProxy {
                     return Ok(true);
                 }
                 Ok(Outcome::Response { .. }) => {
-                    let error = InvokeError::validation(
-                        crate::edge::ValidationError("a request event returned a response without a status".into()),
-                        &association.function,
-                        &ctx.request_id,
-                    );
+                    let error = hooks::response_without_status(association, ctx);
                     self.write_function_error(session, ctx, &error).await?;
                     ctx.behavior = Some(behavior);
                     return Ok(true);
