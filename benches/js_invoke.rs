@@ -87,6 +87,7 @@ fn main() {
             threads: 1,
             queue: 64,
             max_wait: Duration::from_secs(1),
+            snapshot: true,
         },
     )
     .expect("the function loads");
@@ -112,7 +113,7 @@ fn main() {
         }
         per_call.sort_by(|a, b| a.total_cmp(b));
         let loaded = loaded_rounds(&pool, calls).await;
-        println!("pool start with one function (cold start incl. thread): {:.1} ms", cold.as_secs_f64() * 1e3);
+        println!("first pool start (the process's engine snapshot, a JS thread, one instance): {:.1} ms", cold.as_secs_f64() * 1e3);
         println!(
             "viewer-request invocation end to end, one at a time: median {:.1} us/call over 3 rounds of {calls} (rounds: {:.1?})",
             per_call[1], per_call
@@ -126,6 +127,7 @@ fn main() {
             threads: 2,
             queue: 64,
             max_wait: Duration::from_secs(1),
+            snapshot: true,
         },
     )
     .expect("the function loads");
@@ -173,6 +175,7 @@ fn cold_start_and_memory() {
         threads: 1,
         queue: 64,
         max_wait: Duration::from_secs(1),
+        snapshot: true,
     };
     // A first pool so one-time engine and allocator growth is not counted as the functions'.
     drop(JsPool::start(specs("warmup"), &options).expect("functions load"));

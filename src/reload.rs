@@ -73,6 +73,7 @@ impl Reloader {
             threads: 1,
             queue: 1,
             max_wait: Duration::from_secs(1),
+            snapshot: true,
         };
         for function in &changed {
             JsPool::start(vec![FunctionSpec::from(*function)], &probe)

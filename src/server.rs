@@ -238,6 +238,7 @@ fn start_functions(config: &Config) -> Result<Option<Arc<crate::js::JsPool>>, Se
         threads: config.runtime.threads,
         queue: config.runtime.queue,
         max_wait: config.runtime.max_wait,
+        snapshot: true,
     };
     let started = std::time::Instant::now();
     let pool = crate::js::JsPool::start(specs, &options).map_err(ServeError::Functions)?;

@@ -156,6 +156,8 @@ pub fn invoke(args: InvokeArgs) -> ExitCode {
         threads: 1,
         queue: 1,
         max_wait: Duration::from_secs(1),
+        // One instance: building the engine snapshot would cost more than it saves.
+        snapshot: false,
     };
     let pool = match JsPool::start(vec![spec], &options) {
         Ok(pool) => pool,

@@ -87,6 +87,8 @@ fn load_functions(config: &config::Config) -> Vec<String> {
         threads: 1,
         queue: 1,
         max_wait: std::time::Duration::from_secs(1),
+        // One instance: building the engine snapshot would cost more than it saves.
+        snapshot: false,
     };
     config
         .functions

@@ -213,6 +213,7 @@ impl Deployments {
             threads: 1,
             queue: 1,
             max_wait: Duration::from_secs(1),
+            snapshot: true,
         };
         JsPool::start(vec![probe], &options).map_err(|e| DeployError::Load(e.to_string()))?;
         self.store.put_latest(name, &code)?;

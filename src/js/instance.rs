@@ -2,6 +2,7 @@
 //! the function's module, and its handler. An instance runs one event at a time and is reused
 //! while healthy, so module globals persist between invocations as on Lambda.
 
+use super::engine::BOOTSTRAP;
 use super::module::{commonjs_wrapper, function_specifier, FunctionLoader, ModuleKind};
 use super::ops::{edgehook_ops, LogContext};
 use super::{Failure, FunctionSpec};
@@ -11,11 +12,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-const BOOTSTRAP: &str = include_str!("runtime/bootstrap.js");
-
-/// Reads the internals the bootstrap left behind and removes them from the global object.
-const TAKE_INTERNALS: &str =
-    "(() => { const internals = globalThis.__edgehookInternals; delete globalThis.__edgehookInternals; return internals; })()";
+/// Binds the bootstrap to this instance's ops, which removes deno_core's internals from reach,
+/// and returns what edgehook calls.
+const BIND_INTERNALS: &str =
+    "(() => { const bind = globalThis.__edgehookBind; delete globalThis.__edgehookBind; return bind(globalThis.Deno.core); })()";
 
 pub struct Instance {
     runtime: JsRuntime,
@@ -99,11 +99,13 @@ impl Instance {
     /// worker thread's tokio runtime.
     pub async fn new(
         spec: Arc<FunctionSpec>,
+        snapshot: Option<&'static [u8]>,
         supervise: impl FnOnce(v8::IsolateHandle) -> u64,
     ) -> Result<Instance, Failure> {
         let main = function_specifier(&spec.file_name);
         let create_params = v8::CreateParams::default().heap_limits(0, spec.memory);
         let mut runtime = JsRuntime::try_new(RuntimeOptions {
+            startup_snapshot: snapshot,
             extensions: vec![edgehook_ops::init(LogContext {
                 function: spec.name.clone(),
                 request_id: String::new(),
@@ -128,11 +130,13 @@ impl Instance {
             current.saturating_mul(2)
         });
 
-        runtime
-            .execute_script("edgehook:bootstrap", BOOTSTRAP)
-            .map_err(|e| load_error(&spec, js_failure(&e)))?;
+        if snapshot.is_none() {
+            runtime
+                .execute_script("edgehook:bootstrap", BOOTSTRAP)
+                .map_err(|e| load_error(&spec, js_failure(&e)))?;
+        }
         let internals = runtime
-            .execute_script("edgehook:internals", TAKE_INTERNALS)
+            .execute_script("edgehook:bind", BIND_INTERNALS)
             .map_err(|e| load_error(&spec, js_failure(&e)))?;
         let (invoke, settle_value, fail_value, chain, load_commonjs, set_env) = {
             deno_core::scope!(scope, &mut runtime);

@@ -10,6 +10,7 @@
 //!        +---------------- oneshot reply (result JSON) <-----------+   supervisor thread
 //! ```
 
+mod engine;
 mod instance;
 mod module;
 mod ops;

@@ -10,6 +10,7 @@ fn options() -> PoolOptions {
         threads: 1,
         queue: 16,
         max_wait: Duration::from_millis(500),
+        snapshot: true,
     }
 }
 
@@ -473,6 +474,36 @@ async fn functions_never_share_globals() {
     assert_eq!(uri(pool.invoke("b", &viewer_request()).await), "/undefined/undefined/2");
 }
 
+/// Instances restored from the engine snapshot and instances that ran the bootstrap themselves
+/// behave alike, and restored ones do not share the snapshot's random state.
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_from_the_snapshot_have_their_own_state() {
+    let code = "let calls = 0;\nexport const handler = async (e) => { const r = e.Records[0].cf.request; calls++; r.uri = '/' + Math.random() + '/' + Buffer.from('aGk=', 'base64').toString() + '/' + calls + '/' + typeof Deno; return r; };";
+    for snapshot in [true, false] {
+        let pool = JsPool::start(
+            vec![
+                FunctionSpec::new("a", "a.mjs", code),
+                FunctionSpec::new("b", "b.mjs", code),
+            ],
+            &PoolOptions { snapshot, ..options() },
+        )
+        .expect("pool starts");
+        let a = uri(pool.invoke("a", &viewer_request()).await);
+        let b = uri(pool.invoke("b", &viewer_request()).await);
+        let a2 = uri(pool.invoke("a", &viewer_request()).await);
+        let parts = |u: &str| u.split('/').skip(1).map(str::to_string).collect::<Vec<_>>();
+        let (a, b, a2) = (parts(&a), parts(&b), parts(&a2));
+        assert_eq!(a[1..], ["hi", "1", "undefined"], "snapshot: {snapshot}");
+        assert_eq!(b[1..], ["hi", "1", "undefined"], "snapshot: {snapshot}");
+        assert_eq!(a2[1..], ["hi", "2", "undefined"], "snapshot: {snapshot}");
+        assert_ne!(
+            a[0], b[0],
+            "each instance has its own Math.random (snapshot: {snapshot})"
+        );
+        assert_ne!(a[0], a2[0]);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_sandbox_has_no_way_out() {
     let probe = r#"
@@ -481,7 +512,7 @@ export const handler = async (event) => {
   const found = {};
   found.deno = typeof Deno;
   found.bootstrap = typeof __bootstrap;
-  found.internals = typeof __edgehookInternals;
+  found.internals = typeof __edgehookBind;
   found.fetch = typeof fetch;
   // QuickJS's engine shims (`__v8x*`: source-phase import, foreground tasks, Temporal time
   // zones, Atomics waiters) stay; they reach nothing the engine itself cannot.
@@ -563,6 +594,7 @@ async fn throttling_beyond_concurrency() {
                 threads: 2,
                 queue: 16,
                 max_wait: Duration::from_millis(50),
+                snapshot: true,
             },
         )
         .unwrap(),
@@ -689,6 +721,7 @@ async fn code_is_replaced_without_failing_a_call() {
                 threads: 2,
                 queue: 64,
                 max_wait: Duration::from_secs(2),
+                snapshot: true,
             },
         )
         .unwrap(),

@@ -37,6 +37,8 @@ pub struct Worker {
     pub jobs: async_channel::Receiver<Job>,
     pub control: async_channel::Receiver<Control>,
     pub supervisor: Arc<Supervisor>,
+    /// The engine state instances start from, when the pool uses one.
+    pub snapshot: Option<&'static [u8]>,
 }
 
 impl Worker {
@@ -55,7 +57,7 @@ impl Worker {
     async fn build(&self, spec: &Arc<FunctionSpec>) -> Result<Instance, Failure> {
         let started = Instant::now();
         let mut seq = None;
-        let result = Instance::new(spec.clone(), |handle| {
+        let result = Instance::new(spec.clone(), self.snapshot, |handle| {
             let armed = self.supervisor.arm(self.index, Instant::now() + spec.timeout, handle);
             seq = Some(armed);
             armed

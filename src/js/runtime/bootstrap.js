@@ -1,13 +1,13 @@
 // edgehook's JavaScript environment for Lambda@Edge functions. Runs once in every fresh
 // instance, before the function's code: it installs the Node.js-style built-ins functions
-// commonly use, keeps private references to the few ops it needs, and then removes every
-// deno_core internal from reach (`Deno`, `__bootstrap`, the op table).
+// commonly use. It is evaluated once per process into the engine snapshot instances start
+// from; `bind`, run in each instance, keeps private references to the few ops it needs and
+// then removes every deno_core internal from reach (`Deno`, `__bootstrap`, the op table).
 "use strict";
 ((globalThis) => {
-  const core = globalThis.Deno.core;
-  const ops = core.ops;
-  const {
-    op_edgehook_log,
+  // deno_core's ops and helpers, bound by `bind` when an instance starts (after a snapshot
+  // restore, so the references are the instance's own).
+  let op_edgehook_log,
     op_edgehook_random_bytes,
     op_edgehook_random_uuid,
     op_edgehook_digest,
@@ -15,11 +15,10 @@
     op_edgehook_base64_encode,
     op_edgehook_base64_decode,
     op_edgehook_url_parse,
-  } = ops;
-  const encodeUtf8 = (text) => core.encode(text);
-  const decodeUtf8 = (bytes) => core.decode(bytes);
-  const createTimer = core.createTimer;
-  const cancelTimer = core.cancelTimer;
+    createTimer,
+    cancelTimer,
+    encodeUtf8,
+    decodeUtf8;
   const { parse: jsonParse, stringify: jsonStringify } = JSON;
   const ObjectFreeze = Object.freeze;
   const ArrayIsArray = Array.isArray;
@@ -834,17 +833,34 @@
     define("process", processObject);
   }
 
-  // A rejection nobody handles is logged; it must not fail a later invocation.
-  core.setUnhandledPromiseRejectionHandler((promise, reason) => {
-    op_edgehook_log(3, "Unhandled promise rejection: " + inspect(reason));
-    return true;
-  });
-
   const internals = ObjectFreeze({ invoke, settleValue, failValue, chain, loadCommonJs, setEnv, require });
-  // Reached by edgehook through the global below, which edgehook deletes right after reading.
-  define("__edgehookInternals", internals);
 
-  // Remove deno_core's internals from reach.
-  delete globalThis.Deno;
-  delete globalThis.__bootstrap;
+  // Runs once per instance: keeps private references to deno_core's ops, then removes every
+  // deno_core internal from reach. Returns what edgehook calls.
+  function bind(core) {
+    ({
+      op_edgehook_log,
+      op_edgehook_random_bytes,
+      op_edgehook_random_uuid,
+      op_edgehook_digest,
+      op_edgehook_hmac,
+      op_edgehook_base64_encode,
+      op_edgehook_base64_decode,
+      op_edgehook_url_parse,
+    } = core.ops);
+    encodeUtf8 = (text) => core.encode(text);
+    decodeUtf8 = (bytes) => core.decode(bytes);
+    createTimer = core.createTimer;
+    cancelTimer = core.cancelTimer;
+    // A rejection nobody handles is logged; it must not fail a later invocation.
+    core.setUnhandledPromiseRejectionHandler((promise, reason) => {
+      op_edgehook_log(3, "Unhandled promise rejection: " + inspect(reason));
+      return true;
+    });
+    delete globalThis.Deno;
+    delete globalThis.__bootstrap;
+    return internals;
+  }
+  // Reached by edgehook through the global below, which edgehook deletes right after reading.
+  define("__edgehookBind", bind);
 })(globalThis);

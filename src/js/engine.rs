@@ -1,0 +1,56 @@
+//! Process-wide engine set-up: where the engine's randomness comes from, and the state every
+//! instance starts from (deno_core's own JavaScript and edgehook's bootstrap, evaluated once per
+//! process and kept as an engine snapshot; an instance restored from it skips compiling and
+//! running both, most of a cold start).
+
+use super::ops::{edgehook_ops, LogContext};
+use deno_core::{JsRuntimeForSnapshot, RuntimeOptions};
+use std::sync::{Once, OnceLock};
+
+pub const BOOTSTRAP: &str = include_str!("runtime/bootstrap.js");
+
+/// Runs before the first engine starts. `Math.random` then draws from the operating system's
+/// generator in every instance, so no two instances (restored from one snapshot or created in
+/// the same instant) replay the same sequence.
+pub fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        // The engine's flags are set once per process by the first runtime: set them for
+        // serving here, or a snapshot runtime made first would set its own (a fixed random
+        // seed for every isolate).
+        deno_core::JsRuntime::init_platform(None);
+        deno_core::v8::V8::set_entropy_source(|buffer: &mut [u8]| {
+            rand::RngCore::fill_bytes(&mut rand::thread_rng(), buffer);
+            true
+        });
+    });
+}
+
+/// The process's snapshot, built on first use; `None` when this engine cannot make one here
+/// (instances then run the bootstrap themselves).
+pub fn startup_snapshot() -> Option<&'static [u8]> {
+    static SNAPSHOT: OnceLock<Option<&'static [u8]>> = OnceLock::new();
+    *SNAPSHOT.get_or_init(|| {
+        if !cfg!(feature = "quickjs") {
+            // V8 only makes snapshots in a process that has not run an isolate yet (deno
+            // makes them at build time); keep the slower per-instance bootstrap there.
+            return None;
+        }
+        match build() {
+            Ok(bytes) => Some(Box::leak(bytes)),
+            Err(error) => {
+                tracing::warn!(%error, "no engine snapshot; instances will run the bootstrap themselves");
+                None
+            }
+        }
+    })
+}
+
+fn build() -> Result<Box<[u8]>, deno_core::error::CoreError> {
+    let mut runtime = JsRuntimeForSnapshot::try_new(RuntimeOptions {
+        extensions: vec![edgehook_ops::init(LogContext::default())],
+        ..Default::default()
+    })?;
+    runtime.execute_script("edgehook:bootstrap", BOOTSTRAP)?;
+    Ok(runtime.snapshot())
+}
