@@ -293,7 +293,7 @@ impl Instance {
                     )));
                 }
                 Some(value) => match v8::Local::<v8::Promise>::try_from(value) {
-                    Err(_) => Ok(value.to_rust_string_lossy(scope)),
+                    Err(_) => Ok(text_of(scope, value)),
                     Ok(promise) => {
                         scope.perform_microtask_checkpoint();
                         if scope.has_terminated() {
@@ -317,7 +317,7 @@ impl Instance {
                                 )));
                             }
                             Some(converted) if pending => Err(v8::Global::new(scope, converted)),
-                            Some(converted) => Ok(converted.to_rust_string_lossy(scope)),
+                            Some(converted) => Ok(text_of(scope, converted)),
                         }
                     }
                 },
@@ -340,7 +340,8 @@ impl Instance {
                 }
                 let value = settled.map_err(failure_of)?;
                 deno_core::scope!(scope, &mut self.runtime);
-                v8::Local::new(scope, value).to_rust_string_lossy(scope)
+                let value = v8::Local::new(scope, value);
+                text_of(scope, value)
             }
         };
         if self.out_of_memory.get() {
@@ -369,6 +370,19 @@ impl Instance {
             )),
         }
     }
+}
+
+/// A marker string as UTF-8 (lone surrogates replaced). Written straight out as UTF-8: on
+/// QuickJS, `to_rust_string_lossy` passes the text through UTF-16 twice, which cost a tenth
+/// of a small invocation.
+fn text_of(scope: &mut v8::PinScope, value: v8::Local<v8::Value>) -> String {
+    let Some(string) = value.to_string(scope) else {
+        return String::new();
+    };
+    let mut bytes = vec![0u8; string.utf8_length(scope)];
+    let written = string.write_utf8_v2(scope, &mut bytes, v8::WriteFlags::kReplaceInvalidUtf8, None);
+    bytes.truncate(written);
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// The handler export: `handler` (or `file.handler`, Lambda style) on the module's exports.

@@ -217,7 +217,7 @@ exports.handler = async (event) => {
     urlInvalid: (() => { try { new URL('not a url'); return 'parsed'; } catch (e) { return e.name; } })(),
     nodeUrl: NodeURL === URL && NodeParams === URLSearchParams,
     params: new URLSearchParams('a=1&b=2&a=3').getAll('a').join(',') + '|' + new URLSearchParams({ x: 'a b', y: '&' }).toString(),
-    text: new TextDecoder().decode(new TextEncoder().encode('héllo ✓')),
+    text: new TextDecoder().decode(new TextEncoder().encode('héllo ✓ 😀')),
     base64: btoa('hello') + '|' + atob('aGVsbG8='),
     buffer: Buffer.from('héllo', 'utf8').toString('base64') + '|' + Buffer.from('68656c6c6f', 'hex').toString('utf8') + '|' + Buffer.from('aGVsbG8', 'base64').toString() + '|' + Buffer.from('hi').toString('hex'),
     bufferUrl: Buffer.from('-_8', 'base64url').toString('hex'),
@@ -271,7 +271,7 @@ exports.handler = async (event) => {
     expect("urlInvalid", serde_json::json!("TypeError"));
     expect("nodeUrl", serde_json::json!(true));
     expect("params", serde_json::json!("1,3|x=a+b&y=%26"));
-    expect("text", serde_json::json!("héllo ✓"));
+    expect("text", serde_json::json!("héllo ✓ 😀"));
     expect("base64", serde_json::json!("aGVsbG8=|hello"));
     expect("buffer", serde_json::json!("aMOpbGxv|hello|hello|6869"));
     expect("bufferUrl", serde_json::json!("fbff"));
