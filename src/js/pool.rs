@@ -20,9 +20,9 @@ pub struct PoolOptions {
     pub queue: usize,
     /// How long a call may wait for a concurrency slot or queue space before it is throttled.
     pub max_wait: Duration,
-    /// Start instances from the process's engine snapshot (built once, on the first pool that
-    /// asks, in about a quarter of a second; each instance then starts about three times
-    /// faster). One-shot commands that build a single instance leave it off.
+    /// Start instances from the process's engine snapshot (made once, when the first instance
+    /// that wants it is built, in about a quarter of a second; each instance then starts about
+    /// three times faster). One-shot commands that build a single instance leave it off.
     pub snapshot: bool,
 }
 
@@ -61,11 +61,6 @@ impl JsPool {
             Supervisor::start(threads).map_err(|e| Failure::Load(format!("cannot start the supervisor: {e}")))?;
         let specs: Vec<Arc<FunctionSpec>> = functions.into_iter().map(Arc::new).collect();
         engine::init();
-        let snapshot = if options.snapshot {
-            engine::startup_snapshot()
-        } else {
-            None
-        };
         let (jobs, receiver) = async_channel::bounded(options.queue.max(1));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let mut controls = Vec::with_capacity(threads);
@@ -78,7 +73,7 @@ impl JsPool {
                 jobs: receiver.clone(),
                 control,
                 supervisor: supervisor.clone(),
-                snapshot,
+                snapshot: options.snapshot,
             };
             let ready = ready_tx.clone();
             std::thread::Builder::new()

@@ -3,6 +3,7 @@
 //! shared queue one at a time, replaces an instance after a timeout or memory exhaustion, and
 //! builds new code when told (`Control::Warm`) or when a job brings a newer revision.
 
+use super::engine;
 use super::instance::Instance;
 use super::supervisor::Supervisor;
 use super::{Failure, FunctionSpec};
@@ -37,8 +38,8 @@ pub struct Worker {
     pub jobs: async_channel::Receiver<Job>,
     pub control: async_channel::Receiver<Control>,
     pub supervisor: Arc<Supervisor>,
-    /// The engine state instances start from, when the pool uses one.
-    pub snapshot: Option<&'static [u8]>,
+    /// Whether instances start from the process's engine snapshot.
+    pub snapshot: bool,
 }
 
 impl Worker {
@@ -57,7 +58,12 @@ impl Worker {
     async fn build(&self, spec: &Arc<FunctionSpec>) -> Result<Instance, Failure> {
         let started = Instant::now();
         let mut seq = None;
-        let result = Instance::new(spec.clone(), self.snapshot, |handle| {
+        let snapshot = if self.snapshot {
+            engine::startup_snapshot()
+        } else {
+            None
+        };
+        let result = Instance::new(spec.clone(), snapshot, |handle| {
             let armed = self.supervisor.arm(self.index, Instant::now() + spec.timeout, handle);
             seq = Some(armed);
             armed
