@@ -54,3 +54,18 @@ fn build() -> Result<Box<[u8]>, deno_core::error::CoreError> {
     runtime.execute_script("edgehook:bootstrap", BOOTSTRAP)?;
     Ok(runtime.snapshot())
 }
+
+#[cfg(test)]
+mod tests {
+    /// The snapshot is made (a failure would only log a warning and leave every instance
+    /// starting three times slower), and it is made once.
+    #[cfg(feature = "quickjs")]
+    #[test]
+    fn the_snapshot_is_made_once() {
+        super::init();
+        let first = super::startup_snapshot().expect("the engine snapshot is made");
+        assert!(!first.is_empty());
+        let again = super::startup_snapshot().expect("still there");
+        assert!(std::ptr::eq(first, again));
+    }
+}
