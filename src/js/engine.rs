@@ -36,8 +36,16 @@ pub fn startup_snapshot() -> Option<&'static [u8]> {
             // makes them at build time); keep the slower per-instance bootstrap there.
             return None;
         }
+        let started = std::time::Instant::now();
         match build() {
-            Ok(bytes) => Some(Box::leak(bytes)),
+            Ok(bytes) => {
+                tracing::info!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    bytes = bytes.len(),
+                    "engine snapshot made; instances start from it"
+                );
+                Some(Box::leak(bytes))
+            }
             Err(error) => {
                 tracing::warn!(%error, "no engine snapshot; instances will run the bootstrap themselves");
                 None
