@@ -1,24 +1,15 @@
 // edgehook's JavaScript environment for Lambda@Edge functions. Runs once in every fresh
 // instance, before the function's code: it installs the Node.js-style built-ins functions
 // commonly use. It is evaluated once per process into the engine snapshot instances start
-// from; `bind`, run in each instance, keeps private references to the few ops it needs and
-// then removes every deno_core internal from reach (`Deno`, `__bootstrap`, the op table).
+// from; `bind`, run in each instance, keeps private references to deno_core's core object and
+// op table and then removes every deno_core internal from reach (`Deno`, `__bootstrap`, the op table).
 "use strict";
 ((globalThis) => {
-  // deno_core's ops and helpers, bound by `bind` when an instance starts (after a snapshot
-  // restore, so the references are the instance's own).
-  let op_edgehook_log,
-    op_edgehook_random_bytes,
-    op_edgehook_random_uuid,
-    op_edgehook_digest,
-    op_edgehook_hmac,
-    op_edgehook_base64_encode,
-    op_edgehook_base64_decode,
-    op_edgehook_url_parse,
-    createTimer,
-    cancelTimer,
-    encodeUtf8,
-    decodeUtf8;
+  // deno_core's core object and its op table, bound by `bind` when an instance starts (after a
+  // snapshot restore, so the references are the instance's own).
+  let core, ops;
+  const encodeUtf8 = (text) => core.encode(text);
+  const decodeUtf8 = (bytes) => core.decode(bytes);
   const { parse: jsonParse, stringify: jsonStringify } = JSON;
   const ObjectFreeze = Object.freeze;
   const ArrayIsArray = Array.isArray;
@@ -73,19 +64,19 @@
   const LEVELS = { debug: 0, log: 1, info: 1, warn: 2, error: 3, trace: 0 };
   const console = {};
   for (const [name, level] of Object.entries(LEVELS)) {
-    console[name] = (...args) => op_edgehook_log(level, format(args));
+    console[name] = (...args) => ops.op_edgehook_log(level, format(args));
   }
-  console.dir = (value) => op_edgehook_log(1, inspect(value));
+  console.dir = (value) => ops.op_edgehook_log(1, inspect(value));
   console.table = console.log;
   console.assert = (condition, ...args) => {
-    if (!condition) op_edgehook_log(3, "Assertion failed" + (args.length ? ": " + format(args) : ""));
+    if (!condition) ops.op_edgehook_log(3, "Assertion failed" + (args.length ? ": " + format(args) : ""));
   };
   const timeLabels = new Map();
   console.time = (label = "default") => timeLabels.set(label, Date.now());
   console.timeEnd = (label = "default") => {
     const start = timeLabels.get(label);
     timeLabels.delete(label);
-    if (start !== undefined) op_edgehook_log(1, `${label}: ${Date.now() - start}ms`);
+    if (start !== undefined) ops.op_edgehook_log(1, `${label}: ${Date.now() - start}ms`);
   };
 
   // ---- timers ---------------------------------------------------------------------------
@@ -98,13 +89,13 @@
       if (!repeat) timers.delete(id);
       callback(...args);
     };
-    timers.set(id, createTimer(run, Number(delay) || 1, undefined, repeat, true));
+    timers.set(id, core.createTimer(run, Number(delay) || 1, undefined, repeat, true));
     return id;
   }
   function clearTimer(id) {
     const timer = timers.get(typeof id === "object" && id !== null ? id.id : id);
     if (timer) {
-      cancelTimer(timer);
+      core.cancelTimer(timer);
       timers.delete(id);
     }
   }
@@ -172,7 +163,7 @@
     switch (normalizeEncoding(encoding)) {
       case "utf8": return encodeUtf8(text);
       case "hex": return hexBytes(text);
-      case "base64": case "base64url": return op_edgehook_base64_decode(text);
+      case "base64": case "base64url": return ops.op_edgehook_base64_decode(text);
       case "latin1": case "ascii": return latin1Bytes(text);
       case "utf16le": return utf16leBytes(text);
     }
@@ -181,8 +172,8 @@
     switch (normalizeEncoding(encoding)) {
       case "utf8": return decodeUtf8(bytes);
       case "hex": return hexString(bytes);
-      case "base64": return op_edgehook_base64_encode(bytes, false);
-      case "base64url": return op_edgehook_base64_encode(bytes, true);
+      case "base64": return ops.op_edgehook_base64_encode(bytes, false);
+      case "base64url": return ops.op_edgehook_base64_encode(bytes, true);
       case "latin1": return latin1String(bytes);
       case "ascii": return latin1String(bytes.map((b) => b & 0x7f));
       case "utf16le": return utf16leString(bytes);
@@ -317,14 +308,14 @@
     for (let i = 0; i < text.length; i++) {
       if (text.charCodeAt(i) > 255) throw new Error("Invalid character: btoa takes Latin-1 text");
     }
-    return op_edgehook_base64_encode(latin1Bytes(text), false);
+    return ops.op_edgehook_base64_encode(latin1Bytes(text), false);
   }
   function atob(data) {
     const text = String(data).replace(/[\t\n\f\r ]/g, "");
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 === 1) {
       throw new Error("Invalid character: atob takes base64 text");
     }
-    return latin1String(op_edgehook_base64_decode(text));
+    return latin1String(ops.op_edgehook_base64_decode(text));
   }
 
   // ---- URL and URLSearchParams -----------------------------------------------------------
@@ -438,14 +429,14 @@
     #parts;
     #searchParams;
     constructor(url, base) {
-      const parts = op_edgehook_url_parse(String(url), base === undefined ? "" : String(base), base !== undefined);
+      const parts = ops.op_edgehook_url_parse(String(url), base === undefined ? "" : String(base), base !== undefined);
       if (parts === null) throw new TypeError(`Invalid URL: ${url}`);
       this.#parts = parts;
       this.#searchParams = new URLSearchParams(parts[8]);
       URLSearchParams._attach(this.#searchParams, this);
     }
     static canParse(url, base) {
-      return op_edgehook_url_parse(String(url), base === undefined ? "" : String(base), base !== undefined) !== null;
+      return ops.op_edgehook_url_parse(String(url), base === undefined ? "" : String(base), base !== undefined) !== null;
     }
     #set(index, value) {
       const parts = this.#parts.slice();
@@ -456,7 +447,7 @@
       const [, protocol, username, password, , hostname, port, pathname, search, hash] = parts;
       const auth = username || password ? `${username}${password ? ":" + password : ""}@` : "";
       const href = `${protocol}//${auth}${hostname}${port ? ":" + port : ""}${pathname}${search}${hash}`;
-      const reparsed = op_edgehook_url_parse(href, "", false);
+      const reparsed = ops.op_edgehook_url_parse(href, "", false);
       if (reparsed !== null) {
         this.#parts = reparsed;
         URLSearchParams._reparse(this.#searchParams, reparsed[8]);
@@ -469,7 +460,7 @@
     }
     get href() { return this.#parts[0]; }
     set href(value) {
-      const parts = op_edgehook_url_parse(String(value), "", false);
+      const parts = ops.op_edgehook_url_parse(String(value), "", false);
       if (parts === null) throw new TypeError(`Invalid URL: ${value}`);
       this.#parts = parts;
       URLSearchParams._reparse(this.#searchParams, parts[8]);
@@ -575,7 +566,7 @@
     digest(encoding) {
       if (this.#done) throw new Error("Digest already called");
       this.#done = true;
-      return output(op_edgehook_digest(this.#algorithm, Buffer.concat(this.#chunks)), encoding);
+      return output(ops.op_edgehook_digest(this.#algorithm, Buffer.concat(this.#chunks)), encoding);
     }
     copy() {
       const copy = new Hash(this.#algorithm);
@@ -600,13 +591,13 @@
     digest(encoding) {
       if (this.#done) throw new Error("Digest already called");
       this.#done = true;
-      return output(op_edgehook_hmac(this.#algorithm, this.#key, Buffer.concat(this.#chunks)), encoding);
+      return output(ops.op_edgehook_hmac(this.#algorithm, this.#key, Buffer.concat(this.#chunks)), encoding);
     }
   }
   function randomBytes(size, callback) {
     const n = Number(size);
     if (!Number.isInteger(n) || n < 0 || n > 65536 * 1024) throw new RangeError(`The "size" argument is out of range: ${size}`);
-    const bytes = toBuffer(op_edgehook_random_bytes(n));
+    const bytes = toBuffer(ops.op_edgehook_random_bytes(n));
     if (typeof callback === "function") {
       setTimeout(() => callback(null, bytes), 0);
       return undefined;
@@ -624,18 +615,18 @@
   function getRandomValues(array) {
     if (!ArrayBuffer.isView(array)) throw new TypeError("getRandomValues takes a typed array");
     if (array.byteLength > 65536) throw new RangeError("getRandomValues takes at most 65536 bytes");
-    new Uint8Array(array.buffer, array.byteOffset, array.byteLength).set(op_edgehook_random_bytes(array.byteLength));
+    new Uint8Array(array.buffer, array.byteOffset, array.byteLength).set(ops.op_edgehook_random_bytes(array.byteLength));
     return array;
   }
   const crypto = {
     createHash: (algorithm) => new Hash(algorithm),
     createHmac: (algorithm, key) => new Hmac(algorithm, key),
     randomBytes,
-    randomUUID: () => op_edgehook_random_uuid(),
+    randomUUID: () => ops.op_edgehook_random_uuid(),
     timingSafeEqual,
     getRandomValues,
     getHashes: () => [...HASHES],
-    webcrypto: { getRandomValues, randomUUID: () => op_edgehook_random_uuid() },
+    webcrypto: { getRandomValues, randomUUID: () => ops.op_edgehook_random_uuid() },
   };
 
   const BUILTINS = {
@@ -828,33 +819,21 @@
         throw new Error("process.exit is not available in edgehook functions");
       },
       on: () => processObject,
-      emitWarning: (warning) => op_edgehook_log(2, String(warning)),
+      emitWarning: (warning) => ops.op_edgehook_log(2, String(warning)),
     };
     define("process", processObject);
   }
 
   const internals = ObjectFreeze({ invoke, settleValue, failValue, chain, loadCommonJs, setEnv, require });
 
-  // Runs once per instance: keeps private references to deno_core's ops, then removes every
-  // deno_core internal from reach. Returns what edgehook calls.
-  function bind(core) {
-    ({
-      op_edgehook_log,
-      op_edgehook_random_bytes,
-      op_edgehook_random_uuid,
-      op_edgehook_digest,
-      op_edgehook_hmac,
-      op_edgehook_base64_encode,
-      op_edgehook_base64_decode,
-      op_edgehook_url_parse,
-    } = core.ops);
-    encodeUtf8 = (text) => core.encode(text);
-    decodeUtf8 = (bytes) => core.decode(bytes);
-    createTimer = core.createTimer;
-    cancelTimer = core.cancelTimer;
+  // Runs once per instance: keeps private references to deno_core's core and ops, then
+  // removes every deno_core internal from reach. Returns what edgehook calls.
+  function bind(instanceCore) {
+    core = instanceCore;
+    ops = instanceCore.ops;
     // A rejection nobody handles is logged; it must not fail a later invocation.
     core.setUnhandledPromiseRejectionHandler((promise, reason) => {
-      op_edgehook_log(3, "Unhandled promise rejection: " + inspect(reason));
+      ops.op_edgehook_log(3, "Unhandled promise rejection: " + inspect(reason));
       return true;
     });
     delete globalThis.Deno;
