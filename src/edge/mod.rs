@@ -3,6 +3,7 @@
 
 pub mod event;
 pub mod geoip;
+pub mod json;
 pub mod result;
 pub mod rules;
 pub mod sample;

@@ -5,10 +5,11 @@
 use super::event::{
     title_case, Body, CustomOrigin, Event, EventType, HeaderEntry, Headers, Origin, Request, Response, S3Origin,
 };
+use super::json::{Json, Object};
 use super::rules;
 use base64::Engine as _;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -90,13 +91,22 @@ impl Outcome {
     }
 }
 
-/// Validates `result`, the value a function returned for `event`.
-pub fn validate(event: &Event, result: &Value) -> Result<Outcome, ValidationError> {
+/// Validates `result`, the JSON text of what a function returned for `event`.
+pub fn validate(event: &Event, result: &str) -> Result<Outcome, ValidationError> {
+    let result = Json::parse(result).or_else(|e| {
+        fail(format!(
+            "The Lambda function returned invalid JSON: The JSON output is not parsable: {e}"
+        ))
+    })?;
+    validate_value(event, &result)
+}
+
+fn validate_value(event: &Event, result: &Json) -> Result<Outcome, ValidationError> {
     let kind = event.event_type();
     let object =
         match result {
-            Value::Object(map) => map,
-            Value::Null => return fail(
+            Json::Object(map) => map,
+            Json::Null => return fail(
                 "The Lambda function returned no result: return the request or response (or pass it to the callback)",
             ),
             _ => return fail("The Lambda function returned invalid JSON: The JSON output must be an object type."),
@@ -112,10 +122,10 @@ pub fn validate(event: &Event, result: &Value) -> Result<Outcome, ValidationErro
     }
 }
 
-fn string_field<'a>(object: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, ValidationError> {
+fn string_field<'a>(object: &'a Object, field: &str) -> Result<Option<&'a str>, ValidationError> {
     match object.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::String(s)) => Ok(Some(s.as_ref())),
         Some(_) => fail(format!("`{field}` must be a string")),
     }
 }
@@ -126,38 +136,38 @@ fn has_control(text: &str) -> bool {
 
 /// Checks and normalizes a header map: lowercase token names, arrays of `{key?, value}` entries
 /// with string values and no CR/LF, missing `key` filled in Title-Case, empty arrays dropped.
-pub fn headers(value: &Value, what: &str) -> Result<Headers, ValidationError> {
-    let Value::Object(map) = value else {
+pub fn headers(value: &Json, what: &str) -> Result<Headers, ValidationError> {
+    let Json::Object(map) = value else {
         return fail(format!("`{what}` must be an object of header arrays"));
     };
     let mut out = Headers::new();
-    for (name, entries) in map {
+    for (name, entries) in map.iter() {
         if !rules::is_token(name) {
             return fail(format!("`{what}` has an invalid header name `{}`", name.escape_debug()));
         }
         if name.bytes().any(|b| b.is_ascii_uppercase()) {
             return fail(format!("`{what}` keys must be lowercase header names: `{name}`"));
         }
-        let Value::Array(entries) = entries else {
+        let Json::Array(entries) = entries else {
             return fail(format!(
                 "The Lambda function returned an invalid entry in the headers object: Each header entry in the headers object must be an array. (`{name}`)"
             ));
         };
         let mut normalized = Vec::with_capacity(entries.len());
         for entry in entries {
-            let Value::Object(entry) = entry else {
+            let Json::Object(entry) = entry else {
                 return fail(format!(
                     "header `{name}`: each entry must be an object with `key` and `value`"
                 ));
             };
             let value = match entry.get("value") {
-                Some(Value::String(v)) => v.clone(),
+                Some(Json::String(v)) => v.to_string(),
                 Some(_) => return fail(format!("header `{name}`: `value` must be a string")),
                 None => return fail(format!("header `{name}`: an entry has no `value`")),
             };
             let key = match entry.get("key") {
-                None | Some(Value::Null) => title_case(name),
-                Some(Value::String(k)) => k.clone(),
+                None | Some(Json::Null) => title_case(name),
+                Some(Json::String(k)) => k.to_string(),
                 Some(_) => return fail(format!("header `{name}`: `key` must be a string")),
             };
             if !key.eq_ignore_ascii_case(name) {
@@ -174,17 +184,19 @@ pub fn headers(value: &Value, what: &str) -> Result<Headers, ValidationError> {
             normalized.push(HeaderEntry { key: Some(key), value });
         }
         if !normalized.is_empty() {
-            out.insert(name.clone(), normalized);
+            out.insert(name.to_string(), normalized);
         }
     }
     Ok(out)
 }
 
-fn values(headers: &Headers, name: &str) -> Vec<String> {
-    headers
-        .get(name)
-        .map(|e| e.iter().map(|h| h.value.clone()).collect())
-        .unwrap_or_default()
+/// Whether header `name` has the same values (in order) in both maps.
+fn same_values(before: &Headers, after: &Headers, name: &str) -> bool {
+    let values = |headers| -> &[HeaderEntry] { Headers::get(headers, name).map_or(&[], Vec::as_slice) };
+    values(before)
+        .iter()
+        .map(|h| &h.value)
+        .eq(values(after).iter().map(|h| &h.value))
 }
 
 /// Disallowed headers may not appear; read-only ones must be exactly as they were.
@@ -195,7 +207,7 @@ fn header_rules(kind: EventType, before: &Headers, after: &Headers) -> Result<()
         ));
     }
     for name in rules::read_only(kind) {
-        if values(before, name) != values(after, name) {
+        if !same_values(before, after, name) {
             return fail(format!(
                 "The Lambda function result failed validation: The function tried to add, delete, or change a read-only header: {}",
                 title_case(name)
@@ -204,7 +216,7 @@ fn header_rules(kind: EventType, before: &Headers, after: &Headers) -> Result<()
     }
     if kind == EventType::ViewerRequest
         && after.contains_key("cloudfront-viewer-country")
-        && values(before, "cloudfront-viewer-country") != values(after, "cloudfront-viewer-country")
+        && !same_values(before, after, "cloudfront-viewer-country")
     {
         return fail(
             "The Lambda function result failed validation: CloudFront-Viewer-Country cannot be set at viewer-request",
@@ -213,10 +225,10 @@ fn header_rules(kind: EventType, before: &Headers, after: &Headers) -> Result<()
     Ok(())
 }
 
-fn read_only_field(object: &Map<String, Value>, field: &str, original: &str) -> Result<(), ValidationError> {
+fn read_only_field(object: &Object, field: &str, original: &str) -> Result<(), ValidationError> {
     match object.get(field) {
         None => Ok(()),
-        Some(Value::String(s)) if s == original => Ok(()),
+        Some(Json::String(s)) if s == original => Ok(()),
         Some(_) => fail(format!(
             "The Lambda function result failed validation: `{field}` is read-only"
         )),
@@ -239,7 +251,7 @@ fn head_size(uri: &str, querystring: &str, headers: &Headers) -> usize {
             .sum::<usize>()
 }
 
-fn request(event: &Event, object: &Map<String, Value>) -> Result<Outcome, ValidationError> {
+fn request(event: &Event, object: &Object) -> Result<Outcome, ValidationError> {
     let kind = event.event_type();
     let original = &event.cf().request;
     read_only_field(object, "clientIp", &original.client_ip)?;
@@ -279,8 +291,8 @@ fn request(event: &Event, object: &Map<String, Value>) -> Result<Outcome, Valida
     let (body, replacement) = request_body(kind, original.body.as_ref(), object.get("body"))?;
     let unchanged_origin = original.origin.as_ref().and_then(|o| serde_json::to_value(o).ok());
     let origin = match (kind, object.get("origin")) {
-        (_, None | Some(Value::Null)) => original.origin.clone(),
-        (_, Some(value)) if Some(value) == unchanged_origin.as_ref() => original.origin.clone(),
+        (_, None | Some(Json::Null)) => original.origin.clone(),
+        (_, Some(value)) if unchanged_origin.as_ref().is_some_and(|o| value.same_as(o)) => original.origin.clone(),
         (EventType::OriginRequest, Some(value)) => Some(origin(value, &new_headers)?),
         (_, Some(_)) => return fail("`origin` can only be set by an origin-request function"),
     };
@@ -313,20 +325,20 @@ fn decode_base64(data: &str, what: &str) -> Result<Vec<u8>, ValidationError> {
 fn request_body(
     kind: EventType,
     original: Option<&Body>,
-    value: Option<&Value>,
+    value: Option<&Json>,
 ) -> Result<(Option<Body>, Option<Vec<u8>>), ValidationError> {
     let value = match value {
-        None | Some(Value::Null) => return Ok((original.cloned(), None)),
+        None | Some(Json::Null) => return Ok((original.cloned(), None)),
         Some(v) => v,
     };
     let Some(original) = original else {
         return fail("`body` is only available when the association includes the body (include_body)");
     };
-    let Value::Object(body) = value else {
+    let Json::Object(body) = value else {
         return fail("`body` must be an object with `action`, `encoding` and `data`");
     };
     if let Some(truncated) = body.get("inputTruncated") {
-        if truncated != &Value::Bool(original.input_truncated) {
+        if truncated != &Json::Bool(original.input_truncated) {
             return fail("`body.inputTruncated` is read-only");
         }
     }
@@ -365,10 +377,10 @@ fn request_body(
     }
 }
 
-fn status_of(value: Option<&Value>) -> Result<u16, ValidationError> {
+fn status_of(value: Option<&Json>) -> Result<u16, ValidationError> {
     let status = match value {
-        Some(Value::String(s)) => s.trim().parse::<u16>().ok(),
-        Some(Value::Number(n)) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+        Some(Json::String(s)) => s.trim().parse::<u16>().ok(),
+        Some(Json::Number(n)) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
         _ => None,
     };
     match status {
@@ -381,10 +393,10 @@ fn status_of(value: Option<&Value>) -> Result<u16, ValidationError> {
 }
 
 /// A response body given as `body` with `bodyEncoding` (`text` by default).
-fn response_body(object: &Map<String, Value>) -> Result<Option<Vec<u8>>, ValidationError> {
+fn response_body(object: &Object) -> Result<Option<Vec<u8>>, ValidationError> {
     let body = match object.get("body") {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::String(s)) => s,
+        None | Some(Json::Null) => return Ok(None),
+        Some(Json::String(s)) => s,
         Some(_) => {
             return fail("The Lambda function result failed validation: The body is not a string, is not an object, or exceeds the maximum size.")
         }
@@ -396,7 +408,7 @@ fn response_body(object: &Map<String, Value>) -> Result<Option<Vec<u8>>, Validat
     }
 }
 
-fn description(object: &Map<String, Value>) -> Result<Option<String>, ValidationError> {
+fn description(object: &Object) -> Result<Option<String>, ValidationError> {
     let description = string_field(object, "statusDescription")?;
     if description.is_some_and(has_control) {
         return fail("`statusDescription` must not contain control characters");
@@ -407,11 +419,11 @@ fn description(object: &Map<String, Value>) -> Result<Option<String>, Validation
 /// Headers whose values the proxy computes itself for a body it sends.
 const FRAMING: [&str; 2] = ["content-length", "transfer-encoding"];
 
-fn generated(kind: EventType, object: &Map<String, Value>) -> Result<Generated, ValidationError> {
+fn generated(kind: EventType, object: &Object) -> Result<Generated, ValidationError> {
     let status = status_of(object.get("status"))?;
     let status_description = description(object)?;
     let mut headers = match object.get("headers") {
-        None | Some(Value::Null) => Headers::new(),
+        None | Some(Json::Null) => Headers::new(),
         Some(value) => headers(value, "headers")?,
     };
     if let Some(name) = headers.keys().find(|n| rules::is_disallowed(n)) {
@@ -445,7 +457,7 @@ fn generated(kind: EventType, object: &Map<String, Value>) -> Result<Generated, 
     })
 }
 
-fn response(event: &Event, object: &Map<String, Value>) -> Result<Outcome, ValidationError> {
+fn response(event: &Event, object: &Object) -> Result<Outcome, ValidationError> {
     let kind = event.event_type();
     let Some(original) = &event.cf().response else {
         return fail("internal: a response event without a response");
@@ -480,8 +492,8 @@ fn response(event: &Event, object: &Map<String, Value>) -> Result<Outcome, Valid
     Ok(Outcome::Response { response, status, body })
 }
 
-fn origin(value: &Value, request_headers: &Headers) -> Result<Origin, ValidationError> {
-    let Value::Object(map) = value else {
+fn origin(value: &Json, request_headers: &Headers) -> Result<Origin, ValidationError> {
+    let Json::Object(map) = value else {
         return fail("`origin` must be an object with `custom` or `s3`");
     };
     match (map.get("custom"), map.get("s3")) {
@@ -491,7 +503,7 @@ fn origin(value: &Value, request_headers: &Headers) -> Result<Origin, Validation
     }
 }
 
-fn custom_headers(map: &Map<String, Value>, request_headers: &Headers) -> Result<Headers, ValidationError> {
+fn custom_headers(map: &Object, request_headers: &Headers) -> Result<Headers, ValidationError> {
     let Some(value) = map.get("customHeaders") else {
         return Ok(Headers::new());
     };
@@ -507,7 +519,7 @@ fn custom_headers(map: &Map<String, Value>, request_headers: &Headers) -> Result
     Ok(custom)
 }
 
-fn origin_path(map: &Map<String, Value>) -> Result<String, ValidationError> {
+fn origin_path(map: &Object) -> Result<String, ValidationError> {
     let path = string_field(map, "path")?.unwrap_or("");
     let valid = path.is_empty()
         || (path.starts_with('/')
@@ -524,14 +536,14 @@ fn origin_path(map: &Map<String, Value>) -> Result<String, ValidationError> {
 }
 
 fn integer(
-    map: &Map<String, Value>,
+    map: &Object,
     field: &str,
     default: u32,
     range: std::ops::RangeInclusive<u32>,
 ) -> Result<u32, ValidationError> {
     match map.get(field) {
-        None | Some(Value::Null) => Ok(default),
-        Some(Value::Number(n)) => match n.as_u64().and_then(|n| u32::try_from(n).ok()) {
+        None | Some(Json::Null) => Ok(default),
+        Some(Json::Number(n)) => match n.as_u64().and_then(|n| u32::try_from(n).ok()) {
             Some(n) if range.contains(&n) => Ok(n),
             _ => fail(format!(
                 "origin `{field}` must be a whole number from {} to {}",
@@ -543,8 +555,8 @@ fn integer(
     }
 }
 
-fn custom_origin(value: &Value, request_headers: &Headers) -> Result<CustomOrigin, ValidationError> {
-    let Value::Object(map) = value else {
+fn custom_origin(value: &Json, request_headers: &Headers) -> Result<CustomOrigin, ValidationError> {
+    let Json::Object(map) = value else {
         return fail("`origin.custom` must be an object");
     };
     let domain = string_field(map, "domainName")?.unwrap_or("");
@@ -568,8 +580,8 @@ fn custom_origin(value: &Value, request_headers: &Headers) -> Result<CustomOrigi
     let read_timeout = integer(map, "readTimeout", 30, 1..=120)?;
     let keepalive_timeout = integer(map, "keepaliveTimeout", 5, 1..=120)?;
     let ssl_protocols = match map.get("sslProtocols") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(list)) => {
+        None | Some(Json::Null) => Vec::new(),
+        Some(Json::Array(list)) => {
             let mut out = Vec::new();
             for item in list {
                 match item.as_str() {
@@ -593,8 +605,8 @@ fn custom_origin(value: &Value, request_headers: &Headers) -> Result<CustomOrigi
     })
 }
 
-fn s3_origin(value: &Value, request_headers: &Headers) -> Result<S3Origin, ValidationError> {
-    let Value::Object(map) = value else {
+fn s3_origin(value: &Json, request_headers: &Headers) -> Result<S3Origin, ValidationError> {
+    let Json::Object(map) = value else {
         return fail("`origin.s3` must be an object");
     };
     let domain = string_field(map, "domainName")?.unwrap_or("");

@@ -216,14 +216,7 @@ impl JsPool {
             .invoke_json(function, event.to_json(), &request_id)
             .await
             .map_err(|failure| InvokeError::new(failure, function, &request_id))?;
-        let value: serde_json::Value = serde_json::from_str(&result).map_err(|e| {
-            InvokeError::new(
-                Failure::InvalidResult(format!("The JSON output is not parsable: {e}")),
-                function,
-                &request_id,
-            )
-        })?;
-        edge::validate(event, &value).map_err(|e| InvokeError::validation(e, function, &request_id))
+        edge::validate(event, &result).map_err(|e| InvokeError::validation(e, function, &request_id))
     }
 }
 

@@ -18,6 +18,11 @@ fn edited(event: &Event, edit: impl FnOnce(&mut Value)) -> Value {
     value
 }
 
+/// Validates a result given as a serde_json value the way the proxy does: from its JSON text.
+fn validate(event: &Event, result: &Value) -> Result<Outcome, ValidationError> {
+    super::validate(event, &result.to_string())
+}
+
 fn error(event: &Event, result: &Value) -> String {
     validate(event, result).expect_err("the result should be refused").0
 }
@@ -49,6 +54,8 @@ fn non_objects_and_missing_results() {
     assert!(error(&e, &json!([1])).contains("must be an object type"));
     assert!(error(&e, &Value::Null).contains("returned no result"));
     assert!(error(&e, &json!({})).contains("no `uri`"));
+    let unparsable = super::validate(&e, "{\"uri\": ").expect_err("not JSON").0;
+    assert!(unparsable.contains("not parsable"), "{unparsable}");
 }
 
 #[test]
