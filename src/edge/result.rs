@@ -91,17 +91,48 @@ impl Outcome {
     }
 }
 
-/// Validates `result`, the JSON text of what a function returned for `event`.
+/// The request or response whose headers a function's result may keep as given.
+fn given_headers(event: &Event) -> &Headers {
+    let cf = event.cf();
+    cf.response
+        .as_ref()
+        .map_or(&cf.request.headers, |response| &response.headers)
+}
+
+/// Whether the runtime may list the headers a function returns exactly as given by name
+/// instead of writing them out (see `validate`): their names are HTTP tokens, so a
+/// comma-separated list of them is unambiguous.
+pub fn headers_listable(event: &Event) -> bool {
+    given_headers(event).keys().all(|name| rules::is_token(name))
+}
+
+/// Validates `result`, the JSON text of what a function returned for `event`. The runtime may
+/// put `K<names>\n` before the JSON: headers of the event's request (or response) that the
+/// function returned exactly as given, left out of the JSON's `headers`.
 pub fn validate(event: &Event, result: &str) -> Result<Outcome, ValidationError> {
-    let result = Json::parse(result).or_else(|e| {
+    let (kept, json) = match result.strip_prefix('K').and_then(|rest| rest.split_once('\n')) {
+        Some((names, json)) => (names, json),
+        None => ("", result),
+    };
+    let result = Json::parse(json).or_else(|e| {
         fail(format!(
             "The Lambda function returned invalid JSON: The JSON output is not parsable: {e}"
         ))
     })?;
-    validate_value(event, &result)
+    let kept = Kept {
+        names: kept,
+        given: given_headers(event),
+    };
+    validate_value(event, &result, &kept)
 }
 
-fn validate_value(event: &Event, result: &Json) -> Result<Outcome, ValidationError> {
+/// Headers a result keeps as given (see `validate`): comma-separated names in `given`.
+struct Kept<'a> {
+    names: &'a str,
+    given: &'a Headers,
+}
+
+fn validate_value(event: &Event, result: &Json, kept: &Kept) -> Result<Outcome, ValidationError> {
     let kind = event.event_type();
     let object =
         match result {
@@ -115,10 +146,10 @@ fn validate_value(event: &Event, result: &Json) -> Result<Outcome, ValidationErr
         if object.contains_key("status") {
             generated(kind, object).map(Outcome::Generated)
         } else {
-            request(event, object)
+            request(event, object, kept)
         }
     } else {
-        response(event, object)
+        response(event, object, kept)
     }
 }
 
@@ -142,12 +173,7 @@ pub fn headers(value: &Json, what: &str) -> Result<Headers, ValidationError> {
     };
     let mut out = Headers::new();
     for (name, entries) in map.iter() {
-        if !rules::is_token(name) {
-            return fail(format!("`{what}` has an invalid header name `{}`", name.escape_debug()));
-        }
-        if name.bytes().any(|b| b.is_ascii_uppercase()) {
-            return fail(format!("`{what}` keys must be lowercase header names: `{name}`"));
-        }
+        header_name(name, what)?;
         let Json::Array(entries) = entries else {
             return fail(format!(
                 "The Lambda function returned an invalid entry in the headers object: Each header entry in the headers object must be an array. (`{name}`)"
@@ -161,28 +187,73 @@ pub fn headers(value: &Json, what: &str) -> Result<Headers, ValidationError> {
                 ));
             };
             let value = match entry.get("value") {
-                Some(Json::String(v)) => v.to_string(),
+                Some(Json::String(v)) => v,
                 Some(_) => return fail(format!("header `{name}`: `value` must be a string")),
                 None => return fail(format!("header `{name}`: an entry has no `value`")),
             };
             let key = match entry.get("key") {
-                None | Some(Json::Null) => title_case(name),
-                Some(Json::String(k)) => k.to_string(),
+                None | Some(Json::Null) => None,
+                Some(Json::String(k)) => Some(k.as_ref()),
                 Some(_) => return fail(format!("header `{name}`: `key` must be a string")),
             };
-            if !key.eq_ignore_ascii_case(name) {
-                return fail(format!(
-                    "header `{name}`: its `key` `{}` names another header",
-                    key.escape_debug()
-                ));
-            }
-            if value.contains(['\r', '\n', '\0']) {
-                return fail(format!(
-                    "header `{name}`: CR, LF or NUL in a value (header injection) is refused"
-                ));
-            }
-            normalized.push(HeaderEntry { key: Some(key), value });
+            normalized.push(header_entry(name, key, value)?);
         }
+        if !normalized.is_empty() {
+            out.insert(name.to_string(), normalized);
+        }
+    }
+    Ok(out)
+}
+
+fn header_name(name: &str, what: &str) -> Result<(), ValidationError> {
+    if !rules::is_token(name) {
+        return fail(format!("`{what}` has an invalid header name `{}`", name.escape_debug()));
+    }
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return fail(format!("`{what}` keys must be lowercase header names: `{name}`"));
+    }
+    Ok(())
+}
+
+/// One checked header entry; a missing `key` becomes the Title-Case of the name.
+fn header_entry(name: &str, key: Option<&str>, value: &str) -> Result<HeaderEntry, ValidationError> {
+    let key = key.map_or_else(|| title_case(name), str::to_string);
+    if !key.eq_ignore_ascii_case(name) {
+        return fail(format!(
+            "header `{name}`: its `key` `{}` names another header",
+            key.escape_debug()
+        ));
+    }
+    if value.contains(['\r', '\n', '\0']) {
+        return fail(format!(
+            "header `{name}`: CR, LF or NUL in a value (header injection) is refused"
+        ));
+    }
+    Ok(HeaderEntry {
+        key: Some(key),
+        value: value.to_string(),
+    })
+}
+
+/// A returned request's or response's header map, with the headers it kept as given put back
+/// from the event; they are checked as if they had been written out.
+fn returned_headers(value: &Json, kept: &Kept) -> Result<Headers, ValidationError> {
+    let mut out = headers(value, "headers")?;
+    for name in kept.names.split(',').filter(|name| !name.is_empty()) {
+        let Some(entries) = kept.given.get(name) else {
+            return fail(format!(
+                "the runtime listed a kept header the event does not have: `{}`",
+                name.escape_debug()
+            ));
+        };
+        header_name(name, "headers")?;
+        if out.contains_key(name) {
+            return fail(format!("header `{name}` was both kept and written out"));
+        }
+        let normalized = entries
+            .iter()
+            .map(|entry| header_entry(name, entry.key.as_deref(), &entry.value))
+            .collect::<Result<Vec<_>, _>>()?;
         if !normalized.is_empty() {
             out.insert(name.to_string(), normalized);
         }
@@ -251,7 +322,7 @@ fn head_size(uri: &str, querystring: &str, headers: &Headers) -> usize {
             .sum::<usize>()
 }
 
-fn request(event: &Event, object: &Object) -> Result<Outcome, ValidationError> {
+fn request(event: &Event, object: &Object, kept: &Kept) -> Result<Outcome, ValidationError> {
     let kind = event.event_type();
     let original = &event.cf().request;
     read_only_field(object, "clientIp", &original.client_ip)?;
@@ -279,7 +350,7 @@ fn request(event: &Event, object: &Object) -> Result<Outcome, ValidationError> {
     let Some(header_value) = object.get("headers") else {
         return fail("the returned request has no `headers`");
     };
-    let new_headers = headers(header_value, "headers")?;
+    let new_headers = returned_headers(header_value, kept)?;
     header_rules(kind, &original.headers, &new_headers)?;
     let limit = MAX_REQUEST_HEAD.max(head_size(&original.uri, &original.querystring, &original.headers));
     let size = head_size(uri, querystring, &new_headers);
@@ -457,7 +528,7 @@ fn generated(kind: EventType, object: &Object) -> Result<Generated, ValidationEr
     })
 }
 
-fn response(event: &Event, object: &Object) -> Result<Outcome, ValidationError> {
+fn response(event: &Event, object: &Object, kept: &Kept) -> Result<Outcome, ValidationError> {
     let kind = event.event_type();
     let Some(original) = &event.cf().response else {
         return fail("internal: a response event without a response");
@@ -470,7 +541,7 @@ fn response(event: &Event, object: &Object) -> Result<Outcome, ValidationError> 
     let Some(header_value) = object.get("headers") else {
         return fail("the returned response has no `headers`");
     };
-    let new_headers = headers(header_value, "headers")?;
+    let new_headers = returned_headers(header_value, kept)?;
     header_rules(kind, &original.headers, &new_headers)?;
     let body = response_body(object)?;
     if let Some(body) = &body {

@@ -258,7 +258,16 @@ impl Instance {
 
     /// Runs one event (JSON) and returns the handler's result as JSON. Async waits are bounded
     /// by `deadline` here; a script that never yields is stopped by the pool's supervisor.
-    pub async fn invoke(&mut self, event_json: &str, request_id: &str, deadline: Instant) -> Result<String, Failure> {
+    /// With `list_headers` (`edge::result::headers_listable`), headers the function returns
+    /// exactly as given are listed before the JSON instead of written into it (see
+    /// `edge::validate`).
+    pub async fn invoke(
+        &mut self,
+        event_json: &str,
+        request_id: &str,
+        deadline: Instant,
+        list_headers: bool,
+    ) -> Result<String, Failure> {
         self.runtime.op_state().borrow_mut().put(LogContext {
             function: self.spec.name.clone(),
             request_id: request_id.to_string(),
@@ -281,6 +290,7 @@ impl Instance {
                 v8::Local::new(scope, &self.info),
                 request_id.into(),
                 v8::Number::new(scope, deadline_ms).into(),
+                v8::Boolean::new(scope, list_headers).into(),
             ];
             let invoke = v8::Local::new(scope, &self.invoke);
             let receiver = v8::undefined(scope).into();

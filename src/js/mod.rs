@@ -213,7 +213,12 @@ impl JsPool {
     pub async fn invoke(&self, function: &str, event: &Event) -> Result<Outcome, InvokeError> {
         let request_id = event.cf().config.request_id.clone();
         let result = self
-            .invoke_json(function, event.to_json(), &request_id)
+            .invoke_json(
+                function,
+                event.to_json(),
+                edge::result::headers_listable(event),
+                &request_id,
+            )
             .await
             .map_err(|failure| InvokeError::new(failure, function, &request_id))?;
         edge::validate(event, &result).map_err(|e| InvokeError::validation(e, function, &request_id))

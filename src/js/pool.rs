@@ -131,8 +131,16 @@ impl JsPool {
         }
     }
 
-    /// Runs `event_json` through `function`; returns the handler's result as JSON text.
-    pub async fn invoke_json(&self, function: &str, event_json: String, request_id: &str) -> Result<String, Failure> {
+    /// Runs `event_json` through `function`; returns the handler's result as JSON text,
+    /// preceded by the names of the headers it kept as given when `list_headers` is set (see
+    /// `Instance::invoke`).
+    pub async fn invoke_json(
+        &self,
+        function: &str,
+        event_json: String,
+        list_headers: bool,
+        request_id: &str,
+    ) -> Result<String, Failure> {
         let (spec, slots) = self
             .functions
             .read()
@@ -153,6 +161,7 @@ impl JsPool {
         let job = Job {
             function: spec.clone(),
             event_json,
+            list_headers,
             request_id: request_id.to_string(),
             reply,
         };

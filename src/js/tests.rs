@@ -611,6 +611,144 @@ async fn throttling_beyond_concurrency() {
     assert!(first.await.unwrap().is_ok());
 }
 
+/// Headers a function returns exactly as given travel back by name, not as JSON; every way of
+/// changing the header map it was given must still show in the outcome.
+#[tokio::test(flavor = "multi_thread")]
+async fn headers_returned_as_given_or_changed() {
+    use crate::edge::event::Headers;
+    type Change = fn(&mut Headers);
+    let cases: Vec<(&str, Change)> = vec![
+        ("", |_| {}),
+        ("h['user-agent'][0].value = 'changed';", |h| {
+            h.get_mut("user-agent").unwrap()[0].value = "changed".into()
+        }),
+        ("h['user-agent'][0].key = 'USER-AGENT';", |h| {
+            h.get_mut("user-agent").unwrap()[0].key = Some("USER-AGENT".into())
+        }),
+        ("delete h['user-agent'][0].key;", |_| {}),
+        ("h['user-agent'][0] = { key: 'User-Agent', value: 'other' };", |h| {
+            h.get_mut("user-agent").unwrap()[0].value = "other".into()
+        }),
+        ("h['user-agent'].push({ key: 'User-Agent', value: 'second' });", |h| {
+            h.get_mut("user-agent").unwrap().push(HeaderEntry {
+                key: Some("User-Agent".into()),
+                value: "second".into(),
+            })
+        }),
+        ("h['user-agent'].pop();", |h| {
+            h.remove("user-agent");
+        }),
+        (
+            "h['user-agent'] = [{ key: 'User-Agent', value: h['user-agent'][0].value }];",
+            |_| {},
+        ),
+        ("delete h['user-agent'];", |h| {
+            h.remove("user-agent");
+        }),
+        ("h['x-new'] = [{ key: 'X-New', value: '1' }];", |h| {
+            h.insert(
+                "x-new".into(),
+                vec![HeaderEntry {
+                    key: Some("X-New".into()),
+                    value: "1".into(),
+                }],
+            );
+        }),
+        ("Object.freeze(h);", |_| {}),
+        ("Object.freeze(h); Object.freeze(h['accept']);", |_| {}),
+        ("r.headers = { ...h };", |_| {}),
+        ("return { ...r };", |_| {}),
+        (
+            "r.headers = JSON.parse(JSON.stringify(h)); r.headers.accept[0].value = 'text/plain';",
+            |h| h.get_mut("accept").unwrap()[0].value = "text/plain".into(),
+        ),
+    ];
+    let specs = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (body, _))| {
+            let source = format!(
+                "export const handler = async (event) => {{ const r = event.Records[0].cf.request; const h = r.headers; {body} return r; }};"
+            );
+            FunctionSpec::new(&format!("f{i}"), "index.mjs", &source)
+        })
+        .collect();
+    let pool = pool(specs);
+    let event = viewer_request();
+    assert_eq!(event.cf().request.headers.len(), 3, "host, user-agent, accept");
+    for (i, (body, change)) in cases.iter().enumerate() {
+        let mut expected = event.cf().request.headers.clone();
+        change(&mut expected);
+        match pool.invoke(&format!("f{i}"), &event).await {
+            Ok(Outcome::Request { request, .. }) => assert_eq!(request.headers, expected, "{body}"),
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+
+    // Look-alikes of the given headers are refused as they would be written out.
+    let refused = [
+        (
+            "h.accept = { length: 1, 0: { key: 'Accept', value: '*/*' } };",
+            "must be an array",
+        ),
+        ("h.accept = [null];", "each entry must be an object"),
+        ("h.accept = ['*/*'];", "each entry must be an object"),
+    ];
+    for (body, message) in refused {
+        let source = format!(
+            "export const handler = async (event) => {{ const r = event.Records[0].cf.request; const h = r.headers; {body} return r; }};"
+        );
+        let single = self::pool(vec![FunctionSpec::new("f", "index.mjs", &source)]);
+        let error = single.invoke("f", &event).await.expect_err(body);
+        assert!(error.message.contains(message), "{body}: {}", error.message);
+    }
+
+    // The unchanged headers were really left out of the JSON (so this test covers that path).
+    let raw = pool.invoke_json("f1", event.to_json(), true, "raw").await.unwrap();
+    let (kept, json) = raw
+        .strip_prefix('K')
+        .and_then(|r| r.split_once('\n'))
+        .expect("a kept-headers list");
+    assert_eq!(kept, "accept,host");
+    assert!(json.contains("changed") && !json.contains("cloudfront.net"), "{json}");
+    let raw = pool.invoke_json("f1", event.to_json(), false, "raw").await.unwrap();
+    assert!(raw.starts_with('{') && raw.contains("cloudfront.net"), "{raw}");
+}
+
+/// A function that keeps the request it returned sees its headers intact afterwards, and a
+/// response event keeps the response headers it did not touch.
+#[tokio::test(flavor = "multi_thread")]
+async fn kept_headers_stay_on_the_objects_the_function_holds() {
+    let source = "let last = null;
+      export const handler = async (event) => {
+        const r = event.Records[0].cf.request;
+        if (last) r.headers['x-last'] = [{ key: 'X-Last', value: String(Object.keys(last.headers)) + '|' + last.headers['user-agent'][0].value }];
+        last = r;
+        return r;
+      };";
+    let pool = pool(vec![FunctionSpec::new("f", "index.mjs", source)]);
+    let event = viewer_request();
+    pool.invoke("f", &event).await.unwrap();
+    let outcome = pool.invoke("f", &event).await.unwrap();
+    assert_eq!(header(&outcome, "x-last"), "accept,host,user-agent|curl/8.5.0");
+
+    let source = "export const handler = async (e) => { const res = e.Records[0].cf.response; res.headers['x-frame-options'] = [{ key: 'X-Frame-Options', value: 'DENY' }]; return res; };";
+    let pool = self::pool(vec![FunctionSpec::new("f", "index.mjs", source)]);
+    let event = sample(EventType::ViewerResponse, &SampleOptions::default());
+    let Ok(Outcome::Response { response, .. }) = pool.invoke("f", &event).await else {
+        panic!("a response")
+    };
+    let mut expected = event.cf().response.as_ref().unwrap().headers.clone();
+    expected.insert(
+        "x-frame-options".into(),
+        vec![HeaderEntry {
+            key: Some("X-Frame-Options".into()),
+            value: "DENY".into(),
+        }],
+    );
+    assert_eq!(response.headers, expected);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn response_events() {
     let source = "export const handler = async (e) => { const res = e.Records[0].cf.response; res.headers['strict-transport-security'] = [{ value: 'max-age=63072000' }]; return res; };";

@@ -18,6 +18,9 @@ const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
 pub struct Job {
     pub function: Arc<FunctionSpec>,
     pub event_json: String,
+    /// `edge::result::headers_listable` of the event: headers returned as given are listed by
+    /// name instead of written out.
+    pub list_headers: bool,
     pub request_id: String,
     pub reply: oneshot::Sender<Result<String, Failure>>,
 }
@@ -167,7 +170,9 @@ impl Worker {
         };
         let deadline = Instant::now() + job.function.timeout;
         let seq = self.supervisor.arm(self.index, deadline, instance.isolate_handle());
-        let mut result = instance.invoke(&job.event_json, &job.request_id, deadline).await;
+        let mut result = instance
+            .invoke(&job.event_json, &job.request_id, deadline, job.list_headers)
+            .await;
         let stopped = self.supervisor.disarm(self.index, seq);
         // A stopped, timed-out or exhausted instance is not trusted again.
         let replace = stopped

@@ -368,3 +368,62 @@ fn request_heads_stay_within_limits() {
     let fine = edited(&e, |r| r["headers"]["x-h"] = json!([{ "value": "v".repeat(1000) }]));
     assert!(validate(&e, &fine).is_ok());
 }
+
+#[test]
+fn headers_kept_as_given_are_put_back_from_the_event() {
+    let e = event(EventType::ViewerRequest);
+    let written = edited(&e, |r| {
+        r["headers"]
+            .as_object_mut()
+            .unwrap()
+            .retain(|name, _| name == "user-agent");
+    });
+    let Outcome::Request { request, .. } = super::validate(&e, &format!("Kaccept,host\n{written}")).unwrap() else {
+        panic!("a request")
+    };
+    assert_eq!(request.headers, e.cf().request.headers);
+    let unknown = super::validate(&e, &format!("Kx-unknown\n{written}")).unwrap_err().0;
+    assert!(unknown.contains("does not have"), "{unknown}");
+    let twice = super::validate(&e, &format!("Kuser-agent\n{written}")).unwrap_err().0;
+    assert!(twice.contains("both kept and written"), "{twice}");
+
+    // Kept headers are checked as if written out: an event from a file may hold a bad name.
+    let mut odd = e.clone();
+    let entries = odd.cf_mut().request.headers.remove("accept").unwrap();
+    odd.cf_mut().request.headers.insert("Accept".into(), entries);
+    let full = error(&odd, &edited(&odd, |_| {}));
+    let kept = super::validate(
+        &odd,
+        &format!(
+            "KAccept\n{}",
+            edited(&odd, |r| {
+                r["headers"].as_object_mut().unwrap().remove("Accept");
+            })
+        ),
+    )
+    .unwrap_err()
+    .0;
+    assert_eq!(kept, full);
+}
+
+#[test]
+fn headers_are_listable_when_their_names_are_tokens() {
+    let e = event(EventType::ViewerRequest);
+    assert!(headers_listable(&e));
+    assert!(headers_listable(&event(EventType::OriginResponse)));
+    let mut odd = e.clone();
+    odd.cf_mut().request.headers.insert("a,b".into(), vec![]);
+    assert!(!headers_listable(&odd), "a name that is not a token");
+    let mut response = event(EventType::ViewerResponse);
+    response
+        .cf_mut()
+        .response
+        .as_mut()
+        .unwrap()
+        .headers
+        .insert("x\ny".into(), vec![]);
+    assert!(
+        !headers_listable(&response),
+        "the response's names count in response events"
+    );
+}

@@ -13,6 +13,7 @@
   const { parse: jsonParse, stringify: jsonStringify } = JSON;
   const ObjectFreeze = Object.freeze;
   const ArrayIsArray = Array.isArray;
+  const ObjectKeys = Object.keys;
 
   // ---- console --------------------------------------------------------------------------
   function inspect(value, seen = new Set()) {
@@ -696,13 +697,88 @@
     return jsonStringify({ name, message, stack });
   }
 
+  // Most functions return the request or response they were given with few headers changed.
+  // Headers still exactly as given (the same arrays holding the same entries with the same
+  // keys and values) are not turned into JSON again: edgehook lists them by name and takes
+  // them from the event it built. `given` is this invocation's request (request events) or
+  // response (response events), its header map, and a record of that map as the function got
+  // it: [name, array, count, entry, key, value, entry, key, value, ..., name, ...]. (Reading
+  // those strings again from a second JSON text edgehook would write cost more than this.)
+  let given = null;
+  function recordHeaders(target) {
+    const headers = target.headers;
+    const names = ObjectKeys(headers);
+    const record = [];
+    let k = 0;
+    for (let i = 0; i < names.length; i++) {
+      const list = headers[names[i]];
+      const n = list.length;
+      record[k++] = names[i];
+      record[k++] = list;
+      record[k++] = n;
+      for (let j = 0; j < n; j++) {
+        const entry = list[j];
+        record[k++] = entry;
+        record[k++] = entry.key;
+        record[k++] = entry.value;
+      }
+    }
+    return { target, headers, record };
+  }
+
+  // The JSON of `value` (the given request or response) without the headers it holds exactly
+  // as given, preceded by "K<their names, comma-separated>\n" when there are any. Those
+  // headers are set to undefined (which JSON leaves out) while it is written, then put back.
+  function keptHeadersJson(value) {
+    const { headers, record } = given;
+    const kept = [];
+    let kk = 0;
+    for (let i = 0; i < record.length; ) {
+      const name = record[i];
+      const list = record[i + 1];
+      const n = record[i + 2];
+      let same = headers[name] === list && list.length === n;
+      for (let j = 0, e = i + 3; same && j < n; j++, e += 3) {
+        const entry = record[e];
+        same = list[j] === entry && entry.key === record[e + 1] && entry.value === record[e + 2];
+      }
+      if (same) {
+        kept[kk++] = name;
+        kept[kk++] = list;
+      }
+      i += 3 + 3 * n;
+    }
+    if (kk === 0) return jsonStringify(value);
+    let cleared = 0;
+    try {
+      // Fails only where the function made its header map read-only: then all of it is written.
+      for (; cleared < kk; cleared += 2) headers[kept[cleared]] = undefined;
+    } catch {
+      for (let j = 0; j < cleared; j += 2) headers[kept[j]] = kept[j + 1];
+      cleared = kk = 0;
+    }
+    let json;
+    try {
+      json = jsonStringify(value);
+    } finally {
+      for (let j = 0; j < cleared; j += 2) headers[kept[j]] = kept[j + 1];
+    }
+    if (kk === 0) return json;
+    let names = kept[0];
+    for (let j = 2; j < kk; j += 2) names += "," + kept[j];
+    return "K" + names + "\n" + json;
+  }
+
   // Results travel to edgehook as marker strings: "N<result JSON>", "W<result JSON>" (a callback
   // answered while the context asks to wait for the event loop to empty), "E<message>" (the
   // result cannot be JSON) or "F<error JSON>" (the function failed).
   function resultJson(value, marker) {
     let json;
     try {
-      json = jsonStringify(value === undefined ? null : value);
+      json =
+        given !== null && value === given.target && value.headers === given.headers
+          ? keptHeadersJson(value)
+          : jsonStringify(value === undefined ? null : value);
     } catch (e) {
       return "E" + (e && e.message ? e.message : String(e));
     }
@@ -721,8 +797,14 @@
 
   // Runs one event through `handler`. Returns a marker string, or a promise whose settled value
   // edgehook turns into one with `settleValue`/`failValue` (or `chain` while it is pending).
-  function invoke(handler, eventJson, info, requestId, deadline) {
+  function invoke(handler, eventJson, info, requestId, deadline, listHeaders) {
     const event = jsonParse(eventJson);
+    if (listHeaders) {
+      const cf = event.Records[0].cf;
+      given = recordHeaders(cf.response ?? cf.request);
+    } else {
+      given = null;
+    }
     const context = {
       functionName: info.functionName,
       functionVersion: info.functionVersion,
