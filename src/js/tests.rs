@@ -749,6 +749,46 @@ async fn kept_headers_stay_on_the_objects_the_function_holds() {
     assert_eq!(response.headers, expected);
 }
 
+/// After a result that is not the given object the next call writes all headers out (no
+/// record of them is made); once the function returns the given object again, it lists them.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_header_record_follows_what_the_function_returns() {
+    let source = "let n = 0;
+      export const handler = async (event) => {
+        const r = event.Records[0].cf.request;
+        n += 1;
+        if (n === 2) return { status: '200', body: 'generated' };
+        r.headers.accept[0].value = 'call ' + n;
+        return r;
+      };";
+    let pool = pool(vec![FunctionSpec::new("f", "index.mjs", source)]);
+    let event = viewer_request();
+    let mut raw = Vec::new();
+    for _ in 0..4 {
+        raw.push(pool.invoke_json("f", event.to_json(), true, "r").await.unwrap());
+    }
+    assert!(raw[0].starts_with("Khost,user-agent\n"), "{}", raw[0]);
+    assert!(raw[1].contains("generated"), "{}", raw[1]);
+    assert!(
+        raw[2].starts_with('{') && raw[2].contains("call 3") && raw[2].contains("curl/8.5.0"),
+        "{}",
+        raw[2]
+    );
+    assert!(
+        raw[3].starts_with("Khost,user-agent\n") && raw[3].contains("call 4"),
+        "{}",
+        raw[3]
+    );
+    for call in 5..7 {
+        let Ok(Outcome::Request { request, .. }) = pool.invoke("f", &event).await else {
+            panic!("a request")
+        };
+        let mut expected = event.cf().request.headers.clone();
+        expected.get_mut("accept").unwrap()[0].value = format!("call {call}");
+        assert_eq!(request.headers, expected);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn response_events() {
     let source = "export const handler = async (e) => { const res = e.Records[0].cf.response; res.headers['strict-transport-security'] = [{ value: 'max-age=63072000' }]; return res; };";

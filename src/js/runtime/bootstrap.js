@@ -705,6 +705,9 @@
   // it: [name, array, count, entry, key, value, entry, key, value, ..., name, ...]. (Reading
   // those strings again from a second JSON text edgehook would write cost more than this.)
   let given = null;
+  // Whether the last result was the given object: a function that generates its responses
+  // does not pay for the record (it costs about as much as it saves per header).
+  let recordNext = true;
   function recordHeaders(target) {
     const headers = target.headers;
     const names = ObjectKeys(headers);
@@ -775,10 +778,12 @@
   function resultJson(value, marker) {
     let json;
     try {
-      json =
-        given !== null && value === given.target && value.headers === given.headers
-          ? keptHeadersJson(value)
-          : jsonStringify(value === undefined ? null : value);
+      let keep = false;
+      if (given !== null) {
+        recordNext = value === given.target;
+        keep = recordNext && given.record !== null && value.headers === given.headers;
+      }
+      json = keep ? keptHeadersJson(value) : jsonStringify(value === undefined ? null : value);
     } catch (e) {
       return "E" + (e && e.message ? e.message : String(e));
     }
@@ -801,7 +806,8 @@
     const event = jsonParse(eventJson);
     if (listHeaders) {
       const cf = event.Records[0].cf;
-      given = recordHeaders(cf.response ?? cf.request);
+      const target = cf.response ?? cf.request;
+      given = recordNext ? recordHeaders(target) : { target, headers: null, record: null };
     } else {
       given = null;
     }
