@@ -14,6 +14,7 @@
   const ObjectFreeze = Object.freeze;
   const ArrayIsArray = Array.isArray;
   const ObjectKeys = Object.keys;
+  const ObjectValues = Object.values;
 
   // ---- console --------------------------------------------------------------------------
   function inspect(value, seen = new Set()) {
@@ -698,58 +699,55 @@
   }
 
   // Most functions return the request or response they were given with few headers changed.
-  // Headers still exactly as given (the same arrays holding the same entries with the same
-  // keys and values) are not turned into JSON again: edgehook lists them by name and takes
-  // them from the event it built. `given` is this invocation's request (request events) or
-  // response (response events), its header map, and a record of that map as the function got
-  // it: [name, array, count, entry, key, value, entry, key, value, ..., name, ...]. (Reading
-  // those strings again from a second JSON text edgehook would write cost more than this.)
+  // Headers still as given (the same array, as long as it was, its entries' keys and values
+  // unchanged) are not turned into JSON again: edgehook lists them by name and takes them from
+  // the event it built. `given` is this invocation's request (request events) or response
+  // (response events), its header map, and a record of that map as the function got it: its
+  // names and arrays (`Object.keys`/`Object.values`), their lengths, and every entry's key and
+  // value in order. (Reading those strings from a second JSON text edgehook would write costs
+  // more than this loop.)
   let given = null;
   // Whether the last result was the given object: a function that generates its responses
   // does not pay for the record (it costs about as much as it saves per header).
   let recordNext = true;
   function recordHeaders(target) {
     const headers = target.headers;
-    const names = ObjectKeys(headers);
-    const record = [];
-    let k = 0;
-    for (let i = 0; i < names.length; i++) {
-      const list = headers[names[i]];
+    const lists = ObjectValues(headers);
+    const lengths = [];
+    const strings = [];
+    for (let i = 0, k = 0; i < lists.length; i++) {
+      const list = lists[i];
       const n = list.length;
-      record[k++] = names[i];
-      record[k++] = list;
-      record[k++] = n;
+      lengths[i] = n;
       for (let j = 0; j < n; j++) {
         const entry = list[j];
-        record[k++] = entry;
-        record[k++] = entry.key;
-        record[k++] = entry.value;
+        strings[k++] = entry.key;
+        strings[k++] = entry.value;
       }
     }
-    return { target, headers, record };
+    return { target, headers, names: ObjectKeys(headers), lists, lengths, strings };
   }
 
-  // The JSON of `value` (the given request or response) without the headers it holds exactly
-  // as given, preceded by "K<their names, comma-separated>\n" when there are any. Those
-  // headers are set to undefined (which JSON leaves out) while it is written, then put back.
+  // The JSON of `value` (the given request or response) without the headers it holds as
+  // given, preceded by "K<their names, comma-separated>\n" when there are any. Those headers
+  // are set to undefined (which JSON leaves out) while it is written, then put back.
   function keptHeadersJson(value) {
-    const { headers, record } = given;
+    const { headers, names, lists, lengths, strings } = given;
     const kept = [];
     let kk = 0;
-    for (let i = 0; i < record.length; ) {
-      const name = record[i];
-      const list = record[i + 1];
-      const n = record[i + 2];
-      let same = headers[name] === list && list.length === n;
-      for (let j = 0, e = i + 3; same && j < n; j++, e += 3) {
-        const entry = record[e];
-        same = list[j] === entry && entry.key === record[e + 1] && entry.value === record[e + 2];
+    for (let i = 0, k = 0; i < names.length; i++) {
+      const list = lists[i];
+      const n = lengths[i];
+      let same = headers[names[i]] === list && list.length === n;
+      for (let j = 0; same && j < n; j++) {
+        const entry = list[j];
+        same = entry?.key === strings[k + 2 * j] && entry.value === strings[k + 2 * j + 1];
       }
       if (same) {
-        kept[kk++] = name;
+        kept[kk++] = names[i];
         kept[kk++] = list;
       }
-      i += 3 + 3 * n;
+      k += 2 * n;
     }
     if (kk === 0) return jsonStringify(value);
     let cleared = 0;
@@ -767,9 +765,9 @@
       for (let j = 0; j < cleared; j += 2) headers[kept[j]] = kept[j + 1];
     }
     if (kk === 0) return json;
-    let names = kept[0];
-    for (let j = 2; j < kk; j += 2) names += "," + kept[j];
-    return "K" + names + "\n" + json;
+    let listed = kept[0];
+    for (let j = 2; j < kk; j += 2) listed += "," + kept[j];
+    return "K" + listed + "\n" + json;
   }
 
   // Results travel to edgehook as marker strings: "N<result JSON>", "W<result JSON>" (a callback
@@ -781,7 +779,7 @@
       let keep = false;
       if (given !== null) {
         recordNext = value === given.target;
-        keep = recordNext && given.record !== null && value.headers === given.headers;
+        keep = recordNext && given.lists !== null && value.headers === given.headers;
       }
       json = keep ? keptHeadersJson(value) : jsonStringify(value === undefined ? null : value);
     } catch (e) {
@@ -807,7 +805,7 @@
     if (listHeaders) {
       const cf = event.Records[0].cf;
       const target = cf.response ?? cf.request;
-      given = recordNext ? recordHeaders(target) : { target, headers: null, record: null };
+      given = recordNext ? recordHeaders(target) : { target, headers: null, lists: null };
     } else {
       given = null;
     }
