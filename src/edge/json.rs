@@ -66,6 +66,15 @@ impl<'a> Object<'a> {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Json<'a>)> {
         self.0.iter().map(|(name, value)| (name.as_ref(), value))
     }
+
+    /// Adds a member the object does not have; false (and nothing added) if it has it.
+    pub fn insert_new(&mut self, name: &'a str, value: Json<'a>) -> bool {
+        if self.contains_key(name) {
+            return false;
+        }
+        self.0.push((Cow::Borrowed(name), value));
+        true
+    }
 }
 
 /// As compact JSON, for error messages that quote what a function returned.

@@ -108,17 +108,31 @@ pub fn headers_listable(event: &Event) -> bool {
 
 /// Validates `result`, the JSON text of what a function returned for `event`. The runtime may
 /// put `K<names>\n` before the JSON: headers of the event's request (or response) that the
-/// function returned exactly as given, left out of the JSON's `headers`.
+/// function returned exactly as given, left out of the JSON's `headers`; and `\0<body>` after
+/// it: the result's `body` string, left out of the JSON (JSON text never holds a raw NUL).
 pub fn validate(event: &Event, result: &str) -> Result<Outcome, ValidationError> {
     let (kept, json) = match result.strip_prefix('K').and_then(|rest| rest.split_once('\n')) {
         Some((names, json)) => (names, json),
         None => ("", result),
     };
-    let result = Json::parse(json).or_else(|e| {
+    let (json, raw_body) = match json.split_once('\0') {
+        Some((json, body)) => (json, Some(body)),
+        None => (json, None),
+    };
+    let mut result = Json::parse(json).or_else(|e| {
         fail(format!(
             "The Lambda function returned invalid JSON: The JSON output is not parsable: {e}"
         ))
     })?;
+    if let Some(body) = raw_body {
+        let added = match &mut result {
+            Json::Object(object) => object.insert_new("body", Json::String(body.into())),
+            _ => false,
+        };
+        if !added {
+            return fail("the runtime passed a body for a result that has one or is not an object");
+        }
+    }
     let kept = Kept {
         names: kept,
         given: given_headers(event),

@@ -379,6 +379,68 @@ async fn generated_responses_pass_through() {
     );
 }
 
+/// Long body strings travel after the result's JSON instead of in it; every character must
+/// arrive as written, and objects the body cannot be taken off go the JSON way.
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_arrive_exactly_as_written() {
+    // JavaScript source of the body: quotes, a backslash, control characters, a NUL, accents and
+    // a character outside the BMP.
+    let body = r#"<p class=\"x\">quotes \" and \\ backslashes, a\nnew line, a tab\t, a NUL \u0000 inside, \u00e9t\u00e9 \ud83d\ude00</p>"#;
+    let cases = [
+        r#"return { status: '200', body: BODY };"#,
+        r#"return { status: '200', body: BODY.repeat(300) };"#,
+        r#"return { status: '200', body: 'short \u0000 one' };"#,
+        r#"return Object.freeze({ status: '200', body: BODY });"#,
+        r#"const o = { status: '200' }; Object.defineProperty(o, 'body', { get: () => BODY, enumerable: true }); return o;"#,
+        r#"return { status: '200', body: btoa(BODY.slice(0, 40).replace(/[^\x00-\x7f]/g, '?')), bodyEncoding: 'base64' };"#,
+    ];
+    let specs = cases
+        .iter()
+        .enumerate()
+        .map(|(i, body_code)| {
+            let source =
+                format!("const BODY = \"{body}\";\nexport const handler = async (event) => {{ {body_code} }};");
+            FunctionSpec::new(&format!("f{i}"), "index.mjs", &source)
+        })
+        .collect();
+    let pool = pool(specs);
+    let event = viewer_request();
+    let expected_body = "<p class=\"x\">quotes \" and \\ backslashes, a\nnew line, a tab\t, a NUL \u{0} inside, \u{e9}t\u{e9} \u{1f600}</p>";
+    let ascii: String = expected_body
+        .chars()
+        .take(40)
+        .map(|c| if c.is_ascii() { c } else { '?' })
+        .collect();
+    let expected = [
+        expected_body.to_string(),
+        expected_body.repeat(300),
+        "short \u{0} one".to_string(),
+        expected_body.to_string(),
+        expected_body.to_string(),
+        ascii,
+    ];
+    for (i, want) in expected.iter().enumerate() {
+        match pool.invoke(&format!("f{i}"), &event).await {
+            Ok(Outcome::Generated(g)) => assert_eq!(String::from_utf8(g.body).unwrap(), *want, "{}", cases[i]),
+            other => panic!("{}: {other:?}", cases[i]),
+        }
+    }
+    let raw = pool.invoke_json("f0", event.to_json(), true, "raw").await.unwrap();
+    assert!(raw.starts_with(r#"{"status":"200"}"#) && raw.contains('\0'), "{raw}");
+    let raw = pool.invoke_json("f3", event.to_json(), true, "raw").await.unwrap();
+    assert!(!raw.contains('\0'), "a frozen result is written out whole: {raw}");
+
+    // An origin-response function replacing the body.
+    let source = "export const handler = async (e) => { const res = e.Records[0].cf.response; res.body = 'replaced body '.repeat(10); return res; };";
+    let single = self::pool(vec![FunctionSpec::new("f", "index.mjs", source)]);
+    let event = sample(EventType::OriginResponse, &SampleOptions::default());
+    let Ok(Outcome::Response { body, response, .. }) = single.invoke("f", &event).await else {
+        panic!("a response")
+    };
+    assert_eq!(body.as_deref(), Some("replaced body ".repeat(10).as_bytes()));
+    assert_eq!(response.headers, event.cf().response.as_ref().unwrap().headers);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_endless_loop_is_stopped_and_the_instance_replaced() {
     let source = "let calls = 0;\nexport const handler = async (e) => { calls++; if (e.Records[0].cf.request.uri === '/loop') { while (true) {} } const r = e.Records[0].cf.request; r.uri = '/calls/' + calls; return r; };";

@@ -427,3 +427,22 @@ fn headers_are_listable_when_their_names_are_tokens() {
         "the response's names count in response events"
     );
 }
+
+#[test]
+fn a_body_after_the_json_is_the_results_body() {
+    let e = event(EventType::ViewerRequest);
+    let Outcome::Generated(g) = super::validate(&e, "{\"status\":\"200\"}\0raw \"body\"\0 with a NUL").unwrap() else {
+        panic!("a generated response")
+    };
+    assert_eq!(g.body, b"raw \"body\"\0 with a NUL");
+    let twice = super::validate(&e, "{\"status\":\"200\",\"body\":\"x\"}\0y")
+        .unwrap_err()
+        .0;
+    assert!(twice.contains("has one"), "{twice}");
+    assert!(super::validate(&e, "[1]\0y").is_err());
+    let o = event(EventType::OriginResponse);
+    let Outcome::Response { body, .. } = super::validate(&o, &format!("{}\0new", edited(&o, |_| {}))).unwrap() else {
+        panic!("a response")
+    };
+    assert_eq!(body.as_deref(), Some(&b"new"[..]));
+}
