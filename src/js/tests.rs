@@ -393,6 +393,7 @@ async fn bodies_arrive_exactly_as_written() {
         r#"return Object.freeze({ status: '200', body: BODY });"#,
         r#"const o = { status: '200' }; Object.defineProperty(o, 'body', { get: () => BODY, enumerable: true }); return o;"#,
         r#"return { status: '200', body: btoa(BODY.slice(0, 40).replace(/[^\x00-\x7f]/g, '?')), bodyEncoding: 'base64' };"#,
+        r#"return { status: '200', body: 'lower case body, long enough', toJSON() { return { status: this.status, body: this.body.toUpperCase() }; } };"#,
     ];
     let specs = cases
         .iter()
@@ -418,6 +419,7 @@ async fn bodies_arrive_exactly_as_written() {
         expected_body.to_string(),
         expected_body.to_string(),
         ascii,
+        "LOWER CASE BODY, LONG ENOUGH".to_string(),
     ];
     for (i, want) in expected.iter().enumerate() {
         match pool.invoke(&format!("f{i}"), &event).await {
@@ -723,6 +725,18 @@ async fn headers_returned_as_given_or_changed() {
         (
             "r.headers = JSON.parse(JSON.stringify(h)); r.headers.accept[0].value = 'text/plain';",
             |h| h.get_mut("accept").unwrap()[0].value = "text/plain".into(),
+        ),
+        (
+            "h.toJSON = function () { const { toJSON, ...rest } = this; return { ...rest, 'x-json': [{ key: 'X-Json', value: String(rest.accept[0].value) }] }; };",
+            |h| {
+                h.insert(
+                    "x-json".into(),
+                    vec![HeaderEntry {
+                        key: Some("X-Json".into()),
+                        value: "*/*".into(),
+                    }],
+                );
+            },
         ),
     ];
     let specs = cases

@@ -804,7 +804,10 @@
         recordNext = value === given.target;
         keep = recordNext && given.lists !== null && value.headers === given.headers;
       }
-      const body = takeBody(value);
+      // An object with its own idea of its JSON (`toJSON`) is written as it says, whole.
+      const custom = value !== null && typeof value === "object" && typeof value.toJSON === "function";
+      if (custom || (keep && typeof value.headers.toJSON === "function")) keep = false;
+      const body = custom ? undefined : takeBody(value);
       try {
         json = keep ? keptHeadersJson(value) : jsonStringify(value === undefined ? null : value);
       } finally {
