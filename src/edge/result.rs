@@ -133,20 +133,11 @@ pub fn validate(event: &Event, result: &str) -> Result<Outcome, ValidationError>
             return fail("the runtime passed a body for a result that has one or is not an object");
         }
     }
-    let kept = Kept {
-        names: kept,
-        given: given_headers(event),
-    };
-    validate_value(event, &result, &kept)
+    validate_value(event, &result, kept)
 }
 
-/// Headers a result keeps as given (see `validate`): comma-separated names in `given`.
-struct Kept<'a> {
-    names: &'a str,
-    given: &'a Headers,
-}
-
-fn validate_value(event: &Event, result: &Json, kept: &Kept) -> Result<Outcome, ValidationError> {
+/// `kept`: the comma-separated names of the headers the result keeps as given (see `validate`).
+fn validate_value(event: &Event, result: &Json, kept: &str) -> Result<Outcome, ValidationError> {
     let kind = event.event_type();
     let object =
         match result {
@@ -249,12 +240,13 @@ fn header_entry(name: &str, key: Option<&str>, value: &str) -> Result<HeaderEntr
     })
 }
 
-/// A returned request's or response's header map, with the headers it kept as given put back
-/// from the event; they are checked as if they had been written out.
-fn returned_headers(value: &Json, kept: &Kept) -> Result<Headers, ValidationError> {
+/// A returned request's or response's header map, with the headers it kept as given (`kept`,
+/// comma-separated names) put back from `given`, the map the event held; they are checked as if
+/// they had been written out.
+fn returned_headers(value: &Json, kept: &str, given: &Headers) -> Result<Headers, ValidationError> {
     let mut out = headers(value, "headers")?;
-    for name in kept.names.split(',').filter(|name| !name.is_empty()) {
-        let Some(entries) = kept.given.get(name) else {
+    for name in kept.split(',').filter(|name| !name.is_empty()) {
+        let Some(entries) = given.get(name) else {
             return fail(format!(
                 "the runtime listed a kept header the event does not have: `{}`",
                 name.escape_debug()
@@ -336,7 +328,7 @@ fn head_size(uri: &str, querystring: &str, headers: &Headers) -> usize {
             .sum::<usize>()
 }
 
-fn request(event: &Event, object: &Object, kept: &Kept) -> Result<Outcome, ValidationError> {
+fn request(event: &Event, object: &Object, kept: &str) -> Result<Outcome, ValidationError> {
     let kind = event.event_type();
     let original = &event.cf().request;
     read_only_field(object, "clientIp", &original.client_ip)?;
@@ -364,7 +356,7 @@ fn request(event: &Event, object: &Object, kept: &Kept) -> Result<Outcome, Valid
     let Some(header_value) = object.get("headers") else {
         return fail("the returned request has no `headers`");
     };
-    let new_headers = returned_headers(header_value, kept)?;
+    let new_headers = returned_headers(header_value, kept, &original.headers)?;
     header_rules(kind, &original.headers, &new_headers)?;
     let limit = MAX_REQUEST_HEAD.max(head_size(&original.uri, &original.querystring, &original.headers));
     let size = head_size(uri, querystring, &new_headers);
@@ -542,7 +534,7 @@ fn generated(kind: EventType, object: &Object) -> Result<Generated, ValidationEr
     })
 }
 
-fn response(event: &Event, object: &Object, kept: &Kept) -> Result<Outcome, ValidationError> {
+fn response(event: &Event, object: &Object, kept: &str) -> Result<Outcome, ValidationError> {
     let kind = event.event_type();
     let Some(original) = &event.cf().response else {
         return fail("internal: a response event without a response");
@@ -555,7 +547,7 @@ fn response(event: &Event, object: &Object, kept: &Kept) -> Result<Outcome, Vali
     let Some(header_value) = object.get("headers") else {
         return fail("the returned response has no `headers`");
     };
-    let new_headers = returned_headers(header_value, kept)?;
+    let new_headers = returned_headers(header_value, kept, &original.headers)?;
     header_rules(kind, &original.headers, &new_headers)?;
     let body = response_body(object)?;
     if let Some(body) = &body {
