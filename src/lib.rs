@@ -12,3 +12,10 @@ pub mod proxy;
 pub mod reload;
 pub mod server;
 pub mod tls;
+
+/// The process allocator, for the binary, the benchmarks and the tests alike. A proxied request
+/// makes a few hundred small allocations (header maps, names, values, futures); glibc's malloc
+/// spent about 28,000 instructions per plain proxied request on them, mimalloc about 8,000
+/// (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
