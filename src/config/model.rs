@@ -141,21 +141,28 @@ pub struct HttpOrigin {
 }
 
 impl HttpOrigin {
-    /// The `Host` value the origin expects when the origin's own name is sent.
-    pub fn authority(&self) -> String {
-        let default_port = if self.tls { 443 } else { 80 };
-        if self.port == default_port {
-            self.host.clone()
+    /// The `Host` value the origin expects when the origin's own name is sent: the name, with the
+    /// port when it is not the scheme's, an IPv6 address in brackets.
+    pub fn authority(tls: bool, host: &str, port: u16) -> String {
+        let host = if host.contains(':') {
+            format!("[{host}]")
         } else {
-            format!("{}:{}", self.host, self.port)
+            host.to_string()
+        };
+        let default_port = if tls { 443 } else { 80 };
+        if port == default_port {
+            host
+        } else {
+            format!("{host}:{port}")
         }
     }
 }
 
-/// Which `Host` the origin receives. CloudFront's default is the origin's own domain name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which `Host` the origin receives. CloudFront's default is the origin's own domain name,
+/// kept here as the ready header value (built once, not per request).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostHeader {
-    Origin,
+    Origin(http::HeaderValue),
     Viewer,
 }
 

@@ -37,7 +37,36 @@ fn minimal_config_gets_defaults() {
         ("127.0.0.1", 9000, "/base")
     );
     assert!(origin.verify_cert);
-    assert_eq!(origin.host_header, HostHeader::Origin);
+    assert_eq!(
+        origin.host_header,
+        HostHeader::Origin(http::HeaderValue::from_static("127.0.0.1:9000"))
+    );
+}
+
+#[test]
+fn the_origin_host_header_carries_the_port_and_brackets() {
+    for (url, expected) in [
+        ("http://[::1]:9000", "[::1]:9000"),
+        ("https://example.com", "example.com"),
+        ("http://example.com:80", "example.com"),
+        ("http://example.com:8080/x", "example.com:8080"),
+        ("https://example.com:80", "example.com:80"),
+    ] {
+        let config = parse_ok(&MINIMAL.replace("http://127.0.0.1:9000/base/", url));
+        let OriginKind::Http(origin) = &config.behaviors[0].origin.kind else {
+            panic!("http origin expected")
+        };
+        assert_eq!(
+            origin.host_header,
+            HostHeader::Origin(http::HeaderValue::from_static(expected)),
+            "{url}"
+        );
+    }
+    let viewer = MINIMAL.replace("/base/\"", "/base/\"\nhost_header = \"viewer\"");
+    let OriginKind::Http(origin) = &parse_ok(&viewer).behaviors[0].origin.kind else {
+        panic!("http origin expected")
+    };
+    assert_eq!(origin.host_header, HostHeader::Viewer);
 }
 
 #[test]

@@ -382,15 +382,27 @@ fn http_origin(
         problems.add(path.key("url"), "an origin URL cannot carry credentials");
     }
     let base_path = uri.path().trim_end_matches('/').to_string();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let host_header = match file.host_header.as_deref() {
-        None | Some("origin") => HostHeader::Origin,
+        // A host parsed out of a URL is a valid header value; checked all the same.
+        None | Some("origin") => match http::HeaderValue::from_str(&HttpOrigin::authority(tls, host, port)) {
+            Ok(value) => HostHeader::Origin(value),
+            Err(_) => {
+                problems.add(
+                    path.key("url"),
+                    format!("`{url}` has a host that cannot be a Host header"),
+                );
+                HostHeader::Viewer
+            }
+        },
         Some("viewer") => HostHeader::Viewer,
         Some(other) => {
             problems.add(
                 path.key("host_header"),
                 format!("`{other}` is not `origin` or `viewer`"),
             );
-            HostHeader::Origin
+            HostHeader::Viewer
         }
     };
     let ca = file.ca_file.as_ref().and_then(|ca| {
@@ -404,8 +416,8 @@ fn http_origin(
     });
     Some(HttpOrigin {
         tls,
-        host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
-        port: uri.port_u16().unwrap_or(if tls { 443 } else { 80 }),
+        host: host.to_string(),
+        port,
         base_path,
         connect_timeout: problems.duration(
             path.key("connect_timeout"),

@@ -108,3 +108,53 @@ impl RequestCtx {
         self.behavior.as_ref().map_or("-", |b| b.pattern.as_str())
     }
 }
+
+/// The viewer's address as text, as X-Forwarded-For and functions' `clientIp` carry it. IPv4
+/// addresses are written out by hand: `Ipv4Addr`'s `Display` goes through the formatting
+/// machinery and cost about 1,500 instructions on every request.
+pub fn address_text(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let mut text = String::with_capacity(15);
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    text.push('.');
+                }
+                if octet >= 100 {
+                    text.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    text.push(char::from(b'0' + octet / 10 % 10));
+                }
+                text.push(char::from(b'0' + octet % 10));
+            }
+            text
+        }
+        std::net::IpAddr::V6(v6) => v6.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::address_text;
+    use std::net::IpAddr;
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for text in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "10.0.100.9",
+            "99.100.101.255",
+            "203.0.113.178",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+            "::ffff:192.0.2.1",
+        ] {
+            let ip: IpAddr = text.parse().expect("an address");
+            assert_eq!(address_text(ip), ip.to_string());
+            assert_eq!(address_text(ip), text);
+        }
+    }
+}

@@ -7,6 +7,10 @@ use pingora::http::RequestHeader;
 use pingora::Result;
 
 const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+/// The names as written on the wire. Given as `HeaderName`s, pingora would copy each custom name
+/// into a new buffer on every insert to keep its spelling.
+const X_FORWARDED_FOR_WIRE: bytes::Bytes = bytes::Bytes::from_static(b"X-Forwarded-For");
+const X_FORWARDED_PROTO_WIRE: bytes::Bytes = bytes::Bytes::from_static(b"X-Forwarded-Proto");
 
 pub struct Forwarding<'a> {
     pub origin: &'a Origin,
@@ -27,8 +31,8 @@ impl Forwarding<'_> {
                 if !http.base_path.is_empty() {
                     set_uri(req, &format!("{}{}", http.base_path, path_and_query(req)))?;
                 }
-                if http.host_header == HostHeader::Origin {
-                    req.insert_header(http::header::HOST, http.authority())?;
+                if let HostHeader::Origin(host) = &http.host_header {
+                    req.insert_header(http::header::HOST, host.clone())?;
                 }
             }
             OriginKind::Dir(_) => {
@@ -45,10 +49,10 @@ impl Forwarding<'_> {
             // An existing value is a valid header value, and so is an address: so is the join.
             let value = http::HeaderValue::from_maybe_shared(bytes::Bytes::from(forwarded_for))
                 .map_err(|e| pingora::Error::because(pingora::ErrorType::InternalError, "X-Forwarded-For", e))?;
-            req.insert_header(X_FORWARDED_FOR, value)?;
+            req.insert_header(X_FORWARDED_FOR_WIRE, value)?;
         }
         let proto = http::HeaderValue::from_static(if self.viewer_tls { "https" } else { "http" });
-        req.insert_header("x-forwarded-proto", proto)?;
+        req.insert_header(X_FORWARDED_PROTO_WIRE, proto)?;
         let via = appended_via(&req.headers, self.via_hop);
         req.insert_header(http::header::VIA, via)?;
         req.insert_header(self.request_id_header.clone(), self.request_id)?;
@@ -118,7 +122,10 @@ mod tests {
 
     #[test]
     fn forwarding_headers_are_appended() {
-        let origin = http_origin("/base", HostHeader::Origin);
+        let origin = http_origin(
+            "/base",
+            HostHeader::Origin(http::HeaderValue::from_static("origin.internal:9000")),
+        );
         let mut req = RequestHeader::build("GET", b"/p?q=1", None).unwrap();
         req.insert_header("host", "viewer.example").unwrap();
         req.insert_header("x-forwarded-for", "192.0.2.1").unwrap();

@@ -159,7 +159,7 @@ impl ProxyHttp for EdgeProxy {
         ctx.client_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())
-            .map(|a| a.ip().to_string())
+            .map(|a| ctx::address_text(a.ip()))
             .unwrap_or_default();
         self.viewer_request(session, ctx, behavior).await
     }

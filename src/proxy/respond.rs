@@ -6,7 +6,7 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::{Error, ErrorSource, ErrorType};
 
-pub const X_CACHE: &str = "x-cache";
+pub const X_CACHE: &str = "X-Cache";
 pub const HIT: &str = "Hit from edgehook";
 pub const REFRESH_HIT: &str = "RefreshHit from edgehook";
 pub const MISS: &str = "Miss from edgehook";
