@@ -4,6 +4,7 @@
 //! that no two different requests frame to the same bytes.
 
 use crate::config::{CacheKeyPolicy, QueryPolicy};
+use pingora::cache::key::CacheHashKey;
 use pingora::cache::CacheKey;
 use pingora::http::RequestHeader;
 
@@ -73,7 +74,12 @@ pub fn cache_key(req: &RequestHeader, policy: &CacheKeyPolicy) -> CacheKey {
         }
     }
     // The user tag carries the path so that purges by path can find the object.
-    CacheKey::new(primary, req.uri.path())
+    let mut key = CacheKey::new(primary, req.uri.path());
+    // pingora hashes the key (blake2b) each time it asks for the hash, two to five times per
+    // request; hashed once here, the hash is kept with the key.
+    let hash = key.primary_bin();
+    key.set_primary_bin_override(hash);
+    key
 }
 
 #[cfg(test)]
