@@ -1,6 +1,7 @@
-//! The servers of the side-by-side run: the origin (in this process), edgehook (the release
-//! binary), nginx (Debian's, with njs) and the bare pingora proxy (this bench binary again, as a
-//! child process). Every one listens on an ephemeral loopback port and stops when dropped.
+//! The servers of the side-by-side run: the origin (in this process), edgehook (the binary cargo
+//! built with this bench, same profile: `dist` under scripts/bench), nginx (Debian's, with njs)
+//! and the bare pingora proxy (this bench binary again, as a child process). Every one listens on
+//! an ephemeral loopback port and stops when dropped.
 
 use bytes::Bytes;
 use http_body_util::Full;
