@@ -71,6 +71,10 @@ fn server_conf(config: &Config, runtime_dir: &std::path::Path) -> ServerConf {
         // the state directory rather than the per-process runtime directory.
         upgrade_sock: upgrade_socket(config).to_string_lossy().into_owned(),
         pid_file: runtime_dir.join("edgehook.pid").to_string_lossy().into_owned(),
+        // Timeouts of a second or more (the origin timeouts) run on tokio's timer wheel rather
+        // than pingora's shared timer tree: fewer instructions per proxied request (callgrind,
+        // 105.0k -> 104.3k with the `dist` profile) and no timer thread waking on its own.
+        fast_timeout_to_tokio_threshold_seconds: Some(0),
         ..ServerConf::default()
     }
 }

@@ -27,11 +27,11 @@ async fn unresolvable_origin_is_502() {
     assert_error(&client().get(edge.url("/")).send().await.unwrap(), 502);
 }
 
-#[tokio::test]
-async fn slow_origin_is_504() {
+/// The origin answers after 3 s; the proxy must give up after `read_timeout` with a 504.
+async fn assert_slow_origin_times_out(read_timeout: &str) {
     let origin = Origin::start(|_| Reply::ok("late").delay(Duration::from_secs(3))).await;
     let rest = format!(
-        "[origins.app]\nurl = \"{}\"\nread_timeout = \"300ms\"\n[[behaviors]]\npath = \"*\"\norigin = \"app\"\n",
+        "[origins.app]\nurl = \"{}\"\nread_timeout = \"{read_timeout}\"\n[[behaviors]]\npath = \"*\"\norigin = \"app\"\n",
         origin.url()
     );
     let edge = Edgehook::start(&rest).await;
@@ -42,6 +42,18 @@ async fn slow_origin_is_504() {
         started.elapsed() < Duration::from_secs(3),
         "the timeout fired before the origin answered"
     );
+}
+
+#[tokio::test]
+async fn slow_origin_is_504() {
+    // Under a second: pingora's own shared timers.
+    assert_slow_origin_times_out("300ms").await;
+}
+
+#[tokio::test]
+async fn slow_origin_is_504_with_a_timeout_of_seconds() {
+    // A second or more: tokio's timers (server.rs, `fast_timeout_to_tokio_threshold_seconds`).
+    assert_slow_origin_times_out("1s").await;
 }
 
 #[tokio::test]
