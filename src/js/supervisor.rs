@@ -1,8 +1,9 @@
 //! The supervisor: one thread that stops a script still running at its deadline. Workers arm
 //! their slot before running JavaScript and disarm it after; a stop is only ever sent to the
 //! invocation it was armed for (sequence numbers), and the worker learns whether it fired.
-//! The supervisor checks on a short tick instead of being woken on every arm, so an invocation
-//! costs no system call here; deadlines are met within one tick.
+//! While anything is armed the supervisor checks on a short tick instead of being woken on every
+//! arm, so an invocation costs no system call here; deadlines are met within one tick. With
+//! nothing armed it sleeps until an arm wakes it: an idle proxy has no thread waking up.
 
 use deno_core::v8;
 use parking_lot::{Condvar, Mutex};
@@ -26,6 +27,10 @@ struct State {
     slots: Vec<Slot>,
     next_seq: u64,
     stopped: bool,
+    /// The supervisor sleeps without a deadline (nothing was armed); the next arm wakes it.
+    idle: bool,
+    /// Times the supervisor looked at the slots (for tests).
+    rounds: u64,
 }
 
 /// How often the supervisor looks at the armed deadlines.
@@ -56,6 +61,7 @@ impl Supervisor {
     fn run(&self) {
         let mut state = self.state.lock();
         while !state.stopped {
+            state.rounds += 1;
             let now = Instant::now();
             let mut earliest: Option<Instant> = None;
             for slot in state.slots.iter_mut() {
@@ -68,9 +74,16 @@ impl Supervisor {
                     earliest = Some(earliest.map_or(armed.deadline, |e: Instant| e.min(armed.deadline)));
                 }
             }
-            let next_check = now + TICK;
-            self.wake
-                .wait_until(&mut state, earliest.map_or(next_check, |e| e.min(next_check)));
+            match earliest {
+                Some(earliest) => {
+                    self.wake.wait_until(&mut state, earliest.min(now + TICK));
+                }
+                None => {
+                    state.idle = true;
+                    self.wake.wait(&mut state);
+                    state.idle = false;
+                }
+            }
         }
     }
 
@@ -83,8 +96,13 @@ impl Supervisor {
             armed: Some(Armed { seq, deadline, handle }),
             fired: None,
         };
-        // No wake-up: the supervisor's next tick sees the new deadline (deadlines are far longer
-        // than a tick), and waking its thread on every call would cost a context switch each.
+        // A ticking supervisor sees the new deadline at its next tick (deadlines are far longer
+        // than a tick): waking its thread on every call would cost a context switch each. Only
+        // one asleep for want of work is woken, at most once per tick of traffic.
+        if state.idle {
+            state.idle = false;
+            self.wake.notify_one();
+        }
         seq
     }
 
@@ -99,5 +117,34 @@ impl Supervisor {
     pub fn stop(&self) {
         self.state.lock().stopped = true;
         self.wake.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn an_idle_supervisor_sleeps_until_an_arm_wakes_it() {
+        crate::js::engine::init();
+        let mut runtime = deno_core::JsRuntime::new(Default::default());
+        let supervisor = Supervisor::start(1).expect("supervisor");
+        std::thread::sleep(Duration::from_millis(60));
+        let idle_rounds = supervisor.state.lock().rounds;
+        assert!(idle_rounds <= 2, "{idle_rounds} rounds in 60 ms with nothing armed");
+
+        let deadline = Instant::now() + Duration::from_millis(20);
+        let seq = supervisor.arm(0, deadline, runtime.v8_isolate().thread_safe_handle());
+        let waited = Instant::now();
+        while supervisor.state.lock().slots[0].fired != Some(seq) {
+            assert!(
+                waited.elapsed() < Duration::from_secs(5),
+                "the deadline passed unnoticed"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(supervisor.disarm(0, seq));
+        supervisor.stop();
     }
 }
