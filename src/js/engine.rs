@@ -26,6 +26,22 @@ pub fn init() {
     });
 }
 
+/// Left to itself, the engine's Rust layer writes the bytecode of every script and module it
+/// compiles to `$XDG_CACHE_HOME/v8x/quickjs-bytecode` (or `~/.cache/...`), one file per source,
+/// never removed, and on a later compile of the same source (found by a 64-bit hash) runs what
+/// it finds there. A proxy must neither fill its user's home with every function version ever
+/// deployed nor execute bytecode from a directory others may write to; the cache saves about
+/// 8 ms of a process's start (`edgehook invoke`: 61 against 69 ms, median of five) and nothing
+/// per instance. This turns it off (`V82JSC_NO_BC_CACHE`; `.cargo/config.toml` sets it for
+/// the tests and benchmarks, which use the library).
+///
+/// # Safety
+/// Sets an environment variable: call it before any other thread exists.
+pub unsafe fn keep_compiled_code_in_memory() {
+    // SAFETY: the caller guarantees no other thread reads or writes the environment now.
+    unsafe { std::env::set_var("V82JSC_NO_BC_CACHE", "1") };
+}
+
 /// The process's snapshot, built on first use; `None` when this engine cannot make one here
 /// (instances then run the bootstrap themselves).
 pub fn startup_snapshot() -> Option<&'static [u8]> {

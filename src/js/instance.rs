@@ -94,6 +94,12 @@ fn load_error(spec: &FunctionSpec, failure: Failure) -> Failure {
     ))
 }
 
+/// What an instance may allocate past its heap limit while its terminated script unwinds: a
+/// quarter of the limit, at least 4 MiB (error objects, the stack trace, the failure's text).
+fn unwind_room(limit: usize) -> usize {
+    (limit / 4).max(4 << 20)
+}
+
 impl Instance {
     /// Builds a fresh instance: runtime, environment, module, handler. Must run inside the
     /// worker thread's tokio runtime.
@@ -120,14 +126,22 @@ impl Instance {
         supervise(runtime.v8_isolate().thread_safe_handle());
 
         // The heap limit: stop the script and give the engine room to unwind; the instance is
-        // then replaced (its heap is nearly full).
+        // then replaced (its heap is nearly full). The room is given once: the engine notices
+        // the termination only every few thousand operations, and a script allocating large
+        // blocks reaches the limit again before that; raising it each time (it used to double)
+        // let a 64 MiB function hold 4 GiB after 64 allocations of 64 MiB, and more would take
+        // the whole proxy down. Refused, the allocation throws instead.
         let out_of_memory = Rc::new(Cell::new(false));
         let handle = runtime.v8_isolate().thread_safe_handle();
         let flag = out_of_memory.clone();
-        runtime.add_near_heap_limit_callback(move |current, _initial| {
-            flag.set(true);
+        runtime.add_near_heap_limit_callback(move |current, initial| {
+            let first = !flag.replace(true);
             handle.terminate_execution();
-            current.saturating_mul(2)
+            if first {
+                current.saturating_add(unwind_room(initial))
+            } else {
+                current
+            }
         });
 
         if snapshot.is_none() {

@@ -120,6 +120,39 @@ fn invoke_prints_the_validated_result_and_console_output() {
 }
 
 #[test]
+fn functions_leave_no_compiled_code_on_disk() {
+    // The engine would write each compiled source under the user's cache directory; edgehook
+    // turns that off itself (the tests' own switch for it is removed from this run).
+    let files = Files::new();
+    let home = tempfile::tempdir().unwrap();
+    let function = files.write("f.mjs", "export const handler = async (e) => e.Records[0].cf.request;");
+    let event = files.write("event.json", &sample_event("viewer-request", &[]));
+    let out = Command::new(env!("CARGO_BIN_EXE_edgehook"))
+        .args(["invoke", &function, "--event", &event])
+        .env("HOME", home.path())
+        .env("XDG_CACHE_HOME", home.path().join("cache"))
+        .env_remove("V82JSC_NO_BC_CACHE")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let left: Vec<_> = walk(home.path());
+    assert!(left.is_empty(), "files left behind: {left:?}");
+}
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        }
+        found.push(path);
+    }
+    found
+}
+
+#[test]
 fn invoke_reports_function_failures_as_json_and_exits_1() {
     let files = Files::new();
     let event = files.write("event.json", &sample_event("viewer-request", &[]));

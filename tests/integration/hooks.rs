@@ -232,6 +232,47 @@ async fn function_failures_answer_with_their_class_and_the_proxy_keeps_serving()
     );
 }
 
+/// The most memory the process has held so far (`VmHWM`), in KiB.
+fn peak_resident_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_function_allocating_large_blocks_is_held_at_its_memory_limit() {
+    // 192 blocks of 16 MiB (3 GiB), each written so that it is resident, against a 32 MiB limit.
+    // The engine notices a termination only every few thousand operations, well after the next
+    // block: each block past the limit must be refused, not granted more room.
+    const HOARD: &str = "export const handler = async (e) => { const r = e.Records[0].cf.request; if (r.uri === '/hoard') { const kept = []; for (let i = 0; i < 192; i++) { const block = new Uint8Array(16 << 20); block.fill(1); kept.push(block); } r.uri = '/kept-' + kept.length; } return r; };";
+    let origin = Origin::start(|_| Reply::ok("fine").header("cache-control", "no-store")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rest = config(
+        &origin,
+        dir.path(),
+        &[("hoard", HOARD)],
+        "viewer_request = \"hoard\"",
+        "",
+    )
+    .replace("hoard.mjs\"\n", "hoard.mjs\"\nmemory = \"32MiB\"\n");
+    assert!(rest.contains("memory = \"32MiB\""));
+    let edge = Edgehook::start_in(dir, "", &rest).await;
+    let c = client();
+    let before = peak_resident_kib(edge.pid());
+    let response = c.get(edge.url("/hoard")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["x-cache"], "LambdaExecutionError from edgehook");
+    let grown = peak_resident_kib(edge.pid()).saturating_sub(before);
+    assert!(
+        grown < 512 << 10,
+        "the process grew by {grown} KiB for a 32 MiB function"
+    );
+    assert_eq!(origin.total(), 0);
+    let next = c.get(edge.url("/next")).send().await.unwrap();
+    assert_eq!(next.status(), 200, "a fresh instance serves the next request");
+    assert_eq!(origin.last().uri, "/next");
+}
+
 async fn metric(edge: &Edgehook, line_start: &str) -> u64 {
     let metrics = client()
         .get(edge.admin_url("/metrics"))
