@@ -466,6 +466,54 @@ async fn an_endless_loop_is_stopped_and_the_instance_replaced() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn atomics_wait_cannot_hold_the_thread_past_the_timeout() {
+    // Nothing can notify an instance's wait, and the engine cannot stop a script inside one.
+    let source = "export const handler = async (e) => { const r = e.Records[0].cf.request; const cell = new Int32Array(new SharedArrayBuffer(4)); const started = Date.now();\n\
+        if (r.uri === '/forever') Atomics.wait(cell, 0, 0);\n\
+        if (r.uri === '/long') Atomics.wait(cell, 0, 0, 60000);\n\
+        if (r.uri === '/loop') for (;;) Atomics.wait(cell, 0, 0, 50);\n\
+        const answers = [Atomics.wait(cell, 0, 1), Atomics.wait(cell, 0, 1, Infinity), Atomics.wait(cell, 0, 0, 30), Atomics.wait(cell, 0, 0, 0)];\n\
+        r.uri = '/' + answers.join('/') + '/' + (Date.now() - started >= 30); return r; };";
+    let mut spec = FunctionSpec::new("f", "index.mjs", source);
+    spec.timeout = Duration::from_millis(600);
+    let pool = pool(vec![spec]);
+    let event = |uri: &str| {
+        sample(
+            EventType::ViewerRequest,
+            &SampleOptions {
+                uri: Some(uri.into()),
+                ..Default::default()
+            },
+        )
+    };
+    // Waits that end within the time left behave as on Node.js.
+    assert_eq!(
+        uri(pool.invoke("f", &viewer_request()).await),
+        "/not-equal/not-equal/timed-out/timed-out/true"
+    );
+    // Endless and longer waits throw at once.
+    for path in ["/forever", "/long"] {
+        let started = std::time::Instant::now();
+        let waiting = event(path);
+        let call = tokio::time::timeout(Duration::from_secs(5), pool.invoke("f", &waiting));
+        let error = call.await.expect("the wait blocked for 5 s").unwrap_err();
+        assert_eq!(error.class, FailureClass::Execution, "{error}");
+        assert!(error.message.contains("Atomics.wait"), "{error}");
+        assert!(started.elapsed() < Duration::from_millis(500), "{path} threw at once");
+    }
+    // Short waits in an endless loop end with the invocation's time.
+    let started = std::time::Instant::now();
+    let error = pool.invoke("f", &event("/loop")).await.unwrap_err();
+    assert_eq!(error.class, FailureClass::Execution, "{error}");
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert_eq!(
+        uri(pool.invoke("f", &viewer_request()).await),
+        "/not-equal/not-equal/timed-out/timed-out/true",
+        "the thread serves the next call"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_async_wait_past_the_timeout_is_stopped() {
     let mut spec = FunctionSpec::new(
         "f",

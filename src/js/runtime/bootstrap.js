@@ -650,6 +650,24 @@
     return name;
   };
 
+  // ---- Atomics.wait ----------------------------------------------------------------------
+  // An instance shares memory with no other thread, so nothing can ever notify its waits: a
+  // wait ends at its timeout, and the engine cannot stop a script while it waits (termination
+  // is checked between operations). A wait that could outlast the invocation's time left would
+  // hold its JS thread, and every function served by that thread, past the deadline (an endless
+  // one for ever), so it throws instead; shorter waits work as on Node.js (a sleep), and one
+  // whose value differs answers "not-equal" at once. Outside an invocation no wait may block.
+  const atomicsWait = Atomics.wait;
+  const DateNow = Date.now;
+  let waitDeadline = 0; // ms since the epoch, set by each invocation
+  Atomics.wait = function wait(typedArray, index, value, timeout) {
+    const ms = timeout === undefined ? Infinity : +timeout;
+    if (ms <= 0 || ms <= waitDeadline - DateNow()) return atomicsWait(typedArray, index, value, ms);
+    const now = atomicsWait(typedArray, index, value, 0);
+    if (now === "not-equal") return now;
+    throw new TypeError(`Atomics.wait for ${ms} ms would block past the function's timeout`);
+  };
+
   // ---- globals ---------------------------------------------------------------------------
   const define = (name, value) =>
     Object.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });
@@ -833,6 +851,7 @@
   // Runs one event through `handler`. Returns a marker string, or a promise whose settled value
   // edgehook turns into one with `settleValue`/`failValue` (or `chain` while it is pending).
   function invoke(handler, eventJson, info, requestId, deadline, listHeaders) {
+    waitDeadline = deadline;
     const event = jsonParse(eventJson);
     if (listHeaders) {
       const cf = event.Records[0].cf;
