@@ -72,7 +72,7 @@ pub fn startup_snapshot() -> Option<&'static [u8]> {
 
 fn build() -> Result<Box<[u8]>, deno_core::error::CoreError> {
     let mut runtime = JsRuntimeForSnapshot::try_new(RuntimeOptions {
-        extensions: vec![edgehook_ops::init(LogContext::default())],
+        extensions: vec![edgehook_ops::init(LogContext::new("".into(), String::new()))],
         ..Default::default()
     })?;
     runtime.execute_script("edgehook:bootstrap", BOOTSTRAP)?;

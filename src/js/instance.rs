@@ -112,10 +112,7 @@ impl Instance {
         let create_params = v8::CreateParams::default().heap_limits(0, spec.memory);
         let mut runtime = JsRuntime::try_new(RuntimeOptions {
             startup_snapshot: snapshot,
-            extensions: vec![edgehook_ops::init(LogContext {
-                function: spec.name.clone(),
-                request_id: String::new(),
-            })],
+            extensions: vec![edgehook_ops::init(LogContext::new(spec.name.clone(), String::new()))],
             module_loader: Some(Rc::new(FunctionLoader { main: main.clone() })),
             create_params: Some(create_params),
             ..Default::default()
@@ -282,10 +279,11 @@ impl Instance {
         deadline: Instant,
         list_headers: bool,
     ) -> Result<String, Failure> {
-        self.runtime.op_state().borrow_mut().put(LogContext {
-            function: self.spec.name.clone(),
-            request_id: request_id.to_string(),
-        });
+        // A fresh console budget with each invocation.
+        self.runtime
+            .op_state()
+            .borrow_mut()
+            .put(LogContext::new(self.spec.name.clone(), request_id.to_string()));
         let deadline_ms = SystemTime::now()
             .checked_add(deadline.saturating_duration_since(Instant::now()))
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())

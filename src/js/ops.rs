@@ -8,16 +8,60 @@ use deno_error::JsErrorBox;
 use hmac::{Hmac, Mac};
 use sha2::Digest as _;
 
-/// Who is logging: set before each invocation so console output carries it.
-#[derive(Clone, Default)]
+/// Console output one invocation (or one module load) may write: CloudWatch's largest log event.
+/// Lambda throttles logs too; without a bound, a function calling `console.log` in a loop would
+/// write gigabytes to the proxy's log within its timeout.
+pub const CONSOLE_BUDGET: usize = 256 << 10;
+
+/// Who is logging, set before each invocation so console output carries it, and what is left
+/// of that invocation's console budget.
+#[derive(Clone)]
 pub struct LogContext {
     pub function: std::sync::Arc<str>,
     pub request_id: String,
+    /// Bytes still allowed; `None` once a message passed the budget (and said so).
+    budget: Option<usize>,
+}
+
+impl LogContext {
+    pub fn new(function: std::sync::Arc<str>, request_id: String) -> LogContext {
+        LogContext {
+            function,
+            request_id,
+            budget: Some(CONSOLE_BUDGET),
+        }
+    }
+
+    /// What of `message` is written: all of it within the budget; the part that fits, with a
+    /// note, when it passes it; nothing after that.
+    fn admit<'m>(&mut self, message: &'m str) -> Option<std::borrow::Cow<'m, str>> {
+        let left = self.budget?;
+        if message.len() <= left {
+            self.budget = Some(left - message.len());
+            return Some(message.into());
+        }
+        self.budget = None;
+        let mut cut = left;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        Some(
+            format!(
+                "{} [console output of this invocation passed {} KiB; the rest is dropped]",
+                &message[..cut],
+                CONSOLE_BUDGET >> 10
+            )
+            .into(),
+        )
+    }
 }
 
 #[op2(fast)]
 fn op_edgehook_log(state: &mut OpState, level: u32, #[string] message: &str) {
-    let context = state.borrow::<LogContext>();
+    let context = state.borrow_mut::<LogContext>();
+    let Some(message) = context.admit(message) else {
+        return;
+    };
     let (function, request_id) = (&*context.function, context.request_id.as_str());
     match level {
         0 => tracing::debug!(target: "edgehook::function", function, request_id, "{message}"),
@@ -221,6 +265,26 @@ mod tests {
             hex(&hmac("sha256", b"Jefe", b"what do ya want for nothing?").unwrap()),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn console_output_stops_at_the_budget() {
+        let mut context = LogContext::new("f".into(), "id".into());
+        let line = "x".repeat(1000);
+        let mut written = 0;
+        while let Some(message) = context.admit(&line) {
+            written += message.bytes().filter(|&b| b == b'x').count();
+        }
+        assert_eq!(written, CONSOLE_BUDGET, "everything up to the budget, nothing after");
+        // A message passing the budget is cut at a character boundary and says so.
+        let mut context = LogContext::new("f".into(), "id".into());
+        context.admit(&"y".repeat(CONSOLE_BUDGET - 1)).unwrap();
+        let cut = context.admit("é and more").unwrap();
+        assert!(
+            cut.starts_with(" [console output of this invocation passed 256 KiB"),
+            "{cut}"
+        );
+        assert!(context.admit("later").is_none());
     }
 
     #[test]

@@ -120,6 +120,26 @@ fn invoke_prints_the_validated_result_and_console_output() {
 }
 
 #[test]
+fn console_output_is_bounded_per_invocation() {
+    // 4 MiB of console output; an invocation may write 256 KiB of it.
+    let files = Files::new();
+    let function = files.write(
+        "chatty.mjs",
+        "export const handler = async (e) => { const line = 'x'.repeat(1024); for (let i = 0; i < 4096; i++) console.log(line); return e.Records[0].cf.request; };",
+    );
+    let event = files.write("event.json", &sample_event("viewer-request", &[]));
+    let out = edgehook(&["invoke", &function, "--event", &event], None);
+    assert!(out.status.success(), "the function still answers");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let written = stderr.bytes().filter(|&b| b == b'x').count();
+    assert!(
+        ((256 << 10) - 1024..=256 << 10).contains(&written),
+        "{written} bytes of console output written"
+    );
+    assert!(stderr.contains("console output of this invocation passed 256 KiB; the rest is dropped"));
+}
+
+#[test]
 fn functions_leave_no_compiled_code_on_disk() {
     // The engine would write each compiled source under the user's cache directory; edgehook
     // turns that off itself (the tests' own switch for it is removed from this run).
