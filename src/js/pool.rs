@@ -7,10 +7,14 @@ use super::worker::{Control, Job, Worker};
 use super::{Failure, FunctionSpec};
 use parking_lot::RwLock;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{oneshot, Semaphore};
+
+/// How long past its timeout (and the longest wait for a thread) a caller waits for a call
+/// whose script has not stopped yet.
+const STOP_GRACE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
@@ -158,12 +162,14 @@ impl JsPool {
             .map_err(|_| throttled())?
             .map_err(|_| Failure::Unavailable)?;
         let (reply, answer) = oneshot::channel();
+        let taken = Arc::new(AtomicBool::new(false));
         let job = Job {
             function: spec.clone(),
             event_json,
             list_headers,
             request_id: request_id.to_string(),
             reply,
+            taken: taken.clone(),
         };
         match self.jobs.try_send(job) {
             Ok(()) => {}
@@ -175,7 +181,15 @@ impl JsPool {
             }
             Err(async_channel::TrySendError::Closed(_)) => return Err(Failure::Unavailable),
         }
-        answer.await.map_err(|_| Failure::Unavailable)?
+        // A script is stopped at its deadline, but QuickJS looks for the stop only every 10,000
+        // calls and loop turns: a loop of a few long native calls (searches through a large
+        // string, say) keeps its JS thread long after. The caller does not wait for it.
+        let waited = self.max_wait + spec.timeout + STOP_GRACE;
+        match tokio::time::timeout(waited, answer).await {
+            Ok(answer) => answer.map_err(|_| Failure::Unavailable)?,
+            Err(_) if taken.load(Ordering::Acquire) => Err(Failure::Timeout),
+            Err(_) => Err(throttled()),
+        }
     }
 }
 

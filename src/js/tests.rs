@@ -514,6 +514,46 @@ async fn atomics_wait_cannot_hold_the_thread_past_the_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_caller_is_answered_when_a_script_cannot_be_stopped_in_time() {
+    // Each turn of the loop is one long native call (a search through 16 MiB), and QuickJS looks
+    // for a stop only every 10,000 calls and loop turns: the script runs on for seconds after
+    // its 200 ms timeout.
+    let source = "export const handler = async (e) => { const r = e.Records[0].cf.request; if (r.uri === '/search') { const text = 'x'.repeat(16 << 20); let found = 0; for (let i = 0; i < 100; i++) found += text.indexOf('y' + i); r.uri = '/found' + found; } return r; };";
+    let mut spec = FunctionSpec::new("f", "index.mjs", source);
+    spec.timeout = Duration::from_millis(200);
+    let pool = pool(vec![spec]); // one JS thread
+    let search = sample(
+        EventType::ViewerRequest,
+        &SampleOptions {
+            uri: Some("/search".into()),
+            ..Default::default()
+        },
+    );
+    let started = std::time::Instant::now();
+    let error = pool.invoke("f", &search).await.unwrap_err();
+    let answered = started.elapsed();
+    assert_eq!(error.error_type, "Runtime.Timeout", "{error}");
+    // The timeout, the wait for a thread (500 ms in these tests) and the 1 s grace.
+    assert!(answered < Duration::from_millis(2500), "answered after {answered:?}");
+    // The thread is still searching: the next call gets none and is throttled ...
+    let next = pool.invoke("f", &viewer_request()).await.unwrap_err();
+    assert_eq!(next.class, FailureClass::LimitExceeded, "{next}");
+    // ... until the loop ends; the thread then serves again.
+    let recovered = loop {
+        match pool.invoke("f", &viewer_request()).await {
+            Err(e) if e.class == FailureClass::LimitExceeded && started.elapsed() < Duration::from_secs(120) => {}
+            other => break other,
+        }
+    };
+    assert_eq!(uri(recovered), "/start");
+    assert!(
+        started.elapsed() > answered + Duration::from_millis(500),
+        "the script ran on after its caller was answered ({:?})",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_async_wait_past_the_timeout_is_stopped() {
     let mut spec = FunctionSpec::new(
         "f",

@@ -8,6 +8,7 @@ use super::instance::Instance;
 use super::supervisor::Supervisor;
 use super::{Failure, FunctionSpec};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::oneshot;
@@ -23,6 +24,9 @@ pub struct Job {
     pub list_headers: bool,
     pub request_id: String,
     pub reply: oneshot::Sender<Result<String, Failure>>,
+    /// Set when a JS thread takes the job: a caller that stopped waiting tells from it whether
+    /// the call ran past its time or never got a thread.
+    pub taken: Arc<AtomicBool>,
 }
 
 /// Messages for one particular JS thread.
@@ -161,6 +165,12 @@ impl Worker {
 
     async fn run_job(&self, instances: &mut Instances, job: Job) {
         let name = job.function.key.clone();
+        if job.reply.is_closed() {
+            // Its caller stopped waiting (it answered the viewer already, or the viewer left).
+            tracing::debug!(function = &*name, request_id = %job.request_id, "skipping a call nobody waits for");
+            return;
+        }
+        job.taken.store(true, Ordering::Release);
         let instance = match self.ensure(instances, &job.function).await {
             Ok(instance) => instance,
             Err(failure) => {
