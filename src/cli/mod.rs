@@ -103,7 +103,7 @@ fn load_functions(config: &config::Config) -> Vec<String> {
 
 pub fn main() -> ExitCode {
     // SAFETY: nothing else runs yet: no thread has been started, nothing reads the environment.
-    unsafe { crate::js::keep_compiled_code_in_memory() };
+    unsafe { crate::js::set_engine_switches() };
     let cli = Cli::parse();
     match cli.command {
         Command::Invoke(args) => invoke::invoke(args),

@@ -26,20 +26,29 @@ pub fn init() {
     });
 }
 
-/// Left to itself, the engine's Rust layer writes the bytecode of every script and module it
-/// compiles to `$XDG_CACHE_HOME/v8x/quickjs-bytecode` (or `~/.cache/...`), one file per source,
-/// never removed, and on a later compile of the same source (found by a 64-bit hash) runs what
-/// it finds there. A proxy must neither fill its user's home with every function version ever
-/// deployed nor execute bytecode from a directory others may write to; the cache saves about
-/// 8 ms of a process's start (`edgehook invoke`: 61 against 69 ms, median of five) and nothing
-/// per instance. This turns it off (`V82JSC_NO_BC_CACHE`; `.cargo/config.toml` sets it for
-/// the tests and benchmarks, which use the library).
+/// Two things the QuickJS engine's Rust layer does unless told otherwise, both turned off here
+/// through its environment switches (`.cargo/config.toml` sets them for the tests and
+/// benchmarks, which use the library; the bootstrap removes `WebAssembly` in any case):
+/// - `V82JSC_NO_BC_CACHE`: it writes the bytecode of every script and module it compiles to
+///   `$XDG_CACHE_HOME/v8x/quickjs-bytecode` (or `~/.cache/...`), one file per source, never
+///   removed, and on a later compile of the same source (found by a 64-bit hash) runs what it
+///   finds there. A proxy must neither fill its user's home with every function version ever
+///   deployed nor execute bytecode from a directory others may write to; the cache saves about
+///   8 ms of a process's start (`edgehook invoke`: 61 against 69 ms, median of five) and
+///   nothing per instance.
+/// - `QJS_NO_WASM`: it gives every instance a `WebAssembly` whose instances' memories are not
+///   counted against the function's `memory`: a 64 MiB function held 4 GiB with 64 instances of
+///   a module declaring 64 MiB, and more would take the proxy down. Not installing it also
+///   saves about 2% of each instance's cold start.
 ///
 /// # Safety
-/// Sets an environment variable: call it before any other thread exists.
-pub unsafe fn keep_compiled_code_in_memory() {
+/// Sets environment variables: call it before any other thread exists.
+pub unsafe fn set_engine_switches() {
     // SAFETY: the caller guarantees no other thread reads or writes the environment now.
-    unsafe { std::env::set_var("V82JSC_NO_BC_CACHE", "1") };
+    unsafe {
+        std::env::set_var("V82JSC_NO_BC_CACHE", "1");
+        std::env::set_var("QJS_NO_WASM", "1");
+    }
 }
 
 /// The process's snapshot, built on first use; `None` when this engine cannot make one here

@@ -18,7 +18,7 @@ mod pool;
 mod supervisor;
 mod worker;
 
-pub(crate) use engine::keep_compiled_code_in_memory;
+pub(crate) use engine::set_engine_switches;
 pub use module::ModuleKind;
 pub use pool::{JsPool, PoolOptions};
 

@@ -140,6 +140,25 @@ fn console_output_is_bounded_per_invocation() {
 }
 
 #[test]
+fn functions_have_no_webassembly() {
+    // The engine's WebAssembly memories escape the function's memory limit; edgehook leaves it
+    // out itself (the tests' own switch for it is removed from this run).
+    let files = Files::new();
+    let function = files.write(
+        "f.mjs",
+        "export const handler = async (e) => { const r = e.Records[0].cf.request; r.uri = '/' + typeof WebAssembly + '/' + typeof globalThis.WebAssembly; return r; };",
+    );
+    let event = files.write("event.json", &sample_event("viewer-request", &[]));
+    let out = Command::new(env!("CARGO_BIN_EXE_edgehook"))
+        .args(["invoke", &function, "--event", &event])
+        .env_remove("QJS_NO_WASM")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(json(&out)["uri"], "/undefined/undefined");
+}
+
+#[test]
 fn functions_leave_no_compiled_code_on_disk() {
     // The engine would write each compiled source under the user's cache directory; edgehook
     // turns that off itself (the tests' own switch for it is removed from this run).

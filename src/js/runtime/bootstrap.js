@@ -975,6 +975,8 @@
     });
     delete globalThis.Deno;
     delete globalThis.__bootstrap;
+    // Its memories would not count against the function's memory limit (see `engine.rs`).
+    delete globalThis.WebAssembly;
     return internals;
   }
   // Reached by edgehook through the global below, which edgehook deletes right after reading.
