@@ -39,7 +39,7 @@ pub fn init() {
 /// - `QJS_NO_WASM`: it gives every instance a `WebAssembly` whose instances' memories are not
 ///   counted against the function's `memory`: a 64 MiB function held 4 GiB with 64 instances of
 ///   a module declaring 64 MiB, and more would take the proxy down. Not installing it also
-///   saves about 2% of each instance's cold start.
+///   saves 3% of each instance's cold start (callgrind: 33.2 -> 32.1 million instructions).
 ///
 /// # Safety
 /// Sets environment variables: call it before any other thread exists.
