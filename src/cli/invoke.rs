@@ -124,7 +124,10 @@ fn spec(args: &InvokeArgs) -> Result<FunctionSpec, String> {
 }
 
 fn print_json(value: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    use std::io::Write as _;
+    let text = serde_json::to_string_pretty(value).unwrap_or_default();
+    // A reader that stopped early (`| head`) has what it wanted: not worth a panic.
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
 pub fn invoke(args: InvokeArgs) -> ExitCode {

@@ -140,6 +140,25 @@ fn console_output_is_bounded_per_invocation() {
 }
 
 #[test]
+fn invoke_output_to_a_closed_pipe_is_no_panic() {
+    // `edgehook invoke ... | head -1`: the reader is gone before the result is written.
+    let files = Files::new();
+    let function = files.write("f.mjs", "export const handler = async (e) => e.Records[0].cf.request;");
+    let event = files.write("event.json", &sample_event("viewer-request", &[]));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edgehook"))
+        .args(["invoke", &function, "--event", &event])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
 fn functions_have_no_webassembly() {
     // The engine's WebAssembly memories escape the function's memory limit; edgehook leaves it
     // out itself (the tests' own switch for it is removed from this run).
