@@ -3,11 +3,11 @@
 
 use super::engine;
 use super::supervisor::Supervisor;
-use super::worker::{Control, Job, Worker};
+use super::worker::{Control, Job, Taken, Worker};
 use super::{Failure, FunctionSpec};
 use parking_lot::RwLock;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{oneshot, Semaphore};
@@ -162,7 +162,7 @@ impl JsPool {
             .map_err(|_| throttled())?
             .map_err(|_| Failure::Unavailable)?;
         let (reply, answer) = oneshot::channel();
-        let taken = Arc::new(AtomicBool::new(false));
+        let taken = Arc::new(Taken::new());
         let job = Job {
             function: spec.clone(),
             event_json,
@@ -183,12 +183,25 @@ impl JsPool {
         }
         // A script is stopped at its deadline, but QuickJS looks for the stop only every 10,000
         // calls and loop turns: a loop of a few long native calls (searches through a large
-        // string, say) keeps its JS thread long after. The caller does not wait for it.
-        let waited = self.max_wait + spec.timeout + STOP_GRACE;
-        match tokio::time::timeout(waited, answer).await {
-            Ok(answer) => answer.map_err(|_| Failure::Unavailable)?,
-            Err(_) if taken.load(Ordering::Acquire) => Err(Failure::Timeout),
-            Err(_) => Err(throttled()),
+        // string, say) keeps its JS thread long after. The caller waits for it until
+        // `STOP_GRACE` after the deadline; a call no thread took by then is throttled.
+        let mut answer = answer;
+        let mut until = tokio::time::Instant::now() + self.max_wait + spec.timeout + STOP_GRACE;
+        loop {
+            match tokio::time::timeout_at(until, &mut answer).await {
+                Ok(answer) => return answer.map_err(|_| Failure::Unavailable)?,
+                Err(_) => match taken.at() {
+                    None => return Err(throttled()),
+                    Some(at) => {
+                        let stop = tokio::time::Instant::from_std(at + spec.timeout + STOP_GRACE);
+                        if stop <= until {
+                            return Err(Failure::Timeout);
+                        }
+                        // Taken late, after a wait in the queue: its own time is not up yet.
+                        until = stop;
+                    }
+                },
+            }
         }
     }
 }

@@ -4,6 +4,7 @@ use super::*;
 use crate::edge::event::HeaderEntry;
 use crate::edge::sample::{sample, SampleOptions};
 use crate::edge::EventType;
+use std::sync::Arc;
 
 fn options() -> PoolOptions {
     PoolOptions {
@@ -551,6 +552,29 @@ async fn the_caller_is_answered_when_a_script_cannot_be_stopped_in_time() {
         "the script ran on after its caller was answered ({:?})",
         started.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_that_waited_for_its_thread_still_gets_its_whole_time() {
+    // One thread; each call takes 1.9 s of its 2 s. The second waits 1.9 s in the queue (longer
+    // than `max_wait` and the grace together), then runs its 1.9 s: it must not be given up on.
+    let source = "export const handler = (e) => new Promise((resolve) => setTimeout(() => resolve(e.Records[0].cf.request), 1900));";
+    let mut spec = FunctionSpec::new("f", "index.mjs", source);
+    spec.timeout = Duration::from_secs(2);
+    let pool = Arc::new(pool(vec![spec]));
+    let first = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.invoke("f", &viewer_request()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = std::time::Instant::now();
+    let second = pool.invoke("f", &viewer_request()).await;
+    assert_eq!(uri(second), "/start", "after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() > Duration::from_millis(3500),
+        "it waited for the first call"
+    );
+    assert_eq!(uri(first.await.unwrap()), "/start");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -8,7 +8,7 @@ use super::instance::Instance;
 use super::supervisor::Supervisor;
 use super::{Failure, FunctionSpec};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::oneshot;
@@ -24,9 +24,36 @@ pub struct Job {
     pub list_headers: bool,
     pub request_id: String,
     pub reply: oneshot::Sender<Result<String, Failure>>,
-    /// Set when a JS thread takes the job: a caller that stopped waiting tells from it whether
-    /// the call ran past its time or never got a thread.
-    pub taken: Arc<AtomicBool>,
+    /// When a JS thread took the job (`Taken::at`), for a caller whose call does not come back.
+    pub taken: Arc<Taken>,
+}
+
+/// When a job was taken by a JS thread, measured from the moment it was made.
+pub struct Taken {
+    made: Instant,
+    /// Nanoseconds after `made`, plus one; zero while no thread has it.
+    after: AtomicU64,
+}
+
+impl Taken {
+    pub fn new() -> Taken {
+        Taken {
+            made: Instant::now(),
+            after: AtomicU64::new(0),
+        }
+    }
+
+    fn mark(&self) {
+        let after = self.made.elapsed().as_nanos().min(u64::MAX as u128 - 1) as u64;
+        self.after.store(after + 1, Ordering::Release);
+    }
+
+    pub fn at(&self) -> Option<Instant> {
+        match self.after.load(Ordering::Acquire) {
+            0 => None,
+            after => Some(self.made + std::time::Duration::from_nanos(after - 1)),
+        }
+    }
 }
 
 /// Messages for one particular JS thread.
@@ -170,7 +197,7 @@ impl Worker {
             tracing::debug!(function = &*name, request_id = %job.request_id, "skipping a call nobody waits for");
             return;
         }
-        job.taken.store(true, Ordering::Release);
+        job.taken.mark();
         let instance = match self.ensure(instances, &job.function).await {
             Ok(instance) => instance,
             Err(failure) => {
