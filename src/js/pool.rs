@@ -161,7 +161,7 @@ impl JsPool {
             .await
             .map_err(|_| throttled())?
             .map_err(|_| Failure::Unavailable)?;
-        let (reply, answer) = oneshot::channel();
+        let (reply, mut answer) = oneshot::channel();
         let taken = Arc::new(Taken::new());
         let job = Job {
             function: spec.clone(),
@@ -185,7 +185,6 @@ impl JsPool {
         // calls and loop turns: a loop of a few long native calls (searches through a large
         // string, say) keeps its JS thread long after. The caller waits for it until
         // `STOP_GRACE` after the deadline; a call no thread took by then is throttled.
-        let mut answer = answer;
         let mut until = tokio::time::Instant::now() + self.max_wait + spec.timeout + STOP_GRACE;
         loop {
             match tokio::time::timeout_at(until, &mut answer).await {

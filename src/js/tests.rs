@@ -20,10 +20,15 @@ fn pool(specs: Vec<FunctionSpec>) -> JsPool {
 }
 
 fn viewer_request() -> Event {
+    viewer_request_to("/start")
+}
+
+/// A sample viewer-request event for `uri`.
+fn viewer_request_to(uri: &str) -> Event {
     sample(
         EventType::ViewerRequest,
         &SampleOptions {
-            uri: Some("/start".into()),
+            uri: Some(uri.into()),
             ..Default::default()
         },
     )
@@ -450,13 +455,7 @@ async fn an_endless_loop_is_stopped_and_the_instance_replaced() {
     let mut spec = FunctionSpec::new("f", "index.mjs", source);
     spec.timeout = Duration::from_millis(200);
     let pool = pool(vec![spec]);
-    let looping = sample(
-        EventType::ViewerRequest,
-        &SampleOptions {
-            uri: Some("/loop".into()),
-            ..Default::default()
-        },
-    );
+    let looping = viewer_request_to("/loop");
     let started = std::time::Instant::now();
     let error = pool.invoke("f", &looping).await.unwrap_err();
     assert_eq!(error.class, FailureClass::Execution);
@@ -478,15 +477,6 @@ async fn atomics_wait_cannot_hold_the_thread_past_the_timeout() {
     let mut spec = FunctionSpec::new("f", "index.mjs", source);
     spec.timeout = Duration::from_millis(600);
     let pool = pool(vec![spec]);
-    let event = |uri: &str| {
-        sample(
-            EventType::ViewerRequest,
-            &SampleOptions {
-                uri: Some(uri.into()),
-                ..Default::default()
-            },
-        )
-    };
     // Waits that end within the time left behave as on Node.js.
     assert_eq!(
         uri(pool.invoke("f", &viewer_request()).await),
@@ -495,7 +485,7 @@ async fn atomics_wait_cannot_hold_the_thread_past_the_timeout() {
     // Endless and longer waits throw at once.
     for path in ["/forever", "/long"] {
         let started = std::time::Instant::now();
-        let waiting = event(path);
+        let waiting = viewer_request_to(path);
         let call = tokio::time::timeout(Duration::from_secs(5), pool.invoke("f", &waiting));
         let error = call.await.expect("the wait blocked for 5 s").unwrap_err();
         assert_eq!(error.class, FailureClass::Execution, "{error}");
@@ -504,7 +494,7 @@ async fn atomics_wait_cannot_hold_the_thread_past_the_timeout() {
     }
     // Short waits in an endless loop end with the invocation's time.
     let started = std::time::Instant::now();
-    let error = pool.invoke("f", &event("/loop")).await.unwrap_err();
+    let error = pool.invoke("f", &viewer_request_to("/loop")).await.unwrap_err();
     assert_eq!(error.class, FailureClass::Execution, "{error}");
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
     assert_eq!(
@@ -523,13 +513,7 @@ async fn the_caller_is_answered_when_a_script_cannot_be_stopped_in_time() {
     let mut spec = FunctionSpec::new("f", "index.mjs", source);
     spec.timeout = Duration::from_millis(200);
     let pool = pool(vec![spec]); // one JS thread
-    let search = sample(
-        EventType::ViewerRequest,
-        &SampleOptions {
-            uri: Some("/search".into()),
-            ..Default::default()
-        },
-    );
+    let search = viewer_request_to("/search");
     let started = std::time::Instant::now();
     let error = pool.invoke("f", &search).await.unwrap_err();
     let answered = started.elapsed();
@@ -604,13 +588,7 @@ async fn a_memory_bomb_is_contained() {
             "export const handler = async (e) => e.Records[0].cf.request;",
         ),
     ]);
-    let bomb = sample(
-        EventType::ViewerRequest,
-        &SampleOptions {
-            uri: Some("/bomb".into()),
-            ..Default::default()
-        },
-    );
+    let bomb = viewer_request_to("/bomb");
     let error = pool.invoke("f", &bomb).await.unwrap_err();
     assert_eq!(error.class, FailureClass::Execution, "{error}");
     assert!(
@@ -1006,23 +984,14 @@ export const handler = async (e) => {
     // Generous: an 8 MB result takes a while in a debug build next to the other tests.
     spec.timeout = Duration::from_secs(30);
     let pool = pool(vec![spec]);
-    let event = |uri: &str| {
-        sample(
-            EventType::ViewerRequest,
-            &SampleOptions {
-                uri: Some(uri.into()),
-                ..Default::default()
-            },
-        )
-    };
-    let huge = pool.invoke("f", &event("/huge-result")).await.unwrap_err();
+    let huge = pool.invoke("f", &viewer_request_to("/huge-result")).await.unwrap_err();
     assert_eq!(huge.class, FailureClass::Validation, "{huge}");
     assert!(huge.message.contains("limit"), "{huge}");
-    let many = pool.invoke("f", &event("/many-headers")).await.unwrap_err();
+    let many = pool.invoke("f", &viewer_request_to("/many-headers")).await.unwrap_err();
     assert!(many.message.contains("20480-byte limit"), "{many}");
-    let buffer = pool.invoke("f", &event("/buffer")).await.unwrap_err();
+    let buffer = pool.invoke("f", &viewer_request_to("/buffer")).await.unwrap_err();
     assert_eq!(buffer.class, FailureClass::Execution, "{buffer}");
-    let recursion = pool.invoke("f", &event("/recursion")).await.unwrap_err();
+    let recursion = pool.invoke("f", &viewer_request_to("/recursion")).await.unwrap_err();
     assert_eq!(recursion.class, FailureClass::Execution, "{recursion}");
     assert!(
         recursion.message.to_lowercase().contains("stack")
@@ -1031,7 +1000,7 @@ export const handler = async (e) => {
         "{recursion:?}"
     );
     assert_eq!(
-        uri(pool.invoke("f", &event("/fine")).await),
+        uri(pool.invoke("f", &viewer_request_to("/fine")).await),
         "/fine",
         "the function still serves"
     );
@@ -1046,24 +1015,15 @@ exports.handler = (event, context, callback) => {
   callback(null, event.Records[0].cf.request);
 };"#;
     let pool = pool(vec![FunctionSpec::new("f", "index.js", source)]);
-    let event = |uri: &str| {
-        sample(
-            EventType::ViewerRequest,
-            &SampleOptions {
-                uri: Some(uri.into()),
-                ..Default::default()
-            },
-        )
-    };
     let started = std::time::Instant::now();
-    assert_eq!(uri(pool.invoke("f", &event("/wait")).await), "/wait");
+    assert_eq!(uri(pool.invoke("f", &viewer_request_to("/wait")).await), "/wait");
     assert!(
         started.elapsed() >= Duration::from_millis(250),
         "waited for the timer: {:?}",
         started.elapsed()
     );
     let started = std::time::Instant::now();
-    assert_eq!(uri(pool.invoke("f", &event("/nowait")).await), "/nowait");
+    assert_eq!(uri(pool.invoke("f", &viewer_request_to("/nowait")).await), "/nowait");
     assert!(
         started.elapsed() < Duration::from_millis(250),
         "answered at once: {:?}",

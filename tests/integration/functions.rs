@@ -46,6 +46,15 @@ fn sample_event(kind: &str, extra: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `edgehook invoke` of `source` on a sample viewer-request event, both written to `files`.
+fn invoke_on_viewer_request(files: &Files, source: &str) -> Command {
+    let function = files.write("f.mjs", source);
+    let event = files.write("event.json", &sample_event("viewer-request", &[]));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_edgehook"));
+    command.args(["invoke", &function, "--event", &event]);
+    command
+}
+
 #[test]
 fn event_prints_well_formed_samples() {
     let event = sample_event(
@@ -123,12 +132,12 @@ fn invoke_prints_the_validated_result_and_console_output() {
 fn console_output_is_bounded_per_invocation() {
     // 4 MiB of console output; an invocation may write 256 KiB of it.
     let files = Files::new();
-    let function = files.write(
-        "chatty.mjs",
+    let out = invoke_on_viewer_request(
+        &files,
         "export const handler = async (e) => { const line = 'x'.repeat(1024); for (let i = 0; i < 4096; i++) console.log(line); return e.Records[0].cf.request; };",
-    );
-    let event = files.write("event.json", &sample_event("viewer-request", &[]));
-    let out = edgehook(&["invoke", &function, "--event", &event], None);
+    )
+    .output()
+    .unwrap();
     assert!(out.status.success(), "the function still answers");
     let stderr = String::from_utf8_lossy(&out.stderr);
     let written = stderr.bytes().filter(|&b| b == b'x').count();
@@ -143,10 +152,7 @@ fn console_output_is_bounded_per_invocation() {
 fn invoke_output_to_a_closed_pipe_is_no_panic() {
     // `edgehook invoke ... | head -1`: the reader is gone before the result is written.
     let files = Files::new();
-    let function = files.write("f.mjs", "export const handler = async (e) => e.Records[0].cf.request;");
-    let event = files.write("event.json", &sample_event("viewer-request", &[]));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_edgehook"))
-        .args(["invoke", &function, "--event", &event])
+    let mut child = invoke_on_viewer_request(&files, "export const handler = async (e) => e.Records[0].cf.request;")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -163,16 +169,13 @@ fn functions_have_no_webassembly() {
     // The engine's WebAssembly memories escape the function's memory limit; edgehook leaves it
     // out itself (the tests' own switch for it is removed from this run).
     let files = Files::new();
-    let function = files.write(
-        "f.mjs",
+    let out = invoke_on_viewer_request(
+        &files,
         "export const handler = async (e) => { const r = e.Records[0].cf.request; r.uri = '/' + typeof WebAssembly + '/' + typeof globalThis.WebAssembly; return r; };",
-    );
-    let event = files.write("event.json", &sample_event("viewer-request", &[]));
-    let out = Command::new(env!("CARGO_BIN_EXE_edgehook"))
-        .args(["invoke", &function, "--event", &event])
-        .env_remove("QJS_NO_WASM")
-        .output()
-        .unwrap();
+    )
+    .env_remove("QJS_NO_WASM")
+    .output()
+    .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(json(&out)["uri"], "/undefined/undefined");
 }
@@ -183,10 +186,7 @@ fn functions_leave_no_compiled_code_on_disk() {
     // turns that off itself (the tests' own switch for it is removed from this run).
     let files = Files::new();
     let home = tempfile::tempdir().unwrap();
-    let function = files.write("f.mjs", "export const handler = async (e) => e.Records[0].cf.request;");
-    let event = files.write("event.json", &sample_event("viewer-request", &[]));
-    let out = Command::new(env!("CARGO_BIN_EXE_edgehook"))
-        .args(["invoke", &function, "--event", &event])
+    let out = invoke_on_viewer_request(&files, "export const handler = async (e) => e.Records[0].cf.request;")
         .env("HOME", home.path())
         .env("XDG_CACHE_HOME", home.path().join("cache"))
         .env_remove("V82JSC_NO_BC_CACHE")
