@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod deploy;
 pub mod edge;
+pub mod internal_socket;
 pub mod js;
 pub mod local_http;
 pub mod origin;

@@ -6,6 +6,7 @@ use crate::admin::api::AdminApi;
 use crate::admin::metrics::Metrics;
 use crate::cache::CacheLayer;
 use crate::config::{Config, OriginKind};
+use crate::internal_socket::ReadyWhenAccepting;
 use crate::local_http::LocalApp;
 use crate::origin::dir::DirServer;
 use crate::origin::local::LocalOrigin;
@@ -147,7 +148,7 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
             proxy.add_tls_with_settings(&address.to_string(), None, settings);
         }
     }
-    server.add_service(proxy);
+    let proxy = server.add_service(proxy);
 
     // Always there: origin-request functions may generate responses even without directories.
     let local = LocalOrigin {
@@ -159,7 +160,8 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
     let mut local_service = Service::new("local origin".into(), LocalApp(local));
     local_service.add_uds(&local_socket.to_string_lossy(), None);
     local_service.threads = Some(1);
-    server.add_service(local_service);
+    let local_service = server.add_service(ReadyWhenAccepting::new(local_service, local_socket.clone()));
+    proxy.add_dependency(&local_service);
 
     let reloader = Arc::new(crate::reload::Reloader {
         path: path.to_path_buf(),

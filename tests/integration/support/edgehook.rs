@@ -53,6 +53,13 @@ impl Edgehook {
 
     /// Starts with files the test already put in `dir`.
     pub async fn start_in(dir: tempfile::TempDir, server_extra: &str, rest: &str) -> Edgehook {
+        let mut edgehook = Self::spawn_in(dir, server_extra, rest);
+        edgehook.wait_ready().await;
+        edgehook
+    }
+
+    /// Starts the process and returns at once, before its listeners are up.
+    pub fn spawn_in(dir: tempfile::TempDir, server_extra: &str, rest: &str) -> Edgehook {
         let (http, admin, tls) = (free_addr(), free_addr(), free_addr());
         let config = write_config(dir.path(), http, admin, tls, server_extra, rest);
         let log = dir.path().join("edgehook.log");
@@ -65,16 +72,39 @@ impl Edgehook {
             .stderr(log_file)
             .spawn()
             .expect("start edgehook");
-        let mut edgehook = Edgehook {
+        Edgehook {
             child: Some(child),
             http,
             admin,
             tls,
             _dir: dir,
             log,
-        };
-        edgehook.wait_ready().await;
-        edgehook
+        }
+    }
+
+    /// The first connection the proxy's HTTP listener accepts, tried again and again from the
+    /// moment the process starts (up to 20 s).
+    pub async fn first_connection(&mut self) -> tokio::net::TcpStream {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("edgehook exited early ({status}):\n{}", self.log_text());
+            }
+            if let Ok(stream) = tokio::net::TcpStream::connect(self.http).await {
+                // Tried this often, a connect to a port nobody listens on can pick that same
+                // port as its own and connect to itself: that is not the proxy.
+                if stream.local_addr().ok() != stream.peer_addr().ok() {
+                    return stream;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "edgehook did not start:\n{}",
+                self.log_text()
+            );
+            // Not a timer: tokio's timers have a resolution of 1 ms, longer than the window looked for.
+            tokio::task::yield_now().await;
+        }
     }
 
     async fn wait_ready(&mut self) {
