@@ -215,6 +215,14 @@ impl AdminApi {
     fn metrics_page(&self) -> Reply {
         self.metrics.cache_bytes.set(self.cache().storage.bytes() as i64);
         self.metrics.cache_objects.set(self.cache().storage.objects() as i64);
+        if let Some(pool) = &self.edge.functions {
+            let (replaced, stuck) = pool.stuck_threads();
+            let counted = self.metrics.js_threads_replaced.get();
+            self.metrics
+                .js_threads_replaced
+                .inc_by(replaced.saturating_sub(counted));
+            self.metrics.js_threads_stuck.set(stuck as i64);
+        }
         Reply::bytes(200, "text/plain; version=0.0.4; charset=utf-8", self.metrics.render())
     }
 }

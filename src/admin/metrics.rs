@@ -18,6 +18,8 @@ pub struct Metrics {
     pub function_errors: IntCounterVec,
     pub function_throttles: IntCounterVec,
     pub function_duration: HistogramVec,
+    pub js_threads_replaced: IntCounter,
+    pub js_threads_stuck: IntGauge,
 }
 
 impl Metrics {
@@ -108,6 +110,14 @@ impl Metrics {
                 &["function"],
             ),
             function_duration,
+            js_threads_replaced: counter(
+                "edgehook_js_threads_replaced_total",
+                "JS threads replaced because a script ran on past its stop.",
+            ),
+            js_threads_stuck: gauge(
+                "edgehook_js_threads_stuck",
+                "Replaced JS threads still running a script that ignored its stop.",
+            ),
             registry,
         }
     }

@@ -5,7 +5,7 @@ use super::engine;
 use super::supervisor::Supervisor;
 use super::worker::{Control, Job, Taken, Worker};
 use super::{Failure, FunctionSpec};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -46,13 +46,61 @@ struct Registered {
     slots: Arc<Semaphore>,
 }
 
+/// What the JS threads are made from, kept to make a replacement for a stuck one.
+struct Crew {
+    jobs: async_channel::Receiver<Job>,
+    /// The control channel of every JS thread (a thread that exited leaves a closed one).
+    controls: Mutex<Vec<async_channel::Sender<Control>>>,
+    functions: RwLock<HashMap<String, Registered>>,
+    supervisor: Arc<Supervisor>,
+    snapshot: bool,
+}
+
+impl Crew {
+    /// Starts a JS thread on supervisor slot `index` that loads `functions`, then serves.
+    fn spawn(
+        &self,
+        index: usize,
+        functions: Vec<Arc<FunctionSpec>>,
+        ready: std::sync::mpsc::Sender<Result<(), Failure>>,
+    ) -> std::io::Result<()> {
+        let (control_tx, control) = async_channel::unbounded();
+        {
+            let mut controls = self.controls.lock();
+            controls.retain(|c| !c.is_closed());
+            controls.push(control_tx);
+        }
+        let worker = Worker {
+            index,
+            functions,
+            jobs: self.jobs.clone(),
+            control,
+            supervisor: self.supervisor.clone(),
+            snapshot: self.snapshot,
+            retired: Default::default(),
+        };
+        std::thread::Builder::new()
+            .name(format!("edgehook-js-{index}"))
+            .spawn(move || worker.run(ready))
+            .map(|_| ())
+    }
+
+    /// Starts a thread in place of one whose script would not stop, with the code registered now
+    /// (its control channel is made first: code registered meanwhile reaches it). Nobody waits
+    /// for it to load: the thread logs the outcome itself.
+    fn replace(&self, index: usize) {
+        let (ready, _) = std::sync::mpsc::channel();
+        let functions = self.functions.read().values().map(|r| r.spec.clone()).collect();
+        if let Err(e) = self.spawn(index, functions, ready) {
+            tracing::error!(error = %e, "cannot start a replacement JS thread");
+        }
+    }
+}
+
 pub struct JsPool {
     jobs: async_channel::Sender<Job>,
-    /// One control channel per JS thread.
-    controls: Vec<async_channel::Sender<Control>>,
-    functions: RwLock<HashMap<String, Registered>>,
+    crew: Arc<Crew>,
     next_revision: AtomicU64,
-    supervisor: Arc<Supervisor>,
     max_wait: Duration,
 }
 
@@ -61,47 +109,45 @@ impl JsPool {
     /// warm, or the first load failure.
     pub fn start(functions: Vec<FunctionSpec>, options: &PoolOptions) -> Result<JsPool, Failure> {
         let threads = options.threads.max(1);
-        let supervisor =
-            Supervisor::start(threads).map_err(|e| Failure::Load(format!("cannot start the supervisor: {e}")))?;
+        // As many stuck threads may be replaced at once as there are threads.
+        let supervisor = Supervisor::start(threads, threads)
+            .map_err(|e| Failure::Load(format!("cannot start the supervisor: {e}")))?;
         let specs: Vec<Arc<FunctionSpec>> = functions.into_iter().map(Arc::new).collect();
         engine::init();
         let (jobs, receiver) = async_channel::bounded(options.queue.max(1));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let mut controls = Vec::with_capacity(threads);
-        for index in 0..threads {
-            let (control_tx, control) = async_channel::unbounded();
-            controls.push(control_tx);
-            let worker = Worker {
-                index,
-                functions: specs.clone(),
-                jobs: receiver.clone(),
-                control,
-                supervisor: supervisor.clone(),
-                snapshot: options.snapshot,
-            };
-            let ready = ready_tx.clone();
-            std::thread::Builder::new()
-                .name(format!("edgehook-js-{index}"))
-                .spawn(move || worker.run(ready))
-                .map_err(|e| Failure::Load(format!("cannot start a JS thread: {e}")))?;
-        }
-        drop(ready_tx);
-        let pool = JsPool {
-            jobs,
-            controls,
-            next_revision: AtomicU64::new(1),
+        let crew = Arc::new(Crew {
+            jobs: receiver,
+            controls: Mutex::new(Vec::with_capacity(threads)),
             functions: RwLock::new(
                 specs
-                    .into_iter()
+                    .iter()
                     .map(|spec| {
                         let slots = Arc::new(Semaphore::new(spec.concurrency.max(1)));
-                        (spec.key.to_string(), Registered { spec, slots })
+                        (
+                            spec.key.to_string(),
+                            Registered {
+                                spec: spec.clone(),
+                                slots,
+                            },
+                        )
                     })
                     .collect(),
             ),
-            supervisor,
+            supervisor: supervisor.clone(),
+            snapshot: options.snapshot,
+        });
+        let pool = JsPool {
+            jobs,
+            crew: crew.clone(),
+            next_revision: AtomicU64::new(1),
             max_wait: options.max_wait,
         };
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        for index in 0..threads {
+            crew.spawn(index, specs.clone(), ready_tx.clone())
+                .map_err(|e| Failure::Load(format!("cannot start a JS thread: {e}")))?;
+        }
+        drop(ready_tx);
         for _ in 0..threads {
             match ready_rx.recv() {
                 Ok(Ok(())) => {}
@@ -109,11 +155,22 @@ impl JsPool {
                 Err(_) => return Err(Failure::Load("a JS thread stopped while loading".into())),
             }
         }
+        let weak = Arc::downgrade(&crew);
+        supervisor.on_stuck(Box::new(move |index| {
+            if let Some(crew) = weak.upgrade() {
+                crew.replace(index);
+            }
+        }));
         Ok(pool)
     }
 
+    /// JS threads replaced because a script would not stop, and how many of those still run it.
+    pub fn stuck_threads(&self) -> (u64, usize) {
+        (self.crew.supervisor.replaced(), self.crew.supervisor.stuck())
+    }
+
     pub fn has_function(&self, name: &str) -> bool {
-        self.functions.read().contains_key(name)
+        self.crew.functions.read().contains_key(name)
     }
 
     /// Adds a function, or replaces the code of one, without stopping anything: every JS thread
@@ -123,14 +180,14 @@ impl JsPool {
         spec.revision = self.next_revision.fetch_add(1, Ordering::Relaxed);
         let spec = Arc::new(spec);
         let slots = Arc::new(Semaphore::new(spec.concurrency.max(1)));
-        self.functions.write().insert(
+        self.crew.functions.write().insert(
             spec.key.to_string(),
             Registered {
                 spec: spec.clone(),
                 slots,
             },
         );
-        for control in &self.controls {
+        for control in self.crew.controls.lock().iter() {
             let _ = control.try_send(Control::Warm(spec.clone()));
         }
     }
@@ -146,6 +203,7 @@ impl JsPool {
         request_id: &str,
     ) -> Result<String, Failure> {
         let (spec, slots) = self
+            .crew
             .functions
             .read()
             .get(function)
@@ -208,9 +266,9 @@ impl JsPool {
 impl Drop for JsPool {
     fn drop(&mut self) {
         self.jobs.close();
-        for control in &self.controls {
+        for control in self.crew.controls.lock().iter() {
             control.close();
         }
-        self.supervisor.stop();
+        self.crew.supervisor.stop();
     }
 }

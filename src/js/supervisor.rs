@@ -1,26 +1,52 @@
-//! The supervisor: one thread that stops a script still running at its deadline. Workers arm
-//! their slot before running JavaScript and disarm it after; a stop is only ever sent to the
-//! invocation it was armed for (sequence numbers), and the worker learns whether it fired.
+//! The supervisor: one thread that stops a script still running at its deadline, and retires
+//! a JS thread whose script does not stop. Workers arm their slot before running JavaScript and
+//! disarm it after; a stop is only ever sent to the invocation it was armed for (sequence
+//! numbers), and the worker learns whether it fired.
+//!
 //! The supervisor sleeps until the earliest deadline armed, or with none armed until an arm wakes
 //! it. An arm wakes it only when its deadline comes before the one it sleeps towards: calls of
 //! the same timeout follow one another without a system call, the supervisor wakes about once
 //! per timeout under load (to find the next deadline), and an idle proxy has no thread waking up.
+//!
+//! QuickJS looks for a stop only every 10,000 calls and loop turns, never inside a native call:
+//! a loop of a few long native calls runs on for seconds, minutes, after its stop. A slot still
+//! armed `STUCK_AFTER` past its stop is retired: the pool starts a replacement thread on a fresh
+//! slot, and the retired thread exits when its script ends (at most `max_retired` at once).
 
 use deno_core::v8;
-use parking_lot::{Condvar, Mutex};
-use std::sync::Arc;
-use std::time::Instant;
+use parking_lot::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long after its stop a script may run on before its thread is replaced.
+pub const STUCK_AFTER: Duration = Duration::from_millis(500);
 
 struct Armed {
     seq: u64,
     deadline: Instant,
     handle: v8::IsolateHandle,
+    /// When the script was told to stop.
+    stopped_at: Option<Instant>,
+    /// Found stuck when no more threads could be replaced (logged once).
+    over_cap: bool,
+}
+
+#[derive(Default, Clone, Copy, PartialEq, Debug)]
+enum Occupant {
+    /// A JS thread serving the queue.
+    #[default]
+    Serving,
+    /// A thread replaced while its script did not stop; it exits when the script ends.
+    Retired,
+    /// No thread: free for a replacement.
+    Vacant,
 }
 
 #[derive(Default)]
 struct Slot {
     armed: Option<Armed>,
     fired: Option<u64>,
+    occupant: Occupant,
 }
 
 #[derive(Default)]
@@ -32,22 +58,42 @@ struct State {
     wake_at: Option<Instant>,
     /// Times the supervisor looked at the slots (for tests).
     rounds: u64,
+    /// Threads replaced since start.
+    replaced: u64,
 }
+
+/// What `disarm` tells a worker.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Disarmed {
+    /// The supervisor stopped this invocation's script.
+    pub stopped: bool,
+    /// The thread was replaced while the script ran on: it must exit now.
+    pub retired: bool,
+}
+
+/// Starts a replacement JS thread on the slot given.
+pub type Replace = Box<dyn Fn(usize) + Send + Sync>;
 
 pub struct Supervisor {
     state: Mutex<State>,
     wake: Condvar,
+    /// How many retired threads may run at once; a stuck thread beyond it is not replaced.
+    max_retired: usize,
+    replace: OnceLock<Replace>,
 }
 
 impl Supervisor {
-    /// Starts the supervisor thread for `workers` slots.
-    pub fn start(workers: usize) -> std::io::Result<Arc<Supervisor>> {
+    /// Starts the supervisor thread for `workers` slots; at most `max_retired` stuck threads are
+    /// replaced at once.
+    pub fn start(workers: usize, max_retired: usize) -> std::io::Result<Arc<Supervisor>> {
         let supervisor = Arc::new(Supervisor {
             state: Mutex::new(State {
                 slots: (0..workers).map(|_| Slot::default()).collect(),
                 ..Default::default()
             }),
             wake: Condvar::new(),
+            max_retired,
+            replace: OnceLock::new(),
         });
         let watcher = supervisor.clone();
         std::thread::Builder::new()
@@ -56,22 +102,17 @@ impl Supervisor {
         Ok(supervisor)
     }
 
+    /// Sets what starts a replacement thread (once; the pool, after its threads are made).
+    pub fn on_stuck(&self, replace: Replace) {
+        let _ = self.replace.set(replace);
+    }
+
     fn run(&self) {
         let mut state = self.state.lock();
         while !state.stopped {
             state.rounds += 1;
             let now = Instant::now();
-            let mut earliest: Option<Instant> = None;
-            for slot in state.slots.iter_mut() {
-                let Some(armed) = &slot.armed else { continue };
-                if armed.deadline <= now {
-                    armed.handle.terminate_execution();
-                    slot.fired = Some(armed.seq);
-                    slot.armed = None;
-                } else {
-                    earliest = Some(earliest.map_or(armed.deadline, |e: Instant| e.min(armed.deadline)));
-                }
-            }
+            let earliest = self.look(&mut state, now);
             state.wake_at = earliest;
             match earliest {
                 Some(earliest) => {
@@ -82,15 +123,90 @@ impl Supervisor {
         }
     }
 
+    /// Stops scripts past their deadline, retires threads whose script ran on past
+    /// `STUCK_AFTER`; returns when to look again.
+    fn look(&self, state: &mut MutexGuard<'_, State>, now: Instant) -> Option<Instant> {
+        let mut earliest: Option<Instant> = None;
+        let mut soonest = |at: Instant| earliest = Some(earliest.map_or(at, |e: Instant| e.min(at)));
+        let mut retired = state.slots.iter().filter(|s| s.occupant == Occupant::Retired).count();
+        let mut stuck = Vec::new();
+        for (index, slot) in state.slots.iter_mut().enumerate() {
+            if slot.occupant != Occupant::Serving {
+                continue;
+            }
+            let Some(armed) = &mut slot.armed else { continue };
+            match armed.stopped_at {
+                None if armed.deadline <= now => {
+                    armed.handle.terminate_execution();
+                    armed.stopped_at = Some(now);
+                    slot.fired = Some(armed.seq);
+                    soonest(now + STUCK_AFTER);
+                }
+                None => soonest(armed.deadline),
+                Some(at) if at + STUCK_AFTER > now => soonest(at + STUCK_AFTER),
+                Some(_) if retired < self.max_retired => {
+                    slot.occupant = Occupant::Retired;
+                    retired += 1;
+                    stuck.push(index);
+                }
+                // As many threads are stuck as allowed: this one's capacity is lost until its
+                // script ends or another stuck thread exits (looked at again then).
+                Some(_) => {
+                    if !armed.over_cap {
+                        armed.over_cap = true;
+                        tracing::error!(
+                            worker = index,
+                            stuck = retired,
+                            "a script runs on past its stop; too many JS threads are stuck to replace this one"
+                        );
+                    }
+                    soonest(now + STUCK_AFTER);
+                }
+            }
+        }
+        for index in stuck {
+            let slot = self.vacant_slot(state);
+            state.replaced += 1;
+            tracing::warn!(
+                worker = index,
+                replacement = slot,
+                "a script runs on past its stop; its JS thread is replaced and exits when the script ends"
+            );
+            if let Some(replace) = self.replace.get() {
+                // The replacement arms its slot from its own thread: not under this lock.
+                MutexGuard::unlocked(state, || replace(slot));
+            }
+        }
+        earliest
+    }
+
+    /// A slot for a new thread: a vacant one, or a new one.
+    fn vacant_slot(&self, state: &mut State) -> usize {
+        let index = match state.slots.iter().position(|s| s.occupant == Occupant::Vacant) {
+            Some(index) => index,
+            None => {
+                state.slots.push(Slot::default());
+                state.slots.len() - 1
+            }
+        };
+        state.slots[index] = Slot::default();
+        index
+    }
+
     /// Watches worker `index` until `deadline`; returns the sequence number to disarm with.
     pub fn arm(&self, index: usize, deadline: Instant, handle: v8::IsolateHandle) -> u64 {
         let mut state = self.state.lock();
         state.next_seq += 1;
         let seq = state.next_seq;
-        state.slots[index] = Slot {
-            armed: Some(Armed { seq, deadline, handle }),
-            fired: None,
-        };
+        let slot = &mut state.slots[index];
+        slot.armed = Some(Armed {
+            seq,
+            deadline,
+            handle,
+            stopped_at: None,
+            over_cap: false,
+        });
+        slot.fired = None;
         // Waking the supervisor on every call would cost a context switch each: only a deadline
         // before the one it sleeps towards needs it now.
         if state.wake_at.is_none_or(|at| deadline < at) {
@@ -100,12 +216,29 @@ impl Supervisor {
         seq
     }
 
-    /// Stops watching; true when the supervisor stopped the script of invocation `seq`.
-    pub fn disarm(&self, index: usize, seq: u64) -> bool {
+    /// Stops watching invocation `seq` of worker `index`.
+    pub fn disarm(&self, index: usize, seq: u64) -> Disarmed {
         let mut state = self.state.lock();
         let slot = &mut state.slots[index];
         slot.armed = None;
-        slot.fired.take() == Some(seq)
+        let stopped = slot.fired.take() == Some(seq);
+        let retired = slot.occupant == Occupant::Retired;
+        if retired {
+            // Its thread exits now: the slot can take a later replacement.
+            slot.occupant = Occupant::Vacant;
+        }
+        Disarmed { stopped, retired }
+    }
+
+    /// Threads retired and still running their script.
+    pub fn stuck(&self) -> usize {
+        let state = self.state.lock();
+        state.slots.iter().filter(|s| s.occupant == Occupant::Retired).count()
+    }
+
+    /// Threads replaced since start.
+    pub fn replaced(&self) -> u64 {
+        self.state.lock().replaced
     }
 
     pub fn stop(&self) {
@@ -143,7 +276,7 @@ mod tests {
     #[test]
     fn an_idle_supervisor_sleeps_until_an_arm_wakes_it() {
         let mut runtime = isolate();
-        let supervisor = Supervisor::start(1).expect("supervisor");
+        let supervisor = Supervisor::start(1, 1).expect("supervisor");
         std::thread::sleep(Duration::from_millis(60));
         let idle_rounds = rounds(&supervisor);
         assert!(idle_rounds <= 2, "{idle_rounds} rounds in 60 ms with nothing armed");
@@ -151,14 +284,14 @@ mod tests {
         let deadline = Instant::now() + Duration::from_millis(20);
         let seq = supervisor.arm(0, deadline, runtime.v8_isolate().thread_safe_handle());
         assert!(fired(&supervisor, 0, seq), "the deadline passed unnoticed");
-        assert!(supervisor.disarm(0, seq));
+        assert!(supervisor.disarm(0, seq).stopped);
         supervisor.stop();
     }
 
     #[test]
     fn calls_in_a_row_do_not_wake_the_supervisor() {
         let mut runtime = isolate();
-        let supervisor = Supervisor::start(2).expect("supervisor");
+        let supervisor = Supervisor::start(2, 2).expect("supervisor");
         let started = Instant::now();
         let mut calls = 0;
         while started.elapsed() < Duration::from_millis(150) {
@@ -166,7 +299,7 @@ mod tests {
                 let deadline = Instant::now() + Duration::from_secs(5);
                 let seq = supervisor.arm(index, deadline, runtime.v8_isolate().thread_safe_handle());
                 std::thread::sleep(Duration::from_micros(50));
-                assert!(!supervisor.disarm(index, seq));
+                assert!(!supervisor.disarm(index, seq).stopped);
                 calls += 1;
             }
         }
@@ -178,7 +311,7 @@ mod tests {
     #[test]
     fn an_earlier_deadline_wakes_a_supervisor_waiting_for_a_later_one() {
         let mut runtime = isolate();
-        let supervisor = Supervisor::start(2).expect("supervisor");
+        let supervisor = Supervisor::start(2, 2).expect("supervisor");
         let late = supervisor.arm(
             0,
             Instant::now() + Duration::from_secs(30),
@@ -191,8 +324,44 @@ mod tests {
             runtime.v8_isolate().thread_safe_handle(),
         );
         assert!(fired(&supervisor, 1, early), "the earlier deadline passed unnoticed");
-        assert!(supervisor.disarm(1, early));
-        assert!(!supervisor.disarm(0, late), "the later deadline has not come");
+        assert!(supervisor.disarm(1, early).stopped);
+        assert!(!supervisor.disarm(0, late).stopped, "the later deadline has not come");
+        supervisor.stop();
+    }
+
+    #[test]
+    fn a_thread_whose_script_runs_on_past_its_stop_is_replaced_within_the_cap() {
+        let mut runtime = isolate();
+        let handle = runtime.v8_isolate().thread_safe_handle();
+        let supervisor = Supervisor::start(2, 1).expect("supervisor");
+        let (replaced_tx, replaced) = std::sync::mpsc::channel();
+        supervisor.on_stuck(Box::new(move |slot| {
+            let _ = replaced_tx.send(slot);
+        }));
+        // Nothing disarms these in time: as if their scripts ignored the stop.
+        let deadline = Instant::now() + Duration::from_millis(20);
+        let first = supervisor.arm(0, deadline, handle.clone());
+        let second = supervisor.arm(1, deadline, handle);
+        let slot = replaced.recv_timeout(Duration::from_secs(5)).expect("a replacement");
+        assert_eq!(slot, 2, "a fresh slot for the first stuck thread's replacement");
+        assert!(
+            replaced.recv_timeout(STUCK_AFTER * 3).is_err(),
+            "one stuck thread at a time may be replaced"
+        );
+        assert_eq!((supervisor.stuck(), supervisor.replaced()), (1, 1));
+        // The first script ends: its thread is told to exit, its slot is free again, and the
+        // second stuck thread is replaced on it.
+        let retired = Disarmed {
+            stopped: true,
+            retired: true,
+        };
+        assert_eq!(supervisor.disarm(0, first), retired);
+        let next = replaced
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the second replacement");
+        assert_eq!(next, 0, "the vacant slot is reused");
+        assert_eq!(supervisor.disarm(1, second), retired);
+        assert_eq!((supervisor.stuck(), supervisor.replaced()), (0, 2));
         supervisor.stop();
     }
 }

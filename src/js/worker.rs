@@ -74,6 +74,9 @@ pub struct Worker {
     pub supervisor: Arc<Supervisor>,
     /// Whether instances start from the process's engine snapshot.
     pub snapshot: bool,
+    /// Set when the supervisor replaced this thread (its script ran on past its stop): it
+    /// finishes what it has in hand and exits.
+    pub retired: std::cell::Cell<bool>,
 }
 
 impl Worker {
@@ -103,7 +106,7 @@ impl Worker {
             armed
         })
         .await;
-        let stopped = seq.is_some_and(|seq| self.supervisor.disarm(self.index, seq));
+        let stopped = seq.is_some_and(|seq| self.disarm(seq));
         let result = match result {
             Err(Failure::Load(message)) if stopped => Err(Failure::Load(format!(
                 "{message} (its top-level code ran past the timeout)"
@@ -117,6 +120,15 @@ impl Worker {
             "instance ready"
         );
         result
+    }
+
+    /// Stops the supervisor's watch; true when it stopped the script. Notes a retirement.
+    fn disarm(&self, seq: u64) -> bool {
+        let disarmed = self.supervisor.disarm(self.index, seq);
+        if disarmed.retired {
+            self.retired.set(true);
+        }
+        disarmed.stopped
     }
 
     /// The next job. A job often follows right after the last reply, so the thread spins for a
@@ -137,14 +149,31 @@ impl Worker {
         let mut instances = Instances::default();
         for spec in &self.functions {
             if let Err(failure) = self.ensure(&mut instances, spec).await {
-                let _ = ready.send(Err(failure));
+                if let Err(unheard) = ready.send(Err(failure)) {
+                    let failure = unheard.0.err().map(|f| f.to_string()).unwrap_or_default();
+                    tracing::error!(
+                        worker = self.index,
+                        error = failure,
+                        "a JS thread cannot load its functions"
+                    );
+                }
                 return;
             }
         }
-        let _ = ready.send(Ok(()));
+        if ready.send(Ok(())).is_err() {
+            // Nobody waits for a replacement: it says itself that it serves.
+            tracing::info!(worker = self.index, "JS thread serving (in place of a stuck one)");
+        }
         drop(ready);
 
         loop {
+            if self.retired.get() {
+                tracing::warn!(
+                    worker = self.index,
+                    "a replaced JS thread's script ended; the thread exits"
+                );
+                return;
+            }
             let job = tokio::select! {
                 biased;
                 control = self.control.recv() => match control {
@@ -210,7 +239,7 @@ impl Worker {
         let mut result = instance
             .invoke(&job.event_json, &job.request_id, deadline, job.list_headers)
             .await;
-        let stopped = self.supervisor.disarm(self.index, seq);
+        let stopped = self.disarm(seq);
         // A stopped, timed-out or exhausted instance is not trusted again.
         let replace = stopped
             || instance.out_of_memory()
@@ -230,7 +259,8 @@ impl Worker {
             });
         }
         let _ = job.reply.send(result);
-        if replace {
+        // A retired thread builds nothing more: it exits, its instances with it.
+        if replace && !self.retired.get() {
             tracing::warn!(
                 function = &*name,
                 worker = self.index,

@@ -17,6 +17,13 @@ fn config(origin: &Origin, dir: &std::path::Path, functions: &[(&str, &str)], be
     text
 }
 
+/// Adds a setting line (`timeout = "1s"`) to function `name` of a config made by `config`.
+fn with_setting(config: String, name: &str, line: &str) -> String {
+    let code_line = format!("{name}.mjs\"\n");
+    assert!(config.contains(&code_line), "no function {name} in the config");
+    config.replace(&code_line, &format!("{code_line}{line}\n"))
+}
+
 async fn start(origin: &Origin, functions: &[(&str, &str)], behavior: &str) -> Edgehook {
     start_with_runtime(origin, functions, behavior, "").await
 }
@@ -171,8 +178,7 @@ async fn function_failures_answer_with_their_class_and_the_proxy_keeps_serving()
         "[[behaviors]]\npath = \"*\"",
         &format!("{behaviors}[[behaviors]]\npath = \"*\""),
     );
-    rest = rest.replace("slow.mjs\"\n", "slow.mjs\"\nconcurrency = 1\n");
-    assert!(rest.contains("concurrency = 1"));
+    rest = with_setting(rest, "slow", "concurrency = 1");
     let edge = Edgehook::start_in(dir, "", &rest).await;
     let c = client();
     let check = |response: reqwest::Response, status: u16, class: &str| {
@@ -253,9 +259,8 @@ async fn a_function_allocating_large_blocks_is_held_at_its_memory_limit() {
         &[("hoard", HOARD)],
         "viewer_request = \"hoard\"",
         "",
-    )
-    .replace("hoard.mjs\"\n", "hoard.mjs\"\nmemory = \"32MiB\"\n");
-    assert!(rest.contains("memory = \"32MiB\""));
+    );
+    let rest = with_setting(rest, "hoard", "memory = \"32MiB\"");
     let edge = Edgehook::start_in(dir, "", &rest).await;
     let c = client();
     let before = peak_resident_kib(edge.pid());
@@ -271,6 +276,54 @@ async fn a_function_allocating_large_blocks_is_held_at_its_memory_limit() {
     let next = c.get(edge.url("/next")).send().await.unwrap();
     assert_eq!(next.status(), 200, "a fresh instance serves the next request");
     assert_eq!(origin.last().uri, "/next");
+}
+
+#[tokio::test]
+async fn a_script_that_ignores_its_stop_costs_its_thread_not_the_service() {
+    // One JS thread. Each turn is one long native call (a search through 16 MiB); the engine
+    // looks for a stop only every 10,000 calls and loop turns, so the script runs on for
+    // seconds past its 200 ms timeout.
+    const SEARCH: &str = "export const handler = async (e) => { const r = e.Records[0].cf.request; if (r.uri === '/search') { const text = 'x'.repeat(16 << 20); let found = 0; for (let i = 0; i < 100; i++) found += text.indexOf('y' + i); r.uri = '/found' + found; } return r; };";
+    let origin = Origin::start(|_| Reply::ok("fine").header("cache-control", "no-store")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rest = config(
+        &origin,
+        dir.path(),
+        &[("search", SEARCH)],
+        "viewer_request = \"search\"",
+        "",
+    )
+    .replace("[runtime]\nthreads = 2\n", "[runtime]\nthreads = 1\n");
+    let rest = with_setting(rest, "search", "timeout = \"200ms\"");
+    let edge = Edgehook::start_in(dir, "", &rest).await;
+    let c = client();
+    let started = std::time::Instant::now();
+    let stuck = c.get(edge.url("/search")).send().await.unwrap();
+    assert_eq!(stuck.status(), 503);
+    assert_eq!(stuck.headers()["x-cache"], "LambdaExecutionError from edgehook");
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    // Its thread is replaced: the next requests are served while the search goes on.
+    for _ in 0..3 {
+        let next = c.get(edge.url("/next")).send().await.unwrap();
+        assert_eq!(next.status(), 200, "after {:?}", started.elapsed());
+    }
+    assert_eq!(metric(&edge, "edgehook_js_threads_replaced_total").await, 1);
+    assert_eq!(metric(&edge, "edgehook_js_threads_stuck").await, 1);
+    edge.wait_log("a script runs on past its stop; its JS thread is replaced")
+        .await;
+    // The replaced thread exits when the search ends.
+    while metric(&edge, "edgehook_js_threads_stuck").await > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the replaced thread never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(c.get(edge.url("/last")).send().await.unwrap().status(), 200);
 }
 
 async fn metric(edge: &Edgehook, line_start: &str) -> u64 {
