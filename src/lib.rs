@@ -5,13 +5,13 @@ pub mod cli;
 pub mod config;
 pub mod deploy;
 pub mod edge;
-pub mod internal_socket;
 pub mod js;
 pub mod local_http;
 pub mod origin;
 pub mod proxy;
 pub mod reload;
 pub mod server;
+pub mod service_ready;
 pub mod tls;
 
 /// The process allocator, for the binary, the benchmarks and the tests alike. A proxied request

@@ -6,13 +6,13 @@ use crate::admin::api::AdminApi;
 use crate::admin::metrics::Metrics;
 use crate::cache::CacheLayer;
 use crate::config::{Config, OriginKind};
-use crate::internal_socket::ReadyWhenAccepting;
 use crate::local_http::LocalApp;
 use crate::origin::dir::DirServer;
 use crate::origin::local::LocalOrigin;
 use crate::origin::Upstreams;
 use crate::proxy::ctx::InFlight;
 use crate::proxy::{Edge, EdgeProxy};
+use crate::service_ready::{Probe, ReadyWhenAccepting};
 use async_trait::async_trait;
 use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::ServerConf;
@@ -148,7 +148,12 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
             proxy.add_tls_with_settings(&address.to_string(), None, settings);
         }
     }
-    let proxy = server.add_service(proxy);
+    // Tried on its first plain listener (a TLS one would log the probe's empty handshake as an
+    // error): the admin listener (`/healthz`) waits for it.
+    let proxy = match config.server.listen.first().copied() {
+        Some(address) => server.add_service(ReadyWhenAccepting::new(proxy, Probe::Tcp(address))),
+        None => server.add_service(proxy),
+    };
 
     // Always there: origin-request functions may generate responses even without directories.
     let local = LocalOrigin {
@@ -160,7 +165,10 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
     let mut local_service = Service::new("local origin".into(), LocalApp(local));
     local_service.add_uds(&local_socket.to_string_lossy(), None);
     local_service.threads = Some(1);
-    let local_service = server.add_service(ReadyWhenAccepting::new(local_service, local_socket.clone()));
+    let local_service = server.add_service(ReadyWhenAccepting::new(
+        local_service,
+        Probe::Unix(local_socket.clone()),
+    ));
     proxy.add_dependency(&local_service);
 
     let reloader = Arc::new(crate::reload::Reloader {
@@ -181,7 +189,8 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
         let mut admin_service = Service::new("admin".into(), LocalApp(api));
         admin_service.add_tcp(&admin.to_string());
         admin_service.threads = Some(1);
-        server.add_service(admin_service);
+        let admin_service = server.add_service(admin_service);
+        admin_service.add_dependency(&proxy);
     }
 
     tracing::info!(

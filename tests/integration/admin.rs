@@ -1,6 +1,7 @@
 //! The admin listener: health, metrics, purge with its token.
 
 use crate::support::*;
+use std::time::Duration;
 
 fn config(origin: &Origin) -> String {
     format!(
@@ -61,6 +62,34 @@ async fn healthz_and_metrics() {
     }
     assert_eq!(c.get(edge.admin_url("/nope")).send().await.unwrap().status(), 404);
     assert_eq!(c.delete(edge.admin_url("/healthz")).send().await.unwrap().status(), 405);
+}
+
+/// `/healthz` answers only once the proxy accepts (the admin listener starts after it): a health
+/// check that passes means requests are taken.
+#[tokio::test]
+async fn healthz_answers_only_once_the_proxy_listens() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let origin = Origin::start(|_| Reply::ok("x")).await;
+    for start in 0..16 {
+        let mut edge = Edgehook::spawn_in(tempfile::tempdir().unwrap(), "", &config(&origin));
+        let mut stream = edge.first_connection(edge.admin).await;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+        assert!(
+            answer.starts_with(b"HTTP/1.1 200"),
+            "start {start}: {}",
+            String::from_utf8_lossy(&answer)
+        );
+        let proxy = tokio::net::TcpStream::connect(edge.http).await;
+        assert!(
+            proxy.is_ok(),
+            "start {start}: /healthz answered, the proxy refused: {proxy:?}"
+        );
+    }
 }
 
 #[tokio::test]

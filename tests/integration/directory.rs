@@ -103,7 +103,7 @@ async fn the_first_request_after_start_is_served() {
         )
         .unwrap();
         let mut edge = Edgehook::spawn_in(dir, "", &config);
-        let mut stream = edge.first_connection().await;
+        let mut stream = edge.first_connection(edge.http).await;
         stream
             .write_all(b"GET / HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n")
             .await

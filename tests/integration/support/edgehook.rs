@@ -82,15 +82,15 @@ impl Edgehook {
         }
     }
 
-    /// The first connection the proxy's HTTP listener accepts, tried again and again from the
-    /// moment the process starts (up to 20 s).
-    pub async fn first_connection(&mut self) -> tokio::net::TcpStream {
+    /// The first connection `address` (one of its listeners) accepts, tried again and again
+    /// from the moment the process starts (up to 20 s).
+    pub async fn first_connection(&mut self, address: SocketAddr) -> tokio::net::TcpStream {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("edgehook exited early ({status}):\n{}", self.log_text());
             }
-            if let Ok(stream) = tokio::net::TcpStream::connect(self.http).await {
+            if let Ok(stream) = tokio::net::TcpStream::connect(address).await {
                 // Tried this often, a connect to a port nobody listens on can pick that same
                 // port as its own and connect to itself: that is not the proxy.
                 if stream.local_addr().ok() != stream.peer_addr().ok() {
