@@ -62,7 +62,9 @@ impl Reloader {
         let new = config::load(&self.path).map_err(|e| e.to_string())?;
         let old = self.edge.config.load_full();
         let deploy = self.edge.deploy.as_ref().ok_or("functions are not running")?;
-        let pool = self.edge.functions.as_ref().ok_or("functions are not running")?;
+        if self.edge.functions.is_none() {
+            return Err("functions are not running".into());
+        }
         // Everything that can fail happens before anything changes.
         let changed: Vec<&config::Function> = new
             .functions
@@ -85,9 +87,7 @@ impl Reloader {
         };
         deploy.set_configured(new.functions.clone());
         for function in changed {
-            if !deploy.has_uploaded_code(&function.name) {
-                pool.register(FunctionSpec::from(function));
-            }
+            deploy.register_configured(function);
         }
         deploy.refresh_aliases().map_err(|e| e.to_string())?;
         for behavior in &new.behaviors {

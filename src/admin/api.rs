@@ -145,8 +145,12 @@ impl AdminApi {
                 let Ok(source) = String::from_utf8(body) else {
                     return json_error(400, "the code must be UTF-8 JavaScript");
                 };
-                deploy
-                    .put_code(name, &source)
+                // Loading the code to check it runs its top-level code (up to its timeout): off
+                // this listener's only thread, so health checks and metrics answer meanwhile.
+                let (deploying, function) = (deploy.clone(), name.to_string());
+                blocking(move || deploying.put_code(&function, &source))
+                    .await
+                    .unwrap_or_else(|e| Err(crate::deploy::DeployError::Load(e)))
                     .map(|()| json(200, serde_json::json!({ "function": name, "updated": "$LATEST" })))
             }
             ("POST", [name, "versions"]) => deploy
@@ -227,6 +231,13 @@ impl AdminApi {
     }
 }
 
+/// Runs `work` on tokio's blocking pool; a panic in it becomes an error message.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| format!("the work stopped: {e}"))
+}
+
 #[async_trait]
 impl Handler for AdminApi {
     async fn handle(&self, session: &mut ServerSession) -> Reply {
@@ -238,7 +249,14 @@ impl Handler for AdminApi {
             ("POST", "/cache/purge") => self.purge(session).await,
             ("POST", "/reload") => match self.refuse_unauthorized(session) {
                 Some(refusal) => refusal,
-                None => match self.reloader.reload_and_log("POST /reload") {
+                // Off this listener's thread too: a reload loads every changed function.
+                None => match blocking({
+                    let reloader = self.reloader.clone();
+                    move || reloader.reload_and_log("POST /reload")
+                })
+                .await
+                .unwrap_or_else(Err)
+                {
                     Ok(report) => json(200, serde_json::to_value(report).unwrap_or_default()),
                     Err(message) => json_error(400, &message),
                 },

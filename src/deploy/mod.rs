@@ -43,6 +43,9 @@ pub struct Deployments {
     /// (function, alias) -> the deployment moving it.
     active: parking_lot::Mutex<HashMap<(String, String), String>>,
     next_deployment: std::sync::atomic::AtomicU64,
+    /// Held while a code change (an upload, a reload's new config code) reaches the store and
+    /// the pool, so that the two always agree on which code is `$LATEST`.
+    code_changes: parking_lot::Mutex<()>,
 }
 
 fn spec_of(name: &str, key: &str, version: &str, code: &FunctionCode, concurrency: usize) -> FunctionSpec {
@@ -91,6 +94,7 @@ impl Deployments {
             rollouts: Default::default(),
             active: Default::default(),
             next_deployment: std::sync::atomic::AtomicU64::new(1),
+            code_changes: parking_lot::Mutex::new(()),
         };
         for name in config.functions.keys() {
             if let Some(code) = deployments.store.latest(name)? {
@@ -138,6 +142,14 @@ impl Deployments {
     /// reload leaves in place).
     pub fn has_uploaded_code(&self, name: &str) -> bool {
         self.store.latest(name).ok().flatten().is_some()
+    }
+
+    /// Runs a reloaded config's new code for `function`, unless its `$LATEST` is uploaded code.
+    pub fn register_configured(&self, function: &crate::config::Function) {
+        let _change = self.code_changes.lock();
+        if !self.has_uploaded_code(&function.name) {
+            self.pool.register(FunctionSpec::from(function));
+        }
     }
 
     /// The aliases of the state directory, for functions the config defines.
@@ -216,6 +228,7 @@ impl Deployments {
             snapshot: true,
         };
         JsPool::start(vec![probe], &options).map_err(|e| DeployError::Load(e.to_string()))?;
+        let _change = self.code_changes.lock();
         self.store.put_latest(name, &code)?;
         self.register_latest(name, &code);
         Ok(())

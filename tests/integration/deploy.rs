@@ -526,4 +526,40 @@ async fn concurrent_admin_calls_do_not_trip_over_each_other() {
     );
     let (_, described) = admin(&edge, reqwest::Method::GET, "/functions/f", "", false).await;
     assert_eq!(described["versions"].as_array().unwrap().len(), 8);
+    // The uploads ran side by side: the code served is the code stored as $LATEST.
+    let store = ::edgehook::deploy::store::Store::open(state.path()).unwrap();
+    let stored = store.latest("f").unwrap().unwrap().source;
+    let served = code_seen(&edge, &origin, "/", "a").await;
+    assert_eq!(marker(&served), stored);
+}
+
+#[tokio::test]
+async fn the_admin_listener_answers_while_uploaded_code_loads() {
+    let origin = Origin::start(|_| Reply::ok("x")).await;
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rest = config(&origin, dir.path(), state.path(), false);
+    let edge = std::sync::Arc::new(Edgehook::start_in(dir, "", &rest).await);
+    // Top-level code that takes 1.5 s (within the function's 5 s): the upload waits for it.
+    let slow = format!(
+        "const end = Date.now() + 1500; while (Date.now() < end) {{}}\n{}",
+        marker("slow")
+    );
+    let upload = {
+        let edge = edge.clone();
+        tokio::spawn(async move { admin(&edge, reqwest::Method::PUT, "/functions/f/code", &slow, true).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let asked = std::time::Instant::now();
+    let health = client().get(edge.admin_url("/healthz")).send().await.unwrap();
+    let answered = asked.elapsed();
+    assert_eq!(health.status(), 200);
+    assert!(
+        answered < std::time::Duration::from_millis(700),
+        "/healthz waited {answered:?} for the upload"
+    );
+    assert!(!upload.is_finished(), "the upload was still loading");
+    let (status, body) = upload.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(code_seen(&edge, &origin, "/", "a").await, "slow");
 }
