@@ -152,10 +152,10 @@ fn run(args: DeployArgs) -> Result<bool, String> {
         (Some(path), None) => {
             let source = std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
             admin.call("PUT", &format!("/functions/{function}/code"), &source)?;
-            println!("uploaded {} as {function} $LATEST", path.display());
+            super::print_line(format_args!("uploaded {} as {function} $LATEST", path.display()));
             let published = admin.call("POST", &format!("/functions/{function}/versions"), b"")?;
             let version = published["version"].as_u64().ok_or("no version number in the answer")? as u32;
-            println!("published {function} version {version}");
+            super::print_line(format_args!("published {function} version {version}"));
             version
         }
         (None, Some(version)) => version,
@@ -179,10 +179,10 @@ fn run(args: DeployArgs) -> Result<bool, String> {
         .as_str()
         .ok_or("no deployment id in the answer")?
         .to_string();
-    println!(
+    super::print_line(format_args!(
         "deployment {id}: {function}:{alias} version {} -> {version}",
         started["from_version"]
-    );
+    ));
     let mut last = String::new();
     loop {
         let status = admin.call(
@@ -198,14 +198,17 @@ fn run(args: DeployArgs) -> Result<bool, String> {
             status["errors"]
         );
         if line != last {
-            println!("deployment {id}: {line}");
+            super::print_line(format_args!("deployment {id}: {line}"));
             last = line;
         }
         match status["state"].as_str() {
             Some("InProgress") => std::thread::sleep(Duration::from_millis(250)),
             Some("Succeeded") => return Ok(true),
             _ => {
-                println!("deployment {id}: {}", status["reason"].as_str().unwrap_or("ended"));
+                super::print_line(format_args!(
+                    "deployment {id}: {}",
+                    status["reason"].as_str().unwrap_or("ended")
+                ));
                 return Ok(false);
             }
         }

@@ -124,10 +124,7 @@ fn spec(args: &InvokeArgs) -> Result<FunctionSpec, String> {
 }
 
 fn print_json(value: &serde_json::Value) {
-    use std::io::Write as _;
-    let text = serde_json::to_string_pretty(value).unwrap_or_default();
-    // A reader that stopped early (`| head`) has what it wanted: not worth a panic.
-    let _ = writeln!(std::io::stdout().lock(), "{text}");
+    super::print_line(serde_json::to_string_pretty(value).unwrap_or_default());
 }
 
 pub fn invoke(args: InvokeArgs) -> ExitCode {

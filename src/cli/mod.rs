@@ -122,12 +122,12 @@ pub fn main() -> ExitCode {
                     eprintln!("{}: {} problem(s)", path.display(), failures.len());
                     return ExitCode::from(INVALID_CONFIG);
                 }
-                println!(
+                print_line(format_args!(
                     "{}: valid ({} origins, {} behaviors)",
                     path.display(),
                     config.origins.len(),
                     config.behaviors.len()
-                );
+                ));
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -163,4 +163,11 @@ pub fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Prints a line on stdout. A reader that stopped early (`| head`) has what it wanted: not
+/// worth the panic of `println!`.
+pub(crate) fn print_line(line: impl std::fmt::Display) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
 }

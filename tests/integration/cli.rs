@@ -17,6 +17,22 @@ fn check_accepts_every_shipped_config() {
 }
 
 #[test]
+fn check_output_to_a_closed_pipe_is_no_panic() {
+    // `edgehook check | head -0`: the reader is gone before the verdict is written.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edgehook"))
+        .args(["check", "--config", "config/edgehook.toml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run edgehook");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
 fn check_reports_every_problem_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
