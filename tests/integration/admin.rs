@@ -1,7 +1,6 @@
 //! The admin listener: health, metrics, purge with its token.
 
 use crate::support::*;
-use std::time::Duration;
 
 fn config(origin: &Origin) -> String {
     format!(
@@ -68,22 +67,16 @@ async fn healthz_and_metrics() {
 /// check that passes means requests are taken.
 #[tokio::test]
 async fn healthz_answers_only_once_the_proxy_listens() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let origin = Origin::start(|_| Reply::ok("x")).await;
     for start in 0..16 {
         let mut edge = Edgehook::spawn_in(tempfile::tempdir().unwrap(), "", &config(&origin));
-        let mut stream = edge.first_connection(edge.admin).await;
-        stream
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
-        let mut answer = Vec::new();
-        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
-        assert!(
-            answer.starts_with(b"HTTP/1.1 200"),
-            "start {start}: {}",
-            String::from_utf8_lossy(&answer)
-        );
+        let stream = edge.first_connection(edge.admin).await;
+        let answer = raw_exchange(
+            stream,
+            b"GET /healthz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "start {start}: {answer}");
         let proxy = tokio::net::TcpStream::connect(edge.http).await;
         assert!(
             proxy.is_ok(),

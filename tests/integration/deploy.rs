@@ -41,6 +41,16 @@ async fn admin(
     )
 }
 
+/// An origin, a state directory and edgehook serving function `f` (code marked "config").
+async fn start_with_state() -> (Origin, tempfile::TempDir, std::sync::Arc<Edgehook>) {
+    let origin = Origin::start(|_| Reply::ok("x")).await;
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rest = config(&origin, dir.path(), state.path(), false);
+    let edge = std::sync::Arc::new(Edgehook::start_in(dir, "", &rest).await);
+    (origin, state, edge)
+}
+
 async fn code_seen(edge: &Edgehook, origin: &Origin, path: &str, agent: &str) -> String {
     let response = client()
         .get(edge.url(path))
@@ -490,11 +500,7 @@ async fn the_deploy_command_uploads_publishes_and_follows_the_deployment() {
 
 #[tokio::test]
 async fn concurrent_admin_calls_do_not_trip_over_each_other() {
-    let origin = Origin::start(|_| Reply::ok("x")).await;
-    let state = tempfile::tempdir().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let rest = config(&origin, dir.path(), state.path(), false);
-    let edge = std::sync::Arc::new(Edgehook::start_in(dir, "", &rest).await);
+    let (origin, state, edge) = start_with_state().await;
     let calls: Vec<_> = (0..8)
         .map(|i| {
             let edge = edge.clone();
@@ -535,11 +541,7 @@ async fn concurrent_admin_calls_do_not_trip_over_each_other() {
 
 #[tokio::test]
 async fn the_admin_listener_answers_while_uploaded_code_loads() {
-    let origin = Origin::start(|_| Reply::ok("x")).await;
-    let state = tempfile::tempdir().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let rest = config(&origin, dir.path(), state.path(), false);
-    let edge = std::sync::Arc::new(Edgehook::start_in(dir, "", &rest).await);
+    let (origin, _state, edge) = start_with_state().await;
     // Top-level code that takes 1.5 s (within the function's 5 s): the upload waits for it.
     let slow = format!(
         "const end = Date.now() + 1500; while (Date.now() < end) {{}}\n{}",

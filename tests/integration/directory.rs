@@ -2,7 +2,6 @@
 //! of the directory.
 
 use crate::support::*;
-use std::time::Duration;
 
 /// A site directory inside a temp dir, with a secret file next to it and a symlink pointing out.
 fn site() -> tempfile::TempDir {
@@ -90,7 +89,6 @@ async fn serves_files_with_types_and_validators() {
 /// service on its own runtime; before, 6 of 40 such first requests got a 502).
 #[tokio::test]
 async fn the_first_request_after_start_is_served() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // With a function the process is busiest at the moment its services start (JS threads
     // making their instances), which is when the gap was widest.
     let config =
@@ -103,14 +101,12 @@ async fn the_first_request_after_start_is_served() {
         )
         .unwrap();
         let mut edge = Edgehook::spawn_in(dir, "", &config);
-        let mut stream = edge.first_connection(edge.http).await;
-        stream
-            .write_all(b"GET / HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
-        let mut answer = Vec::new();
-        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
-        let answer = String::from_utf8_lossy(&answer);
+        let stream = edge.first_connection(edge.http).await;
+        let answer = raw_exchange(
+            stream,
+            b"GET / HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n",
+        )
+        .await;
         assert!(
             answer.starts_with("HTTP/1.1 200") && answer.ends_with("<h1>home</h1>"),
             "start {start}: {answer}\n{}",

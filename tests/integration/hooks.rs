@@ -245,23 +245,33 @@ fn peak_resident_kib(pid: i32) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// Edgehook on `threads` JS threads with one viewer-request function (name, source) and a
+/// setting line for it, in front of an origin that answers 200 and lets nothing be cached.
+async fn start_hostile(function: (&str, &str), setting: &str, threads: usize) -> (Origin, Edgehook) {
+    let origin = Origin::start(|_| Reply::ok("fine").header("cache-control", "no-store")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (name, _) = function;
+    let rest = config(
+        &origin,
+        dir.path(),
+        &[function],
+        &format!("viewer_request = \"{name}\""),
+        "",
+    )
+    .replace("[runtime]\nthreads = 2\n", &format!("[runtime]\nthreads = {threads}\n"));
+    assert!(rest.contains(&format!("[runtime]\nthreads = {threads}\n")));
+    let rest = with_setting(rest, name, setting);
+    let edge = Edgehook::start_in(dir, "", &rest).await;
+    (origin, edge)
+}
+
 #[tokio::test]
 async fn a_function_allocating_large_blocks_is_held_at_its_memory_limit() {
     // 192 blocks of 16 MiB (3 GiB), each written so that it is resident, against a 32 MiB limit.
     // The engine notices a termination only every few thousand operations, well after the next
     // block: each block past the limit must be refused, not granted more room.
     const HOARD: &str = "export const handler = async (e) => { const r = e.Records[0].cf.request; if (r.uri === '/hoard') { const kept = []; for (let i = 0; i < 192; i++) { const block = new Uint8Array(16 << 20); block.fill(1); kept.push(block); } r.uri = '/kept-' + kept.length; } return r; };";
-    let origin = Origin::start(|_| Reply::ok("fine").header("cache-control", "no-store")).await;
-    let dir = tempfile::tempdir().unwrap();
-    let rest = config(
-        &origin,
-        dir.path(),
-        &[("hoard", HOARD)],
-        "viewer_request = \"hoard\"",
-        "",
-    );
-    let rest = with_setting(rest, "hoard", "memory = \"32MiB\"");
-    let edge = Edgehook::start_in(dir, "", &rest).await;
+    let (origin, edge) = start_hostile(("hoard", HOARD), "memory = \"32MiB\"", 2).await;
     let c = client();
     let before = peak_resident_kib(edge.pid());
     let response = c.get(edge.url("/hoard")).send().await.unwrap();
@@ -284,18 +294,7 @@ async fn a_script_that_ignores_its_stop_costs_its_thread_not_the_service() {
     // looks for a stop only every 10,000 calls and loop turns, so the script runs on for
     // seconds past its 200 ms timeout.
     const SEARCH: &str = "export const handler = async (e) => { const r = e.Records[0].cf.request; if (r.uri === '/search') { const text = 'x'.repeat(16 << 20); let found = 0; for (let i = 0; i < 100; i++) found += text.indexOf('y' + i); r.uri = '/found' + found; } return r; };";
-    let origin = Origin::start(|_| Reply::ok("fine").header("cache-control", "no-store")).await;
-    let dir = tempfile::tempdir().unwrap();
-    let rest = config(
-        &origin,
-        dir.path(),
-        &[("search", SEARCH)],
-        "viewer_request = \"search\"",
-        "",
-    )
-    .replace("[runtime]\nthreads = 2\n", "[runtime]\nthreads = 1\n");
-    let rest = with_setting(rest, "search", "timeout = \"200ms\"");
-    let edge = Edgehook::start_in(dir, "", &rest).await;
+    let (_origin, edge) = start_hostile(("search", SEARCH), "timeout = \"200ms\"", 1).await;
     let c = client();
     let started = std::time::Instant::now();
     let stuck = c.get(edge.url("/search")).send().await.unwrap();

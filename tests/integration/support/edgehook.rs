@@ -7,9 +7,32 @@ use std::time::{Duration, Instant};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
+/// A loopback address for edgehook to listen on. Not one of the kernel's ephemeral ports: a port
+/// found free by `bind(0)` and let go could be handed to another test's `bind(0)` before
+/// edgehook takes it, and a test would then talk to another test's edgehook. Ports below the
+/// ephemeral range are taken by nothing but this function, which hands each out once per run.
 pub fn free_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local address")
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    const FIRST: usize = 20_000;
+    let ephemeral_start: usize = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768);
+    if ephemeral_start <= FIRST + 1_000 {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        return listener.local_addr().expect("local address");
+    }
+    let span = ephemeral_start - FIRST;
+    // Another run of the tests at the same time starts elsewhere in the range.
+    let offset = std::process::id() as usize * 997;
+    loop {
+        let port = FIRST + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        let address = SocketAddr::from(([127, 0, 0, 1], port as u16));
+        if TcpListener::bind(address).is_ok() {
+            return address;
+        }
+    }
 }
 
 pub struct Edgehook {
@@ -91,8 +114,8 @@ impl Edgehook {
                 panic!("edgehook exited early ({status}):\n{}", self.log_text());
             }
             if let Ok(stream) = tokio::net::TcpStream::connect(address).await {
-                // Tried this often, a connect to a port nobody listens on can pick that same
-                // port as its own and connect to itself: that is not the proxy.
+                // A connect to an ephemeral port nobody listens on can pick that same port as
+                // its own and connect to itself (`free_addr` avoids those ports; kept safe).
                 if stream.local_addr().ok() != stream.peer_addr().ok() {
                     return stream;
                 }
@@ -195,8 +218,13 @@ impl Drop for Edgehook {
 
 /// Sends raw bytes and returns everything the server answers until it closes (or 5 s pass).
 pub async fn raw_request(addr: SocketAddr, request: &[u8]) -> String {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    raw_exchange(stream, request).await
+}
+
+/// `raw_request` on a connection already made.
+pub async fn raw_exchange(mut stream: tokio::net::TcpStream, request: &[u8]) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     stream.write_all(request).await.expect("send");
     let mut answer = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
