@@ -164,6 +164,11 @@ impl Supervisor {
                 }
             }
         }
+        if !stuck.is_empty() {
+            // The lock is let go below: an arm meanwhile (the replacement's first, say) finds no
+            // supervisor waiting to wake. Look again at once.
+            earliest = Some(now);
+        }
         for index in stuck {
             let slot = self.vacant_slot(state);
             state.replaced += 1;
@@ -362,6 +367,31 @@ mod tests {
         assert_eq!(next, 0, "the vacant slot is reused");
         assert_eq!(supervisor.disarm(1, second), retired);
         assert_eq!((supervisor.stuck(), supervisor.replaced()), (0, 2));
+        supervisor.stop();
+    }
+
+    #[test]
+    fn a_deadline_armed_while_a_replacement_starts_is_kept() {
+        let mut runtime = isolate();
+        let handle = runtime.v8_isolate().thread_safe_handle();
+        let supervisor = Supervisor::start(1, 1).expect("supervisor");
+        let (armed_tx, armed) = std::sync::mpsc::channel();
+        let arming = Arc::downgrade(&supervisor);
+        let replacement_handle = handle.clone();
+        // The replacement arms its slot at once, while the supervisor has let go of its lock.
+        supervisor.on_stuck(Box::new(move |slot| {
+            if let Some(supervisor) = arming.upgrade() {
+                let deadline = Instant::now() + Duration::from_millis(30);
+                let seq = supervisor.arm(slot, deadline, replacement_handle.clone());
+                let _ = armed_tx.send((slot, seq));
+            }
+        }));
+        supervisor.arm(0, Instant::now() + Duration::from_millis(10), handle);
+        let (slot, seq) = armed.recv_timeout(Duration::from_secs(5)).expect("a replacement");
+        assert!(
+            fired(&supervisor, slot, seq),
+            "the replacement's deadline passed unnoticed"
+        );
         supervisor.stop();
     }
 }
