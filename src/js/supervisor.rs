@@ -334,15 +334,29 @@ mod tests {
         supervisor.stop();
     }
 
+    /// A supervisor whose replacements run `replace` (given the supervisor and the new slot) and
+    /// send what it returns.
+    fn reporting<T: Send + 'static>(
+        workers: usize,
+        max_retired: usize,
+        replace: impl Fn(&Supervisor, usize) -> T + Send + Sync + 'static,
+    ) -> (Arc<Supervisor>, std::sync::mpsc::Receiver<T>) {
+        let supervisor = Supervisor::start(workers, max_retired).expect("supervisor");
+        let (sender, reports) = std::sync::mpsc::channel();
+        let weak = Arc::downgrade(&supervisor);
+        supervisor.on_stuck(Box::new(move |slot| {
+            if let Some(supervisor) = weak.upgrade() {
+                let _ = sender.send(replace(&supervisor, slot));
+            }
+        }));
+        (supervisor, reports)
+    }
+
     #[test]
     fn a_thread_whose_script_runs_on_past_its_stop_is_replaced_within_the_cap() {
         let mut runtime = isolate();
         let handle = runtime.v8_isolate().thread_safe_handle();
-        let supervisor = Supervisor::start(2, 1).expect("supervisor");
-        let (replaced_tx, replaced) = std::sync::mpsc::channel();
-        supervisor.on_stuck(Box::new(move |slot| {
-            let _ = replaced_tx.send(slot);
-        }));
+        let (supervisor, replaced) = reporting(2, 1, |_, slot| slot);
         // Nothing disarms these in time: as if their scripts ignored the stop.
         let deadline = Instant::now() + Duration::from_millis(20);
         let first = supervisor.arm(0, deadline, handle.clone());
@@ -374,18 +388,12 @@ mod tests {
     fn a_deadline_armed_while_a_replacement_starts_is_kept() {
         let mut runtime = isolate();
         let handle = runtime.v8_isolate().thread_safe_handle();
-        let supervisor = Supervisor::start(1, 1).expect("supervisor");
-        let (armed_tx, armed) = std::sync::mpsc::channel();
-        let arming = Arc::downgrade(&supervisor);
         let replacement_handle = handle.clone();
         // The replacement arms its slot at once, while the supervisor has let go of its lock.
-        supervisor.on_stuck(Box::new(move |slot| {
-            if let Some(supervisor) = arming.upgrade() {
-                let deadline = Instant::now() + Duration::from_millis(30);
-                let seq = supervisor.arm(slot, deadline, replacement_handle.clone());
-                let _ = armed_tx.send((slot, seq));
-            }
-        }));
+        let (supervisor, armed) = reporting(1, 1, move |supervisor, slot| {
+            let deadline = Instant::now() + Duration::from_millis(30);
+            (slot, supervisor.arm(slot, deadline, replacement_handle.clone()))
+        });
         supervisor.arm(0, Instant::now() + Duration::from_millis(10), handle);
         let (slot, seq) = armed.recv_timeout(Duration::from_secs(5)).expect("a replacement");
         assert!(
