@@ -1,7 +1,8 @@
 //! The JavaScript function runtime: a pool of threads, each owning one warm instance of every
 //! function (`instance`), fed by a bounded queue (`pool`), with a supervisor that stops scripts
-//! at their timeout and has a thread whose script will not stop replaced (`supervisor`). `invoke` runs an event and validates the result against the
-//! Lambda@Edge contract (`crate::edge`).
+//! at their timeout and has a thread whose script will not stop replaced (`supervisor`).
+//! `invoke` runs an event and validates the result against the Lambda@Edge contract
+//! (`crate::edge`).
 //!
 //! ```text
 //!  caller (any thread)                     JS thread k (current-thread tokio runtime)

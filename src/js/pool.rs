@@ -46,6 +46,14 @@ struct Registered {
     slots: Arc<Semaphore>,
 }
 
+impl Registered {
+    /// `spec` with a fresh concurrency limit.
+    fn new(spec: Arc<FunctionSpec>) -> Registered {
+        let slots = Arc::new(Semaphore::new(spec.concurrency.max(1)));
+        Registered { spec, slots }
+    }
+}
+
 /// What the JS threads are made from, kept to make a replacement for a stuck one.
 struct Crew {
     jobs: async_channel::Receiver<Job>,
@@ -121,16 +129,7 @@ impl JsPool {
             functions: RwLock::new(
                 specs
                     .iter()
-                    .map(|spec| {
-                        let slots = Arc::new(Semaphore::new(spec.concurrency.max(1)));
-                        (
-                            spec.key.to_string(),
-                            Registered {
-                                spec: spec.clone(),
-                                slots,
-                            },
-                        )
-                    })
+                    .map(|spec| (spec.key.to_string(), Registered::new(spec.clone())))
                     .collect(),
             ),
             supervisor: supervisor.clone(),
@@ -179,14 +178,10 @@ impl JsPool {
     pub fn register(&self, mut spec: FunctionSpec) {
         spec.revision = self.next_revision.fetch_add(1, Ordering::Relaxed);
         let spec = Arc::new(spec);
-        let slots = Arc::new(Semaphore::new(spec.concurrency.max(1)));
-        self.crew.functions.write().insert(
-            spec.key.to_string(),
-            Registered {
-                spec: spec.clone(),
-                slots,
-            },
-        );
+        self.crew
+            .functions
+            .write()
+            .insert(spec.key.to_string(), Registered::new(spec.clone()));
         for control in self.crew.controls.lock().iter() {
             let _ = control.try_send(Control::Warm(spec.clone()));
         }

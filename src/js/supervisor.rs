@@ -62,6 +62,13 @@ struct State {
     replaced: u64,
 }
 
+impl State {
+    /// Threads retired and still running their script.
+    fn retired(&self) -> usize {
+        self.slots.iter().filter(|s| s.occupant == Occupant::Retired).count()
+    }
+}
+
 /// What `disarm` tells a worker.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Disarmed {
@@ -128,7 +135,7 @@ impl Supervisor {
     fn look(&self, state: &mut MutexGuard<'_, State>, now: Instant) -> Option<Instant> {
         let mut earliest: Option<Instant> = None;
         let mut soonest = |at: Instant| earliest = Some(earliest.map_or(at, |e: Instant| e.min(at)));
-        let mut retired = state.slots.iter().filter(|s| s.occupant == Occupant::Retired).count();
+        let mut retired = state.retired();
         let mut stuck = Vec::new();
         for (index, slot) in state.slots.iter_mut().enumerate() {
             if slot.occupant != Occupant::Serving {
@@ -237,8 +244,7 @@ impl Supervisor {
 
     /// Threads retired and still running their script.
     pub fn stuck(&self) -> usize {
-        let state = self.state.lock();
-        state.slots.iter().filter(|s| s.occupant == Occupant::Retired).count()
+        self.state.lock().retired()
     }
 
     /// Threads replaced since start.
