@@ -2,6 +2,7 @@
 //! rules, and the validation of a function's result.
 
 pub mod event;
+pub mod event_json;
 pub mod geoip;
 pub mod json;
 pub mod result;

@@ -108,7 +108,8 @@ pub fn headers_listable(event: &Event) -> bool {
 
 /// Validates `result`, the JSON text of what a function returned for `event`. The runtime may
 /// put `K<names>\n` before the JSON: headers of the event's request (or response) that the
-/// function returned exactly as given, left out of the JSON's `headers`; and `\0<body>` after
+/// function returned exactly as given, left out of the JSON's `headers` (`K*`: all of them, the
+/// function never read the map); and `\0<body>` after
 /// it: the result's `body` string, left out of the JSON (JSON text never holds a raw NUL).
 pub fn validate(event: &Event, result: &str) -> Result<Outcome, ValidationError> {
     let (kept, json) = match result.strip_prefix('K').and_then(|rest| rest.split_once('\n')) {
@@ -241,11 +242,16 @@ fn header_entry(name: &str, key: Option<&str>, value: &str) -> Result<HeaderEntr
 }
 
 /// A returned request's or response's header map, with the headers it kept as given (`kept`,
-/// comma-separated names) put back from `given`, the map the event held; they are checked as if
-/// they had been written out.
+/// comma-separated names, or `*` for all) put back from `given`, the map the event held; they
+/// are checked as if they had been written out.
 fn returned_headers(value: &Json, kept: &str, given: &Headers) -> Result<Headers, ValidationError> {
     let mut out = headers(value, "headers")?;
-    for name in kept.split(',').filter(|name| !name.is_empty()) {
+    let names: &mut dyn Iterator<Item = &str> = if kept == "*" {
+        &mut given.keys().map(String::as_str)
+    } else {
+        &mut kept.split(',').filter(|name| !name.is_empty())
+    };
+    for name in names {
         let Some(entries) = given.get(name) else {
             return fail(format!(
                 "the runtime listed a kept header the event does not have: `{}`",

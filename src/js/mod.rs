@@ -23,6 +23,7 @@ pub(crate) use engine::set_engine_switches;
 pub use module::ModuleKind;
 pub use pool::{JsPool, PoolOptions};
 
+use crate::edge::event_json::EventJson;
 use crate::edge::{self, Event, Outcome};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -217,7 +218,7 @@ impl JsPool {
         let result = self
             .invoke_json(
                 function,
-                event.to_json(),
+                EventJson::new(event),
                 edge::result::headers_listable(event),
                 &request_id,
             )

@@ -5,6 +5,7 @@ use super::engine;
 use super::supervisor::Supervisor;
 use super::worker::{Control, Job, Taken, Worker};
 use super::{Failure, FunctionSpec};
+use crate::edge::event_json::EventJson;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -187,13 +188,13 @@ impl JsPool {
         }
     }
 
-    /// Runs `event_json` through `function`; returns the handler's result as JSON text,
-    /// preceded by the names of the headers it kept as given when `list_headers` is set (see
+    /// Runs `event` through `function`; returns the handler's result as JSON text, preceded by
+    /// the names of the headers it kept as given when `list_headers` is set (see
     /// `Instance::invoke`).
     pub async fn invoke_json(
         &self,
         function: &str,
-        event_json: String,
+        event: EventJson,
         list_headers: bool,
         request_id: &str,
     ) -> Result<String, Failure> {
@@ -218,7 +219,7 @@ impl JsPool {
         let taken = Arc::new(Taken::new());
         let job = Job {
             function: spec.clone(),
-            event_json,
+            event,
             list_headers,
             request_id: request_id.to_string(),
             reply,

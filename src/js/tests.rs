@@ -433,9 +433,15 @@ async fn bodies_arrive_exactly_as_written() {
             other => panic!("{}: {other:?}", cases[i]),
         }
     }
-    let raw = pool.invoke_json("f0", event.to_json(), true, "raw").await.unwrap();
+    let raw = pool
+        .invoke_json("f0", EventJson::whole(event.to_json()), true, "raw")
+        .await
+        .unwrap();
     assert!(raw.starts_with(r#"{"status":"200"}"#) && raw.contains('\0'), "{raw}");
-    let raw = pool.invoke_json("f3", event.to_json(), true, "raw").await.unwrap();
+    let raw = pool
+        .invoke_json("f3", EventJson::whole(event.to_json()), true, "raw")
+        .await
+        .unwrap();
     assert!(!raw.contains('\0'), "a frozen result is written out whole: {raw}");
 
     // An origin-response function replacing the body.
@@ -880,14 +886,20 @@ async fn headers_returned_as_given_or_changed() {
     }
 
     // The unchanged headers were really left out of the JSON (so this test covers that path).
-    let raw = pool.invoke_json("f1", event.to_json(), true, "raw").await.unwrap();
+    let raw = pool
+        .invoke_json("f1", EventJson::whole(event.to_json()), true, "raw")
+        .await
+        .unwrap();
     let (kept, json) = raw
         .strip_prefix('K')
         .and_then(|r| r.split_once('\n'))
         .expect("a kept-headers list");
     assert_eq!(kept, "accept,host");
     assert!(json.contains("changed") && !json.contains("cloudfront.net"), "{json}");
-    let raw = pool.invoke_json("f1", event.to_json(), false, "raw").await.unwrap();
+    let raw = pool
+        .invoke_json("f1", EventJson::whole(event.to_json()), false, "raw")
+        .await
+        .unwrap();
     assert!(raw.starts_with('{') && raw.contains("cloudfront.net"), "{raw}");
 }
 
@@ -941,7 +953,11 @@ async fn the_header_record_follows_what_the_function_returns() {
     let event = viewer_request();
     let mut raw = Vec::new();
     for _ in 0..4 {
-        raw.push(pool.invoke_json("f", event.to_json(), true, "r").await.unwrap());
+        raw.push(
+            pool.invoke_json("f", EventJson::whole(event.to_json()), true, "r")
+                .await
+                .unwrap(),
+        );
     }
     assert!(raw[0].starts_with("Khost,user-agent\n"), "{}", raw[0]);
     assert!(raw[1].contains("generated"), "{}", raw[1]);
@@ -1115,4 +1131,131 @@ async fn redeploying_one_function_keeps_the_others() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(uri(pool.invoke("a", &viewer_request()).await), "/a2");
     assert_eq!(uri(pool.invoke("b", &viewer_request()).await), "/b2");
+}
+
+/// A function that does not read the returned object's headers gets them held back (`K*`: all
+/// kept as given); whatever it does with them, the outcome is the one of the whole event.
+#[tokio::test(flavor = "multi_thread")]
+async fn held_back_headers_give_the_outcome_of_the_whole_event() {
+    let request_cases = [
+        "",
+        "r.uri = '/b' + r.uri;",
+        "r.headers['x-a'] = [{ key: 'X-A', value: '1' }];",
+        "r.headers = { 'x-only': [{ key: 'X-Only', value: '1' }] };",
+        "delete r.headers;",
+        "Object.freeze(r);",
+        "Object.freeze(r); r.headers['user-agent'][0].value = 'frozen';",
+        "let threw = false; Object.freeze(r); try { r.headers = {}; } catch { threw = true; } if (threw) return { status: '403', body: 'threw' };",
+        "r.headers['x-keys'] = [{ value: Object.keys(r).join() }];",
+        "r.headers['x-json'] = [{ value: JSON.parse(JSON.stringify(event)).Records[0].cf.request.headers.host[0].value }];",
+        "return { ...r, uri: '/spread' };",
+        "return JSON.parse(JSON.stringify(r));",
+        "r.headers = r.headers; r.headers.accept[0].value = 'text/plain';",
+        "const copy = Object.create(r); copy.headers = {}; r.headers['x-own'] = [{ value: String(Object.keys(copy.headers).length) }];",
+        "r.headers = undefined;",
+    ];
+    let response_cases = [
+        "",
+        "res.status = '404';",
+        "res.headers['x-frame-options'] = [{ key: 'X-Frame-Options', value: 'DENY' }];",
+        "res.headers['x-request'] = [{ value: e.Records[0].cf.request.headers.host[0].value }];",
+    ];
+    let request_event = viewer_request();
+    let response_event = sample(EventType::ViewerResponse, &SampleOptions::default());
+    let cases = request_cases
+        .iter()
+        .map(|body| {
+            let source = format!(
+                "export const handler = async (event) => {{ const r = event.Records[0].cf.request; {body} return r; }};"
+            );
+            (body, source, &request_event)
+        })
+        .chain(response_cases.iter().map(|body| {
+            let source = format!(
+                "export const handler = async (e) => {{ const res = e.Records[0].cf.response; {body} return res; }};"
+            );
+            (body, source, &response_event)
+        }));
+    for (body, source, event) in cases {
+        // Two instances of the same code: one gets the map held back, the other the whole event.
+        let pool = pool(vec![
+            FunctionSpec::new("held", "index.mjs", &source),
+            FunctionSpec::new("whole", "index.mjs", &source),
+        ]);
+        let held = pool
+            .invoke_json("held", EventJson::new(event), true, "h")
+            .await
+            .unwrap();
+        let whole = pool
+            .invoke_json("whole", EventJson::whole(event.to_json()), true, "w")
+            .await
+            .unwrap();
+        assert!(!whole.starts_with("K*"), "{body}: {whole}");
+        if body.is_empty() || body.starts_with("r.uri") || body.starts_with("res.status") {
+            assert!(
+                held.starts_with("K*\n") && held.contains("\"headers\":{}"),
+                "{body}: {held}"
+            );
+        }
+        assert_eq!(
+            crate::edge::validate(event, &held),
+            crate::edge::validate(event, &whole),
+            "{body}"
+        );
+    }
+}
+
+/// After an event whose held-back headers the function read, the next events come whole (no
+/// accessor to pay for), and after a while the map is held back again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_that_reads_the_headers_gets_whole_events() {
+    let source = "export const handler = async (event) => {
+        const r = event.Records[0].cf.request;
+        const held = typeof Object.getOwnPropertyDescriptor(r, 'headers').get === 'function';
+        r.headers['x-held'] = [{ value: String(held) }];
+        return r;
+      };";
+    let pool = pool(vec![FunctionSpec::new("f", "index.mjs", source)]);
+    let event = viewer_request();
+    let mut held = Vec::new();
+    for _ in 0..67 {
+        held.push(header(&pool.invoke("f", &event).await.unwrap(), "x-held"));
+    }
+    assert_eq!(held[0], "true");
+    assert!(held[1..65].iter().all(|h| h == "false"), "{held:?}");
+    assert_eq!(held[65], "true");
+    assert_eq!(held[66], "false");
+}
+
+/// An event a function keeps keeps its own headers, held back or not, read later or never.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kept_event_keeps_its_own_held_back_headers() {
+    let source = "let last = null;
+      export const handler = async (event) => {
+        const r = event.Records[0].cf.request;
+        if (last) r.uri = '/' + last.headers['user-agent'][0].value;
+        last = r;
+        return r;
+      };";
+    let pool = pool(vec![FunctionSpec::new("f", "index.mjs", source)]);
+    let with_agent = |agent: &str| {
+        sample(
+            EventType::ViewerRequest,
+            &SampleOptions {
+                headers: vec![("User-Agent".into(), agent.into())],
+                ..Default::default()
+            },
+        )
+    };
+    let first = pool
+        .invoke_json("f", EventJson::new(&with_agent("first")), true, "1")
+        .await
+        .unwrap();
+    assert!(first.starts_with("K*\n"), "{first}");
+    let second = pool.invoke("f", &with_agent("second")).await.unwrap();
+    let Outcome::Request { request, .. } = second else {
+        panic!("a request")
+    };
+    assert_eq!(request.uri, "/first");
+    assert_eq!(request.headers["user-agent"][0].value, "second");
 }

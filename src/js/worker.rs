@@ -7,6 +7,7 @@ use super::engine;
 use super::instance::Instance;
 use super::supervisor::Supervisor;
 use super::{Failure, FunctionSpec};
+use crate::edge::event_json::EventJson;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,7 +19,7 @@ const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
 
 pub struct Job {
     pub function: Arc<FunctionSpec>,
-    pub event_json: String,
+    pub event: EventJson,
     /// `edge::result::headers_listable` of the event: headers returned as given are listed by
     /// name instead of written out.
     pub list_headers: bool,
@@ -237,7 +238,7 @@ impl Worker {
         let deadline = Instant::now() + job.function.timeout;
         let seq = self.supervisor.arm(self.index, deadline, instance.isolate_handle());
         let mut result = instance
-            .invoke(&job.event_json, &job.request_id, deadline, job.list_headers)
+            .invoke(&job.event, &job.request_id, deadline, job.list_headers)
             .await;
         let stopped = self.disarm(seq);
         // A stopped, timed-out or exhausted instance is not trusted again.

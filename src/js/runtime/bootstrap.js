@@ -15,6 +15,7 @@
   const ArrayIsArray = Array.isArray;
   const ObjectKeys = Object.keys;
   const ObjectValues = Object.values;
+  const ObjectDefineProperty = Object.defineProperty;
 
   // ---- console --------------------------------------------------------------------------
   function inspect(value, seen = new Set()) {
@@ -728,8 +729,7 @@
   // Whether the last result was the given object: a function that generates its responses
   // does not pay for the record (it costs about as much as it saves per header).
   let recordNext = true;
-  function recordHeaders(target) {
-    const headers = target.headers;
+  function recordHeaders(target, headers) {
     const lists = ObjectValues(headers);
     const lengths = [];
     const strings = [];
@@ -743,7 +743,83 @@
         strings[k++] = entry.value;
       }
     }
-    return { target, headers, names: ObjectKeys(headers), lists, lengths, strings };
+    return { target, headers, names: ObjectKeys(headers), lists, lengths, strings, lazy: null };
+  }
+  const unrecorded = (target) => ({ target, headers: null, lists: null, lazy: null });
+
+  // A header map held back: edgehook hands over the event without the returned object's
+  // headers (their JSON apart) when the function did not read them last time. The object gets
+  // an accessor in their place that parses them when first read (or takes the map assigned) and
+  // then becomes a plain property again, so the function sees an ordinary object. A result
+  // that is the object with the accessor still in place keeps every header as given: its JSON
+  // says so with "K*" and an empty map, and edgehook takes them all from the event.
+  const noHeaders = ObjectFreeze({});
+  // Whether the invocation under way read a held-back map; edgehook then hands the next events
+  // over whole for a while ("h" before the result's marker).
+  let heldBackRead = false;
+  function holdBack(target, text) {
+    const held = { target, text, value: undefined, read: false, writing: false, written: false };
+    ObjectDefineProperty(target, "headers", {
+      get() {
+        if (held.writing) {
+          held.written = true;
+          return noHeaders;
+        }
+        return readHeldBack(held);
+      },
+      set(value) {
+        if (this !== target) {
+          ObjectDefineProperty(this, "headers", { value, writable: true, enumerable: true, configurable: true });
+          return;
+        }
+        const previous = held.value;
+        held.value = value;
+        if (!plainHeaders(held)) {
+          held.value = previous;
+          throw new TypeError("Cannot assign to read only property 'headers' of object");
+        }
+        held.read = true;
+        held.text = null;
+        if (given !== null && given.lazy === held) given = unrecorded(target);
+      },
+      enumerable: true,
+      configurable: true,
+    });
+    return held;
+  }
+  // Puts the map back as a plain property; false where the function froze the object first.
+  function plainHeaders(held) {
+    try {
+      ObjectDefineProperty(held.target, "headers", { value: held.value, writable: true, enumerable: true, configurable: true });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+  function readHeldBack(held) {
+    if (!held.read) {
+      held.read = true;
+      heldBackRead = true;
+      held.value = jsonParse(held.text);
+      held.text = null;
+      plainHeaders(held);
+      if (given !== null && given.lazy === held) {
+        given = recordNext ? recordHeaders(held.target, held.value) : unrecorded(held.target);
+      }
+    }
+    return held.value;
+  }
+  // The JSON of the returned object whose header map is still held back.
+  function heldBackJson(value, held) {
+    held.writing = true;
+    held.written = false;
+    let json;
+    try {
+      json = jsonStringify(value);
+    } finally {
+      held.writing = false;
+    }
+    return held.written ? "K*\n" + json : json;
   }
 
   // The JSON of `value` (the given request or response) without the headers it holds as
@@ -818,26 +894,31 @@
     let json;
     try {
       let keep = false;
+      let held = null;
       if (given !== null) {
         recordNext = value === given.target;
-        keep = recordNext && given.lists !== null && value.headers === given.headers;
+        if (given.lazy !== null) held = recordNext && !given.lazy.read ? given.lazy : null;
+        else keep = recordNext && given.lists !== null && value.headers === given.headers;
       }
       // An object with its own idea of its JSON (`toJSON`) is written as it says, whole.
       const custom = value !== null && typeof value === "object" && typeof value.toJSON === "function";
       if (custom || (keep && typeof value.headers.toJSON === "function")) keep = false;
+      if (custom) held = null;
       const body = custom ? undefined : takeBody(value);
       try {
-        json = keep ? keptHeadersJson(value) : jsonStringify(value === undefined ? null : value);
+        if (held !== null) json = heldBackJson(value, held);
+        else json = keep ? keptHeadersJson(value) : jsonStringify(value === undefined ? null : value);
       } finally {
         if (body !== undefined) value.body = body;
       }
       if (body !== undefined) json = json + "\0" + body;
     } catch (e) {
-      return "E" + (e && e.message ? e.message : String(e));
+      return readMark("E") + (e && e.message ? e.message : String(e));
     }
-    return marker + (json ?? "null");
+    return readMark(marker) + (json ?? "null");
   }
-  const failValue = (error) => "F" + errorJson(error);
+  const readMark = (marker) => (heldBackRead ? "h" + marker : marker);
+  const failValue = (error) => readMark("F") + errorJson(error);
   // Callback-style invocations settle with a marked object, so that a handler's own result can
   // never be mistaken for a marker string.
   const kMarker = Symbol("edgehook.marker");
@@ -850,13 +931,21 @@
 
   // Runs one event through `handler`. Returns a marker string, or a promise whose settled value
   // edgehook turns into one with `settleValue`/`failValue` (or `chain` while it is pending).
-  function invoke(handler, eventJson, info, requestId, deadline, listHeaders) {
+  // `headersJson`: the returned object's header map held back (see `holdBack`), its place in
+  // `eventJson` taken by a 0; undefined when the event is whole.
+  function invoke(handler, eventJson, info, requestId, deadline, listHeaders, headersJson) {
     waitDeadline = deadline;
+    heldBackRead = false;
     const event = jsonParse(eventJson);
     if (listHeaders) {
       const cf = event.Records[0].cf;
       const target = cf.response ?? cf.request;
-      given = recordNext ? recordHeaders(target) : { target, headers: null, lists: null };
+      if (headersJson !== undefined) {
+        given = unrecorded(target);
+        given.lazy = holdBack(target, headersJson);
+      } else {
+        given = recordNext ? recordHeaders(target, target.headers) : unrecorded(target);
+      }
     } else {
       given = null;
     }

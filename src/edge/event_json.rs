@@ -1,0 +1,273 @@
+//! An event as the JSON text a function's instance parses, with where in it the header map of
+//! the object a function returns sits (`cf.request`, or `cf.response` in response events). The
+//! runtime can then hold that map back and parse it only when the function reads it: many
+//! functions return the object with its headers untouched (URI rewrites, redirects, origin
+//! choices), and the headers are most of an event's JSON.
+
+use super::event::Event;
+use serde::Serialize;
+use serde_json::ser::{CharEscape, CompactFormatter, Formatter};
+use std::cell::Cell;
+use std::io;
+use std::ops::Range;
+
+pub struct EventJson {
+    pub text: String,
+    /// The byte range of the returned object's header map (`{...}`) in `text`.
+    pub headers: Option<Range<usize>>,
+}
+
+impl EventJson {
+    pub fn new(event: &Event) -> EventJson {
+        let marks = Marks::default();
+        let mut out = Counting {
+            bytes: Vec::with_capacity(1024),
+            written: &marks.written,
+        };
+        let serialized = event.serialize(&mut serde_json::Serializer::with_formatter(
+            &mut out,
+            Locator::new(&marks),
+        ));
+        // serde_json writes UTF-8 only, and plain strings and maps cannot fail to serialize.
+        let text = match serialized {
+            Ok(()) => String::from_utf8(out.bytes).unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let headers = if event.cf().response.is_some() {
+            marks.response.get()
+        } else {
+            marks.request.get()
+        };
+        EventJson {
+            text,
+            headers: headers.map(|(start, end)| start..end),
+        }
+    }
+
+    /// The text alone, with no map held back (events whose header names are not all tokens).
+    pub fn whole(text: String) -> EventJson {
+        EventJson { text, headers: None }
+    }
+}
+
+/// A writer that keeps count of what it was given, for `Locator` to read.
+struct Counting<'a> {
+    bytes: Vec<u8>,
+    written: &'a Cell<usize>,
+}
+
+impl io::Write for Counting<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.bytes.extend_from_slice(buf);
+        self.written.set(self.bytes.len());
+        Ok(buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.write(buf).map(|_| ())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What `Locator` found, beside the count of bytes written so far.
+#[derive(Default)]
+struct Marks {
+    written: Cell<usize>,
+    request: Cell<Option<(usize, usize)>>,
+    response: Cell<Option<(usize, usize)>>,
+}
+
+/// Writes compact JSON and notes where `Records[0].cf.request.headers` and
+/// `Records[0].cf.response.headers` are written. `depth` is the nesting of the container being
+/// written; `matched` how many steps of that path the current position has followed (a step per
+/// depth: `Records`, element 0, `cf`, `request`/`response`, `headers`).
+struct Locator<'a> {
+    compact: CompactFormatter,
+    marks: &'a Marks,
+    depth: usize,
+    matched: usize,
+    key: String,
+    in_key: bool,
+    in_response: bool,
+    start: usize,
+}
+
+/// The depth at which the header map is a member.
+const HEADERS_DEPTH: usize = 5;
+
+impl<'a> Locator<'a> {
+    fn new(marks: &'a Marks) -> Locator<'a> {
+        Locator {
+            compact: CompactFormatter,
+            marks,
+            depth: 0,
+            matched: 0,
+            key: String::new(),
+            in_key: false,
+            in_response: false,
+            start: 0,
+        }
+    }
+
+    /// Whether the member or element being written continues the path.
+    fn on_path(&self) -> bool {
+        self.depth == self.matched + 1 && self.depth <= HEADERS_DEPTH
+    }
+
+    /// Whether the member named `self.key` at this depth is the path's step.
+    fn key_is_step(&mut self) -> bool {
+        match self.depth {
+            1 => self.key == "Records",
+            3 => self.key == "cf",
+            4 => {
+                self.in_response = self.key == "response";
+                self.in_response || self.key == "request"
+            }
+            HEADERS_DEPTH => self.key == "headers",
+            _ => false,
+        }
+    }
+}
+
+impl Formatter for Locator<'_> {
+    fn begin_array<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.depth += 1;
+        self.compact.begin_array(writer)
+    }
+
+    fn end_array<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.depth -= 1;
+        self.compact.end_array(writer)
+    }
+
+    fn begin_array_value<W: ?Sized + io::Write>(&mut self, writer: &mut W, first: bool) -> io::Result<()> {
+        if self.on_path() && self.depth == 2 && first {
+            self.matched = self.depth;
+        }
+        self.compact.begin_array_value(writer, first)
+    }
+
+    fn end_array_value<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        if self.matched == self.depth {
+            self.matched -= 1;
+        }
+        self.compact.end_array_value(writer)
+    }
+
+    fn begin_object<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.depth += 1;
+        self.compact.begin_object(writer)
+    }
+
+    fn end_object<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.depth -= 1;
+        self.compact.end_object(writer)
+    }
+
+    fn begin_object_key<W: ?Sized + io::Write>(&mut self, writer: &mut W, first: bool) -> io::Result<()> {
+        if self.on_path() {
+            self.in_key = true;
+            self.key.clear();
+        }
+        self.compact.begin_object_key(writer, first)
+    }
+
+    fn end_object_key<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.in_key = false;
+        self.compact.end_object_key(writer)
+    }
+
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.compact.begin_object_value(writer)?;
+        if self.on_path() && self.key_is_step() {
+            self.matched = self.depth;
+            self.start = self.marks.written.get();
+        }
+        Ok(())
+    }
+
+    fn end_object_value<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        if self.matched == self.depth {
+            if self.depth == HEADERS_DEPTH {
+                let range = Some((self.start, self.marks.written.get()));
+                if self.in_response {
+                    self.marks.response.set(range);
+                } else {
+                    self.marks.request.set(range);
+                }
+            }
+            self.matched -= 1;
+        }
+        self.compact.end_object_value(writer)
+    }
+
+    fn write_string_fragment<W: ?Sized + io::Write>(&mut self, writer: &mut W, fragment: &str) -> io::Result<()> {
+        if self.in_key {
+            self.key.push_str(fragment);
+        }
+        self.compact.write_string_fragment(writer, fragment)
+    }
+
+    fn write_char_escape<W: ?Sized + io::Write>(&mut self, writer: &mut W, escape: CharEscape) -> io::Result<()> {
+        if self.in_key {
+            // No step of the path needs escaping: an escaped key is none of them.
+            self.key.push('\\');
+        }
+        self.compact.write_char_escape(writer, escape)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::edge::event::{headers_from_pairs, Headers};
+    use crate::edge::sample::{sample, SampleOptions};
+    use crate::edge::EventType;
+
+    fn held_back(json: &EventJson) -> &str {
+        &json.text[json.headers.clone().expect("a range")]
+    }
+
+    #[test]
+    fn the_text_is_the_events_json_and_the_range_its_returned_headers() {
+        for kind in [
+            EventType::ViewerRequest,
+            EventType::OriginRequest,
+            EventType::OriginResponse,
+            EventType::ViewerResponse,
+        ] {
+            let mut event = sample(kind, &SampleOptions::default());
+            // Maps elsewhere in the event (request headers of a response event, an origin's
+            // custom headers) and a header named `headers` do not mislead it.
+            let cf = event.cf_mut();
+            cf.request.headers.insert(
+                "headers".into(),
+                headers_from_pairs([("Headers", "{\"a\":1}")])
+                    .remove("headers")
+                    .unwrap(),
+            );
+            if let Some(response) = cf.response.as_mut() {
+                response.headers.insert("x-\u{e9}".into(), Vec::new());
+            }
+            let json = EventJson::new(&event);
+            assert_eq!(json.text, event.to_json(), "{kind}");
+            let returned: &Headers = match &event.cf().response {
+                Some(response) => &response.headers,
+                None => &event.cf().request.headers,
+            };
+            assert_eq!(held_back(&json), serde_json::to_string(returned).unwrap(), "{kind}");
+        }
+    }
+
+    #[test]
+    fn an_empty_map_has_its_range_too() {
+        let mut event = sample(EventType::ViewerRequest, &SampleOptions::default());
+        event.cf_mut().request.headers.clear();
+        let json = EventJson::new(&event);
+        assert_eq!(held_back(&json), "{}");
+        assert!(EventJson::whole(json.text).headers.is_none());
+    }
+}
