@@ -759,22 +759,30 @@
   let heldBackRead = false;
   function holdBack(target, text) {
     const held = { target, text, value: undefined, read: false, writing: false, written: false };
-    ObjectDefineProperty(target, "headers", {
+    ObjectDefineProperty(target, "headers", heldBackAccessor(held));
+    return held;
+  }
+  // The accessor's functions hold `held` only, and `held.target` is let go when the invocation
+  // ends (`readMark`): a cycle through the target would wait for the engine's cycle collector
+  // instead of going with the event.
+  function heldBackAccessor(held) {
+    return {
       get() {
         if (held.writing) {
           held.written = true;
           return noHeaders;
         }
-        return readHeldBack(held);
+        return readHeldBack(held, this);
       },
       set(value) {
+        const target = held.target ?? this;
         if (this !== target) {
           ObjectDefineProperty(this, "headers", { value, writable: true, enumerable: true, configurable: true });
           return;
         }
         const previous = held.value;
         held.value = value;
-        if (!plainHeaders(held)) {
+        if (!plainHeaders(target, held)) {
           held.value = previous;
           throw new TypeError("Cannot assign to read only property 'headers' of object");
         }
@@ -784,27 +792,27 @@
       },
       enumerable: true,
       configurable: true,
-    });
-    return held;
+    };
   }
   // Puts the map back as a plain property; false where the function froze the object first.
-  function plainHeaders(held) {
+  function plainHeaders(target, held) {
     try {
-      ObjectDefineProperty(held.target, "headers", { value: held.value, writable: true, enumerable: true, configurable: true });
+      ObjectDefineProperty(target, "headers", { value: held.value, writable: true, enumerable: true, configurable: true });
       return true;
     } catch {
       return false;
     }
   }
-  function readHeldBack(held) {
+  function readHeldBack(held, reader) {
     if (!held.read) {
+      const target = held.target ?? reader;
       held.read = true;
       heldBackRead = true;
       held.value = jsonParse(held.text);
       held.text = null;
-      plainHeaders(held);
+      plainHeaders(target, held);
       if (given !== null && given.lazy === held) {
-        given = recordNext ? recordHeaders(held.target, held.value) : unrecorded(held.target);
+        given = recordNext ? recordHeaders(target, held.value) : unrecorded(target);
       }
     }
     return held.value;
@@ -915,9 +923,13 @@
     } catch (e) {
       return readMark("E") + (e && e.message ? e.message : String(e));
     }
-    return readMark(marker) + (json ?? "null");
+    return (heldBackRead || given?.lazy ? readMark(marker) : marker) + (json ?? "null");
   }
-  const readMark = (marker) => (heldBackRead ? "h" + marker : marker);
+  // The invocation's result is made: also lets go of a held-back map's target (see `holdBack`).
+  function readMark(marker) {
+    if (given !== null && given.lazy !== null) given.lazy.target = null;
+    return heldBackRead ? "h" + marker : marker;
+  }
   const failValue = (error) => readMark("F") + errorJson(error);
   // Callback-style invocations settle with a marked object, so that a handler's own result can
   // never be mistaken for a marker string.
