@@ -1230,11 +1230,16 @@ async fn a_function_that_reads_the_headers_gets_whole_events() {
 /// An event a function keeps keeps its own headers, held back or not, read later or never.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_kept_event_keeps_its_own_held_back_headers() {
-    let source = "let last = null;
+    let source = "let first = null, n = 0;
       export const handler = async (event) => {
         const r = event.Records[0].cf.request;
-        if (last) r.uri = '/' + last.headers['user-agent'][0].value;
-        last = r;
+        n += 1;
+        if (n === 1) first = r;
+        if (n === 2) r.uri = '/' + first.headers['user-agent'][0].value + '/' + (first.headers === first.headers);
+        if (n === 3) {
+          first.headers = { 'x-set': [{ value: '1' }] };
+          r.uri = '/' + Object.keys(first.headers).join();
+        }
         return r;
       };";
     let pool = pool(vec![FunctionSpec::new("f", "index.mjs", source)]);
@@ -1256,6 +1261,11 @@ async fn a_kept_event_keeps_its_own_held_back_headers() {
     let Outcome::Request { request, .. } = second else {
         panic!("a request")
     };
-    assert_eq!(request.uri, "/first");
+    assert_eq!(request.uri, "/first/true");
     assert_eq!(request.headers["user-agent"][0].value, "second");
+    let third = pool.invoke("f", &with_agent("third")).await.unwrap();
+    let Outcome::Request { request, .. } = third else {
+        panic!("a request")
+    };
+    assert_eq!(request.uri, "/x-set");
 }

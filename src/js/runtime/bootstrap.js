@@ -764,7 +764,8 @@
   }
   // The accessor's functions hold `held` only, and `held.target` is let go when the invocation
   // ends (`readMark`): a cycle through the target would wait for the engine's cycle collector
-  // instead of going with the event.
+  // instead of going with the event. A map first read after that (from an event the function
+  // kept) stays behind the accessor, which returns it on every read.
   function heldBackAccessor(held) {
     return {
       get() {
@@ -772,10 +773,12 @@
           held.written = true;
           return noHeaders;
         }
-        return readHeldBack(held, this);
+        return readHeldBack(held);
       },
       set(value) {
-        const target = held.target ?? this;
+        const target = held.target;
+        // Another object (one inheriting from the target), or any object once the invocation
+        // is over: a plain property of its own, as assigning an inherited plain property makes.
         if (this !== target) {
           ObjectDefineProperty(this, "headers", { value, writable: true, enumerable: true, configurable: true });
           return;
@@ -803,14 +806,14 @@
       return false;
     }
   }
-  function readHeldBack(held, reader) {
+  function readHeldBack(held) {
     if (!held.read) {
-      const target = held.target ?? reader;
+      const target = held.target;
       held.read = true;
       heldBackRead = true;
       held.value = jsonParse(held.text);
       held.text = null;
-      plainHeaders(target, held);
+      if (target !== null) plainHeaders(target, held);
       if (given !== null && given.lazy === held) {
         given = recordNext ? recordHeaders(target, held.value) : unrecorded(target);
       }
