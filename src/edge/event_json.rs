@@ -24,12 +24,7 @@ pub const HOLD_BACK_MIN: usize = 128;
 
 impl EventJson {
     pub fn new(event: &Event) -> EventJson {
-        let cf = event.cf();
-        let returned = cf
-            .response
-            .as_ref()
-            .map_or(&cf.request.headers, |response| &response.headers);
-        if json_size_unescaped(returned) < HOLD_BACK_MIN {
+        if json_size_unescaped(super::result::given_headers(event)) < HOLD_BACK_MIN {
             return EventJson::whole(event.to_json());
         }
         let marks = Marks::default();

@@ -92,7 +92,7 @@ impl Outcome {
 }
 
 /// The request or response whose headers a function's result may keep as given.
-fn given_headers(event: &Event) -> &Headers {
+pub(crate) fn given_headers(event: &Event) -> &Headers {
     let cf = event.cf();
     cf.response
         .as_ref()
