@@ -52,6 +52,19 @@ impl EventJson {
         }
     }
 
+    /// The text with the held-back header map cut out, a `0` in its place (the function's
+    /// instance puts an accessor there), and the map's own text; `None` where nothing is held
+    /// back.
+    pub fn held_back(&self) -> Option<(String, &str)> {
+        let range = self.headers.clone()?;
+        let text = &self.text;
+        let mut rest = String::with_capacity(text.len() + 1 - range.len());
+        rest.push_str(&text[..range.start]);
+        rest.push('0');
+        rest.push_str(&text[range.end..]);
+        Some((rest, &text[range]))
+    }
+
     /// The text alone, with no map held back (events whose header names are not all tokens).
     pub fn whole(text: String) -> EventJson {
         EventJson { text, headers: None }
@@ -283,6 +296,22 @@ mod tests {
                 None => &event.cf().request.headers,
             };
             assert_eq!(held_back(&json), serde_json::to_string(returned).unwrap(), "{kind}");
+            let (rest, map) = json.held_back().expect("held back");
+            assert_eq!(map, held_back(&json));
+            let mut rest: serde_json::Value = serde_json::from_str(&rest).unwrap();
+            let cf = &mut rest["Records"][0]["cf"];
+            let place = if cf.get("response").is_some() {
+                &mut cf["response"]
+            } else {
+                &mut cf["request"]
+            };
+            assert_eq!(place["headers"], 0, "{kind}");
+            place["headers"] = serde_json::from_str(map).unwrap();
+            assert_eq!(
+                rest,
+                serde_json::from_str::<serde_json::Value>(&json.text).unwrap(),
+                "{kind}"
+            );
         }
     }
 
@@ -299,7 +328,7 @@ mod tests {
             serde_json::to_string(headers).unwrap().len()
         );
         headers.retain(|name, _| name == "host");
-        assert!(EventJson::new(&event).headers.is_none());
+        assert!(EventJson::new(&event).held_back().is_none());
         event.cf_mut().request.headers.clear();
         assert!(EventJson::new(&event).headers.is_none());
     }

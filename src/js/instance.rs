@@ -291,24 +291,16 @@ impl Instance {
         list_headers: bool,
     ) -> Result<String, Failure> {
         let held_back = match &event.headers {
-            Some(range) if list_headers && self.whole_events_left == 0 => Some(range.clone()),
+            Some(_) if list_headers && self.whole_events_left == 0 => event.held_back(),
             Some(_) if list_headers => {
                 self.whole_events_left -= 1;
                 None
             }
             _ => None,
         };
-        // The held-back map's place in the event takes a 0, which the bootstrap's accessor replaces.
-        let (event_json, headers_json) = match held_back {
-            Some(range) => {
-                let text = &event.text;
-                let mut rest = String::with_capacity(text.len() + 1 - range.len());
-                rest.push_str(&text[..range.start]);
-                rest.push('0');
-                rest.push_str(&text[range.end..]);
-                (std::borrow::Cow::Owned(rest), Some(&text[range]))
-            }
-            None => (std::borrow::Cow::Borrowed(event.text.as_str()), None),
+        let (event_json, headers_json) = match &held_back {
+            Some((rest, headers)) => (rest.as_str(), Some(*headers)),
+            None => (event.text.as_str(), None),
         };
         // A fresh console budget with each invocation.
         self.runtime
@@ -325,7 +317,7 @@ impl Instance {
             deno_core::scope!(scope, &mut self.runtime);
             v8::tc_scope!(let scope, scope);
             let too_large = || Failure::InvalidResult("the event is too large".into());
-            let event = v8::String::new(scope, &event_json).ok_or_else(too_large)?;
+            let event = v8::String::new(scope, event_json).ok_or_else(too_large)?;
             let request_id = v8::String::new(scope, request_id).ok_or_else(too_large)?;
             let headers: v8::Local<v8::Value> = match headers_json {
                 Some(text) => v8::String::new(scope, text).ok_or_else(too_large)?.into(),
