@@ -151,6 +151,7 @@ async fn mutating_calls_are_refused_without_a_configured_token() {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_edgehook"))
         .args(["serve", "--config"])
         .arg(&path)
+        .env("TMPDIR", dir.path())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();

@@ -111,6 +111,7 @@ async fn a_new_process_takes_over_the_listening_sockets() {
     let mut new = std::process::Command::new(env!("CARGO_BIN_EXE_edgehook"))
         .args(["serve", "--upgrade", "--config"])
         .arg(&config_path)
+        .env("TMPDIR", state.path())
         .stderr(new_log)
         .spawn()
         .unwrap();

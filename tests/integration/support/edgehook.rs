@@ -91,6 +91,9 @@ impl Edgehook {
             .args(["serve", "--config"])
             .arg(&config)
             .env_remove("RUST_LOG")
+            // The process's runtime directory (its internal socket) goes in the test's temp
+            // directory: a process killed at the test's end does not remove its own.
+            .env("TMPDIR", dir.path())
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
