@@ -2,6 +2,8 @@
 //! instance on a JS thread, run a handler that rewrites a header and the URI, get the result
 //! back and validate it. Run with `cargo bench --bench js_invoke` (or `scripts/bench`).
 //! `BENCH_CALLS` (default 20000) sets the number of timed calls per round (3 rounds).
+//! `BENCH_PROFILE_CALLS=N` (with `BENCH_PROFILE_FUNCTION=uri_only` for the URI-only handler)
+//! only makes N calls, for valgrind's callgrind (`profile_calls`).
 
 use edgehook::edge::event::{headers_from_pairs, Cf, Config, Event, Request};
 use edgehook::edge::{EventType, Outcome};
@@ -63,6 +65,10 @@ fn build_event(n: u64) -> Event {
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    if let Some(calls) = std::env::var("BENCH_PROFILE_CALLS").ok().and_then(|v| v.parse().ok()) {
+        profile_calls(calls);
         return;
     }
     let calls_for_rust: u64 = 20_000;
@@ -258,4 +264,35 @@ async fn loaded_rounds(pool: &JsPool, function: &str, calls: u64) -> Vec<f64> {
     }
     loaded.sort_by(|a, b| a.total_cmp(b));
     loaded
+}
+
+/// For instruction counts: `calls` invocations of the benchmark's handler one after another on
+/// one JS thread, nothing else timed or printed. Run under valgrind's callgrind with two counts
+/// (say 1000 and 3000): the difference of the totals over the difference of the counts is one
+/// call, both threads, start-up excluded (docs/performance.md).
+fn profile_calls(calls: u64) {
+    let function = std::env::var("BENCH_PROFILE_FUNCTION").unwrap_or_else(|_| "rewrite".into());
+    let pool = JsPool::start(
+        vec![
+            FunctionSpec::new("rewrite", "rewrite.mjs", HANDLER),
+            FunctionSpec::new("uri_only", "uri-only.mjs", URI_ONLY),
+        ],
+        &PoolOptions {
+            threads: 1,
+            queue: 64,
+            max_wait: Duration::from_secs(10),
+            snapshot: true,
+        },
+    )
+    .expect("the functions load");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        for n in 0..calls {
+            let outcome = pool.invoke(&function, &build_event(n)).await;
+            assert!(matches!(outcome, Ok(Outcome::Request { .. })), "{outcome:?}");
+        }
+    });
 }

@@ -242,11 +242,12 @@ fn header_entry(name: &str, key: Option<&str>, value: &str) -> Result<HeaderEntr
 }
 
 /// A returned request's or response's header map, with the headers it kept as given (`kept`,
-/// comma-separated names, or `*` for all) put back from `given`, the map the event held; they
-/// are checked as if they had been written out.
+/// comma-separated names, or `*` for all those not written out) put back from `given`, the map
+/// the event held; they are checked as if they had been written out.
 fn returned_headers(value: &Json, kept: &str, given: &Headers) -> Result<Headers, ValidationError> {
     let mut out = headers(value, "headers")?;
-    let names: &mut dyn Iterator<Item = &str> = if kept == "*" {
+    let all = kept == "*";
+    let names: &mut dyn Iterator<Item = &str> = if all {
         &mut given.keys().map(String::as_str)
     } else {
         &mut kept.split(',').filter(|name| !name.is_empty())
@@ -260,6 +261,11 @@ fn returned_headers(value: &Json, kept: &str, given: &Headers) -> Result<Headers
         };
         header_name(name, "headers")?;
         if out.contains_key(name) {
+            // Under `*`, a header written under a name the event has replaced it, as in the
+            // whole map; a name listed must not be written out too.
+            if all {
+                continue;
+            }
             return fail(format!("header `{name}` was both kept and written out"));
         }
         let normalized = entries

@@ -16,6 +16,19 @@
   const ObjectKeys = Object.keys;
   const ObjectValues = Object.values;
   const ObjectDefineProperty = Object.defineProperty;
+  const ObjectPrototype = Object.prototype;
+  const ProxyConstructor = Proxy;
+  const {
+    get: ReflectGet,
+    set: ReflectSet,
+    has: ReflectHas,
+    ownKeys: ReflectOwnKeys,
+    getOwnPropertyDescriptor: ReflectGetOwnPropertyDescriptor,
+    defineProperty: ReflectDefineProperty,
+    deleteProperty: ReflectDeleteProperty,
+    preventExtensions: ReflectPreventExtensions,
+    setPrototypeOf: ReflectSetPrototypeOf,
+  } = Reflect;
 
   // ---- console --------------------------------------------------------------------------
   function inspect(value, seen = new Set()) {
@@ -749,31 +762,51 @@
 
   // A header map held back: edgehook hands over the event without the returned object's
   // headers (their JSON apart) when the function did not read them last time. The object gets
-  // an accessor in their place that parses them when first read (or takes the map assigned) and
-  // then becomes a plain property again, so the function sees an ordinary object. A result
-  // that is the object with the accessor still in place keeps every header as given: its JSON
-  // says so with "K*" and an empty map, and edgehook takes them all from the event.
+  // an accessor in their place. Read during the invocation, it hands out a proxy of an empty
+  // map and becomes a plain property holding that proxy, so the function sees an ordinary
+  // object: writing a header (an array) only goes into the map, and anything else the function
+  // does with the map (reading, listing, deleting, defining, freezing) first parses the held
+  // headers into it, ahead of those written, as if the map had been whole from the start.
+  // A result that is the object with its map still unparsed keeps every header as given but
+  // those written: its JSON says so with "K*" and holds the written ones only, and edgehook
+  // takes the others from the event. (Most functions that add headers, security headers above
+  // all, never read the map.)
   const noHeaders = ObjectFreeze({});
-  // Whether the invocation under way read a held-back map; edgehook then hands the next events
-  // over whole for a while ("h" before the result's marker).
+  // Whether the invocation under way parsed a held-back map; edgehook then hands the next
+  // events over whole for a while ("h" before the result's marker).
   let heldBackRead = false;
   function holdBack(target, text) {
-    const held = { target, text, value: undefined, read: false, writing: false, written: false };
+    const held = {
+      target,
+      text,
+      value: undefined,
+      proxy: null,
+      plain: false,
+      read: false,
+      writing: false,
+      written: 0,
+    };
     ObjectDefineProperty(target, "headers", heldBackAccessor(held));
     return held;
   }
-  // The accessor's functions hold `held` only, and `held.target` is let go when the invocation
-  // ends (`readMark`): a cycle through the target would wait for the engine's cycle collector
-  // instead of going with the event. A map first read after that (from an event the function
-  // kept) stays behind the accessor, which returns it on every read.
+  // The accessor's functions, and the proxy's handler, hold `held` only, and `held.target` and
+  // `held.proxy` are let go when the invocation ends (`readMark`): a cycle through them would
+  // wait for the engine's cycle collector instead of going with the event. A map first read
+  // after that (from an event the function kept) is parsed then and stays behind the accessor,
+  // which returns it on every read.
   function heldBackAccessor(held) {
     return {
       get() {
+        if (held.proxy !== null) return held.proxy;
         if (held.writing) {
-          held.written = true;
+          held.written++;
           return noHeaders;
         }
-        return readHeldBack(held);
+        if (held.read || held.target === null) return readHeldBack(held);
+        held.value = {};
+        held.proxy = new ProxyConstructor(held.value, new HeldBackHandler(held));
+        held.plain = plainHeaders(held.target, held.proxy);
+        return held.proxy;
       },
       set(value) {
         const target = held.target;
@@ -783,12 +816,10 @@
           ObjectDefineProperty(this, "headers", { value, writable: true, enumerable: true, configurable: true });
           return;
         }
-        const previous = held.value;
-        held.value = value;
-        if (!plainHeaders(target, held)) {
-          held.value = previous;
+        if (!plainHeaders(target, value)) {
           throw new TypeError("Cannot assign to read only property 'headers' of object");
         }
+        held.plain = true;
         held.read = true;
         held.text = null;
         if (given !== null && given.lazy === held) given = unrecorded(target);
@@ -797,10 +828,10 @@
       configurable: true,
     };
   }
-  // Puts the map back as a plain property; false where the function froze the object first.
-  function plainHeaders(target, held) {
+  // Makes `headers` a plain property again; false where the function froze the object first.
+  function plainHeaders(target, value) {
     try {
-      ObjectDefineProperty(target, "headers", { value: held.value, writable: true, enumerable: true, configurable: true });
+      ObjectDefineProperty(target, "headers", { value, writable: true, enumerable: true, configurable: true });
       return true;
     } catch {
       return false;
@@ -808,29 +839,113 @@
   }
   function readHeldBack(held) {
     if (!held.read) {
-      const target = held.target;
       held.read = true;
       heldBackRead = true;
       held.value = jsonParse(held.text);
       held.text = null;
-      if (target !== null) plainHeaders(target, held);
-      if (given !== null && given.lazy === held) {
-        given = recordNext ? recordHeaders(target, held.value) : unrecorded(target);
-      }
     }
     return held.value;
   }
-  // The JSON of the returned object whose header map is still held back.
+  // Puts the held headers into the proxy's map, ahead of those written into it since (a
+  // written header the event had takes its place, as an assignment to the whole map would).
+  function parseHeldBack(held) {
+    if (held.read) return;
+    held.read = true;
+    heldBackRead = true;
+    const map = held.value;
+    const parsed = jsonParse(held.text);
+    held.text = null;
+    const written = ObjectKeys(map);
+    const values = [];
+    for (let i = 0; i < written.length; i++) {
+      values[i] = map[written[i]];
+      delete map[written[i]];
+    }
+    const names = ObjectKeys(parsed);
+    for (let i = 0; i < names.length; i++) {
+      ObjectDefineProperty(map, names[i], { value: parsed[names[i]], writable: true, enumerable: true, configurable: true });
+    }
+    for (let i = 0; i < written.length; i++) map[written[i]] = values[i];
+  }
+  // The proxy's traps; `this` is the handler, which holds the map's `held`. While the result is
+  // written they leave the map unparsed, and count how often it is written out.
+  function HeldBackHandler(held) {
+    this.held = held;
+  }
+  const forward = (held) => {
+    if (!held.writing) parseHeldBack(held);
+  };
+  HeldBackHandler.prototype = {
+    __proto__: null,
+    set(map, key, value, receiver) {
+      const held = this.held;
+      // A header written to the proxy itself (not through an object inheriting from it), under a
+      // name nothing up the prototype chain has (where the whole map's assignment could differ).
+      if (
+        !held.read &&
+        receiver === held.proxy &&
+        typeof key === "string" &&
+        ArrayIsArray(value) &&
+        !(key in ObjectPrototype)
+      ) {
+        map[key] = value;
+        return true;
+      }
+      forward(held);
+      return ReflectSet(map, key, value, receiver);
+    },
+    get(map, key, receiver) {
+      forward(this.held);
+      return ReflectGet(map, key, receiver);
+    },
+    has(map, key) {
+      forward(this.held);
+      return ReflectHas(map, key);
+    },
+    ownKeys(map) {
+      const held = this.held;
+      if (held.writing) held.written++;
+      else parseHeldBack(held);
+      return ReflectOwnKeys(map);
+    },
+    getOwnPropertyDescriptor(map, key) {
+      forward(this.held);
+      return ReflectGetOwnPropertyDescriptor(map, key);
+    },
+    defineProperty(map, key, descriptor) {
+      forward(this.held);
+      return ReflectDefineProperty(map, key, descriptor);
+    },
+    deleteProperty(map, key) {
+      forward(this.held);
+      return ReflectDeleteProperty(map, key);
+    },
+    preventExtensions(map) {
+      forward(this.held);
+      return ReflectPreventExtensions(map);
+    },
+    setPrototypeOf(map, prototype) {
+      forward(this.held);
+      return ReflectSetPrototypeOf(map, prototype);
+    },
+  };
+  // The JSON of the returned object whose header map is still held back: "K*" and the headers
+  // written, when the map (the accessor, or the unparsed proxy in its place) is written out once;
+  // otherwise the map is parsed and all of it is written.
   function heldBackJson(value, held) {
+    if (held.proxy !== null && value.headers !== held.proxy) return jsonStringify(value);
     held.writing = true;
-    held.written = false;
+    held.written = 0;
     let json;
     try {
       json = jsonStringify(value);
     } finally {
       held.writing = false;
     }
-    return held.written ? "K*\n" + json : json;
+    if (held.written === 1) return "K*\n" + json;
+    if (held.proxy === null) return json;
+    parseHeldBack(held);
+    return jsonStringify(value);
   }
 
   // The JSON of `value` (the given request or response) without the headers it holds as
@@ -930,7 +1045,11 @@
   }
   // The invocation's result is made: also lets go of a held-back map's target (see `holdBack`).
   function readMark(marker) {
-    if (given !== null && given.lazy !== null) given.lazy.target = null;
+    if (given !== null && given.lazy !== null) {
+      given.lazy.target = null;
+      // A proxy behind an accessor the function froze in place stays for later reads.
+      if (given.lazy.plain) given.lazy.proxy = null;
+    }
     return heldBackRead ? "h" + marker : marker;
   }
   const failValue = (error) => readMark("F") + errorJson(error);
