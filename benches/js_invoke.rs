@@ -2,8 +2,9 @@
 //! instance on a JS thread, run a handler that rewrites a header and the URI, get the result
 //! back and validate it. Run with `cargo bench --bench js_invoke` (or `scripts/bench`).
 //! `BENCH_CALLS` (default 20000) sets the number of timed calls per round (3 rounds).
-//! `BENCH_PROFILE_CALLS=N` (with `BENCH_PROFILE_FUNCTION=uri_only` for the URI-only handler)
-//! only makes N calls, for valgrind's callgrind (`profile_calls`).
+//! `BENCH_PROFILE_CALLS=N` only makes N calls, for valgrind's callgrind (`profile_calls`);
+//! `BENCH_PROFILE_FUNCTION=uri_only` or `cookie` picks one of the other handlers,
+//! `BENCH_PROFILE_HEADERS=16` a browser's sixteen request headers instead of five.
 
 use edgehook::edge::event::{headers_from_pairs, Cf, Config, Event, Request};
 use edgehook::edge::{EventType, Outcome};
@@ -28,9 +29,44 @@ export const handler = async (event) => {
 };
 "#;
 
+/// A function that reads one header (the cookie) and writes another: scenario 3's.
+const COOKIE: &str = r#"
+export const handler = async (event) => {
+  const request = event.Records[0].cf.request;
+  let variant = 'a';
+  for (const { value } of request.headers.cookie || []) {
+    const match = /(?:^|;\s*)variant=([ab])(?:;|$)/.exec(value);
+    if (match) variant = match[1];
+  }
+  request.uri = `/${variant}${request.uri}`;
+  request.headers['x-variant'] = [{ key: 'X-Variant', value: variant }];
+  return request;
+};
+"#;
+
 /// The event the proxy would build for a typical browser request.
 fn build_event(n: u64) -> Event {
-    let headers = headers_from_pairs([
+    build_event_with(n, &[])
+}
+
+/// The rest of the sixteen request headers a browser (Chrome) sends for a page.
+const BROWSER_HEADERS: [(&str, &str); 11] = [
+    ("Accept-Encoding", "gzip, deflate, br, zstd"),
+    ("Cache-Control", "max-age=0"),
+    ("Referer", "https://www.example.com/"),
+    ("Sec-Ch-Ua", "\"Chromium\";v=\"126\", \"Not.A/Brand\";v=\"24\""),
+    ("Sec-Ch-Ua-Mobile", "?0"),
+    ("Sec-Ch-Ua-Platform", "\"Linux\""),
+    ("Sec-Fetch-Dest", "document"),
+    ("Sec-Fetch-Mode", "navigate"),
+    ("Sec-Fetch-Site", "same-origin"),
+    ("Sec-Fetch-User", "?1"),
+    ("Upgrade-Insecure-Requests", "1"),
+];
+
+/// `build_event` with `extra` headers.
+fn build_event_with(n: u64, extra: &[(&str, &str)]) -> Event {
+    let mut headers = headers_from_pairs([
         ("Host", "www.example.com"),
         (
             "User-Agent",
@@ -43,6 +79,7 @@ fn build_event(n: u64) -> Event {
         ("Accept-Language", "en-US,en;q=0.9"),
         ("Cookie", "session=abc123; variant=b"),
     ]);
+    headers.extend(headers_from_pairs(extra.iter().copied()));
     Event::new(Cf {
         config: Config {
             distribution_domain_name: "edgehook.local".into(),
@@ -272,10 +309,15 @@ async fn loaded_rounds(pool: &JsPool, function: &str, calls: u64) -> Vec<f64> {
 /// call, both threads, start-up excluded (docs/performance.md).
 fn profile_calls(calls: u64) {
     let function = std::env::var("BENCH_PROFILE_FUNCTION").unwrap_or_else(|_| "rewrite".into());
+    let extra: &[(&str, &str)] = match std::env::var("BENCH_PROFILE_HEADERS").as_deref() {
+        Ok("16") => &BROWSER_HEADERS,
+        _ => &[],
+    };
     let pool = JsPool::start(
         vec![
             FunctionSpec::new("rewrite", "rewrite.mjs", HANDLER),
             FunctionSpec::new("uri_only", "uri-only.mjs", URI_ONLY),
+            FunctionSpec::new("cookie", "cookie.mjs", COOKIE),
         ],
         &PoolOptions {
             threads: 1,
@@ -291,7 +333,7 @@ fn profile_calls(calls: u64) {
         .expect("runtime");
     runtime.block_on(async {
         for n in 0..calls {
-            let outcome = pool.invoke(&function, &build_event(n)).await;
+            let outcome = pool.invoke(&function, &build_event_with(n, extra)).await;
             assert!(matches!(outcome, Ok(Outcome::Request { .. })), "{outcome:?}");
         }
     });

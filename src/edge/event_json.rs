@@ -15,6 +15,8 @@ pub struct EventJson {
     pub text: String,
     /// The byte range of the returned object's header map (`{...}`) in `text`.
     pub headers: Option<Range<usize>>,
+    /// Where each header's value sits in that map (`HeldBack::index`), when asked for.
+    index: Option<String>,
 }
 
 /// Header maps shorter than this (in JSON) stay in the event: holding one back costs the
@@ -23,7 +25,8 @@ pub struct EventJson {
 pub const HOLD_BACK_MIN: usize = 128;
 
 impl EventJson {
-    pub fn new(event: &Event) -> EventJson {
+    /// The event's JSON; `with_index`: with the index of the returned object's header map.
+    pub fn new(event: &Event, with_index: bool) -> EventJson {
         if json_size_unescaped(super::result::given_headers(event)) < HOLD_BACK_MIN {
             return EventJson::whole(event.to_json());
         }
@@ -34,41 +37,63 @@ impl EventJson {
         };
         let serialized = event.serialize(&mut serde_json::Serializer::with_formatter(
             &mut out,
-            Locator::new(&marks),
+            Locator::new(&marks, with_index),
         ));
         // serde_json writes UTF-8 only, and plain strings and maps cannot fail to serialize.
         let text = match serialized {
             Ok(()) => String::from_utf8(out.bytes).unwrap_or_default(),
             Err(_) => String::new(),
         };
-        let headers = if event.cf().response.is_some() {
-            marks.response.get()
+        let (headers, index) = if event.cf().response.is_some() {
+            (marks.response.get(), marks.response_index.take())
         } else {
-            marks.request.get()
+            (marks.request.get(), marks.request_index.take())
         };
         EventJson {
             text,
             headers: headers.map(|(start, end)| start..end),
+            // A name that needed escaping could not be found in it by the name.
+            index: index.filter(|_| !marks.escaped_name.get()),
         }
     }
 
     /// The text with the held-back header map cut out, a `0` in its place (the function's
-    /// instance puts an accessor there), and the map's own text; `None` where nothing is held
-    /// back.
-    pub fn held_back(&self) -> Option<(String, &str)> {
+    /// instance puts an accessor there), the map's own text and its index; `None` where nothing
+    /// is held back.
+    pub fn held_back(&self) -> Option<HeldBack<'_>> {
         let range = self.headers.clone()?;
         let text = &self.text;
         let mut rest = String::with_capacity(text.len() + 1 - range.len());
         rest.push_str(&text[..range.start]);
         rest.push('0');
         rest.push_str(&text[range.end..]);
-        Some((rest, &text[range]))
+        Some(HeldBack {
+            rest,
+            map: &text[range],
+            index: self.index.as_deref(),
+        })
     }
 
     /// The text alone, with no map held back (events whose header names are not all tokens).
     pub fn whole(text: String) -> EventJson {
-        EventJson { text, headers: None }
+        EventJson {
+            text,
+            headers: None,
+            index: None,
+        }
     }
+}
+
+/// An event with its returned object's header map held back.
+pub struct HeldBack<'a> {
+    /// The event's JSON with a `0` in the map's place.
+    pub rest: String,
+    /// The map's JSON.
+    pub map: &'a str,
+    /// Where each header's value sits in `map`: `,NAME:START:END` per header, byte offsets, so
+    /// that the instance can parse the one header a function reads (names are tokens: no
+    /// comma or colon in them); `None` where not asked for.
+    pub index: Option<&'a str>,
 }
 
 /// The length of `headers` as JSON where nothing in them needs escaping (escapes only add to
@@ -85,6 +110,22 @@ fn json_size_unescaped(headers: &Headers) -> usize {
         })
         .sum();
     2 + names + headers.len().saturating_sub(1)
+}
+
+/// Appends `n` in decimal (what `write!` does, without its formatting machinery: this runs for
+/// every header of every held-back event).
+fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// A writer that keeps count of what it was given, for `Locator` to read.
@@ -115,6 +156,10 @@ struct Marks {
     written: Cell<usize>,
     request: Cell<Option<(usize, usize)>>,
     response: Cell<Option<(usize, usize)>>,
+    request_index: Cell<Option<String>>,
+    response_index: Cell<Option<String>>,
+    /// A header map on the path had a name that needed escaping.
+    escaped_name: Cell<bool>,
 }
 
 /// Writes compact JSON and notes where `Records[0].cf.request.headers` and
@@ -130,13 +175,19 @@ struct Locator<'a> {
     in_key: bool,
     in_response: bool,
     start: usize,
+    /// Whether to make the index of the header maps.
+    with_index: bool,
+    /// The index of the header map being written (`HeldBack::index`).
+    index: Option<Vec<u8>>,
+    /// Where the value of the map's member being written starts.
+    member_start: usize,
 }
 
 /// The depth at which the header map is a member.
 const HEADERS_DEPTH: usize = 5;
 
 impl<'a> Locator<'a> {
-    fn new(marks: &'a Marks) -> Locator<'a> {
+    fn new(marks: &'a Marks, with_index: bool) -> Locator<'a> {
         Locator {
             compact: CompactFormatter,
             marks,
@@ -146,7 +197,15 @@ impl<'a> Locator<'a> {
             in_key: false,
             in_response: false,
             start: 0,
+            with_index,
+            index: None,
+            member_start: 0,
         }
+    }
+
+    /// Whether a member of a header map on the path (`matched` its depth) is being written.
+    fn in_map(&self) -> bool {
+        self.matched == HEADERS_DEPTH && self.depth == HEADERS_DEPTH + 1
     }
 
     /// Whether the member or element being written continues the path.
@@ -205,7 +264,7 @@ impl Formatter for Locator<'_> {
     }
 
     fn begin_object_key<W: ?Sized + io::Write>(&mut self, writer: &mut W, first: bool) -> io::Result<()> {
-        if self.on_path() {
+        if self.on_path() || (self.in_map() && self.with_index) {
             self.in_key = true;
             self.key.clear();
         }
@@ -219,21 +278,39 @@ impl Formatter for Locator<'_> {
 
     fn begin_object_value<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
         self.compact.begin_object_value(writer)?;
-        if self.on_path() && self.key_is_step() {
+        if self.in_map() {
+            self.member_start = self.marks.written.get();
+        } else if self.on_path() && self.key_is_step() {
             self.matched = self.depth;
             self.start = self.marks.written.get();
+            if self.depth == HEADERS_DEPTH && self.with_index {
+                self.index = Some(Vec::with_capacity(256));
+            }
         }
         Ok(())
     }
 
     fn end_object_value<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
-        if self.matched == self.depth {
+        if self.in_map() {
+            if let Some(index) = self.index.as_mut() {
+                index.push(b',');
+                index.extend_from_slice(self.key.as_bytes());
+                index.push(b':');
+                push_decimal(index, self.member_start - self.start);
+                index.push(b':');
+                push_decimal(index, self.marks.written.get() - self.start);
+            }
+        } else if self.matched == self.depth {
             if self.depth == HEADERS_DEPTH {
                 let range = Some((self.start, self.marks.written.get()));
+                // Names and digits: UTF-8 as written.
+                let index = self.index.take().and_then(|bytes| String::from_utf8(bytes).ok());
                 if self.in_response {
                     self.marks.response.set(range);
+                    self.marks.response_index.set(index);
                 } else {
                     self.marks.request.set(range);
+                    self.marks.request_index.set(index);
                 }
             }
             self.matched -= 1;
@@ -250,8 +327,12 @@ impl Formatter for Locator<'_> {
 
     fn write_char_escape<W: ?Sized + io::Write>(&mut self, writer: &mut W, escape: CharEscape) -> io::Result<()> {
         if self.in_key {
-            // No step of the path needs escaping: an escaped key is none of them.
+            // No step of the path needs escaping: an escaped key is none of them. A header name
+            // that does cannot be found in the index by its name.
             self.key.push('\\');
+            if self.in_map() {
+                self.marks.escaped_name.set(true);
+            }
         }
         self.compact.write_char_escape(writer, escape)
     }
@@ -282,22 +363,39 @@ mod tests {
             let cf = event.cf_mut();
             cf.request.headers.insert(
                 "headers".into(),
-                headers_from_pairs([("Headers", "{\"a\":1}")])
+                headers_from_pairs([("Headers", "{\"a\":[1]} \\ ]}\"")])
                     .remove("headers")
                     .unwrap(),
             );
             if let Some(response) = cf.response.as_mut() {
                 response.headers.insert("x-\u{e9}".into(), Vec::new());
+                response.headers.insert(
+                    "x-tricky".into(),
+                    headers_from_pairs([("X-Tricky", "\"}],\"x\":[{\\")])
+                        .remove("x-tricky")
+                        .unwrap(),
+                );
             }
-            let json = EventJson::new(&event);
+            let json = EventJson::new(&event, true);
             assert_eq!(json.text, event.to_json(), "{kind}");
             let returned: &Headers = match &event.cf().response {
                 Some(response) => &response.headers,
                 None => &event.cf().request.headers,
             };
             assert_eq!(held_back(&json), serde_json::to_string(returned).unwrap(), "{kind}");
-            let (rest, map) = json.held_back().expect("held back");
+            let HeldBack { rest, map, index } = json.held_back().expect("held back");
+            let index = index.expect("an index");
             assert_eq!(map, held_back(&json));
+            // The index gives every header's own JSON.
+            let mut names = Vec::new();
+            for entry in index.split(',').skip(1) {
+                let mut parts = entry.split(':');
+                let (name, start, end) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+                let value = &map[start.parse::<usize>().unwrap()..end.parse::<usize>().unwrap()];
+                assert_eq!(value, serde_json::to_string(&returned[name]).unwrap(), "{kind} {name}");
+                names.push(name);
+            }
+            assert_eq!(names, returned.keys().map(String::as_str).collect::<Vec<_>>(), "{kind}");
             let mut rest: serde_json::Value = serde_json::from_str(&rest).unwrap();
             let cf = &mut rest["Records"][0]["cf"];
             let place = if cf.get("response").is_some() {
@@ -316,6 +414,18 @@ mod tests {
     }
 
     #[test]
+    fn a_map_with_a_name_that_needs_escaping_has_no_index() {
+        let mut event = sample(EventType::ViewerRequest, &SampleOptions::default());
+        assert!(EventJson::new(&event, true).held_back().unwrap().index.is_some());
+        let headers = &mut event.cf_mut().request.headers;
+        let entries = headers["user-agent"].clone();
+        headers.insert("x-\"quoted\"".into(), entries);
+        let json = EventJson::new(&event, true);
+        assert_eq!(json.text, event.to_json());
+        assert!(json.held_back().unwrap().index.is_none());
+    }
+
+    #[test]
     fn small_maps_stay_in_the_event() {
         let mut event = sample(EventType::ViewerRequest, &SampleOptions::default());
         let headers = &mut event.cf_mut().request.headers;
@@ -328,8 +438,8 @@ mod tests {
             serde_json::to_string(headers).unwrap().len()
         );
         headers.retain(|name, _| name == "host");
-        assert!(EventJson::new(&event).held_back().is_none());
+        assert!(EventJson::new(&event, true).held_back().is_none());
         event.cf_mut().request.headers.clear();
-        assert!(EventJson::new(&event).headers.is_none());
+        assert!(EventJson::new(&event, true).headers.is_none());
     }
 }

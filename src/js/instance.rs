@@ -299,7 +299,7 @@ impl Instance {
             _ => None,
         };
         let (event_json, headers_json) = match &held_back {
-            Some((rest, headers)) => (rest.as_str(), Some(*headers)),
+            Some(held) => (held.rest.as_str(), Some((held.map, held.index))),
             None => (event.text.as_str(), None),
         };
         // A fresh console budget with each invocation.
@@ -319,9 +319,15 @@ impl Instance {
             let too_large = || Failure::InvalidResult("the event is too large".into());
             let event = v8::String::new(scope, event_json).ok_or_else(too_large)?;
             let request_id = v8::String::new(scope, request_id).ok_or_else(too_large)?;
-            let headers: v8::Local<v8::Value> = match headers_json {
-                Some(text) => v8::String::new(scope, text).ok_or_else(too_large)?.into(),
-                None => v8::undefined(scope).into(),
+            let (headers, index): (v8::Local<v8::Value>, v8::Local<v8::Value>) = match headers_json {
+                Some((map, index)) => (
+                    v8::String::new(scope, map).ok_or_else(too_large)?.into(),
+                    match index {
+                        Some(index) => v8::String::new(scope, index).ok_or_else(too_large)?.into(),
+                        None => v8::undefined(scope).into(),
+                    },
+                ),
+                None => (v8::undefined(scope).into(), v8::undefined(scope).into()),
             };
             let args = [
                 v8::Local::new(scope, &self.handler),
@@ -331,6 +337,7 @@ impl Instance {
                 v8::Number::new(scope, deadline_ms).into(),
                 v8::Boolean::new(scope, list_headers).into(),
                 headers,
+                index,
             ];
             let invoke = v8::Local::new(scope, &self.invoke);
             let receiver = v8::undefined(scope).into();
@@ -397,13 +404,24 @@ impl Instance {
         if self.out_of_memory.get() {
             return Err(Failure::OutOfMemory);
         }
-        // "h": the function read a held-back header map.
+        // "h": the function read a held-back header map whole; "i": one header at a time.
         let text = match text.strip_prefix('h') {
             Some(rest) => {
                 self.whole_events_left = WHOLE_AFTER_READ;
                 rest
             }
-            None => &text,
+            None => match text.strip_prefix('i') {
+                Some(rest) => {
+                    self.spec.index_hint.read();
+                    rest
+                }
+                None => {
+                    if held_back.as_ref().is_some_and(|held| held.index.is_some()) {
+                        self.spec.index_hint.unused();
+                    }
+                    &text
+                }
+            },
         };
         let (marker, rest) = text.split_at(text.char_indices().nth(1).map_or(text.len(), |(i, _)| i));
         match marker {

@@ -52,6 +52,39 @@ pub struct FunctionSpec {
     /// Distinguishes successive code of one name (a new `$LATEST`); instances of an older
     /// revision are replaced. Assigned by `JsPool::register`.
     pub revision: u64,
+    /// Whether the function lately read held-back headers one at a time (shared by its
+    /// instances on every JS thread and the callers building its events).
+    pub index_hint: Arc<IndexHint>,
+}
+
+/// Whether a function's events should carry the index of their held-back header map
+/// (`edge::event_json::HeldBack::index`), which lets an instance parse the one header a function
+/// reads. Building it costs every event a little; a function that reads no header one at a
+/// time (none, or all of them) does without. Set for the next `INDEX_AFTER_READ` events of
+/// the function each time one of its results says it read a header (or would have: without
+/// the index the whole map is parsed instead).
+#[derive(Debug, Default)]
+pub struct IndexHint(std::sync::atomic::AtomicU32);
+
+const INDEX_AFTER_READ: u32 = 64;
+
+impl IndexHint {
+    pub fn wanted(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed) > 0
+    }
+
+    /// A result read headers one at a time.
+    pub fn read(&self) {
+        self.0.store(INDEX_AFTER_READ, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A result that came with the index did not use it. (Several threads may count down at
+    /// once; a count off by one is no matter.)
+    pub fn unused(&self) {
+        let left = self.0.load(std::sync::atomic::Ordering::Relaxed);
+        self.0
+            .store(left.saturating_sub(1), std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl FunctionSpec {
@@ -70,6 +103,7 @@ impl FunctionSpec {
             concurrency: 1000,
             version: "$LATEST".into(),
             revision: 0,
+            index_hint: Default::default(),
         }
     }
 }
@@ -93,6 +127,7 @@ impl From<&crate::config::Function> for FunctionSpec {
             concurrency: function.concurrency,
             version: "$LATEST".into(),
             revision: 0,
+            index_hint: Default::default(),
         }
     }
 }
@@ -216,9 +251,9 @@ impl JsPool {
     pub async fn invoke(&self, function: &str, event: &Event) -> Result<Outcome, InvokeError> {
         let request_id = event.cf().config.request_id.clone();
         let result = self
-            .invoke_json(
+            .invoke_with(
                 function,
-                EventJson::new(event),
+                |spec| EventJson::new(event, spec.index_hint.wanted()),
                 edge::result::headers_listable(event),
                 &request_id,
             )

@@ -198,6 +198,18 @@ impl JsPool {
         list_headers: bool,
         request_id: &str,
     ) -> Result<String, Failure> {
+        self.invoke_with(function, |_| event, list_headers, request_id).await
+    }
+
+    /// `invoke_json` with the event's JSON made once the function is found (`event` sees its
+    /// spec).
+    pub async fn invoke_with(
+        &self,
+        function: &str,
+        event: impl FnOnce(&FunctionSpec) -> EventJson,
+        list_headers: bool,
+        request_id: &str,
+    ) -> Result<String, Failure> {
         let (spec, slots) = self
             .crew
             .functions
@@ -219,7 +231,7 @@ impl JsPool {
         let taken = Arc::new(Taken::new());
         let job = Job {
             function: spec.clone(),
-            event,
+            event: event(&spec),
             list_headers,
             request_id: request_id.to_string(),
             reply,

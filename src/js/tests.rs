@@ -1134,36 +1134,51 @@ async fn redeploying_one_function_keeps_the_others() {
 }
 
 /// A function that does not read the returned object's headers gets them held back (`K*`: all
-/// kept as given); whatever it does with them, the outcome is the one of the whole event.
+/// kept as given but those in the map it returns); whatever it does with them, the outcome is
+/// the one of the whole event.
 #[tokio::test(flavor = "multi_thread")]
 async fn held_back_headers_give_the_outcome_of_the_whole_event() {
-    let request_cases = [
+    // Request events: left alone,
+    let request_held = [
         "",
         "r.uri = '/b' + r.uri;",
-        "r.headers['x-a'] = [{ key: 'X-A', value: '1' }];",
-        "r.headers = { 'x-only': [{ key: 'X-Only', value: '1' }] };",
-        "delete r.headers;",
         "Object.freeze(r);",
-        "Object.freeze(r); r.headers['user-agent'][0].value = 'frozen';",
-        "let threw = false; Object.freeze(r); try { r.headers = {}; } catch { threw = true; } if (threw) return { status: '403', body: 'threw' };",
+        // headers written only,
+        "r.headers['x-a'] = [{ key: 'X-A', value: '1' }];",
         "r.headers['x-keys'] = [{ value: Object.keys(r).join() }];",
-        "r.headers['x-json'] = [{ value: JSON.parse(JSON.stringify(event)).Records[0].cf.request.headers.host[0].value }];",
-        "return { ...r, uri: '/spread' };",
-        "return JSON.parse(JSON.stringify(r));",
-        "r.headers = r.headers; r.headers.accept[0].value = 'text/plain';",
         "const copy = Object.create(r); copy.headers = {}; r.headers['x-own'] = [{ value: String(Object.keys(copy.headers).length) }];",
-        "r.headers = undefined;",
-        // Headers written, the map never read: the proxy's fast path.
         "r.headers['user-agent'] = [{ key: 'User-Agent', value: 'mine' }];",
         "const h = r.headers; h['x-a'] = [{ value: '1' }]; h['x-b'] = [{ value: '2' }]; h['x-a'] = [{ value: '3' }];",
         "r.headers['Host'] = [{ value: 'upper.example' }];",
         "r.headers['x-a'] = [{ key: 'X-A', value: '1' }]; r.headers['connection'] = [{ value: 'close' }];",
         "r.headers['host'] = [{ value: 'other.example' }];",
+        "r.headers['user-agent'] = []; r.headers['x-empty'] = [];",
         "Object.freeze(r); r.headers['x-a'] = [{ value: '1' }];",
-        // Written, then read or changed otherwise: the map is parsed ahead of what was written.
+        // one header read at a time (each parsed alone): still held back.
+        "Object.freeze(r); r.headers['user-agent'][0].value = 'frozen';",
+        "r.headers = r.headers; r.headers.accept[0].value = 'text/plain';",
+        "r.headers['x-a'] = [{ value: '1' }]; r.headers['x-in'] = [{ value: String('host' in r.headers) }];",
+        "const n = r.headers['user-agent'][0].value.length; r.uri = '/' + n;",
+        "r.headers['x-missing'] = [{ value: String(r.headers['x-nope']) + String('x-nope' in r.headers) }];",
+        "r.headers['user-agent'][0].value = 'changed';",
+        "r.headers.accept.push({ key: 'Accept', value: 'text/plain' });",
+        "r.headers['user-agent'].pop();",
+        "r.headers['x-has'] = [{ value: String(r.headers.hasOwnProperty('host')) + String(r.headers.hasOwnProperty('x-nope')) }];",
+        "Object.getOwnPropertyDescriptor(r.headers, 'host').value[0].value = 'h.example';",
+        "const h = r.headers; h.host = [{ value: 'new.example' }]; h['x-host'] = [{ value: h.host[0].value }];",
+    ];
+    // Replaced, listed, deleted from, frozen, defined on, re-prototyped, spread, written through
+    // an inheriting object, referenced twice in the result: the whole map parsed.
+    let request_parsed = [
+        "r.headers = { 'x-only': [{ key: 'X-Only', value: '1' }] };",
+        "delete r.headers;",
+        "let threw = false; Object.freeze(r); try { r.headers = {}; } catch { threw = true; } if (threw) return { status: '403', body: 'threw' };",
+        "r.headers['x-json'] = [{ value: JSON.parse(JSON.stringify(event)).Records[0].cf.request.headers.host[0].value }];",
+        "return { ...r, uri: '/spread' };",
+        "return JSON.parse(JSON.stringify(r));",
+        "r.headers = undefined;",
         "r.headers['x-a'] = [{ value: '1' }]; r.headers['x-order'] = [{ value: Object.keys(r.headers).join() }];",
         "r.headers['user-agent'] = [{ value: 'mine' }]; r.headers['x-order'] = [{ value: Object.keys(r.headers).join() }];",
-        "r.headers['x-a'] = [{ value: '1' }]; r.headers['x-in'] = [{ value: String('host' in r.headers) }];",
         "r.headers['x-a'] = [{ value: '1' }]; delete r.headers['x-a'];",
         "delete r.headers['user-agent'];",
         "r.headers['user-agent'] = undefined;",
@@ -1178,62 +1193,55 @@ async fn held_back_headers_give_the_outcome_of_the_whole_event() {
         "r.headers = { ...r.headers, 'x-s': [{ value: '1' }] };",
         "r.headers['x-a'] = [{ value: '1' }]; r.headers['x-json'] = [{ value: JSON.stringify(r.headers) }];",
         "Object.defineProperty(Object.prototype, 'user-agent', { set(v) { this['x-polluted'] = v; }, configurable: true }); r.headers['user-agent'] = [{ value: 'mine' }]; delete Object.prototype['user-agent'];",
+        "r.headers['x-ua'] = [{ value: r.headers['user-agent'][0].value }]; r.headers['x-order'] = [{ value: Object.keys(r.headers).join() }];",
+        "const a = r.headers.accept; r.headers['x-same'] = [{ value: String(Object.keys(r.headers).length > 0 && r.headers.accept === a) }];",
+        "const ua = r.headers['user-agent']; delete r.headers['user-agent']; r.headers['x-ua'] = ua;",
     ];
-    // Bodies after which the map must still be held back: the result says "K*".
-    let still_held = |body: &str| {
-        body.is_empty()
-            || body.starts_with("r.uri")
-            || body.starts_with("res.status")
-            || [
-                "Object.freeze(r);",
-                "r.headers['x-a'] = [{ key: 'X-A', value: '1' }];",
-                "r.headers['x-keys'] = [{ value: Object.keys(r).join() }];",
-                "const copy = Object.create(r); copy.headers = {}; r.headers['x-own'] = [{ value: String(Object.keys(copy.headers).length) }];",
-                "r.headers['x-a'] = [{ key: 'X-A', value: '1' }]; r.headers['connection'] = [{ value: 'close' }];",
-                "res.headers['x-request'] = [{ value: e.Records[0].cf.request.headers.host[0].value }];",
-                "res.headers['transfer-encoding'] = [{ value: 'chunked' }];",
-                "r.headers['user-agent'] = [{ key: 'User-Agent', value: 'mine' }];",
-                "const h = r.headers; h['x-a'] = [{ value: '1' }]; h['x-b'] = [{ value: '2' }]; h['x-a'] = [{ value: '3' }];",
-                "r.headers['Host'] = [{ value: 'upper.example' }];",
-                "r.headers['host'] = [{ value: 'other.example' }];",
-                "Object.freeze(r); r.headers['x-a'] = [{ value: '1' }];",
-                "res.headers['x-frame-options'] = [{ key: 'X-Frame-Options', value: 'DENY' }];",
-                "res.headers['strict-transport-security'] = [{ value: 'max-age=63072000' }]; res.headers['content-type'] = [{ value: 'text/plain' }];",
-            ]
-            .contains(&body)
-    };
-    let response_cases = [
+    let response_held = [
         "",
         "res.status = '404';",
+        "res.headers['x-copy'] = [{ value: String((res.headers['content-type'] || [{ value: 'none' }])[0].value) }];",
         "res.headers['x-frame-options'] = [{ key: 'X-Frame-Options', value: 'DENY' }];",
         "res.headers['x-request'] = [{ value: e.Records[0].cf.request.headers.host[0].value }];",
         "res.headers['strict-transport-security'] = [{ value: 'max-age=63072000' }]; res.headers['content-type'] = [{ value: 'text/plain' }];",
         "res.headers['transfer-encoding'] = [{ value: 'chunked' }];",
     ];
+    let response_parsed = [
+        "res.headers['x-names'] = [{ value: Object.keys(res.headers).join() }];",
+        "for (const name in res.headers) res.headers[name][0].value += ';x';",
+    ];
+    let held_cases = request_held.iter().chain(&response_held).copied().collect::<Vec<_>>();
+    let request_cases = request_held.iter().chain(&request_parsed);
+    let response_cases = response_held.iter().chain(&response_parsed);
     let request_event = viewer_request();
     let response_event = sample(EventType::ViewerResponse, &SampleOptions::default());
     let cases = request_cases
-        .iter()
         .map(|body| {
             let source = format!(
                 "export const handler = async (event) => {{ const r = event.Records[0].cf.request; {body} return r; }};"
             );
             (body, source, &request_event)
         })
-        .chain(response_cases.iter().map(|body| {
+        .chain(response_cases.map(|body| {
             let source = format!(
                 "export const handler = async (e) => {{ const res = e.Records[0].cf.response; {body} return res; }};"
             );
             (body, source, &response_event)
         }));
     for (body, source, event) in cases {
-        // Two instances of the same code: one gets the map held back, the other the whole event.
+        // Instances of the same code: one gets the map held back with its index, one without
+        // (a header read parses the whole map), one the whole event.
         let pool = pool(vec![
             FunctionSpec::new("held", "index.mjs", &source),
+            FunctionSpec::new("unindexed", "index.mjs", &source),
             FunctionSpec::new("whole", "index.mjs", &source),
         ]);
         let held = pool
-            .invoke_json("held", EventJson::new(event), true, "h")
+            .invoke_json("held", EventJson::new(event, true), true, "h")
+            .await
+            .unwrap();
+        let unindexed = pool
+            .invoke_json("unindexed", EventJson::new(event, false), true, "u")
             .await
             .unwrap();
         let whole = pool
@@ -1241,16 +1249,64 @@ async fn held_back_headers_give_the_outcome_of_the_whole_event() {
             .await
             .unwrap();
         assert!(!whole.starts_with("K*"), "{body}: {whole}");
-        assert_eq!(held.starts_with("K*\n"), still_held(body), "{body}: {held}");
+        assert_eq!(held.starts_with("K*\n"), held_cases.contains(body), "{body}: {held}");
         if body.is_empty() || body.starts_with("r.uri") || body.starts_with("res.status") {
             assert!(held.contains("\"headers\":{}"), "{body}: {held}");
         }
+        assert!(
+            !unindexed.starts_with("K*\n") || held.starts_with("K*\n"),
+            "{body}: {unindexed}"
+        );
         assert_eq!(
             crate::edge::validate(event, &held),
             crate::edge::validate(event, &whole),
             "{body}"
         );
+        assert_eq!(
+            crate::edge::validate(event, &unindexed),
+            crate::edge::validate(event, &whole),
+            "{body}"
+        );
     }
+}
+
+/// A function that reads headers one at a time gets the index of the held-back map with its
+/// events (after a first event without it, whose map it parsed whole), for as long as it
+/// keeps reading them one at a time and 64 events after.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_that_reads_one_header_gets_the_index() {
+    let source = "export const handler = async (event) => {
+        const r = event.Records[0].cf.request;
+        if (r.uri === '/read') r.headers['x-agent'] = [{ value: r.headers['user-agent'][0].value }];
+        return r;
+      };";
+    let pool = pool(vec![FunctionSpec::new("f", "index.mjs", source)]);
+    let event = |uri: &str| {
+        let mut event = viewer_request();
+        event.cf_mut().request.uri = uri.into();
+        event
+    };
+    let call = |uri: &'static str| {
+        let pool = &pool;
+        async move {
+            let event = event(uri);
+            let text = pool
+                .invoke_with("f", |spec| EventJson::new(&event, spec.index_hint.wanted()), true, "r")
+                .await
+                .unwrap();
+            assert!(crate::edge::validate(&event, &text).is_ok(), "{text}");
+            text.starts_with("K*\n")
+        }
+    };
+    // Read without the index (the whole map parsed), then with it (the one header parsed).
+    assert!(!call("/read").await);
+    assert!(call("/read").await);
+    // Events that do not read keep the index for 64 more, then come without it.
+    for _ in 0..64 {
+        assert!(call("/other").await);
+    }
+    assert!(!call("/read").await);
+    assert!(call("/read").await);
 }
 
 /// After an event whose held-back headers the function read, the next events come whole (no
@@ -1260,7 +1316,7 @@ async fn a_function_that_reads_the_headers_gets_whole_events() {
     let source = "export const handler = async (event) => {
         const r = event.Records[0].cf.request;
         const held = typeof Object.getOwnPropertyDescriptor(r, 'headers').get === 'function';
-        r.headers['x-held'] = [{ value: String(held) + (r.headers.host ? '' : '?') }];
+        r.headers['x-held'] = [{ value: String(held) + (Object.keys(r.headers).length ? '' : '?') }];
         return r;
       };";
     let pool = pool(vec![FunctionSpec::new("f", "index.mjs", source)]);
@@ -1307,7 +1363,7 @@ async fn a_kept_event_keeps_its_own_held_back_headers() {
         )
     };
     let first = pool
-        .invoke_json("f", EventJson::new(&with_agent("first")), true, "1")
+        .invoke_json("f", EventJson::new(&with_agent("first"), true), true, "1")
         .await
         .unwrap();
     assert!(first.starts_with("K*\n"), "{first}");

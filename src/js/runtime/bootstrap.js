@@ -17,6 +17,7 @@
   const ObjectValues = Object.values;
   const ObjectDefineProperty = Object.defineProperty;
   const ObjectPrototype = Object.prototype;
+  const ObjectHasOwn = Object.hasOwn;
   const ProxyConstructor = Proxy;
   const {
     get: ReflectGet,
@@ -764,21 +765,28 @@
   // headers (their JSON apart) when the function did not read them last time. The object gets
   // an accessor in their place. Read during the invocation, it hands out a proxy of an empty
   // map and becomes a plain property holding that proxy, so the function sees an ordinary
-  // object: writing a header (an array) only goes into the map, and anything else the function
-  // does with the map (reading, listing, deleting, defining, freezing) first parses the held
-  // headers into it, ahead of those written, as if the map had been whole from the start.
-  // A result that is the object with its map still unparsed keeps every header as given but
-  // those written: its JSON says so with "K*" and holds the written ones only, and edgehook
-  // takes the others from the event. (Most functions that add headers, security headers above
-  // all, never read the map.)
+  // object: writing a header (an array) only goes into the map, reading one header (or asking
+  // for it with `in`) parses that header alone into the map (edgehook's index of the map's
+  // JSON says where it is), and anything else the function does with the map (listing,
+  // deleting, defining, freezing) first parses all the held headers into it, in the event's
+  // order and ahead of those written, as if the map had been whole from the start. A result
+  // that is the object with its map not wholly parsed keeps every header as given but those in
+  // the map: its JSON says so with "K*" and holds the headers written or read only, and
+  // edgehook takes the others from the event. (Most functions write headers, read one or two,
+  // or leave them alone.)
   const noHeaders = ObjectFreeze({});
   // Whether the invocation under way parsed a held-back map; edgehook then hands the next
   // events over whole for a while ("h" before the result's marker).
   let heldBackRead = false;
-  function holdBack(target, text) {
+  // Whether it read held-back headers one at a time, or would have but the event came without
+  // the map's index (then the map was parsed whole); edgehook then sends the index with the
+  // function's next events for a while ("i").
+  let indexWanted = false;
+  function holdBack(target, text, index) {
     const held = {
       target,
       text,
+      index,
       value: undefined,
       proxy: null,
       plain: false,
@@ -846,26 +854,49 @@
     }
     return held.value;
   }
-  // Puts the held headers into the proxy's map, ahead of those written into it since (a
-  // written header the event had takes its place, as an assignment to the whole map would).
-  function parseHeldBack(held) {
+  // Puts the held headers into the proxy's map in the event's order, ahead of those written
+  // into it since; a header already read keeps its value (the same array), a written one that
+  // the event had takes its place, as an assignment to the whole map would. `whole`: the
+  // function asked for all of them (not one, for want of the index).
+  function parseHeldBack(held, whole = true) {
     if (held.read) return;
     held.read = true;
-    heldBackRead = true;
+    if (whole) heldBackRead = true;
     const map = held.value;
     const parsed = jsonParse(held.text);
     held.text = null;
-    const written = ObjectKeys(map);
+    held.index = null;
+    const own = ObjectKeys(map);
     const values = [];
-    for (let i = 0; i < written.length; i++) {
-      values[i] = map[written[i]];
-      delete map[written[i]];
+    for (let i = 0; i < own.length; i++) {
+      values[i] = map[own[i]];
+      delete map[own[i]];
     }
     const names = ObjectKeys(parsed);
     for (let i = 0; i < names.length; i++) {
       ObjectDefineProperty(map, names[i], { value: parsed[names[i]], writable: true, enumerable: true, configurable: true });
     }
-    for (let i = 0; i < written.length; i++) map[written[i]] = values[i];
+    for (let i = 0; i < own.length; i++) map[own[i]] = values[i];
+  }
+  // Parses the held header `key` alone into the proxy's map (unless the map has it already,
+  // read or written, or the event has no such header).
+  function readOneHeldBack(held, key) {
+    const map = held.value;
+    if (held.read || held.writing || typeof key !== "string" || ObjectHasOwn(map, key)) return;
+    indexWanted = true;
+    const index = held.index;
+    if (index === undefined) {
+      parseHeldBack(held, false);
+      return;
+    }
+    const at = index.indexOf("," + key + ":");
+    if (at === -1) return;
+    const from = at + key.length + 2;
+    const colon = index.indexOf(":", from);
+    let end = index.indexOf(",", colon);
+    if (end === -1) end = index.length;
+    const value = jsonParse(held.text.slice(+index.slice(from, colon), +index.slice(colon + 1, end)));
+    ObjectDefineProperty(map, key, { value, writable: true, enumerable: true, configurable: true });
   }
   // The proxy's traps; `this` is the handler, which holds the map's `held`. While the result is
   // written they leave the map unparsed, and count how often it is written out.
@@ -895,11 +926,11 @@
       return ReflectSet(map, key, value, receiver);
     },
     get(map, key, receiver) {
-      forward(this.held);
+      readOneHeldBack(this.held, key);
       return ReflectGet(map, key, receiver);
     },
     has(map, key) {
-      forward(this.held);
+      readOneHeldBack(this.held, key);
       return ReflectHas(map, key);
     },
     ownKeys(map) {
@@ -909,7 +940,7 @@
       return ReflectOwnKeys(map);
     },
     getOwnPropertyDescriptor(map, key) {
-      forward(this.held);
+      readOneHeldBack(this.held, key);
       return ReflectGetOwnPropertyDescriptor(map, key);
     },
     defineProperty(map, key, descriptor) {
@@ -1041,7 +1072,7 @@
     } catch (e) {
       return readMark("E") + (e && e.message ? e.message : String(e));
     }
-    return (heldBackRead || given?.lazy ? readMark(marker) : marker) + (json ?? "null");
+    return (heldBackRead || indexWanted || given?.lazy ? readMark(marker) : marker) + (json ?? "null");
   }
   // The invocation's result is made: also lets go of a held-back map's target (see `holdBack`).
   function readMark(marker) {
@@ -1050,7 +1081,8 @@
       // A proxy behind an accessor the function froze in place stays for later reads.
       if (given.lazy.plain) given.lazy.proxy = null;
     }
-    return heldBackRead ? "h" + marker : marker;
+    if (heldBackRead) return "h" + marker;
+    return indexWanted ? "i" + marker : marker;
   }
   const failValue = (error) => readMark("F") + errorJson(error);
   // Callback-style invocations settle with a marked object, so that a handler's own result can
@@ -1066,17 +1098,19 @@
   // Runs one event through `handler`. Returns a marker string, or a promise whose settled value
   // edgehook turns into one with `settleValue`/`failValue` (or `chain` while it is pending).
   // `headersJson`: the returned object's header map held back (see `holdBack`), its place in
-  // `eventJson` taken by a 0; undefined when the event is whole.
-  function invoke(handler, eventJson, info, requestId, deadline, listHeaders, headersJson) {
+  // `eventJson` taken by a 0; undefined when the event is whole. `headersIndex`: where each
+  // header sits in it (`,name:start:end` per header).
+  function invoke(handler, eventJson, info, requestId, deadline, listHeaders, headersJson, headersIndex) {
     waitDeadline = deadline;
     heldBackRead = false;
+    indexWanted = false;
     const event = jsonParse(eventJson);
     if (listHeaders) {
       const cf = event.Records[0].cf;
       const target = cf.response ?? cf.request;
       if (headersJson !== undefined) {
         given = unrecorded(target);
-        given.lazy = holdBack(target, headersJson);
+        given.lazy = holdBack(target, headersJson, headersIndex);
       } else {
         given = recordNext ? recordHeaders(target, target.headers) : unrecorded(target);
       }
