@@ -49,11 +49,14 @@ impl EventJson {
         } else {
             (marks.request.get(), marks.request_index.take())
         };
+        // The index counts bytes, where the instance counts UTF-16 units: the same only in
+        // ASCII. A name that needed escaping could not be found in it by the name.
+        let index = index
+            .filter(|_| !marks.escaped_name.get() && headers.is_some_and(|(start, end)| text[start..end].is_ascii()));
         EventJson {
             text,
             headers: headers.map(|(start, end)| start..end),
-            // A name that needed escaping could not be found in it by the name.
-            index: index.filter(|_| !marks.escaped_name.get()),
+            index,
         }
     }
 
@@ -368,7 +371,6 @@ mod tests {
                     .unwrap(),
             );
             if let Some(response) = cf.response.as_mut() {
-                response.headers.insert("x-\u{e9}".into(), Vec::new());
                 response.headers.insert(
                     "x-tricky".into(),
                     headers_from_pairs([("X-Tricky", "\"}],\"x\":[{\\")])
@@ -423,6 +425,19 @@ mod tests {
         let json = EventJson::new(&event, true);
         assert_eq!(json.text, event.to_json());
         assert!(json.held_back().unwrap().index.is_none());
+    }
+
+    #[test]
+    fn a_map_that_is_not_ascii_has_no_index() {
+        let mut event = sample(EventType::ViewerRequest, &SampleOptions::default());
+        let headers = &mut event.cf_mut().request.headers;
+        headers.extend(headers_from_pairs([("A-Name", "Zo\u{eb}")]));
+        headers.insert("x-\u{e9}".into(), Vec::new());
+        let json = EventJson::new(&event, true);
+        assert_eq!(json.text, event.to_json());
+        let held = json.held_back().unwrap();
+        assert_eq!(held.map, serde_json::to_string(&event.cf().request.headers).unwrap());
+        assert!(held.index.is_none());
     }
 
     #[test]

@@ -1270,6 +1270,48 @@ async fn held_back_headers_give_the_outcome_of_the_whole_event() {
     }
 }
 
+/// Headers read one at a time from a map with characters beyond ASCII (whose index would count
+/// bytes where the engine counts UTF-16 units): the event comes without the index, the map is
+/// parsed whole, the outcome is the whole event's.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_header_read_from_a_map_beyond_ascii_is_the_events() {
+    let source = "export const handler = async (event) => {
+        const r = event.Records[0].cf.request;
+        r.headers['x-agent'] = [{ value: r.headers['user-agent'][0].value + '|' + r.headers['a-name'][0].value }];
+        return r;
+      };";
+    let pool = pool(vec![
+        FunctionSpec::new("held", "index.mjs", source),
+        FunctionSpec::new("whole", "index.mjs", source),
+    ]);
+    let event = sample(
+        EventType::ViewerRequest,
+        &SampleOptions {
+            headers: vec![
+                ("A-Name".into(), "Zo\u{eb} \u{1f600}".into()),
+                ("User-Agent".into(), "agent".into()),
+            ],
+            ..Default::default()
+        },
+    );
+    let held = pool
+        .invoke_json("held", EventJson::new(&event, true), true, "h")
+        .await
+        .unwrap();
+    let whole = pool
+        .invoke_json("whole", EventJson::whole(event.to_json()), true, "w")
+        .await
+        .unwrap();
+    let Ok(Outcome::Request { request, .. }) = crate::edge::validate(&event, &held) else {
+        panic!("{held}")
+    };
+    assert_eq!(request.headers["x-agent"][0].value, "agent|Zo\u{eb} \u{1f600}");
+    assert_eq!(
+        crate::edge::validate(&event, &held),
+        crate::edge::validate(&event, &whole)
+    );
+}
+
 /// A function that reads headers one at a time gets the index of the held-back map with its
 /// events (after a first event without it, whose map it parsed whole), for as long as it
 /// keeps reading them one at a time and 64 events after.
