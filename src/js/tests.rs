@@ -1166,6 +1166,7 @@ async fn held_back_headers_give_the_outcome_of_the_whole_event() {
         "r.headers['x-has'] = [{ value: String(r.headers.hasOwnProperty('host')) + String(r.headers.hasOwnProperty('x-nope')) }];",
         "Object.getOwnPropertyDescriptor(r.headers, 'host').value[0].value = 'h.example';",
         "const h = r.headers; h.host = [{ value: 'new.example' }]; h['x-host'] = [{ value: h.host[0].value }];",
+        "String.prototype.indexOf = () => -1; String.prototype.slice = () => '0'; r.headers['x-ua'] = [{ value: r.headers['user-agent'][0].value }];",
     ];
     // Replaced, listed, deleted from, frozen, defined on, re-prototyped, spread, written through
     // an inheriting object, referenced twice in the result: the whole map parsed.

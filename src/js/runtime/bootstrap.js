@@ -18,6 +18,10 @@
   const ObjectDefineProperty = Object.defineProperty;
   const ObjectPrototype = Object.prototype;
   const ObjectHasOwn = Object.hasOwn;
+  // String methods as functions of the string, safe from a function that replaces them.
+  const FunctionCall = Function.prototype.call;
+  const StringIndexOf = FunctionCall.bind(String.prototype.indexOf);
+  const StringSlice = FunctionCall.bind(String.prototype.slice);
   const ProxyConstructor = Proxy;
   const {
     get: ReflectGet,
@@ -889,13 +893,13 @@
       parseHeldBack(held, false);
       return;
     }
-    const at = index.indexOf("," + key + ":");
+    const at = StringIndexOf(index, "," + key + ":");
     if (at === -1) return;
     const from = at + key.length + 2;
-    const colon = index.indexOf(":", from);
-    let end = index.indexOf(",", colon);
+    const colon = StringIndexOf(index, ":", from);
+    let end = StringIndexOf(index, ",", colon);
     if (end === -1) end = index.length;
-    const value = jsonParse(held.text.slice(+index.slice(from, colon), +index.slice(colon + 1, end)));
+    const value = jsonParse(StringSlice(held.text, +StringSlice(index, from, colon), +StringSlice(index, colon + 1, end)));
     ObjectDefineProperty(map, key, { value, writable: true, enumerable: true, configurable: true });
   }
   // The proxy's traps; `this` is the handler, which holds the map's `held`. While the result is
