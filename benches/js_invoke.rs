@@ -30,19 +30,7 @@ export const handler = async (event) => {
 "#;
 
 /// A function that reads one header (the cookie) and writes another: scenario 3's.
-const COOKIE: &str = r#"
-export const handler = async (event) => {
-  const request = event.Records[0].cf.request;
-  let variant = 'a';
-  for (const { value } of request.headers.cookie || []) {
-    const match = /(?:^|;\s*)variant=([ab])(?:;|$)/.exec(value);
-    if (match) variant = match[1];
-  }
-  request.uri = `/${variant}${request.uri}`;
-  request.headers['x-variant'] = [{ key: 'X-Variant', value: variant }];
-  return request;
-};
-"#;
+const COOKIE: &str = include_str!("side_by_side/functions/cookie-rewrite.mjs");
 
 /// The event the proxy would build for a typical browser request.
 fn build_event(n: u64) -> Event {

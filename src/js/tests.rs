@@ -1133,6 +1133,11 @@ async fn redeploying_one_function_keeps_the_others() {
     assert_eq!(uri(pool.invoke("b", &viewer_request()).await), "/b2");
 }
 
+/// The result text of `function` given `event` (headers listable).
+async fn run_held(pool: &JsPool, function: &str, event: EventJson) -> String {
+    pool.invoke_json(function, event, true, "r").await.unwrap()
+}
+
 /// A function that does not read the returned object's headers gets them held back (`K*`: all
 /// kept as given but those in the map it returns); whatever it does with them, the outcome is
 /// the one of the whole event.
@@ -1237,18 +1242,9 @@ async fn held_back_headers_give_the_outcome_of_the_whole_event() {
             FunctionSpec::new("unindexed", "index.mjs", &source),
             FunctionSpec::new("whole", "index.mjs", &source),
         ]);
-        let held = pool
-            .invoke_json("held", EventJson::new(event, true), true, "h")
-            .await
-            .unwrap();
-        let unindexed = pool
-            .invoke_json("unindexed", EventJson::new(event, false), true, "u")
-            .await
-            .unwrap();
-        let whole = pool
-            .invoke_json("whole", EventJson::whole(event.to_json()), true, "w")
-            .await
-            .unwrap();
+        let held = run_held(&pool, "held", EventJson::new(event, true)).await;
+        let unindexed = run_held(&pool, "unindexed", EventJson::new(event, false)).await;
+        let whole = run_held(&pool, "whole", EventJson::whole(event.to_json())).await;
         assert!(!whole.starts_with("K*"), "{body}: {whole}");
         assert_eq!(held.starts_with("K*\n"), held_cases.contains(body), "{body}: {held}");
         if body.is_empty() || body.starts_with("r.uri") || body.starts_with("res.status") {
@@ -1295,14 +1291,8 @@ async fn a_header_read_from_a_map_beyond_ascii_is_the_events() {
             ..Default::default()
         },
     );
-    let held = pool
-        .invoke_json("held", EventJson::new(&event, true), true, "h")
-        .await
-        .unwrap();
-    let whole = pool
-        .invoke_json("whole", EventJson::whole(event.to_json()), true, "w")
-        .await
-        .unwrap();
+    let held = run_held(&pool, "held", EventJson::new(&event, true)).await;
+    let whole = run_held(&pool, "whole", EventJson::whole(event.to_json())).await;
     let Ok(Outcome::Request { request, .. }) = crate::edge::validate(&event, &held) else {
         panic!("{held}")
     };
