@@ -37,18 +37,14 @@ impl EventJson {
         };
         let serialized = event.serialize(&mut serde_json::Serializer::with_formatter(
             &mut out,
-            Locator::new(&marks, with_index),
+            Locator::new(&marks, event.cf().response.is_some(), with_index),
         ));
         // serde_json writes UTF-8 only, and plain strings and maps cannot fail to serialize.
         let text = match serialized {
             Ok(()) => String::from_utf8(out.bytes).unwrap_or_default(),
             Err(_) => String::new(),
         };
-        let (headers, index) = if event.cf().response.is_some() {
-            (marks.response.get(), marks.response_index.take())
-        } else {
-            (marks.request.get(), marks.request_index.take())
-        };
+        let (headers, index) = (marks.headers.get(), marks.index.take());
         // The index counts bytes, where the instance counts UTF-16 units: the same only in
         // ASCII. A name that needed escaping could not be found in it by the name.
         let index = index
@@ -157,18 +153,18 @@ impl io::Write for Counting<'_> {
 #[derive(Default)]
 struct Marks {
     written: Cell<usize>,
-    request: Cell<Option<(usize, usize)>>,
-    response: Cell<Option<(usize, usize)>>,
-    request_index: Cell<Option<String>>,
-    response_index: Cell<Option<String>>,
-    /// A header map on the path had a name that needed escaping.
+    /// The byte range of the returned object's header map.
+    headers: Cell<Option<(usize, usize)>>,
+    index: Cell<Option<String>>,
+    /// That map had a name that needed escaping.
     escaped_name: Cell<bool>,
 }
 
-/// Writes compact JSON and notes where `Records[0].cf.request.headers` and
-/// `Records[0].cf.response.headers` are written. `depth` is the nesting of the container being
-/// written; `matched` how many steps of that path the current position has followed (a step per
-/// depth: `Records`, element 0, `cf`, `request`/`response`, `headers`).
+/// Writes compact JSON and notes where the returned object's header map is written:
+/// `Records[0].cf.request.headers`, or `Records[0].cf.response.headers` in response events.
+/// `depth` is the nesting of the container being written; `matched` how many steps of that path
+/// the current position has followed (a step per depth: `Records`, element 0, `cf`,
+/// `request`/`response`, `headers`).
 struct Locator<'a> {
     compact: CompactFormatter,
     marks: &'a Marks,
@@ -176,7 +172,8 @@ struct Locator<'a> {
     matched: usize,
     key: String,
     in_key: bool,
-    in_response: bool,
+    /// The path goes through `response` (else `request`).
+    response: bool,
     start: usize,
     /// Whether to make the index of the header maps.
     with_index: bool,
@@ -190,7 +187,7 @@ struct Locator<'a> {
 const HEADERS_DEPTH: usize = 5;
 
 impl<'a> Locator<'a> {
-    fn new(marks: &'a Marks, with_index: bool) -> Locator<'a> {
+    fn new(marks: &'a Marks, response: bool, with_index: bool) -> Locator<'a> {
         Locator {
             compact: CompactFormatter,
             marks,
@@ -198,7 +195,7 @@ impl<'a> Locator<'a> {
             matched: 0,
             key: String::new(),
             in_key: false,
-            in_response: false,
+            response,
             start: 0,
             with_index,
             index: None,
@@ -206,7 +203,7 @@ impl<'a> Locator<'a> {
         }
     }
 
-    /// Whether a member of a header map on the path (`matched` its depth) is being written.
+    /// Whether a member of the header map (`matched` its depth) is being written.
     fn in_map(&self) -> bool {
         self.matched == HEADERS_DEPTH && self.depth == HEADERS_DEPTH + 1
     }
@@ -217,14 +214,11 @@ impl<'a> Locator<'a> {
     }
 
     /// Whether the member named `self.key` at this depth is the path's step.
-    fn key_is_step(&mut self) -> bool {
+    fn key_is_step(&self) -> bool {
         match self.depth {
             1 => self.key == "Records",
             3 => self.key == "cf",
-            4 => {
-                self.in_response = self.key == "response";
-                self.in_response || self.key == "request"
-            }
+            4 => self.key == if self.response { "response" } else { "request" },
             HEADERS_DEPTH => self.key == "headers",
             _ => false,
         }
@@ -305,16 +299,10 @@ impl Formatter for Locator<'_> {
             }
         } else if self.matched == self.depth {
             if self.depth == HEADERS_DEPTH {
-                let range = Some((self.start, self.marks.written.get()));
+                self.marks.headers.set(Some((self.start, self.marks.written.get())));
                 // Names and digits: UTF-8 as written.
                 let index = self.index.take().and_then(|bytes| String::from_utf8(bytes).ok());
-                if self.in_response {
-                    self.marks.response.set(range);
-                    self.marks.response_index.set(index);
-                } else {
-                    self.marks.request.set(range);
-                    self.marks.request_index.set(index);
-                }
+                self.marks.index.set(index);
             }
             self.matched -= 1;
         }

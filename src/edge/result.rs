@@ -108,8 +108,8 @@ pub fn headers_listable(event: &Event) -> bool {
 
 /// Validates `result`, the JSON text of what a function returned for `event`. The runtime may
 /// put `K<names>\n` before the JSON: headers of the event's request (or response) that the
-/// function returned exactly as given, left out of the JSON's `headers` (`K*`: all of them, the
-/// function never read the map); and `\0<body>` after
+/// function returned exactly as given, left out of the JSON's `headers` (`K*`: all of those the
+/// JSON's `headers` do not name, the map held back and not parsed whole); and `\0<body>` after
 /// it: the result's `body` string, left out of the JSON (JSON text never holds a raw NUL).
 pub fn validate(event: &Event, result: &str) -> Result<Outcome, ValidationError> {
     let (kept, json) = match result.strip_prefix('K').and_then(|rest| rest.split_once('\n')) {

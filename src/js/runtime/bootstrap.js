@@ -747,7 +747,8 @@
   // Whether the last result was the given object: a function that generates its responses
   // does not pay for the record (it costs about as much as it saves per header).
   let recordNext = true;
-  function recordHeaders(target, headers) {
+  function recordHeaders(target) {
+    const headers = target.headers;
     const lists = ObjectValues(headers);
     const lengths = [];
     const strings = [];
@@ -814,7 +815,11 @@
           held.written++;
           return noHeaders;
         }
-        if (held.read || held.target === null) return readHeldBack(held);
+        if (held.target === null) {
+          held.value ??= {};
+          parseHeldBack(held);
+          return held.value;
+        }
         held.value = {};
         held.proxy = new ProxyConstructor(held.value, new HeldBackHandler(held));
         held.plain = plainHeaders(held.target, held.proxy);
@@ -848,15 +853,6 @@
     } catch {
       return false;
     }
-  }
-  function readHeldBack(held) {
-    if (!held.read) {
-      held.read = true;
-      heldBackRead = true;
-      held.value = jsonParse(held.text);
-      held.text = null;
-    }
-    return held.value;
   }
   // Puts the held headers into the proxy's map in the event's order, ahead of those written
   // into it since; a header already read keeps its value (the same array), a written one that
@@ -1116,7 +1112,7 @@
         given = unrecorded(target);
         given.lazy = holdBack(target, headersJson, headersIndex);
       } else {
-        given = recordNext ? recordHeaders(target, target.headers) : unrecorded(target);
+        given = recordNext ? recordHeaders(target) : unrecorded(target);
       }
     } else {
       given = null;
