@@ -224,6 +224,12 @@ impl Event {
         &mut self.records[0].cf
     }
 
+    /// The record's `cf`, taken out of the event (the proxy's request and response go back to
+    /// it after the function ran, uncopied).
+    pub fn into_cf(mut self) -> Cf {
+        self.records.swap_remove(0).cf
+    }
+
     pub fn event_type(&self) -> EventType {
         self.cf().config.event_type
     }

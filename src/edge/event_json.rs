@@ -2,7 +2,9 @@
 //! the object a function returns sits (`cf.request`, or `cf.response` in response events). The
 //! runtime can then hold that map back and parse it only when the function reads it: many
 //! functions return the object with its headers untouched (URI rewrites, redirects, origin
-//! choices), and the headers are most of an event's JSON.
+//! choices), and the headers are most of an event's JSON. Likewise the event's part that
+//! functions seldom read: the request in response events, the origin block in origin-request
+//! events (the runtime parses it when read; see `HeldBack::part`).
 
 use super::event::{Event, Headers};
 use serde::Serialize;
@@ -17,6 +19,8 @@ pub struct EventJson {
     pub headers: Option<Range<usize>>,
     /// Where each header's value sits in that map (`HeldBack::index`), when asked for.
     index: Option<String>,
+    /// The byte range of the event's seldom-read part (`HeldBack::part`), where it has one.
+    pub part: Option<Range<usize>>,
 }
 
 /// Header maps shorter than this (in JSON) stay in the event: holding one back costs the
@@ -27,7 +31,10 @@ pub const HOLD_BACK_MIN: usize = 128;
 impl EventJson {
     /// The event's JSON; `with_index`: with the index of the returned object's header map.
     pub fn new(event: &Event, with_index: bool) -> EventJson {
-        if json_size_unescaped(super::result::given_headers(event)) < HOLD_BACK_MIN {
+        let cf = event.cf();
+        let has_part = cf.response.is_some() || cf.request.origin.is_some();
+        let map_held = json_size_unescaped(super::result::given_headers(event)) >= HOLD_BACK_MIN;
+        if !map_held && !has_part {
             return EventJson::whole(event.to_json());
         }
         let marks = Marks::default();
@@ -37,14 +44,14 @@ impl EventJson {
         };
         let serialized = event.serialize(&mut serde_json::Serializer::with_formatter(
             &mut out,
-            Locator::new(&marks, event.cf().response.is_some(), with_index),
+            Locator::new(&marks, cf.response.is_some(), with_index && map_held),
         ));
         // serde_json writes UTF-8 only, and plain strings and maps cannot fail to serialize.
         let text = match serialized {
             Ok(()) => String::from_utf8(out.bytes).unwrap_or_default(),
             Err(_) => String::new(),
         };
-        let (headers, index) = (marks.headers.get(), marks.index.take());
+        let (headers, index) = (marks.headers.get().filter(|_| map_held), marks.index.take());
         // The index counts bytes, where the instance counts UTF-16 units: the same only in
         // ASCII. A name that needed escaping could not be found in it by the name.
         let index = index
@@ -53,23 +60,37 @@ impl EventJson {
             text,
             headers: headers.map(|(start, end)| start..end),
             index,
+            part: marks.part.get().map(|(start, end)| start..end),
         }
     }
 
-    /// The text with the held-back header map cut out, a `0` in its place (the function's
-    /// instance puts an accessor there), the map's own text and its index; `None` where nothing
-    /// is held back.
-    pub fn held_back(&self) -> Option<HeldBack<'_>> {
-        let range = self.headers.clone()?;
+    /// The text with the header map (`map`) and the seldom-read part (`part`) cut out where
+    /// asked and found, a `0` in each place (the function's instance puts an accessor there),
+    /// and their own texts; `None` where nothing is held back.
+    pub fn held_back(&self, map: bool, part: bool) -> Option<HeldBack<'_>> {
+        let map = self.headers.clone().filter(|_| map);
+        let part = self.part.clone().filter(|_| part);
+        let mut cuts = [map.clone(), part.clone()];
+        cuts.sort_by_key(|cut| cut.as_ref().map(|range| range.start));
         let text = &self.text;
-        let mut rest = String::with_capacity(text.len() + 1 - range.len());
-        rest.push_str(&text[..range.start]);
-        rest.push('0');
-        rest.push_str(&text[range.end..]);
+        let cut_len: usize = cuts.iter().flatten().map(|range| range.len()).sum();
+        if cut_len == 0 {
+            return None;
+        }
+        let mut rest = String::with_capacity(text.len() + 2 - cut_len);
+        let mut from = 0;
+        for range in cuts.iter().flatten() {
+            rest.push_str(&text[from..range.start]);
+            rest.push('0');
+            from = range.end;
+        }
+        rest.push_str(&text[from..]);
+        let index = self.index.as_deref().filter(|_| map.is_some());
         Some(HeldBack {
             rest,
-            map: &text[range],
-            index: self.index.as_deref(),
+            map: map.map(|range| &text[range]),
+            index,
+            part: part.map(|range| &text[range]),
         })
     }
 
@@ -79,20 +100,24 @@ impl EventJson {
             text,
             headers: None,
             index: None,
+            part: None,
         }
     }
 }
 
-/// An event with its returned object's header map held back.
+/// An event with its returned object's header map, its seldom-read part, or both held back.
 pub struct HeldBack<'a> {
-    /// The event's JSON with a `0` in the map's place.
+    /// The event's JSON with a `0` in the place of each.
     pub rest: String,
     /// The map's JSON.
-    pub map: &'a str,
+    pub map: Option<&'a str>,
     /// Where each header's value sits in `map`: `,NAME:START:END` per header, byte offsets, so
     /// that the instance can parse the one header a function reads (names are tokens: no
     /// comma or colon in them); `None` where not asked for.
     pub index: Option<&'a str>,
+    /// The JSON of `cf.request` in response events (whose result is the response) or of
+    /// `cf.request.origin` in origin-request events: parsed by the instance only if read.
+    pub part: Option<&'a str>,
 }
 
 /// The length of `headers` as JSON where nothing in them needs escaping (escapes only add to
@@ -158,10 +183,14 @@ struct Marks {
     index: Cell<Option<String>>,
     /// That map had a name that needed escaping.
     escaped_name: Cell<bool>,
+    /// The byte range of the seldom-read part (`HeldBack::part`).
+    part: Cell<Option<(usize, usize)>>,
 }
 
 /// Writes compact JSON and notes where the returned object's header map is written:
-/// `Records[0].cf.request.headers`, or `Records[0].cf.response.headers` in response events.
+/// `Records[0].cf.request.headers`, or `Records[0].cf.response.headers` in response events;
+/// and where the seldom-read part is: `Records[0].cf.request` in response events,
+/// `Records[0].cf.request.origin` in request events.
 /// `depth` is the nesting of the container being written; `matched` how many steps of that path
 /// the current position has followed (a step per depth: `Records`, element 0, `cf`,
 /// `request`/`response`, `headers`).
@@ -181,6 +210,8 @@ struct Locator<'a> {
     index: Option<Vec<u8>>,
     /// Where the value of the map's member being written starts.
     member_start: usize,
+    /// The depth and start of the seldom-read part while it is written.
+    part_start: Option<(usize, usize)>,
 }
 
 /// The depth at which the header map is a member.
@@ -200,6 +231,7 @@ impl<'a> Locator<'a> {
             with_index,
             index: None,
             member_start: 0,
+            part_start: None,
         }
     }
 
@@ -220,6 +252,15 @@ impl<'a> Locator<'a> {
             3 => self.key == "cf",
             4 => self.key == if self.response { "response" } else { "request" },
             HEADERS_DEPTH => self.key == "headers",
+            _ => false,
+        }
+    }
+
+    /// Whether the member named `self.key` at this depth (on the path) is the seldom-read part.
+    fn key_is_part(&self) -> bool {
+        match self.depth {
+            4 => self.response && self.key == "request",
+            HEADERS_DEPTH => !self.response && self.key == "origin",
             _ => false,
         }
     }
@@ -283,6 +324,8 @@ impl Formatter for Locator<'_> {
             if self.depth == HEADERS_DEPTH && self.with_index {
                 self.index = Some(Vec::with_capacity(256));
             }
+        } else if self.on_path() && self.key_is_part() {
+            self.part_start = Some((self.depth, self.marks.written.get()));
         }
         Ok(())
     }
@@ -305,6 +348,12 @@ impl Formatter for Locator<'_> {
                 self.marks.index.set(index);
             }
             self.matched -= 1;
+        } else if let Some((depth, start)) = self.part_start {
+            // Members inside the part end deeper: the first end at its depth is its own.
+            if depth == self.depth {
+                self.marks.part.set(Some((start, self.marks.written.get())));
+                self.part_start = None;
+            }
         }
         self.compact.end_object_value(writer)
     }
@@ -373,8 +422,8 @@ mod tests {
                 None => &event.cf().request.headers,
             };
             assert_eq!(held_back(&json), serde_json::to_string(returned).unwrap(), "{kind}");
-            let HeldBack { rest, map, index } = json.held_back().expect("held back");
-            let index = index.expect("an index");
+            let HeldBack { rest, map, index, .. } = json.held_back(true, false).expect("held back");
+            let (map, index) = (map.expect("the map"), index.expect("an index"));
             assert_eq!(map, held_back(&json));
             // The index gives every header's own JSON.
             let mut names = Vec::new();
@@ -406,13 +455,17 @@ mod tests {
     #[test]
     fn a_map_with_a_name_that_needs_escaping_has_no_index() {
         let mut event = sample(EventType::ViewerRequest, &SampleOptions::default());
-        assert!(EventJson::new(&event, true).held_back().unwrap().index.is_some());
+        assert!(EventJson::new(&event, true)
+            .held_back(true, false)
+            .unwrap()
+            .index
+            .is_some());
         let headers = &mut event.cf_mut().request.headers;
         let entries = headers["user-agent"].clone();
         headers.insert("x-\"quoted\"".into(), entries);
         let json = EventJson::new(&event, true);
         assert_eq!(json.text, event.to_json());
-        assert!(json.held_back().unwrap().index.is_none());
+        assert!(json.held_back(true, false).unwrap().index.is_none());
     }
 
     #[test]
@@ -423,8 +476,11 @@ mod tests {
         headers.insert("x-\u{e9}".into(), Vec::new());
         let json = EventJson::new(&event, true);
         assert_eq!(json.text, event.to_json());
-        let held = json.held_back().unwrap();
-        assert_eq!(held.map, serde_json::to_string(&event.cf().request.headers).unwrap());
+        let held = json.held_back(true, false).unwrap();
+        assert_eq!(
+            held.map,
+            Some(serde_json::to_string(&event.cf().request.headers).unwrap().as_str())
+        );
         assert!(held.index.is_none());
     }
 
@@ -441,8 +497,90 @@ mod tests {
             serde_json::to_string(headers).unwrap().len()
         );
         headers.retain(|name, _| name == "host");
-        assert!(EventJson::new(&event, true).held_back().is_none());
+        assert!(EventJson::new(&event, true).held_back(true, true).is_none());
         event.cf_mut().request.headers.clear();
         assert!(EventJson::new(&event, true).headers.is_none());
+    }
+
+    #[test]
+    fn the_seldom_read_part_is_the_request_or_the_origin() {
+        for kind in [
+            EventType::ViewerRequest,
+            EventType::OriginRequest,
+            EventType::OriginResponse,
+            EventType::ViewerResponse,
+        ] {
+            let mut event = sample(kind, &SampleOptions::default());
+            // A custom header named `origin` (in the map) and an `origin` inside the origin
+            // block's own custom headers do not mislead it.
+            let request = &mut event.cf_mut().request;
+            request
+                .headers
+                .extend(headers_from_pairs([("Origin", "{\"custom\":1}")]));
+            if let Some(crate::edge::event::Origin::Custom(custom)) = request.origin.as_mut() {
+                custom.custom_headers.extend(headers_from_pairs([("Origin", "o")]));
+            }
+            let json = EventJson::new(&event, true);
+            assert_eq!(json.text, event.to_json(), "{kind}");
+            let cf = event.cf();
+            let expected = match (&cf.response, &cf.request.origin) {
+                (Some(_), _) => Some(serde_json::to_string(&cf.request).unwrap()),
+                (None, Some(origin)) => Some(serde_json::to_string(origin).unwrap()),
+                (None, None) => None,
+            };
+            let part = json.part.clone().map(|range| json.text[range].to_string());
+            assert_eq!(part, expected, "{kind}");
+            let Some(part) = part else {
+                assert!(json.held_back(false, true).is_none(), "{kind}");
+                continue;
+            };
+            // Both cut out, each with a 0 in its place: put back, they are the event.
+            let held = json.held_back(true, true).expect("held back");
+            assert_eq!(held.part, Some(part.as_str()), "{kind}");
+            let mut rest: serde_json::Value = serde_json::from_str(&held.rest).unwrap();
+            let cf = &mut rest["Records"][0]["cf"];
+            let map: serde_json::Value = serde_json::from_str(held.map.expect("the map")).unwrap();
+            let part: serde_json::Value = serde_json::from_str(&part).unwrap();
+            if cf.get("response").is_some() {
+                assert_eq!(
+                    (&cf["request"], &cf["response"]["headers"]),
+                    (&0.into(), &0.into()),
+                    "{kind}"
+                );
+                cf["request"] = part;
+                cf["response"]["headers"] = map;
+            } else {
+                assert_eq!(
+                    (&cf["request"]["origin"], &cf["request"]["headers"]),
+                    (&0.into(), &0.into()),
+                    "{kind}"
+                );
+                cf["request"]["origin"] = part;
+                cf["request"]["headers"] = map;
+            }
+            assert_eq!(
+                rest,
+                serde_json::from_str::<serde_json::Value>(&json.text).unwrap(),
+                "{kind}"
+            );
+            // The part alone.
+            let alone = json.held_back(false, true).expect("the part");
+            assert!(alone.map.is_none() && alone.index.is_none(), "{kind}");
+            assert_eq!(
+                alone.rest.len(),
+                json.text.len() + 1 - held.part.unwrap().len(),
+                "{kind}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_part_is_held_back_beside_a_small_map() {
+        let mut event = sample(EventType::ViewerResponse, &SampleOptions::default());
+        event.cf_mut().response.as_mut().unwrap().headers.clear();
+        let json = EventJson::new(&event, true);
+        assert!(json.headers.is_none() && json.part.is_some());
+        assert!(json.held_back(true, false).is_none());
+        assert!(json.held_back(true, true).is_some_and(|held| held.map.is_none()));
     }
 }

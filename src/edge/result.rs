@@ -378,10 +378,17 @@ fn request(event: &Event, object: &Object, kept: &str) -> Result<Outcome, Valida
         ));
     }
     let (body, replacement) = request_body(kind, original.body.as_ref(), object.get("body"))?;
-    let unchanged_origin = original.origin.as_ref().and_then(|o| serde_json::to_value(o).ok());
+    // An origin block left as it was (or left out: the runtime leaves out one never read).
+    let unchanged = |value: &Json| {
+        original
+            .origin
+            .as_ref()
+            .and_then(|o| serde_json::to_value(o).ok())
+            .is_some_and(|o| value.same_as(&o))
+    };
     let origin = match (kind, object.get("origin")) {
         (_, None | Some(Json::Null)) => original.origin.clone(),
-        (_, Some(value)) if unchanged_origin.as_ref().is_some_and(|o| value.same_as(o)) => original.origin.clone(),
+        (_, Some(value)) if unchanged(value) => original.origin.clone(),
         (EventType::OriginRequest, Some(value)) => Some(origin(value, &new_headers)?),
         (_, Some(_)) => return fail("`origin` can only be set by an origin-request function"),
     };

@@ -34,12 +34,23 @@ pub struct Instance {
     /// Events still to hand over whole before holding the returned object's headers back
     /// again (see `EventJson`): a function that read them gets whole events for a while.
     whole_events_left: u32,
+    /// Likewise for the event's seldom-read part (`HeldBack::part`).
+    whole_parts_left: u32,
 }
 
 /// How many whole events follow an event whose held-back headers the function read. One event
 /// in this many pays the accessor of a held-back map for a function that always reads it
 /// (about a microsecond); a function that stopped reading them is noticed that soon.
 const WHOLE_AFTER_READ: u32 = 64;
+
+/// Whether to hold back what `left` counts whole events for; counts one whole event down.
+fn count_down(left: &mut u32) -> bool {
+    if *left == 0 {
+        return true;
+    }
+    *left -= 1;
+    false
+}
 
 /// Turns a deno_core error into a failure, keeping the JavaScript error's name and message.
 pub fn failure_of(error: deno_core::error::CoreError) -> Failure {
@@ -260,6 +271,7 @@ impl Instance {
             info,
             out_of_memory,
             whole_events_left: 0,
+            whole_parts_left: 0,
         })
     }
 
@@ -290,17 +302,12 @@ impl Instance {
         deadline: Instant,
         list_headers: bool,
     ) -> Result<String, Failure> {
-        let held_back = match &event.headers {
-            Some(_) if list_headers && self.whole_events_left == 0 => event.held_back(),
-            Some(_) if list_headers => {
-                self.whole_events_left -= 1;
-                None
-            }
-            _ => None,
-        };
-        let (event_json, headers_json) = match &held_back {
-            Some(held) => (held.rest.as_str(), Some((held.map, held.index))),
-            None => (event.text.as_str(), None),
+        let hold_map = event.headers.is_some() && list_headers && count_down(&mut self.whole_events_left);
+        let hold_part = event.part.is_some() && count_down(&mut self.whole_parts_left);
+        let held_back = event.held_back(hold_map, hold_part);
+        let (event_json, headers_json, part_json) = match &held_back {
+            Some(held) => (held.rest.as_str(), held.map.map(|map| (map, held.index)), held.part),
+            None => (event.text.as_str(), None, None),
         };
         // A fresh console budget with each invocation.
         self.runtime
@@ -329,6 +336,10 @@ impl Instance {
                 ),
                 None => (v8::undefined(scope).into(), v8::undefined(scope).into()),
             };
+            let part: v8::Local<v8::Value> = match part_json {
+                Some(part) => v8::String::new(scope, part).ok_or_else(too_large)?.into(),
+                None => v8::undefined(scope).into(),
+            };
             let args = [
                 v8::Local::new(scope, &self.handler),
                 event.into(),
@@ -338,6 +349,7 @@ impl Instance {
                 v8::Boolean::new(scope, list_headers).into(),
                 headers,
                 index,
+                part,
             ];
             let invoke = v8::Local::new(scope, &self.invoke);
             let receiver = v8::undefined(scope).into();
@@ -404,6 +416,14 @@ impl Instance {
         if self.out_of_memory.get() {
             return Err(Failure::OutOfMemory);
         }
+        // "p": the function read the held-back part of its event.
+        let text = match text.strip_prefix('p') {
+            Some(rest) => {
+                self.whole_parts_left = WHOLE_AFTER_READ;
+                rest
+            }
+            None => &text,
+        };
         // "h": the function read a held-back header map whole; "i": one header at a time.
         let text = match text.strip_prefix('h') {
             Some(rest) => {
@@ -419,7 +439,7 @@ impl Instance {
                     if held_back.as_ref().is_some_and(|held| held.index.is_some()) {
                         self.spec.index_hint.unused();
                     }
-                    &text
+                    text
                 }
             },
         };

@@ -1267,6 +1267,142 @@ async fn held_back_headers_give_the_outcome_of_the_whole_event() {
     }
 }
 
+/// The part of an event functions seldom read (the request in response events, the origin block
+/// in origin-request events) is held back until read; whatever the function does with it, the
+/// outcome is the one of the whole event, and an origin block never read is left out of the
+/// result.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_back_part_gives_the_outcome_of_the_whole_event() {
+    let origin_cases = [
+        "",
+        "r.uri = '/b';",
+        "Object.freeze(r);",
+        "r.origin.custom.domainName = 'other.example';",
+        "r.origin = { custom: { ...r.origin.custom, port: 8443 } };",
+        "r.origin = r.origin;",
+        "delete r.origin;",
+        "r.headers['x-o'] = [{ value: r.origin.custom.domainName }];",
+        "Object.freeze(r); r.headers['x-o'] = [{ value: r.origin.custom.domainName + r.origin.custom.port }];",
+        "r.headers['x-keys'] = [{ value: Object.keys(r).join() }];",
+        "r.headers['x-json'] = [{ value: String(JSON.stringify(r).length) }];",
+        "return { ...r, uri: '/spread' };",
+        "return { ...r, origin: undefined };",
+        "Object.defineProperty(r, 'origin', { value: null, enumerable: true });",
+        "const o = Object.create(r); o.origin = 1; r.headers['x-o'] = [{ value: String(r.origin.custom.port) }];",
+        "r.copy = r.origin;",
+        "r.origin.custom.port = 'eighty';",
+    ];
+    let response_cases = [
+        "",
+        "res.status = '404';",
+        "res.headers['x-uri'] = [{ value: e.Records[0].cf.request.uri }];",
+        "e.Records[0].cf.request.uri = '/changed';",
+        "res.headers['x-json'] = [{ value: String(JSON.stringify(e).length) }];",
+        "Object.freeze(e.Records[0].cf); res.headers['x-uri'] = [{ value: e.Records[0].cf.request.uri }];",
+        "e.Records[0].cf.request = null; res.headers['x-r'] = [{ value: String(e.Records[0].cf.request) }];",
+        "res.headers['x-keys'] = [{ value: Object.keys(e.Records[0].cf).join() }];",
+        "return { ...res, request: e.Records[0].cf.request };",
+    ];
+    let origin_event = sample(EventType::OriginRequest, &SampleOptions::default());
+    assert!(origin_event.cf().request.origin.is_some());
+    let cases = origin_cases
+        .iter()
+        .map(|body| {
+            let source = format!(
+                "export const handler = async (event) => {{ const r = event.Records[0].cf.request; {body} return r; }};"
+            );
+            (*body, source, origin_event.clone())
+        })
+        .chain(
+            [EventType::OriginResponse, EventType::ViewerResponse]
+                .into_iter()
+                .flat_map(|kind| {
+                    response_cases.iter().map(move |body| {
+                        let source = format!(
+                            "export const handler = async (e) => {{ const res = e.Records[0].cf.response; {body} return res; }};"
+                        );
+                        (*body, source, sample(kind, &SampleOptions::default()))
+                    })
+                }),
+        );
+    for (body, source, event) in cases {
+        let pool = pool(vec![
+            FunctionSpec::new("held", "index.mjs", &source),
+            FunctionSpec::new("whole", "index.mjs", &source),
+        ]);
+        let json = EventJson::new(&event, true);
+        assert!(json.part.is_some(), "{body}");
+        let held = run_held(&pool, "held", json).await;
+        let whole = run_held(&pool, "whole", EventJson::whole(event.to_json())).await;
+        if event.cf().response.is_none()
+            && (body.is_empty() || body.starts_with("r.uri") || body.starts_with("Object.freeze(r);\""))
+        {
+            assert!(
+                !held.contains("\"origin\"") && whole.contains("\"origin\""),
+                "{body}: {held}"
+            );
+        }
+        assert_eq!(
+            crate::edge::validate(&event, &held),
+            crate::edge::validate(&event, &whole),
+            "{body}"
+        );
+    }
+}
+
+/// After an event whose held-back part the function read, the next events come whole, and
+/// after a while the part is held back again; an event kept and read later has its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_that_reads_the_part_gets_whole_events() {
+    let source = "let kept = null;
+      export const handler = async (e) => {
+        const cf = e.Records[0].cf;
+        const held = typeof Object.getOwnPropertyDescriptor(cf, 'request').get === 'function';
+        const earlier = kept === null ? '' : kept.Records[0].cf.request.uri;
+        kept ??= e;
+        cf.response.headers['x-held'] = [{ value: String(held) }];
+        cf.response.headers['x-uri'] = [{ value: cf.request.uri + '|' + earlier }];
+        return cf.response;
+      };";
+    let pool_of = pool;
+    let pool = pool_of(vec![FunctionSpec::new("f", "index.mjs", source)]);
+    let event = |n: usize| {
+        let mut event = sample(EventType::ViewerResponse, &SampleOptions::default());
+        event.cf_mut().request.uri = format!("/{n}");
+        event
+    };
+    let mut seen = Vec::new();
+    for n in 0..67 {
+        let outcome = pool.invoke("f", &event(n)).await.unwrap();
+        seen.push((header(&outcome, "x-held"), header(&outcome, "x-uri")));
+    }
+    assert_eq!(seen[0], ("true".to_string(), "/0|".to_string()));
+    assert!(seen[1..65].iter().all(|(held, _)| held == "false"), "{seen:?}");
+    assert_eq!(seen[65].0, "true");
+    assert_eq!(seen[66].0, "false");
+    // The first event, kept: read in every later invocation, its own request.
+    assert!(
+        seen[1..]
+            .iter()
+            .enumerate()
+            .all(|(i, (_, uri))| *uri == format!("/{}|/0", i + 1)),
+        "{seen:?}"
+    );
+
+    // An event kept with its part never read during its invocation: parsed when read later.
+    let source = "let kept = null;
+      export const handler = async (e) => {
+        const res = e.Records[0].cf.response;
+        if (kept === null) kept = e;
+        else res.headers['x-kept'] = [{ value: kept.Records[0].cf.request.uri + '|' + (kept.Records[0].cf.request === kept.Records[0].cf.request) }];
+        return res;
+      };";
+    let pool = pool_of(vec![FunctionSpec::new("g", "index.mjs", source)]);
+    pool.invoke("g", &event(1)).await.unwrap();
+    let outcome = pool.invoke("g", &event(2)).await.unwrap();
+    assert_eq!(header(&outcome, "x-kept"), "/1|true");
+}
+
 /// Headers read one at a time from a map with characters beyond ASCII (whose index would count
 /// bytes where the engine counts UTF-16 units): the event comes without the index, the map is
 /// parsed whole, the outcome is the whole event's.

@@ -123,7 +123,7 @@ fn header_value(value: &str) -> Result<http::HeaderValue> {
 
 /// A header block a function's header changes can be applied to (the request or the response
 /// pingora holds).
-trait HeaderBlock {
+pub trait HeaderBlock {
     fn remove(&mut self, name: &str);
     fn append(&mut self, name: String, value: http::HeaderValue) -> Result<()>;
 }
@@ -148,7 +148,7 @@ impl HeaderBlock for ResponseHeader {
 
 /// Applies header changes: names the function removed go, names it changed are replaced, in
 /// the function's order and case. Headers hidden from functions are left alone.
-fn apply_headers(block: &mut impl HeaderBlock, before: &Headers, after: &Headers) -> Result<()> {
+pub fn apply_headers(block: &mut impl HeaderBlock, before: &Headers, after: &Headers) -> Result<()> {
     for name in before.keys() {
         if !after.contains_key(name) {
             block.remove(name);

@@ -30,8 +30,10 @@ impl EdgeProxy {
             let current = ctx.body_replacement.as_ref().or(ctx.request_body.as_ref());
             request.body = current.map(|b| hooks::event_body(b, EventType::OriginRequest));
         }
-        let event = hooks::event(EventType::OriginRequest, ctx, request.clone(), None);
-        let error = match hooks::invoke(&self.edge, association, &event).await {
+        let event = hooks::event(EventType::OriginRequest, ctx, request, None);
+        let result = hooks::invoke(&self.edge, association, &event).await;
+        let mut request = event.into_cf().request;
+        let error = match result {
             Ok(Outcome::Request {
                 request: mut changed,
                 body,
@@ -134,12 +136,8 @@ impl EdgeProxy {
         }
         self.forwarding(ctx, &origin).apply(upstream)?;
         if let Some((before, after)) = ctx.origin_request.as_deref() {
-            let (mut plain_before, mut plain_after) = (before.clone(), after.clone());
-            plain_after.uri = plain_before.uri.clone();
-            plain_after.querystring = plain_before.querystring.clone();
-            plain_before.origin = None;
-            plain_after.origin = None;
-            hooks::apply_request(upstream, &plain_before, &plain_after)?;
+            // The URI is set above; the headers as the function changed them.
+            hooks::apply_headers(upstream, &before.headers, &after.headers)?;
             if let Some(chosen) = &after.origin {
                 for (name, entries) in hooks::custom_headers(chosen) {
                     upstream.remove_header(name);
@@ -225,17 +223,23 @@ impl EdgeProxy {
         let Some(association) = &behavior.hooks.origin_response else {
             return Ok(());
         };
-        let Some((_, request)) = ctx.origin_request.as_deref().cloned() else {
+        let Some(requests) = ctx.origin_request.take() else {
             return Ok(());
         };
-        let response = hooks::response_of(resp);
-        let event = hooks::event(EventType::OriginResponse, ctx, request, Some(response.clone()));
-        let error = match hooks::invoke(&self.edge, association, &event).await {
-            Ok(Outcome::Response {
-                response: changed,
-                status,
-                body,
-            }) => {
+        let (before, request) = *requests;
+        let event = hooks::event(EventType::OriginResponse, ctx, request, Some(hooks::response_of(resp)));
+        let result = hooks::invoke(&self.edge, association, &event).await;
+        let cf = event.into_cf();
+        ctx.origin_request = Some(Box::new((before, cf.request)));
+        let error = match (result, cf.response) {
+            (
+                Ok(Outcome::Response {
+                    response: changed,
+                    status,
+                    body,
+                }),
+                Some(response),
+            ) => {
                 hooks::apply_response(resp, &response, &changed, status)?;
                 if let Some(body) = body {
                     resp.remove_header(&http::header::TRANSFER_ENCODING);
@@ -245,12 +249,12 @@ impl EdgeProxy {
                 }
                 return Ok(());
             }
-            Ok(_) => InvokeError::validation(
+            (Err(error), _) => error,
+            (Ok(_), _) => InvokeError::validation(
                 crate::edge::ValidationError("an origin-response function must return the response".into()),
                 &association.function,
                 &ctx.request_id,
             ),
-            Err(error) => error,
         };
         Err(hooks::response_phase_failure(ctx, &error))
     }

@@ -49,8 +49,10 @@ impl EdgeProxy {
                     .as_ref()
                     .map(|b| hooks::event_body(b, EventType::ViewerRequest));
             }
-            let event = hooks::event(EventType::ViewerRequest, ctx, request.clone(), None);
-            match hooks::invoke(&self.edge, association, &event).await {
+            let event = hooks::event(EventType::ViewerRequest, ctx, request, None);
+            let result = hooks::invoke(&self.edge, association, &event).await;
+            let request = event.into_cf().request;
+            match result {
                 Ok(Outcome::Request {
                     request: mut changed,
                     body,
@@ -199,25 +201,30 @@ impl EdgeProxy {
         if resp.status.as_u16() >= 400 {
             return Ok(());
         }
-        let Some(request) = ctx.viewer_request.as_deref().cloned() else {
+        let Some(request) = ctx.viewer_request.take() else {
             return Ok(());
         };
-        let response = hooks::response_of(resp);
-        let event = hooks::event(EventType::ViewerResponse, ctx, request, Some(response.clone()));
-        let error = match hooks::invoke(&self.edge, association, &event).await {
-            Ok(Outcome::Response {
-                response: changed,
-                status,
-                ..
-            }) => {
+        let event = hooks::event(EventType::ViewerResponse, ctx, *request, Some(hooks::response_of(resp)));
+        let result = hooks::invoke(&self.edge, association, &event).await;
+        let cf = event.into_cf();
+        ctx.viewer_request = Some(Box::new(cf.request));
+        let error = match (result, cf.response) {
+            (
+                Ok(Outcome::Response {
+                    response: changed,
+                    status,
+                    ..
+                }),
+                Some(response),
+            ) => {
                 return hooks::apply_response(resp, &response, &changed, status);
             }
-            Ok(_) => InvokeError::validation(
+            (Err(error), _) => error,
+            (Ok(_), _) => InvokeError::validation(
                 crate::edge::ValidationError("a viewer-response function must return the response".into()),
                 &association.function,
                 &ctx.request_id,
             ),
-            Err(error) => error,
         };
         Err(hooks::response_phase_failure(ctx, &error))
     }

@@ -16,6 +16,7 @@
   const ObjectKeys = Object.keys;
   const ObjectValues = Object.values;
   const ObjectDefineProperty = Object.defineProperty;
+  const ObjectGetOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
   const ObjectPrototype = Object.prototype;
   const ObjectHasOwn = Object.hasOwn;
   // String methods as functions of the string, safe from a function that replaces them.
@@ -845,15 +846,17 @@
       configurable: true,
     };
   }
-  // Makes `headers` a plain property again; false where the function froze the object first.
-  function plainHeaders(target, value) {
+  // Makes `key` (`headers`) a plain property again; false where the function froze the object
+  // first.
+  function plainProperty(target, key, value) {
     try {
-      ObjectDefineProperty(target, "headers", { value, writable: true, enumerable: true, configurable: true });
+      ObjectDefineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
       return true;
     } catch {
       return false;
     }
   }
+  const plainHeaders = (target, value) => plainProperty(target, "headers", value);
   // Puts the held headers into the proxy's map in the event's order, ahead of those written
   // into it since; a header already read keeps its value (the same array), a written one that
   // the event had takes its place, as an assignment to the whole map would. `whole`: the
@@ -960,23 +963,89 @@
       return ReflectSetPrototypeOf(map, prototype);
     },
   };
+  // The event's part functions seldom read (the request in response events, whose result is the
+  // response; the origin block in origin-request events) held back the same way: its owner gets
+  // an accessor in its place that parses it when first read and becomes a plain property
+  // holding it. An origin block never read is left out of the result (which keeps the event's
+  // origin, as an unchanged one does). `heldPart` is the invocation's; its `owner` is let go
+  // when the invocation ends (`readMark`), as a held map's target is.
+  let heldPart = null;
+  // Whether the invocation under way parsed its held-back part ("p" before the marker): the
+  // next events come whole for a while.
+  let partRead = false;
+  // The object the result's JSON is being written from (`resultJson`).
+  let writingResult;
+  function holdPart(owner, key, text) {
+    const part = { owner, key, text, value: undefined };
+    ObjectDefineProperty(owner, key, partAccessor(part));
+    return part;
+  }
+  function partAccessor(part) {
+    return {
+      get() {
+        if (part.text === null) return part.value;
+        // The origin block of the result, never read: left out.
+        if (this === part.owner && this === writingResult && part.key === "origin") return undefined;
+        if (part.owner !== null) partRead = true;
+        part.value = jsonParse(part.text);
+        part.text = null;
+        if (part.owner !== null) plainProperty(part.owner, part.key, part.value);
+        return part.value;
+      },
+      set(value) {
+        if (this !== part.owner) {
+          ObjectDefineProperty(this, part.key, { value, writable: true, enumerable: true, configurable: true });
+          return;
+        }
+        if (!plainProperty(this, part.key, value)) {
+          throw new TypeError(`Cannot assign to read only property '${part.key}' of object`);
+        }
+        part.text = null;
+        part.value = value;
+      },
+      enumerable: true,
+      configurable: true,
+    };
+  }
+
   // The JSON of the returned object whose header map is still held back: "K*" and the headers
   // written, when the map (the accessor, or the unparsed proxy in its place) is written out once;
   // otherwise the map is parsed and all of it is written.
   function heldBackJson(value, held) {
-    if (held.proxy !== null && value.headers !== held.proxy) return jsonStringify(value);
+    const proxy = held.proxy;
+    if (proxy !== null && value.headers !== proxy) return jsonStringify(value);
     held.writing = true;
     held.written = 0;
+    // The proxy's own map stands in for it while the JSON is written (the same JSON): through
+    // the proxy, every header written costs three interpreted traps. Only where `headers` is
+    // a plain property that JSON.stringify is sure to write (once, counted here).
+    const swapped = proxy !== null && swapInMap(value, proxy, held.value);
     let json;
     try {
       json = jsonStringify(value);
     } finally {
       held.writing = false;
+      if (swapped) restoreProxy(value, proxy);
     }
+    if (swapped) held.written++;
     if (held.written === 1) return "K*\n" + json;
     if (held.proxy === null) return json;
     parseHeldBack(held);
     return jsonStringify(value);
+  }
+
+  function swapInMap(value, proxy, map) {
+    const own = ObjectGetOwnPropertyDescriptor(value, "headers");
+    if (own === undefined || own.value !== proxy || !own.writable || !own.enumerable) return false;
+    value.headers = map;
+    return true;
+  }
+  function restoreProxy(value, proxy) {
+    try {
+      value.headers = proxy;
+    } catch {
+      // A `toJSON` of the function's froze the object while it was written: the map stays.
+    }
   }
 
   // The JSON of `value` (the given request or response) without the headers it holds as
@@ -1062,27 +1131,35 @@
       if (custom || (keep && typeof value.headers.toJSON === "function")) keep = false;
       if (custom) held = null;
       const body = custom ? undefined : takeBody(value);
+      writingResult = value;
       try {
         if (held !== null) json = heldBackJson(value, held);
         else json = keep ? keptHeadersJson(value) : jsonStringify(value === undefined ? null : value);
       } finally {
+        writingResult = undefined;
         if (body !== undefined) value.body = body;
       }
       if (body !== undefined) json = json + "\0" + body;
     } catch (e) {
       return readMark("E") + (e && e.message ? e.message : String(e));
     }
-    return (heldBackRead || indexWanted || given?.lazy ? readMark(marker) : marker) + (json ?? "null");
+    return (heldBackRead || indexWanted || given?.lazy || heldPart !== null ? readMark(marker) : marker) + (json ?? "null");
   }
   // The invocation's result is made: also lets go of a held-back map's target (see `holdBack`).
   function readMark(marker) {
+    let mark = marker;
+    if (heldPart !== null) {
+      heldPart.owner = null;
+      heldPart = null;
+    }
     if (given !== null && given.lazy !== null) {
       given.lazy.target = null;
       // A proxy behind an accessor the function froze in place stays for later reads.
       if (given.lazy.plain) given.lazy.proxy = null;
     }
-    if (heldBackRead) return "h" + marker;
-    return indexWanted ? "i" + marker : marker;
+    if (heldBackRead) mark = "h" + mark;
+    else if (indexWanted) mark = "i" + mark;
+    return partRead ? "p" + mark : mark;
   }
   const failValue = (error) => readMark("F") + errorJson(error);
   // Callback-style invocations settle with a marked object, so that a handler's own result can
@@ -1099,12 +1176,18 @@
   // edgehook turns into one with `settleValue`/`failValue` (or `chain` while it is pending).
   // `headersJson`: the returned object's header map held back (see `holdBack`), its place in
   // `eventJson` taken by a 0; undefined when the event is whole. `headersIndex`: where each
-  // header sits in it (`,name:start:end` per header).
-  function invoke(handler, eventJson, info, requestId, deadline, listHeaders, headersJson, headersIndex) {
+  // header sits in it (`,name:start:end` per header). `partJson`: the event's seldom-read part
+  // held back likewise (see `holdPart`).
+  function invoke(handler, eventJson, info, requestId, deadline, listHeaders, headersJson, headersIndex, partJson) {
     waitDeadline = deadline;
     heldBackRead = false;
     indexWanted = false;
+    partRead = false;
     const event = jsonParse(eventJson);
+    if (partJson !== undefined) {
+      const cf = event.Records[0].cf;
+      heldPart = cf.response ? holdPart(cf, "request", partJson) : holdPart(cf.request, "origin", partJson);
+    }
     if (listHeaders) {
       const cf = event.Records[0].cf;
       const target = cf.response ?? cf.request;
