@@ -196,6 +196,11 @@ pub struct Record {
 pub struct Event {
     #[serde(rename = "Records")]
     pub records: Vec<Record>,
+    /// The proxy made the event's header maps from HTTP it parsed (`Event::checked`): their
+    /// names are lower-case tokens, each key names its header, and no value holds a CR, LF or
+    /// NUL, so the checks a function's headers get hold for them already. Not part of the JSON.
+    #[serde(skip)]
+    headers_checked: bool,
 }
 
 /// Why a JSON text is not a usable event.
@@ -213,7 +218,20 @@ impl Event {
     pub fn new(cf: Cf) -> Event {
         Event {
             records: vec![Record { cf }],
+            headers_checked: false,
         }
+    }
+
+    /// An event whose header maps the proxy made from HTTP it parsed (see `headers_checked`).
+    pub fn checked(cf: Cf) -> Event {
+        Event {
+            headers_checked: true,
+            ..Event::new(cf)
+        }
+    }
+
+    pub fn headers_checked(&self) -> bool {
+        self.headers_checked
     }
 
     pub fn cf(&self) -> &Cf {

@@ -391,12 +391,7 @@ mod tests {
 
     #[test]
     fn the_text_is_the_events_json_and_the_range_its_returned_headers() {
-        for kind in [
-            EventType::ViewerRequest,
-            EventType::OriginRequest,
-            EventType::OriginResponse,
-            EventType::ViewerResponse,
-        ] {
+        for kind in EventType::ALL {
             let mut event = sample(kind, &SampleOptions::default());
             // Maps elsewhere in the event (request headers of a response event, an origin's
             // custom headers) and a header named `headers` do not mislead it.
@@ -504,12 +499,7 @@ mod tests {
 
     #[test]
     fn the_seldom_read_part_is_the_request_or_the_origin() {
-        for kind in [
-            EventType::ViewerRequest,
-            EventType::OriginRequest,
-            EventType::OriginResponse,
-            EventType::ViewerResponse,
-        ] {
+        for kind in EventType::ALL {
             let mut event = sample(kind, &SampleOptions::default());
             // A custom header named `origin` (in the map) and an `origin` inside the origin
             // block's own custom headers do not mislead it.

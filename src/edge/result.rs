@@ -243,10 +243,22 @@ fn header_entry(name: &str, key: Option<&str>, value: &str) -> Result<HeaderEntr
 
 /// A returned request's or response's header map, with the headers it kept as given (`kept`,
 /// comma-separated names, or `*` for all those not written out) put back from `given`, the map
-/// the event held; they are checked as if they had been written out.
-fn returned_headers(value: &Json, kept: &str, given: &Headers) -> Result<Headers, ValidationError> {
+/// the event held; they are checked as if they had been written out, unless the proxy made
+/// them (`checked`: see `Event::headers_checked`).
+fn returned_headers(value: &Json, kept: &str, given: &Headers, checked: bool) -> Result<Headers, ValidationError> {
     let mut out = headers(value, "headers")?;
     let all = kept == "*";
+    if all && checked {
+        // The event's headers but those the map names (even as an empty array), then the map's.
+        let mut merged = given.clone();
+        if let Json::Object(map) = value {
+            for (name, _) in map.iter() {
+                merged.remove(name);
+            }
+        }
+        merged.append(&mut out);
+        return Ok(merged);
+    }
     let names: &mut dyn Iterator<Item = &str> = if all {
         &mut given.keys().map(String::as_str)
     } else {
@@ -368,7 +380,7 @@ fn request(event: &Event, object: &Object, kept: &str) -> Result<Outcome, Valida
     let Some(header_value) = object.get("headers") else {
         return fail("the returned request has no `headers`");
     };
-    let new_headers = returned_headers(header_value, kept, &original.headers)?;
+    let new_headers = returned_headers(header_value, kept, &original.headers, event.headers_checked())?;
     header_rules(kind, &original.headers, &new_headers)?;
     let limit = MAX_REQUEST_HEAD.max(head_size(&original.uri, &original.querystring, &original.headers));
     let size = head_size(uri, querystring, &new_headers);
@@ -566,7 +578,7 @@ fn response(event: &Event, object: &Object, kept: &str) -> Result<Outcome, Valid
     let Some(header_value) = object.get("headers") else {
         return fail("the returned response has no `headers`");
     };
-    let new_headers = returned_headers(header_value, kept, &original.headers)?;
+    let new_headers = returned_headers(header_value, kept, &original.headers, event.headers_checked())?;
     header_rules(kind, &original.headers, &new_headers)?;
     let body = response_body(object)?;
     if let Some(body) = &body {

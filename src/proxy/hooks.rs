@@ -104,7 +104,8 @@ pub fn event_body(body: &[u8], kind: EventType) -> event::Body {
 
 /// The event envelope for `kind`.
 pub fn event(kind: EventType, ctx: &RequestCtx, request: event::Request, response: Option<event::Response>) -> Event {
-    Event::new(Cf {
+    // Made from the request and response pingora parsed (`exposed_pairs`).
+    Event::checked(Cf {
         config: Config {
             distribution_domain_name: ctx.viewer_host.clone(),
             distribution_id: DISTRIBUTION_ID.into(),

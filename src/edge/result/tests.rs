@@ -446,3 +446,34 @@ fn a_body_after_the_json_is_the_results_body() {
     };
     assert_eq!(body.as_deref(), Some(&b"new"[..]));
 }
+
+/// Headers kept as given (`K*`) come out the same from an event whose maps the proxy made
+/// (taken as they are) as from one read from a file (each checked as if written out).
+#[test]
+fn kept_headers_are_the_same_from_a_checked_event() {
+    for kind in EventType::ALL {
+        let unchecked = event(kind);
+        let checked = Event::checked(unchecked.cf().clone());
+        assert!(checked.headers_checked() && !unchecked.headers_checked());
+        let given = crate::edge::result::given_headers(&unchecked);
+        let first = given.keys().next().expect("a header").clone();
+        let maps = [
+            json!({}),
+            json!({ "x-a": [{ "key": "X-A", "value": "1" }] }),
+            json!({ first.as_str(): [] }),
+            json!({ first.as_str(): [{ "value": "mine" }], "x-b": [{ "value": "2" }] }),
+            json!({ "x-c": [{ "value": "bad\r\nvalue" }] }),
+            json!({ "connection": [{ "value": "close" }] }),
+            json!({ "x-d": "not an array" }),
+        ];
+        for map in maps {
+            let result = edited(&unchecked, |value| value["headers"] = map.clone());
+            let text = format!("K*\n{result}");
+            assert_eq!(
+                super::validate(&checked, &text),
+                super::validate(&unchecked, &text),
+                "{kind} {map}"
+            );
+        }
+    }
+}
