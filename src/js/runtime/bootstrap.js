@@ -828,15 +828,7 @@
       },
       set(value) {
         const target = held.target;
-        // Another object (one inheriting from the target), or any object once the invocation
-        // is over: a plain property of its own, as assigning an inherited plain property makes.
-        if (this !== target) {
-          ObjectDefineProperty(this, "headers", { value, writable: true, enumerable: true, configurable: true });
-          return;
-        }
-        if (!plainHeaders(target, value)) {
-          throw new TypeError("Cannot assign to read only property 'headers' of object");
-        }
+        if (!assignedInPlace(this, target, "headers", value)) return;
         held.plain = true;
         held.read = true;
         held.text = null;
@@ -845,6 +837,21 @@
       enumerable: true,
       configurable: true,
     };
+  }
+  // An assignment through a held-back accessor (`headers`, or a held part's): on another object
+  // (one inheriting from the owner), or on any object once the invocation is over (`owner`
+  // let go), a plain property of its own, as assigning an inherited plain property makes
+  // (false); on the owner, a plain property in the accessor's place (true), or a TypeError
+  // where the function froze the owner first.
+  function assignedInPlace(receiver, owner, key, value) {
+    if (receiver !== owner) {
+      ObjectDefineProperty(receiver, key, { value, writable: true, enumerable: true, configurable: true });
+      return false;
+    }
+    if (!plainProperty(owner, key, value)) {
+      throw new TypeError(`Cannot assign to read only property '${key}' of object`);
+    }
+    return true;
   }
   // Makes `key` (`headers`) a plain property again; false where the function froze the object
   // first.
@@ -993,13 +1000,7 @@
         return part.value;
       },
       set(value) {
-        if (this !== part.owner) {
-          ObjectDefineProperty(this, part.key, { value, writable: true, enumerable: true, configurable: true });
-          return;
-        }
-        if (!plainProperty(this, part.key, value)) {
-          throw new TypeError(`Cannot assign to read only property '${part.key}' of object`);
-        }
+        if (!assignedInPlace(this, part.owner, part.key, value)) return;
         part.text = null;
         part.value = value;
       },
