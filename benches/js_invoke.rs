@@ -3,7 +3,7 @@
 //! back and validate it. Run with `cargo bench --bench js_invoke` (or `scripts/bench`).
 //! `BENCH_CALLS` (default 20000) sets the number of timed calls per round (3 rounds).
 //! `BENCH_PROFILE_CALLS=N` only makes N calls, for valgrind's callgrind (`profile_calls`);
-//! `BENCH_PROFILE_FUNCTION=uri_only` or `cookie` picks one of the other handlers,
+//! `BENCH_PROFILE_FUNCTION=uri_only`, `cookie` or `page` picks one of the other handlers,
 //! `BENCH_PROFILE_HEADERS=16` a browser's sixteen request headers instead of five.
 
 use edgehook::edge::event::{headers_from_pairs, Cf, Config, Event, Request};
@@ -31,6 +31,9 @@ export const handler = async (event) => {
 
 /// A function that reads one header (the cookie) and writes another: scenario 3's.
 const COOKIE: &str = include_str!("side_by_side/functions/cookie-rewrite.mjs");
+
+/// A function that generates its answer: scenario 5's page.
+const PAGE: &str = include_str!("side_by_side/functions/page.mjs");
 
 /// The event the proxy would build for a typical browser request.
 fn build_event(n: u64) -> Event {
@@ -306,6 +309,7 @@ fn profile_calls(calls: u64) {
             FunctionSpec::new("rewrite", "rewrite.mjs", HANDLER),
             FunctionSpec::new("uri_only", "uri-only.mjs", URI_ONLY),
             FunctionSpec::new("cookie", "cookie.mjs", COOKIE),
+            FunctionSpec::new("page", "page.mjs", PAGE),
         ],
         &PoolOptions {
             threads: 1,
@@ -322,7 +326,12 @@ fn profile_calls(calls: u64) {
     runtime.block_on(async {
         for n in 0..calls {
             let outcome = pool.invoke(&function, &build_event_with(n, extra)).await;
-            assert!(matches!(outcome, Ok(Outcome::Request { .. })), "{outcome:?}");
+            let expected = if function == "page" {
+                matches!(outcome, Ok(Outcome::Generated(_)))
+            } else {
+                matches!(outcome, Ok(Outcome::Request { .. }))
+            };
+            assert!(expected, "{outcome:?}");
         }
     });
 }

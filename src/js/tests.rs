@@ -174,6 +174,49 @@ export const handler = async (event, context) => {
     assert_eq!(parts[6], "true");
 }
 
+/// A handler that cannot reach its context is called without one (`reachesContext` in the
+/// bootstrap); every handler that can still gets it, however its parameters are written.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_handler_that_can_reach_its_context_gets_it() {
+    let reaches = [
+        "async (event, context) => answer(event, context)",
+        "async function (event) { return answer(event, arguments[1]); }",
+        "function (event) { return answer(event, eval('argu' + 'ments')[1]); }",
+        "async (event, context = null) => answer(event, context)",
+        "async (...args) => answer(args[0], args[1])",
+        "function (event /* , context */) { return answer(event, arguments[1]); }",
+        "async ({ Records }, context) => answer({ Records }, context)",
+        "(function (event) { return answer(event, arguments[1]); }).bind(null)",
+        "async function named(event) { const f = () => arguments[1]; return answer(event, f()); }",
+    ];
+    for handler in reaches {
+        let source = format!(
+            "const answer = (event, context) => {{ const r = event.Records[0].cf.request; \
+             r.uri = '/' + (context ? context.functionName : 'none'); return r; }};\n\
+             export const handler = {handler};"
+        );
+        let pool = pool(vec![FunctionSpec::new("f", "index.mjs", &source)]);
+        for _ in 0..2 {
+            assert_eq!(uri(pool.invoke("f", &viewer_request()).await), "/f", "{handler}");
+        }
+    }
+    // One plain parameter, no `arguments`: the context is out of reach, and the handler runs
+    // as before.
+    for handler in [
+        "async (event) => answer(event)",
+        "async event => answer(event)",
+        "function (event) { return answer(event); }",
+        "async function handler(event) { return answer(event); }",
+    ] {
+        let source = format!(
+            "const answer = (event) => {{ const r = event.Records[0].cf.request; r.uri = '/ran'; return r; }};\n\
+             export const handler = {handler};"
+        );
+        let pool = pool(vec![FunctionSpec::new("f", "index.mjs", &source)]);
+        assert_eq!(uri(pool.invoke("f", &viewer_request()).await), "/ran", "{handler}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn module_globals_persist_between_invocations() {
     let source = "let count = 0;\nexport const handler = async (event) => { const r = event.Records[0].cf.request; r.uri = '/' + (++count); return r; };";

@@ -16,6 +16,30 @@
   const ObjectKeys = Object.keys;
   const ObjectValues = Object.values;
   const ObjectDefineProperty = Object.defineProperty;
+  // Descriptors reused for every definition the bootstrap makes (a fresh object literal per
+  // definition costs as much again as the definition); no prototype, so that nothing a
+  // function puts on Object.prototype (a `value` or `get`) can be read from them.
+  const dataDescriptor = { __proto__: null, value: undefined, writable: true, enumerable: true, configurable: true };
+  const accessorDescriptor = { __proto__: null, get: undefined, set: undefined, enumerable: true, configurable: true };
+  // Defines `key` on `target` as a plain data property (writable, enumerable, configurable).
+  function definePlain(target, key, value) {
+    dataDescriptor.value = value;
+    try {
+      ObjectDefineProperty(target, key, dataDescriptor);
+    } finally {
+      dataDescriptor.value = undefined;
+    }
+  }
+  // Defines `key` on `target` as an accessor (enumerable, configurable).
+  function defineAccessor(target, key, get, set) {
+    accessorDescriptor.get = get;
+    accessorDescriptor.set = set;
+    try {
+      ObjectDefineProperty(target, key, accessorDescriptor);
+    } finally {
+      accessorDescriptor.get = accessorDescriptor.set = undefined;
+    }
+  }
   const ObjectGetOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
   const ObjectPrototype = Object.prototype;
   const ObjectHasOwn = Object.hasOwn;
@@ -743,8 +767,19 @@
   // (response events), its header map, and a record of that map as the function got it: its
   // names and arrays (`Object.keys`/`Object.values`), their lengths, and every entry's key and
   // value in order. (Reading those strings from a second JSON text edgehook would write costs
-  // more than this loop.)
-  let given = null;
+  // more than this loop.) One record, its fields set by each invocation (`target` null where
+  // the invocation lists no headers): a fresh object per invocation cost a tenth of a small
+  // function's call in object and property creation.
+  const given = {
+    __proto__: null,
+    target: null,
+    headers: null,
+    names: null,
+    lists: null,
+    lengths: null,
+    strings: null,
+    lazy: null,
+  };
   // Whether the last result was the given object: a function that generates its responses
   // does not pay for the record (it costs about as much as it saves per header).
   let recordNext = true;
@@ -763,9 +798,19 @@
         strings[k++] = entry.value;
       }
     }
-    return { target, headers, names: ObjectKeys(headers), lists, lengths, strings, lazy: null };
+    given.target = target;
+    given.headers = headers;
+    given.names = ObjectKeys(headers);
+    given.lists = lists;
+    given.lengths = lengths;
+    given.strings = strings;
+    given.lazy = null;
   }
-  const unrecorded = (target) => ({ target, headers: null, lists: null, lazy: null });
+  // `target` with no record of its headers (null: no headers listed at all).
+  function unrecorded(target) {
+    given.target = target;
+    given.headers = given.names = given.lists = given.lengths = given.strings = given.lazy = null;
+  }
 
   // A header map held back: edgehook hands over the event without the returned object's
   // headers (their JSON apart) when the function did not read them last time. The object gets
@@ -800,7 +845,7 @@
       writing: false,
       written: 0,
     };
-    ObjectDefineProperty(target, "headers", heldBackAccessor(held));
+    defineHeldBackAccessor(held);
     return held;
   }
   // The accessor's functions, and the proxy's handler, hold `held` only, and `held.target` and
@@ -808,35 +853,32 @@
   // wait for the engine's cycle collector instead of going with the event. A map first read
   // after that (from an event the function kept) is parsed then and stays behind the accessor,
   // which returns it on every read.
-  function heldBackAccessor(held) {
-    return {
-      get() {
-        if (held.proxy !== null) return held.proxy;
-        if (held.writing) {
-          held.written++;
-          return noHeaders;
-        }
-        if (held.target === null) {
-          held.value ??= {};
-          parseHeldBack(held);
-          return held.value;
-        }
-        held.value = {};
-        held.proxy = new ProxyConstructor(held.value, new HeldBackHandler(held));
-        held.plain = plainHeaders(held.target, held.proxy);
-        return held.proxy;
-      },
-      set(value) {
-        const target = held.target;
-        if (!assignedInPlace(this, target, "headers", value)) return;
-        held.plain = true;
-        held.read = true;
-        held.text = null;
-        if (given !== null && given.lazy === held) given = unrecorded(target);
-      },
-      enumerable: true,
-      configurable: true,
+  function defineHeldBackAccessor(held) {
+    const get = () => {
+      if (held.proxy !== null) return held.proxy;
+      if (held.writing) {
+        held.written++;
+        return noHeaders;
+      }
+      if (held.target === null) {
+        held.value ??= {};
+        parseHeldBack(held);
+        return held.value;
+      }
+      held.value = {};
+      held.proxy = new ProxyConstructor(held.value, new HeldBackHandler(held));
+      held.plain = plainHeaders(held.target, held.proxy);
+      return held.proxy;
     };
+    const set = function (value) {
+      const target = held.target;
+      if (!assignedInPlace(this, target, "headers", value)) return;
+      held.plain = true;
+      held.read = true;
+      held.text = null;
+      if (given.lazy === held) unrecorded(target);
+    };
+    defineAccessor(held.target, "headers", get, set);
   }
   // An assignment through a held-back accessor (`headers`, or a held part's): on another object
   // (one inheriting from the owner), or on any object once the invocation is over (`owner`
@@ -845,7 +887,7 @@
   // where the function froze the owner first.
   function assignedInPlace(receiver, owner, key, value) {
     if (receiver !== owner) {
-      ObjectDefineProperty(receiver, key, { value, writable: true, enumerable: true, configurable: true });
+      definePlain(receiver, key, value);
       return false;
     }
     if (!plainProperty(owner, key, value)) {
@@ -857,7 +899,7 @@
   // first.
   function plainProperty(target, key, value) {
     try {
-      ObjectDefineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
+      definePlain(target, key, value);
       return true;
     } catch {
       return false;
@@ -884,7 +926,7 @@
     }
     const names = ObjectKeys(parsed);
     for (let i = 0; i < names.length; i++) {
-      ObjectDefineProperty(map, names[i], { value: parsed[names[i]], writable: true, enumerable: true, configurable: true });
+      definePlain(map, names[i], parsed[names[i]]);
     }
     for (let i = 0; i < own.length; i++) map[own[i]] = values[i];
   }
@@ -906,7 +948,7 @@
     let end = StringIndexOf(index, ",", colon);
     if (end === -1) end = index.length;
     const value = jsonParse(StringSlice(held.text, +StringSlice(index, from, colon), +StringSlice(index, colon + 1, end)));
-    ObjectDefineProperty(map, key, { value, writable: true, enumerable: true, configurable: true });
+    definePlain(map, key, value);
   }
   // The proxy's traps; `this` is the handler, which holds the map's `held`. While the result is
   // written they leave the map unparsed, and count how often it is written out.
@@ -984,29 +1026,23 @@
   let writingResult;
   function holdPart(owner, key, text) {
     const part = { owner, key, text, value: undefined };
-    ObjectDefineProperty(owner, key, partAccessor(part));
-    return part;
-  }
-  function partAccessor(part) {
-    return {
-      get() {
-        if (part.text === null) return part.value;
-        // The origin block of the result, never read: left out.
-        if (this === part.owner && this === writingResult && part.key === "origin") return undefined;
-        if (part.owner !== null) partRead = true;
-        part.value = jsonParse(part.text);
-        part.text = null;
-        if (part.owner !== null) plainProperty(part.owner, part.key, part.value);
-        return part.value;
-      },
-      set(value) {
-        if (!assignedInPlace(this, part.owner, part.key, value)) return;
-        part.text = null;
-        part.value = value;
-      },
-      enumerable: true,
-      configurable: true,
+    const get = function () {
+      if (part.text === null) return part.value;
+      // The origin block of the result, never read: left out.
+      if (this === part.owner && this === writingResult && part.key === "origin") return undefined;
+      if (part.owner !== null) partRead = true;
+      part.value = jsonParse(part.text);
+      part.text = null;
+      if (part.owner !== null) plainProperty(part.owner, part.key, part.value);
+      return part.value;
     };
+    const set = function (value) {
+      if (!assignedInPlace(this, part.owner, part.key, value)) return;
+      part.text = null;
+      part.value = value;
+    };
+    defineAccessor(owner, key, get, set);
+    return part;
   }
 
   // The JSON of the returned object whose header map is still held back: "K*" and the headers
@@ -1122,7 +1158,7 @@
     try {
       let keep = false;
       let held = null;
-      if (given !== null) {
+      if (given.target !== null) {
         recordNext = value === given.target;
         if (given.lazy !== null) held = recordNext && !given.lazy.read ? given.lazy : null;
         else keep = recordNext && given.lists !== null && value.headers === given.headers;
@@ -1144,7 +1180,7 @@
     } catch (e) {
       return readMark("E") + (e && e.message ? e.message : String(e));
     }
-    return (heldBackRead || indexWanted || given?.lazy || heldPart !== null ? readMark(marker) : marker) + (json ?? "null");
+    return (heldBackRead || indexWanted || given.lazy !== null || heldPart !== null ? readMark(marker) : marker) + (json ?? "null");
   }
   // The invocation's result is made: also lets go of a held-back map's target (see `holdBack`).
   function readMark(marker) {
@@ -1153,7 +1189,7 @@
       heldPart.owner = null;
       heldPart = null;
     }
-    if (given !== null && given.lazy !== null) {
+    if (given.lazy !== null) {
       given.lazy.target = null;
       // A proxy behind an accessor the function froze in place stays for later reads.
       if (given.lazy.plain) given.lazy.proxy = null;
@@ -1172,6 +1208,47 @@
     return resultJson(value, "N");
   }
   const chain = (promise) => promise.then(settleValue, failValue);
+
+  // Whether `handler` can reach its context object, its second argument; decided once per
+  // handler from its source. One that cannot is called with the event alone: building the
+  // context (nine properties and a closure) is a tenth of a small function's call. It cannot
+  // when its parameter list is one plain name and it is an arrow function (no `arguments` of
+  // its own), or a function whose source never names `arguments` or `eval`. Anything else
+  // (two parameters, defaults, rest, destructuring, comments in the list, bound or native
+  // functions) gets its context.
+  let contextChecked = null;
+  let contextWanted = true;
+  const FunctionToString = FunctionCall.bind(Function.prototype.toString);
+  const RegExpExec = FunctionCall.bind(RegExp.prototype.exec);
+  const ONE_NAME_ARROW = /^(?:async\s*)?(?:[A-Za-z_$][\w$]*|\(\s*[A-Za-z_$][\w$]*\s*\))\s*=>/;
+  const ONE_NAME_FUNCTION = /^(?:async\s+)?function\s*\*?\s*[A-Za-z_$]?[\w$]*\s*\(\s*[A-Za-z_$][\w$]*\s*\)\s*\{/;
+  const NAMES_ARGUMENTS = /\b(?:arguments|eval)\b/;
+  function reachesContext(handler) {
+    if (handler.length !== 1) return true;
+    let source;
+    try {
+      source = FunctionToString(handler);
+    } catch {
+      return true;
+    }
+    if (RegExpExec(ONE_NAME_ARROW, source) !== null) return false;
+    return RegExpExec(ONE_NAME_FUNCTION, source) === null || RegExpExec(NAMES_ARGUMENTS, source) !== null;
+  }
+
+  // The context object Lambda passes a handler beside the event.
+  function lambdaContext(info, requestId, deadline) {
+    return {
+      functionName: info.functionName,
+      functionVersion: info.functionVersion,
+      invokedFunctionArn: info.invokedFunctionArn,
+      memoryLimitInMB: info.memoryLimitInMB,
+      awsRequestId: requestId,
+      logGroupName: info.logGroupName,
+      logStreamName: info.logStreamName,
+      callbackWaitsForEmptyEventLoop: true,
+      getRemainingTimeInMillis: () => Math.max(0, Math.round(deadline - Date.now())),
+    };
+  }
 
   // Runs one event through `handler`. Returns a marker string, or a promise whose settled value
   // edgehook turns into one with `settleValue`/`failValue` (or `chain` while it is pending).
@@ -1193,25 +1270,22 @@
       const cf = event.Records[0].cf;
       const target = cf.response ?? cf.request;
       if (headersJson !== undefined) {
-        given = unrecorded(target);
+        unrecorded(target);
         given.lazy = holdBack(target, headersJson, headersIndex);
+      } else if (recordNext) {
+        recordHeaders(target);
       } else {
-        given = recordNext ? recordHeaders(target) : unrecorded(target);
+        unrecorded(target);
       }
     } else {
-      given = null;
+      unrecorded(null);
     }
-    const context = {
-      functionName: info.functionName,
-      functionVersion: info.functionVersion,
-      invokedFunctionArn: info.invokedFunctionArn,
-      memoryLimitInMB: info.memoryLimitInMB,
-      awsRequestId: requestId,
-      logGroupName: info.logGroupName,
-      logStreamName: info.logStreamName,
-      callbackWaitsForEmptyEventLoop: true,
-      getRemainingTimeInMillis: () => Math.max(0, Math.round(deadline - Date.now())),
-    };
+    if (handler !== contextChecked) {
+      contextChecked = handler;
+      contextWanted = reachesContext(handler);
+    }
+    // undefined where the handler cannot reach it (`reachesContext`).
+    const context = contextWanted ? lambdaContext(info, requestId, deadline) : undefined;
     if (handler.length < 3) {
       // async (event, context) or a plain function: its return value is the result.
       let returned;
