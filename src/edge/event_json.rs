@@ -6,11 +6,8 @@
 //! functions seldom read: the request in response events, the origin block in origin-request
 //! events (the runtime parses it when read; see `HeldBack::part`).
 
-use super::event::{Event, Headers};
+use super::event::{Cf, Event, Headers, Request};
 use serde::Serialize;
-use serde_json::ser::{CharEscape, CompactFormatter, Formatter};
-use std::cell::Cell;
-use std::io;
 use std::ops::Range;
 
 pub struct EventJson {
@@ -32,35 +29,35 @@ impl EventJson {
     /// The event's JSON; `with_index`: with the index of the returned object's header map.
     pub fn new(event: &Event, with_index: bool) -> EventJson {
         let cf = event.cf();
-        let has_part = cf.response.is_some() || cf.request.origin.is_some();
         let map_held = json_size_unescaped(super::result::given_headers(event)) >= HOLD_BACK_MIN;
-        if !map_held && !has_part {
-            return EventJson::whole(event.to_json());
-        }
-        let marks = Marks::default();
-        let mut out = Counting {
-            bytes: Vec::with_capacity(1024),
-            written: &marks.written,
+        let mut writer = Writer {
+            out: Vec::with_capacity(1024),
+            index: (with_index && map_held).then(|| Vec::with_capacity(256)),
+            escaped_name: false,
+            headers: None,
+            part: None,
         };
-        let serialized = event.serialize(&mut serde_json::Serializer::with_formatter(
-            &mut out,
-            Locator::new(&marks, cf.response.is_some(), with_index && map_held),
-        ));
-        // serde_json writes UTF-8 only, and plain strings and maps cannot fail to serialize.
-        let text = match serialized {
-            Ok(()) => String::from_utf8(out.bytes).unwrap_or_default(),
-            Err(_) => String::new(),
-        };
-        let (headers, index) = (marks.headers.get().filter(|_| map_held), marks.index.take());
+        writer.event(cf);
+        let Writer {
+            out,
+            index,
+            escaped_name,
+            headers,
+            part,
+        } = writer;
+        // Only whole strings, ASCII punctuation and serde_json's own output went in: UTF-8.
+        let text = String::from_utf8(out).unwrap_or_default();
+        let headers = headers.filter(|_| map_held);
         // The index counts bytes, where the instance counts UTF-16 units: the same only in
         // ASCII. A name that needed escaping could not be found in it by the name.
         let index = index
-            .filter(|_| !marks.escaped_name.get() && headers.is_some_and(|(start, end)| text[start..end].is_ascii()));
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .filter(|_| !escaped_name && headers.as_ref().is_some_and(|range| text[range.clone()].is_ascii()));
         EventJson {
             text,
-            headers: headers.map(|(start, end)| start..end),
+            headers,
             index,
-            part: marks.part.get().map(|(start, end)| start..end),
+            part,
         }
     }
 
@@ -152,229 +149,179 @@ fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
     out.extend_from_slice(&digits[at..]);
 }
 
-/// A writer that keeps count of what it was given, for `Locator` to read.
-struct Counting<'a> {
-    bytes: Vec<u8>,
-    written: &'a Cell<usize>,
-}
-
-impl io::Write for Counting<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.bytes.extend_from_slice(buf);
-        self.written.set(self.bytes.len());
-        Ok(buf.len())
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.write(buf).map(|_| ())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// What `Locator` found, beside the count of bytes written so far.
-#[derive(Default)]
-struct Marks {
-    written: Cell<usize>,
-    /// The byte range of the returned object's header map.
-    headers: Cell<Option<(usize, usize)>>,
-    index: Cell<Option<String>>,
-    /// That map had a name that needed escaping.
-    escaped_name: Cell<bool>,
-    /// The byte range of the seldom-read part (`HeldBack::part`).
-    part: Cell<Option<(usize, usize)>>,
-}
-
-/// Writes compact JSON and notes where the returned object's header map is written:
-/// `Records[0].cf.request.headers`, or `Records[0].cf.response.headers` in response events;
-/// and where the seldom-read part is: `Records[0].cf.request` in response events,
-/// `Records[0].cf.request.origin` in request events.
-/// `depth` is the nesting of the container being written; `matched` how many steps of that path
-/// the current position has followed (a step per depth: `Records`, element 0, `cf`,
-/// `request`/`response`, `headers`).
-struct Locator<'a> {
-    compact: CompactFormatter,
-    marks: &'a Marks,
-    depth: usize,
-    matched: usize,
-    key: String,
-    in_key: bool,
-    /// The path goes through `response` (else `request`).
-    response: bool,
-    start: usize,
-    /// Whether to make the index of the header maps.
-    with_index: bool,
-    /// The index of the header map being written (`HeldBack::index`).
+/// Writes an event as compact JSON, the same text as serde's (`Event::to_json`, which the tests
+/// hold it to), and notes where the returned object's header map (`Records[0].cf.request.headers`,
+/// or `.response.headers` in response events) and the seldom-read part (`cf.request` in response
+/// events, `cf.request.origin` in request events) are. Through serde's formatter callbacks this
+/// cost the proxy about as much per event as the function's own result did to parse.
+struct Writer {
+    out: Vec<u8>,
+    /// The index of the returned object's header map (`HeldBack::index`), when asked for.
     index: Option<Vec<u8>>,
-    /// Where the value of the map's member being written starts.
-    member_start: usize,
-    /// The depth and start of the seldom-read part while it is written.
-    part_start: Option<(usize, usize)>,
+    /// A name in that map needed escaping.
+    escaped_name: bool,
+    headers: Option<Range<usize>>,
+    part: Option<Range<usize>>,
 }
 
-/// The depth at which the header map is a member.
-const HEADERS_DEPTH: usize = 5;
+/// The bytes serde_json escapes in strings.
+static NEEDS_ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
 
-impl<'a> Locator<'a> {
-    fn new(marks: &'a Marks, response: bool, with_index: bool) -> Locator<'a> {
-        Locator {
-            compact: CompactFormatter,
-            marks,
-            depth: 0,
-            matched: 0,
-            key: String::new(),
-            in_key: false,
-            response,
-            start: 0,
-            with_index,
-            index: None,
-            member_start: 0,
-            part_start: None,
-        }
+impl Writer {
+    fn raw(&mut self, text: &str) {
+        self.out.extend_from_slice(text.as_bytes());
     }
 
-    /// Whether a member of the header map (`matched` its depth) is being written.
-    fn in_map(&self) -> bool {
-        self.matched == HEADERS_DEPTH && self.depth == HEADERS_DEPTH + 1
-    }
-
-    /// Whether the member or element being written continues the path.
-    fn on_path(&self) -> bool {
-        self.depth == self.matched + 1 && self.depth <= HEADERS_DEPTH
-    }
-
-    /// Whether the member named `self.key` at this depth is the path's step.
-    fn key_is_step(&self) -> bool {
-        match self.depth {
-            1 => self.key == "Records",
-            3 => self.key == "cf",
-            4 => self.key == if self.response { "response" } else { "request" },
-            HEADERS_DEPTH => self.key == "headers",
-            _ => false,
-        }
-    }
-
-    /// Whether the member named `self.key` at this depth (on the path) is the seldom-read part.
-    fn key_is_part(&self) -> bool {
-        match self.depth {
-            4 => self.response && self.key == "request",
-            HEADERS_DEPTH => !self.response && self.key == "origin",
-            _ => false,
-        }
-    }
-}
-
-impl Formatter for Locator<'_> {
-    fn begin_array<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
-        self.depth += 1;
-        self.compact.begin_array(writer)
-    }
-
-    fn end_array<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
-        self.depth -= 1;
-        self.compact.end_array(writer)
-    }
-
-    fn begin_array_value<W: ?Sized + io::Write>(&mut self, writer: &mut W, first: bool) -> io::Result<()> {
-        if self.on_path() && self.depth == 2 && first {
-            self.matched = self.depth;
-        }
-        self.compact.begin_array_value(writer, first)
-    }
-
-    fn end_array_value<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
-        if self.matched == self.depth {
-            self.matched -= 1;
-        }
-        self.compact.end_array_value(writer)
-    }
-
-    fn begin_object<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
-        self.depth += 1;
-        self.compact.begin_object(writer)
-    }
-
-    fn end_object<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
-        self.depth -= 1;
-        self.compact.end_object(writer)
-    }
-
-    fn begin_object_key<W: ?Sized + io::Write>(&mut self, writer: &mut W, first: bool) -> io::Result<()> {
-        if self.on_path() || (self.in_map() && self.with_index) {
-            self.in_key = true;
-            self.key.clear();
-        }
-        self.compact.begin_object_key(writer, first)
-    }
-
-    fn end_object_key<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
-        self.in_key = false;
-        self.compact.end_object_key(writer)
-    }
-
-    fn begin_object_value<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
-        self.compact.begin_object_value(writer)?;
-        if self.in_map() {
-            self.member_start = self.marks.written.get();
-        } else if self.on_path() && self.key_is_step() {
-            self.matched = self.depth;
-            self.start = self.marks.written.get();
-            if self.depth == HEADERS_DEPTH && self.with_index {
-                self.index = Some(Vec::with_capacity(256));
+    /// `text` as a JSON string, escaped as serde_json escapes: quotes, backslashes and control
+    /// characters; true if anything needed escaping.
+    fn string(&mut self, text: &str) -> bool {
+        let bytes = text.as_bytes();
+        self.out.reserve(bytes.len() + 2);
+        self.out.push(b'"');
+        let mut escaped = false;
+        let mut from = 0;
+        for (at, &b) in bytes.iter().enumerate() {
+            if !NEEDS_ESCAPE[b as usize] {
+                continue;
             }
-        } else if self.on_path() && self.key_is_part() {
-            self.part_start = Some((self.depth, self.marks.written.get()));
+            self.out.extend_from_slice(&bytes[from..at]);
+            let short = match b {
+                b'"' => b'"',
+                b'\\' => b'\\',
+                b'\n' => b'n',
+                b'\r' => b'r',
+                b'\t' => b't',
+                0x08 => b'b',
+                0x0c => b'f',
+                _ => 0,
+            };
+            if short == 0 {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                self.out
+                    .extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]]);
+            } else {
+                self.out.extend_from_slice(&[b'\\', short]);
+            }
+            from = at + 1;
+            escaped = true;
         }
-        Ok(())
+        self.out.extend_from_slice(&bytes[from..]);
+        self.out.push(b'"');
+        escaped
     }
 
-    fn end_object_value<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
-        if self.in_map() {
-            if let Some(index) = self.index.as_mut() {
-                index.push(b',');
-                index.extend_from_slice(self.key.as_bytes());
-                index.push(b':');
-                push_decimal(index, self.member_start - self.start);
-                index.push(b':');
-                push_decimal(index, self.marks.written.get() - self.start);
-            }
-        } else if self.matched == self.depth {
-            if self.depth == HEADERS_DEPTH {
-                self.marks.headers.set(Some((self.start, self.marks.written.get())));
-                // Names and digits: UTF-8 as written.
-                let index = self.index.take().and_then(|bytes| String::from_utf8(bytes).ok());
-                self.marks.index.set(index);
-            }
-            self.matched -= 1;
-        } else if let Some((depth, start)) = self.part_start {
-            // Members inside the part end deeper: the first end at its depth is its own.
-            if depth == self.depth {
-                self.marks.part.set(Some((start, self.marks.written.get())));
-                self.part_start = None;
+    /// `key` (the member's name as JSON with its colon, and a comma before unless first: the
+    /// event's own names, plain ASCII) and `value` as a JSON string.
+    fn member(&mut self, key: &'static str, value: &str) {
+        self.raw(key);
+        self.string(value);
+    }
+
+    fn event(&mut self, cf: &Cf) {
+        let config = &cf.config;
+        self.raw("{\"Records\":[{\"cf\":{\"config\":{");
+        self.member("\"distributionDomainName\":", &config.distribution_domain_name);
+        self.member(",\"distributionId\":", &config.distribution_id);
+        self.member(",\"eventType\":", config.event_type.as_str());
+        self.member(",\"requestId\":", &config.request_id);
+        self.raw("},\"request\":");
+        let response = cf.response.as_ref();
+        let start = self.out.len();
+        self.request(&cf.request, response.is_none());
+        if response.is_some() {
+            self.part = Some(start..self.out.len());
+        }
+        if let Some(response) = response {
+            self.member(",\"response\":{\"status\":", &response.status);
+            self.member(",\"statusDescription\":", &response.status_description);
+            self.raw(",\"headers\":");
+            self.headers(&response.headers, true);
+            self.out.push(b'}');
+        }
+        self.raw("}}]}");
+    }
+
+    /// `returned`: the request is what the function returns (request events).
+    fn request(&mut self, request: &Request, returned: bool) {
+        self.member("{\"clientIp\":", &request.client_ip);
+        self.raw(",\"headers\":");
+        self.headers(&request.headers, returned);
+        self.member(",\"method\":", &request.method);
+        self.member(",\"querystring\":", &request.querystring);
+        self.member(",\"uri\":", &request.uri);
+        // Rarely there (include_body, origin events): serde writes them.
+        if let Some(body) = &request.body {
+            self.raw(",\"body\":");
+            self.serde(body);
+        }
+        if let Some(origin) = &request.origin {
+            self.raw(",\"origin\":");
+            let start = self.out.len();
+            self.serde(origin);
+            if returned {
+                self.part = Some(start..self.out.len());
             }
         }
-        self.compact.end_object_value(writer)
+        self.out.push(b'}');
     }
 
-    fn write_string_fragment<W: ?Sized + io::Write>(&mut self, writer: &mut W, fragment: &str) -> io::Result<()> {
-        if self.in_key {
-            self.key.push_str(fragment);
-        }
-        self.compact.write_string_fragment(writer, fragment)
+    fn serde(&mut self, value: &impl Serialize) {
+        // Plain strings, numbers, lists and maps cannot fail to serialize.
+        let _ = serde_json::to_writer(&mut self.out, value);
     }
 
-    fn write_char_escape<W: ?Sized + io::Write>(&mut self, writer: &mut W, escape: CharEscape) -> io::Result<()> {
-        if self.in_key {
-            // No step of the path needs escaping: an escaped key is none of them. A header name
-            // that does cannot be found in the index by its name.
-            self.key.push('\\');
-            if self.in_map() {
-                self.marks.escaped_name.set(true);
+    /// A header map; `returned`: the returned object's, whose range (and index) are noted.
+    fn headers(&mut self, headers: &Headers, returned: bool) {
+        let start = self.out.len();
+        self.out.push(b'{');
+        for (n, (name, entries)) in headers.iter().enumerate() {
+            if n > 0 {
+                self.out.push(b',');
+            }
+            let escaped = self.string(name);
+            self.out.push(b':');
+            let value_start = self.out.len();
+            self.out.push(b'[');
+            for (e, entry) in entries.iter().enumerate() {
+                if e > 0 {
+                    self.out.push(b',');
+                }
+                match &entry.key {
+                    Some(key) => {
+                        self.member("{\"key\":", key);
+                        self.member(",\"value\":", &entry.value);
+                    }
+                    None => self.member("{\"value\":", &entry.value),
+                }
+                self.out.push(b'}');
+            }
+            self.out.push(b']');
+            if returned {
+                self.escaped_name |= escaped;
+                if let Some(index) = self.index.as_mut() {
+                    index.push(b',');
+                    index.extend_from_slice(name.as_bytes());
+                    index.push(b':');
+                    push_decimal(index, value_start - start);
+                    index.push(b':');
+                    push_decimal(index, self.out.len() - start);
+                }
             }
         }
-        self.compact.write_char_escape(writer, escape)
+        self.out.push(b'}');
+        if returned {
+            self.headers = Some(start..self.out.len());
+        }
     }
 }
 
@@ -444,6 +391,64 @@ mod tests {
                 serde_json::from_str::<serde_json::Value>(&json.text).unwrap(),
                 "{kind}"
             );
+        }
+    }
+
+    /// The hand-written JSON is serde's, whatever the strings hold and whichever rare parts
+    /// (a body, an S3 origin, entries without a key) the event has.
+    #[test]
+    fn the_text_is_serdes_for_any_characters_and_parts() {
+        let awkward: String = (0u8..0x20).map(char::from).collect::<String>() + "\"\\/\u{7f}é中😀 end";
+        for kind in EventType::ALL {
+            let mut event = sample(kind, &SampleOptions::default());
+            let cf = event.cf_mut();
+            cf.config.request_id = awkward.clone();
+            cf.config.distribution_domain_name = awkward.clone();
+            let request = &mut cf.request;
+            request.uri = awkward.clone();
+            request.querystring = awkward.clone();
+            request.method = awkward.clone();
+            request.client_ip = awkward.clone();
+            request.headers.insert(
+                awkward.clone(),
+                vec![
+                    HeaderEntry {
+                        key: None,
+                        value: awkward.clone(),
+                    },
+                    HeaderEntry {
+                        key: Some(awkward.clone()),
+                        value: String::new(),
+                    },
+                ],
+            );
+            request.headers.insert("x-empty".into(), Vec::new());
+            request.body = Some(crate::edge::event::Body {
+                input_truncated: false,
+                action: "read-only".into(),
+                encoding: "base64".into(),
+                data: "aGk=".into(),
+            });
+            if request.origin.is_some() {
+                request.origin = Some(crate::edge::event::Origin::S3(crate::edge::event::S3Origin {
+                    auth_method: "none".into(),
+                    custom_headers: headers_from_pairs([("X-A", awkward.as_str())]),
+                    domain_name: "bucket.s3.amazonaws.com".into(),
+                    path: String::new(),
+                    region: Some("us-east-1".into()),
+                }));
+            }
+            if let Some(response) = cf.response.as_mut() {
+                response.status_description = awkward.clone();
+                response.headers.insert(awkward.clone(), Vec::new());
+            }
+            let json = EventJson::new(&event, true);
+            assert_eq!(json.text, event.to_json(), "{kind}");
+            assert!(
+                json.index.is_none(),
+                "{kind}: an escaped name leaves the map without index"
+            );
+            assert_eq!(EventJson::new(&event, false).text, json.text, "{kind}");
         }
     }
 

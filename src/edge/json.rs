@@ -4,7 +4,6 @@
 //! deno_core turns on, hashes every member name into an `IndexMap`; for a result of a few dozen
 //! strings that was most of the proxy's share of a function call.
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use std::borrow::Cow;
 use std::fmt;
@@ -25,9 +24,15 @@ pub enum Json<'a> {
 pub struct Object<'a>(Vec<(Cow<'a, str>, Json<'a>)>);
 
 impl<'a> Json<'a> {
-    /// Parses a JSON text; serde_json's nesting limit applies.
-    pub fn parse(text: &'a str) -> Result<Json<'a>, serde_json::Error> {
-        serde_json::from_str(text)
+    /// Parses a JSON text (RFC 8259, as serde_json reads it: whitespace around the value,
+    /// nothing after it, fewer than 128 levels of nesting).
+    pub fn parse(text: &'a str) -> Result<Json<'a>, ParseError> {
+        let mut parser = Parser { text, at: 0, depth: 0 };
+        let value = parser.value()?;
+        if parser.peek().is_some() {
+            return Err(parser.error("trailing characters"));
+        }
+        Ok(value)
     }
 
     pub fn as_str(&self) -> Option<&str> {
@@ -103,85 +108,283 @@ impl Serialize for Json<'_> {
     }
 }
 
-impl<'de> Deserialize<'de> for Json<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(JsonVisitor)
-    }
+/// Why a text is not JSON, and where (line and column, from 1, as serde_json says it).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{reason} at line {line} column {column}")]
+pub struct ParseError {
+    reason: &'static str,
+    line: usize,
+    column: usize,
 }
 
-struct JsonVisitor;
+/// Arrays and objects nest fewer levels deep than this (serde_json's limit): the parser recurses
+/// once per level.
+const MAX_DEPTH: usize = 128;
 
-impl<'de> Visitor<'de> for JsonVisitor {
-    type Value = Json<'de>;
+/// A recursive-descent parser over the text's bytes. serde's visitor machinery cost about five
+/// times this per byte of a small result (callgrind), most of a function call's validation.
+struct Parser<'a> {
+    text: &'a str,
+    at: usize,
+    depth: usize,
+}
 
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
+impl<'a> Parser<'a> {
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
     }
-    fn visit_unit<E>(self) -> Result<Json<'de>, E> {
-        Ok(Json::Null)
+
+    fn error(&self, reason: &'static str) -> ParseError {
+        let before = &self.bytes()[..self.at.min(self.text.len())];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+        ParseError { reason, line, column }
     }
-    fn visit_none<E>(self) -> Result<Json<'de>, E> {
-        Ok(Json::Null)
+
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes().get(self.at) {
+            self.at += 1;
+        }
     }
-    fn visit_bool<E>(self, b: bool) -> Result<Json<'de>, E> {
-        Ok(Json::Bool(b))
+
+    fn peek(&mut self) -> Option<u8> {
+        self.skip_whitespace();
+        self.bytes().get(self.at).copied()
     }
-    fn visit_i64<E>(self, n: i64) -> Result<Json<'de>, E> {
-        Ok(Json::Number(n.into()))
+
+    fn expect_literal(&mut self, literal: &'static str, value: Json<'a>) -> Result<Json<'a>, ParseError> {
+        if self.bytes()[self.at..].starts_with(literal.as_bytes()) {
+            self.at += literal.len();
+            Ok(value)
+        } else {
+            Err(self.error("expected ident"))
+        }
     }
-    fn visit_u64<E>(self, n: u64) -> Result<Json<'de>, E> {
-        Ok(Json::Number(n.into()))
+
+    fn value(&mut self) -> Result<Json<'a>, ParseError> {
+        match self.peek() {
+            None => Err(self.error("EOF while parsing a value")),
+            Some(b'"') => Ok(Json::String(self.string()?)),
+            Some(b'{') => self.nested(Self::object),
+            Some(b'[') => self.nested(Self::array),
+            Some(b't') => self.expect_literal("true", Json::Bool(true)),
+            Some(b'f') => self.expect_literal("false", Json::Bool(false)),
+            Some(b'n') => self.expect_literal("null", Json::Null),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(_) => Err(self.error("expected value")),
+        }
     }
-    fn visit_f64<E: de::Error>(self, n: f64) -> Result<Json<'de>, E> {
-        serde_json::Number::from_f64(n)
+
+    fn nested(&mut self, parse: fn(&mut Self) -> Result<Json<'a>, ParseError>) -> Result<Json<'a>, ParseError> {
+        self.depth += 1;
+        if self.depth >= MAX_DEPTH {
+            return Err(self.error("recursion limit exceeded"));
+        }
+        self.at += 1;
+        let value = parse(self)?;
+        self.depth -= 1;
+        Ok(value)
+    }
+
+    /// After the `{`.
+    fn object(&mut self) -> Result<Json<'a>, ParseError> {
+        let mut members = Vec::new();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            return Ok(Json::Object(Object(members)));
+        }
+        loop {
+            match self.peek() {
+                Some(b'"') => {}
+                None => return Err(self.error("EOF while parsing an object")),
+                Some(_) => return Err(self.error("key must be a string")),
+            }
+            let name = self.string()?;
+            match self.peek() {
+                Some(b':') => self.at += 1,
+                None => return Err(self.error("EOF while parsing an object")),
+                Some(_) => return Err(self.error("expected `:`")),
+            }
+            members.push((name, self.value()?));
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b'}') => {
+                    self.at += 1;
+                    return Ok(Json::Object(Object(members)));
+                }
+                None => return Err(self.error("EOF while parsing an object")),
+                Some(_) => return Err(self.error("expected `,` or `}`")),
+            }
+        }
+    }
+
+    /// After the `[`.
+    fn array(&mut self) -> Result<Json<'a>, ParseError> {
+        let mut items = Vec::new();
+        if self.peek() == Some(b']') {
+            self.at += 1;
+            return Ok(Json::Array(items));
+        }
+        loop {
+            items.push(self.value()?);
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b']') => {
+                    self.at += 1;
+                    return Ok(Json::Array(items));
+                }
+                None => return Err(self.error("EOF while parsing a list")),
+                Some(_) => return Err(self.error("expected `,` or `]`")),
+            }
+        }
+    }
+
+    fn number(&mut self) -> Result<Json<'a>, ParseError> {
+        let bytes = self.bytes();
+        let start = self.at;
+        let mut at = start;
+        let digits = |at: &mut usize| {
+            let from = *at;
+            while bytes.get(*at).is_some_and(u8::is_ascii_digit) {
+                *at += 1;
+            }
+            *at > from
+        };
+        if bytes.get(at) == Some(&b'-') {
+            at += 1;
+        }
+        match bytes.get(at) {
+            Some(b'0') => at += 1,
+            Some(b'1'..=b'9') => {
+                digits(&mut at);
+            }
+            _ => {
+                self.at = at;
+                return Err(self.error("invalid number"));
+            }
+        }
+        if bytes.get(at) == Some(&b'.') {
+            at += 1;
+            if !digits(&mut at) {
+                self.at = at;
+                return Err(self.error("invalid number"));
+            }
+        }
+        if let Some(b'e' | b'E') = bytes.get(at) {
+            at += 1;
+            if let Some(b'+' | b'-') = bytes.get(at) {
+                at += 1;
+            }
+            if !digits(&mut at) {
+                self.at = at;
+                return Err(self.error("invalid number"));
+            }
+        }
+        self.at = at;
+        self.text[start..at]
+            .parse::<serde_json::Number>()
             .map(Json::Number)
-            .ok_or_else(|| E::custom("a number that is not finite"))
+            .map_err(|_| self.error("number out of range"))
     }
-    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Json<'de>, E> {
-        Ok(Json::String(Cow::Borrowed(s)))
-    }
-    fn visit_str<E>(self, s: &str) -> Result<Json<'de>, E> {
-        Ok(Json::String(Cow::Owned(s.to_string())))
-    }
-    fn visit_string<E>(self, s: String) -> Result<Json<'de>, E> {
-        Ok(Json::String(Cow::Owned(s)))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'de>, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(item) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(Json::Array(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'de>, A::Error> {
-        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0));
-        while let Some(MemberName(name)) = map.next_key()? {
-            members.push((name, map.next_value()?));
-        }
-        Ok(Json::Object(Object(members)))
-    }
-}
 
-/// A member name, borrowed from the text unless it had escapes (serde's own `Cow<str>` always
-/// copies).
-struct MemberName<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for MemberName<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct NameVisitor;
-        impl<'de> Visitor<'de> for NameVisitor {
-            type Value = MemberName<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a member name")
-            }
-            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<MemberName<'de>, E> {
-                Ok(MemberName(Cow::Borrowed(s)))
-            }
-            fn visit_str<E>(self, s: &str) -> Result<MemberName<'de>, E> {
-                Ok(MemberName(Cow::Owned(s.to_string())))
+    /// At the opening quote; borrowed from the text unless it has escapes.
+    fn string(&mut self) -> Result<Cow<'a, str>, ParseError> {
+        let bytes = self.bytes();
+        self.at += 1;
+        let start = self.at;
+        loop {
+            match bytes.get(self.at) {
+                None => return Err(self.error("EOF while parsing a string")),
+                Some(b'"') => {
+                    self.at += 1;
+                    return Ok(Cow::Borrowed(&self.text[start..self.at - 1]));
+                }
+                Some(b'\\') => break,
+                Some(&b) if b < 0x20 => {
+                    return Err(self.error("control character (\\u0000-\\u001F) found while parsing a string"))
+                }
+                Some(_) => self.at += 1,
             }
         }
-        deserializer.deserialize_str(NameVisitor)
+        let mut owned = String::from(&self.text[start..self.at]);
+        loop {
+            let run = self.at;
+            while let Some(&b) = bytes.get(self.at) {
+                if b == b'"' || b == b'\\' || b < 0x20 {
+                    break;
+                }
+                self.at += 1;
+            }
+            owned.push_str(&self.text[run..self.at]);
+            match bytes.get(self.at) {
+                None => return Err(self.error("EOF while parsing a string")),
+                Some(b'"') => {
+                    self.at += 1;
+                    return Ok(Cow::Owned(owned));
+                }
+                Some(b'\\') => {
+                    self.at += 1;
+                    self.escape(&mut owned)?;
+                }
+                Some(_) => return Err(self.error("control character (\\u0000-\\u001F) found while parsing a string")),
+            }
+        }
+    }
+
+    /// After a backslash.
+    fn escape(&mut self, out: &mut String) -> Result<(), ParseError> {
+        let Some(&b) = self.bytes().get(self.at) else {
+            return Err(self.error("EOF while parsing a string"));
+        };
+        self.at += 1;
+        let c = match b {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let first = self.hex4()?;
+                match first {
+                    0xD800..=0xDBFF => {
+                        if !self.bytes()[self.at..].starts_with(b"\\u") {
+                            return Err(self.error("unexpected end of hex escape"));
+                        }
+                        self.at += 2;
+                        let second = self.hex4()?;
+                        if !(0xDC00..=0xDFFF).contains(&second) {
+                            return Err(self.error("lone leading surrogate in hex escape"));
+                        }
+                        let code = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00);
+                        char::from_u32(code).ok_or_else(|| self.error("invalid unicode code point"))?
+                    }
+                    0xDC00..=0xDFFF => return Err(self.error("lone leading surrogate in hex escape")),
+                    code => char::from_u32(code).ok_or_else(|| self.error("invalid unicode code point"))?,
+                }
+            }
+            _ => return Err(self.error("invalid escape")),
+        };
+        out.push(c);
+        Ok(())
+    }
+
+    fn hex4(&mut self) -> Result<u32, ParseError> {
+        let Some(digits) = self.bytes().get(self.at..self.at + 4) else {
+            self.at = self.text.len();
+            return Err(self.error("EOF while parsing a string"));
+        };
+        let mut code = 0;
+        for &d in digits {
+            let Some(value) = (d as char).to_digit(16) else {
+                return Err(self.error("invalid escape"));
+            };
+            code = code * 16 + value;
+        }
+        self.at += 4;
+        Ok(code)
     }
 }
 
@@ -222,6 +425,67 @@ mod tests {
         let other = json!({"s": "x", "n": -1.5, "b": true, "z": null, "a": [1, {"k": "w"}], "o": {}});
         assert!(!parsed.same_as(&other));
         assert!(!parsed.same_as(&json!({"s": "x"})));
+    }
+
+    /// The parser accepts what serde_json accepts, and reads it the same.
+    #[test]
+    fn reads_what_serde_json_reads() {
+        let deepest = "[".repeat(MAX_DEPTH - 1) + &"]".repeat(MAX_DEPTH - 1);
+        let too_deep = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        let texts = [
+            r#"{"status":"200","headers":{"x-a":[{"key":"X-A","value":"1"}]},"body":null}"#,
+            " \t\r\n{ \"a\" : [ 1 , 2.5 , -3e2 , 4E-1 , 0 , -0 , true , false , null ] } \n",
+            r#"{"esc":"q\"b\\s\/f\bf\ff\nn\rr\tt","u":"\u00e9\u4e2d\ud83d\ude00","raw":"é中😀"}"#,
+            r#"[{},[],"",{"":""}]"#,
+            "12345678901234567890123456789",
+            "1e308",
+            "\"\"",
+            deepest.as_str(),
+            // Not JSON:
+            "",
+            " ",
+            "{",
+            "[1,]",
+            r#"{"a":1,}"#,
+            "01",
+            "1.",
+            ".5",
+            "-",
+            "1e",
+            "1e+",
+            "+1",
+            "1e400",
+            "tru",
+            "nul",
+            "truex",
+            r#""\x""#,
+            r#""\u12""#,
+            r#""\u12g4""#,
+            r#""\ud800""#,
+            r#""\ud800\u0041""#,
+            r#""\udc00""#,
+            "\"a\u{1}b\"",
+            "\"a\tb\"",
+            "\"unterminated",
+            "\"ends in a backslash\\",
+            "{} x",
+            "[1 2]",
+            r#"{"a" 1}"#,
+            "{1:2}",
+            r#"{"a":}"#,
+            too_deep.as_str(),
+        ];
+        for text in texts {
+            let ours = Json::parse(text);
+            let theirs = serde_json::from_str::<serde_json::Value>(text);
+            match (&ours, &theirs) {
+                (Ok(ours), Ok(theirs)) => assert!(ours.same_as(theirs), "{text:?}: {ours:?} against {theirs:?}"),
+                (Err(_), Err(_)) => {}
+                _ => panic!("{text:?}: ours {ours:?}, serde_json {theirs:?}"),
+            }
+        }
+        let error = Json::parse("{\n  \"a\": tru }").unwrap_err();
+        assert_eq!(error.to_string(), "expected ident at line 2 column 8");
     }
 
     #[test]
