@@ -177,6 +177,19 @@ static NEEDS_ESCAPE: [bool; 256] = {
     table
 };
 
+/// Whether any of the eight bytes in `word` is a control character, a quote or a backslash
+/// (exact for the word as a whole: the classic "has a byte less than n" and "has a zero byte"
+/// tests, n = 0x20 being at most 0x80).
+fn may_need_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word;
+    let quote = word ^ (ONES * b'"' as u64);
+    let backslash = word ^ (ONES * b'\\' as u64);
+    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x;
+    (below_space | zero_in(quote) | zero_in(backslash)) & HIGHS != 0
+}
+
 impl Writer {
     fn raw(&mut self, text: &str) {
         self.out.extend_from_slice(text.as_bytes());
@@ -190,7 +203,17 @@ impl Writer {
         self.out.push(b'"');
         let mut escaped = false;
         let mut from = 0;
-        for (at, &b) in bytes.iter().enumerate() {
+        // Eight bytes at a time up to the first that may need escaping (most strings: none).
+        let mut clean = 0;
+        while let Some(word) = bytes.get(clean..clean + 8) {
+            let mut eight = [0; 8];
+            eight.copy_from_slice(word);
+            if may_need_escape(u64::from_le_bytes(eight)) {
+                break;
+            }
+            clean += 8;
+        }
+        for (at, &b) in bytes.iter().enumerate().skip(clean) {
             if !NEEDS_ESCAPE[b as usize] {
                 continue;
             }
@@ -450,6 +473,19 @@ mod tests {
             );
             assert_eq!(EventJson::new(&event, false).text, json.text, "{kind}");
         }
+    }
+
+    #[test]
+    fn words_that_may_need_escaping() {
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                let mut word = *b"abcdefgh";
+                word[at] = b;
+                let expected = b < 0x20 || b == b'"' || b == b'\\';
+                assert_eq!(may_need_escape(u64::from_le_bytes(word)), expected, "{b:#x} at {at}");
+            }
+        }
+        assert!(!may_need_escape(u64::from_le_bytes(*b"\xff\x80 ~!#[]")));
     }
 
     #[test]
