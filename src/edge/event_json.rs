@@ -29,10 +29,9 @@ impl EventJson {
     /// The event's JSON; `with_index`: with the index of the returned object's header map.
     pub fn new(event: &Event, with_index: bool) -> EventJson {
         let cf = event.cf();
-        let map_held = json_size_unescaped(super::result::given_headers(event)) >= HOLD_BACK_MIN;
         let mut writer = Writer {
             out: Vec::with_capacity(1024),
-            index: (with_index && map_held).then(|| Vec::with_capacity(256)),
+            index: with_index.then(|| Vec::with_capacity(256)),
             escaped_name: false,
             headers: None,
             part: None,
@@ -47,7 +46,7 @@ impl EventJson {
         } = writer;
         // Only whole strings, ASCII punctuation and serde_json's own output went in: UTF-8.
         let text = String::from_utf8(out).unwrap_or_default();
-        let headers = headers.filter(|_| map_held);
+        let headers = headers.filter(|range| range.len() >= HOLD_BACK_MIN);
         // The index counts bytes, where the instance counts UTF-16 units: the same only in
         // ASCII. A name that needed escaping could not be found in it by the name.
         let index = index
@@ -115,22 +114,6 @@ pub struct HeldBack<'a> {
     /// The JSON of `cf.request` in response events (whose result is the response) or of
     /// `cf.request.origin` in origin-request events: parsed by the instance only if read.
     pub part: Option<&'a str>,
-}
-
-/// The length of `headers` as JSON where nothing in them needs escaping (escapes only add to
-/// it): `{}`; per name its quotes, colon and brackets; per entry `{"key":"","value":""}`; commas.
-fn json_size_unescaped(headers: &Headers) -> usize {
-    let names: usize = headers
-        .iter()
-        .map(|(name, entries)| {
-            let entries_size: usize = entries
-                .iter()
-                .map(|entry| entry.key.as_ref().map_or(0, |key| key.len() + 9) + entry.value.len() + 12)
-                .sum();
-            name.len() + 5 + entries_size + entries.len().saturating_sub(1)
-        })
-        .sum();
-    2 + names + headers.len().saturating_sub(1)
 }
 
 /// Appends `n` in decimal (what `write!` does, without its formatting machinery: this runs for
@@ -528,11 +511,12 @@ mod tests {
             key: None,
             value: "text/html".into(),
         });
-        assert_eq!(
-            json_size_unescaped(headers),
-            serde_json::to_string(headers).unwrap().len()
-        );
+        let held = |event: &Event| EventJson::new(event, true).headers.is_some();
+        let size = |event: &Event| serde_json::to_string(&event.cf().request.headers).unwrap().len();
+        assert!(size(&event) >= HOLD_BACK_MIN && held(&event));
+        let headers = &mut event.cf_mut().request.headers;
         headers.retain(|name, _| name == "host");
+        assert!(size(&event) < HOLD_BACK_MIN && !held(&event));
         assert!(EventJson::new(&event, true).held_back(true, true).is_none());
         event.cf_mut().request.headers.clear();
         assert!(EventJson::new(&event, true).headers.is_none());
