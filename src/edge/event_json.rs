@@ -7,6 +7,7 @@
 //! events (the runtime parses it when read; see `HeldBack::part`).
 
 use super::event::{Cf, Event, Headers, Request};
+use super::json::plain_run_end;
 use serde::Serialize;
 use std::ops::Range;
 
@@ -147,32 +148,6 @@ struct Writer {
     part: Option<Range<usize>>,
 }
 
-/// The bytes serde_json escapes in strings.
-static NEEDS_ESCAPE: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        table[b] = true;
-        b += 1;
-    }
-    table[b'"' as usize] = true;
-    table[b'\\' as usize] = true;
-    table
-};
-
-/// Whether any of the eight bytes in `word` is a control character, a quote or a backslash
-/// (exact for the word as a whole: the classic "has a byte less than n" and "has a zero byte"
-/// tests, n = 0x20 being at most 0x80).
-fn may_need_escape(word: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let below_space = word.wrapping_sub(ONES * 0x20) & !word;
-    let quote = word ^ (ONES * b'"' as u64);
-    let backslash = word ^ (ONES * b'\\' as u64);
-    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x;
-    (below_space | zero_in(quote) | zero_in(backslash)) & HIGHS != 0
-}
-
 impl Writer {
     fn raw(&mut self, text: &str) {
         self.out.extend_from_slice(text.as_bytes());
@@ -184,23 +159,11 @@ impl Writer {
         let bytes = text.as_bytes();
         self.out.reserve(bytes.len() + 2);
         self.out.push(b'"');
-        let mut escaped = false;
         let mut from = 0;
-        // Eight bytes at a time up to the first that may need escaping (most strings: none).
-        let mut clean = 0;
-        while let Some(word) = bytes.get(clean..clean + 8) {
-            let mut eight = [0; 8];
-            eight.copy_from_slice(word);
-            if may_need_escape(u64::from_le_bytes(eight)) {
-                break;
-            }
-            clean += 8;
-        }
-        for (at, &b) in bytes.iter().enumerate().skip(clean) {
-            if !NEEDS_ESCAPE[b as usize] {
-                continue;
-            }
+        loop {
+            let at = plain_run_end(bytes, from);
             self.out.extend_from_slice(&bytes[from..at]);
+            let Some(&b) = bytes.get(at) else { break };
             let short = match b {
                 b'"' => b'"',
                 b'\\' => b'\\',
@@ -219,11 +182,9 @@ impl Writer {
                 self.out.extend_from_slice(&[b'\\', short]);
             }
             from = at + 1;
-            escaped = true;
         }
-        self.out.extend_from_slice(&bytes[from..]);
         self.out.push(b'"');
-        escaped
+        from > 0
     }
 
     /// `key` (the member's name as JSON with its colon, and a comma before unless first: the
@@ -241,13 +202,11 @@ impl Writer {
         self.member(",\"eventType\":", config.event_type.as_str());
         self.member(",\"requestId\":", &config.request_id);
         self.raw("},\"request\":");
-        let response = cf.response.as_ref();
         let start = self.out.len();
-        self.request(&cf.request, response.is_none());
-        if response.is_some() {
+        self.request(&cf.request, cf.response.is_none());
+        if let Some(response) = &cf.response {
+            // In response events the request is the seldom-read part.
             self.part = Some(start..self.out.len());
-        }
-        if let Some(response) = response {
             self.member(",\"response\":{\"status\":", &response.status);
             self.member(",\"statusDescription\":", &response.status_description);
             self.raw(",\"headers\":");
@@ -456,19 +415,6 @@ mod tests {
             );
             assert_eq!(EventJson::new(&event, false).text, json.text, "{kind}");
         }
-    }
-
-    #[test]
-    fn words_that_may_need_escaping() {
-        for b in 0..=255u8 {
-            for at in 0..8 {
-                let mut word = *b"abcdefgh";
-                word[at] = b;
-                let expected = b < 0x20 || b == b'"' || b == b'\\';
-                assert_eq!(may_need_escape(u64::from_le_bytes(word)), expected, "{b:#x} at {at}");
-            }
-        }
-        assert!(!may_need_escape(u64::from_le_bytes(*b"\xff\x80 ~!#[]")));
     }
 
     #[test]

@@ -121,6 +121,42 @@ pub struct ParseError {
 /// once per level.
 const MAX_DEPTH: usize = 128;
 
+/// Whether any of the eight bytes in `word` is one a JSON string cannot hold raw: a control
+/// character, a quote or a backslash (exact for the word as a whole: the classic "has a byte
+/// less than n" and "has a zero byte" tests, n = 0x20 being at most 0x80).
+fn may_need_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word;
+    let quote = word ^ (ONES * b'"' as u64);
+    let backslash = word ^ (ONES * b'\\' as u64);
+    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x;
+    (below_space | zero_in(quote) | zero_in(backslash)) & HIGHS != 0
+}
+
+/// Where the run of bytes a JSON string holds as they are (all but control characters, quotes
+/// and backslashes) that starts at `from` ends: the first such byte, or the end. Eight bytes at
+/// a time up to the first word that may hold one (most strings hold none). The event writer
+/// escapes what ends a run, the parser reads it.
+pub(crate) fn plain_run_end(bytes: &[u8], from: usize) -> usize {
+    let mut at = from;
+    while let Some(word) = bytes.get(at..at + 8) {
+        let mut eight = [0; 8];
+        eight.copy_from_slice(word);
+        if may_need_escape(u64::from_le_bytes(eight)) {
+            break;
+        }
+        at += 8;
+    }
+    while let Some(&b) = bytes.get(at) {
+        if b < 0x20 || b == b'"' || b == b'\\' {
+            break;
+        }
+        at += 1;
+    }
+    at
+}
+
 /// A recursive-descent parser over the text's bytes. serde's visitor machinery cost about five
 /// times this per byte of a small result (callgrind), most of a function call's validation.
 struct Parser<'a> {
@@ -289,42 +325,29 @@ impl<'a> Parser<'a> {
 
     /// At the opening quote; borrowed from the text unless it has escapes.
     fn string(&mut self) -> Result<Cow<'a, str>, ParseError> {
-        let bytes = self.bytes();
         self.at += 1;
-        let start = self.at;
-        loop {
-            match bytes.get(self.at) {
-                None => return Err(self.error("EOF while parsing a string")),
-                Some(b'"') => {
-                    self.at += 1;
-                    return Ok(Cow::Borrowed(&self.text[start..self.at - 1]));
-                }
-                Some(b'\\') => break,
-                Some(&b) if b < 0x20 => {
-                    return Err(self.error("control character (\\u0000-\\u001F) found while parsing a string"))
-                }
-                Some(_) => self.at += 1,
-            }
-        }
-        let mut owned = String::from(&self.text[start..self.at]);
+        let mut owned: Option<String> = None;
         loop {
             let run = self.at;
-            while let Some(&b) = bytes.get(self.at) {
-                if b == b'"' || b == b'\\' || b < 0x20 {
-                    break;
-                }
-                self.at += 1;
-            }
-            owned.push_str(&self.text[run..self.at]);
-            match bytes.get(self.at) {
+            self.at = plain_run_end(self.bytes(), run);
+            let plain = &self.text[run..self.at];
+            match self.bytes().get(self.at) {
                 None => return Err(self.error("EOF while parsing a string")),
                 Some(b'"') => {
                     self.at += 1;
-                    return Ok(Cow::Owned(owned));
+                    return Ok(match owned {
+                        None => Cow::Borrowed(plain),
+                        Some(mut text) => {
+                            text.push_str(plain);
+                            Cow::Owned(text)
+                        }
+                    });
                 }
                 Some(b'\\') => {
+                    let text = owned.get_or_insert_with(String::new);
+                    text.push_str(plain);
                     self.at += 1;
-                    self.escape(&mut owned)?;
+                    self.escape(text)?;
                 }
                 Some(_) => return Err(self.error("control character (\\u0000-\\u001F) found while parsing a string")),
             }
@@ -486,6 +509,33 @@ mod tests {
         }
         let error = Json::parse("{\n  \"a\": tru }").unwrap_err();
         assert_eq!(error.to_string(), "expected ident at line 2 column 8");
+    }
+
+    #[test]
+    fn words_that_may_need_escaping() {
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                let mut word = *b"abcdefgh";
+                word[at] = b;
+                let expected = b < 0x20 || b == b'"' || b == b'\\';
+                assert_eq!(may_need_escape(u64::from_le_bytes(word)), expected, "{b:#x} at {at}");
+            }
+        }
+        assert!(!may_need_escape(u64::from_le_bytes(*b"\xff\x80 ~!#[]")));
+    }
+
+    #[test]
+    fn plain_runs_end_at_the_first_byte_to_escape() {
+        let text = b"0123456789abcdef\"tail\\";
+        assert_eq!(plain_run_end(text, 0), 16);
+        assert_eq!(plain_run_end(text, 17), 21);
+        assert_eq!(plain_run_end(text, 22), 22);
+        assert_eq!(plain_run_end(b"no escapes at all, twenty-nine", 3), 30);
+        for at in 0..20 {
+            let mut bytes = vec![b'a'; 20];
+            bytes[at] = b'\n';
+            assert_eq!(plain_run_end(&bytes, 0), at);
+        }
     }
 
     #[test]

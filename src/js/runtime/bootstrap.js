@@ -768,8 +768,8 @@
   // names and arrays (`Object.keys`/`Object.values`), their lengths, and every entry's key and
   // value in order. (Reading those strings from a second JSON text edgehook would write costs
   // more than this loop.) One record, its fields set by each invocation (`target` null where
-  // the invocation lists no headers): a fresh object per invocation cost a tenth of a small
-  // function's call in object and property creation.
+  // the invocation lists no headers): a fresh object per invocation, four to seven properties
+  // created one by one, cost about 1% of a small function's call.
   const given = {
     __proto__: null,
     target: null,
@@ -1210,8 +1210,8 @@
   const chain = (promise) => promise.then(settleValue, failValue);
 
   // Whether `handler` can reach its context object, its second argument; decided once per
-  // handler from its source. One that cannot is called with the event alone: building the
-  // context (nine properties and a closure) is a tenth of a small function's call. It cannot
+  // handler from its source. One that cannot gets undefined in its place: building the context
+  // (nine properties and a closure) is about 3% of a small function's call. It cannot
   // when its parameter list is one plain name and it is an arrow function (no `arguments` of
   // its own), or a function whose source never names `arguments` or `eval`. Anything else
   // (two parameters, defaults, rest, destructuring, comments in the list, bound or native
