@@ -197,8 +197,9 @@ pub struct Event {
     #[serde(rename = "Records")]
     pub records: Vec<Record>,
     /// The proxy made the event's header maps from HTTP it parsed (`Event::checked`): their
-    /// names are lower-case tokens, each key names its header, and no value holds a CR, LF or
-    /// NUL, so the checks a function's headers get hold for them already. Not part of the JSON.
+    /// names are lower-case tokens, none is one functions may not see (`rules::is_disallowed`),
+    /// each key names its header, and no value holds a CR, LF or NUL, so the checks a
+    /// function's headers get hold for them already. Not part of the JSON.
     #[serde(skip)]
     headers_checked: bool,
 }

@@ -54,9 +54,9 @@ pub struct RequestCtx {
     pub function_error: Option<crate::js::FailureClass>,
     /// The origin requests go to: the behavior's, or the one an origin-request function chose.
     pub origin: Option<Arc<crate::config::Origin>>,
-    /// The origin request before and after the origin-request function (with its origin block).
-    #[allow(clippy::type_complexity)]
-    pub origin_request: Option<Box<(crate::edge::event::Request, crate::edge::event::Request)>>,
+    /// The origin request as origin events show it (with its origin block), and the header
+    /// changes an origin-request function made to it.
+    pub origin_request: Option<Box<OriginRequest>>,
     /// Set when an origin-request function generated the response: the local origin serves it
     /// under this token so that it is cached like an origin response.
     pub generated_token: Option<String>,
@@ -69,6 +69,15 @@ pub struct RequestCtx {
     /// The real origin of a request whose body edgehook read: the local origin sends it on.
     pub forward_peer: Option<Box<pingora::upstreams::peer::HttpPeer>>,
     _in_flight: InFlightGuard,
+}
+
+/// The origin request as origin-response events show it: after the origin-request function, if
+/// one ran.
+pub struct OriginRequest {
+    pub request: crate::edge::event::Request,
+    /// The headers the origin-request function was given and which of them it may have changed:
+    /// applied to the request the origin receives. None without such a function.
+    pub header_changes: Option<(crate::edge::event::Headers, crate::edge::result::ChangedHeaders)>,
 }
 
 impl RequestCtx {

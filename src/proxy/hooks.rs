@@ -6,6 +6,7 @@ use super::ctx::RequestCtx;
 use super::Edge;
 use crate::config::{Association, HostHeader, HttpOrigin, Origin, OriginKind};
 use crate::edge::event::{self, Cf, Config, Event, HeaderEntry, Headers};
+use crate::edge::result::ChangedHeaders;
 use crate::edge::{rules, EventType, Outcome};
 use crate::js::{FailureClass, InvokeError};
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -148,28 +149,55 @@ impl HeaderBlock for ResponseHeader {
 }
 
 /// Applies header changes: names the function removed go, names it changed are replaced, in
-/// the function's order and case. Headers hidden from functions are left alone.
-pub fn apply_headers(block: &mut impl HeaderBlock, before: &Headers, after: &Headers) -> Result<()> {
-    for name in before.keys() {
-        if !after.contains_key(name) {
-            block.remove(name);
+/// the function's order and case. Headers hidden from functions are left alone. Only the names
+/// that may differ (`changed`) are compared.
+pub fn apply_headers(
+    block: &mut impl HeaderBlock,
+    before: &Headers,
+    after: &Headers,
+    changed: &ChangedHeaders,
+) -> Result<()> {
+    match changed {
+        ChangedHeaders::Any => {
+            for name in before.keys() {
+                if !after.contains_key(name) {
+                    block.remove(name);
+                }
+            }
+            for name in after.keys() {
+                replace_header(block, before, after, name)?;
+            }
         }
-    }
-    for (name, entries) in after {
-        if before.get(name) == Some(entries) {
-            continue;
-        }
-        block.remove(name);
-        for entry in entries {
-            let key = entry.key.clone().unwrap_or_else(|| event::title_case(name));
-            block.append(key, header_value(&entry.value)?)?;
+        ChangedHeaders::Only(names) => {
+            for name in names {
+                replace_header(block, before, after, name)?;
+            }
         }
     }
     Ok(())
 }
 
+/// Header `name` as `after` has it (or gone), unless it is as it was.
+fn replace_header(block: &mut impl HeaderBlock, before: &Headers, after: &Headers, name: &str) -> Result<()> {
+    let entries = after.get(name);
+    if before.get(name) == entries {
+        return Ok(());
+    }
+    block.remove(name);
+    for entry in entries.into_iter().flatten() {
+        let key = entry.key.clone().unwrap_or_else(|| event::title_case(name));
+        block.append(key, header_value(&entry.value)?)?;
+    }
+    Ok(())
+}
+
 /// Applies a validated request outcome to the request the proxy holds.
-pub fn apply_request(req: &mut RequestHeader, before: &event::Request, after: &event::Request) -> Result<()> {
+pub fn apply_request(
+    req: &mut RequestHeader,
+    before: &event::Request,
+    after: &event::Request,
+    changed: &ChangedHeaders,
+) -> Result<()> {
     if before.uri != after.uri || before.querystring != after.querystring {
         let target = if after.querystring.is_empty() {
             after.uri.clone()
@@ -182,7 +210,7 @@ pub fn apply_request(req: &mut RequestHeader, before: &event::Request, after: &e
             .map_err(|e| pingora::Error::because(pingora::ErrorType::InternalError, "a function's URI", e))?;
         req.set_uri(uri);
     }
-    apply_headers(req, &before.headers, &after.headers)
+    apply_headers(req, &before.headers, &after.headers, changed)
 }
 
 /// A function failure in a response phase, where no answer can be written yet: logged, recorded
@@ -217,6 +245,7 @@ pub fn apply_response(
     before: &event::Response,
     after: &event::Response,
     status: u16,
+    changed: &ChangedHeaders,
 ) -> Result<()> {
     if status != resp.status.as_u16() {
         resp.set_status(status)?;
@@ -224,7 +253,7 @@ pub fn apply_response(
     if after.status_description != before.status_description {
         resp.set_reason_phrase(Some(&after.status_description))?;
     }
-    apply_headers(resp, &before.headers, &after.headers)
+    apply_headers(resp, &before.headers, &after.headers, changed)
 }
 
 /// A generated response as a header (with Content-Length) and its body.
@@ -426,12 +455,37 @@ mod tests {
                 value: "b".into(),
             }],
         );
-        apply_request(&mut req, &before, &after).unwrap();
+        apply_request(&mut req, &before, &after, &ChangedHeaders::Any).unwrap();
         assert_eq!(req.uri.to_string(), "/b");
         assert!(req.headers.get("cookie").is_none());
         assert_eq!(req.headers["x-variant"], "b");
         assert_eq!(req.headers["connection"], "keep-alive", "hidden headers stay");
         assert_eq!(req.headers["host"], "example.com");
+    }
+
+    /// With the changed names given, only those are compared and applied: a header left out of
+    /// them stays as the proxy holds it.
+    #[test]
+    fn only_the_changed_headers_apply() {
+        let mut req = request();
+        let before = request_of(&req, "192.0.2.1");
+        let mut after = before.clone();
+        after.headers.remove("cookie");
+        after.headers.insert(
+            "x-variant".into(),
+            vec![HeaderEntry {
+                key: Some("X-Variant".into()),
+                value: "b".into(),
+            }],
+        );
+        after.headers.get_mut("host").unwrap()[0].value = "other.example".into();
+        let changed = ChangedHeaders::Only(vec!["cookie".into(), "x-variant".into()]);
+        apply_request(&mut req, &before, &after, &changed).unwrap();
+        assert!(req.headers.get("cookie").is_none());
+        assert_eq!(req.headers["x-variant"], "b");
+        assert_eq!(req.headers["host"], "example.com", "not named as changed");
+        apply_request(&mut req, &before, &after, &ChangedHeaders::Any).unwrap();
+        assert_eq!(req.headers["host"], "other.example");
     }
 
     #[test]
@@ -455,7 +509,7 @@ mod tests {
                 },
             ],
         );
-        apply_response(&mut resp, &before, &after, 404).unwrap();
+        apply_response(&mut resp, &before, &after, 404, &ChangedHeaders::Any).unwrap();
         assert_eq!(resp.status.as_u16(), 404);
         assert_eq!(resp.headers.get_all("set-cookie").iter().count(), 2);
         assert_eq!(resp.headers["content-type"], "text/html");

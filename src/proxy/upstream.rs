@@ -2,7 +2,7 @@
 //! may change the request and the origin, or answer), the choice of peer, the request the origin
 //! receives, and the origin-response function before the cache stores the answer.
 
-use super::ctx::RequestCtx;
+use super::ctx::{OriginRequest, RequestCtx};
 use super::{forward, hooks, EdgeProxy};
 use crate::edge::{EventType, Outcome};
 use crate::js::InvokeError;
@@ -21,7 +21,10 @@ impl EdgeProxy {
         let Some(association) = &behavior.hooks.origin_request else {
             if behavior.hooks.origin_response.is_some() {
                 let request = self.origin_request_of(session, ctx, &behavior.origin);
-                ctx.origin_request = Some(Box::new((request.clone(), request)));
+                ctx.origin_request = Some(Box::new(OriginRequest {
+                    request,
+                    header_changes: None,
+                }));
             }
             return Ok(true);
         };
@@ -37,6 +40,7 @@ impl EdgeProxy {
             Ok(Outcome::Request {
                 request: mut changed,
                 body,
+                changed: changed_headers,
             }) => {
                 hooks::take_body_replacement(ctx, &mut changed, body);
                 request.body = None;
@@ -59,7 +63,10 @@ impl EdgeProxy {
                         None => {}
                     }
                 }
-                ctx.origin_request = Some(Box::new((request, changed)));
+                ctx.origin_request = Some(Box::new(OriginRequest {
+                    request: changed,
+                    header_changes: Some((request.headers, changed_headers)),
+                }));
                 return Ok(true);
             }
             Ok(Outcome::Generated(generated)) => {
@@ -121,7 +128,7 @@ impl EdgeProxy {
         else {
             return Ok(());
         };
-        if let Some((_, after)) = ctx.origin_request.as_deref() {
+        if let Some(OriginRequest { request: after, .. }) = ctx.origin_request.as_deref() {
             let target = if after.querystring.is_empty() {
                 after.uri.clone()
             } else {
@@ -135,9 +142,15 @@ impl EdgeProxy {
             );
         }
         self.forwarding(ctx, &origin).apply(upstream)?;
-        if let Some((before, after)) = ctx.origin_request.as_deref() {
+        if let Some(OriginRequest {
+            request: after,
+            header_changes,
+        }) = ctx.origin_request.as_deref()
+        {
             // The URI is set above; the headers as the function changed them.
-            hooks::apply_headers(upstream, &before.headers, &after.headers)?;
+            if let Some((given, changed)) = header_changes {
+                hooks::apply_headers(upstream, given, &after.headers, changed)?;
+            }
             if let Some(chosen) = &after.origin {
                 for (name, entries) in hooks::custom_headers(chosen) {
                     upstream.remove_header(name);
@@ -223,24 +236,31 @@ impl EdgeProxy {
         let Some(association) = &behavior.hooks.origin_response else {
             return Ok(());
         };
-        let Some(requests) = ctx.origin_request.take() else {
+        let Some(origin_request) = ctx.origin_request.take() else {
             return Ok(());
         };
-        let (before, request) = *requests;
+        let OriginRequest {
+            request,
+            header_changes,
+        } = *origin_request;
         let event = hooks::event(EventType::OriginResponse, ctx, request, Some(hooks::response_of(resp)));
         let result = hooks::invoke(&self.edge, association, &event).await;
         let cf = event.into_cf();
-        ctx.origin_request = Some(Box::new((before, cf.request)));
+        ctx.origin_request = Some(Box::new(OriginRequest {
+            request: cf.request,
+            header_changes,
+        }));
         let error = match (result, cf.response) {
             (
                 Ok(Outcome::Response {
                     response: changed,
                     status,
                     body,
+                    changed: changed_headers,
                 }),
                 Some(response),
             ) => {
-                hooks::apply_response(resp, &response, &changed, status)?;
+                hooks::apply_response(resp, &response, &changed, status, &changed_headers)?;
                 if let Some(body) = body {
                     resp.remove_header(&http::header::TRANSFER_ENCODING);
                     resp.remove_header(&http::header::CONTENT_ENCODING);

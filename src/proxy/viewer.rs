@@ -56,9 +56,10 @@ impl EdgeProxy {
                 Ok(Outcome::Request {
                     request: mut changed,
                     body,
+                    changed: changed_headers,
                 }) => {
                     hooks::take_body_replacement(ctx, &mut changed, body);
-                    hooks::apply_request(session.req_header_mut(), &request, &changed)?;
+                    hooks::apply_request(session.req_header_mut(), &request, &changed, &changed_headers)?;
                     ctx.viewer_request = Some(Box::new(changed));
                 }
                 Ok(Outcome::Generated(generated)) => {
@@ -213,11 +214,12 @@ impl EdgeProxy {
                 Ok(Outcome::Response {
                     response: changed,
                     status,
+                    changed: changed_headers,
                     ..
                 }),
                 Some(response),
             ) => {
-                return hooks::apply_response(resp, &response, &changed, status);
+                return hooks::apply_response(resp, &response, &changed, status, &changed_headers);
             }
             (Err(error), _) => error,
             (Ok(_), _) => InvokeError::validation(
