@@ -44,10 +44,9 @@ pub enum Outcome {
 
 /// Which headers of a returned request or response may differ from the event's, so that the
 /// proxy compares and applies only those.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChangedHeaders {
     /// Any of them.
-    #[default]
     Any,
     /// Only the headers named (the names the result's JSON map held, as a `K*` result of an
     /// event the proxy made lists them): every other header is the event's, entry for entry.
