@@ -3,7 +3,7 @@
 //! X-Forwarded-For (appended), X-Forwarded-Proto, Via (appended) and the request id.
 
 use crate::config::{HostHeader, Origin, OriginKind};
-use pingora::http::RequestHeader;
+use pingora::http::{IntoCaseHeaderName, RequestHeader};
 use pingora::Result;
 
 const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
@@ -23,7 +23,7 @@ pub struct Forwarding<'a> {
     pub request_id: &'a str,
 }
 
-impl Forwarding<'_> {
+impl<'a> Forwarding<'a> {
     pub fn apply(&self, req: &mut RequestHeader) -> Result<()> {
         let path_and_query = |req: &RequestHeader| req.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
         match &self.origin.kind {
@@ -31,32 +31,84 @@ impl Forwarding<'_> {
                 if !http.base_path.is_empty() {
                     set_uri(req, &format!("{}{}", http.base_path, path_and_query(req)))?;
                 }
-                if let HostHeader::Origin(host) = &http.host_header {
-                    req.insert_header(http::header::HOST, host.clone())?;
-                }
             }
             OriginKind::Dir(_) => {
                 set_uri(req, &format!("/{}{}", self.origin.name, path_and_query(req)))?;
             }
         }
-        if !self.client_ip.is_empty() {
-            let forwarded_for = match req.headers.get(&X_FORWARDED_FOR).map(|v| v.as_bytes()) {
+        self.headers(req)?.set_on(req)
+    }
+
+    /// The forwarding headers for `req`, worked out from it.
+    pub fn headers(&self, req: &RequestHeader) -> Result<ForwardingHeaders<'a>> {
+        let host = match &self.origin.kind {
+            OriginKind::Http(http) => match &http.host_header {
+                HostHeader::Origin(host) => Some(host.clone()),
+                HostHeader::Viewer => None,
+            },
+            OriginKind::Dir(_) => None,
+        };
+        let forwarded_for = if self.client_ip.is_empty() {
+            None
+        } else {
+            let joined = match req.headers.get(&X_FORWARDED_FOR).map(|v| v.as_bytes()) {
                 Some(existing) if !existing.trim_ascii().is_empty() => {
                     [existing, b", ", self.client_ip.as_bytes()].concat()
                 }
                 _ => self.client_ip.as_bytes().to_vec(),
             };
             // An existing value is a valid header value, and so is an address: so is the join.
-            let value = http::HeaderValue::from_maybe_shared(bytes::Bytes::from(forwarded_for))
+            let value = http::HeaderValue::from_maybe_shared(bytes::Bytes::from(joined))
                 .map_err(|e| pingora::Error::because(pingora::ErrorType::InternalError, "X-Forwarded-For", e))?;
-            req.insert_header(X_FORWARDED_FOR_WIRE, value)?;
+            Some(value)
+        };
+        let request_id = http::HeaderValue::from_str(self.request_id)
+            .map_err(|e| pingora::Error::because(pingora::ErrorType::InternalError, "the request id", e))?;
+        Ok(ForwardingHeaders {
+            host,
+            forwarded_for,
+            proto: http::HeaderValue::from_static(if self.viewer_tls { "https" } else { "http" }),
+            via: appended_via(&req.headers, self.via_hop),
+            request_id_header: self.request_id_header,
+            request_id,
+        })
+    }
+}
+
+/// Where forwarding headers are set, each replacing any header of its name: the request the
+/// origin receives, or its picture in an origin event.
+pub trait HeaderSink {
+    fn set(&mut self, name: impl IntoCaseHeaderName, value: http::HeaderValue) -> Result<()>;
+}
+
+impl HeaderSink for RequestHeader {
+    fn set(&mut self, name: impl IntoCaseHeaderName, value: http::HeaderValue) -> Result<()> {
+        self.insert_header(name, value).map(|_| ())
+    }
+}
+
+/// The values of the forwarding headers: Host per the origin's `host_header`, X-Forwarded-For
+/// (appended), X-Forwarded-Proto, Via (appended) and the request id.
+pub struct ForwardingHeaders<'a> {
+    host: Option<http::HeaderValue>,
+    forwarded_for: Option<http::HeaderValue>,
+    proto: http::HeaderValue,
+    via: http::HeaderValue,
+    request_id_header: &'a http::HeaderName,
+    request_id: http::HeaderValue,
+}
+
+impl ForwardingHeaders<'_> {
+    pub fn set_on(self, sink: &mut impl HeaderSink) -> Result<()> {
+        if let Some(host) = self.host {
+            sink.set(http::header::HOST, host)?;
         }
-        let proto = http::HeaderValue::from_static(if self.viewer_tls { "https" } else { "http" });
-        req.insert_header(X_FORWARDED_PROTO_WIRE, proto)?;
-        let via = appended_via(&req.headers, self.via_hop);
-        req.insert_header(http::header::VIA, via)?;
-        req.insert_header(self.request_id_header.clone(), self.request_id)?;
-        Ok(())
+        if let Some(forwarded_for) = self.forwarded_for {
+            sink.set(X_FORWARDED_FOR_WIRE, forwarded_for)?;
+        }
+        sink.set(X_FORWARDED_PROTO_WIRE, self.proto)?;
+        sink.set(http::header::VIA, self.via)?;
+        sink.set(self.request_id_header.clone(), self.request_id)
     }
 }
 
@@ -137,6 +189,71 @@ mod tests {
         assert_eq!(req.headers["x-forwarded-proto"], "https");
         assert_eq!(req.headers["via"], "1.1 other, 1.1 edgehook");
         assert_eq!(req.headers["x-request-id"], "abc");
+    }
+
+    /// Origin events show the request's headers as forwarding sets them for the origin: the same
+    /// as the event of a forwarded copy of the request would show, with and without the case
+    /// of the names kept.
+    #[test]
+    fn origin_events_show_the_forwarded_headers() {
+        use crate::proxy::hooks::{request_of, ForwardedEventHeaders};
+        let origins = [
+            http_origin(
+                "",
+                HostHeader::Origin(http::HeaderValue::from_static("origin.internal:9000")),
+            ),
+            http_origin("/base", HostHeader::Viewer),
+            Origin {
+                name: "site".into(),
+                kind: OriginKind::Dir(DirOrigin {
+                    root: "/".into(),
+                    index: None,
+                }),
+            },
+        ];
+        let id = http::HeaderName::from_static("x-request-id");
+        let hop = http::HeaderValue::from_static("1.1 edgehook");
+        for keep_case in [true, false] {
+            for client_ip in ["10.1.2.3", ""] {
+                for origin in &origins {
+                    let mut req = if keep_case {
+                        RequestHeader::build("GET", b"/p?q=1", None).unwrap()
+                    } else {
+                        RequestHeader::build_no_case("GET", b"/p?q=1", None).unwrap()
+                    };
+                    for (name, value) in [
+                        ("Host", "viewer.example"),
+                        ("x-forwarded-for", "192.0.2.1"),
+                        ("Via", "1.1 a"),
+                        ("Via", "1.1 b"),
+                        ("X-Request-ID", "spoofed"),
+                        ("X-Forwarded-Proto", "http"),
+                        ("Cookie", "a=1"),
+                    ] {
+                        req.append_header(name, value).unwrap();
+                    }
+                    let forwarding = Forwarding {
+                        origin,
+                        client_ip,
+                        viewer_tls: true,
+                        via_hop: &hop,
+                        request_id_header: &id,
+                        request_id: "abc",
+                    };
+                    let mut copy = req.clone();
+                    forwarding.apply(&mut copy).unwrap();
+                    let expected = request_of(&copy, client_ip).headers;
+                    let mut seen = request_of(&req, client_ip);
+                    let mut headers = ForwardedEventHeaders {
+                        headers: &mut seen.headers,
+                        has_case: req.has_case(),
+                    };
+                    forwarding.headers(&req).unwrap().set_on(&mut headers).unwrap();
+                    assert_eq!(seen.headers, expected, "case kept: {keep_case}, client {client_ip:?}");
+                    assert_eq!(seen.headers["via"].len(), 1);
+                }
+            }
+        }
     }
 
     #[test]

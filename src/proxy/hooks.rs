@@ -3,13 +3,14 @@
 //! REPORT line), and applying a validated outcome back.
 
 use super::ctx::RequestCtx;
+use super::forward::HeaderSink;
 use super::Edge;
 use crate::config::{Association, HostHeader, HttpOrigin, Origin, OriginKind};
 use crate::edge::event::{self, Cf, Config, Event, HeaderEntry, Headers};
 use crate::edge::result::ChangedHeaders;
 use crate::edge::{rules, EventType, Outcome};
 use crate::js::{FailureClass, InvokeError};
-use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::http::{IntoCaseHeaderName, RequestHeader, ResponseHeader};
 use pingora::Result;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,14 +32,9 @@ fn exposed_pairs<'a>(
         if rules::is_disallowed(&lower) {
             return;
         }
-        // Values reach functions as UTF-8 (ISO-8859-1 bytes are mapped one to one).
-        let value = match value.to_str() {
-            Ok(text) => text.to_string(),
-            Err(_) => value.as_bytes().iter().map(|&b| b as char).collect(),
-        };
         headers.entry(lower).or_default().push(HeaderEntry {
             key: Some(name.to_string()),
-            value,
+            value: event_value(value),
         });
     };
     if has_case {
@@ -51,6 +47,40 @@ fn exposed_pairs<'a>(
         }
     }
     headers
+}
+
+/// A header value as functions see it: UTF-8 (ISO-8859-1 bytes are mapped one to one).
+fn event_value(value: &http::HeaderValue) -> String {
+    match value.to_str() {
+        Ok(text) => text.to_string(),
+        Err(_) => value.as_bytes().iter().map(|&b| b as char).collect(),
+    }
+}
+
+/// The header map of an origin event, where the forwarding headers are set as the origin
+/// receives them: each replacing the viewer's under its name, in the case pingora writes it
+/// (lower case where the request keeps no case, as `exposed_pairs` shows it).
+pub struct ForwardedEventHeaders<'a> {
+    pub headers: &'a mut Headers,
+    pub has_case: bool,
+}
+
+impl HeaderSink for ForwardedEventHeaders<'_> {
+    fn set(&mut self, name: impl IntoCaseHeaderName, value: http::HeaderValue) -> Result<()> {
+        let name = name.into_case_header_name();
+        let key = String::from_utf8_lossy(name.as_slice());
+        let lower = key.to_ascii_lowercase();
+        if rules::is_disallowed(&lower) {
+            return Ok(());
+        }
+        let key = if self.has_case { key.into_owned() } else { lower.clone() };
+        let entry = HeaderEntry {
+            key: Some(key),
+            value: event_value(&value),
+        };
+        self.headers.insert(lower, vec![entry]);
+        Ok(())
+    }
 }
 
 /// The request as functions see it.

@@ -213,12 +213,17 @@ impl EdgeProxy {
         ctx: &RequestCtx,
         origin: &crate::config::Origin,
     ) -> crate::edge::event::Request {
-        let mut forwarded = session.req_header().clone();
-        let original_uri = forwarded.uri.clone();
+        let req = session.req_header();
+        let mut request = hooks::request_of(req, &ctx.client_ip);
+        let mut headers = hooks::ForwardedEventHeaders {
+            headers: &mut request.headers,
+            has_case: req.has_case(),
+        };
         // Forwarding only fails on values that are not header values, which these are not.
-        let _ = self.forwarding(ctx, origin).apply(&mut forwarded);
-        forwarded.set_uri(original_uri);
-        let mut request = hooks::request_of(&forwarded, &ctx.client_ip);
+        let _ = self
+            .forwarding(ctx, origin)
+            .headers(req)
+            .and_then(|forwarding| forwarding.set_on(&mut headers));
         request.origin = Some(hooks::origin_block(origin));
         request
     }
