@@ -97,14 +97,21 @@ async fn a_new_process_takes_over_the_listening_sockets() {
                 .pool_max_idle_per_host(0)
                 .build()
                 .unwrap();
+            let mut failures = Vec::new();
             while !stop.load(Ordering::Relaxed) {
-                let ok = matches!(c.get(&url).send().await, Ok(r) if r.status() == 200);
+                let outcome = match c.get(&url).send().await {
+                    Ok(r) if r.status() == 200 => None,
+                    Ok(r) => Some(format!("status {}", r.status())),
+                    Err(e) => Some(format!("{e:?}")),
+                };
                 sent.fetch_add(1, Ordering::Relaxed);
-                if !ok {
+                if let Some(failure) = outcome {
                     failed.fetch_add(1, Ordering::Relaxed);
+                    failures.push(failure);
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
+            failures
         })
     };
     let new_log = std::fs::File::create(state.path().join("new.log")).unwrap();
@@ -128,7 +135,7 @@ async fn a_new_process_takes_over_the_listening_sockets() {
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
-    load.await.unwrap();
+    let failures = load.await.unwrap();
     let served_after = reqwest::Client::builder()
         .no_proxy()
         .build()
@@ -145,6 +152,6 @@ async fn a_new_process_takes_over_the_listening_sockets() {
     assert!(sent > 100, "{sent}");
     assert_eq!(
         failed, 0,
-        "{failed} of {sent} requests failed during the upgrade:\n{new_log}"
+        "{failed} of {sent} requests failed during the upgrade: {failures:?}\n{new_log}"
     );
 }
