@@ -470,13 +470,9 @@ mod tests {
         assert!(!seen.headers.contains_key("x-forwarded-proto"));
     }
 
-    #[test]
-    fn outcomes_apply_to_the_request() {
-        let mut req = request();
-        let before = request_of(&req, "192.0.2.1");
+    /// `before` without its cookie and with an X-Variant header.
+    fn varied(before: &event::Request) -> event::Request {
         let mut after = before.clone();
-        after.uri = "/b".into();
-        after.querystring = String::new();
         after.headers.remove("cookie");
         after.headers.insert(
             "x-variant".into(),
@@ -485,6 +481,16 @@ mod tests {
                 value: "b".into(),
             }],
         );
+        after
+    }
+
+    #[test]
+    fn outcomes_apply_to_the_request() {
+        let mut req = request();
+        let before = request_of(&req, "192.0.2.1");
+        let mut after = varied(&before);
+        after.uri = "/b".into();
+        after.querystring = String::new();
         apply_request(&mut req, &before, &after, &ChangedHeaders::Any).unwrap();
         assert_eq!(req.uri.to_string(), "/b");
         assert!(req.headers.get("cookie").is_none());
@@ -499,15 +505,7 @@ mod tests {
     fn only_the_changed_headers_apply() {
         let mut req = request();
         let before = request_of(&req, "192.0.2.1");
-        let mut after = before.clone();
-        after.headers.remove("cookie");
-        after.headers.insert(
-            "x-variant".into(),
-            vec![HeaderEntry {
-                key: Some("X-Variant".into()),
-                value: "b".into(),
-            }],
-        );
+        let mut after = varied(&before);
         after.headers.get_mut("host").unwrap()[0].value = "other.example".into();
         let changed = ChangedHeaders::Only(vec!["cookie".into(), "x-variant".into()]);
         apply_request(&mut req, &before, &after, &changed).unwrap();
