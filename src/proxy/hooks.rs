@@ -28,14 +28,9 @@ fn exposed_pairs<'a>(
 ) -> Headers {
     let mut headers = Headers::new();
     let mut push = |name: &str, value: &http::HeaderValue| {
-        let lower = name.to_ascii_lowercase();
-        if rules::is_disallowed(&lower) {
-            return;
+        if let Some((lower, entry)) = exposed(name, value) {
+            headers.entry(lower).or_default().push(entry);
         }
-        headers.entry(lower).or_default().push(HeaderEntry {
-            key: Some(name.to_string()),
-            value: event_value(value),
-        });
     };
     if has_case {
         for (name, value) in cased {
@@ -49,12 +44,25 @@ fn exposed_pairs<'a>(
     headers
 }
 
-/// A header value as functions see it: UTF-8 (ISO-8859-1 bytes are mapped one to one).
-fn event_value(value: &http::HeaderValue) -> String {
-    match value.to_str() {
+/// A header as functions see it, under its lower-case name: `name` as sent is its key, and the
+/// value is UTF-8 (ISO-8859-1 bytes are mapped one to one). None for a header Lambda@Edge never
+/// shows them.
+fn exposed(name: &str, value: &http::HeaderValue) -> Option<(String, HeaderEntry)> {
+    let lower = name.to_ascii_lowercase();
+    if rules::is_disallowed(&lower) {
+        return None;
+    }
+    let value = match value.to_str() {
         Ok(text) => text.to_string(),
         Err(_) => value.as_bytes().iter().map(|&b| b as char).collect(),
-    }
+    };
+    Some((
+        lower,
+        HeaderEntry {
+            key: Some(name.to_string()),
+            value,
+        },
+    ))
 }
 
 /// The header map of an origin event, where the forwarding headers are set as the origin
@@ -68,17 +76,15 @@ pub struct ForwardedEventHeaders<'a> {
 impl HeaderSink for ForwardedEventHeaders<'_> {
     fn set(&mut self, name: impl IntoCaseHeaderName, value: http::HeaderValue) -> Result<()> {
         let name = name.into_case_header_name();
-        let key = String::from_utf8_lossy(name.as_slice());
-        let lower = key.to_ascii_lowercase();
-        if rules::is_disallowed(&lower) {
-            return Ok(());
-        }
-        let key = if self.has_case { key.into_owned() } else { lower.clone() };
-        let entry = HeaderEntry {
-            key: Some(key),
-            value: event_value(&value),
+        let cased = String::from_utf8_lossy(name.as_slice());
+        let shown = if self.has_case {
+            cased
+        } else {
+            std::borrow::Cow::Owned(cased.to_ascii_lowercase())
         };
-        self.headers.insert(lower, vec![entry]);
+        if let Some((lower, entry)) = exposed(&shown, &value) {
+            self.headers.insert(lower, vec![entry]);
+        }
         Ok(())
     }
 }
