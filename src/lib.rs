@@ -6,6 +6,7 @@ pub mod config;
 pub mod deploy;
 pub mod edge;
 pub mod js;
+pub mod linger;
 pub mod local_http;
 pub mod origin;
 pub mod proxy;

@@ -6,6 +6,7 @@ use crate::admin::api::AdminApi;
 use crate::admin::metrics::Metrics;
 use crate::cache::CacheLayer;
 use crate::config::{Config, OriginKind};
+use crate::linger::{Lingering, Released, LINGER};
 use crate::local_http::LocalApp;
 use crate::origin::dir::DirServer;
 use crate::origin::local::LocalOrigin;
@@ -126,10 +127,15 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
         },
     });
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        EdgeProxy { edge: edge.clone() },
-        "edgehook proxy",
+    // Connections open when the listeners close still get LINGER to bring a request.
+    let released = Released::default();
+    let mut proxy = Service::new(
+        "edgehook proxy".into(),
+        Lingering::new(
+            pingora::proxy::http_proxy(&server.configuration, EdgeProxy { edge: edge.clone() }),
+            LINGER,
+            released.clone(),
+        ),
     );
     for address in &config.server.listen {
         proxy.add_tcp(&address.to_string());
@@ -202,6 +208,7 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
     );
     drain_then_exit(
         server.watch_execution_phase(),
+        released,
         edge_in_flight,
         runtime_dir.path().to_path_buf(),
     );
@@ -213,12 +220,14 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
     Ok(())
 }
 
-/// Once pingora has stopped the listeners and entered its grace period, waits until no request
-/// is in flight (and stays so briefly, to let a just-accepted request register), then exits 0.
-/// If requests outlast `shutdown_timeout`, pingora's own grace period ends first and it stops
-/// the runtimes.
+/// Once pingora has stopped the listeners and entered its grace period, and the proxy's open
+/// connections have had their moment to bring a request (`released`), waits until no request is
+/// in flight (and stays so briefly, to let a request just read register), then exits 0. If
+/// requests outlast `shutdown_timeout`, pingora's own grace period ends first and it stops the
+/// runtimes.
 fn drain_then_exit(
     mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>,
+    released: Released,
     in_flight: InFlight,
     runtime_dir: std::path::PathBuf,
 ) {
@@ -229,6 +238,9 @@ fn drain_then_exit(
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
+        }
+        while !released.is_set() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
         let mut idle_checks = 0;
         while idle_checks < 3 {

@@ -155,3 +155,70 @@ async fn a_new_process_takes_over_the_listening_sockets() {
         "{failed} of {sent} requests failed during the upgrade: {failures:?}\n{new_log}"
     );
 }
+
+/// Connections open when the listeners close still get an answer to a request on its way: one
+/// accepted but not yet used, and a keep-alive one between two requests. Each answer says
+/// `Connection: close`, and the process exits 0 once they are done.
+#[tokio::test]
+async fn open_connections_are_answered_after_the_listeners_close() {
+    use tokio::io::AsyncWriteExt;
+    let origin = Origin::start(|_| Reply::ok("fine")).await;
+    let rest = format!(
+        "[origins.app]\nurl = \"{}\"\n[[behaviors]]\npath = \"*\"\norigin = \"app\"\ncache = false\n",
+        origin.url()
+    );
+    let mut edge = Edgehook::start(&rest).await;
+    // One accept loop takes connections in the order they came: once `kept` is answered,
+    // `fresh`, opened before it, has been accepted too.
+    let fresh = tokio::net::TcpStream::connect(edge.http).await.unwrap();
+    let mut kept = tokio::net::TcpStream::connect(edge.http).await.unwrap();
+    kept.write_all(b"GET /first HTTP/1.1\r\nHost: edge\r\n\r\n")
+        .await
+        .unwrap();
+    let first = read_answer(&mut kept).await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    edge.signal(libc::SIGTERM);
+    edge.wait_log("listeners closed").await;
+    for (name, stream) in [("fresh", fresh), ("kept", kept)] {
+        let answer = raw_exchange(stream, b"GET /later HTTP/1.1\r\nHost: edge\r\n\r\n").await;
+        let head = answer.to_ascii_lowercase();
+        assert!(
+            head.starts_with("http/1.1 200") && head.ends_with("fine"),
+            "{name}: {answer:?}\n{}",
+            edge.log_text()
+        );
+        assert!(head.contains("connection: close"), "{name}: {answer}");
+    }
+    let code = tokio::task::spawn_blocking(move || (edge.wait_exit(Duration::from_secs(15)), edge))
+        .await
+        .unwrap();
+    assert_eq!(code.0, Some(0), "exit status; log:\n{}", code.1.log_text());
+}
+
+/// One answer read off a keep-alive connection: the head, then `Content-Length` bytes of body.
+async fn read_answer(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    let read = async {
+        loop {
+            let text = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text[..end]
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length:"))
+                    .and_then(|value| value.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if answer.len() >= end + 4 + length {
+                    return;
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
