@@ -33,10 +33,7 @@ async fn access_log_lines_are_structured() {
 
 async fn drains_on(signal: i32) {
     let origin = Origin::start(|_| Reply::ok("finished").delay(Duration::from_millis(1500))).await;
-    let rest = format!(
-        "[origins.app]\nurl = \"{}\"\n[[behaviors]]\npath = \"*\"\norigin = \"app\"\ncache = false\n",
-        origin.url()
-    );
+    let rest = uncached_proxy_to(&origin.url());
     let mut edge = Edgehook::start(&rest).await;
     let url = edge.url("/slow");
     let in_flight = tokio::spawn(async move { client().get(url).send().await.map(|r| r.status().as_u16()) });
@@ -79,9 +76,9 @@ async fn a_new_process_takes_over_the_listening_sockets() {
     let origin = Origin::start(|_| Reply::ok("fine")).await;
     let state = tempfile::tempdir().unwrap();
     let rest = format!(
-        "[deploy]\nstate_dir = \"{}\"\n[origins.app]\nurl = \"{}\"\n[[behaviors]]\npath = \"*\"\norigin = \"app\"\ncache = false\n",
+        "[deploy]\nstate_dir = \"{}\"\n{}",
         state.path().display(),
-        origin.url()
+        uncached_proxy_to(&origin.url())
     );
     let mut old = Edgehook::start(&rest).await;
     let config_path = old.log.parent().unwrap().join("edgehook.toml");
@@ -163,10 +160,7 @@ async fn a_new_process_takes_over_the_listening_sockets() {
 async fn open_connections_are_answered_after_the_listeners_close() {
     use tokio::io::AsyncWriteExt;
     let origin = Origin::start(|_| Reply::ok("fine")).await;
-    let rest = format!(
-        "[origins.app]\nurl = \"{}\"\n[[behaviors]]\npath = \"*\"\norigin = \"app\"\ncache = false\n",
-        origin.url()
-    );
+    let rest = uncached_proxy_to(&origin.url());
     let mut edge = Edgehook::start(&rest).await;
     // One accept loop takes connections in the order they came: once `kept` is answered,
     // `fresh`, opened before it, has been accepted too.

@@ -234,6 +234,11 @@ pub async fn raw_exchange(mut stream: tokio::net::TcpStream, request: &[u8]) -> 
     String::from_utf8_lossy(&answer).into_owned()
 }
 
+/// Config lines for a proxy in front of `origin_url` alone, every path, cache off.
+pub fn uncached_proxy_to(origin_url: &str) -> String {
+    format!("[origins.app]\nurl = \"{origin_url}\"\n[[behaviors]]\npath = \"*\"\norigin = \"app\"\ncache = false\n")
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
