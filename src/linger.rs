@@ -10,6 +10,11 @@
 //! `Connection: close` as pingora answers every request once shutdown began; connections still
 //! idle after it are closed. nginx likewise answers the first request of a connection it
 //! accepted before a graceful stop.
+//!
+//! It lingers the whole moment even when no connection seems open: a connection accepted in the
+//! listeners' last instant may not have reached the app yet (its task not yet run, or its TLS
+//! handshake under way), and counting connections in the app could not tell it from none. A stop
+//! therefore takes a second more than its drain, an idle proxy's too.
 
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
