@@ -175,13 +175,13 @@ async fn open_connections_are_answered_after_the_listeners_close() {
     edge.wait_log("listeners closed").await;
     for (name, stream) in [("fresh", fresh), ("kept", kept)] {
         let answer = raw_exchange(stream, b"GET /later HTTP/1.1\r\nHost: edge\r\n\r\n").await;
-        let head = answer.to_ascii_lowercase();
+        let lower = answer.to_ascii_lowercase();
         assert!(
-            head.starts_with("http/1.1 200") && head.ends_with("fine"),
+            lower.starts_with("http/1.1 200") && lower.ends_with("fine"),
             "{name}: {answer:?}\n{}",
             edge.log_text()
         );
-        assert!(head.contains("connection: close"), "{name}: {answer}");
+        assert!(lower.contains("connection: close"), "{name}: {answer}");
     }
     let code = tokio::task::spawn_blocking(move || (edge.wait_exit(Duration::from_secs(15)), edge))
         .await
