@@ -3,6 +3,7 @@
 //! while healthy, so module globals persist between invocations as on Lambda.
 
 use super::engine::BOOTSTRAP;
+use super::entry::Runtime;
 use super::module::{commonjs_wrapper, function_specifier, FunctionLoader, ModuleKind};
 use super::ops::{edgehook_ops, LogContext};
 use super::{Failure, FunctionSpec};
@@ -19,7 +20,7 @@ const BIND_INTERNALS: &str =
     "(() => { const bind = globalThis.__edgehookBind; delete globalThis.__edgehookBind; return bind(globalThis.Deno.core); })()";
 
 pub struct Instance {
-    runtime: JsRuntime,
+    runtime: Runtime,
     spec: Arc<FunctionSpec>,
     invoke: v8::Global<v8::Function>,
     /// Turns a settled value of the handler into a marker string (`settleValue`).
@@ -130,14 +131,17 @@ impl Instance {
     ) -> Result<Instance, Failure> {
         let main = function_specifier(&spec.file_name);
         let create_params = v8::CreateParams::default().heap_limits(0, spec.memory);
-        let mut runtime = JsRuntime::try_new(RuntimeOptions {
-            startup_snapshot: snapshot,
-            extensions: vec![edgehook_ops::init(LogContext::new(spec.name.clone(), String::new()))],
-            module_loader: Some(Rc::new(FunctionLoader { main: main.clone() })),
-            create_params: Some(create_params),
-            ..Default::default()
-        })
-        .map_err(|e| load_error(&spec, failure_of(e)))?;
+        let mut owned = Runtime::new(
+            JsRuntime::try_new(RuntimeOptions {
+                startup_snapshot: snapshot,
+                extensions: vec![edgehook_ops::init(LogContext::new(spec.name.clone(), String::new()))],
+                module_loader: Some(Rc::new(FunctionLoader { main: main.clone() })),
+                create_params: Some(create_params),
+                ..Default::default()
+            })
+            .map_err(|e| load_error(&spec, failure_of(e)))?,
+        );
+        let mut runtime = owned.enter();
 
         // Loading runs the module's top-level code, so it is watched like an invocation.
         supervise(runtime.v8_isolate().thread_safe_handle());
@@ -260,8 +264,9 @@ impl Instance {
         if out_of_memory.get() {
             return Err(load_error(&spec, Failure::OutOfMemory));
         }
+        drop(runtime);
         Ok(Instance {
-            runtime,
+            runtime: owned,
             spec,
             invoke,
             settle_value,
@@ -277,12 +282,12 @@ impl Instance {
 
     /// A handle other threads use to stop this instance's running script.
     pub fn isolate_handle(&mut self) -> v8::IsolateHandle {
-        self.runtime.v8_isolate().thread_safe_handle()
+        self.runtime.enter().v8_isolate().thread_safe_handle()
     }
 
     /// Clears a termination request so the isolate can run again.
     pub fn cancel_termination(&mut self) {
-        self.runtime.v8_isolate().cancel_terminate_execution();
+        self.runtime.enter().v8_isolate().cancel_terminate_execution();
     }
 
     pub fn out_of_memory(&self) -> bool {
@@ -309,8 +314,9 @@ impl Instance {
             Some(held) => (held.rest.as_str(), held.map.map(|map| (map, held.index)), held.part),
             None => (event.text.as_str(), None, None),
         };
+        let mut runtime = self.runtime.enter();
         // A fresh console budget with each invocation.
-        self.runtime
+        runtime
             .op_state()
             .borrow_mut()
             .put(LogContext::new(self.spec.name.clone(), request_id.to_string()));
@@ -321,7 +327,7 @@ impl Instance {
         // Fast path: call the wrapper directly and run the microtasks; most handlers settle
         // right there. Only a handler still waiting (timers) goes through the event loop.
         let immediate = {
-            deno_core::scope!(scope, &mut self.runtime);
+            deno_core::scope!(scope, &mut runtime);
             v8::tc_scope!(let scope, scope);
             let too_large = || Failure::InvalidResult("the event is too large".into());
             let event = v8::String::new(scope, event_json).ok_or_else(too_large)?;
@@ -395,12 +401,11 @@ impl Instance {
         let text = match immediate {
             Ok(text) => text,
             Err(pending) => {
-                let waiting = self.runtime.resolve(pending);
+                let waiting = runtime.resolve(pending);
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 let settled = tokio::time::timeout(
                     remaining,
-                    self.runtime
-                        .with_event_loop_promise(waiting, PollEventLoopOptions::default()),
+                    runtime.with_event_loop_promise(waiting, PollEventLoopOptions::default()),
                 )
                 .await
                 .map_err(|_| Failure::Timeout)?;
@@ -408,7 +413,7 @@ impl Instance {
                     return Err(Failure::OutOfMemory);
                 }
                 let value = settled.map_err(failure_of)?;
-                deno_core::scope!(scope, &mut self.runtime);
+                deno_core::scope!(scope, &mut runtime);
                 let value = v8::Local::new(scope, value);
                 text_of(scope, value)
             }
@@ -449,9 +454,7 @@ impl Instance {
             "W" => {
                 // The callback answered but the function asked to wait for its event loop.
                 let remaining = deadline.saturating_duration_since(Instant::now());
-                match tokio::time::timeout(remaining, self.runtime.run_event_loop(PollEventLoopOptions::default()))
-                    .await
-                {
+                match tokio::time::timeout(remaining, runtime.run_event_loop(PollEventLoopOptions::default())).await {
                     Err(_) => Err(Failure::Timeout),
                     Ok(Err(e)) => Err(failure_of(e)),
                     Ok(Ok(())) => Ok(rest.to_string()),

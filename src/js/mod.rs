@@ -12,6 +12,7 @@
 //! ```
 
 mod engine;
+mod entry;
 mod instance;
 mod module;
 mod ops;

@@ -1596,3 +1596,51 @@ async fn a_kept_event_keeps_its_own_held_back_headers() {
     };
     assert_eq!(request.uri, "/x-set/true/second/true");
 }
+
+/// A JS thread holds one isolate per function; what one function does must never reach another's
+/// isolate. A failed dynamic `import()` makes an error from Rust, which used to leave the isolate
+/// built last current while the importer went on: its handles were taken and released through
+/// the other engine (a panic, then a corrupt heap and a crash).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_dynamic_import_is_caught_whichever_isolate_was_built_last() {
+    let importer = FunctionSpec::new(
+        "importer",
+        "importer.mjs",
+        "export const handler = async (e) => { const r = e.Records[0].cf.request; try { await import('node:fs'); r.uri = '/loaded'; } catch (err) { r.uri = '/caught/' + err.message.includes('module not available'); } return r; };",
+    );
+    let other = |answer: &str| {
+        FunctionSpec::new(
+            "other",
+            "other.mjs",
+            &format!("export const handler = async (e) => {{ const r = e.Records[0].cf.request; r.uri = '/{answer}'; return r; }};"),
+        )
+    };
+    // One JS thread: `other` is built after `importer`, and rebuilt after it again below.
+    let pool = pool(vec![importer, other("first")]);
+    for round in 0..3 {
+        assert_eq!(
+            uri(pool.invoke("importer", &viewer_request()).await),
+            "/caught/true",
+            "round {round}"
+        );
+        assert_eq!(
+            uri(pool.invoke("other", &viewer_request()).await),
+            "/first",
+            "round {round}"
+        );
+    }
+    pool.register(other("second"));
+    for round in 0..3 {
+        assert_eq!(
+            uri(pool.invoke("importer", &viewer_request()).await),
+            "/caught/true",
+            "round {round}"
+        );
+        assert_eq!(
+            uri(pool.invoke("other", &viewer_request()).await),
+            "/second",
+            "round {round}"
+        );
+    }
+    assert_eq!(pool.stuck_threads(), (0, 0));
+}
