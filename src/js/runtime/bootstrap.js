@@ -61,7 +61,16 @@
   } = Reflect;
 
   // ---- console --------------------------------------------------------------------------
-  function inspect(value, seen = new Set()) {
+  // Never throws: console calls and edgehook's own reports describe any value a function made,
+  // a proxy whose traps throw included.
+  function inspect(value) {
+    try {
+      return inspectValue(value, new Set());
+    } catch {
+      return "[unreadable value]";
+    }
+  }
+  function inspectValue(value, seen) {
     if (typeof value === "string") return value;
     if (value === undefined) return "undefined";
     if (value === null || typeof value !== "object") {
@@ -712,6 +721,63 @@
     throw new TypeError(`Atomics.wait for ${ms} ms would block past the function's timeout`);
   };
 
+  // ---- Atomics.waitAsync, Atomics.notify -------------------------------------------------
+  // Hand-written in place of the engine's: its waiters live in one registry for the whole
+  // process, keyed by memory address, behind globals (`__v8xAtomics*`) that wake or cancel any
+  // waiter by its sequential id, so one function could wake or hold another's waits. Only an
+  // instance's own `notify` can wake its waits (it shares memory with no other thread): these
+  // keep them in the instance. Arguments are checked as Node.js does. Installed by `bind`: the
+  // engine installs its own in every context, a restored one included.
+  const AtomicsLoad = Atomics.load;
+  const asyncWaiters = new WeakMap(); // SharedArrayBuffer -> Map(byte index -> [waiter])
+  // The byte a wait or notify is about, its arguments checked in the standard's order; null
+  // for a typed array on memory nobody else can share (`notify` wakes nobody there).
+  function waitableByte(view, index, mustShare) {
+    if (!(view instanceof Int32Array || view instanceof BigInt64Array)) {
+      throw new TypeError("Atomics.waitAsync and Atomics.notify take an Int32Array or a BigInt64Array");
+    }
+    const shared = view.buffer instanceof SharedArrayBuffer;
+    if (mustShare && !shared) throw new TypeError(`${view} is not a shared typed array.`);
+    AtomicsLoad(view, index); // a RangeError for an index out of range
+    return shared ? view.byteOffset + Math.trunc(Number(index) || 0) * view.BYTES_PER_ELEMENT : null;
+  }
+  function waitAsync(view, index, value, timeout) {
+    const at = waitableByte(view, index, true);
+    const expected = view instanceof BigInt64Array ? BigInt.asIntN(64, value) : value | 0;
+    const wanted = Number(timeout);
+    const ms = Number.isNaN(wanted) ? Infinity : Math.max(wanted, 0);
+    if (AtomicsLoad(view, index) !== expected) return { async: false, value: "not-equal" };
+    if (ms === 0) return { async: false, value: "timed-out" };
+    let cells = asyncWaiters.get(view.buffer);
+    if (cells === undefined) asyncWaiters.set(view.buffer, (cells = new Map()));
+    let queue = cells.get(at);
+    if (queue === undefined) cells.set(at, (queue = []));
+    const waiter = { resolve: undefined, timer: undefined };
+    const promise = new Promise((resolve) => (waiter.resolve = resolve));
+    queue.push(waiter);
+    if (ms !== Infinity) {
+      waiter.timer = setTimeout(() => {
+        const position = queue.indexOf(waiter);
+        if (position !== -1) queue.splice(position, 1);
+        waiter.resolve("timed-out");
+      }, ms);
+    }
+    return { async: true, value: promise };
+  }
+  function notify(view, index, count) {
+    const at = waitableByte(view, index, false);
+    const wanted = count === undefined ? Infinity : Math.max(Math.trunc(Number(count)) || 0, 0);
+    const queue = at === null ? undefined : asyncWaiters.get(view.buffer)?.get(at);
+    let woken = 0;
+    while (queue !== undefined && queue.length > 0 && woken < wanted) {
+      const waiter = queue.shift();
+      if (waiter.timer !== undefined) clearTimer(waiter.timer);
+      waiter.resolve("ok");
+      woken++;
+    }
+    return woken;
+  }
+
   // ---- globals ---------------------------------------------------------------------------
   const define = (name, value) =>
     Object.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });
@@ -746,18 +812,36 @@
     return error;
   }
 
+  // What Lambda's Node.js runtime reports for an error it cannot read (a proxy whose traps
+  // throw, getters on `name`/`message`/`stack` that throw).
+  const UNREADABLE_ERROR = {
+    name: "handled",
+    message: "callback called with Error argument, but there was a problem while retrieving one or more of its message, name, and stack",
+  };
+  // Never throws: whatever the function threw, it is described or reported as unreadable.
   function errorJson(error) {
-    const e = errorOf(error);
     let name, message, stack;
     try {
+      const e = errorOf(error);
       name = String(e.name ?? "Error");
       message = String(e.message ?? "");
       stack = typeof e.stack === "string" ? e.stack : undefined;
     } catch {
-      name = "Error";
-      message = "an error that could not be described";
+      ({ name, message } = UNREADABLE_ERROR);
+      stack = undefined;
     }
     return jsonStringify({ name, message, stack });
+  }
+
+  // The message of an error thrown while a result was turned into JSON (a `toJSON` or a getter
+  // of the function's); never throws.
+  function thrownMessage(thrown) {
+    try {
+      const message = thrown !== null && typeof thrown === "object" ? thrown.message : undefined;
+      return typeof message === "string" && message !== "" ? message : String(thrown);
+    } catch {
+      return "the result could not be read";
+    }
   }
 
   // Most functions return the request or response they were given with few headers changed.
@@ -1178,7 +1262,7 @@
       }
       if (body !== undefined) json = json + "\0" + body;
     } catch (e) {
-      return readMark("E") + (e && e.message ? e.message : String(e));
+      return readMark("E") + thrownMessage(e);
     }
     return (heldBackRead || indexWanted || given.lazy !== null || heldPart !== null ? readMark(marker) : marker) + (json ?? "null");
   }
@@ -1312,7 +1396,14 @@
     const callback = (error, value) => {
       if (done) return;
       done = true;
-      settle(error !== null && error !== undefined ? fail(error) : finish(value, true));
+      // `finish` reads the function's context, which it may have made throw.
+      let outcome;
+      try {
+        outcome = error !== null && error !== undefined ? fail(error) : finish(value, true);
+      } catch (thrown) {
+        outcome = fail(thrown);
+      }
+      settle(outcome);
     };
     let returned;
     try {
@@ -1376,6 +1467,30 @@
     define("process", processObject);
   }
 
+  // Globals of the engine's a function must not reach, removed when an instance starts (the
+  // engine reads some while it restores the snapshot). docs/sandbox.md lists every global.
+  const ENGINE_GLOBALS_REMOVED = [
+    // Every intrinsic as the engine made it, for its snapshots: the native `Atomics.wait` that
+    // the guard above wraps among them.
+    "__v8x_snapshot_intrinsics",
+    // A realm of its own, with unwrapped natives and the engine's globals (not in Node.js 20).
+    "ShadowRealm",
+    // Full garbage collections on demand (Node.js has it only with --expose-gc).
+    "gc",
+    // Queues a task outside the function's heap per call, unbounded; nothing else calls it.
+    "__v8xPostForegroundTask",
+    // The engine's Atomics.waitAsync shim and its process-wide waiter registry (replaced above).
+    "__v8xAtomicsRegisterWaiter",
+    "__v8xAtomicsNotifyWaiters",
+    "__v8xAtomicsCancelWaiter",
+    "__v8xAtomicsNumWaitersForTesting",
+    "__v8xAtomicsNumUnresolvedAsyncPromisesForTesting",
+    // Source-phase imports, for WebAssembly sources (not in Node.js 20).
+    "__v8x_import_source",
+    // Its memories would not count against the function's memory limit (see `engine.rs`).
+    "WebAssembly",
+  ];
+
   const internals = ObjectFreeze({ invoke, settleValue, failValue, chain, loadCommonJs, setEnv, require });
 
   // Runs once per instance: keeps private references to deno_core's core and ops, then
@@ -1390,8 +1505,10 @@
     });
     delete globalThis.Deno;
     delete globalThis.__bootstrap;
-    // Its memories would not count against the function's memory limit (see `engine.rs`).
-    delete globalThis.WebAssembly;
+    for (const name of ENGINE_GLOBALS_REMOVED) delete globalThis[name];
+    for (const [name, value] of [["waitAsync", waitAsync], ["notify", notify]]) {
+      ObjectDefineProperty(Atomics, name, { value, writable: true, enumerable: false, configurable: true });
+    }
     return internals;
   }
   // Reached by edgehook through the global below, which edgehook deletes right after reading.
