@@ -216,16 +216,33 @@ impl AdminApi {
         }
     }
 
+    /// 200 `ok`, or 503 `unhealthy` with the reason while the function runtime has lost
+    /// capacity it cannot get back (see `ThreadHealth::problem`): an orchestrator then replaces
+    /// the process instead of letting it serve less and less.
+    fn health(&self) -> Reply {
+        let problem = self.edge.functions.as_ref().and_then(|pool| pool.health().problem());
+        match problem {
+            None => json(200, serde_json::json!({ "status": "ok" })),
+            Some(reason) => json(503, serde_json::json!({ "status": "unhealthy", "reason": reason })),
+        }
+    }
+
     fn metrics_page(&self) -> Reply {
         self.metrics.cache_bytes.set(self.cache().storage.bytes() as i64);
         self.metrics.cache_objects.set(self.cache().storage.objects() as i64);
         if let Some(pool) = &self.edge.functions {
-            let (replaced, stuck) = pool.stuck_threads();
-            let counted = self.metrics.js_threads_replaced.get();
+            let health = pool.health();
+            let replaced = self.metrics.js_threads_replaced.get();
             self.metrics
                 .js_threads_replaced
-                .inc_by(replaced.saturating_sub(counted));
-            self.metrics.js_threads_stuck.set(stuck as i64);
+                .inc_by(health.replaced.saturating_sub(replaced));
+            let crashed = self.metrics.js_threads_crashed.get();
+            self.metrics
+                .js_threads_crashed
+                .inc_by(health.crashed.saturating_sub(crashed));
+            self.metrics
+                .js_threads_stuck
+                .set((health.stuck + health.unreplaced) as i64);
         }
         Reply::bytes(200, "text/plain; version=0.0.4; charset=utf-8", self.metrics.render())
     }
@@ -244,7 +261,7 @@ impl Handler for AdminApi {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
         let reply = match (method.as_str(), path.as_str()) {
-            ("GET" | "HEAD", "/healthz") => json(200, serde_json::json!({ "status": "ok" })),
+            ("GET" | "HEAD", "/healthz") => self.health(),
             ("GET" | "HEAD", "/metrics") => self.metrics_page(),
             ("POST", "/cache/purge") => self.purge(session).await,
             ("POST", "/reload") => match self.refuse_unauthorized(session) {

@@ -19,6 +19,7 @@ pub struct Metrics {
     pub function_throttles: IntCounterVec,
     pub function_duration: HistogramVec,
     pub js_threads_replaced: IntCounter,
+    pub js_threads_crashed: IntCounter,
     pub js_threads_stuck: IntGauge,
 }
 
@@ -114,9 +115,13 @@ impl Metrics {
                 "edgehook_js_threads_replaced_total",
                 "JS threads replaced because a script ran on past its stop.",
             ),
+            js_threads_crashed: counter(
+                "edgehook_js_threads_crashed_total",
+                "JS threads that panicked (each replaced by a new one).",
+            ),
             js_threads_stuck: gauge(
                 "edgehook_js_threads_stuck",
-                "Replaced JS threads still running a script that ignored its stop.",
+                "JS threads still running a script that ignored its stop (replaced or not).",
             ),
             registry,
         }

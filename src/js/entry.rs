@@ -45,6 +45,11 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // A panic may have left the engine in the middle of something: it is abandoned, not
+            // torn down (see `Worker::run`).
+            return;
+        }
         // SAFETY: the isolate is alive until the `drop` below, which exits it once (rusty_v8
         // asserts that it is current) and disposes it; disposing removes the entry made here and
         // the one made when it was built. Nothing uses the runtime after.

@@ -22,7 +22,7 @@ mod worker;
 
 pub(crate) use engine::set_engine_switches;
 pub use module::ModuleKind;
-pub use pool::{JsPool, PoolOptions};
+pub use pool::{JsPool, PoolOptions, ThreadHealth};
 
 use crate::edge::event_json::EventJson;
 use crate::edge::{self, Event, Outcome};
@@ -159,6 +159,9 @@ pub enum Failure {
     Throttled(String),
     #[error("the function runtime is shutting down")]
     Unavailable,
+    /// The JS thread running the call panicked (see `worker::Worker::run`).
+    #[error("the function's JS thread failed (an internal error); a new thread is taking its place")]
+    Crashed,
 }
 
 /// The three failure classes of Lambda@Edge (spec 5.1).
@@ -224,6 +227,12 @@ impl InvokeError {
                 FailureClass::Execution,
                 "Runtime.Unavailable".into(),
                 Failure::Unavailable.to_string(),
+            ),
+            // What Lambda reports for a runtime process that died.
+            Failure::Crashed => (
+                FailureClass::Execution,
+                "Runtime.ExitError".into(),
+                Failure::Crashed.to_string(),
             ),
             Failure::NoResult => (
                 FailureClass::Validation,

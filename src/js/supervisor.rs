@@ -60,6 +60,8 @@ struct State {
     rounds: u64,
     /// Threads replaced since start.
     replaced: u64,
+    /// Threads that panicked since start.
+    crashed: u64,
 }
 
 impl State {
@@ -245,6 +247,36 @@ impl Supervisor {
     /// Threads retired and still running their script.
     pub fn stuck(&self) -> usize {
         self.state.lock().retired()
+    }
+
+    /// Worker `index` panicked and exits: its slot is cleared and a new thread takes it (unless
+    /// the thread had been retired already; its replacement serves).
+    pub fn crashed(&self, index: usize) {
+        let mut state = self.state.lock();
+        state.crashed += 1;
+        let Some(slot) = state.slots.get_mut(index) else { return };
+        let retired = slot.occupant == Occupant::Retired;
+        *slot = Slot::default();
+        if retired {
+            slot.occupant = Occupant::Vacant;
+            return;
+        }
+        drop(state);
+        if let Some(replace) = self.replace.get() {
+            replace(index);
+        }
+    }
+
+    /// Threads whose script runs on past its stop and which could not be replaced (their
+    /// capacity is lost until the script ends), and threads that panicked since start.
+    pub fn losses(&self) -> (usize, u64) {
+        let state = self.state.lock();
+        let unreplaced = state
+            .slots
+            .iter()
+            .filter(|slot| slot.occupant == Occupant::Serving && slot.armed.as_ref().is_some_and(|a| a.over_cap))
+            .count();
+        (unreplaced, state.crashed)
     }
 
     /// Threads replaced since start.

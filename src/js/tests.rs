@@ -576,19 +576,37 @@ async fn a_script_that_cannot_be_stopped_in_time_loses_its_thread_not_the_pool()
     assert!(answered < Duration::from_millis(2500), "answered after {answered:?}");
     // The thread is still searching; a replacement took its place (half a second after the
     // stop) and serves both functions.
-    assert_eq!(pool.stuck_threads(), (1, 1), "one thread replaced, still running");
+    let health = pool.health();
+    assert_eq!(
+        (health.replaced, health.stuck),
+        (1, 1),
+        "one thread replaced, still running"
+    );
     for function in ["f", "g"] {
         let next = pool.invoke(function, &viewer_request()).await;
         assert_eq!(uri(next), "/start", "{function} after {:?}", started.elapsed());
     }
-    // The replaced thread exits once its loop ends.
-    while pool.stuck_threads().1 > 0 {
+    assert_eq!(pool.health().problem(), None, "one thread may be replaced");
+    // The replacement gets stuck too: with as many replaced threads as threads, its capacity is
+    // lost, and the runtime says so until a loop ends.
+    let error = pool.invoke("f", &search).await.unwrap_err();
+    assert_eq!(error.error_type, "Runtime.Timeout", "{error}");
+    let waited = std::time::Instant::now();
+    while pool.health().unreplaced == 0 {
+        assert!(waited.elapsed() < Duration::from_secs(10), "{:?}", pool.health());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let problem = pool.health().problem().expect("lost capacity is a problem");
+    assert!(problem.contains("could not be replaced"), "{problem}");
+    // The stuck threads exit once their loops end; the capacity comes back.
+    while pool.health().stuck > 0 || pool.health().unreplaced > 0 {
         assert!(
             started.elapsed() < Duration::from_secs(120),
-            "the replaced thread never ended"
+            "the stuck threads never ended"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert_eq!(pool.health().problem(), None);
     assert!(
         started.elapsed() > answered + Duration::from_millis(500),
         "the script ran on after its caller was answered ({:?})",
@@ -1642,7 +1660,8 @@ async fn a_failed_dynamic_import_is_caught_whichever_isolate_was_built_last() {
             "round {round}"
         );
     }
-    assert_eq!(pool.stuck_threads(), (0, 0));
+    assert_eq!(pool.health().problem(), None);
+    assert_eq!((pool.health().replaced, pool.health().crashed), (0, 0));
 }
 
 /// Runs `probe` (source defining `async function probe()`, which returns a JSON value) in
@@ -1739,7 +1758,7 @@ async fn an_error_nobody_can_read_fails_the_call_and_frees_the_thread() {
             started.elapsed()
         );
         assert_eq!(uri(pool.invoke("other", &viewer_request()).await), "/start", "{form}");
-        assert_eq!(pool.stuck_threads(), (0, 0), "{form}");
+        assert_eq!((pool.health().replaced, pool.health().crashed), (0, 0), "{form}");
     }
 }
 
@@ -1893,4 +1912,49 @@ export const handler = async (e) => {
         "the walk reached the built-ins: {found:#}"
     );
     assert_eq!(found["shadowRealm"], "ReferenceError");
+}
+
+/// The request id that makes a JS thread panic while it runs the call (`Worker::run_job`).
+pub(super) const PANIC_ON_PURPOSE: &str = "panic-on-purpose";
+
+/// A panic on a JS thread (a bug of edgehook's or of the engine's) fails its call as Lambda fails
+/// a call whose runtime died; a new thread takes the place of the one that panicked, with fresh
+/// instances of every function. More panics than threads make the runtime report a problem.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panic_on_a_js_thread_fails_its_call_and_a_new_thread_serves() {
+    let counting = "let calls = 0;\nexport const handler = async (e) => { const r = e.Records[0].cf.request; r.uri = '/calls/' + ++calls; return r; };";
+    let pool = pool(vec![
+        FunctionSpec::new("f", "f.mjs", counting),
+        FunctionSpec::new("g", "g.mjs", counting),
+    ]);
+    assert_eq!(uri(pool.invoke("f", &viewer_request()).await), "/calls/1");
+    let event = || crate::edge::event_json::EventJson::new(&viewer_request(), false);
+    for crash in 1..=2u64 {
+        let failure = pool
+            .invoke_json("f", event(), false, PANIC_ON_PURPOSE)
+            .await
+            .unwrap_err();
+        assert_eq!(failure, Failure::Crashed);
+        let error = InvokeError::new(failure, "f", PANIC_ON_PURPOSE);
+        assert_eq!(
+            (error.class, error.error_type.as_str()),
+            (FailureClass::Execution, "Runtime.ExitError")
+        );
+        // The new thread built both functions afresh (their globals start over).
+        assert_eq!(
+            uri(pool.invoke("f", &viewer_request()).await),
+            "/calls/1",
+            "after crash {crash}"
+        );
+        assert_eq!(
+            uri(pool.invoke("g", &viewer_request()).await),
+            "/calls/1",
+            "after crash {crash}"
+        );
+        let health = pool.health();
+        assert_eq!((health.crashed, health.replaced, health.stuck), (crash, 0, 0));
+    }
+    // Two panics on one thread: more than there are threads.
+    let problem = pool.health().problem().expect("a problem is reported");
+    assert!(problem.contains("2 JS threads panicked"), "{problem}");
 }

@@ -67,21 +67,68 @@ pub enum Control {
 #[derive(Default)]
 struct Instances(HashMap<Arc<str>, (u64, Instance)>);
 
+impl Drop for Instances {
+    fn drop(&mut self) {
+        // A panic may have left an engine in the middle of something: dropping it could touch
+        // inconsistent state. They are abandoned with the thread (see `Worker::run`).
+        if std::thread::panicking() {
+            for (_, (_, instance)) in self.0.drain() {
+                std::mem::forget(instance);
+            }
+        }
+    }
+}
+
+/// The call a JS thread is working on: answered with `Failure::Crashed` if the thread panics.
+struct InFlight {
+    reply: oneshot::Sender<Result<String, Failure>>,
+    function: Arc<str>,
+    request_id: String,
+}
+
 pub struct Worker {
-    pub index: usize,
-    pub functions: Vec<Arc<FunctionSpec>>,
-    pub jobs: async_channel::Receiver<Job>,
-    pub control: async_channel::Receiver<Control>,
-    pub supervisor: Arc<Supervisor>,
+    index: usize,
+    functions: Vec<Arc<FunctionSpec>>,
+    jobs: async_channel::Receiver<Job>,
+    control: async_channel::Receiver<Control>,
+    supervisor: Arc<Supervisor>,
     /// Whether instances start from the process's engine snapshot.
-    pub snapshot: bool,
+    snapshot: bool,
     /// Set when the supervisor replaced this thread (its script ran on past its stop): it
     /// finishes what it has in hand and exits.
-    pub retired: std::cell::Cell<bool>,
+    retired: std::cell::Cell<bool>,
+    /// The call being run, until it is answered.
+    in_flight: std::cell::RefCell<Option<InFlight>>,
 }
 
 impl Worker {
+    /// A worker for supervisor slot `index`, to load `functions` and then serve `jobs`.
+    pub fn new(
+        index: usize,
+        functions: Vec<Arc<FunctionSpec>>,
+        jobs: async_channel::Receiver<Job>,
+        control: async_channel::Receiver<Control>,
+        supervisor: Arc<Supervisor>,
+        snapshot: bool,
+    ) -> Worker {
+        Worker {
+            index,
+            functions,
+            jobs,
+            control,
+            supervisor,
+            snapshot,
+            retired: Default::default(),
+            in_flight: Default::default(),
+        }
+    }
+
     /// Runs on its own thread until the queue closes. `ready` receives the outcome of loading.
+    ///
+    /// A panic (a bug of edgehook's or of the engine's) is caught here: the call in hand is
+    /// answered `Failure::Crashed`, the thread's instances are abandoned (not dropped: the engine
+    /// may be in the middle of something) and a new thread takes this one's place, building
+    /// every function afresh.
     pub fn run(self, ready: std::sync::mpsc::Sender<Result<(), Failure>>) {
         let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(runtime) => runtime,
@@ -90,7 +137,34 @@ impl Worker {
                 return;
             }
         };
-        runtime.block_on(self.serve(ready));
+        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(self.serve(ready))));
+        if let Err(panic) = served {
+            let panic = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            match self.in_flight.take() {
+                Some(call) => {
+                    tracing::error!(
+                        function = &*call.function,
+                        request_id = %call.request_id,
+                        worker = self.index,
+                        panic,
+                        "a JS thread panicked; the call fails and a new thread takes its place"
+                    );
+                    let _ = call.reply.send(Err(Failure::Crashed));
+                }
+                None => tracing::error!(
+                    worker = self.index,
+                    panic,
+                    "a JS thread panicked; a new thread takes its place"
+                ),
+            }
+            // Its tasks may hold the abandoned engines' handles.
+            std::mem::forget(runtime);
+            self.supervisor.crashed(self.index);
+        }
     }
 
     async fn build(&self, spec: &Arc<FunctionSpec>) -> Result<Instance, Failure> {
@@ -146,7 +220,7 @@ impl Worker {
         }
     }
 
-    async fn serve(self, ready: std::sync::mpsc::Sender<Result<(), Failure>>) {
+    async fn serve(&self, ready: std::sync::mpsc::Sender<Result<(), Failure>>) {
         let mut instances = Instances::default();
         for spec in &self.functions {
             if let Err(failure) = self.ensure(&mut instances, spec).await {
@@ -220,6 +294,13 @@ impl Worker {
             .ok_or_else(|| Failure::Load("the instance vanished".into()))
     }
 
+    /// Answers the call in flight.
+    fn answer(&self, result: Result<String, Failure>) {
+        if let Some(call) = self.in_flight.take() {
+            let _ = call.reply.send(result);
+        }
+    }
+
     async fn run_job(&self, instances: &mut Instances, job: Job) {
         let name = job.function.key.clone();
         if job.reply.is_closed() {
@@ -228,15 +309,25 @@ impl Worker {
             return;
         }
         job.taken.mark();
+        self.in_flight.replace(Some(InFlight {
+            reply: job.reply,
+            function: name.clone(),
+            request_id: job.request_id.clone(),
+        }));
         let instance = match self.ensure(instances, &job.function).await {
             Ok(instance) => instance,
             Err(failure) => {
-                let _ = job.reply.send(Err(failure));
+                self.answer(Err(failure));
                 return;
             }
         };
         let deadline = Instant::now() + job.function.timeout;
         let seq = self.supervisor.arm(self.index, deadline, instance.isolate_handle());
+        // Fault injection for the tests of what a panic leaves behind.
+        #[cfg(test)]
+        if job.request_id == super::tests::PANIC_ON_PURPOSE {
+            panic!("a panic on purpose");
+        }
         let mut result = instance
             .invoke(&job.event, &job.request_id, deadline, job.list_headers)
             .await;
@@ -259,7 +350,7 @@ impl Worker {
                 Failure::Timeout
             });
         }
-        let _ = job.reply.send(result);
+        self.answer(result);
         // A retired thread builds nothing more: it exits, its instances with it.
         if replace && !self.retired.get() {
             tracing::warn!(
