@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod deploy;
 pub mod edge;
+pub mod head_deadline;
 pub mod js;
 pub mod linger;
 pub mod local_http;

@@ -6,6 +6,7 @@ use crate::admin::api::AdminApi;
 use crate::admin::metrics::Metrics;
 use crate::cache::CacheLayer;
 use crate::config::{Config, OriginKind};
+use crate::head_deadline::{HeadDeadline, HeadTimeout};
 use crate::linger::{Lingering, Released, LINGER};
 use crate::local_http::LocalApp;
 use crate::origin::dir::DirServer;
@@ -127,12 +128,20 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
         },
     });
 
+    // Request heads must arrive within `server.request_header_timeout` (read at each request).
+    let head_timeout: HeadTimeout = {
+        let edge = edge.clone();
+        Arc::new(move || edge.config.load().server.request_header_timeout)
+    };
     // Connections open when the listeners close still get LINGER to bring a request.
     let released = Released::default();
     let mut proxy = Service::new(
         "edgehook proxy".into(),
         Lingering::new(
-            pingora::proxy::http_proxy(&server.configuration, EdgeProxy { edge: edge.clone() }),
+            HeadDeadline::new(
+                pingora::proxy::http_proxy(&server.configuration, EdgeProxy { edge: edge.clone() }),
+                head_timeout.clone(),
+            ),
             LINGER,
             released.clone(),
         ),
@@ -192,7 +201,7 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
             edge,
             reloader,
         };
-        let mut admin_service = Service::new("admin".into(), LocalApp(api));
+        let mut admin_service = Service::new("admin".into(), HeadDeadline::new(LocalApp(api), head_timeout));
         admin_service.add_tcp(&admin.to_string());
         admin_service.threads = Some(1);
         let admin_service = server.add_service(admin_service);

@@ -63,6 +63,8 @@ pub struct ServerFile {
     pub max_request_header_size: Option<String>,
     pub max_uri_length: Option<i64>,
     pub shutdown_timeout: Option<String>,
+    pub request_header_timeout: Option<String>,
+    pub request_body_timeout: Option<String>,
     pub via: Option<String>,
     pub viewer_country_header: Option<String>,
     pub geoip_database: Option<String>,

@@ -54,6 +54,12 @@ pub struct Server {
     pub max_request_header_size: usize,
     pub max_uri_length: usize,
     pub shutdown_timeout: Duration,
+    /// The longest a client may take to send a request head (HTTP/1): past it, 408 and the
+    /// connection is closed.
+    pub request_header_timeout: Duration,
+    /// The longest a client may take to send a request body edgehook reads whole (for
+    /// include_body): past it, 408 and the connection is closed.
+    pub request_body_timeout: Duration,
     /// `1.1 <via>` (the `via` token of the config), the hop appended to `Via` both ways.
     pub via_hop: http::HeaderValue,
     /// A request header set by a trusted front (a load balancer or geo service) holding the

@@ -25,6 +25,8 @@ origin = "app"
 fn minimal_config_gets_defaults() {
     let config = parse_ok(MINIMAL);
     assert_eq!(config.server.listen, vec!["127.0.0.1:8080".parse().unwrap()]);
+    assert_eq!(config.server.request_header_timeout, Duration::from_secs(10));
+    assert_eq!(config.server.request_body_timeout, Duration::from_secs(30));
     assert_eq!(config.cache.memory, 256 << 20);
     let behavior = &config.behaviors[0];
     assert_eq!(behavior.ttl.default, Duration::from_secs(86_400));
@@ -383,4 +385,25 @@ fn via_token_is_one_clean_line() {
             "{bad:?}: {found:?}"
         );
     }
+}
+
+#[test]
+fn request_timeouts_must_be_longer_than_zero() {
+    let found = problems(&format!(
+        "[server]\nrequest_header_timeout = \"0s\"\nrequest_body_timeout = \"0ms\"\n{MINIMAL}"
+    ));
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("request_header_timeout") && p.contains("longer than 0")),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("request_body_timeout") && p.contains("longer than 0")),
+        "{found:?}"
+    );
+    let config = parse_ok(&format!("[server]\nrequest_header_timeout = \"2s\"\n{MINIMAL}"));
+    assert_eq!(config.server.request_header_timeout, Duration::from_secs(2));
 }

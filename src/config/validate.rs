@@ -41,6 +41,17 @@ impl Problems {
         }
     }
 
+    /// `duration`, refusing zero.
+    fn positive_duration(&mut self, path: KeyPath, value: &Option<String>, default: Duration) -> Duration {
+        match self.duration(path.clone(), value, default) {
+            Duration::ZERO => {
+                self.add(path, "must be longer than 0");
+                default
+            }
+            duration => duration,
+        }
+    }
+
     fn size(&mut self, path: KeyPath, value: &Option<String>, default: usize) -> usize {
         match value {
             None => default,
@@ -248,6 +259,16 @@ fn server(file: &ServerFile, base: &Path, problems: &mut Problems) -> Server {
         shutdown_timeout: problems.duration(
             root.key("shutdown_timeout"),
             &file.shutdown_timeout,
+            Duration::from_secs(30),
+        ),
+        request_header_timeout: problems.positive_duration(
+            root.key("request_header_timeout"),
+            &file.request_header_timeout,
+            Duration::from_secs(10),
+        ),
+        request_body_timeout: problems.positive_duration(
+            root.key("request_body_timeout"),
+            &file.request_body_timeout,
             Duration::from_secs(30),
         ),
         via_hop,

@@ -17,4 +17,5 @@ mod hooks;
 mod lifecycle;
 mod proxying;
 mod reload;
+mod slow_clients;
 mod tls;
