@@ -1958,3 +1958,21 @@ async fn a_panic_on_a_js_thread_fails_its_call_and_a_new_thread_serves() {
     let problem = pool.health().problem().expect("a problem is reported");
     assert!(problem.contains("2 JS threads panicked"), "{problem}");
 }
+
+/// A module whose top-level code throws a value nobody can read fails to load with a load error
+/// (deno_core turns such an exception into text through the bootstrap, not through the engine,
+/// whose conversion fails: it used to panic the JS thread).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_module_that_throws_an_unreadable_value_fails_to_load() {
+    let traps = "const traps = () => new Proxy({}, new Proxy({}, { get() { return () => { throw traps(); }; } }));";
+    for (file, source) in [
+        ("esm.mjs", format!("{traps}\nthrow traps();\nexport const handler = () => {{}};")),
+        ("cjs.cjs", format!("{traps}\nthrow traps();\nexports.handler = () => {{}};")),
+        ("esm_symbol.mjs", "throw Symbol('s');\nexport const handler = () => {};".to_string()),
+        ("esm_getters.mjs", format!("{traps}\nthrow Object.create(Error.prototype, {{ message: {{ get() {{ throw traps(); }} }}, name: {{ get() {{ throw traps(); }} }} }});\nexport const handler = () => {{}};")),
+    ] {
+        let error = JsPool::start(vec![FunctionSpec::new("f", file, &source)], &options()).err().unwrap();
+        let Failure::Load(message) = &error else { panic!("{file}: {error:?}") };
+        assert!(message.contains("failed to load"), "{file}: {message}");
+    }
+}

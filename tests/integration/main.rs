@@ -14,6 +14,7 @@ mod errors;
 mod examples;
 mod functions;
 mod hooks;
+mod hostile;
 mod lifecycle;
 mod proxying;
 mod reload;

@@ -833,6 +833,16 @@
     return jsonStringify({ name, message, stack });
   }
 
+  // What deno_core reports for an exception (see `bind`); never throws.
+  function formatException(value) {
+    try {
+      if (value instanceof Error) return `Uncaught ${String(value.name)}: ${String(value.message)}`;
+    } catch {
+      return `Uncaught ${UNREADABLE_ERROR.name}: ${UNREADABLE_ERROR.message}`;
+    }
+    return `Uncaught ${inspect(value)}`;
+  }
+
   // The message of an error thrown while a result was turned into JSON (a `toJSON` or a getter
   // of the function's); never throws.
   function thrownMessage(thrown) {
@@ -1288,7 +1298,11 @@
   const kMarker = Symbol("edgehook.marker");
   const marked = (text) => ({ [kMarker]: text });
   function settleValue(value) {
-    if (value !== null && typeof value === "object" && typeof value[kMarker] === "string") return value[kMarker];
+    try {
+      if (value !== null && typeof value === "object" && typeof value[kMarker] === "string") return value[kMarker];
+    } catch (error) {
+      return failValue(error); // a proxy whose traps throw
+    }
     return resultJson(value, "N");
   }
   const chain = (promise) => promise.then(settleValue, failValue);
@@ -1378,8 +1392,12 @@
       } catch (error) {
         return failValue(error);
       }
-      if (returned !== null && typeof returned === "object" && typeof returned.then === "function") {
-        return returned instanceof Promise ? returned : Promise.resolve(returned);
+      try {
+        if (returned !== null && typeof returned === "object" && typeof returned.then === "function") {
+          return returned instanceof Promise ? returned : Promise.resolve(returned);
+        }
+      } catch (error) {
+        return failValue(error); // a proxy whose traps throw
       }
       return resultJson(returned, "N");
     }
@@ -1498,6 +1516,10 @@
   function bind(instanceCore) {
     core = instanceCore;
     ops = instanceCore.ops;
+    // deno_core turns an exception that reaches Rust (a module's top-level throw, say) into
+    // text with this. Without it, it asks the engine, whose conversion of a value that cannot
+    // be turned into a string (a proxy whose traps throw) fails, and deno_core then panics.
+    ops.op_set_format_exception_callback(formatException);
     // A rejection nobody handles is logged; it must not fail a later invocation.
     core.setUnhandledPromiseRejectionHandler((promise, reason) => {
       ops.op_edgehook_log(3, "Unhandled promise rejection: " + inspect(reason));
