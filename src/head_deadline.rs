@@ -189,3 +189,65 @@ mod tests {
         assert_eq!(head_end(b""), None);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::head_end;
+    use proptest::prelude::*;
+
+    /// Request heads as clients write them (either line ending, empty lines first, headers of
+    /// any text), then bytes of a body, and bytes of anything.
+    fn bytes() -> impl Strategy<Value = Vec<u8>> {
+        let line_end = prop_oneof![Just(&b"\r\n"[..]), Just(&b"\n"[..])];
+        let head = (
+            proptest::collection::vec(line_end.clone(), 0..3),
+            prop::sample::select(vec!["GET / HTTP/1.1", "POST /a?b=1 HTTP/1.0", "GET http://x/ HTTP/1.1"]),
+            proptest::collection::vec(("[A-Za-z-]{1,8}", "[ -~]{0,10}", line_end.clone()), 0..6),
+            line_end.clone(),
+            line_end,
+            proptest::collection::vec(any::<u8>(), 0..8),
+        )
+            .prop_map(|(empty, start, headers, first_end, blank, body)| {
+                let mut out: Vec<u8> = empty.concat();
+                out.extend_from_slice(start.as_bytes());
+                out.extend_from_slice(first_end);
+                for (name, value, end) in headers {
+                    out.extend_from_slice(format!("{name}: {value}").as_bytes());
+                    out.extend_from_slice(end);
+                }
+                out.extend_from_slice(blank);
+                out.extend(body);
+                out
+            });
+        let noise = proptest::collection::vec(
+            prop_oneof![
+                Just(b'\r'),
+                Just(b'\n'),
+                Just(b' '),
+                Just(b':'),
+                Just(b'/'),
+                Just(b'a'),
+                any::<u8>()
+            ],
+            0..40,
+        );
+        prop_oneof![3 => head, 1 => noise]
+    }
+
+    proptest! {
+        /// A head is whole where pingora's parser finds it whole, and not before: edgehook never
+        /// hands pingora a head it would go on reading without the deadline.
+        #[test]
+        fn a_head_ends_where_httparse_finds_its_end(bytes in bytes(), cut in any::<prop::sample::Index>()) {
+            let prefix = &bytes[..cut.index(bytes.len() + 1)];
+            let mut headers = [httparse::EMPTY_HEADER; 256];
+            let mut request = httparse::Request::new(&mut headers);
+            match request.parse(prefix) {
+                Ok(httparse::Status::Complete(end)) => prop_assert_eq!(head_end(prefix), Some(end)),
+                Ok(httparse::Status::Partial) => prop_assert_eq!(head_end(prefix), None),
+                // pingora answers 400 (or escapes the target and reads on) once it has the head.
+                Err(_) => {}
+            }
+        }
+    }
+}

@@ -407,3 +407,205 @@ fn request_timeouts_must_be_longer_than_zero() {
     let config = parse_ok(&format!("[server]\nrequest_header_timeout = \"2s\"\n{MINIMAL}"));
     assert_eq!(config.server.request_header_timeout, Duration::from_secs(2));
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const TABLES: &[&str] = &[
+        "",
+        "[server]",
+        "[server.tls]",
+        "[cache]",
+        "[log]",
+        "[runtime]",
+        "[deploy]",
+        "[origins.app]",
+        "[origins.\"two words\"]",
+        "[functions.f]",
+        "[functions.f.env]",
+        "[[behaviors]]",
+        "[behaviors]",
+        "[[behaviors.cache_key]]",
+        "[other]",
+        "[server.tls.more]",
+    ];
+
+    const KEYS: &[&str] = &[
+        "listen",
+        "admin",
+        "admin_token",
+        "threads",
+        "request_id_header",
+        "max_request_header_size",
+        "max_uri_length",
+        "shutdown_timeout",
+        "request_header_timeout",
+        "request_body_timeout",
+        "via",
+        "viewer_country_header",
+        "geoip_database",
+        "cert",
+        "key",
+        "h2",
+        "memory",
+        "max_object_size",
+        "lock_timeout",
+        "level",
+        "format",
+        "access_log",
+        "url",
+        "dir",
+        "connect_timeout",
+        "read_timeout",
+        "write_timeout",
+        "idle_timeout",
+        "verify_cert",
+        "ca_file",
+        "host_header",
+        "index",
+        "path",
+        "origin",
+        "cache",
+        "min_ttl",
+        "default_ttl",
+        "max_ttl",
+        "error_ttl",
+        "cache_key",
+        "viewer_request",
+        "origin_request",
+        "origin_response",
+        "viewer_response",
+        "queue",
+        "max_wait",
+        "code",
+        "handler",
+        "timeout",
+        "env",
+        "concurrency",
+        "state_dir",
+        "query",
+        "headers",
+        "cookies",
+        "function",
+        "include_body",
+        "unknown",
+        "\"quoted key\"",
+        "a.b",
+    ];
+
+    const STRINGS: &[&str] = &[
+        "",
+        "5s",
+        "0s",
+        "-1s",
+        "500ms",
+        "1e9h",
+        "99999999999999999999d",
+        "1GiB",
+        "0B",
+        "18446744073709551616TiB",
+        "128MiB",
+        "http://127.0.0.1:1/",
+        "https://[::1]:99999/x",
+        "http://",
+        "ftp://x",
+        "http://a b/",
+        ".",
+        "/nonexistent/file",
+        "Cargo.toml",
+        "src",
+        "env:HOME",
+        "env:",
+        "*",
+        "/a/*",
+        "?",
+        "**",
+        "/x",
+        "f",
+        "f:3",
+        "f:live",
+        "f:",
+        "all",
+        "none",
+        "viewer",
+        "origin",
+        "json",
+        "text",
+        "127.0.0.1:0",
+        "[::1]:8080",
+        "256.0.0.1:1",
+        "x-header",
+        "bad header",
+        "é",
+        "\u{0}",
+        "\\u0000",
+    ];
+
+    fn value() -> impl Strategy<Value = String> {
+        let scalar = prop_oneof![
+            prop::sample::select(STRINGS).prop_map(|s| format!("{:?}", s)),
+            any::<i64>().prop_map(|n| n.to_string()),
+            prop::sample::select(vec!["0", "-1", "1", "2", "65536", "9223372036854775807"]).prop_map(str::to_string),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| format!("{f:?}")),
+            prop::sample::select(vec!["inf", "nan", "true", "false", "1979-05-27T07:32:00Z", "07:32:00"])
+                .prop_map(str::to_string),
+        ];
+        scalar.prop_recursive(2, 12, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(|items| format!("[{}]", items.join(", "))),
+                proptest::collection::vec((prop::sample::select(KEYS), inner), 0..4).prop_map(|members| {
+                    let members: Vec<String> = members.into_iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                    format!("{{ {} }}", members.join(", "))
+                }),
+            ]
+        })
+    }
+
+    /// A TOML-ish document: tables and keys of the configuration's and others, values of every
+    /// kind; sometimes a line is cut short.
+    fn document() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            (
+                prop::sample::select(TABLES),
+                proptest::collection::vec((prop::sample::select(KEYS), value()), 0..5),
+                any::<u8>(),
+            ),
+            0..8,
+        )
+        .prop_map(|tables| {
+            let mut text = String::new();
+            for (table, keys, cut) in tables {
+                text.push_str(table);
+                text.push('\n');
+                for (key, value) in keys {
+                    let mut line = format!("{key} = {value}");
+                    if cut % 16 == 0 {
+                        let mut half = line.len() / 2;
+                        while !line.is_char_boundary(half) {
+                            half -= 1;
+                        }
+                        line.truncate(half);
+                    }
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            }
+            text
+        })
+    }
+
+    proptest! {
+        /// Any document is either a configuration or a list of problems: parsing never panics.
+        #[test]
+        fn any_document_parses_or_is_refused(text in prop_oneof![4 => document(), 1 => crate::edge::arbitrary::text(64)]) {
+            match parse(&text, "any.toml", Path::new(".")) {
+                Ok(_) => {}
+                Err(ConfigError::Invalid { problems }) => prop_assert!(!problems.is_empty()),
+                Err(_) => {}
+            }
+        }
+    }
+}

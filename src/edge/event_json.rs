@@ -545,3 +545,52 @@ mod tests {
         assert!(json.held_back(true, true).is_some_and(|held| held.map.is_none()));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::EventJson;
+    use crate::edge::arbitrary;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    proptest! {
+        /// The event's text is the JSON serde writes for it, whatever its fields hold; the parts
+        /// held back are the JSON of what sat in their place, and the index gives each
+        /// header's own JSON.
+        #[test]
+        fn any_event_is_written_as_serde_writes_it(event in arbitrary::event(), with_index in any::<bool>()) {
+            let json = EventJson::new(&event, with_index);
+            let whole = serde_json::to_value(&event).expect("events serialize");
+            let written: Value = serde_json::from_str(&json.text).expect("the writer writes JSON");
+            prop_assert_eq!(&written, &whole);
+            let Some(held) = json.held_back(true, true) else { return Ok(()) };
+            let mut rebuilt: Value = serde_json::from_str(&held.rest).expect("the rest is JSON");
+            let cf = &mut rebuilt["Records"][0]["cf"];
+            let response_event = !cf["response"].is_null();
+            if let Some(map) = held.map {
+                let map: Value = serde_json::from_str(map).expect("the map is JSON");
+                let owner = if response_event { &mut cf["response"] } else { &mut cf["request"] };
+                prop_assert_eq!(&owner["headers"], &Value::from(0));
+                owner["headers"] = map;
+            }
+            if let Some(part) = held.part {
+                let part: Value = serde_json::from_str(part).expect("the part is JSON");
+                let place = if response_event { &mut cf["request"] } else { &mut cf["request"]["origin"] };
+                prop_assert_eq!(&*place, &Value::from(0));
+                *place = part;
+            }
+            prop_assert_eq!(&rebuilt, &whole);
+            if let (Some(map), Some(index)) = (held.map, held.index) {
+                let headers = if response_event { &whole["Records"][0]["cf"]["response"]["headers"] } else { &whole["Records"][0]["cf"]["request"]["headers"] };
+                for entry in index.split(',').skip(1) {
+                    let mut fields = entry.rsplitn(3, ':');
+                    let end: usize = fields.next().unwrap().parse().unwrap();
+                    let start: usize = fields.next().unwrap().parse().unwrap();
+                    let name = fields.next().unwrap();
+                    let own: Value = serde_json::from_str(&map[start..end]).expect("a header's JSON");
+                    prop_assert_eq!(&own, &headers[name]);
+                }
+            }
+        }
+    }
+}

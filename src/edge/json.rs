@@ -51,8 +51,10 @@ impl<'a> Json<'a> {
             (Json::Number(a), Value::Number(b)) => a == b,
             (Json::String(a), Value::String(b)) => a == b,
             (Json::Array(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_as(y)),
+            // A name written twice means its last value (`get`), as serde_json keeps it.
             (Json::Object(a), Value::Object(b)) => {
-                a.0.len() == b.len() && b.iter().all(|(name, y)| a.get(name).is_some_and(|x| x.same_as(y)))
+                a.iter().all(|(name, _)| b.contains_key(name))
+                    && b.iter().all(|(name, y)| a.get(name).is_some_and(|x| x.same_as(y)))
             }
             _ => false,
         }
@@ -547,5 +549,35 @@ mod tests {
             Json::parse(&deep).is_err(),
             "serde_json's nesting limit keeps the stack safe"
         );
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::Json;
+    use crate::edge::arbitrary::json_text;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The reader accepts exactly the texts serde_json accepts and reads the same value from
+        /// them; what it read writes back as the same JSON.
+        #[test]
+        fn any_text_reads_as_serde_json_reads_it(text in json_text()) {
+            let ours = Json::parse(&text);
+            let theirs = serde_json::from_str::<serde_json::Value>(&text);
+            prop_assert_eq!(
+                ours.is_ok(),
+                theirs.is_ok(),
+                "{:?}: ours {:?}, serde_json {:?}",
+                text,
+                ours.as_ref().err().map(|e| e.to_string()),
+                theirs.as_ref().err().map(|e| e.to_string())
+            );
+            if let (Ok(ours), Ok(theirs)) = (ours, theirs) {
+                prop_assert!(ours.same_as(&theirs), "{:?}", text);
+                let rewritten: serde_json::Value = serde_json::from_str(&ours.to_string()).expect("it writes JSON");
+                prop_assert_eq!(rewritten, theirs);
+            }
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! The Lambda@Edge contract, pure and independent of the engine: the event model, the header
 //! rules, and the validation of a function's result.
 
+#[cfg(test)]
+pub(crate) mod arbitrary;
 pub mod event;
 pub mod event_json;
 pub mod geoip;

@@ -486,3 +486,229 @@ fn kept_headers_are_the_same_from_a_checked_event() {
         }
     }
 }
+
+mod properties {
+    use super::*;
+    use crate::edge::arbitrary;
+    use proptest::prelude::*;
+
+    /// The outcome without the note of which headers may differ (the listed and the whole form
+    /// of one result note it differently, to the same effect).
+    fn settled(outcome: Result<Outcome, ValidationError>) -> Result<Outcome, ()> {
+        match outcome {
+            Ok(Outcome::Request { request, body, .. }) => Ok(Outcome::Request {
+                request,
+                body,
+                changed: ChangedHeaders::Any,
+            }),
+            Ok(Outcome::Response {
+                response, status, body, ..
+            }) => Ok(Outcome::Response {
+                response,
+                status,
+                body,
+                changed: ChangedHeaders::Any,
+            }),
+            Ok(generated) => Ok(generated),
+            Err(_) => Err(()),
+        }
+    }
+
+    /// What a function may do to one header of its event's returned object.
+    #[derive(Debug, Clone)]
+    enum Edit {
+        /// Return it as given, listed by name (`K`) instead of written out.
+        Listed,
+        /// Return it as given, written out.
+        Written,
+        Changed(String),
+        Deleted,
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            3 => Just(Edit::Listed),
+            1 => Just(Edit::Written),
+            1 => arbitrary::text(6).prop_map(Edit::Changed),
+            1 => Just(Edit::Deleted),
+        ]
+    }
+
+    /// The characters a header name may have (RFC 9110 `tchar`), written out apart from the
+    /// validator's own test.
+    fn is_tchar(c: char) -> bool {
+        c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+    }
+
+    proptest! {
+        #[test]
+        fn validation_never_panics_on_any_text(
+            event in arbitrary::event(),
+            text in arbitrary::json_text(),
+            kept in proptest::option::of("[a-z*,-]{0,12}"),
+            body in proptest::option::of(arbitrary::text(8)),
+        ) {
+            let mut result = kept.map(|names| format!("K{names}\n")).unwrap_or_default();
+            result.push_str(&text);
+            if let Some(body) = body {
+                result.push('\0');
+                result.push_str(&body);
+            }
+            let _ = super::super::validate(&event, &result);
+        }
+
+        #[test]
+        fn validation_never_panics_on_any_value_in_any_field(
+            kind in prop::sample::select(EventType::ALL.to_vec()),
+            path in prop::sample::select(vec![
+                "", "uri", "querystring", "method", "clientIp", "headers", "headers/host", "headers/host/0",
+                "headers/host/0/value", "headers/host/0/key", "headers/x-new", "body", "body/data", "body/encoding",
+                "body/action", "status", "statusDescription", "origin", "origin/custom", "origin/custom/port",
+                "origin/custom/customHeaders", "origin/s3", "origin/s3/domainName",
+            ]),
+            value in arbitrary::json_value(),
+        ) {
+            let e = event(kind);
+            let result = edited(&e, |result| {
+                let mut place = result;
+                let mut steps = path.split('/').filter(|step| !step.is_empty()).peekable();
+                while let Some(step) = steps.next() {
+                    let next = match place {
+                        Value::Array(items) => step.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
+                        Value::Object(members) => Some(members.entry(step.to_string()).or_insert(Value::Null)),
+                        _ => None,
+                    };
+                    let Some(next) = next else { return };
+                    place = next;
+                    if steps.peek().is_none() {
+                        *place = value.clone();
+                        return;
+                    }
+                }
+                *place = value.clone();
+            });
+            let _ = super::super::validate(&e, &result.to_string());
+        }
+
+        /// A result whose unchanged headers the runtime lists by name (`K`) gets the verdict,
+        /// and the outcome, of the same result written out whole; so does one listing all it
+        /// does not write (`K*`), when it deleted none.
+        #[test]
+        fn the_listed_form_gives_the_whole_forms_verdict(
+            kind in prop::sample::select(EventType::ALL.to_vec()),
+            edits in proptest::collection::vec(edit(), 8),
+            added in proptest::collection::vec(("[a-z][a-z-]{0,6}", arbitrary::text(6)), 0..3),
+        ) {
+            let e = event(kind);
+            let given = crate::edge::result::given_headers(&e).clone();
+            let mut listed = Vec::new();
+            let mut deleted = false;
+            let whole = edited(&e, |result| {
+                let map = result["headers"].as_object_mut().expect("a header map");
+                for ((name, _), edit) in given.iter().zip(edits.iter().cycle()) {
+                    match edit {
+                        Edit::Listed => listed.push(name.clone()),
+                        Edit::Written => {}
+                        Edit::Changed(value) => map[name] = json!([{ "value": value }]),
+                        Edit::Deleted => {
+                            map.remove(name);
+                            deleted = true;
+                        }
+                    }
+                }
+                for (name, value) in &added {
+                    if !given.contains_key(name) {
+                        map.insert(name.clone(), json!([{ "value": value }]));
+                    }
+                }
+            });
+            let mut short = whole.clone();
+            for name in &listed {
+                short["headers"].as_object_mut().expect("a header map").remove(name);
+            }
+            let verdict = settled(super::super::validate(&e, &whole.to_string()));
+            let listed_verdict = settled(super::super::validate(&e, &format!("K{}\n{short}", listed.join(","))));
+            prop_assert_eq!(&listed_verdict, &verdict);
+            if !deleted {
+                let starred = settled(super::super::validate(&e, &format!("K*\n{short}")));
+                prop_assert_eq!(&starred, &verdict);
+            }
+        }
+
+        /// The validator decides a viewer-request result's URI, query string and header map as
+        /// a simple model of the rules does: the URI a path from `/` without `?`, `#`, spaces or
+        /// control characters; the query without `#`, spaces or control characters; header
+        /// names lower-case tokens, each an array of objects with a string `value` free of CR,
+        /// LF and NUL and an optional `key` naming the same header.
+        #[test]
+        fn structure_rules_decide_as_the_model_says(
+            uri in "/?[a-z/?# \t%é\u{7f}]{0,10}",
+            querystring in "[a-z=&# \t%é]{0,10}",
+            headers in proptest::collection::vec(
+                (
+                    // No name of the rules' lists starts with `z`: every well-formed one may be set.
+                    "z[a-z0-9]{0,5}(-[a-z0-9]{1,4})?|[a-z]{0,2}[ ,:\u{e9}\"][a-z]{0,2}|",
+                    proptest::collection::vec(
+                        (
+                            prop_oneof![
+                                Just(None),
+                                Just(Some(json!(null))),
+                                Just(Some(json!("SAME"))),
+                                Just(Some(json!(7))),
+                            ],
+                            prop_oneof![
+                                "[a-z ]{0,6}".prop_map(|v| Some(json!(v))),
+                                "[a-z]{0,2}[\r\n\0][a-z]{0,2}".prop_map(|v| Some(json!(v))),
+                                Just(Some(json!(12))),
+                                Just(None),
+                            ],
+                        ),
+                        0..3,
+                    ),
+                ),
+                0..4,
+            ),
+        ) {
+            let e = event(EventType::ViewerRequest);
+            let mut model_accepts = uri.starts_with('/')
+                && !uri.contains(['?', '#', ' '])
+                && !uri.chars().any(char::is_control)
+                && !querystring.contains(['#', ' '])
+                && !querystring.chars().any(char::is_control);
+            let mut map = e.cf().request.headers.iter().map(|(name, entries)| (name.clone(), json!(entries))).collect::<serde_json::Map<_, _>>();
+            for (name, entries) in &headers {
+                if map.contains_key(name) {
+                    continue;
+                }
+                model_accepts &= !name.is_empty() && name.chars().all(is_tchar);
+                let written: Vec<Value> = entries
+                    .iter()
+                    .map(|(key, value)| {
+                        let mut entry = serde_json::Map::new();
+                        if let Some(key) = key {
+                            let key = if key == "SAME" { json!(name.to_ascii_uppercase()) } else { key.clone() };
+                            model_accepts &= key.is_null() || key.as_str().is_some_and(|k| k.eq_ignore_ascii_case(name));
+                            entry.insert("key".into(), key);
+                        }
+                        match value {
+                            Some(value) => {
+                                model_accepts &= value.as_str().is_some_and(|v| !v.contains(['\r', '\n', '\0']));
+                                entry.insert("value".into(), value.clone());
+                            }
+                            None => model_accepts = false,
+                        }
+                        Value::Object(entry)
+                    })
+                    .collect();
+                map.insert(name.clone(), Value::Array(written));
+            }
+            let result = edited(&e, |r| {
+                r["uri"] = json!(uri);
+                r["querystring"] = json!(querystring);
+                r["headers"] = Value::Object(map);
+            });
+            let verdict = super::super::validate(&e, &result.to_string());
+            prop_assert_eq!(verdict.is_ok(), model_accepts, "{} -> {:?}", result, verdict.err());
+        }
+    }
+}
