@@ -219,3 +219,57 @@ async fn hostile_functions_harm_nothing_but_their_own_calls() {
         "no thread panicked, not even one checking code:\n{log}"
     );
 }
+
+/// While a script that ignores its stop holds a JS thread that could not be replaced,
+/// `/healthz` answers 503 with the reason (an orchestrator then replaces the process); once
+/// the script ends, 200 again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_js_capacity_makes_the_process_unhealthy_until_it_comes_back() {
+    // Each turn is one long native call (a search through 16 MiB); QuickJS looks for a stop only
+    // between them, so the script runs seconds past its timeout.
+    let search = "export const handler = async (event) => { const text = 'x'.repeat(16 << 20); let found = 0; for (let i = 0; i < 100; i++) found += text.indexOf('y' + i); return event.Records[0].cf.request; };";
+    let origin = Origin::start(|_| Reply::ok("origin")).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("search.mjs"), search).unwrap();
+    let rest = format!(
+        "[runtime]\nthreads = 1\n[origins.app]\nurl = \"{}\"\n[[behaviors]]\npath = \"*\"\norigin = \"app\"\ncache = false\nviewer_request = \"search\"\n[functions.search]\ncode = \"{}/search.mjs\"\ntimeout = \"200ms\"\n",
+        origin.url(),
+        dir.path().display()
+    );
+    let edge = Edgehook::start_in(dir, "", &rest).await;
+    let c = client();
+    let health = || async { c.get(edge.admin_url("/healthz")).send().await.unwrap() };
+    assert_eq!(health().await.status(), 200);
+    // The first stuck thread is replaced; the replacement gets stuck too, and with one JS
+    // thread, one replacement is all there may be.
+    for _ in 0..2 {
+        let response = c.get(edge.url("/")).send().await.unwrap();
+        assert_eq!(response.status(), 503);
+    }
+    let started = std::time::Instant::now();
+    let unhealthy = loop {
+        let response = health().await;
+        if response.status() == 503 {
+            break response.text().await.unwrap();
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "never reported unhealthy");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        unhealthy.contains("\"status\":\"unhealthy\"") && unhealthy.contains("could not be replaced"),
+        "{unhealthy}"
+    );
+    while health().await.status() != 200 || metric(&edge, "edgehook_js_threads_stuck").await > 0.0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the stuck scripts never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let response = c.get(edge.url("/")).send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        503,
+        "the function still times out, on a thread of its own"
+    );
+}
