@@ -19,8 +19,8 @@ use pingora::protocols::{Stream, ALPN};
 use pingora::server::ShutdownWatch;
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::time::Instant;
 
 /// How long a kept-alive connection may wait for its next request: pingora's keep-alive timeout,
 /// which it sets on every HTTP/1 session.
@@ -70,20 +70,19 @@ enum HeadRead {
 /// CRLF. None while the blank line has not come.
 pub fn head_end(buf: &[u8]) -> Option<usize> {
     let start = buf.iter().position(|&b| b != b'\r' && b != b'\n')?;
-    let mut at = start;
-    while let Some(found) = buf[at..].iter().position(|&b| b == b'\n') {
-        let line_end = at + found + 1;
+    for found in memchr::memchr_iter(b'\n', &buf[start..]) {
+        let line_end = start + found + 1;
         match buf.get(line_end..) {
             Some([b'\n', ..]) => return Some(line_end + 1),
             Some([b'\r', b'\n', ..]) => return Some(line_end + 2),
-            _ => at = line_end,
+            _ => {}
         }
     }
     None
 }
 
 /// Reads from `stream` into `buf` until it holds a whole head. Waits up to `idle` for a first
-/// byte (when given), then until `deadline`, which starts then.
+/// byte (when given), then `timeout` from then; gives up when the app stops.
 async fn read_head(
     stream: &mut Stream,
     buf: &mut BytesMut,
@@ -91,28 +90,32 @@ async fn read_head(
     timeout: Duration,
     stopping: &mut tokio::sync::watch::Receiver<bool>,
 ) -> HeadRead {
-    let mut deadline = Instant::now() + idle.unwrap_or(timeout);
-    let mut waiting_for_first_byte = idle.is_some();
-    loop {
-        let read = tokio::select! {
-            biased;
-            read = tokio::time::timeout_at(deadline, stream.read_buf(buf)) => read,
-            _ = stopping.wait_for(|stopping| *stopping) => return HeadRead::Gone,
-        };
-        match read {
-            Ok(Ok(0)) | Ok(Err(_)) => return HeadRead::Gone,
-            Ok(Ok(_)) => {
-                if head_end(buf).is_some() || buf.len() > MAX_HEAD {
-                    return HeadRead::Complete;
+    let read = async {
+        let mut deadline = Instant::now() + idle.unwrap_or(timeout);
+        let mut waiting_for_first_byte = idle.is_some();
+        loop {
+            // pingora's timer, made only if the read has to wait.
+            let left = deadline.saturating_duration_since(Instant::now());
+            match pingora_timeout::timeout(left, stream.read_buf(buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return HeadRead::Gone,
+                Ok(Ok(_)) => {
+                    if head_end(buf).is_some() || buf.len() > MAX_HEAD {
+                        return HeadRead::Complete;
+                    }
+                    if waiting_for_first_byte {
+                        waiting_for_first_byte = false;
+                        deadline = Instant::now() + timeout;
+                    }
                 }
-                if waiting_for_first_byte {
-                    waiting_for_first_byte = false;
-                    deadline = Instant::now() + timeout;
-                }
+                Err(_elapsed) if buf.is_empty() => return HeadRead::Gone,
+                Err(_elapsed) => return HeadRead::Late,
             }
-            Err(_elapsed) if buf.is_empty() => return HeadRead::Gone,
-            Err(_elapsed) => return HeadRead::Late,
         }
+    };
+    tokio::select! {
+        biased;
+        read = read => read,
+        _ = stopping.wait_for(|stopping| *stopping) => HeadRead::Gone,
     }
 }
 
