@@ -9,6 +9,7 @@ pub mod head_deadline;
 pub mod js;
 pub mod linger;
 pub mod local_http;
+pub mod metrics;
 pub mod origin;
 pub mod proxy;
 pub mod reload;

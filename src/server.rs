@@ -3,12 +3,12 @@
 //! SIGTERM or SIGINT, which both drain in-flight requests before exiting.
 
 use crate::admin::api::AdminApi;
-use crate::admin::metrics::Metrics;
 use crate::cache::CacheLayer;
 use crate::config::{Config, OriginKind};
 use crate::head_deadline::{HeadDeadline, HeadTimeout};
 use crate::linger::{Lingering, Released, LINGER};
 use crate::local_http::LocalApp;
+use crate::metrics::Metrics;
 use crate::origin::dir::DirServer;
 use crate::origin::local::LocalOrigin;
 use crate::origin::Upstreams;

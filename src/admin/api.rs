@@ -1,10 +1,10 @@
 //! The admin API: `GET /healthz`, `GET /metrics`, `POST /cache/purge` (bearer token).
 
-use super::metrics::Metrics;
 use crate::cache::CacheLayer;
 use crate::config::pattern::PathPattern;
 use crate::config::AdminToken;
 use crate::local_http::{Handler, Reply};
+use crate::metrics::Metrics;
 use async_trait::async_trait;
 use pingora::protocols::http::ServerSession;
 use std::sync::Arc;

@@ -1,3 +1,2 @@
 //! The admin listener: health, metrics and cache purges.
 pub mod api;
-pub mod metrics;

@@ -255,3 +255,9 @@ impl Config {
         self.behaviors.iter().find(|b| b.pattern.matches(path))
     }
 }
+
+/// Function and alias names (and the part after `:` of an alias reference): letters, digits,
+/// `-` and `_`, at most 64 (the deployment state uses them as file names).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}

@@ -289,9 +289,6 @@ fn functions_and_runtime() {
     );
     assert_eq!(f.env["STAGE"], "prod");
     assert!(f.source.contains("export const handler"));
-    let spec = crate::js::FunctionSpec::from(f);
-    assert_eq!(spec.kind, crate::js::ModuleKind::Esm);
-    assert_eq!(&*spec.name, "rewrite");
 }
 
 #[test]

@@ -661,9 +661,7 @@ const MAX_FUNCTION_MEMORY: usize = 10 << 30;
 
 fn function(name: &str, file: &FunctionFile, base: &Path, problems: &mut Problems) -> Option<Function> {
     let path = KeyPath::parse("functions").key(name);
-    let valid_name =
-        !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !valid_name {
+    if !valid_name(name) {
         problems.add(path.clone(), "function names use up to 64 letters, digits, `-` and `_`");
     }
     let timeout = problems.duration(path.key("timeout"), &file.timeout, Duration::from_secs(5));
@@ -758,7 +756,7 @@ fn hooks(behavior: &BehaviorFile, file: &FileConfig, path: &KeyPath, problems: &
             None => (function.as_str(), None),
         };
         if let Some(qualifier) = qualifier {
-            let valid = crate::deploy::store::valid_name(qualifier) && qualifier != "0";
+            let valid = valid_name(qualifier) && qualifier != "0";
             if !valid {
                 problems.add(
                     path.clone(),

@@ -9,6 +9,7 @@
 //! <state>/functions/<name>/aliases.json       alias -> version (+ a weighted second version)
 //! ```
 
+use crate::config::valid_name;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -108,11 +109,6 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, Sto
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
     let bytes = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Invalid(e.to_string()))?;
     write_atomic(path, &bytes)
-}
-
-/// Function and alias names: letters, digits, `-` and `_` (they become file names).
-pub fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 pub struct Store {

@@ -1976,3 +1976,24 @@ async fn a_module_that_throws_an_unreadable_value_fails_to_load() {
         assert!(message.contains("failed to load"), "{file}: {message}");
     }
 }
+
+#[test]
+fn a_configured_function_becomes_a_spec_with_its_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f.mjs"), "export const handler = async (e) => e;").unwrap();
+    let text = format!(
+        "[origins.app]\nurl = \"http://127.0.0.1:9000\"\n[[behaviors]]\npath = \"*\"\norigin = \"app\"\n[functions.rewrite]\ncode = \"{}/f.mjs\"\ntimeout = \"1s\"\nmemory = \"64MiB\"\nconcurrency = 5\nenv = {{ STAGE = \"prod\" }}\n",
+        dir.path().display()
+    );
+    let config = crate::config::parse(&text, "test.toml", std::path::Path::new(".")).unwrap();
+    let spec = FunctionSpec::from(&config.functions["rewrite"]);
+    assert_eq!(
+        (&*spec.name, spec.kind, spec.file_name.as_str()),
+        ("rewrite", ModuleKind::Esm, "f.mjs")
+    );
+    assert_eq!(
+        (spec.timeout, spec.memory, spec.concurrency),
+        (Duration::from_secs(1), 64 << 20, 5)
+    );
+    assert_eq!(spec.env["STAGE"], "prod");
+}

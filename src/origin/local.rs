@@ -114,7 +114,7 @@ impl BodyStream for OriginBody {
 impl LocalOrigin {
     async fn forward(&self, forward: Forward) -> Reply {
         // Failures here are the origin's: 502, or 504 when it was too slow.
-        let status_of = |e: Box<pingora::Error>| crate::proxy::respond::status_for(&e.into_up());
+        let status_of = |e: Box<pingora::Error>| super::status_for(&e.into_up());
         let connected = self.connector.get_http_session(&*forward.peer).await;
         let mut session = match connected {
             Ok((session, _reused)) => session,

@@ -9,11 +9,29 @@ mod resolve;
 use crate::config::{HttpOrigin, Origin, OriginKind};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::utils::tls::WrappedX509;
-use pingora::{Error, ErrorType, Result};
+use pingora::{Error, ErrorSource, ErrorType, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use resolve::Resolver;
+
+/// The status a failed request is answered with: the origin's slowness is 504, any other
+/// origin failure 502, a bad request from the viewer 400, edgehook's own failure 500.
+pub fn status_for(error: &Error) -> u16 {
+    use ErrorType::*;
+    match error.etype() {
+        HTTPStatus(code) => *code,
+        ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout => match error.esource() {
+            ErrorSource::Downstream => 408,
+            _ => 504,
+        },
+        _ => match error.esource() {
+            ErrorSource::Upstream => 502,
+            ErrorSource::Downstream => 400,
+            ErrorSource::Internal | ErrorSource::Unset => 500,
+        },
+    }
+}
 
 /// Turns configured origins into upstream peers.
 pub struct Upstreams {
@@ -85,5 +103,22 @@ impl Upstreams {
                 Ok(Box::new(peer))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_statuses() {
+        let up = |t| *Error::new(t).into_up();
+        assert_eq!(status_for(&up(ErrorType::ConnectRefused)), 502);
+        assert_eq!(status_for(&up(ErrorType::ConnectTimedout)), 504);
+        assert_eq!(status_for(&up(ErrorType::ReadTimedout)), 504);
+        assert_eq!(status_for(&up(ErrorType::ConnectNoRoute)), 502);
+        assert_eq!(status_for(&Error::new(ErrorType::HTTPStatus(431))), 431);
+        assert_eq!(status_for(&Error::new(ErrorType::InvalidHTTPHeader).into_down()), 400);
+        assert_eq!(status_for(&Error::new(ErrorType::InternalError).into_in()), 500);
     }
 }

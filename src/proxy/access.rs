@@ -3,13 +3,14 @@
 use super::ctx::RequestCtx;
 use super::respond;
 use super::Edge;
+use crate::origin::status_for;
 use pingora::proxy::Session;
 use pingora::Error;
 
 pub fn record(edge: &Edge, session: &mut Session, error: Option<&Error>, ctx: &RequestCtx) {
     let status = session
         .response_written()
-        .map_or_else(|| error.map_or(0, respond::status_for), |r| r.status.as_u16());
+        .map_or_else(|| error.map_or(0, status_for), |r| r.status.as_u16());
     let cache = if ctx.error_answer {
         "error"
     } else {

@@ -27,12 +27,12 @@ pub mod respond;
 mod upstream;
 mod viewer;
 
-use crate::admin::metrics::Metrics;
 use crate::cache::{key, policy, CacheLayer};
 use crate::config::Config;
+use crate::metrics::Metrics;
 
 use crate::js::InvokeError;
-use crate::origin::Upstreams;
+use crate::origin::{status_for, Upstreams};
 use async_trait::async_trait;
 use ctx::RequestCtx;
 use pingora::cache::key::HashBinary;
@@ -297,7 +297,7 @@ impl ProxyHttp for EdgeProxy {
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, error: &Error, ctx: &mut RequestCtx) -> FailToProxy {
-        let status = respond::status_for(error);
+        let status = status_for(error);
         ctx.error_answer = true;
         let config = ctx.config.clone();
         let server = &config.server;

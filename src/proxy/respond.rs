@@ -4,7 +4,6 @@ use crate::js::FailureClass;
 use pingora::cache::CachePhase;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
-use pingora::{Error, ErrorSource, ErrorType};
 
 pub const X_CACHE: &str = "X-Cache";
 pub const HIT: &str = "Hit from edgehook";
@@ -32,24 +31,6 @@ pub fn cache_result(phase: CachePhase) -> &'static str {
         CachePhase::Miss | CachePhase::Expired => "miss",
         CachePhase::Bypass => "bypass",
         CachePhase::Disabled(_) | CachePhase::Uninit | CachePhase::CacheKey => "uncacheable",
-    }
-}
-
-/// The status a failed request is answered with: the origin's slowness is 504, any other
-/// origin failure 502, a bad request from the viewer 400, edgehook's own failure 500.
-pub fn status_for(error: &Error) -> u16 {
-    use ErrorType::*;
-    match error.etype() {
-        HTTPStatus(code) => *code,
-        ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout => match error.esource() {
-            ErrorSource::Downstream => 408,
-            _ => 504,
-        },
-        _ => match error.esource() {
-            ErrorSource::Upstream => 502,
-            ErrorSource::Downstream => 400,
-            ErrorSource::Internal | ErrorSource::Unset => 500,
-        },
     }
 }
 
@@ -112,18 +93,6 @@ pub async fn write_error_page(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn error_statuses() {
-        let up = |t| *Error::new(t).into_up();
-        assert_eq!(status_for(&up(ErrorType::ConnectRefused)), 502);
-        assert_eq!(status_for(&up(ErrorType::ConnectTimedout)), 504);
-        assert_eq!(status_for(&up(ErrorType::ReadTimedout)), 504);
-        assert_eq!(status_for(&up(ErrorType::ConnectNoRoute)), 502);
-        assert_eq!(status_for(&Error::new(ErrorType::HTTPStatus(431))), 431);
-        assert_eq!(status_for(&Error::new(ErrorType::InvalidHTTPHeader).into_down()), 400);
-        assert_eq!(status_for(&Error::new(ErrorType::InternalError).into_in()), 500);
-    }
 
     #[test]
     fn labels() {

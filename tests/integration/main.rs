@@ -15,6 +15,7 @@ mod examples;
 mod functions;
 mod hooks;
 mod hostile;
+mod layout;
 mod lifecycle;
 mod proxying;
 mod reload;

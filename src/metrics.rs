@@ -1,4 +1,4 @@
-//! Prometheus metrics for the proxy, rendered by the admin listener's `GET /metrics`.
+//! Prometheus metrics of the proxy and its functions, rendered by the admin listener's `GET /metrics`.
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
