@@ -35,7 +35,7 @@ fn json_error(status: u16, message: &str) -> Reply {
 
 /// Compares in time independent of where the inputs first differ.
 fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
 impl AdminApi {

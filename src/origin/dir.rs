@@ -62,26 +62,26 @@ pub fn resolve(origin: &DirOrigin, raw_path: &str) -> Resolved {
     Resolved::File(canonical)
 }
 
-/// Content-Type by file extension.
-pub fn content_type(path: &Path) -> &'static str {
+/// Content-Type by file extension: the web's common types as their current RFCs name them
+/// (mime_guess still has older names for some: `application/font-woff` where RFC 8081 says
+/// `font/woff`, `application/javascript` for `.mjs` where RFC 9239 says `text/javascript`),
+/// mime_guess's table for the rest; text types in UTF-8.
+pub fn content_type(path: &Path) -> std::borrow::Cow<'static, str> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    match ext.as_str() {
+    let common = match ext.as_str() {
         "html" | "htm" => "text/html; charset=utf-8",
         "css" => "text/css; charset=utf-8",
         "js" | "mjs" => "text/javascript; charset=utf-8",
         "json" | "map" => "application/json",
         "txt" => "text/plain; charset=utf-8",
         "xml" => "application/xml",
-        "csv" => "text/csv; charset=utf-8",
-        "md" => "text/markdown; charset=utf-8",
         "svg" => "image/svg+xml",
         "png" => "image/png",
         "jpg" | "jpeg" => "image/jpeg",
-        "gif" => "image/gif",
         "webp" => "image/webp",
         "avif" => "image/avif",
         "ico" => "image/x-icon",
@@ -89,14 +89,16 @@ pub fn content_type(path: &Path) -> &'static str {
         "woff2" => "font/woff2",
         "ttf" => "font/ttf",
         "otf" => "font/otf",
-        "pdf" => "application/pdf",
         "wasm" => "application/wasm",
-        "mp4" => "video/mp4",
-        "webm" => "video/webm",
-        "mp3" => "audio/mpeg",
-        "zip" => "application/zip",
-        "gz" => "application/gzip",
-        _ => "application/octet-stream",
+        _ => "",
+    };
+    if !common.is_empty() {
+        return common.into();
+    }
+    match mime_guess::from_ext(&ext).first() {
+        Some(mime) if mime.type_() == mime_guess::mime::TEXT => format!("{}; charset=utf-8", mime.essence_str()).into(),
+        Some(mime) => mime.essence_str().to_string().into(),
+        None => "application/octet-stream".into(),
     }
 }
 
@@ -194,7 +196,7 @@ impl DirServer {
         };
         let _ = header.insert_header(http::header::ETAG, tag.as_str());
         let _ = header.insert_header(http::header::LAST_MODIFIED, httpdate::fmt_http_date(modified));
-        let _ = header.insert_header(http::header::CONTENT_TYPE, content_type(path));
+        let _ = header.insert_header(http::header::CONTENT_TYPE, content_type(path).as_ref());
         let _ = header.insert_header(http::header::ACCEPT_RANGES, "bytes");
         if status == 304 {
             return Reply {
@@ -296,6 +298,13 @@ mod tests {
     #[test]
     fn content_types() {
         assert_eq!(content_type(Path::new("a/b.CSS")), "text/css; charset=utf-8");
+        assert_eq!(content_type(Path::new("font.woff")), "font/woff");
+        assert_eq!(content_type(Path::new("app.mjs")), "text/javascript; charset=utf-8");
+        // From mime_guess's table.
+        assert_eq!(content_type(Path::new("notes.md")), "text/markdown; charset=utf-8");
+        assert_eq!(content_type(Path::new("clip.mp4")), "video/mp4");
+        assert_eq!(content_type(Path::new("doc.epub")), "application/epub+zip");
         assert_eq!(content_type(Path::new("x.unknown")), "application/octet-stream");
+        assert_eq!(content_type(Path::new("no-extension")), "application/octet-stream");
     }
 }
