@@ -37,12 +37,48 @@ impl<T> Default for Waiting<T> {
 }
 
 impl<T> Waiting<T> {
-    pub fn put(&self, token: &str, item: T) {
+    /// Puts `item` under `token` until its fetch takes it, or until the returned `Pending` is
+    /// dropped (the request ends).
+    pub fn put(self: &Arc<Self>, token: &str, item: T) -> Pending<T> {
         self.items.lock().insert(token.to_string(), item);
+        Pending {
+            store: self.clone(),
+            token: token.to_string(),
+        }
     }
 
     pub fn take(&self, token: &str) -> Option<T> {
         self.items.lock().remove(token)
+    }
+
+    /// Values waiting now.
+    pub fn len(&self) -> usize {
+        self.items.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A value put in a `Waiting` store for a request: removed when this is dropped if its fetch
+/// never took it (the local socket failed, the viewer left, the cache answered after all);
+/// otherwise each such request would leave its value, a generated response or a request with
+/// its whole body, behind for good.
+pub struct Pending<T> {
+    store: Arc<Waiting<T>>,
+    token: String,
+}
+
+impl<T> Pending<T> {
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+}
+
+impl<T> Drop for Pending<T> {
+    fn drop(&mut self) {
+        self.store.take(&self.token);
     }
 }
 
@@ -169,5 +205,26 @@ impl Handler for LocalOrigin {
         }
         let dirs = self.dirs.load_full();
         dirs.serve(session.req_header()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_nobody_fetched_is_released_with_its_request() {
+        let store: Arc<Waiting<&str>> = Default::default();
+        let fetched = store.put("a", "fetched");
+        let unfetched = store.put("b", "never fetched");
+        assert_eq!((store.len(), fetched.token()), (2, "a"));
+        assert_eq!(store.take("a"), Some("fetched"), "the local origin's fetch takes it");
+        drop(fetched);
+        assert_eq!(store.len(), 1);
+        drop(unfetched);
+        assert!(
+            store.is_empty(),
+            "the request ended without a fetch: its value went with it"
+        );
     }
 }

@@ -17,11 +17,7 @@ pub fn record(edge: &Edge, session: &mut Session, error: Option<&Error>, ctx: &R
         respond::cache_result(session.cache.phase())
     };
     // CloudFront's x-edge-detailed-result-type for answers functions produced.
-    let detail = match (
-        &ctx.function_error,
-        ctx.generated_token.is_some(),
-        session.cache.phase(),
-    ) {
+    let detail = match (&ctx.function_error, ctx.generated.is_some(), session.cache.phase()) {
         (Some(class), _, _) => class.name(),
         (None, true, pingora::cache::CachePhase::Miss) => "MissGeneratedResponse",
         _ => "-",

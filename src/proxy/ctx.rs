@@ -1,6 +1,8 @@
 //! Per-request state carried through pingora's phases.
 
 use crate::config::Behavior;
+use crate::edge::result::Generated;
+use crate::origin::local::{Forward, Pending};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -58,8 +60,8 @@ pub struct RequestCtx {
     /// changes an origin-request function made to it.
     pub origin_request: Option<Box<OriginRequest>>,
     /// Set when an origin-request function generated the response: the local origin serves it
-    /// under this token so that it is cached like an origin response.
-    pub generated_token: Option<String>,
+    /// under its token so that it is cached like an origin response.
+    pub generated: Option<Pending<Generated>>,
     /// An origin-response function's replacement body, sent (and cached) instead of the origin's.
     pub replacement_body: Option<bytes::Bytes>,
     /// The request body, read whole because a function includes it (include_body).
@@ -68,6 +70,8 @@ pub struct RequestCtx {
     pub body_replacement: Option<bytes::Bytes>,
     /// The real origin of a request whose body edgehook read: the local origin sends it on.
     pub forward_peer: Option<Box<pingora::upstreams::peer::HttpPeer>>,
+    /// That request, waiting for the local origin under its token.
+    pub forwarded: Option<Pending<Forward>>,
     _in_flight: InFlightGuard,
 }
 
@@ -96,11 +100,12 @@ impl RequestCtx {
             function_error: None,
             origin: None,
             origin_request: None,
-            generated_token: None,
+            generated: None,
             replacement_body: None,
             request_body: None,
             body_replacement: None,
             forward_peer: None,
+            forwarded: None,
             _in_flight: in_flight.enter(),
         }
     }

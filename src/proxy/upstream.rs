@@ -71,9 +71,7 @@ impl EdgeProxy {
             }
             Ok(Outcome::Generated(generated)) => {
                 // Served by the local origin so that the cache admits it like an origin response.
-                let token = ctx.request_id.clone();
-                self.edge.generated.put(&token, generated);
-                ctx.generated_token = Some(token);
+                ctx.generated = Some(self.edge.generated.put(&ctx.request_id, generated));
                 return Ok(true);
             }
             Ok(Outcome::Response { .. }) => hooks::response_without_status(association, ctx),
@@ -86,7 +84,7 @@ impl EdgeProxy {
     /// The peer of this request: the local origin for generated answers and requests whose body
     /// was read, else the chosen origin.
     pub(super) async fn choose_peer(&self, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
-        if ctx.generated_token.is_some() {
+        if ctx.generated.is_some() {
             return self.edge.upstreams.load().local_peer();
         }
         let origin = match (&ctx.origin, &ctx.behavior) {
@@ -112,8 +110,8 @@ impl EdgeProxy {
     /// The request the origin receives: the origin-request function's URI, the forwarding
     /// headers, the function's header changes and custom headers; or the local origin's path.
     pub(super) fn prepare_upstream_request(&self, upstream: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<()> {
-        if let Some(token) = &ctx.generated_token {
-            let uri = format!("{}{token}", crate::origin::local::GENERATED_PREFIX);
+        if let Some(generated) = &ctx.generated {
+            let uri = format!("{}{}", crate::origin::local::GENERATED_PREFIX, generated.token());
             upstream.set_uri(
                 http::Uri::builder().path_and_query(uri).build().map_err(|e| {
                     Error::because(pingora::ErrorType::InternalError, "the generated response's path", e)
@@ -173,14 +171,14 @@ impl EdgeProxy {
             let mut real = upstream.clone();
             real.remove_header(&http::header::TRANSFER_ENCODING);
             real.insert_header(http::header::CONTENT_LENGTH, body.len())?;
-            self.edge.forwards.put(
+            ctx.forwarded = Some(self.edge.forwards.put(
                 &ctx.request_id,
                 crate::origin::local::Forward {
                     peer,
                     header: real,
                     body,
                 },
-            );
+            ));
             let path = format!("{}{}", crate::origin::local::FORWARD_PREFIX, ctx.request_id);
             upstream.set_uri(
                 http::Uri::builder().path_and_query(path).build().map_err(|e| {
@@ -232,7 +230,7 @@ impl EdgeProxy {
     /// stores it: its changes are what is cached. Not run for responses an origin-request
     /// function generated.
     pub(super) async fn origin_response(&self, resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
-        if ctx.generated_token.is_some() {
+        if ctx.generated.is_some() {
             return Ok(());
         }
         let Some(behavior) = ctx.behavior.clone() else {
