@@ -53,72 +53,59 @@ fn strategy_json(text: &str) -> Result<serde_json::Value, String> {
     }
 }
 
+/// The admin API, called with the token.
 struct Admin {
     base: String,
     token: String,
-    client: admin_http::Client,
+    agent: ureq::Agent,
 }
 
-/// A tiny blocking HTTP/1.1 client over std sockets: the admin API is plain HTTP on a local
-/// address, and this keeps an HTTP client library out of the binary.
-mod admin_http {
-    use std::io::{Read, Write};
-    use std::net::TcpStream;
-    use std::time::Duration;
-
-    pub struct Client;
-
-    pub struct Response {
-        pub status: u16,
-        pub body: String,
-    }
-
-    impl Client {
-        pub fn send(&self, base: &str, method: &str, path: &str, token: &str, body: &[u8]) -> Result<Response, String> {
-            let authority = base
-                .strip_prefix("http://")
-                .ok_or_else(|| format!("--admin `{base}` must be an http:// URL"))?
-                .trim_end_matches('/');
-            let mut stream =
-                TcpStream::connect(authority).map_err(|e| format!("cannot reach the admin API at {base}: {e}"))?;
-            stream
-                .set_read_timeout(Some(Duration::from_secs(30)))
-                .map_err(|e| e.to_string())?;
-            let head = format!(
-                "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            stream
-                .write_all(head.as_bytes())
-                .and_then(|_| stream.write_all(body))
-                .map_err(|e| e.to_string())?;
-            let mut raw = Vec::new();
-            stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;
-            let text = String::from_utf8_lossy(&raw);
-            let (head, body) = text.split_once("\r\n\r\n").ok_or("the admin API sent no response")?;
-            let status = head
-                .split_whitespace()
-                .nth(1)
-                .and_then(|s| s.parse().ok())
-                .ok_or("the admin API sent no status")?;
-            Ok(Response {
-                status,
-                body: body.to_string(),
-            })
-        }
-    }
-}
+/// How long a connection to the admin API may take to open, and a call to complete.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Admin {
+    fn new(base: &str, token: String, connect_timeout: Duration) -> Result<Admin, String> {
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(format!("--admin `{base}` must be an http:// or https:// URL"));
+        }
+        let agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(connect_timeout))
+            .timeout_global(Some(CALL_TIMEOUT))
+            // Error answers carry the admin API's message: read them like any other.
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Ok(Admin {
+            base: base.trim_end_matches('/').to_string(),
+            token,
+            agent,
+        })
+    }
+
     fn call(&self, method: &str, path: &str, body: &[u8]) -> Result<serde_json::Value, String> {
-        let response = self.client.send(&self.base, method, path, &self.token, body)?;
+        let request = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header(http::header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .body(body.to_vec())
+            .map_err(|e| format!("{method} {path}: {e}"))?;
+        let mut response = self
+            .agent
+            .run(request)
+            .map_err(|e| format!("cannot reach the admin API at {}: {e}", self.base))?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| format!("{method} {path}: the answer could not be read: {e}"))?;
         let value: serde_json::Value =
-            serde_json::from_str(response.body.trim()).unwrap_or(serde_json::Value::String(response.body.clone()));
-        if response.status >= 400 {
+            serde_json::from_str(text.trim()).unwrap_or(serde_json::Value::String(text.clone()));
+        if status >= 400 {
             let message = value["error"]
                 .as_str()
                 .map_or_else(|| value.to_string(), str::to_string);
-            return Err(format!("{method} {path}: {} {message}", response.status));
+            return Err(format!("{method} {path}: {status} {message}"));
         }
         Ok(value)
     }
@@ -142,11 +129,7 @@ fn run(args: DeployArgs) -> Result<bool, String> {
         .clone()
         .or_else(|| std::env::var("EDGEHOOK_ADMIN_TOKEN").ok())
         .ok_or("no admin token: pass --token or set EDGEHOOK_ADMIN_TOKEN")?;
-    let admin = Admin {
-        base: args.admin.clone(),
-        token,
-        client: admin_http::Client,
-    };
+    let admin = Admin::new(&args.admin, token, CONNECT_TIMEOUT)?;
     let function = &args.function;
     let version = match (&args.code, args.to_version) {
         (Some(path), None) => {
@@ -212,5 +195,102 @@ fn run(args: DeployArgs) -> Result<bool, String> {
                 return Ok(false);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod admin_client_tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// An admin API on loopback that answers one call with `answer` (raw HTTP) and returns
+    /// what it was sent.
+    fn answering(answer: &'static str) -> (String, std::thread::JoinHandle<String>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let served = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("a call");
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = stream.read(&mut chunk).expect("read");
+                request.extend_from_slice(&chunk[..n]);
+            }
+            stream.write_all(answer.as_bytes()).expect("answer");
+            String::from_utf8_lossy(&request).into_owned()
+        });
+        (base, served)
+    }
+
+    #[test]
+    fn a_chunked_answer_is_read_whole() {
+        let (base, served) = answering(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"ver\r\n9\r\nsion\":3}\n\r\n0\r\n\r\n",
+        );
+        let admin = Admin::new(&base, "secret".into(), CONNECT_TIMEOUT).expect("an admin URL");
+        let answer = admin.call("GET", "/functions/f", b"").expect("the call succeeds");
+        assert_eq!(answer, serde_json::json!({ "version": 3 }));
+        let request = served.join().expect("served");
+        assert!(request.starts_with("GET /functions/f HTTP/1.1\r\n"), "{request}");
+        assert!(
+            request.to_ascii_lowercase().contains("authorization: bearer secret"),
+            "{request}"
+        );
+    }
+
+    #[test]
+    fn an_error_answer_gives_the_admin_apis_message() {
+        let (base, _served) = answering(
+            "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 28\r\nConnection: close\r\n\r\n{\"error\":\"no such function\"}",
+        );
+        let admin = Admin::new(&base, "secret".into(), CONNECT_TIMEOUT).expect("an admin URL");
+        let error = admin.call("POST", "/functions/f/versions", b"{}").expect_err("a 404");
+        assert_eq!(error, "POST /functions/f/versions: 404 no such function");
+    }
+
+    #[test]
+    fn an_admin_api_that_never_takes_the_connection_is_given_up_on() {
+        // A listener whose accept queue (one connection) is full and never emptied: the
+        // kernel drops the next connection's handshake, so the connect hangs.
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let _guard = runtime.enter();
+        socket.bind("127.0.0.1:0".parse().expect("address")).expect("bind");
+        let listener = socket.listen(0).expect("listen");
+        let address = listener.local_addr().expect("address");
+        let fillers: Vec<_> = (0..4)
+            .filter_map(|_| std::net::TcpStream::connect_timeout(&address, Duration::from_millis(200)).ok())
+            .collect();
+        assert!(!fillers.is_empty(), "the queue took connections");
+        let admin = Admin::new(
+            &format!("http://{address}"),
+            "secret".into(),
+            Duration::from_millis(300),
+        )
+        .expect("an admin URL");
+        let started = std::time::Instant::now();
+        let error = admin.call("GET", "/healthz", b"").expect_err("no connection");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "gave up after {:?}",
+            started.elapsed()
+        );
+        assert!(
+            error.contains("cannot reach the admin API") && error.contains("timeout"),
+            "{error}"
+        );
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "it waited for the connection"
+        );
+    }
+
+    #[test]
+    fn only_http_urls_are_admin_urls() {
+        assert!(Admin::new("ftp://x", String::new(), CONNECT_TIMEOUT).is_err());
+        assert!(Admin::new("127.0.0.1:9901", String::new(), CONNECT_TIMEOUT).is_err());
     }
 }
