@@ -1,7 +1,10 @@
 //! Per-request state carried through pingora's phases.
 
-use crate::config::Behavior;
+use crate::config::{Behavior, Config, Origin};
+use crate::edge::event::{Headers, Request};
+use crate::edge::result::ChangedHeaders;
 use crate::edge::result::Generated;
+use crate::js::FailureClass;
 use crate::origin::local::{Forward, Pending};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -33,7 +36,7 @@ impl Drop for InFlightGuard {
 
 pub struct RequestCtx {
     /// The configuration this request runs under, from start to end.
-    pub config: Arc<crate::config::Config>,
+    pub config: Arc<Config>,
     pub request_id: String,
     pub started: Instant,
     /// The behavior chosen for the request path (None only for requests refused before matching).
@@ -51,11 +54,11 @@ pub struct RequestCtx {
     /// The viewer request after the viewer-request function, as viewer-response events show it.
     /// (Boxed, like the origin request: only requests with functions have them, and pingora
     /// moves the context around with every request.)
-    pub viewer_request: Option<Box<crate::edge::event::Request>>,
+    pub viewer_request: Option<Box<Request>>,
     /// The class of a function failure being answered.
-    pub function_error: Option<crate::js::FailureClass>,
+    pub function_error: Option<FailureClass>,
     /// The origin requests go to: the behavior's, or the one an origin-request function chose.
-    pub origin: Option<Arc<crate::config::Origin>>,
+    pub origin: Option<Arc<Origin>>,
     /// The origin request as origin events show it (with its origin block), and the header
     /// changes an origin-request function made to it.
     pub origin_request: Option<Box<OriginRequest>>,
@@ -78,14 +81,14 @@ pub struct RequestCtx {
 /// The origin request as origin-response events show it: after the origin-request function, if
 /// one ran.
 pub struct OriginRequest {
-    pub request: crate::edge::event::Request,
+    pub request: Request,
     /// The headers the origin-request function was given and which of them it may have changed:
     /// applied to the request the origin receives. None without such a function.
-    pub header_changes: Option<(crate::edge::event::Headers, crate::edge::result::ChangedHeaders)>,
+    pub header_changes: Option<(Headers, ChangedHeaders)>,
 }
 
 impl RequestCtx {
-    pub fn new(in_flight: &InFlight, config: Arc<crate::config::Config>) -> Self {
+    pub fn new(in_flight: &InFlight, config: Arc<Config>) -> Self {
         RequestCtx {
             config,
             request_id: super::request_id::next(),

@@ -137,6 +137,7 @@ fn set_uri(req: &mut RequestHeader, path_and_query: &str) -> Result<()> {
 mod tests {
     use super::*;
     use crate::config::{DirOrigin, HttpOrigin};
+    use crate::proxy::hooks::{request_of, ForwardedEventHeaders};
     use std::time::Duration;
 
     fn http_origin(base_path: &str, host_header: HostHeader) -> Origin {
@@ -196,7 +197,6 @@ mod tests {
     /// of the names kept.
     #[test]
     fn origin_events_show_the_forwarded_headers() {
-        use crate::proxy::hooks::{request_of, ForwardedEventHeaders};
         let origins = [
             http_origin(
                 "",

@@ -6,8 +6,10 @@ use super::ctx::RequestCtx;
 use super::forward::HeaderSink;
 use super::Edge;
 use crate::config::{Association, HostHeader, HttpOrigin, Origin, OriginKind};
+use crate::deploy::route::viewer_key;
 use crate::edge::event::{self, Cf, Config, Event, HeaderEntry, Headers};
-use crate::edge::result::ChangedHeaders;
+use crate::edge::result::{ChangedHeaders, Generated};
+use crate::edge::ValidationError;
 use crate::edge::{rules, EventType, Outcome};
 use crate::js::{FailureClass, InvokeError};
 use pingora::http::{IntoCaseHeaderName, RequestHeader, ResponseHeader};
@@ -263,7 +265,7 @@ pub fn take_body_replacement(ctx: &mut RequestCtx, changed: &mut event::Request,
 /// A request event's function answered with a response that has no status.
 pub fn response_without_status(association: &Association, ctx: &RequestCtx) -> InvokeError {
     InvokeError::validation(
-        crate::edge::ValidationError("a request event returned a response without a status".into()),
+        ValidationError("a request event returned a response without a status".into()),
         &association.function,
         &ctx.request_id,
     )
@@ -293,7 +295,7 @@ pub fn apply_response(
 }
 
 /// A generated response as a header (with Content-Length) and its body.
-pub fn generated_response(generated: &crate::edge::result::Generated) -> Result<ResponseHeader> {
+pub fn generated_response(generated: &Generated) -> Result<ResponseHeader> {
     let mut header = ResponseHeader::build(generated.status, Some(generated.headers.len() + 2))?;
     if let Some(description) = &generated.status_description {
         header.set_reason_phrase(Some(description))?;
@@ -389,7 +391,7 @@ pub async fn invoke(edge: &Edge, association: &Association, event: &Event) -> Re
         .get("user-agent")
         .and_then(|h| h.first())
         .map_or("", |h| h.value.as_str());
-    let viewer = crate::deploy::route::viewer_key(&request.client_ip, user_agent);
+    let viewer = viewer_key(&request.client_ip, user_agent);
     let resolved = edge.deploy.as_ref().map(|d| d.resolve(function, &viewer));
     let result = match (&edge.functions, resolved) {
         (Some(pool), Some(Ok(key))) => {

@@ -4,8 +4,12 @@
 
 use super::ctx::{OriginRequest, RequestCtx};
 use super::{forward, hooks, EdgeProxy};
+use crate::config::Origin;
+use crate::edge::event::{title_case, Request};
+use crate::edge::ValidationError;
 use crate::edge::{EventType, Outcome};
 use crate::js::InvokeError;
+use crate::origin::local::{Forward, FORWARD_PREFIX, GENERATED_PREFIX};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 use pingora::upstreams::peer::HttpPeer;
@@ -53,7 +57,7 @@ impl EdgeProxy {
                         Some(Ok(origin)) => ctx.origin = Some(origin),
                         Some(Err(message)) => {
                             let error = InvokeError::validation(
-                                crate::edge::ValidationError(message),
+                                ValidationError(message),
                                 &association.function,
                                 &ctx.request_id,
                             );
@@ -111,7 +115,7 @@ impl EdgeProxy {
     /// headers, the function's header changes and custom headers; or the local origin's path.
     pub(super) fn prepare_upstream_request(&self, upstream: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<()> {
         if let Some(generated) = &ctx.generated {
-            let uri = format!("{}{}", crate::origin::local::GENERATED_PREFIX, generated.token());
+            let uri = format!("{}{}", GENERATED_PREFIX, generated.token());
             upstream.set_uri(
                 http::Uri::builder().path_and_query(uri).build().map_err(|e| {
                     Error::because(pingora::ErrorType::InternalError, "the generated response's path", e)
@@ -153,10 +157,7 @@ impl EdgeProxy {
                 for (name, entries) in hooks::custom_headers(chosen) {
                     upstream.remove_header(name);
                     for entry in entries {
-                        let key = entry
-                            .key
-                            .clone()
-                            .unwrap_or_else(|| crate::edge::event::title_case(name));
+                        let key = entry.key.clone().unwrap_or_else(|| title_case(name));
                         upstream.append_header(key, entry.value.as_str())?;
                     }
                 }
@@ -173,13 +174,13 @@ impl EdgeProxy {
             real.insert_header(http::header::CONTENT_LENGTH, body.len())?;
             ctx.forwarded = Some(self.edge.forwards.put(
                 &ctx.request_id,
-                crate::origin::local::Forward {
+                Forward {
                     peer,
                     header: real,
                     body,
                 },
             ));
-            let path = format!("{}{}", crate::origin::local::FORWARD_PREFIX, ctx.request_id);
+            let path = format!("{}{}", FORWARD_PREFIX, ctx.request_id);
             upstream.set_uri(
                 http::Uri::builder().path_and_query(path).build().map_err(|e| {
                     Error::because(pingora::ErrorType::InternalError, "the forwarded request's path", e)
@@ -191,7 +192,7 @@ impl EdgeProxy {
         Ok(())
     }
 
-    fn forwarding<'a>(&'a self, ctx: &'a RequestCtx, origin: &'a crate::config::Origin) -> forward::Forwarding<'a> {
+    fn forwarding<'a>(&'a self, ctx: &'a RequestCtx, origin: &'a Origin) -> forward::Forwarding<'a> {
         let server = &ctx.config.server;
         forward::Forwarding {
             origin,
@@ -205,12 +206,7 @@ impl EdgeProxy {
 
     /// The request as the origin will receive it (forwarding headers included, the origin's path
     /// not yet prepended), with the origin block, as origin events show it.
-    fn origin_request_of(
-        &self,
-        session: &Session,
-        ctx: &RequestCtx,
-        origin: &crate::config::Origin,
-    ) -> crate::edge::event::Request {
+    fn origin_request_of(&self, session: &Session, ctx: &RequestCtx, origin: &Origin) -> Request {
         let req = session.req_header();
         let mut request = hooks::request_of(req, &ctx.client_ip);
         let mut headers = hooks::ForwardedEventHeaders {
@@ -274,7 +270,7 @@ impl EdgeProxy {
             }
             (Err(error), _) => error,
             (Ok(_), _) => InvokeError::validation(
-                crate::edge::ValidationError("an origin-response function must return the response".into()),
+                ValidationError("an origin-response function must return the response".into()),
                 &association.function,
                 &ctx.request_id,
             ),
