@@ -4,6 +4,7 @@
 //! that no two different requests frame to the same bytes.
 
 use crate::config::{CacheKeyPolicy, QueryPolicy};
+use cookie::Cookie;
 use pingora::cache::key::CacheHashKey;
 use pingora::cache::CacheKey;
 use pingora::http::RequestHeader;
@@ -39,16 +40,17 @@ pub fn request_host(req: &RequestHeader) -> String {
     host.to_ascii_lowercase()
 }
 
-/// Values of the cookies named `name` in the request's Cookie headers.
+/// Values of the cookies named `name` in the request's Cookie headers, as sent (not
+/// percent-decoded); pairs that do not parse are skipped.
 pub fn cookie_values<'a>(req: &'a RequestHeader, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     req.headers
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(move |pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k.trim() == name).then_some(v.trim())
+        .flat_map(Cookie::split_parse)
+        .filter_map(move |cookie| {
+            let cookie = cookie.ok()?;
+            (cookie.name_raw()? == name).then(|| cookie.value_raw()).flatten()
         })
 }
 
@@ -93,6 +95,26 @@ mod tests {
             req.append_header(name.to_string(), *value).unwrap();
         }
         req
+    }
+
+    #[test]
+    fn cookie_values_are_read_from_every_cookie_header() {
+        let req = request(
+            "/",
+            &[
+                ("cookie", "a=1;  variant=x=y ; b"),
+                ("cookie", ";;variant=\"q\"; c=%20"),
+                ("cookie", "variant="),
+            ],
+        );
+        let values: Vec<&str> = cookie_values(&req, "variant").collect();
+        assert_eq!(values, ["x=y", "\"q\"", ""]);
+        assert_eq!(
+            cookie_values(&req, "c").collect::<Vec<_>>(),
+            ["%20"],
+            "as sent, not decoded"
+        );
+        assert_eq!(cookie_values(&req, "b").count(), 0, "a pair without `=` is no cookie");
     }
 
     fn policy(query: QueryPolicy, headers: &[&'static str], cookies: &[&str]) -> CacheKeyPolicy {
