@@ -74,6 +74,15 @@ pub struct Edge {
     pub geoip: Option<GeoIp>,
 }
 
+/// What a request phase decided: go on to the next phase, or the request was answered (an
+/// error page, a generated response) and ends here. Turned into pingora's booleans, which mean
+/// the one thing in `request_filter` and the other in `proxy_upstream_filter`, only there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Continue,
+    Answered,
+}
+
 pub struct EdgeProxy {
     pub edge: Arc<Edge>,
 }
@@ -151,7 +160,7 @@ impl ProxyHttp for EdgeProxy {
             let config = ctx.config.clone();
             let server = &config.server;
             respond::write_error(session, status, &server.request_id_header, &ctx.request_id).await?;
-            return Ok(true);
+            return Ok(true); // answered
         }
         let Some(behavior) = ctx.config.behavior_for(session.req_header().uri.path()).cloned() else {
             return Err(Error::explain(
@@ -165,7 +174,8 @@ impl ProxyHttp for EdgeProxy {
             .and_then(|a| a.as_inet())
             .map(|a| ctx::address_text(a.ip()))
             .unwrap_or_default();
-        self.viewer_request(session, ctx, behavior).await
+        let next = self.viewer_request(session, ctx, behavior).await?;
+        Ok(next == Next::Answered)
     }
 
     fn request_cache_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
@@ -235,7 +245,8 @@ impl ProxyHttp for EdgeProxy {
     }
 
     async fn proxy_upstream_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        self.origin_request(session, ctx).await
+        let next = self.origin_request(session, ctx).await?;
+        Ok(next == Next::Continue)
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {

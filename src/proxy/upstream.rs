@@ -3,7 +3,7 @@
 //! receives, and the origin-response function before the cache stores the answer.
 
 use super::ctx::{OriginRequest, RequestCtx};
-use super::{forward, hooks, EdgeProxy};
+use super::{forward, hooks, EdgeProxy, Next};
 use crate::config::Origin;
 use crate::edge::event::{title_case, Request};
 use crate::edge::ValidationError;
@@ -16,10 +16,10 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, Result};
 
 impl EdgeProxy {
-    /// The origin-request phase: runs on misses only. `Ok(false)` means an answer was written.
-    pub(super) async fn origin_request(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    /// The origin-request phase: runs on misses only.
+    pub(super) async fn origin_request(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Next> {
         let Some(behavior) = ctx.behavior.clone() else {
-            return Ok(true);
+            return Ok(Next::Continue);
         };
         ctx.origin = Some(behavior.origin.clone());
         let Some(association) = &behavior.hooks.origin_request else {
@@ -30,7 +30,7 @@ impl EdgeProxy {
                     header_changes: None,
                 }));
             }
-            return Ok(true);
+            return Ok(Next::Continue);
         };
         let mut request = self.origin_request_of(session, ctx, &behavior.origin);
         if association.include_body {
@@ -62,7 +62,7 @@ impl EdgeProxy {
                                 &ctx.request_id,
                             );
                             self.write_function_error(session, ctx, &error).await?;
-                            return Ok(false);
+                            return Ok(Next::Answered);
                         }
                         None => {}
                     }
@@ -71,18 +71,18 @@ impl EdgeProxy {
                     request: changed,
                     header_changes: Some((request.headers, changed_headers)),
                 }));
-                return Ok(true);
+                return Ok(Next::Continue);
             }
             Ok(Outcome::Generated(generated)) => {
                 // Served by the local origin so that the cache admits it like an origin response.
                 ctx.generated = Some(self.edge.generated.put(&ctx.request_id, generated));
-                return Ok(true);
+                return Ok(Next::Continue);
             }
             Ok(Outcome::Response { .. }) => hooks::response_without_status(association, ctx),
             Err(error) => error,
         };
         self.write_function_error(session, ctx, &error).await?;
-        Ok(false)
+        Ok(Next::Answered)
     }
 
     /// The peer of this request: the local origin for generated answers and requests whose body

@@ -2,7 +2,7 @@
 //! CloudFront's viewer headers) before the cache, and the viewer-response function after it.
 
 use super::ctx::RequestCtx;
-use super::{hooks, key, respond, EdgeProxy, MAX_INCLUDED_BODY};
+use super::{hooks, key, respond, EdgeProxy, Next, MAX_INCLUDED_BODY};
 use crate::config::Behavior;
 use crate::edge::result::Generated;
 use crate::edge::viewer::headers as viewer_headers;
@@ -16,14 +16,13 @@ use std::sync::Arc;
 
 impl EdgeProxy {
     /// The viewer-request phase for `behavior`: reads the body when a function includes it,
-    /// runs the viewer-request function, and applies its outcome. `Ok(true)` means an answer was
-    /// written (a generated response or a failure) and the request ends here.
+    /// runs the viewer-request function, and applies its outcome.
     pub(super) async fn viewer_request(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
         behavior: Arc<Behavior>,
-    ) -> Result<bool> {
+    ) -> Result<Next> {
         let includes_body = [&behavior.hooks.viewer_request, &behavior.hooks.origin_request]
             .into_iter()
             .flatten()
@@ -36,7 +35,7 @@ impl EdgeProxy {
                     let config = ctx.config.clone();
                     let server = &config.server;
                     respond::write_error(session, status, &server.request_id_header, &ctx.request_id).await?;
-                    return Ok(true);
+                    return Ok(Next::Answered);
                 }
             }
         }
@@ -68,18 +67,18 @@ impl EdgeProxy {
                 Ok(Outcome::Generated(generated)) => {
                     self.write_generated(session, ctx, &generated).await?;
                     ctx.behavior = Some(behavior);
-                    return Ok(true);
+                    return Ok(Next::Answered);
                 }
                 Ok(Outcome::Response { .. }) => {
                     let error = hooks::response_without_status(association, ctx);
                     self.write_function_error(session, ctx, &error).await?;
                     ctx.behavior = Some(behavior);
-                    return Ok(true);
+                    return Ok(Next::Answered);
                 }
                 Err(error) => {
                     self.write_function_error(session, ctx, &error).await?;
                     ctx.behavior = Some(behavior);
-                    return Ok(true);
+                    return Ok(Next::Answered);
                 }
             }
         }
@@ -93,7 +92,7 @@ impl EdgeProxy {
         session: &mut Session,
         ctx: &mut RequestCtx,
         behavior: Arc<Behavior>,
-    ) -> Result<bool> {
+    ) -> Result<Next> {
         if behavior.hooks.origin_request.is_some() || behavior.hooks.origin_response.is_some() {
             self.add_viewer_headers(session, ctx)?;
         }
@@ -109,7 +108,7 @@ impl EdgeProxy {
             }
         }
         ctx.behavior = Some(behavior);
-        Ok(false)
+        Ok(Next::Continue)
     }
 
     /// CloudFront's viewer headers, added after the viewer-request event (so only origin events
