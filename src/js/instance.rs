@@ -4,6 +4,7 @@
 
 use super::engine::BOOTSTRAP;
 use super::entry::Runtime;
+use super::marked::{HeadersRead, Marked, Settled};
 use super::module::{commonjs_wrapper, function_specifier, FunctionLoader, ModuleKind};
 use super::ops::{edgehook_ops, LogContext};
 use super::{Failure, FunctionSpec};
@@ -421,50 +422,34 @@ impl Instance {
         if self.out_of_memory.get() {
             return Err(Failure::OutOfMemory);
         }
-        // "p": the function read the held-back part of its event.
-        let text = match text.strip_prefix('p') {
-            Some(rest) => {
-                self.whole_parts_left = WHOLE_AFTER_READ;
-                rest
-            }
-            None => &text,
-        };
-        // "h": the function read a held-back header map whole; "i": one header at a time.
-        let text = match text.strip_prefix('h') {
-            Some(rest) => {
-                self.whole_events_left = WHOLE_AFTER_READ;
-                rest
-            }
-            None => match text.strip_prefix('i') {
-                Some(rest) => {
-                    self.spec.index_hint.read();
-                    rest
+        let marked = Marked::decode(&text);
+        if marked.read_part {
+            self.whole_parts_left = WHOLE_AFTER_READ;
+        }
+        match marked.headers {
+            HeadersRead::Whole => self.whole_events_left = WHOLE_AFTER_READ,
+            HeadersRead::OneAtATime => self.spec.index_hint.read(),
+            HeadersRead::Not => {
+                if held_back.as_ref().is_some_and(|held| held.index.is_some()) {
+                    self.spec.index_hint.unused();
                 }
-                None => {
-                    if held_back.as_ref().is_some_and(|held| held.index.is_some()) {
-                        self.spec.index_hint.unused();
-                    }
-                    text
-                }
-            },
-        };
-        let (marker, rest) = text.split_at(text.char_indices().nth(1).map_or(text.len(), |(i, _)| i));
-        match marker {
-            "N" => Ok(rest.to_string()),
-            "W" => {
-                // The callback answered but the function asked to wait for its event loop.
+            }
+        }
+        match marked.settled {
+            Settled::Result(json) => Ok(json.to_string()),
+            Settled::ResultAfterEventLoop(json) => {
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 match tokio::time::timeout(remaining, runtime.run_event_loop(PollEventLoopOptions::default())).await {
                     Err(_) => Err(Failure::Timeout),
                     Ok(Err(e)) => Err(failure_of(e)),
-                    Ok(Ok(())) => Ok(rest.to_string()),
+                    Ok(Ok(())) => Ok(json.to_string()),
                 }
             }
-            "F" => Err(thrown(rest)),
-            "E" => Err(Failure::InvalidResult(format!(
-                "The Lambda function returned invalid JSON: {rest}"
+            Settled::Failed(description) => Err(thrown(description)),
+            Settled::Unwritable(why) => Err(Failure::InvalidResult(format!(
+                "The Lambda function returned invalid JSON: {why}"
             ))),
-            _ => Err(Failure::InvalidResult(
+            Settled::Unmarked => Err(Failure::InvalidResult(
                 "The Lambda function returned invalid JSON".into(),
             )),
         }

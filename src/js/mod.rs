@@ -14,6 +14,7 @@
 mod engine;
 mod entry;
 mod instance;
+mod marked;
 mod module;
 mod ops;
 mod pool;
