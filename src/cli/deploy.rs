@@ -279,12 +279,14 @@ mod admin_client_tests {
             started.elapsed()
         );
         assert!(
-            error.contains("cannot reach the admin API") && error.contains("timeout"),
+            error.contains("cannot reach the admin API") && error.contains("timeout: connect"),
             "{error}"
         );
+        // ureq's timer may fire a hair before the 300 ms are up.
         assert!(
-            started.elapsed() >= Duration::from_millis(300),
-            "it waited for the connection"
+            started.elapsed() >= Duration::from_millis(250),
+            "it waited for the connection ({:?}): {error}",
+            started.elapsed()
         );
     }
 

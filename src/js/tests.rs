@@ -1752,8 +1752,9 @@ async fn an_error_nobody_can_read_fails_the_call_and_frees_the_thread() {
         assert_eq!(error.class, FailureClass::Execution, "{form}: {error}");
         assert_eq!(error.error_type, "handled", "{form}: {error}");
         assert!(error.message.contains("problem while retrieving"), "{form}: {error}");
+        // A wedged thread answers only after the timeout and the grace (1.5 s).
         assert!(
-            started.elapsed() < Duration::from_millis(400),
+            started.elapsed() < Duration::from_secs(1),
             "{form}: answered after {:?}",
             started.elapsed()
         );

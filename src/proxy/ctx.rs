@@ -6,6 +6,7 @@ use crate::edge::result::ChangedHeaders;
 use crate::edge::result::Generated;
 use crate::js::FailureClass;
 use crate::origin::local::{Forward, Pending};
+use bytes::Bytes;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -65,17 +66,32 @@ pub struct RequestCtx {
     /// Set when an origin-request function generated the response: the local origin serves it
     /// under its token so that it is cached like an origin response.
     pub generated: Option<Pending<Generated>>,
-    /// An origin-response function's replacement body, sent (and cached) instead of the origin's.
-    pub replacement_body: Option<bytes::Bytes>,
-    /// The request body, read whole because a function includes it (include_body).
-    pub request_body: Option<bytes::Bytes>,
-    /// A request function's replacement for that body (`body.action = "replace"`).
-    pub body_replacement: Option<bytes::Bytes>,
+    /// The bodies edgehook holds whole for functions.
+    pub bodies: Bodies,
     /// The real origin of a request whose body edgehook read: the local origin sends it on.
     pub forward_peer: Option<Box<pingora::upstreams::peer::HttpPeer>>,
     /// That request, waiting for the local origin under its token.
     pub forwarded: Option<Pending<Forward>>,
     _in_flight: InFlightGuard,
+}
+
+/// The bodies of a request and its response that edgehook holds whole for functions.
+#[derive(Default)]
+pub struct Bodies {
+    /// The request body, read whole because a function includes it (include_body).
+    pub request: Option<Bytes>,
+    /// A request function's replacement for it (`body.action = "replace"`).
+    pub request_replacement: Option<Bytes>,
+    /// An origin-response function's replacement for the origin's body, sent (and cached)
+    /// instead of it.
+    pub response_replacement: Option<Bytes>,
+}
+
+impl Bodies {
+    /// The request body the origin is to receive: a function's replacement, else the one read.
+    pub fn request_to_send(&self) -> Option<&Bytes> {
+        self.request_replacement.as_ref().or(self.request.as_ref())
+    }
 }
 
 /// The origin request as origin-response events show it: after the origin-request function, if
@@ -104,9 +120,7 @@ impl RequestCtx {
             origin: None,
             origin_request: None,
             generated: None,
-            replacement_body: None,
-            request_body: None,
-            body_replacement: None,
+            bodies: Bodies::default(),
             forward_peer: None,
             forwarded: None,
             _in_flight: in_flight.enter(),
@@ -153,8 +167,18 @@ pub fn address_text(ip: std::net::IpAddr) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::address_text;
+    use super::{address_text, Bodies, Bytes};
     use std::net::IpAddr;
+
+    #[test]
+    fn the_origin_gets_a_functions_replacement_body_else_the_one_read() {
+        let mut bodies = Bodies::default();
+        assert_eq!(bodies.request_to_send(), None);
+        bodies.request = Some(Bytes::from_static(b"read"));
+        assert_eq!(bodies.request_to_send().map(|b| &b[..]), Some(&b"read"[..]));
+        bodies.request_replacement = Some(Bytes::from_static(b"replaced"));
+        assert_eq!(bodies.request_to_send().map(|b| &b[..]), Some(&b"replaced"[..]));
+    }
 
     #[test]
     fn addresses_are_written_as_display_writes_them() {

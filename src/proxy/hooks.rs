@@ -257,7 +257,7 @@ pub fn apply_request(
 /// context, the request keeps no body.
 pub fn take_body_replacement(ctx: &mut RequestCtx, changed: &mut event::Request, body: Option<Vec<u8>>) {
     if let Some(body) = body {
-        ctx.body_replacement = Some(body.into());
+        ctx.bodies.request_replacement = Some(body.into());
     }
     changed.body = None;
 }

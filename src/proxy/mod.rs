@@ -288,7 +288,7 @@ impl ProxyHttp for EdgeProxy {
     ) -> Result<Option<std::time::Duration>> {
         // An origin-response replacement: the origin's bytes are dropped, the new body goes out
         // (and into the cache) at the end of the stream.
-        if let Some(replacement) = &ctx.replacement_body {
+        if let Some(replacement) = &ctx.bodies.response_replacement {
             *body = if end_of_stream { Some(replacement.clone()) } else { None };
         }
         Ok(None)

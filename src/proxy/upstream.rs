@@ -34,7 +34,7 @@ impl EdgeProxy {
         };
         let mut request = self.origin_request_of(session, ctx, &behavior.origin);
         if association.include_body {
-            let current = ctx.body_replacement.as_ref().or(ctx.request_body.as_ref());
+            let current = ctx.bodies.request_to_send();
             request.body = current.map(|b| hooks::event_body(b, EventType::OriginRequest));
         }
         let event = hooks::event(EventType::OriginRequest, ctx, request, None);
@@ -103,7 +103,7 @@ impl EdgeProxy {
         };
         let upstreams = self.edge.upstreams.load_full();
         let peer = upstreams.peer(&origin).await?;
-        if ctx.request_body.is_some() {
+        if ctx.bodies.request.is_some() {
             // The body was read for a function: the local origin sends the request on with it.
             ctx.forward_peer = Some(peer);
             return self.edge.upstreams.load().local_peer();
@@ -164,11 +164,7 @@ impl EdgeProxy {
             }
         }
         if let Some(peer) = ctx.forward_peer.take() {
-            let body = ctx
-                .body_replacement
-                .clone()
-                .or_else(|| ctx.request_body.clone())
-                .unwrap_or_default();
+            let body = ctx.bodies.request_to_send().cloned().unwrap_or_default();
             let mut real = upstream.clone();
             real.remove_header(&http::header::TRANSFER_ENCODING);
             real.insert_header(http::header::CONTENT_LENGTH, body.len())?;
@@ -264,7 +260,7 @@ impl EdgeProxy {
                     resp.remove_header(&http::header::TRANSFER_ENCODING);
                     resp.remove_header(&http::header::CONTENT_ENCODING);
                     resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
-                    ctx.replacement_body = Some(bytes::Bytes::from(body));
+                    ctx.bodies.response_replacement = Some(bytes::Bytes::from(body));
                 }
                 return Ok(());
             }

@@ -29,7 +29,7 @@ impl EdgeProxy {
             .any(|a| a.include_body);
         if includes_body {
             match self.read_body(session, ctx.config.server.request_body_timeout).await? {
-                Ok(body) => ctx.request_body = body,
+                Ok(body) => ctx.bodies.request = body,
                 Err(status) => {
                     ctx.error_answer = true;
                     let config = ctx.config.clone();
@@ -47,7 +47,8 @@ impl EdgeProxy {
             };
             if association.include_body {
                 request.body = ctx
-                    .request_body
+                    .bodies
+                    .request
                     .as_ref()
                     .map(|b| hooks::event_body(b, EventType::ViewerRequest));
             }
