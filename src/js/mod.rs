@@ -23,7 +23,8 @@ mod worker;
 
 pub(crate) use engine::set_engine_switches;
 pub use module::ModuleKind;
-pub use pool::{JsPool, PoolOptions, ThreadHealth};
+pub use pool::{JsPool, PoolOptions};
+pub use supervisor::ThreadHealth;
 
 use crate::edge::event_json::EventJson;
 use crate::edge::{self, Event, Outcome};

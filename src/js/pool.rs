@@ -2,7 +2,7 @@
 //! supervisor. Every thread holds an instance of every function, so any thread can take any job.
 
 use super::engine;
-use super::supervisor::Supervisor;
+use super::supervisor::{Supervisor, ThreadHealth};
 use super::worker::{Control, Job, Taken, Worker};
 use super::{Failure, FunctionSpec};
 use crate::edge::event_json::EventJson;
@@ -105,47 +105,8 @@ impl Crew {
     }
 }
 
-/// How the JS threads fare: what `JsPool::health` reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ThreadHealth {
-    /// Threads replaced since start because a script ran on past its stop.
-    pub replaced: u64,
-    /// Of those, threads still running that script.
-    pub stuck: usize,
-    /// Threads running a script past its stop that could not be replaced (as many were stuck
-    /// already as there are threads): their capacity is lost until the script ends.
-    pub unreplaced: usize,
-    /// Threads that panicked since start. Each was replaced, and left its instances' memory
-    /// behind.
-    pub crashed: u64,
-    /// JS threads serving (`runtime.threads`).
-    pub threads: usize,
-}
-
-impl ThreadHealth {
-    /// Why the process should be replaced, if it should: a JS thread's capacity is lost to a
-    /// script that will not stop, or more threads panicked than there are (their abandoned
-    /// instances add up).
-    pub fn problem(&self) -> Option<String> {
-        if self.unreplaced > 0 {
-            return Some(format!(
-                "{} JS thread(s) run a script that ignored its stop and could not be replaced ({} replaced threads still run one)",
-                self.unreplaced, self.stuck
-            ));
-        }
-        if self.crashed > self.threads as u64 {
-            return Some(format!(
-                "{} JS threads panicked (more than the {} threads), each leaving its instances' memory behind",
-                self.crashed, self.threads
-            ));
-        }
-        None
-    }
-}
-
 pub struct JsPool {
     jobs: async_channel::Sender<Job>,
-    threads: usize,
     crew: Arc<Crew>,
     next_revision: AtomicU64,
     max_wait: Duration,
@@ -176,7 +137,6 @@ impl JsPool {
         });
         let pool = JsPool {
             jobs,
-            threads,
             crew: crew.clone(),
             next_revision: AtomicU64::new(1),
             max_wait: options.max_wait,
@@ -205,15 +165,7 @@ impl JsPool {
 
     /// How the JS threads fare.
     pub fn health(&self) -> ThreadHealth {
-        let supervisor = &self.crew.supervisor;
-        let (unreplaced, crashed) = supervisor.losses();
-        ThreadHealth {
-            replaced: supervisor.replaced(),
-            stuck: supervisor.stuck(),
-            unreplaced,
-            crashed,
-            threads: self.threads,
-        }
+        self.crew.supervisor.health()
     }
 
     pub fn has_function(&self, name: &str) -> bool {

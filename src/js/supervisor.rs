@@ -71,6 +71,45 @@ impl State {
     }
 }
 
+/// How the JS threads fare (`Supervisor::health`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadHealth {
+    /// Threads replaced since start because a script ran on past its stop.
+    pub replaced: u64,
+    /// Of those, threads still running that script.
+    pub stuck: usize,
+    /// Threads running a script past its stop that could not be replaced (as many were stuck
+    /// already as there are threads): their capacity is lost until the script ends.
+    pub unreplaced: usize,
+    /// Threads that panicked since start. Each was replaced, and left its instances' memory
+    /// behind.
+    pub crashed: u64,
+    /// How many stuck threads may be replaced at once, and how many panics the runtime takes
+    /// (`runtime.threads`).
+    pub budget: usize,
+}
+
+impl ThreadHealth {
+    /// Why the process should be replaced, if it should: a JS thread's capacity is lost to a
+    /// script that will not stop, or more threads panicked than there are (their abandoned
+    /// instances add up).
+    pub fn problem(&self) -> Option<String> {
+        if self.unreplaced > 0 {
+            return Some(format!(
+                "{} JS thread(s) run a script that ignored its stop and could not be replaced ({} replaced threads still run one)",
+                self.unreplaced, self.stuck
+            ));
+        }
+        if self.crashed > self.budget as u64 {
+            return Some(format!(
+                "{} JS threads panicked (more than the {} threads), each leaving its instances' memory behind",
+                self.crashed, self.budget
+            ));
+        }
+        None
+    }
+}
+
 /// What `disarm` tells a worker.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Disarmed {
@@ -244,11 +283,6 @@ impl Supervisor {
         Disarmed { stopped, retired }
     }
 
-    /// Threads retired and still running their script.
-    pub fn stuck(&self) -> usize {
-        self.state.lock().retired()
-    }
-
     /// Worker `index` panicked and exits: its slot is cleared and a new thread takes it (unless
     /// the thread had been retired already; its replacement serves).
     pub fn crashed(&self, index: usize) {
@@ -267,21 +301,21 @@ impl Supervisor {
         }
     }
 
-    /// Threads whose script runs on past its stop and which could not be replaced (their
-    /// capacity is lost until the script ends), and threads that panicked since start.
-    pub fn losses(&self) -> (usize, u64) {
+    /// How the threads fare, read at once.
+    pub fn health(&self) -> ThreadHealth {
         let state = self.state.lock();
         let unreplaced = state
             .slots
             .iter()
             .filter(|slot| slot.occupant == Occupant::Serving && slot.armed.as_ref().is_some_and(|a| a.over_cap))
             .count();
-        (unreplaced, state.crashed)
-    }
-
-    /// Threads replaced since start.
-    pub fn replaced(&self) -> u64 {
-        self.state.lock().replaced
+        ThreadHealth {
+            replaced: state.replaced,
+            stuck: state.retired(),
+            unreplaced,
+            crashed: state.crashed,
+            budget: self.max_retired,
+        }
     }
 
     pub fn stop(&self) {
@@ -405,7 +439,7 @@ mod tests {
             replaced.recv_timeout(STUCK_AFTER * 3).is_err(),
             "one stuck thread at a time may be replaced"
         );
-        assert_eq!((supervisor.stuck(), supervisor.replaced()), (1, 1));
+        assert_eq!((supervisor.health().stuck, supervisor.health().replaced), (1, 1));
         // The first script ends: its thread is told to exit, its slot is free again, and the
         // second stuck thread is replaced on it.
         let retired = Disarmed {
@@ -418,7 +452,7 @@ mod tests {
             .expect("the second replacement");
         assert_eq!(next, 0, "the vacant slot is reused");
         assert_eq!(supervisor.disarm(1, second), retired);
-        assert_eq!((supervisor.stuck(), supervisor.replaced()), (0, 2));
+        assert_eq!((supervisor.health().stuck, supervisor.health().replaced), (0, 2));
         supervisor.stop();
     }
 

@@ -41,14 +41,7 @@ async fn healthz_and_metrics() {
     ];
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let metrics = c
-            .get(edge.admin_url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = edge.metrics_page().await;
         let missing: Vec<&str> = expected.iter().copied().filter(|e| !metrics.contains(e)).collect();
         if missing.is_empty() {
             break;

@@ -258,14 +258,7 @@ async fn the_cache_stays_within_its_memory_bound() {
         );
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let metrics = client()
-        .get(edge.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = edge.metrics_page().await;
     let bytes: f64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("edgehook_cache_bytes "))

@@ -326,15 +326,8 @@ async fn a_script_that_ignores_its_stop_costs_its_thread_not_the_service() {
 }
 
 async fn metric(edge: &Edgehook, line_start: &str) -> u64 {
-    let metrics = client()
-        .get(edge.admin_url("/metrics"))
-        .send()
+    edge.metrics_page()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    metrics
         .lines()
         .find(|l| l.starts_with(line_start))
         .and_then(|l| l.rsplit(' ').next())

@@ -145,14 +145,7 @@ fn cpu_ticks(pid: i32) -> u64 {
 }
 
 async fn metric(edge: &Edgehook, name: &str) -> f64 {
-    let page = client()
-        .get(edge.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = edge.metrics_page().await;
     page.lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("no {name} in:\n{page}"))
@@ -172,12 +165,7 @@ async fn hostile_functions_harm_nothing_but_their_own_calls() {
     for (name, source, _) in corpus().into_iter().rev() {
         std::fs::write(base.join(format!("{name}.mjs")), format!("{source}\n// reloaded")).unwrap();
     }
-    let reloaded = client()
-        .post(edge.admin_url("/reload"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let reloaded = edge.reload().await;
     assert_eq!(reloaded.status(), 200, "{}", reloaded.text().await.unwrap());
     run_corpus(&edge, "after the reload").await;
 
@@ -187,12 +175,7 @@ async fn hostile_functions_harm_nothing_but_their_own_calls() {
         format!("{TRAPS}\nthrow traps();\nexport const handler = () => {{}};"),
     )
     .unwrap();
-    let refused = client()
-        .post(edge.admin_url("/reload"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let refused = edge.reload().await;
     assert_eq!(refused.status(), 400);
     let refusal = refused.text().await.unwrap();
     assert!(

@@ -76,12 +76,7 @@ async fn reloads_and_deployments_under_load_fail_no_request() {
 
     // An invalid file is refused and the running configuration stays.
     std::fs::write(&config_path, "[server\nbroken").unwrap();
-    let refused = c
-        .post(edge.admin_url("/reload"))
-        .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
-        .send()
-        .await
-        .unwrap();
+    let refused = edge.reload().await;
     assert_eq!(refused.status(), 400);
     assert!(refused.text().await.unwrap().contains("edgehook.toml"));
     assert_eq!(c.get(edge.url("/")).send().await.unwrap().text().await.unwrap(), "two");
@@ -95,12 +90,7 @@ async fn reloads_and_deployments_under_load_fail_no_request() {
         &format!("[functions.g]\ncode = \"{}/g.mjs\"\n[[behaviors]]\npath = \"/g/*\"\norigin = \"app\"\ncache = false\nviewer_request = \"g\"\n", base.display()),
     );
     std::fs::write(&config_path, edge_server_section(&edge) + &with_g).unwrap();
-    let reloaded = c
-        .post(edge.admin_url("/reload"))
-        .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
-        .send()
-        .await
-        .unwrap();
+    let reloaded = edge.reload().await;
     assert_eq!(reloaded.status(), 200, "{}", reloaded.text().await.unwrap());
     assert_eq!(c.get(edge.url("/g/x")).send().await.unwrap().text().await.unwrap(), "g");
 

@@ -161,6 +161,28 @@ impl Edgehook {
         format!("http://{}{path}", self.admin)
     }
 
+    /// `POST /reload` with the admin token.
+    pub async fn reload(&self) -> reqwest::Response {
+        client()
+            .post(self.admin_url("/reload"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("the admin listener answers")
+    }
+
+    /// The admin listener's `/metrics` page.
+    pub async fn metrics_page(&self) -> String {
+        client()
+            .get(self.admin_url("/metrics"))
+            .send()
+            .await
+            .expect("the admin listener answers")
+            .text()
+            .await
+            .expect("a metrics page")
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
