@@ -81,6 +81,8 @@ impl Reloader {
             JsPool::start(vec![FunctionSpec::from(*function)], &probe)
                 .map_err(|e| format!("`functions.{}.code` {e}", function.name))?;
         }
+        let upstreams = Upstreams::new(self.local_socket.clone(), &new, Some(&self.edge.upstreams.load()))
+            .map_err(|e| e.to_string())?;
         let report = ReloadReport {
             functions_updated: changed.iter().map(|f| f.name.clone()).collect(),
             needs_restart: restart_only(&old, &new),
@@ -107,9 +109,7 @@ impl Reloader {
                 }
             }
         }
-        self.edge
-            .upstreams
-            .store(Arc::new(Upstreams::new(self.local_socket.clone(), &new.origins)));
+        self.edge.upstreams.store(Arc::new(upstreams));
         let dirs = new
             .origins
             .values()

@@ -35,6 +35,8 @@ pub enum ServeError {
     GeoIp(String),
     #[error("deployment state: {0}")]
     Deploy(String),
+    #[error("{0}")]
+    Resolver(crate::origin::ResolveError),
 }
 
 /// SIGTERM and SIGINT both mean "stop accepting, finish what is in flight, exit 0"; SIGQUIT
@@ -109,11 +111,12 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
         None => None,
     };
     let dirs = Arc::new(arc_swap::ArcSwap::from_pointee(DirServer::new(dir_origins_of(&config))));
+    let upstreams = Upstreams::new(local_socket.clone(), &config, None).map_err(ServeError::Resolver)?;
     let metrics = Arc::new(Metrics::new());
     let edge = Arc::new(Edge {
         config: arc_swap::ArcSwap::new(config.clone()),
         cache: CacheLayer::new(&config.cache),
-        upstreams: arc_swap::ArcSwap::new(Arc::new(Upstreams::new(local_socket.clone(), &config.origins))),
+        upstreams: arc_swap::ArcSwap::from_pointee(upstreams),
         metrics: metrics.clone(),
         in_flight: InFlight::default(),
         functions,

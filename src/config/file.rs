@@ -68,6 +68,7 @@ pub struct ServerFile {
     pub via: Option<String>,
     pub viewer_country_header: Option<String>,
     pub geoip_database: Option<String>,
+    pub resolver: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -67,6 +67,9 @@ pub struct Server {
     pub viewer_country_header: Option<HeaderName>,
     /// A MaxMind Country/City database; used when the trusted header is absent.
     pub geoip_database: Option<PathBuf>,
+    /// The name servers origin host names are looked up with; empty: the system's
+    /// (/etc/resolv.conf). /etc/hosts is read first either way.
+    pub resolver: Vec<SocketAddr>,
 }
 
 /// The admin token, resolved from the file or the environment.

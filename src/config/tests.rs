@@ -405,6 +405,25 @@ fn request_timeouts_must_be_longer_than_zero() {
     assert_eq!(config.server.request_header_timeout, Duration::from_secs(2));
 }
 
+#[test]
+fn name_servers_are_addresses_with_port_53_unless_given() {
+    let config = parse_ok(&format!(
+        "[server]\nresolver = [\"10.0.0.2\", \"[::1]:5353\"]\n{MINIMAL}"
+    ));
+    let given: Vec<String> = config.server.resolver.iter().map(|a| a.to_string()).collect();
+    assert_eq!(given, ["10.0.0.2:53", "[::1]:5353"]);
+    assert!(parse_ok(MINIMAL).server.resolver.is_empty(), "absent: the system's");
+    let found = problems(&format!(
+        "[server]\nresolver = [\"10.0.0.2\", \"dns.example\"]\n{MINIMAL}"
+    ));
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("server.resolver[1]") && p.contains("`dns.example` is not a name server address")),
+        "{found:?}"
+    );
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;

@@ -130,6 +130,13 @@ fn addresses(path: KeyPath, list: &[String], problems: &mut Problems) -> Vec<Soc
         .collect()
 }
 
+/// A name server: `10.0.0.2` or `10.0.0.2:5353` (port 53 unless given).
+fn name_server(text: &str) -> Result<SocketAddr, String> {
+    text.parse::<SocketAddr>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| format!("`{text}` is not a name server address like 10.0.0.2 or 10.0.0.2:53"))
+}
+
 fn resolve_file(base: &Path, text: &str) -> PathBuf {
     let as_given = PathBuf::from(text);
     if as_given.is_absolute() || as_given.exists() {
@@ -274,6 +281,13 @@ fn server(file: &ServerFile, base: &Path, problems: &mut Problems) -> Server {
         via_hop,
         viewer_country_header,
         geoip_database,
+        resolver: file
+            .resolver
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(i, text)| problems.check(root.key("resolver").index(i), name_server(text)))
+            .collect(),
     }
 }
 

@@ -5,6 +5,8 @@
 //! lets such responses be admitted to the cache by the same rules as any origin response.
 
 use super::dir::DirServer;
+use super::{OriginPeer, Upstreams};
+use crate::config::Origin;
 use crate::edge::result::Generated;
 use crate::local_http::{Body, BodyStream, Handler, Reply};
 use async_trait::async_trait;
@@ -86,7 +88,9 @@ pub type GeneratedStore = Waiting<Generated>;
 
 /// A request to send to its real origin, with its whole body.
 pub struct Forward {
-    pub peer: Box<HttpPeer>,
+    pub origin: Arc<Origin>,
+    /// The upstreams of the configuration the request runs under.
+    pub upstreams: Arc<Upstreams>,
     pub header: RequestHeader,
     pub body: Bytes,
 }
@@ -150,16 +154,24 @@ impl BodyStream for OriginBody {
 impl LocalOrigin {
     async fn forward(&self, forward: Forward) -> Reply {
         // Failures here are the origin's: 502, or 504 when it was too slow.
-        let status_of = |e: Box<pingora::Error>| super::status_for(&e.into_up());
-        let connected = self.connector.get_http_session(&*forward.peer).await;
-        let mut session = match connected {
-            Ok((session, _reused)) => session,
-            Err(e) => {
-                let message = format!("origin unreachable: {e}");
-                return Reply::text(status_of(e), &message);
+        let failed = |what: &str, e: Box<pingora::Error>| {
+            let message = format!("origin {what}: {e}");
+            Reply::text(super::status_for(&e.into_up()), &message)
+        };
+        // Each of the origin's addresses in turn, as the proxy tries them.
+        let mut attempt = 0;
+        let (mut session, peer) = loop {
+            let OriginPeer { peer, addresses_left } = match forward.upstreams.peer(&forward.origin, attempt).await {
+                Ok(found) => found,
+                Err(e) => return failed("unreachable", e),
+            };
+            match self.connector.get_http_session(&*peer).await {
+                Ok((session, _reused)) => break (session, peer),
+                Err(_) if addresses_left > 0 => attempt += 1,
+                Err(e) => return failed("unreachable", e),
             }
         };
-        if let Some(timeout) = forward.peer.options.read_timeout {
+        if let Some(timeout) = peer.options.read_timeout {
             session.set_read_timeout(Some(timeout));
         }
         let sent = async {
@@ -169,8 +181,7 @@ impl LocalOrigin {
             session.read_response_header().await
         };
         if let Err(e) = sent.await {
-            let message = format!("origin failed: {e}");
-            return Reply::text(status_of(e), &message);
+            return failed("failed", e);
         }
         let Some(header) = session.response_header().cloned() else {
             return Reply::text(502, "origin sent no response header");
@@ -178,7 +189,7 @@ impl LocalOrigin {
         let body = OriginBody {
             session,
             connector: self.connector.clone(),
-            peer: forward.peer,
+            peer,
         };
         Reply {
             header,

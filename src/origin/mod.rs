@@ -4,16 +4,18 @@
 
 pub mod dir;
 pub mod local;
-mod resolve;
+pub mod resolve;
 
-use crate::config::{HttpOrigin, Origin, OriginKind};
+use crate::config::{Config, HttpOrigin, Origin, OriginKind};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::utils::tls::WrappedX509;
 use pingora::{Error, ErrorSource, ErrorType, Result};
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use resolve::Resolver;
+pub use resolve::{ResolveError, Resolver};
 
 /// The status a failed request is answered with: the origin's slowness is 504, any other
 /// origin failure 502, a bad request from the viewer 400, edgehook's own failure 500.
@@ -37,14 +39,32 @@ pub fn status_for(error: &Error) -> u16 {
 pub struct Upstreams {
     /// The internal socket serving directory origins.
     pub local_socket: PathBuf,
-    resolver: Resolver,
+    resolver: Arc<Resolver>,
+    /// The name servers `resolver` asks (empty: the system's).
+    name_servers: Vec<SocketAddr>,
     /// Per-origin trusted CAs, parsed once.
-    cas: std::collections::HashMap<String, Arc<[WrappedX509]>>,
+    cas: HashMap<String, Arc<[WrappedX509]>>,
+}
+
+/// An origin's peer at one of its addresses.
+pub struct OriginPeer {
+    pub peer: Box<HttpPeer>,
+    /// How many of the origin's addresses come after this one, to try if it cannot be reached.
+    pub addresses_left: usize,
 }
 
 impl Upstreams {
-    pub fn new(local_socket: PathBuf, origins: &std::collections::BTreeMap<String, Arc<Origin>>) -> Self {
-        let cas = origins
+    /// The upstreams of `config`; the resolver (and its cache) of `previous` is kept when the
+    /// name servers did not change.
+    pub fn new(local_socket: PathBuf, config: &Config, previous: Option<&Upstreams>) -> Result<Self, ResolveError> {
+        let name_servers = config.server.resolver.clone();
+        let resolver = match previous {
+            Some(previous) if previous.name_servers == name_servers => previous.resolver.clone(),
+            _ if name_servers.is_empty() => Arc::new(Resolver::from_system()?),
+            _ => Arc::new(Resolver::with_name_servers(&name_servers, resolve::CACHE_SIZE)?),
+        };
+        let cas = config
+            .origins
             .values()
             .filter_map(|origin| match &origin.kind {
                 OriginKind::Http(HttpOrigin { ca: Some(ders), .. }) => {
@@ -58,11 +78,12 @@ impl Upstreams {
                 _ => None,
             })
             .collect();
-        Upstreams {
+        Ok(Upstreams {
             local_socket,
-            resolver: Resolver::default(),
+            resolver,
+            name_servers,
             cas,
-        }
+        })
     }
 
     /// The peer of edgehook's own local origin (directories and generated responses).
@@ -74,12 +95,15 @@ impl Upstreams {
         Ok(Box::new(HttpPeer::new_uds(socket, false, String::new())?))
     }
 
-    /// The peer for `origin`.
-    pub async fn peer(&self, origin: &Origin) -> Result<Box<HttpPeer>> {
+    /// The peer for `origin` at the address numbered `attempt` (from 0) of its host's.
+    pub async fn peer(&self, origin: &Origin, attempt: usize) -> Result<OriginPeer> {
         match &origin.kind {
-            OriginKind::Dir(_) => self.local_peer(),
+            OriginKind::Dir(_) => Ok(OriginPeer {
+                peer: self.local_peer()?,
+                addresses_left: 0,
+            }),
             OriginKind::Http(http) => {
-                let address = self.resolver.resolve(&http.host, http.port).await.map_err(|e| {
+                let addresses = self.resolver.addresses(&http.host, http.port).await.map_err(|e| {
                     Error::because(
                         ErrorType::ConnectNoRoute,
                         format!("resolving origin `{}` ({})", origin.name, http.host),
@@ -87,22 +111,30 @@ impl Upstreams {
                     )
                     .into_up()
                 })?;
-                let sni = if http.tls { http.host.clone() } else { String::new() };
-                let mut peer = HttpPeer::new(address, http.tls, sni);
-                let options = &mut peer.options;
-                options.connection_timeout = Some(http.connect_timeout);
-                options.total_connection_timeout = Some(http.connect_timeout * 2);
-                options.read_timeout = Some(http.read_timeout);
-                options.write_timeout = Some(http.write_timeout);
-                options.idle_timeout = Some(http.idle_timeout);
-                options.verify_cert = http.verify_cert;
-                options.verify_hostname = http.verify_cert;
-                if let Some(ca) = self.cas.get(&origin.name) {
-                    options.ca = Some(ca.clone());
-                }
-                Ok(Box::new(peer))
+                let index = attempt.min(addresses.len() - 1);
+                Ok(OriginPeer {
+                    peer: self.http_peer(origin, http, addresses[index]),
+                    addresses_left: addresses.len() - 1 - index,
+                })
             }
         }
+    }
+
+    fn http_peer(&self, origin: &Origin, http: &HttpOrigin, address: SocketAddr) -> Box<HttpPeer> {
+        let sni = if http.tls { http.host.clone() } else { String::new() };
+        let mut peer = HttpPeer::new(address, http.tls, sni);
+        let options = &mut peer.options;
+        options.connection_timeout = Some(http.connect_timeout);
+        options.total_connection_timeout = Some(http.connect_timeout * 2);
+        options.read_timeout = Some(http.read_timeout);
+        options.write_timeout = Some(http.write_timeout);
+        options.idle_timeout = Some(http.idle_timeout);
+        options.verify_cert = http.verify_cert;
+        options.verify_hostname = http.verify_cert;
+        if let Some(ca) = self.cas.get(&origin.name) {
+            options.ca = Some(ca.clone());
+        }
+        Box::new(peer)
     }
 }
 

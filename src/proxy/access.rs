@@ -1,6 +1,6 @@
 //! The access log line and the request metrics, written once per request in `logging`.
 
-use super::ctx::RequestCtx;
+use super::ctx::{RequestCtx, Route};
 use super::respond;
 use super::Edge;
 use crate::origin::status_for;
@@ -11,13 +11,14 @@ pub fn record(edge: &Edge, session: &mut Session, error: Option<&Error>, ctx: &R
     let status = session
         .response_written()
         .map_or_else(|| error.map_or(0, status_for), |r| r.status.as_u16());
-    let cache = if ctx.error_answer {
+    let cache = if ctx.error_answer.is_some() {
         "error"
     } else {
         respond::cache_result(session.cache.phase())
     };
     // CloudFront's x-edge-detailed-result-type for answers functions produced.
-    let detail = match (&ctx.function_error, ctx.generated.is_some(), session.cache.phase()) {
+    let generated = matches!(ctx.route, Route::Generated(_));
+    let detail = match (ctx.function_failure(), generated, session.cache.phase()) {
         (Some(class), _, _) => class.name(),
         (None, true, pingora::cache::CachePhase::Miss) => "MissGeneratedResponse",
         _ => "-",

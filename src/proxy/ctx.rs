@@ -42,37 +42,79 @@ pub struct RequestCtx {
     pub started: Instant,
     /// The behavior chosen for the request path (None only for requests refused before matching).
     pub behavior: Option<Arc<Behavior>>,
-    /// Whether the viewer connected over TLS.
-    pub viewer_tls: bool,
+    pub viewer: Viewer,
+    /// Where a cache miss goes.
+    pub route: Route,
     /// When the origin was chosen, to measure its response time.
     pub origin_started: Option<Instant>,
-    /// Set when edgehook itself produced an error answer.
-    pub error_answer: bool,
+    /// The origin request as origin events show it (with its origin block), and the header
+    /// changes an origin-request function made to it.
+    pub origin_request: Option<Box<OriginRequest>>,
+    /// The bodies edgehook holds whole for functions.
+    pub bodies: Bodies,
+    /// Set when the answer is an error edgehook wrote (None: the origin's, the cache's or a
+    /// function's answer).
+    pub error_answer: Option<ErrorAnswer>,
+    _in_flight: InFlightGuard,
+}
+
+/// Who is asking, as functions and the forwarding headers see it.
+#[derive(Default)]
+pub struct Viewer {
+    /// Whether the viewer connected over TLS.
+    pub tls: bool,
     /// The viewer's Host, shown to functions as `config.distributionDomainName`.
-    pub viewer_host: String,
+    pub host: String,
     /// The viewer's address as functions see it (`clientIp`).
     pub client_ip: String,
     /// The viewer request after the viewer-request function, as viewer-response events show it.
     /// (Boxed, like the origin request: only requests with functions have them, and pingora
     /// moves the context around with every request.)
-    pub viewer_request: Option<Box<Request>>,
-    /// The class of a function failure being answered.
-    pub function_error: Option<FailureClass>,
-    /// The origin requests go to: the behavior's, or the one an origin-request function chose.
-    pub origin: Option<Arc<Origin>>,
-    /// The origin request as origin events show it (with its origin block), and the header
-    /// changes an origin-request function made to it.
-    pub origin_request: Option<Box<OriginRequest>>,
-    /// Set when an origin-request function generated the response: the local origin serves it
-    /// under its token so that it is cached like an origin response.
-    pub generated: Option<Pending<Generated>>,
-    /// The bodies edgehook holds whole for functions.
-    pub bodies: Bodies,
-    /// The real origin of a request whose body edgehook read: the local origin sends it on.
-    pub forward_peer: Option<Box<pingora::upstreams::peer::HttpPeer>>,
-    /// That request, waiting for the local origin under its token.
+    pub request: Option<Box<Request>>,
+}
+
+/// Where a cache miss goes.
+#[derive(Default)]
+pub enum Route {
+    /// Not chosen: the request has not reached the origin phase (or never will: a cache hit,
+    /// an answer from a viewer-request function).
+    #[default]
+    Unrouted,
+    /// To an origin: the behavior's, or the one an origin-request function chose.
+    Origin(OriginRoute),
+    /// An origin-request function generated the response: the local origin serves it under
+    /// its token so that it is cached like an origin response.
+    Generated(Pending<Generated>),
+}
+
+pub struct OriginRoute {
+    pub origin: Arc<Origin>,
+    /// Which of the origin's addresses is being tried (from 0), and how many come after it.
+    pub attempt: usize,
+    pub addresses_left: usize,
+    /// A request whose body edgehook read goes through the local origin, which sends it on
+    /// with the body; this is it, waiting there under its token.
     pub forwarded: Option<Pending<Forward>>,
-    _in_flight: InFlightGuard,
+}
+
+impl OriginRoute {
+    pub fn to(origin: Arc<Origin>) -> Self {
+        OriginRoute {
+            origin,
+            attempt: 0,
+            addresses_left: 0,
+            forwarded: None,
+        }
+    }
+}
+
+/// An error answer edgehook wrote, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorAnswer {
+    /// The request was refused, or the origin failed.
+    Edgehook,
+    /// A function failed (CloudFront's `FunctionExecutionError` and kin).
+    Function(FailureClass),
 }
 
 /// The bodies of a request and its response that edgehook holds whole for functions.
@@ -110,29 +152,40 @@ impl RequestCtx {
             request_id: super::request_id::next(),
             started: Instant::now(),
             behavior: None,
-            viewer_tls: false,
+            viewer: Viewer::default(),
+            route: Route::Unrouted,
             origin_started: None,
-            error_answer: false,
-            viewer_host: String::new(),
-            client_ip: String::new(),
-            viewer_request: None,
-            function_error: None,
-            origin: None,
             origin_request: None,
-            generated: None,
             bodies: Bodies::default(),
-            forward_peer: None,
-            forwarded: None,
+            error_answer: None,
             _in_flight: in_flight.enter(),
         }
     }
 
-    pub fn origin_name(&self) -> &str {
-        match (&self.origin, &self.behavior) {
-            (Some(origin), _) => origin.name.as_str(),
-            (None, Some(behavior)) => behavior.origin.name.as_str(),
-            (None, None) => "-",
+    /// The origin a cache miss goes to: the chosen one, else the behavior's.
+    pub fn origin(&self) -> Option<&Arc<Origin>> {
+        match (&self.route, &self.behavior) {
+            (Route::Origin(route), _) => Some(&route.origin),
+            (_, Some(behavior)) => Some(&behavior.origin),
+            (_, None) => None,
         }
+    }
+
+    pub fn origin_name(&self) -> &str {
+        self.origin().map_or("-", |origin| origin.name.as_str())
+    }
+
+    /// The class of the function failure being answered, if that is what is answered.
+    pub fn function_failure(&self) -> Option<FailureClass> {
+        match self.error_answer {
+            Some(ErrorAnswer::Function(class)) => Some(class),
+            _ => None,
+        }
+    }
+
+    /// Whether the request goes through the local origin with the body edgehook read.
+    pub fn forwards_body(&self) -> bool {
+        self.bodies.request.is_some()
     }
 
     pub fn behavior_label(&self) -> &str {

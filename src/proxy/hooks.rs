@@ -2,7 +2,7 @@
 //! events from what the proxy holds, running the behavior's function (with its metrics and its
 //! REPORT line), and applying a validated outcome back.
 
-use super::ctx::RequestCtx;
+use super::ctx::{ErrorAnswer, RequestCtx};
 use super::forward::HeaderSink;
 use super::Edge;
 use crate::config::{Association, HostHeader, HttpOrigin, Origin, OriginKind};
@@ -146,7 +146,7 @@ pub fn event(kind: EventType, ctx: &RequestCtx, request: event::Request, respons
     // Made from the request and response pingora parsed (`exposed_pairs`).
     Event::checked(Cf {
         config: Config {
-            distribution_domain_name: ctx.viewer_host.clone(),
+            distribution_domain_name: ctx.viewer.host.clone(),
             distribution_id: DISTRIBUTION_ID.into(),
             event_type: kind,
             request_id: ctx.request_id.clone(),
@@ -273,7 +273,7 @@ pub fn response_without_status(association: &Association, ctx: &RequestCtx) -> I
 
 pub fn response_phase_failure(ctx: &mut RequestCtx, error: &InvokeError) -> Box<pingora::Error> {
     tracing::warn!(target: "edgehook::function", request_id = %ctx.request_id, "{error}");
-    ctx.function_error = Some(error.class);
+    ctx.error_answer = Some(ErrorAnswer::Function(error.class));
     pingora::Error::explain(pingora::ErrorType::HTTPStatus(error.class.status()), error.to_string())
 }
 

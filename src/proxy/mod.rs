@@ -38,7 +38,7 @@ use crate::origin::dir::DirServer;
 use crate::origin::local::{ForwardStore, GeneratedStore};
 use crate::origin::{status_for, Upstreams};
 use async_trait::async_trait;
-use ctx::RequestCtx;
+use ctx::{ErrorAnswer, RequestCtx};
 use pingora::cache::key::HashBinary;
 use pingora::cache::{CacheKey, CacheMeta, NoCacheReason, RespCacheable};
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -108,8 +108,7 @@ impl EdgeProxy {
         error: &InvokeError,
     ) -> Result<()> {
         tracing::warn!(target: "edgehook::function", request_id = %ctx.request_id, "{error}");
-        ctx.error_answer = true;
-        ctx.function_error = Some(error.class);
+        ctx.error_answer = Some(ErrorAnswer::Function(error.class));
         let (label, cause) = respond::function_failure(error.class);
         let config = ctx.config.clone();
         let server = &config.server;
@@ -154,9 +153,9 @@ impl ProxyHttp for EdgeProxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        ctx.viewer_tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        ctx.viewer.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         if let Some(status) = self.refusal(session, ctx) {
-            ctx.error_answer = true;
+            ctx.error_answer = Some(ErrorAnswer::Edgehook);
             let config = ctx.config.clone();
             let server = &config.server;
             respond::write_error(session, status, &server.request_id_header, &ctx.request_id).await?;
@@ -168,8 +167,8 @@ impl ProxyHttp for EdgeProxy {
                 "no behavior matches; validation requires a default",
             ));
         };
-        ctx.viewer_host = key::request_host(session.req_header());
-        ctx.client_ip = session
+        ctx.viewer.host = key::request_host(session.req_header());
+        ctx.viewer.client_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| ctx::address_text(a.ip()))
@@ -254,6 +253,16 @@ impl ProxyHttp for EdgeProxy {
         self.choose_peer(ctx).await
     }
 
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        error: Box<Error>,
+    ) -> Box<Error> {
+        self.next_address(ctx, error)
+    }
+
     async fn upstream_request_filter(
         &self,
         _session: &mut Session,
@@ -313,7 +322,7 @@ impl ProxyHttp for EdgeProxy {
 
     async fn fail_to_proxy(&self, session: &mut Session, error: &Error, ctx: &mut RequestCtx) -> FailToProxy {
         let status = status_for(error);
-        ctx.error_answer = true;
+        ctx.error_answer.get_or_insert(ErrorAnswer::Edgehook);
         let config = ctx.config.clone();
         let server = &config.server;
         let viewer_gone = error.esource() == &pingora::ErrorSource::Downstream
@@ -323,7 +332,7 @@ impl ProxyHttp for EdgeProxy {
             );
         // Once a response header went out, the only honest signal left is closing the connection.
         if !viewer_gone && session.response_written().is_none() {
-            let (label, cause) = match ctx.function_error {
+            let (label, cause) = match ctx.function_failure() {
                 Some(class) => respond::function_failure(class),
                 None => (respond::ERROR.to_string(), ""),
             };

@@ -2,7 +2,7 @@
 //! may change the request and the origin, or answer), the choice of peer, the request the origin
 //! receives, and the origin-response function before the cache stores the answer.
 
-use super::ctx::{OriginRequest, RequestCtx};
+use super::ctx::{OriginRequest, OriginRoute, RequestCtx, Route};
 use super::{forward, hooks, EdgeProxy, Next};
 use crate::config::Origin;
 use crate::edge::event::{title_case, Request};
@@ -10,6 +10,7 @@ use crate::edge::ValidationError;
 use crate::edge::{EventType, Outcome};
 use crate::js::InvokeError;
 use crate::origin::local::{Forward, FORWARD_PREFIX, GENERATED_PREFIX};
+use crate::origin::OriginPeer;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 use pingora::upstreams::peer::HttpPeer;
@@ -21,7 +22,7 @@ impl EdgeProxy {
         let Some(behavior) = ctx.behavior.clone() else {
             return Ok(Next::Continue);
         };
-        ctx.origin = Some(behavior.origin.clone());
+        ctx.route = Route::Origin(OriginRoute::to(behavior.origin.clone()));
         let Some(association) = &behavior.hooks.origin_request else {
             if behavior.hooks.origin_response.is_some() {
                 let request = self.origin_request_of(session, ctx, &behavior.origin);
@@ -54,7 +55,7 @@ impl EdgeProxy {
                         .as_ref()
                         .map(|o| hooks::chosen_origin(&ctx.config.origins, o))
                     {
-                        Some(Ok(origin)) => ctx.origin = Some(origin),
+                        Some(Ok(origin)) => ctx.route = Route::Origin(OriginRoute::to(origin)),
                         Some(Err(message)) => {
                             let error = InvokeError::validation(
                                 ValidationError(message),
@@ -75,7 +76,7 @@ impl EdgeProxy {
             }
             Ok(Outcome::Generated(generated)) => {
                 // Served by the local origin so that the cache admits it like an origin response.
-                ctx.generated = Some(self.edge.generated.put(&ctx.request_id, generated));
+                ctx.route = Route::Generated(self.edge.generated.put(&ctx.request_id, generated));
                 return Ok(Next::Continue);
             }
             Ok(Outcome::Response { .. }) => hooks::response_without_status(association, ctx),
@@ -86,35 +87,40 @@ impl EdgeProxy {
     }
 
     /// The peer of this request: the local origin for generated answers and requests whose body
-    /// was read, else the chosen origin.
+    /// was read (it sends them on with the body), else the chosen origin at the address being
+    /// tried.
     pub(super) async fn choose_peer(&self, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
-        if ctx.generated.is_some() {
-            return self.edge.upstreams.load().local_peer();
-        }
-        let origin = match (&ctx.origin, &ctx.behavior) {
-            (Some(origin), _) => origin.clone(),
-            (None, Some(behavior)) => behavior.origin.clone(),
-            (None, None) => {
+        let forwards_body = ctx.forwards_body();
+        let route = match &mut ctx.route {
+            Route::Origin(route) if !forwards_body => route,
+            Route::Origin(_) | Route::Generated(_) => return self.edge.upstreams.load().local_peer(),
+            Route::Unrouted => {
                 return Err(Error::explain(
                     pingora::ErrorType::InternalError,
-                    "proxying without a behavior",
+                    "proxying before an origin was chosen",
                 ));
             }
         };
-        let upstreams = self.edge.upstreams.load_full();
-        let peer = upstreams.peer(&origin).await?;
-        if ctx.bodies.request.is_some() {
-            // The body was read for a function: the local origin sends the request on with it.
-            ctx.forward_peer = Some(peer);
-            return self.edge.upstreams.load().local_peer();
-        }
+        let OriginPeer { peer, addresses_left } = self.edge.upstreams.load().peer(&route.origin, route.attempt).await?;
+        route.addresses_left = addresses_left;
         Ok(peer)
+    }
+
+    /// After a failed connection: the origin's next address is tried, if it has one.
+    pub(super) fn next_address(&self, ctx: &mut RequestCtx, mut error: Box<Error>) -> Box<Error> {
+        if let Route::Origin(route) = &mut ctx.route {
+            if route.addresses_left > 0 && route.forwarded.is_none() {
+                route.attempt += 1;
+                error.set_retry(true);
+            }
+        }
+        error
     }
 
     /// The request the origin receives: the origin-request function's URI, the forwarding
     /// headers, the function's header changes and custom headers; or the local origin's path.
     pub(super) fn prepare_upstream_request(&self, upstream: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<()> {
-        if let Some(generated) = &ctx.generated {
+        if let Route::Generated(generated) = &ctx.route {
             let uri = format!("{}{}", GENERATED_PREFIX, generated.token());
             upstream.set_uri(
                 http::Uri::builder().path_and_query(uri).build().map_err(|e| {
@@ -123,11 +129,7 @@ impl EdgeProxy {
             );
             return Ok(());
         }
-        let Some(origin) = ctx
-            .origin
-            .clone()
-            .or_else(|| ctx.behavior.as_ref().map(|b| b.origin.clone()))
-        else {
+        let Some(origin) = ctx.origin().cloned() else {
             return Ok(());
         };
         if let Some(OriginRequest { request: after, .. }) = ctx.origin_request.as_deref() {
@@ -163,15 +165,17 @@ impl EdgeProxy {
                 }
             }
         }
-        if let Some(peer) = ctx.forward_peer.take() {
-            let body = ctx.bodies.request_to_send().cloned().unwrap_or_default();
+        let forwards_body = ctx.forwards_body();
+        let body = ctx.bodies.request_to_send().cloned().unwrap_or_default();
+        if let (true, Route::Origin(route)) = (forwards_body, &mut ctx.route) {
             let mut real = upstream.clone();
             real.remove_header(&http::header::TRANSFER_ENCODING);
             real.insert_header(http::header::CONTENT_LENGTH, body.len())?;
-            ctx.forwarded = Some(self.edge.forwards.put(
+            route.forwarded = Some(self.edge.forwards.put(
                 &ctx.request_id,
                 Forward {
-                    peer,
+                    origin: route.origin.clone(),
+                    upstreams: self.edge.upstreams.load_full(),
                     header: real,
                     body,
                 },
@@ -192,8 +196,8 @@ impl EdgeProxy {
         let server = &ctx.config.server;
         forward::Forwarding {
             origin,
-            client_ip: &ctx.client_ip,
-            viewer_tls: ctx.viewer_tls,
+            client_ip: &ctx.viewer.client_ip,
+            viewer_tls: ctx.viewer.tls,
             via_hop: &server.via_hop,
             request_id_header: &server.request_id_header,
             request_id: &ctx.request_id,
@@ -204,7 +208,7 @@ impl EdgeProxy {
     /// not yet prepended), with the origin block, as origin events show it.
     fn origin_request_of(&self, session: &Session, ctx: &RequestCtx, origin: &Origin) -> Request {
         let req = session.req_header();
-        let mut request = hooks::request_of(req, &ctx.client_ip);
+        let mut request = hooks::request_of(req, &ctx.viewer.client_ip);
         let mut headers = hooks::ForwardedEventHeaders {
             headers: &mut request.headers,
             has_case: req.has_case(),
@@ -222,7 +226,7 @@ impl EdgeProxy {
     /// stores it: its changes are what is cached. Not run for responses an origin-request
     /// function generated.
     pub(super) async fn origin_response(&self, resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
-        if ctx.generated.is_some() {
+        if matches!(ctx.route, Route::Generated(_)) {
             return Ok(());
         }
         let Some(behavior) = ctx.behavior.clone() else {

@@ -1,7 +1,7 @@
 //! The viewer side of the function phases: the viewer-request function (with include_body and
 //! CloudFront's viewer headers) before the cache, and the viewer-response function after it.
 
-use super::ctx::RequestCtx;
+use super::ctx::{ErrorAnswer, RequestCtx};
 use super::{hooks, key, respond, EdgeProxy, Next, MAX_INCLUDED_BODY};
 use crate::config::Behavior;
 use crate::edge::result::Generated;
@@ -31,7 +31,7 @@ impl EdgeProxy {
             match self.read_body(session, ctx.config.server.request_body_timeout).await? {
                 Ok(body) => ctx.bodies.request = body,
                 Err(status) => {
-                    ctx.error_answer = true;
+                    ctx.error_answer = Some(ErrorAnswer::Edgehook);
                     let config = ctx.config.clone();
                     let server = &config.server;
                     respond::write_error(session, status, &server.request_id_header, &ctx.request_id).await?;
@@ -40,9 +40,9 @@ impl EdgeProxy {
             }
         }
         if behavior.hooks.viewer_request.is_some() || behavior.hooks.viewer_response.is_some() {
-            let mut request = hooks::request_of(session.req_header(), &ctx.client_ip);
+            let mut request = hooks::request_of(session.req_header(), &ctx.viewer.client_ip);
             let Some(association) = &behavior.hooks.viewer_request else {
-                ctx.viewer_request = Some(Box::new(request));
+                ctx.viewer.request = Some(Box::new(request));
                 return self.finish_request_filter(session, ctx, behavior);
             };
             if association.include_body {
@@ -63,7 +63,7 @@ impl EdgeProxy {
                 }) => {
                     hooks::take_body_replacement(ctx, &mut changed, body);
                     hooks::apply_request(session.req_header_mut(), &request, &changed, &changed_headers)?;
-                    ctx.viewer_request = Some(Box::new(changed));
+                    ctx.viewer.request = Some(Box::new(changed));
                 }
                 Ok(Outcome::Generated(generated)) => {
                     self.write_generated(session, ctx, &generated).await?;
@@ -138,7 +138,7 @@ impl EdgeProxy {
             let ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())?;
             self.edge.geoip.as_ref()?.country(ip)
         });
-        let headers = viewer_headers(user_agent, ctx.viewer_tls, &address, country.as_deref());
+        let headers = viewer_headers(user_agent, ctx.viewer.tls, &address, country.as_deref());
         let req = session.req_header_mut();
         for (name, value) in headers {
             req.remove_header(name);
@@ -209,13 +209,13 @@ impl EdgeProxy {
         if resp.status.as_u16() >= 400 {
             return Ok(());
         }
-        let Some(request) = ctx.viewer_request.take() else {
+        let Some(request) = ctx.viewer.request.take() else {
             return Ok(());
         };
         let event = hooks::event(EventType::ViewerResponse, ctx, *request, Some(hooks::response_of(resp)));
         let result = hooks::invoke(&self.edge, association, &event).await;
         let cf = event.into_cf();
-        ctx.viewer_request = Some(Box::new(cf.request));
+        ctx.viewer.request = Some(Box::new(cf.request));
         let error = match (result, cf.response) {
             (
                 Ok(Outcome::Response {

@@ -10,6 +10,7 @@ mod caching;
 mod cli;
 mod deploy;
 mod directory;
+mod dns;
 mod errors;
 mod examples;
 mod functions;
