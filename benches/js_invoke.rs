@@ -6,8 +6,8 @@
 //! `BENCH_PROFILE_FUNCTION=uri_only`, `cookie` or `page` picks one of the other handlers,
 //! `BENCH_PROFILE_HEADERS=16` a browser's sixteen request headers instead of five.
 
-use edgehook::edge::event::{headers_from_pairs, Cf, Config, Event, Request};
-use edgehook::edge::{EventType, Outcome};
+use edgehook::edge::event::{headers_from_pairs, Cf, Event, EventConfig, Request};
+use edgehook::edge::{EventType, Outcome, RequestOutcome};
 use edgehook::js::{FunctionSpec, JsPool, PoolOptions};
 use std::time::{Duration, Instant};
 
@@ -72,7 +72,7 @@ fn build_event_with(n: u64, extra: &[(&str, &str)]) -> Event {
     ]);
     headers.extend(headers_from_pairs(extra.iter().copied()));
     Event::new(Cf {
-        config: Config {
+        config: EventConfig {
             distribution_domain_name: "edgehook.local".into(),
             distribution_id: "EDGEHOOK".into(),
             event_type: EventType::ViewerRequest,
@@ -147,7 +147,7 @@ fn main() {
             let round = Instant::now();
             for n in 0..calls {
                 match pool.invoke("rewrite", &build_event(n)).await {
-                    Ok(Outcome::Request { request, .. }) => assert_eq!(request.uri, "/b/index.html"),
+                    Ok(Outcome::Request(RequestOutcome::Continue { request, .. })) => assert_eq!(request.uri, "/b/index.html"),
                     other => panic!("unexpected outcome {other:?}"),
                 }
             }
@@ -283,7 +283,7 @@ async fn loaded_rounds(pool: &JsPool, function: &str, calls: u64) -> Vec<f64> {
                     sent += 1;
                 }
                 if let Some(result) = futures::StreamExt::next(&mut in_flight).await {
-                    assert!(matches!(result, Ok(Outcome::Request { .. })));
+                    assert!(matches!(result, Ok(Outcome::Request(RequestOutcome::Continue { .. }))));
                     done += 1;
                 }
             }
@@ -327,9 +327,9 @@ fn profile_calls(calls: u64) {
         for n in 0..calls {
             let outcome = pool.invoke(&function, &build_event_with(n, extra)).await;
             let expected = if function == "page" {
-                matches!(outcome, Ok(Outcome::Generated(_)))
+                matches!(outcome, Ok(Outcome::Request(RequestOutcome::Respond(_))))
             } else {
-                matches!(outcome, Ok(Outcome::Request { .. }))
+                matches!(outcome, Ok(Outcome::Request(RequestOutcome::Continue { .. })))
             };
             assert!(expected, "{outcome:?}");
         }

@@ -8,14 +8,14 @@ use crate::config::{self, Config};
 use crate::js::{FunctionSpec, JsPool, PoolOptions};
 use crate::origin::dir::DirServer;
 use crate::origin::Upstreams;
-use crate::proxy::Edge;
+use crate::proxy::NodeState;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub struct Reloader {
     pub path: PathBuf,
-    pub edge: Arc<Edge>,
+    pub node: Arc<NodeState>,
     pub local_socket: PathBuf,
     /// One reload at a time.
     pub running: parking_lot::Mutex<()>,
@@ -60,9 +60,9 @@ impl Reloader {
     pub fn reload(&self) -> Result<ReloadReport, String> {
         let _one = self.running.lock();
         let new = config::load(&self.path).map_err(|e| e.to_string())?;
-        let old = self.edge.config.load_full();
-        let deploy = self.edge.deploy.as_ref().ok_or("functions are not running")?;
-        if self.edge.functions.is_none() {
+        let old = self.node.config.load_full();
+        let deploy = self.node.deploy.as_ref().ok_or("functions are not running")?;
+        if self.node.functions.is_none() {
             return Err("functions are not running".into());
         }
         // Everything that can fail happens before anything changes.
@@ -81,7 +81,7 @@ impl Reloader {
             JsPool::start(vec![FunctionSpec::from(*function)], &probe)
                 .map_err(|e| format!("`functions.{}.code` {e}", function.name))?;
         }
-        let upstreams = Upstreams::new(self.local_socket.clone(), &new, Some(&self.edge.upstreams.load()))
+        let upstreams = Upstreams::new(self.local_socket.clone(), &new, Some(&self.node.upstreams.load()))
             .map_err(|e| e.to_string())?;
         let report = ReloadReport {
             functions_updated: changed.iter().map(|f| f.name.clone()).collect(),
@@ -109,7 +109,7 @@ impl Reloader {
                 }
             }
         }
-        self.edge.upstreams.store(Arc::new(upstreams));
+        self.node.upstreams.store(Arc::new(upstreams));
         let dirs = new
             .origins
             .values()
@@ -118,8 +118,8 @@ impl Reloader {
                 config::OriginKind::Http(_) => None,
             })
             .collect();
-        self.edge.dirs.store(Arc::new(DirServer::new(dirs)));
-        self.edge.config.store(Arc::new(new));
+        self.node.dirs.store(Arc::new(DirServer::new(dirs)));
+        self.node.config.store(Arc::new(new));
         Ok(report)
     }
 

@@ -4,16 +4,25 @@
 
 use crate::admin::api::AdminApi;
 use crate::cache::CacheLayer;
+use crate::config::DirOrigin;
 use crate::config::{Config, OriginKind};
+use crate::deploy::Deployments;
+use crate::edge::geoip::GeoIp;
 use crate::head_deadline::{HeadDeadline, HeadTimeout};
+use crate::js::Failure;
+use crate::js::FunctionSpec;
+use crate::js::JsPool;
+use crate::js::PoolOptions;
 use crate::linger::{Lingering, Released, LINGER};
 use crate::local_http::LocalApp;
 use crate::metrics::Metrics;
 use crate::origin::dir::DirServer;
 use crate::origin::local::LocalOrigin;
+use crate::origin::ResolveError;
 use crate::origin::Upstreams;
 use crate::proxy::ctx::InFlight;
-use crate::proxy::{Edge, EdgeProxy};
+use crate::proxy::{EdgeProxy, NodeState};
+use crate::reload::Reloader;
 use crate::service_ready::{Probe, ReadyWhenAccepting};
 use async_trait::async_trait;
 use pingora::listeners::tls::TlsSettings;
@@ -30,13 +39,13 @@ pub enum ServeError {
     #[error("cannot set up TLS listener {address}: {message}")]
     Tls { address: String, message: String },
     #[error("{0}")]
-    Functions(crate::js::Failure),
+    Functions(Failure),
     #[error("server.geoip_database: {0}")]
     GeoIp(String),
     #[error("deployment state: {0}")]
     Deploy(String),
     #[error("{0}")]
-    Resolver(crate::origin::ResolveError),
+    Resolver(ResolveError),
 }
 
 /// SIGTERM and SIGINT both mean "stop accepting, finish what is in flight, exit 0"; SIGQUIT
@@ -106,14 +115,14 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
     let functions = start_functions(&config)?;
     let deploy = match &functions {
         Some(pool) => Some(Arc::new(
-            crate::deploy::Deployments::start(&config, pool.clone()).map_err(|e| ServeError::Deploy(e.to_string()))?,
+            Deployments::start(&config, pool.clone()).map_err(|e| ServeError::Deploy(e.to_string()))?,
         )),
         None => None,
     };
     let dirs = Arc::new(arc_swap::ArcSwap::from_pointee(DirServer::new(dir_origins_of(&config))));
     let upstreams = Upstreams::new(local_socket.clone(), &config, None).map_err(ServeError::Resolver)?;
     let metrics = Arc::new(Metrics::new());
-    let edge = Arc::new(Edge {
+    let node = Arc::new(NodeState {
         config: arc_swap::ArcSwap::new(config.clone()),
         cache: CacheLayer::new(&config.cache),
         upstreams: arc_swap::ArcSwap::from_pointee(upstreams),
@@ -126,15 +135,15 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
         deploy,
         geoip: match &config.server.geoip_database {
             // Validation opened it already; a file changed since then is reported here.
-            Some(path) => Some(crate::edge::geoip::GeoIp::open(path).map_err(ServeError::GeoIp)?),
+            Some(path) => Some(GeoIp::open(path).map_err(ServeError::GeoIp)?),
             None => None,
         },
     });
 
     // Request heads must arrive within `server.request_header_timeout` (read at each request).
     let head_timeout: HeadTimeout = {
-        let edge = edge.clone();
-        Arc::new(move || edge.config.load().server.request_header_timeout)
+        let node = node.clone();
+        Arc::new(move || node.config.load().server.request_header_timeout)
     };
     // Connections open when the listeners close still get LINGER to bring a request.
     let released = Released::default();
@@ -142,7 +151,7 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
         "edgehook proxy".into(),
         Lingering::new(
             HeadDeadline::new(
-                pingora::proxy::http_proxy(&server.configuration, EdgeProxy { edge: edge.clone() }),
+                pingora::proxy::http_proxy(&server.configuration, EdgeProxy { node: node.clone() }),
                 head_timeout.clone(),
             ),
             LINGER,
@@ -175,9 +184,9 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
 
     // Always there: origin-request functions may generate responses even without directories.
     let local = LocalOrigin {
-        dirs: edge.dirs.clone(),
-        generated: edge.generated.clone(),
-        forwards: edge.forwards.clone(),
+        dirs: node.dirs.clone(),
+        generated: node.generated.clone(),
+        forwards: node.forwards.clone(),
         connector: Arc::new(pingora::connectors::http::Connector::new(None)),
     };
     let mut local_service = Service::new("local origin".into(), LocalApp(local));
@@ -189,19 +198,19 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
     ));
     proxy.add_dependency(&local_service);
 
-    let reloader = Arc::new(crate::reload::Reloader {
+    let reloader = Arc::new(Reloader {
         path: path.to_path_buf(),
-        edge: edge.clone(),
+        node: node.clone(),
         local_socket: local_socket.clone(),
         running: parking_lot::Mutex::new(()),
     });
     reloader.watch_sighup();
-    let edge_in_flight = edge.in_flight.clone();
+    let node_in_flight = node.in_flight.clone();
     if let Some(admin) = config.server.admin {
         let api = AdminApi {
             token: config.server.admin_token.clone(),
             metrics,
-            edge,
+            node,
             reloader,
         };
         let mut admin_service = Service::new("admin".into(), HeadDeadline::new(LocalApp(api), head_timeout));
@@ -221,7 +230,7 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
     drain_then_exit(
         server.watch_execution_phase(),
         released,
-        edge_in_flight,
+        node_in_flight,
         runtime_dir.path().to_path_buf(),
     );
     server.run(RunArgs {
@@ -271,17 +280,17 @@ fn drain_then_exit(
 /// Loads every configured function on the JS threads before serving, so a broken function is
 /// reported at start-up and no request pays a cold start. The threads are plain OS threads:
 /// edgehook does not daemonize, so nothing forks them away.
-fn start_functions(config: &Config) -> Result<Option<Arc<crate::js::JsPool>>, ServeError> {
+fn start_functions(config: &Config) -> Result<Option<Arc<JsPool>>, ServeError> {
     // Started even without functions, so that a reload can add some.
-    let specs = config.functions.values().map(crate::js::FunctionSpec::from).collect();
-    let options = crate::js::PoolOptions {
+    let specs = config.functions.values().map(FunctionSpec::from).collect();
+    let options = PoolOptions {
         threads: config.runtime.threads,
         queue: config.runtime.queue,
         max_wait: config.runtime.max_wait,
         snapshot: true,
     };
     let started = std::time::Instant::now();
-    let pool = crate::js::JsPool::start(specs, &options).map_err(ServeError::Functions)?;
+    let pool = JsPool::start(specs, &options).map_err(ServeError::Functions)?;
     tracing::info!(
         functions = config.functions.len(),
         threads = options.threads,
@@ -292,7 +301,7 @@ fn start_functions(config: &Config) -> Result<Option<Arc<crate::js::JsPool>>, Se
 }
 
 /// The directory origins of a config, by name.
-fn dir_origins_of(config: &Config) -> std::collections::HashMap<String, crate::config::DirOrigin> {
+fn dir_origins_of(config: &Config) -> std::collections::HashMap<String, DirOrigin> {
     config
         .origins
         .values()

@@ -3,8 +3,13 @@
 use crate::cache::CacheLayer;
 use crate::config::pattern::PathPattern;
 use crate::config::AdminToken;
+use crate::deploy::rollout::DeploymentRequest;
+use crate::deploy::store::Alias;
+use crate::deploy::DeployError;
 use crate::local_http::{Handler, Reply};
 use crate::metrics::Metrics;
+use crate::proxy::NodeState;
+use crate::reload::Reloader;
 use async_trait::async_trait;
 use pingora::protocols::http::ServerSession;
 use std::sync::Arc;
@@ -15,8 +20,8 @@ const MAX_PURGE_PATHS: usize = 3000;
 pub struct AdminApi {
     pub token: AdminToken,
     pub metrics: Arc<Metrics>,
-    pub edge: Arc<crate::proxy::Edge>,
-    pub reloader: Arc<crate::reload::Reloader>,
+    pub node: Arc<NodeState>,
+    pub reloader: Arc<Reloader>,
 }
 
 #[derive(serde::Deserialize)]
@@ -40,7 +45,7 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 
 impl AdminApi {
     fn cache(&self) -> &CacheLayer {
-        &self.edge.cache
+        &self.node.cache
     }
 
     /// None when the call carries the admin token; otherwise the refusal.
@@ -125,7 +130,7 @@ impl AdminApi {
     /// `/functions/{name}`, `/functions/{name}/code`, `/functions/{name}/versions`,
     /// `/functions/{name}/aliases/{alias}`.
     async fn functions(&self, session: &mut ServerSession, method: &str, path: &str) -> Reply {
-        let Some(deploy) = self.edge.deploy.clone() else {
+        let Some(deploy) = self.node.deploy.clone() else {
             return json_error(404, "no functions are configured");
         };
         let parts: Vec<&str> = path.trim_start_matches("/functions/").split('/').collect();
@@ -150,7 +155,7 @@ impl AdminApi {
                 let (deploying, function) = (deploy.clone(), name.to_string());
                 blocking(move || deploying.put_code(&function, &source))
                     .await
-                    .unwrap_or_else(|e| Err(crate::deploy::DeployError::Load(e)))
+                    .unwrap_or_else(|e| Err(DeployError::Load(e)))
                     .map(|()| json(200, serde_json::json!({ "function": name, "updated": "$LATEST" })))
             }
             ("POST", [name, "versions"]) => deploy
@@ -161,14 +166,14 @@ impl AdminApi {
                     Ok(body) => body,
                     Err(reply) => return reply,
                 };
-                match serde_json::from_slice::<crate::deploy::store::Alias>(&body) {
+                match serde_json::from_slice::<Alias>(&body) {
                     Ok(value) => deploy.put_alias(name, alias, value).map(|()| {
                         json(
                             200,
                             serde_json::json!({ "function": name, "alias": alias, "routing": value }),
                         )
                     }),
-                    Err(e) => Err(crate::deploy::DeployError::Invalid(format!(
+                    Err(e) => Err(DeployError::Invalid(format!(
                         "expected {{\"version\": N, \"additional_version\": {{\"version\": M, \"weight\": 0.1}}}}: {e}"
                     ))),
                 }
@@ -178,11 +183,11 @@ impl AdminApi {
                     Ok(body) => body,
                     Err(reply) => return reply,
                 };
-                match serde_json::from_slice::<crate::deploy::rollout::DeploymentRequest>(&body) {
+                match serde_json::from_slice::<DeploymentRequest>(&body) {
                     Ok(request) => deploy
                         .start_deployment(name, alias, request)
                         .map(|status| json(201, serde_json::to_value(status).unwrap_or_default())),
-                    Err(e) => Err(crate::deploy::DeployError::Invalid(format!(
+                    Err(e) => Err(DeployError::Invalid(format!(
                         "expected {{\"version\": N, \"strategy\": \"AllAtOnce\" | \"Canary10Percent5Minutes\" | ... | {{\"type\": \"canary\", \"percent\": 10, \"interval\": \"30s\"}}, \"alarm\": {{\"error_rate\": 0.05, \"min_invocations\": 20}}, \"pre_traffic\": \"fn\"}}: {e}"
                     ))),
                 }
@@ -220,7 +225,7 @@ impl AdminApi {
     /// capacity it cannot get back (see `ThreadHealth::problem`): an orchestrator then replaces
     /// the process instead of letting it serve less and less.
     fn health(&self) -> Reply {
-        let problem = self.edge.functions.as_ref().and_then(|pool| pool.health().problem());
+        let problem = self.node.functions.as_ref().and_then(|pool| pool.health().problem());
         match problem {
             None => json(200, serde_json::json!({ "status": "ok" })),
             Some(reason) => json(503, serde_json::json!({ "status": "unhealthy", "reason": reason })),
@@ -230,7 +235,7 @@ impl AdminApi {
     fn metrics_page(&self) -> Reply {
         self.metrics.cache_bytes.set(self.cache().storage.bytes() as i64);
         self.metrics.cache_objects.set(self.cache().storage.objects() as i64);
-        if let Some(pool) = &self.edge.functions {
+        if let Some(pool) = &self.node.functions {
             let health = pool.health();
             let replaced = self.metrics.js_threads_replaced.get();
             self.metrics

@@ -2,6 +2,7 @@
 //! `edgehook event` (print a sample event to start from).
 
 use crate::config::units::{parse_duration, parse_size};
+use crate::edge::rules;
 use crate::edge::sample::{sample, SampleOptions};
 use crate::edge::{Event, EventType};
 use crate::js::{FunctionSpec, JsPool, PoolOptions};
@@ -195,7 +196,7 @@ pub fn event(args: EventArgs) -> ExitCode {
     let mut headers = Vec::new();
     for header in &args.headers {
         match header.split_once(':') {
-            Some((name, value)) if crate::edge::rules::is_token(name.trim()) => {
+            Some((name, value)) if rules::is_token(name.trim()) => {
                 headers.push((name.trim().to_string(), value.trim().to_string()));
             }
             _ => return usage(format!("--header `{header}` is not \"Name: value\"")),

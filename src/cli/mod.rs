@@ -4,6 +4,12 @@ mod deploy;
 mod invoke;
 
 use crate::config::{self, LogFormat};
+use crate::js;
+use crate::js::FunctionSpec;
+use crate::js::JsPool;
+use crate::js::PoolOptions;
+use crate::server;
+use crate::server::ServeError;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -83,7 +89,7 @@ fn warnings(config: &config::Config) -> Vec<String> {
 /// Loads each function on its own JS thread, as `serve` would: every function that fails to
 /// load (syntax error, missing handler, unavailable module, top-level throw) is reported.
 fn load_functions(config: &config::Config) -> Vec<String> {
-    let options = crate::js::PoolOptions {
+    let options = PoolOptions {
         threads: 1,
         queue: 1,
         max_wait: std::time::Duration::from_secs(1),
@@ -94,7 +100,7 @@ fn load_functions(config: &config::Config) -> Vec<String> {
         .functions
         .iter()
         .filter_map(|(name, function)| {
-            crate::js::JsPool::start(vec![crate::js::FunctionSpec::from(function)], &options)
+            JsPool::start(vec![FunctionSpec::from(function)], &options)
                 .err()
                 .map(|failure| format!("`functions.{name}.code` {failure}"))
         })
@@ -103,7 +109,7 @@ fn load_functions(config: &config::Config) -> Vec<String> {
 
 pub fn main() -> ExitCode {
     // SAFETY: nothing else runs yet: no thread has been started, nothing reads the environment.
-    unsafe { crate::js::set_engine_switches() };
+    unsafe { js::set_engine_switches() };
     let cli = Cli::parse();
     match cli.command {
         Command::Invoke(args) => invoke::invoke(args),
@@ -149,9 +155,9 @@ pub fn main() -> ExitCode {
             for warning in warnings(&config) {
                 tracing::warn!("{warning}");
             }
-            match crate::server::serve(config, &path, upgrade) {
+            match server::serve(config, &path, upgrade) {
                 Ok(()) => ExitCode::SUCCESS,
-                Err(e @ (crate::server::ServeError::Functions(_) | crate::server::ServeError::Deploy(_))) => {
+                Err(e @ (ServeError::Functions(_) | ServeError::Deploy(_))) => {
                     tracing::error!("{e}");
                     eprintln!("{}: {e}", path.display());
                     ExitCode::from(INVALID_CONFIG)

@@ -2,6 +2,7 @@
 //! checked, so the rest of the program never re-parses or second-guesses it.
 
 use super::pattern::PathPattern;
+use crate::edge::EventType;
 use http::HeaderName;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -213,7 +214,7 @@ pub struct Hooks {
 }
 
 impl Hooks {
-    pub fn get(&self, event: crate::edge::EventType) -> Option<&Association> {
+    pub fn get(&self, event: EventType) -> Option<&Association> {
         use crate::edge::EventType::*;
         match event {
             ViewerRequest => self.viewer_request.as_ref(),

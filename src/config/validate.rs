@@ -5,6 +5,8 @@ use super::file::*;
 use super::model::*;
 use super::pattern::PathPattern;
 use super::units::{parse_duration, parse_size};
+use crate::edge::geoip::GeoIp;
+use crate::tls;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -194,12 +196,12 @@ fn server(file: &ServerFile, base: &Path, problems: &mut Problems) -> Server {
         }
         let certificates = cert
             .as_ref()
-            .and_then(|cert| problems.check(path.key("cert"), crate::tls::load_certificates(cert)));
+            .and_then(|cert| problems.check(path.key("cert"), tls::load_certificates(cert)));
         let private_key = key
             .as_ref()
-            .and_then(|key| problems.check(path.key("key"), crate::tls::load_private_key(key)));
+            .and_then(|key| problems.check(path.key("key"), tls::load_private_key(key)));
         if let (Some(certificates), Some(private_key)) = (certificates, private_key) {
-            problems.check(path.key("key"), crate::tls::check_key_pair(&certificates, private_key));
+            problems.check(path.key("key"), tls::check_key_pair(&certificates, private_key));
         }
         Tls {
             listen,
@@ -241,10 +243,7 @@ fn server(file: &ServerFile, base: &Path, problems: &mut Problems) -> Server {
     });
     let geoip_database = file.geoip_database.as_ref().and_then(|path| {
         let path = resolve_file(base, path);
-        problems.check(
-            root.key("geoip_database"),
-            crate::edge::geoip::GeoIp::open(&path).map(|_| path),
-        )
+        problems.check(root.key("geoip_database"), GeoIp::open(&path).map(|_| path))
     });
     let via = file.via.clone().unwrap_or_else(|| "edgehook".into());
     let via_hop = match http::HeaderValue::from_str(&format!("1.1 {via}")) {
@@ -444,10 +443,7 @@ fn http_origin(
         if !tls {
             problems.add(path.key("ca_file"), "only applies to https:// origins");
         }
-        problems.check(
-            path.key("ca_file"),
-            crate::tls::load_certificates(&resolve_file(base, ca)),
-        )
+        problems.check(path.key("ca_file"), tls::load_certificates(&resolve_file(base, ca)))
     });
     Some(HttpOrigin {
         tls,

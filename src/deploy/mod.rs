@@ -8,6 +8,8 @@ pub mod route;
 pub mod store;
 pub mod strategy;
 
+use crate::config::Config;
+use crate::config::Function;
 use crate::js::{FunctionSpec, JsPool, PoolOptions};
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, HashMap};
@@ -35,7 +37,7 @@ pub struct Deployments {
     store: Store,
     pool: Arc<JsPool>,
     /// The functions of the config, whose settings uploaded code keeps.
-    configured: RwLock<BTreeMap<String, crate::config::Function>>,
+    configured: RwLock<BTreeMap<String, Function>>,
     aliases: RwLock<HashMap<String, BTreeMap<String, Alias>>>,
     /// Invocations and failures per pool key (`fn:N`), which deployment alarms watch.
     stats: parking_lot::Mutex<HashMap<String, (u64, u64)>>,
@@ -60,7 +62,7 @@ fn spec_of(name: &str, key: &str, version: &str, code: &FunctionCode, concurrenc
     spec
 }
 
-fn code_of(function: &crate::config::Function) -> FunctionCode {
+fn code_of(function: &Function) -> FunctionCode {
     FunctionCode {
         source: function.source.clone(),
         file_name: function
@@ -83,7 +85,7 @@ fn now() -> u64 {
 impl Deployments {
     /// Opens the state directory and brings the pool in line with it: uploaded `$LATEST` code
     /// replaces the config's, and every version an alias or a behavior names is loaded warm.
-    pub fn start(config: &crate::config::Config, pool: Arc<JsPool>) -> Result<Deployments, DeployError> {
+    pub fn start(config: &Config, pool: Arc<JsPool>) -> Result<Deployments, DeployError> {
         let store = Store::open(&config.state_dir)?;
         let deployments = Deployments {
             store,
@@ -125,7 +127,7 @@ impl Deployments {
         Ok(deployments)
     }
 
-    fn configured(&self, name: &str) -> Result<crate::config::Function, DeployError> {
+    fn configured(&self, name: &str) -> Result<Function, DeployError> {
         self.configured
             .read()
             .get(name)
@@ -134,7 +136,7 @@ impl Deployments {
     }
 
     /// After a config reload: the functions the config now defines.
-    pub fn set_configured(&self, functions: BTreeMap<String, crate::config::Function>) {
+    pub fn set_configured(&self, functions: BTreeMap<String, Function>) {
         *self.configured.write() = functions;
     }
 
@@ -145,7 +147,7 @@ impl Deployments {
     }
 
     /// Runs a reloaded config's new code for `function`, unless its `$LATEST` is uploaded code.
-    pub fn register_configured(&self, function: &crate::config::Function) {
+    pub fn register_configured(&self, function: &Function) {
         let _change = self.code_changes.lock();
         if !self.has_uploaded_code(&function.name) {
             self.pool.register(FunctionSpec::from(function));

@@ -5,6 +5,9 @@
 use super::store::{Alias, Weighted};
 use super::strategy::{Strategy, StrategyJson};
 use super::{DeployError, Deployments};
+use crate::edge::sample;
+use crate::edge::sample::SampleOptions;
+use crate::edge::EventType;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -227,11 +230,11 @@ impl Deployments {
     /// Runs the pre-traffic function on a sample viewer-request event.
     async fn pre_traffic(&self, id: &str, function: &str) -> Result<(), String> {
         let key = self.resolve(function, "").map_err(|e| e.to_string())?;
-        let options = crate::edge::sample::SampleOptions {
+        let options = SampleOptions {
             request_id: Some(format!("deployment-{id}")),
             ..Default::default()
         };
-        let event = crate::edge::sample::sample(crate::edge::EventType::ViewerRequest, &options);
+        let event = sample::sample(EventType::ViewerRequest, &options);
         self.pool
             .invoke(&key, &event)
             .await

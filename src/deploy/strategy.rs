@@ -1,5 +1,6 @@
 //! Traffic-shifting strategies, named as in AWS SAM, plus custom ones for short tests.
 
+use crate::config::units;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -80,7 +81,7 @@ impl Strategy {
                 if !(*percent > 0.0 && *percent <= 100.0) {
                     return Err(format!("percent {percent} is not in (0, 100]"));
                 }
-                let interval = crate::config::units::parse_duration(interval)?;
+                let interval = units::parse_duration(interval)?;
                 if interval.is_zero() {
                     return Err("interval must be more than 0".into());
                 }

@@ -4,6 +4,9 @@
 //! Case counts follow proptest's `PROPTEST_CASES` (256 by default); a longer run:
 //! `PROPTEST_CASES=100000 cargo test --release --lib properties`.
 
+use crate::edge::event::HeaderEntry;
+use crate::edge::event::Headers;
+use crate::edge::Event;
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -209,7 +212,7 @@ fn header_name() -> impl Strategy<Value = String> {
     ]
 }
 
-fn headers(max: usize) -> impl Strategy<Value = crate::edge::event::Headers> {
+fn headers(max: usize) -> impl Strategy<Value = Headers> {
     proptest::collection::vec(
         (
             header_name(),
@@ -223,7 +226,7 @@ fn headers(max: usize) -> impl Strategy<Value = crate::edge::event::Headers> {
             .map(|(name, entries)| {
                 let entries = entries
                     .into_iter()
-                    .map(|(key, value)| crate::edge::event::HeaderEntry { key, value })
+                    .map(|(key, value)| HeaderEntry { key, value })
                     .collect();
                 (name, entries)
             })
@@ -232,7 +235,7 @@ fn headers(max: usize) -> impl Strategy<Value = crate::edge::event::Headers> {
 }
 
 /// Events of every type with arbitrary text in every field.
-pub fn event() -> impl Strategy<Value = crate::edge::Event> {
+pub fn event() -> impl Strategy<Value = Event> {
     use crate::edge::event::{Body, Origin};
     use crate::edge::sample::{sample, SampleOptions};
     use crate::edge::EventType;

@@ -87,7 +87,7 @@ pub fn headers_from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Config {
+pub struct EventConfig {
     pub distribution_domain_name: String,
     pub distribution_id: String,
     pub event_type: EventType,
@@ -180,7 +180,7 @@ pub struct Response {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cf {
-    pub config: Config,
+    pub config: EventConfig,
     pub request: Request,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<Response>,

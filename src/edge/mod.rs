@@ -13,4 +13,4 @@ pub mod sample;
 pub mod viewer;
 
 pub use event::{Event, EventType};
-pub use result::{validate, Outcome, ValidationError};
+pub use result::{validate, Outcome, RequestOutcome, ResponseOutcome, ValidationError};

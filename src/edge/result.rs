@@ -19,27 +19,40 @@ fn fail<T>(message: impl Into<String>) -> Result<T, ValidationError> {
     Err(ValidationError(message.into()))
 }
 
-/// What a valid result asks the proxy to do.
+/// What a valid result asks the proxy to do: a request event's outcome or a response event's,
+/// as the event's type decides.
 // Outcomes live for one invocation and move once; boxing the request would buy nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// Request events: continue with this request. `body` holds a replacement body
-    /// (`action: "replace"`), already decoded.
-    Request {
+    Request(RequestOutcome),
+    Response(ResponseOutcome),
+}
+
+/// What a request event's function decided.
+// Outcomes live for one invocation and move once; boxing the request would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum RequestOutcome {
+    /// Continue with this request. `body` holds a replacement body (`action: "replace"`),
+    /// already decoded.
+    Continue {
         request: Request,
         body: Option<Vec<u8>>,
         changed: ChangedHeaders,
     },
-    /// Request events: answer with this response instead.
-    Generated(Generated),
-    /// Response events: send this response. `body` is an origin-response replacement.
-    Response {
-        response: Response,
-        status: u16,
-        body: Option<Vec<u8>>,
-        changed: ChangedHeaders,
-    },
+    /// Answer with this response instead.
+    Respond(Generated),
+}
+
+/// The response a response event's function returned, to send. `body` is an origin-response
+/// replacement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResponseOutcome {
+    pub response: Response,
+    pub status: u16,
+    pub body: Option<Vec<u8>>,
+    pub changed: ChangedHeaders,
 }
 
 /// Which headers of a returned request or response may differ from the event's, so that the
@@ -92,8 +105,10 @@ impl Outcome {
         };
         // Serializing these plain structures cannot fail.
         match self {
-            Outcome::Request { request, .. } => serde_json::to_value(request).unwrap_or_default(),
-            Outcome::Generated(generated) => {
+            Outcome::Request(RequestOutcome::Continue { request, .. }) => {
+                serde_json::to_value(request).unwrap_or_default()
+            }
+            Outcome::Request(RequestOutcome::Respond(generated)) => {
                 let (body, body_encoding) = encode(&generated.body);
                 serde_json::to_value(GeneratedJson {
                     status: generated.status.to_string(),
@@ -104,7 +119,7 @@ impl Outcome {
                 })
                 .unwrap_or_default()
             }
-            Outcome::Response { response, body, .. } => {
+            Outcome::Response(ResponseOutcome { response, body, .. }) => {
                 let mut value = serde_json::to_value(response).unwrap_or_default();
                 if let (Some(body), Some(map)) = (body, value.as_object_mut()) {
                     let (body, encoding) = encode(body);
@@ -123,9 +138,9 @@ impl Outcome {
     /// that every header its `changed` does not name is the event's, entry for entry.
     pub(crate) fn checked_changes(mut self, event: &Event) -> Outcome {
         let (after, changed) = match &mut self {
-            Outcome::Request { request, changed, .. } => (&request.headers, changed),
-            Outcome::Response { response, changed, .. } => (&response.headers, changed),
-            Outcome::Generated(_) => return self,
+            Outcome::Request(RequestOutcome::Continue { request, changed, .. }) => (&request.headers, changed),
+            Outcome::Response(ResponseOutcome { response, changed, .. }) => (&response.headers, changed),
+            Outcome::Request(RequestOutcome::Respond(_)) => return self,
         };
         let before = given_headers(event);
         for name in before.keys().chain(after.keys()) {
@@ -197,13 +212,14 @@ fn validate_value(event: &Event, result: &Json, kept: &str) -> Result<Outcome, V
             _ => return fail("The Lambda function returned invalid JSON: The JSON output must be an object type."),
         };
     if kind.is_request() {
-        if object.contains_key("status") {
-            generated(kind, object).map(Outcome::Generated)
+        let outcome = if object.contains_key("status") {
+            generated(kind, object).map(RequestOutcome::Respond)
         } else {
             request(event, object, kept)
-        }
+        };
+        outcome.map(Outcome::Request)
     } else {
-        response(event, object, kept)
+        response(event, object, kept).map(Outcome::Response)
     }
 }
 
@@ -427,7 +443,7 @@ fn head_size(uri: &str, querystring: &str, headers: &Headers) -> usize {
             .sum::<usize>()
 }
 
-fn request(event: &Event, object: &Object, kept: &str) -> Result<Outcome, ValidationError> {
+fn request(event: &Event, object: &Object, kept: &str) -> Result<RequestOutcome, ValidationError> {
     let kind = event.event_type();
     let original = &event.cf().request;
     read_only_field(object, "clientIp", &original.client_ip)?;
@@ -488,7 +504,7 @@ fn request(event: &Event, object: &Object, kept: &str) -> Result<Outcome, Valida
         body,
         origin,
     };
-    Ok(Outcome::Request {
+    Ok(RequestOutcome::Continue {
         request,
         body: replacement,
         changed,
@@ -641,7 +657,7 @@ fn generated(kind: EventType, object: &Object) -> Result<Generated, ValidationEr
     })
 }
 
-fn response(event: &Event, object: &Object, kept: &str) -> Result<Outcome, ValidationError> {
+fn response(event: &Event, object: &Object, kept: &str) -> Result<ResponseOutcome, ValidationError> {
     let kind = event.event_type();
     let Some(original) = &event.cf().response else {
         return fail("internal: a response event without a response");
@@ -673,7 +689,7 @@ fn response(event: &Event, object: &Object, kept: &str) -> Result<Outcome, Valid
         status_description,
         headers: new_headers,
     };
-    Ok(Outcome::Response {
+    Ok(ResponseOutcome {
         response,
         status,
         body,

@@ -53,7 +53,7 @@ pub fn sample(kind: EventType, options: &SampleOptions) -> Event {
         }
     });
     Event::new(Cf {
-        config: Config {
+        config: EventConfig {
             distribution_domain_name: "d111111abcdef8.cloudfront.net".into(),
             distribution_id: "EDFDVBD6EXAMPLE".into(),
             event_type: kind,

@@ -26,6 +26,7 @@ pub use module::ModuleKind;
 pub use pool::{JsPool, PoolOptions};
 pub use supervisor::ThreadHealth;
 
+use crate::config::Function;
 use crate::edge::event_json::EventJson;
 use crate::edge::{self, Event, Outcome};
 use std::collections::BTreeMap;
@@ -111,8 +112,8 @@ impl FunctionSpec {
     }
 }
 
-impl From<&crate::config::Function> for FunctionSpec {
-    fn from(function: &crate::config::Function) -> FunctionSpec {
+impl From<&Function> for FunctionSpec {
+    fn from(function: &Function) -> FunctionSpec {
         let file_name = function
             .code
             .file_name()

@@ -3,7 +3,7 @@
 use super::*;
 use crate::edge::event::HeaderEntry;
 use crate::edge::sample::{sample, SampleOptions};
-use crate::edge::EventType;
+use crate::edge::{EventType, RequestOutcome, ResponseOutcome};
 use std::sync::Arc;
 
 fn options() -> PoolOptions {
@@ -46,16 +46,16 @@ async fn run(source: &str) -> Result<Outcome, InvokeError> {
 
 fn uri(outcome: Result<Outcome, InvokeError>) -> String {
     match outcome {
-        Ok(Outcome::Request { request, .. }) => request.uri,
+        Ok(Outcome::Request(RequestOutcome::Continue { request, .. })) => request.uri,
         other => panic!("a request was expected, got {other:?}"),
     }
 }
 
 fn header(outcome: &Outcome, name: &str) -> String {
     match outcome {
-        Outcome::Request { request, .. } => request.headers[name][0].value.clone(),
-        Outcome::Generated(g) => g.headers[name][0].value.clone(),
-        Outcome::Response { response, .. } => response.headers[name][0].value.clone(),
+        Outcome::Request(RequestOutcome::Continue { request, .. }) => request.headers[name][0].value.clone(),
+        Outcome::Request(RequestOutcome::Respond(g)) => g.headers[name][0].value.clone(),
+        Outcome::Response(ResponseOutcome { response, .. }) => response.headers[name][0].value.clone(),
     }
 }
 
@@ -415,7 +415,7 @@ async fn invalid_results_are_validation_errors() {
 #[tokio::test(flavor = "multi_thread")]
 async fn generated_responses_pass_through() {
     let source = "export const handler = async () => ({ status: '302', statusDescription: 'Found', headers: { location: [{ key: 'Location', value: 'https://example.com/login' }] } });";
-    let Ok(Outcome::Generated(generated)) = run_file("index.mjs", source).await else {
+    let Ok(Outcome::Request(RequestOutcome::Respond(generated))) = run_file("index.mjs", source).await else {
         panic!("generated expected")
     };
     assert_eq!(generated.status, 302);
@@ -472,7 +472,9 @@ async fn bodies_arrive_exactly_as_written() {
     ];
     for (i, want) in expected.iter().enumerate() {
         match pool.invoke(&format!("f{i}"), &event).await {
-            Ok(Outcome::Generated(g)) => assert_eq!(String::from_utf8(g.body).unwrap(), *want, "{}", cases[i]),
+            Ok(Outcome::Request(RequestOutcome::Respond(g))) => {
+                assert_eq!(String::from_utf8(g.body).unwrap(), *want, "{}", cases[i])
+            }
             other => panic!("{}: {other:?}", cases[i]),
         }
     }
@@ -491,7 +493,7 @@ async fn bodies_arrive_exactly_as_written() {
     let source = "export const handler = async (e) => { const res = e.Records[0].cf.response; res.body = 'replaced body '.repeat(10); return res; };";
     let single = self::pool(vec![FunctionSpec::new("f", "index.mjs", source)]);
     let event = sample(EventType::OriginResponse, &SampleOptions::default());
-    let Ok(Outcome::Response { body, response, .. }) = single.invoke("f", &event).await else {
+    let Ok(Outcome::Response(ResponseOutcome { body, response, .. })) = single.invoke("f", &event).await else {
         panic!("a response")
     };
     assert_eq!(body.as_deref(), Some("replaced body ".repeat(10).as_bytes()));
@@ -923,7 +925,9 @@ async fn headers_returned_as_given_or_changed() {
         let mut expected = event.cf().request.headers.clone();
         change(&mut expected);
         match pool.invoke(&format!("f{i}"), &event).await {
-            Ok(Outcome::Request { request, .. }) => assert_eq!(request.headers, expected, "{body}"),
+            Ok(Outcome::Request(RequestOutcome::Continue { request, .. })) => {
+                assert_eq!(request.headers, expected, "{body}")
+            }
             other => panic!("{body}: {other:?}"),
         }
     }
@@ -984,7 +988,7 @@ async fn kept_headers_stay_on_the_objects_the_function_holds() {
     let source = "export const handler = async (e) => { const res = e.Records[0].cf.response; res.headers['x-frame-options'] = [{ key: 'X-Frame-Options', value: 'DENY' }]; return res; };";
     let pool = self::pool(vec![FunctionSpec::new("f", "index.mjs", source)]);
     let event = sample(EventType::ViewerResponse, &SampleOptions::default());
-    let Ok(Outcome::Response { response, .. }) = pool.invoke("f", &event).await else {
+    let Ok(Outcome::Response(ResponseOutcome { response, .. })) = pool.invoke("f", &event).await else {
         panic!("a response")
     };
     let mut expected = event.cf().response.as_ref().unwrap().headers.clone();
@@ -1033,7 +1037,7 @@ async fn the_header_record_follows_what_the_function_returns() {
         raw[3]
     );
     for call in 5..7 {
-        let Ok(Outcome::Request { request, .. }) = pool.invoke("f", &event).await else {
+        let Ok(Outcome::Request(RequestOutcome::Continue { request, .. })) = pool.invoke("f", &event).await else {
             panic!("a request")
         };
         let mut expected = event.cf().request.headers.clone();
@@ -1487,7 +1491,7 @@ async fn a_header_read_from_a_map_beyond_ascii_is_the_events() {
     );
     let held = run_held(&pool, "held", EventJson::new(&event, true)).await;
     let whole = run_held(&pool, "whole", EventJson::whole(event.to_json())).await;
-    let Ok(Outcome::Request { request, .. }) = crate::edge::validate(&event, &held) else {
+    let Ok(Outcome::Request(RequestOutcome::Continue { request, .. })) = crate::edge::validate(&event, &held) else {
         panic!("{held}")
     };
     assert_eq!(request.headers["x-agent"][0].value, "agent|Zo\u{eb} \u{1f600}");
@@ -1598,7 +1602,7 @@ async fn a_kept_event_keeps_its_own_held_back_headers() {
         .unwrap();
     assert!(first.starts_with("K*\n"), "{first}");
     let second = pool.invoke("f", &with_agent("second")).await.unwrap();
-    let Outcome::Request { request, .. } = second else {
+    let Outcome::Request(RequestOutcome::Continue { request, .. }) = second else {
         panic!("a request")
     };
     // The kept map: the event's headers, then those written during its invocation and after.
@@ -1609,7 +1613,7 @@ async fn a_kept_event_keeps_its_own_held_back_headers() {
     );
     assert_eq!(request.headers["user-agent"][0].value, "second");
     let third = pool.invoke("f", &with_agent("third")).await.unwrap();
-    let Outcome::Request { request, .. } = third else {
+    let Outcome::Request(RequestOutcome::Continue { request, .. }) = third else {
         panic!("a request")
     };
     assert_eq!(request.uri, "/x-set/true/second/true");

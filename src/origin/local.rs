@@ -7,6 +7,7 @@
 use super::dir::DirServer;
 use super::{OriginPeer, Upstreams};
 use crate::config::Origin;
+use crate::edge::event;
 use crate::edge::result::Generated;
 use crate::local_http::{Body, BodyStream, Handler, Reply};
 use async_trait::async_trait;
@@ -114,10 +115,7 @@ fn generated_reply(generated: Generated) -> Reply {
     }
     for (name, entries) in &generated.headers {
         for entry in entries {
-            let key = entry
-                .key
-                .clone()
-                .unwrap_or_else(|| crate::edge::event::title_case(name));
+            let key = entry.key.clone().unwrap_or_else(|| event::title_case(name));
             if let Ok(value) = http::HeaderValue::from_str(&entry.value) {
                 let _ = header.append_header(key, value);
             }

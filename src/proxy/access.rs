@@ -2,12 +2,12 @@
 
 use super::ctx::{RequestCtx, Route};
 use super::respond;
-use super::Edge;
+use super::NodeState;
 use crate::origin::status_for;
 use pingora::proxy::Session;
 use pingora::Error;
 
-pub fn record(edge: &Edge, session: &mut Session, error: Option<&Error>, ctx: &RequestCtx) {
+pub fn record(node: &NodeState, session: &mut Session, error: Option<&Error>, ctx: &RequestCtx) {
     let status = session
         .response_written()
         .map_or_else(|| error.map_or(0, status_for), |r| r.status.as_u16());
@@ -31,7 +31,7 @@ pub fn record(edge: &Edge, session: &mut Session, error: Option<&Error>, ctx: &R
         500..=599 => "5xx",
         _ => "none",
     };
-    let metrics = &edge.metrics;
+    let metrics = &node.metrics;
     metrics.requests.with_label_values(&[class, ctx.behavior_label()]).inc();
     metrics.cache.with_label_values(&[cache]).inc();
     let bytes_out = session.as_ref().body_bytes_sent();

@@ -2,21 +2,22 @@
 //!
 //! ```text
 //! request_filter        request id, limits (414/431/400), behavior match,
-//!                       viewer-request function, viewer headers, query policy   (viewer)
+//!                       viewer-request function, viewer headers, query policy   (hooks::viewer_request)
 //! request_cache_filter  enable the cache for cacheable behaviors and methods
 //! cache_key_callback    key from the behavior's cache-key policy                (cache::key)
 //! cache_vary_filter     variance from the stored response's Vary
-//! proxy_upstream_filter origin-request function (misses only)                  (upstream)
+//! proxy_upstream_filter origin-request function (misses only)                  (hooks::origin_request)
 //! upstream_peer         origin -> peer; the local origin for generated answers
 //!                       and requests whose body a function read                 (upstream)
+//! fail_to_connect       the origin's next address, if it has one                (upstream)
 //! upstream_request_filter  Host, base path, forwarding headers, function changes (forward, upstream)
-//! upstream_response_filter origin-response function, before the cache          (upstream)
+//! upstream_response_filter origin-response function, before the cache          (hooks::origin_response)
 //! response_cache_filter freshness and TTL clamping                              (cache::policy)
-//! response_filter       viewer-response function, X-Cache, request id, Via    (viewer)
+//! response_filter       viewer-response function, X-Cache, request id, Via    (hooks::viewer_response)
 //! fail_to_proxy         502/503/504 pages with X-Cache naming the failure       (respond)
 //! logging               access log line and metrics                             (access)
 //! ```
-//! `hooks` converts between pingora's requests and responses and Lambda@Edge events.
+//! `hooks` also converts between pingora's requests and responses and Lambda@Edge events.
 
 mod access;
 pub mod ctx;
@@ -25,7 +26,6 @@ pub mod hooks;
 pub mod request_id;
 pub mod respond;
 mod upstream;
-mod viewer;
 
 use crate::cache::{key, policy, CacheLayer};
 use crate::config::Config;
@@ -52,8 +52,8 @@ use std::time::{Instant, SystemTime};
 /// it; the rest is held to be sent on to the origin).
 pub(crate) const MAX_INCLUDED_BODY: usize = 16 << 20;
 
-/// Everything the proxy phases share, built once per server.
-pub struct Edge {
+/// This node's running state: what the proxy phases, the admin API and reloads share.
+pub struct NodeState {
     /// The running configuration; a reload swaps it, requests keep the one they started with.
     pub config: arc_swap::ArcSwap<Config>,
     pub cache: CacheLayer,
@@ -84,7 +84,7 @@ pub enum Next {
 }
 
 pub struct EdgeProxy {
-    pub edge: Arc<Edge>,
+    pub node: Arc<NodeState>,
 }
 
 /// Size of a request head as it came on the wire (request line and header lines).
@@ -149,7 +149,7 @@ impl ProxyHttp for EdgeProxy {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::new(&self.edge.in_flight, self.edge.config.load_full())
+        RequestCtx::new(&self.node.in_flight, self.node.config.load_full())
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
@@ -183,7 +183,7 @@ impl ProxyHttp for EdgeProxy {
         if !cacheable_behavior || !(method == http::Method::GET || method == http::Method::HEAD) {
             return Ok(());
         }
-        let cache = &self.edge.cache;
+        let cache = &self.node.cache;
         session
             .cache
             .enable(cache.storage, Some(cache.eviction), None, Some(cache.lock), None);
@@ -279,7 +279,7 @@ impl ProxyHttp for EdgeProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         if let Some(started) = ctx.origin_started {
-            self.edge
+            self.node
                 .metrics
                 .origin_latency
                 .with_label_values(&[ctx.origin_name()])
@@ -355,7 +355,7 @@ impl ProxyHttp for EdgeProxy {
     }
 
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
-        access::record(&self.edge, session, error, ctx);
+        access::record(&self.node, session, error, ctx);
     }
 
     fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {

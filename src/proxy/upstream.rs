@@ -1,91 +1,17 @@
-//! The origin side of the function phases: the origin-request function on cache misses (which
-//! may change the request and the origin, or answer), the choice of peer, the request the origin
-//! receives, and the origin-response function before the cache stores the answer.
+//! The way to the origin on a cache miss: the peer (the chosen origin at one of its addresses,
+//! or the local origin) and the request it receives.
 
-use super::ctx::{OriginRequest, OriginRoute, RequestCtx, Route};
-use super::{forward, hooks, EdgeProxy, Next};
+use super::ctx::{OriginRequest, RequestCtx, Route};
+use super::{forward, hooks, EdgeProxy};
 use crate::config::Origin;
-use crate::edge::event::{title_case, Request};
-use crate::edge::ValidationError;
-use crate::edge::{EventType, Outcome};
-use crate::js::InvokeError;
+use crate::edge::event::title_case;
 use crate::origin::local::{Forward, FORWARD_PREFIX, GENERATED_PREFIX};
 use crate::origin::OriginPeer;
-use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::proxy::Session;
+use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, Result};
 
 impl EdgeProxy {
-    /// The origin-request phase: runs on misses only.
-    pub(super) async fn origin_request(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Next> {
-        let Some(behavior) = ctx.behavior.clone() else {
-            return Ok(Next::Continue);
-        };
-        ctx.route = Route::Origin(OriginRoute::to(behavior.origin.clone()));
-        let Some(association) = &behavior.hooks.origin_request else {
-            if behavior.hooks.origin_response.is_some() {
-                let request = self.origin_request_of(session, ctx, &behavior.origin);
-                ctx.origin_request = Some(Box::new(OriginRequest {
-                    request,
-                    header_changes: None,
-                }));
-            }
-            return Ok(Next::Continue);
-        };
-        let mut request = self.origin_request_of(session, ctx, &behavior.origin);
-        if association.include_body {
-            let current = ctx.bodies.request_to_send();
-            request.body = current.map(|b| hooks::event_body(b, EventType::OriginRequest));
-        }
-        let event = hooks::event(EventType::OriginRequest, ctx, request, None);
-        let result = hooks::invoke(&self.edge, association, &event).await;
-        let mut request = event.into_cf().request;
-        let error = match result {
-            Ok(Outcome::Request {
-                request: mut changed,
-                body,
-                changed: changed_headers,
-            }) => {
-                hooks::take_body_replacement(ctx, &mut changed, body);
-                request.body = None;
-                if changed.origin != request.origin {
-                    match changed
-                        .origin
-                        .as_ref()
-                        .map(|o| hooks::chosen_origin(&ctx.config.origins, o))
-                    {
-                        Some(Ok(origin)) => ctx.route = Route::Origin(OriginRoute::to(origin)),
-                        Some(Err(message)) => {
-                            let error = InvokeError::validation(
-                                ValidationError(message),
-                                &association.function,
-                                &ctx.request_id,
-                            );
-                            self.write_function_error(session, ctx, &error).await?;
-                            return Ok(Next::Answered);
-                        }
-                        None => {}
-                    }
-                }
-                ctx.origin_request = Some(Box::new(OriginRequest {
-                    request: changed,
-                    header_changes: Some((request.headers, changed_headers)),
-                }));
-                return Ok(Next::Continue);
-            }
-            Ok(Outcome::Generated(generated)) => {
-                // Served by the local origin so that the cache admits it like an origin response.
-                ctx.route = Route::Generated(self.edge.generated.put(&ctx.request_id, generated));
-                return Ok(Next::Continue);
-            }
-            Ok(Outcome::Response { .. }) => hooks::response_without_status(association, ctx),
-            Err(error) => error,
-        };
-        self.write_function_error(session, ctx, &error).await?;
-        Ok(Next::Answered)
-    }
-
     /// The peer of this request: the local origin for generated answers and requests whose body
     /// was read (it sends them on with the body), else the chosen origin at the address being
     /// tried.
@@ -93,7 +19,7 @@ impl EdgeProxy {
         let forwards_body = ctx.forwards_body();
         let route = match &mut ctx.route {
             Route::Origin(route) if !forwards_body => route,
-            Route::Origin(_) | Route::Generated(_) => return self.edge.upstreams.load().local_peer(),
+            Route::Origin(_) | Route::Generated(_) => return self.node.upstreams.load().local_peer(),
             Route::Unrouted => {
                 return Err(Error::explain(
                     pingora::ErrorType::InternalError,
@@ -101,7 +27,7 @@ impl EdgeProxy {
                 ));
             }
         };
-        let OriginPeer { peer, addresses_left } = self.edge.upstreams.load().peer(&route.origin, route.attempt).await?;
+        let OriginPeer { peer, addresses_left } = self.node.upstreams.load().peer(&route.origin, route.attempt).await?;
         route.addresses_left = addresses_left;
         Ok(peer)
     }
@@ -171,11 +97,11 @@ impl EdgeProxy {
             let mut real = upstream.clone();
             real.remove_header(&http::header::TRANSFER_ENCODING);
             real.insert_header(http::header::CONTENT_LENGTH, body.len())?;
-            route.forwarded = Some(self.edge.forwards.put(
+            route.forwarded = Some(self.node.forwards.put(
                 &ctx.request_id,
                 Forward {
                     origin: route.origin.clone(),
-                    upstreams: self.edge.upstreams.load_full(),
+                    upstreams: self.node.upstreams.load_full(),
                     header: real,
                     body,
                 },
@@ -192,7 +118,7 @@ impl EdgeProxy {
         Ok(())
     }
 
-    fn forwarding<'a>(&'a self, ctx: &'a RequestCtx, origin: &'a Origin) -> forward::Forwarding<'a> {
+    pub(super) fn forwarding<'a>(&'a self, ctx: &'a RequestCtx, origin: &'a Origin) -> forward::Forwarding<'a> {
         let server = &ctx.config.server;
         forward::Forwarding {
             origin,
@@ -202,79 +128,5 @@ impl EdgeProxy {
             request_id_header: &server.request_id_header,
             request_id: &ctx.request_id,
         }
-    }
-
-    /// The request as the origin will receive it (forwarding headers included, the origin's path
-    /// not yet prepended), with the origin block, as origin events show it.
-    fn origin_request_of(&self, session: &Session, ctx: &RequestCtx, origin: &Origin) -> Request {
-        let req = session.req_header();
-        let mut request = hooks::request_of(req, &ctx.viewer.client_ip);
-        let mut headers = hooks::ForwardedEventHeaders {
-            headers: &mut request.headers,
-            has_case: req.has_case(),
-        };
-        // Forwarding only fails on values that are not header values, which these are not.
-        let _ = self
-            .forwarding(ctx, origin)
-            .headers(req)
-            .and_then(|forwarding| forwarding.set_on(&mut headers));
-        request.origin = Some(hooks::origin_block(origin));
-        request
-    }
-
-    /// Runs the origin-response function on the origin's answer (any status), before the cache
-    /// stores it: its changes are what is cached. Not run for responses an origin-request
-    /// function generated.
-    pub(super) async fn origin_response(&self, resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
-        if matches!(ctx.route, Route::Generated(_)) {
-            return Ok(());
-        }
-        let Some(behavior) = ctx.behavior.clone() else {
-            return Ok(());
-        };
-        let Some(association) = &behavior.hooks.origin_response else {
-            return Ok(());
-        };
-        let Some(origin_request) = ctx.origin_request.take() else {
-            return Ok(());
-        };
-        let OriginRequest {
-            request,
-            header_changes,
-        } = *origin_request;
-        let event = hooks::event(EventType::OriginResponse, ctx, request, Some(hooks::response_of(resp)));
-        let result = hooks::invoke(&self.edge, association, &event).await;
-        let cf = event.into_cf();
-        ctx.origin_request = Some(Box::new(OriginRequest {
-            request: cf.request,
-            header_changes,
-        }));
-        let error = match (result, cf.response) {
-            (
-                Ok(Outcome::Response {
-                    response: changed,
-                    status,
-                    body,
-                    changed: changed_headers,
-                }),
-                Some(response),
-            ) => {
-                hooks::apply_response(resp, &response, &changed, status, &changed_headers)?;
-                if let Some(body) = body {
-                    resp.remove_header(&http::header::TRANSFER_ENCODING);
-                    resp.remove_header(&http::header::CONTENT_ENCODING);
-                    resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
-                    ctx.bodies.response_replacement = Some(bytes::Bytes::from(body));
-                }
-                return Ok(());
-            }
-            (Err(error), _) => error,
-            (Ok(_), _) => InvokeError::validation(
-                ValidationError("an origin-response function must return the response".into()),
-                &association.function,
-                &ctx.request_id,
-            ),
-        };
-        Err(hooks::response_phase_failure(ctx, &error))
     }
 }

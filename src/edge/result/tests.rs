@@ -33,18 +33,18 @@ fn unchanged_results_are_accepted_for_every_event() {
         let e = event(kind);
         let outcome = validate(&e, &edited(&e, |_| {})).unwrap();
         match outcome {
-            Outcome::Request { request, body, .. } => {
+            Outcome::Request(RequestOutcome::Continue { request, body, .. }) => {
                 assert_eq!(request, e.cf().request);
                 assert!(body.is_none());
             }
-            Outcome::Response {
+            Outcome::Response(ResponseOutcome {
                 response, status, body, ..
-            } => {
+            }) => {
                 assert_eq!(&response, e.cf().response.as_ref().unwrap());
                 assert_eq!(status, 200);
                 assert!(body.is_none());
             }
-            Outcome::Generated(_) => panic!("no status was set"),
+            Outcome::Request(RequestOutcome::Respond(_)) => panic!("no status was set"),
         }
     }
 }
@@ -69,7 +69,7 @@ fn request_changes_and_key_filling() {
         r["headers"]["x-variant"] = json!([{ "value": "b" }]);
         r["headers"]["accept"] = json!([]);
     });
-    let Outcome::Request { request, .. } = validate(&e, &result).unwrap() else {
+    let Outcome::Request(RequestOutcome::Continue { request, .. }) = validate(&e, &result).unwrap() else {
         panic!("request expected")
     };
     assert_eq!(request.uri, "/new/path");
@@ -191,7 +191,7 @@ fn generated_responses() {
         "statusDescription": "Found",
         "headers": { "location": [{ "value": "https://example.com/" }], "content-length": [{ "value": "999" }] }
     });
-    let Outcome::Generated(g) = validate(&e, &result).unwrap() else {
+    let Outcome::Request(RequestOutcome::Respond(g)) = validate(&e, &result).unwrap() else {
         panic!("generated expected")
     };
     assert_eq!(g.status, 302);
@@ -200,7 +200,7 @@ fn generated_responses() {
         !g.headers.contains_key("content-length"),
         "framing headers are the proxy's"
     );
-    let Outcome::Generated(g) =
+    let Outcome::Request(RequestOutcome::Respond(g)) =
         validate(&e, &json!({"status": 200, "body": "aGk=", "bodyEncoding": "base64"})).unwrap()
     else {
         panic!("generated expected")
@@ -229,9 +229,9 @@ fn response_events() {
         r["headers"]["cache-control"] = json!([{"value": "max-age=60"}]);
         r["body"] = json!("replaced");
     });
-    let Outcome::Response {
+    let Outcome::Response(ResponseOutcome {
         status, body, response, ..
-    } = validate(&or, &changed).unwrap()
+    }) = validate(&or, &changed).unwrap()
     else {
         panic!("response expected")
     };
@@ -260,7 +260,7 @@ fn include_body() {
     let replaced = edited(&e, |r| {
         r["body"] = json!({"action": "replace", "encoding": "text", "data": "new body"})
     });
-    let Outcome::Request { body, request, .. } = validate(&e, &replaced).unwrap() else {
+    let Outcome::Request(RequestOutcome::Continue { body, request, .. }) = validate(&e, &replaced).unwrap() else {
         panic!("request expected")
     };
     assert_eq!(body.as_deref(), Some(&b"new body"[..]));
@@ -268,12 +268,12 @@ fn include_body() {
     let b64 = edited(&e, |r| {
         r["body"] = json!({"action": "replace", "encoding": "base64", "data": "bmV3"})
     });
-    let Outcome::Request { body, .. } = validate(&e, &b64).unwrap() else {
+    let Outcome::Request(RequestOutcome::Continue { body, .. }) = validate(&e, &b64).unwrap() else {
         panic!("request expected")
     };
     assert_eq!(body.as_deref(), Some(&b"new"[..]));
     let ignored = edited(&e, |r| r["body"]["data"] = json!("Y2hhbmdlZA=="));
-    let Outcome::Request { body, .. } = validate(&e, &ignored).unwrap() else {
+    let Outcome::Request(RequestOutcome::Continue { body, .. }) = validate(&e, &ignored).unwrap() else {
         panic!("request expected")
     };
     assert!(body.is_none(), "read-only: the original body goes on");
@@ -307,7 +307,7 @@ fn origin_changes() {
         r["origin"] = json!({"custom": {"domainName": "Other.Example", "port": 8443, "protocol": "https", "path": "/base",
             "customHeaders": {"x-origin-secret": [{"value": "s"}]}}});
     });
-    let Outcome::Request { request, .. } = validate(&o, &result).unwrap() else {
+    let Outcome::Request(RequestOutcome::Continue { request, .. }) = validate(&o, &result).unwrap() else {
         panic!("request expected")
     };
     let Some(Origin::Custom(custom)) = request.origin else {
@@ -383,7 +383,9 @@ fn headers_kept_as_given_are_put_back_from_the_event() {
             .unwrap()
             .retain(|name, _| name == "user-agent");
     });
-    let Outcome::Request { request, .. } = super::validate(&e, &format!("Kaccept,host\n{written}")).unwrap() else {
+    let Outcome::Request(RequestOutcome::Continue { request, .. }) =
+        super::validate(&e, &format!("Kaccept,host\n{written}")).unwrap()
+    else {
         panic!("a request")
     };
     assert_eq!(request.headers, e.cf().request.headers);
@@ -436,7 +438,9 @@ fn headers_are_listable_when_their_names_are_tokens() {
 #[test]
 fn a_body_after_the_json_is_the_results_body() {
     let e = event(EventType::ViewerRequest);
-    let Outcome::Generated(g) = super::validate(&e, "{\"status\":\"200\"}\0raw \"body\"\0 with a NUL").unwrap() else {
+    let Outcome::Request(RequestOutcome::Respond(g)) =
+        super::validate(&e, "{\"status\":\"200\"}\0raw \"body\"\0 with a NUL").unwrap()
+    else {
         panic!("a generated response")
     };
     assert_eq!(g.body, b"raw \"body\"\0 with a NUL");
@@ -446,7 +450,9 @@ fn a_body_after_the_json_is_the_results_body() {
     assert!(twice.contains("has one"), "{twice}");
     assert!(super::validate(&e, "[1]\0y").is_err());
     let o = event(EventType::OriginResponse);
-    let Outcome::Response { body, .. } = super::validate(&o, &format!("{}\0new", edited(&o, |_| {}))).unwrap() else {
+    let Outcome::Response(ResponseOutcome { body, .. }) =
+        super::validate(&o, &format!("{}\0new", edited(&o, |_| {}))).unwrap()
+    else {
         panic!("a response")
     };
     assert_eq!(body.as_deref(), Some(&b"new"[..]));
@@ -496,19 +502,21 @@ mod properties {
     /// of one result note it differently, to the same effect).
     fn settled(outcome: Result<Outcome, ValidationError>) -> Result<Outcome, ()> {
         match outcome {
-            Ok(Outcome::Request { request, body, .. }) => Ok(Outcome::Request {
-                request,
-                body,
-                changed: ChangedHeaders::Any,
-            }),
-            Ok(Outcome::Response {
+            Ok(Outcome::Request(RequestOutcome::Continue { request, body, .. })) => {
+                Ok(Outcome::Request(RequestOutcome::Continue {
+                    request,
+                    body,
+                    changed: ChangedHeaders::Any,
+                }))
+            }
+            Ok(Outcome::Response(ResponseOutcome {
                 response, status, body, ..
-            }) => Ok(Outcome::Response {
+            })) => Ok(Outcome::Response(ResponseOutcome {
                 response,
                 status,
                 body,
                 changed: ChangedHeaders::Any,
-            }),
+            })),
             Ok(generated) => Ok(generated),
             Err(_) => Err(()),
         }

@@ -1,15 +1,11 @@
-//! The viewer side of the function phases: the viewer-request function (with include_body and
-//! CloudFront's viewer headers) before the cache, and the viewer-response function after it.
+//! The viewer-request hook: before the cache, on every request.
 
-use super::ctx::{ErrorAnswer, RequestCtx};
-use super::{hooks, key, respond, EdgeProxy, Next, MAX_INCLUDED_BODY};
 use crate::config::Behavior;
 use crate::edge::result::Generated;
 use crate::edge::viewer::headers as viewer_headers;
-use crate::edge::ValidationError;
-use crate::edge::{EventType, Outcome};
-use crate::js::InvokeError;
-use pingora::http::ResponseHeader;
+use crate::edge::{EventType, RequestOutcome};
+use crate::proxy::ctx::{ErrorAnswer, RequestCtx};
+use crate::proxy::{hooks, key, respond, EdgeProxy, Next, MAX_INCLUDED_BODY};
 use pingora::proxy::Session;
 use pingora::Result;
 use std::sync::Arc;
@@ -17,7 +13,7 @@ use std::sync::Arc;
 impl EdgeProxy {
     /// The viewer-request phase for `behavior`: reads the body when a function includes it,
     /// runs the viewer-request function, and applies its outcome.
-    pub(super) async fn viewer_request(
+    pub(in crate::proxy) async fn viewer_request(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
@@ -53,10 +49,10 @@ impl EdgeProxy {
                     .map(|b| hooks::event_body(b, EventType::ViewerRequest));
             }
             let event = hooks::event(EventType::ViewerRequest, ctx, request, None);
-            let result = hooks::invoke(&self.edge, association, &event).await;
+            let result = hooks::invoke_request(&self.node, association, &event).await;
             let request = event.into_cf().request;
             match result {
-                Ok(Outcome::Request {
+                Ok(RequestOutcome::Continue {
                     request: mut changed,
                     body,
                     changed: changed_headers,
@@ -65,14 +61,8 @@ impl EdgeProxy {
                     hooks::apply_request(session.req_header_mut(), &request, &changed, &changed_headers)?;
                     ctx.viewer.request = Some(Box::new(changed));
                 }
-                Ok(Outcome::Generated(generated)) => {
+                Ok(RequestOutcome::Respond(generated)) => {
                     self.write_generated(session, ctx, &generated).await?;
-                    ctx.behavior = Some(behavior);
-                    return Ok(Next::Answered);
-                }
-                Ok(Outcome::Response { .. }) => {
-                    let error = hooks::response_without_status(association, ctx);
-                    self.write_function_error(session, ctx, &error).await?;
                     ctx.behavior = Some(behavior);
                     return Ok(Next::Answered);
                 }
@@ -136,7 +126,7 @@ impl EdgeProxy {
             .map(str::to_string);
         let country = trusted.or_else(|| {
             let ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())?;
-            self.edge.geoip.as_ref()?.country(ip)
+            self.node.geoip.as_ref()?.country(ip)
         });
         let headers = viewer_headers(user_agent, ctx.viewer.tls, &address, country.as_deref());
         let req = session.req_header_mut();
@@ -195,46 +185,5 @@ impl EdgeProxy {
             session.write_response_body(Some(body), true).await?;
         }
         Ok(())
-    }
-
-    /// Runs the viewer-response function: for hits and misses, not for statuses of 400 and up
-    /// (nor for viewer-request answers, which never reach this phase). Status is read-only.
-    pub(super) async fn viewer_response(&self, resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
-        let Some(behavior) = ctx.behavior.clone() else {
-            return Ok(());
-        };
-        let Some(association) = &behavior.hooks.viewer_response else {
-            return Ok(());
-        };
-        if resp.status.as_u16() >= 400 {
-            return Ok(());
-        }
-        let Some(request) = ctx.viewer.request.take() else {
-            return Ok(());
-        };
-        let event = hooks::event(EventType::ViewerResponse, ctx, *request, Some(hooks::response_of(resp)));
-        let result = hooks::invoke(&self.edge, association, &event).await;
-        let cf = event.into_cf();
-        ctx.viewer.request = Some(Box::new(cf.request));
-        let error = match (result, cf.response) {
-            (
-                Ok(Outcome::Response {
-                    response: changed,
-                    status,
-                    changed: changed_headers,
-                    ..
-                }),
-                Some(response),
-            ) => {
-                return hooks::apply_response(resp, &response, &changed, status, &changed_headers);
-            }
-            (Err(error), _) => error,
-            (Ok(_), _) => InvokeError::validation(
-                ValidationError("a viewer-response function must return the response".into()),
-                &association.function,
-                &ctx.request_id,
-            ),
-        };
-        Err(hooks::response_phase_failure(ctx, &error))
     }
 }

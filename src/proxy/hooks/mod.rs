@@ -1,0 +1,152 @@
+//! The four hooks, one module each, and the bridge between pingora's requests and responses
+//! and the Lambda@Edge event model: `event` builds events from what the proxy holds, `invoke_*`
+//! run the behavior's function (with its metrics and its REPORT line) and hand back the outcome
+//! of the event's kind, `apply` writes a validated outcome back.
+//!
+//! viewer request   before the cache   `viewer_request`
+//! origin request   on misses          `origin_request`
+//! origin response  before caching     `origin_response`
+//! viewer response  on the way out     `viewer_response`
+
+mod apply;
+mod event;
+mod origin_request;
+mod origin_response;
+mod viewer_request;
+mod viewer_response;
+
+pub use apply::{apply_headers, apply_request, apply_response, generated_response, take_body_replacement};
+pub use event::{chosen_origin, custom_headers, event, event_body, origin_block, request_of, response_of};
+pub use event::{ForwardedEventHeaders, DISTRIBUTION_ID};
+
+use super::NodeState;
+use crate::config::Association;
+use crate::deploy::route::viewer_key;
+use crate::edge::event::Event;
+use crate::edge::ValidationError;
+use crate::edge::{Outcome, RequestOutcome, ResponseOutcome};
+use crate::js::{FailureClass, InvokeError};
+use crate::proxy::ctx::{ErrorAnswer, RequestCtx};
+use std::time::Instant;
+
+/// Runs the function of `association` on a request event: what it decided.
+pub async fn invoke_request(
+    node: &NodeState,
+    association: &Association,
+    event: &Event,
+) -> Result<RequestOutcome, InvokeError> {
+    match invoke(node, association, event).await? {
+        Outcome::Request(outcome) => Ok(outcome),
+        Outcome::Response(_) => Err(wrong_event_type(association, event)),
+    }
+}
+
+/// Runs the function of `association` on a response event: the response it returned.
+pub async fn invoke_response(
+    node: &NodeState,
+    association: &Association,
+    event: &Event,
+) -> Result<ResponseOutcome, InvokeError> {
+    match invoke(node, association, event).await? {
+        Outcome::Response(outcome) => Ok(outcome),
+        Outcome::Request(_) => Err(wrong_event_type(association, event)),
+    }
+}
+
+/// Validation decides a result's kind by the event's type, so this is edgehook's own fault.
+fn wrong_event_type(association: &Association, event: &Event) -> InvokeError {
+    InvokeError::validation(
+        ValidationError(format!(
+            "internal: the result was not validated as one of a {} event",
+            event.event_type().as_str()
+        )),
+        &association.function,
+        &event.cf().config.request_id,
+    )
+}
+
+/// Runs the function of `association` on `event`, with metrics and one REPORT log line.
+async fn invoke(node: &NodeState, association: &Association, event: &Event) -> Result<Outcome, InvokeError> {
+    let kind = event.event_type();
+    let request_id = &event.cf().config.request_id;
+    let function = association.function.as_str();
+    let started = Instant::now();
+    let request = &event.cf().request;
+    let user_agent = request
+        .headers
+        .get("user-agent")
+        .and_then(|h| h.first())
+        .map_or("", |h| h.value.as_str());
+    let viewer = viewer_key(&request.client_ip, user_agent);
+    let resolved = node.deploy.as_ref().map(|d| d.resolve(function, &viewer));
+    let result = match (&node.functions, resolved) {
+        (Some(pool), Some(Ok(key))) => {
+            let result = pool.invoke(&key, event).await;
+            if let Some(deploy) = &node.deploy {
+                let failed = result.as_ref().is_err_and(|e| e.class != FailureClass::LimitExceeded);
+                deploy.record(&key, failed);
+            }
+            result
+        }
+        (_, Some(Err(error))) => Err(InvokeError {
+            class: FailureClass::Execution,
+            error_type: "Runtime.Unavailable".into(),
+            message: error.to_string(),
+            function: function.to_string(),
+            request_id: request_id.clone(),
+        }),
+        (Some(pool), None) => pool.invoke(function, event).await,
+        (None, _) => Err(InvokeError {
+            class: FailureClass::Execution,
+            error_type: "Runtime.Unavailable".into(),
+            message: "no functions are loaded".into(),
+            function: function.to_string(),
+            request_id: request_id.clone(),
+        }),
+    };
+    let elapsed = started.elapsed();
+    let metrics = &node.metrics;
+    metrics
+        .function_invocations
+        .with_label_values(&[function, kind.as_str()])
+        .inc();
+    metrics
+        .function_duration
+        .with_label_values(&[function, kind.as_str()])
+        .observe(elapsed.as_secs_f64());
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(error) => {
+            metrics
+                .function_errors
+                .with_label_values(&[function, kind.as_str(), error.class.name()])
+                .inc();
+            if error.class == FailureClass::LimitExceeded {
+                metrics.function_throttles.with_label_values(&[function]).inc();
+            }
+            error.class.name()
+        }
+    };
+    tracing::info!(
+        target: "edgehook::function",
+        request_id = %request_id,
+        function,
+        event_type = kind.as_str(),
+        duration_ms = elapsed.as_secs_f64() * 1e3,
+        outcome,
+        error = result.as_ref().err().map(|e| e.to_string()),
+        "REPORT"
+    );
+    result
+}
+
+/// A function failure in a response phase, where no answer can be written yet: logged, recorded
+/// on the request, and raised so that `fail_to_proxy` answers with the failure's status.
+pub fn response_phase_failure(ctx: &mut RequestCtx, error: &InvokeError) -> Box<pingora::Error> {
+    tracing::warn!(target: "edgehook::function", request_id = %ctx.request_id, "{error}");
+    ctx.error_answer = Some(ErrorAnswer::Function(error.class));
+    pingora::Error::explain(pingora::ErrorType::HTTPStatus(error.class.status()), error.to_string())
+}
+
+#[cfg(test)]
+mod tests;
