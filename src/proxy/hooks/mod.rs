@@ -9,20 +9,20 @@
 //! viewer response  on the way out     `viewer_response`
 
 mod apply;
-mod event;
+mod events;
 mod origin_request;
 mod origin_response;
 mod viewer_request;
 mod viewer_response;
 
 pub use apply::{apply_headers, apply_request, apply_response, generated_response, take_body_replacement};
-pub use event::{chosen_origin, custom_headers, event, event_body, origin_block, request_of, response_of};
-pub use event::{ForwardedEventHeaders, DISTRIBUTION_ID};
+pub use events::{chosen_origin, custom_headers, event, event_body, origin_block, request_of, response_of};
+pub use events::{ForwardedEventHeaders, DISTRIBUTION_ID};
 
 use super::NodeState;
 use crate::config::Association;
 use crate::deploy::route::viewer_key;
-use crate::edge::event::Event;
+use crate::edge::event::{self, Event};
 use crate::edge::ValidationError;
 use crate::edge::{Outcome, RequestOutcome, ResponseOutcome};
 use crate::js::{FailureClass, InvokeError};
@@ -41,16 +41,29 @@ pub async fn invoke_request(
     }
 }
 
-/// Runs the function of `association` on a response event: the response it returned.
-pub async fn invoke_response(
-    node: &NodeState,
-    association: &Association,
-    event: &Event,
-) -> Result<ResponseOutcome, InvokeError> {
-    match invoke(node, association, event).await? {
-        Outcome::Response(outcome) => Ok(outcome),
-        Outcome::Request(_) => Err(wrong_event_type(association, event)),
-    }
+/// The request of a response event, handed back for the hooks after it, and what the event's
+/// function made of its response: the response it was given and the one it returned.
+pub type ResponseEventResult = (event::Request, Result<(event::Response, ResponseOutcome), InvokeError>);
+
+/// Runs the function of `association` on a response event.
+pub async fn invoke_response(node: &NodeState, association: &Association, event: Event) -> ResponseEventResult {
+    let outcome = match invoke(node, association, &event).await {
+        Ok(Outcome::Response(outcome)) => Ok(outcome),
+        Ok(Outcome::Request(_)) => Err(wrong_event_type(association, &event)),
+        Err(error) => Err(error),
+    };
+    let request_id = event.cf().config.request_id.clone();
+    let cf = event.into_cf();
+    let result = match (outcome, cf.response) {
+        (Ok(outcome), Some(response)) => Ok((response, outcome)),
+        (Err(error), _) => Err(error),
+        (Ok(_), None) => Err(InvokeError::validation(
+            ValidationError("internal: a response event without its response".into()),
+            &association.function,
+            &request_id,
+        )),
+    };
+    (cf.request, result)
 }
 
 /// Validation decides a result's kind by the event's type, so this is edgehook's own fault.

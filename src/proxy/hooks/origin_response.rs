@@ -1,8 +1,6 @@
 //! The origin-response hook: on the origin's answer, before the cache stores it.
 
 use crate::edge::EventType;
-use crate::edge::ValidationError;
-use crate::js::InvokeError;
 use crate::proxy::ctx::{OriginRequest, RequestCtx, Route};
 use crate::proxy::{hooks, EdgeProxy};
 use pingora::http::ResponseHeader;
@@ -34,14 +32,13 @@ impl EdgeProxy {
             header_changes,
         } = *origin_request;
         let event = hooks::event(EventType::OriginResponse, ctx, request, Some(hooks::response_of(resp)));
-        let result = hooks::invoke_response(&self.node, association, &event).await;
-        let cf = event.into_cf();
+        let (request, result) = hooks::invoke_response(&self.node, association, event).await;
         ctx.origin_request = Some(Box::new(OriginRequest {
-            request: cf.request,
+            request,
             header_changes,
         }));
-        let error = match (result, cf.response) {
-            (Ok(outcome), Some(response)) => {
+        match result {
+            Ok((response, outcome)) => {
                 hooks::apply_response(resp, &response, &outcome)?;
                 if let Some(body) = outcome.body {
                     resp.remove_header(&http::header::TRANSFER_ENCODING);
@@ -49,15 +46,9 @@ impl EdgeProxy {
                     resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
                     ctx.bodies.response_replacement = Some(bytes::Bytes::from(body));
                 }
-                return Ok(());
+                Ok(())
             }
-            (Err(error), _) => error,
-            (Ok(_), None) => InvokeError::validation(
-                ValidationError("internal: an origin-response event without its response".into()),
-                &association.function,
-                &ctx.request_id,
-            ),
-        };
-        Err(hooks::response_phase_failure(ctx, &error))
+            Err(error) => Err(hooks::response_phase_failure(ctx, &error)),
+        }
     }
 }

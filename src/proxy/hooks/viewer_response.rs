@@ -1,8 +1,6 @@
 //! The viewer-response hook: on the way out, for hits and misses.
 
 use crate::edge::EventType;
-use crate::edge::ValidationError;
-use crate::js::InvokeError;
 use crate::proxy::ctx::RequestCtx;
 use crate::proxy::{hooks, EdgeProxy};
 use pingora::http::ResponseHeader;
@@ -29,18 +27,11 @@ impl EdgeProxy {
             return Ok(());
         };
         let event = hooks::event(EventType::ViewerResponse, ctx, *request, Some(hooks::response_of(resp)));
-        let result = hooks::invoke_response(&self.node, association, &event).await;
-        let cf = event.into_cf();
-        ctx.viewer.request = Some(Box::new(cf.request));
-        let error = match (result, cf.response) {
-            (Ok(outcome), Some(response)) => return hooks::apply_response(resp, &response, &outcome),
-            (Err(error), _) => error,
-            (Ok(_), None) => InvokeError::validation(
-                ValidationError("internal: a viewer-response event without its response".into()),
-                &association.function,
-                &ctx.request_id,
-            ),
-        };
-        Err(hooks::response_phase_failure(ctx, &error))
+        let (request, result) = hooks::invoke_response(&self.node, association, event).await;
+        ctx.viewer.request = Some(Box::new(request));
+        match result {
+            Ok((response, outcome)) => hooks::apply_response(resp, &response, &outcome),
+            Err(error) => Err(hooks::response_phase_failure(ctx, &error)),
+        }
     }
 }
