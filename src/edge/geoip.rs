@@ -16,8 +16,9 @@ impl GeoIp {
 
     /// The ISO country code of `ip`, if the database knows it.
     pub fn country(&self, ip: IpAddr) -> Option<String> {
-        let found: maxminddb::geoip2::Country = self.reader.lookup(ip).ok()?;
-        found.country.and_then(|c| c.iso_code).map(str::to_string)
+        let found = self.reader.lookup(ip).ok()?;
+        let country: maxminddb::geoip2::Country = found.decode().ok()??;
+        country.country.iso_code.map(str::to_string)
     }
 }
 
