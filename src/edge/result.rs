@@ -235,15 +235,20 @@ fn has_control(text: &str) -> bool {
     text.chars().any(|c| c.is_control())
 }
 
-/// Checks and normalizes a header map: lowercase token names, arrays of `{key?, value}` entries
-/// with string values and no CR/LF, missing `key` filled in Title-Case, empty arrays dropped.
+/// Checks and normalizes a header map: token names, arrays of `{key?, value}` entries with
+/// string values and no CR/LF, empty arrays dropped. As AWS does (its own samples rely on it),
+/// a name in any case is the header of its lowercase name, entries under two spellings of one
+/// name are all kept, and an entry's `key` gives the spelling only when it names the same
+/// header (else, as when it is missing, the name's Title-Case does).
 pub fn headers(value: &Json, what: &str) -> Result<Headers, ValidationError> {
     let Json::Object(map) = value else {
         return fail(format!("`{what}` must be an object of header arrays"));
     };
     let mut out = Headers::new();
-    for (name, entries) in map.iter() {
-        header_name(name, what)?;
+    for (given_name, entries) in map.iter() {
+        header_name(given_name, what)?;
+        let lowercase = given_name.to_ascii_lowercase();
+        let name = lowercase.as_str();
         let Json::Array(entries) = entries else {
             return fail(format!(
                 "The Lambda function returned an invalid entry in the headers object: Each header entry in the headers object must be an array. (`{name}`)"
@@ -269,7 +274,7 @@ pub fn headers(value: &Json, what: &str) -> Result<Headers, ValidationError> {
             normalized.push(header_entry(name, key, value)?);
         }
         if !normalized.is_empty() {
-            out.insert(name.to_string(), normalized);
+            out.entry(lowercase).or_default().extend(normalized);
         }
     }
     Ok(out)
@@ -279,21 +284,16 @@ fn header_name(name: &str, what: &str) -> Result<(), ValidationError> {
     if !rules::is_token(name) {
         return fail(format!("`{what}` has an invalid header name `{}`", name.escape_debug()));
     }
-    if name.bytes().any(|b| b.is_ascii_uppercase()) {
-        return fail(format!("`{what}` keys must be lowercase header names: `{name}`"));
-    }
     Ok(())
 }
 
-/// One checked header entry; a missing `key` becomes the Title-Case of the name.
+/// One checked entry of header `name` (lowercase); a `key` that is missing or names another
+/// header becomes the Title-Case of the name.
 fn header_entry(name: &str, key: Option<&str>, value: &str) -> Result<HeaderEntry, ValidationError> {
-    let key = key.map_or_else(|| title_case(name), str::to_string);
-    if !key.eq_ignore_ascii_case(name) {
-        return fail(format!(
-            "header `{name}`: its `key` `{}` names another header",
-            key.escape_debug()
-        ));
-    }
+    let key = match key {
+        Some(key) if key.eq_ignore_ascii_case(name) => key.to_string(),
+        _ => title_case(name),
+    };
     if value.contains(['\r', '\n', '\0']) {
         return fail(format!(
             "header `{name}`: CR, LF or NUL in a value (header injection) is refused"
@@ -320,17 +320,17 @@ fn returned_headers(
     let all = kept == "*";
     if all && checked {
         // The event's headers but those the map names (even as an empty array), then the map's.
+        // A name in another case is another entry of the same header, kept beside the event's.
         let mut merged = given.clone();
         let mut named = Vec::new();
         if let Json::Object(map) = value {
             for (name, _) in map.iter() {
                 merged.remove(name);
-                named.push(name.to_string());
+                named.push(name.to_ascii_lowercase());
             }
         }
-        // One insert per header written: `BTreeMap::append` would rebuild the whole map.
         for (name, entries) in out {
-            merged.insert(name, entries);
+            merged.entry(name).or_default().extend(entries);
         }
         return Ok((merged, ChangedHeaders::Only(named)));
     }
@@ -352,15 +352,19 @@ fn returned_headers(
             continue;
         }
         header_name(name, "headers")?;
-        if out.contains_key(name) {
+        if matches!(value, Json::Object(map) if map.contains_key(name)) {
             return fail(format!("header `{name}` was both kept and written out"));
         }
         let normalized = entries
             .iter()
             .map(|entry| header_entry(name, entry.key.as_deref(), &entry.value))
             .collect::<Result<Vec<_>, _>>()?;
-        if !normalized.is_empty() {
-            out.insert(name.to_string(), normalized);
+        // Entries written under another spelling of the name come after the event's, as they
+        // would in the whole map.
+        let written = out.entry(name.to_string()).or_default();
+        written.splice(0..0, normalized);
+        if written.is_empty() {
+            out.remove(name);
         }
     }
     Ok((out, ChangedHeaders::Any))

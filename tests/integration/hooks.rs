@@ -669,3 +669,40 @@ async fn viewer_country_from_a_maxmind_database() {
         .unwrap();
     assert_eq!(origin.last().headers["x-country-seen"], "NZ", "the trusted header wins");
 }
+
+/// Written as AWS's own samples are: Title-Case map keys, and an entry copied under another
+/// header with its `key` (the developer guide's "override a response header").
+const AWS_STYLE_HEADERS: &str = r#"
+export const handler = async (event) => {
+  const response = event.Records[0].cf.response;
+  const headers = response.headers;
+  headers['Strict-Transport-Security'] = [{ key: 'Strict-Transport-Security', value: 'max-age=63072000' }];
+  headers['X-Frame-Options'] = [{ key: 'X-Frame-Options', value: 'DENY' }];
+  if (headers['x-amz-meta-last-modified']) {
+    headers['last-modified'] = headers['x-amz-meta-last-modified'];
+  }
+  return response;
+};"#;
+
+#[tokio::test]
+async fn header_maps_written_as_aws_samples_write_them_are_accepted() {
+    let origin = Origin::start(|_| {
+        Reply::ok("page")
+            .header("cache-control", "no-store")
+            .header("x-amz-meta-last-modified", "Thu, 01 Jan 2026 00:00:00 GMT")
+    })
+    .await;
+    let edge = start(
+        &origin,
+        &[("aws", AWS_STYLE_HEADERS)],
+        "origin_response = \"aws\"\nviewer_response = \"aws\"",
+    )
+    .await;
+    let response = client().get(edge.url("/page")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let headers = response.headers();
+    assert_eq!(headers["last-modified"], "Thu, 01 Jan 2026 00:00:00 GMT");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    let sts: Vec<_> = headers.get_all("strict-transport-security").iter().collect();
+    assert_eq!(sts.len(), 2, "one from each hook, as AWS sends both: {sts:?}");
+}

@@ -105,11 +105,57 @@ fn header_structure_rules() {
     assert!(bad(|r| r["headers"]["x-a"] = json!({"key": "X-A", "value": "1"})).contains("must be an array"));
     assert!(bad(|r| r["headers"]["x-a"] = json!([{"key": "X-A", "value": 1}])).contains("must be a string"));
     assert!(bad(|r| r["headers"]["x-a"] = json!([{"key": "X-A"}])).contains("no `value`"));
-    assert!(bad(|r| r["headers"]["x-a"] = json!([{"key": "X-B", "value": "1"}])).contains("names another header"));
-    assert!(bad(|r| r["headers"]["X-A"] = json!([{"value": "1"}])).contains("lowercase"));
     assert!(bad(|r| r["headers"]["bad name"] = json!([{"value": "1"}])).contains("invalid header name"));
     assert!(bad(|r| r["headers"]["x-a"] = json!([{"value": "1\r\nSet-Cookie: evil=1"}])).contains("header injection"));
     assert!(bad(|r| r["headers"] = json!("nope")).contains("must be an object"));
+}
+
+/// What AWS accepts and its own samples rely on (lambda-edge.md 1.4): a map key in any case is
+/// the header of its lowercase name, entries under two spellings are all kept, and a `key`
+/// naming another header gives way to the map key's Title-Case.
+#[test]
+fn header_names_and_keys_are_taken_as_aws_takes_them() {
+    let e = event(EventType::ViewerRequest);
+    let headers = |edit: fn(&mut Value)| match validate(&e, &edited(&e, edit)) {
+        Ok(Outcome::Request(RequestOutcome::Continue { request, .. })) => request.headers,
+        other => panic!("accepted as a request: {other:?}"),
+    };
+    let entries = |h: &Headers, name: &str| -> Vec<(String, String)> {
+        h[name]
+            .iter()
+            .map(|entry| (entry.key.clone().unwrap_or_default(), entry.value.clone()))
+            .collect()
+    };
+    let pair = |key: &str, value: &str| (key.to_string(), value.to_string());
+
+    // The developer guide's "add security headers" samples write Title-Case map keys.
+    let mixed = headers(|r| r["headers"]["X-Frame-Options"] = json!([{"key": "X-Frame-Options", "value": "DENY"}]));
+    assert_eq!(entries(&mixed, "x-frame-options"), [pair("X-Frame-Options", "DENY")]);
+    assert!(!mixed.contains_key("X-Frame-Options"));
+
+    let twice = headers(|r| {
+        r["headers"]["x-a"] = json!([{"value": "1"}]);
+        r["headers"]["X-A"] = json!([{"value": "2"}]);
+    });
+    assert_eq!(entries(&twice, "x-a").len(), 2, "both spellings' entries are kept");
+
+    // "Override a response header": an entry copied with its key under another name.
+    let copied = headers(|r| r["headers"]["x-b"] = json!([{"key": "User-Agent", "value": "copied"}]));
+    assert_eq!(entries(&copied, "x-b"), [pair("X-B", "copied")]);
+    let respelled = headers(|r| r["headers"]["x-b"] = json!([{"key": "x-B", "value": "kept"}]));
+    assert_eq!(entries(&respelled, "x-b"), [pair("x-B", "kept")]);
+
+    // What AWS refuses stays refused under any spelling.
+    assert!(error(
+        &e,
+        &edited(&e, |r| r["headers"]["Connection"] = json!([{"value": "close"}]))
+    )
+    .contains("not allowed"));
+    let host = error(
+        &e,
+        &edited(&e, |r| r["headers"]["HOST"] = json!([{"value": "evil.example"}])),
+    );
+    assert!(host.contains("read-only header: Host"), "{host}");
 }
 
 #[test]
@@ -397,14 +443,15 @@ fn headers_kept_as_given_are_put_back_from_the_event() {
     // Kept headers are checked as if written out: an event from a file may hold a bad name.
     let mut odd = e.clone();
     let entries = odd.cf_mut().request.headers.remove("accept").unwrap();
-    odd.cf_mut().request.headers.insert("Accept".into(), entries);
+    odd.cf_mut().request.headers.insert("bad name".into(), entries);
     let full = error(&odd, &edited(&odd, |_| {}));
+    assert!(full.contains("invalid header name"), "{full}");
     let kept = super::validate(
         &odd,
         &format!(
-            "KAccept\n{}",
+            "Kbad name\n{}",
             edited(&odd, |r| {
-                r["headers"].as_object_mut().unwrap().remove("Accept");
+                r["headers"].as_object_mut().unwrap().remove("bad name");
             })
         ),
     )
