@@ -4,10 +4,20 @@
 //! running both, most of a cold start).
 
 use super::ops::{edgehook_ops, LogContext};
-use deno_core::{JsRuntimeForSnapshot, RuntimeOptions};
+use deno_core::{JsRuntime, JsRuntimeForSnapshot, RuntimeOptions};
 use std::sync::{Once, OnceLock};
 
 pub const BOOTSTRAP: &str = include_str!("runtime/bootstrap.js");
+/// Node.js core modules from npm packages (src/js/node), bundled by build.rs; evaluated just
+/// before the bootstrap, which takes them.
+pub const NODE_MODULES: &str = include_str!(concat!(env!("OUT_DIR"), "/node_modules.js"));
+
+/// Evaluates what every instance starts from: the packaged Node.js modules, then the bootstrap.
+pub fn run_bootstrap(runtime: &mut JsRuntime) -> Result<(), Box<deno_core::error::JsError>> {
+    runtime.execute_script("edgehook:node-modules", NODE_MODULES)?;
+    runtime.execute_script("edgehook:bootstrap", BOOTSTRAP)?;
+    Ok(())
+}
 
 /// Runs before the first engine starts. `Math.random` then draws from the operating system's
 /// generator in every instance, so no two instances (restored from one snapshot or created in
@@ -84,7 +94,7 @@ fn build() -> Result<Box<[u8]>, deno_core::error::CoreError> {
         extensions: vec![edgehook_ops::init(LogContext::new("".into(), String::new()))],
         ..Default::default()
     })?;
-    runtime.execute_script("edgehook:bootstrap", BOOTSTRAP)?;
+    run_bootstrap(&mut runtime)?;
     Ok(runtime.snapshot())
 }
 

@@ -2,7 +2,7 @@
 //! the function's module, and its handler. An instance runs one event at a time and is reused
 //! while healthy, so module globals persist between invocations as on Lambda.
 
-use super::engine::BOOTSTRAP;
+use super::engine::run_bootstrap;
 use super::entry::Runtime;
 use super::marked::{HeadersRead, Marked, Settled};
 use super::module::{commonjs_wrapper, function_specifier, FunctionLoader, ModuleKind};
@@ -167,9 +167,7 @@ impl Instance {
         });
 
         if snapshot.is_none() {
-            runtime
-                .execute_script("edgehook:bootstrap", BOOTSTRAP)
-                .map_err(|e| load_error(&spec, js_failure(&e)))?;
+            run_bootstrap(&mut runtime).map_err(|e| load_error(&spec, js_failure(&e)))?;
         }
         let internals = runtime
             .execute_script("edgehook:bind", BIND_INTERNALS)

@@ -88,7 +88,7 @@ fn strip_comments(source: &str) -> String {
 }
 
 /// Node built-ins a function may import or require, with their named exports.
-pub const BUILTINS: [(&str, &[&str]); 4] = [
+pub const BUILTINS: [(&str, &[&str]); 8] = [
     (
         "querystring",
         &["parse", "stringify", "escape", "unescape", "decode", "encode"],
@@ -107,6 +107,29 @@ pub const BUILTINS: [(&str, &[&str]); 4] = [
     ),
     ("url", &["URL", "URLSearchParams"]),
     ("buffer", &["Buffer"]),
+    (
+        "events",
+        &["EventEmitter", "once", "defaultMaxListeners", "listenerCount"],
+    ),
+    ("path", PATH_EXPORTS),
+    ("path/posix", PATH_EXPORTS),
+    ("string_decoder", &["StringDecoder"]),
+];
+
+const PATH_EXPORTS: &[&str] = &[
+    "basename",
+    "delimiter",
+    "dirname",
+    "extname",
+    "format",
+    "isAbsolute",
+    "join",
+    "normalize",
+    "parse",
+    "posix",
+    "relative",
+    "resolve",
+    "sep",
 ];
 
 /// The specifier a function's module is known by (what stack traces show).

@@ -1994,3 +1994,130 @@ fn a_configured_function_becomes_a_spec_with_its_settings() {
     );
     assert_eq!(spec.env["STAGE"], "prod");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn path_behaves_as_on_node() {
+    let probe = r#"
+async function probe() {
+  const path = require('path');
+  const posix = require('node:path/posix');
+  return [
+    path.join('/var/task', '..', 'a', './b/', 'c.json'),
+    path.join(''), path.normalize('a//b/../c/.'), path.resolve('/a/b', './c', '../d'),
+    path.resolve('rel') === path.join(process.cwd(), 'rel'), path.relative('/a/b/c', '/a/d'), path.dirname('/a/b/c.txt'),
+    path.basename('/a/b/c.txt', '.txt'), path.extname('archive.tar.gz'), path.extname('.env'),
+    path.isAbsolute('/x'), path.isAbsolute('x'), path.parse('/home/u/file.txt'),
+    path.format({ dir: '/x', name: 'y', ext: '.z' }), path.sep, path.delimiter,
+    posix.join('a', 'b'), path.posix === path,
+  ];
+}"#;
+    let (node, here) = in_node_and_here(probe).await;
+    assert_eq!(here, node);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_behave_as_on_node() {
+    let probe = r#"
+async function probe() {
+  const EventEmitter = require('events');
+  const { once } = require('node:events');
+  const out = [];
+  const e = new EventEmitter();
+  e.on('x', (a, b) => out.push(['on', a, b]));
+  e.once('x', (a) => out.push(['once', a]));
+  e.prependListener('x', () => out.push('first'));
+  out.push(e.emit('x', 1, 2), e.emit('x', 3), e.emit('none'), e.listenerCount('x'));
+  out.push(e.eventNames(), EventEmitter.defaultMaxListeners, e.getMaxListeners());
+  try { e.emit('error', new Error('boom')); } catch (err) { out.push(['thrown', err.message]); }
+  const later = once(e, 'ready');
+  e.emit('ready', 'go', 42);
+  out.push(await later);
+  e.removeAllListeners('x');
+  out.push(e.listenerCount('x'), EventEmitter === EventEmitter.EventEmitter);
+  class Sub extends EventEmitter {}
+  const s = new Sub();
+  s.on('newListener', (name) => out.push(['new', name]));
+  s.on('y', () => {});
+  out.push(s instanceof EventEmitter);
+  return out;
+}"#;
+    let (node, here) = in_node_and_here(probe).await;
+    assert_eq!(here, node);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn string_decoder_behaves_as_on_node() {
+    let probe = r#"
+async function probe() {
+  const { StringDecoder } = require('string_decoder');
+  const euro = Buffer.from('€ and 😀');
+  const out = [];
+  for (const encoding of ['utf8', 'utf16le', 'base64', 'hex', 'latin1']) {
+    const bytes = Buffer.from('€ and 😀', encoding === 'utf8' ? 'utf8' : 'utf8');
+    const d = new StringDecoder(encoding);
+    const parts = [];
+    for (let i = 0; i < bytes.length; i += 3) parts.push(d.write(bytes.subarray(i, i + 3)));
+    parts.push(d.end());
+    out.push([encoding, parts]);
+  }
+  const d = new StringDecoder('utf8');
+  out.push(d.write(euro.subarray(0, 1)), d.write(euro.subarray(1, 2)), d.end(euro.subarray(2, 3)));
+  out.push(new StringDecoder().encoding, new StringDecoder('UCS2').encoding);
+  return out;
+}"#;
+    let (node, here) = in_node_and_here(probe).await;
+    assert_eq!(here, node);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn buffer_behaves_as_on_node() {
+    let probe = r#"
+async function probe() {
+  const { Buffer: B } = require('buffer');
+  const attempt = (f) => { try { return f(); } catch (e) { return [e.name, e.code, e.message]; } };
+  const hex = (b) => b.toString('hex');
+  const out = [B === Buffer];
+  // The most-copied basic-auth function: new Buffer(string) and new Buffer(string, 'base64').
+  out.push(new Buffer('user:pass').toString('base64'), new Buffer('dXNlcjpwYXNz', 'base64').toString());
+  out.push(Buffer('abc').toString('hex'), hex(Buffer(3)), hex(new Buffer([1, 2, 300])));
+  out.push(Buffer.isBuffer(Buffer('x')), Buffer('x') instanceof Buffer, Buffer('x') instanceof Uint8Array);
+  out.push(Buffer.from('hi').constructor === Buffer, hex(Buffer.from('abcdef').map((b) => b + 1)));
+  const b = Buffer.alloc(16);
+  out.push(b.writeUInt32BE(0xdeadbeef, 0), b.writeInt16LE(-2, 4), b.writeUInt8(255, 6), b.writeInt8(-1, 7));
+  out.push(b.writeDoubleLE(1.5, 8), hex(b));
+  out.push(b.readUInt32BE(0), b.readUInt32LE(0), b.readInt32BE(0), b.readUInt16BE(4), b.readInt16LE(4));
+  out.push(b.readUint8(6), b.readInt8(7), b.readDoubleLE(8), b.readFloatBE(0));
+  out.push(String(b.readBigUInt64BE(8)), String(b.readBigInt64LE(0)));
+  out.push(b.writeBigInt64BE(-5n, 8), hex(b.subarray(8)), b.writeFloatLE(0.25, 0), b.readFloatLE(0));
+  out.push(b.writeUIntBE(0x123456, 0, 3), b.readUIntBE(0, 3), b.readUIntLE(0, 3), b.writeIntLE(-300, 3, 2), b.readIntLE(3, 2));
+  out.push(b.writeUIntLE(2 ** 40 + 7, 0, 6), b.readUIntLE(0, 6), b.readIntBE(0, 6));
+  out.push(attempt(() => b.readUInt32BE(13)), attempt(() => b.readUInt8(1.5)), attempt(() => b.readUInt8('1')));
+  out.push(attempt(() => b.writeUInt8(256, 0)), attempt(() => b.writeInt32LE(2 ** 31, 0)));
+  out.push(attempt(() => b.writeUInt32LE(2 ** 40, 0)), attempt(() => b.writeUIntLE(2 ** 48, 0, 6)));
+  out.push(attempt(() => b.writeBigUInt64LE(-1n, 0)), attempt(() => b.writeBigInt64LE(2n ** 63n, 0)));
+  out.push(attempt(() => b.writeBigInt64LE(1, 0)), attempt(() => Buffer.alloc(2).readUInt32LE(0)));
+  const target = Buffer.alloc(6, 0);
+  out.push(Buffer.from('abcdef').copy(target, 2, 1, 3), hex(target), Buffer.from('xyz').copy(target, 4), hex(target));
+  return out;
+}"#;
+    let (node, here) = in_node_and_here(probe).await;
+    assert_eq!(here, node);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn packaged_node_modules_import_with_their_named_exports() {
+    let source = r#"
+import EventEmitter, { once } from 'node:events';
+import { join, basename } from 'path';
+import posix from 'path/posix';
+import { StringDecoder } from 'string_decoder';
+export const handler = async (e) => {
+  const r = e.Records[0].cf.request;
+  const emitter = new EventEmitter();
+  setTimeout(() => emitter.emit('done', new StringDecoder('utf8').write(Buffer.from('ok'))), 0);
+  const [word] = await once(emitter, 'done');
+  r.uri = join('/', basename('/x/y.html'), word, posix.sep === '/' ? 'posix' : 'no');
+  return r;
+};"#;
+    assert_eq!(uri(run_file("index.mjs", source).await), "/y.html/ok/posix");
+}

@@ -8,6 +8,10 @@
   // deno_core's core object and its op table, bound by `bind` when an instance starts (after a
   // snapshot restore, so the references are the instance's own).
   let core, ops;
+  // The Node.js modules taken from npm packages (src/js/node/modules.js): name -> a function
+  // building the module. Taken off the global object at once.
+  const packagedModules = globalThis.__edgehookNodeModules;
+  delete globalThis.__edgehookNodeModules;
   const encodeUtf8 = (text) => core.encode(text);
   const decodeUtf8 = (bytes) => core.decode(bytes);
   const { parse: jsonParse, stringify: jsonStringify } = JSON;
@@ -235,13 +239,13 @@
     }
   }
 
-  class Buffer extends Uint8Array {
+  class BufferClass extends Uint8Array {
     static from(value, encodingOrOffset, length) {
       if (typeof value === "string") return toBuffer(encodeString(value, encodingOrOffset));
       if (value instanceof ArrayBuffer) {
         const offset = encodingOrOffset >>> 0;
         const size = length === undefined ? value.byteLength - offset : length >>> 0;
-        return new Buffer(value, offset, size);
+        return new BufferClass(value, offset, size);
       }
       if (ArrayBuffer.isView(value)) {
         return toBuffer(new Uint8Array(value.buffer, value.byteOffset, value.byteLength).slice());
@@ -253,12 +257,12 @@
       throw new TypeError("The first argument must be a string, Buffer, ArrayBuffer, Array, or array-like object");
     }
     static alloc(size, fill, encoding) {
-      const buffer = new Buffer(size >>> 0);
+      const buffer = new BufferClass(size >>> 0);
       if (fill !== undefined) buffer.fill(typeof fill === "string" ? encodeString(fill, encoding)[0] ?? 0 : fill);
       return buffer;
     }
     static allocUnsafe(size) {
-      return new Buffer(size >>> 0);
+      return new BufferClass(size >>> 0);
     }
     static isBuffer(value) {
       return value instanceof Buffer;
@@ -277,7 +281,7 @@
     }
     static concat(list, totalLength) {
       const total = totalLength ?? list.reduce((n, b) => n + b.length, 0);
-      const out = new Buffer(total);
+      const out = new BufferClass(total);
       let offset = 0;
       for (const item of list) {
         if (offset >= total) break;
@@ -309,16 +313,155 @@
     }
     subarray(start, end) {
       const view = Uint8Array.prototype.subarray.call(this, start, end);
-      return new Buffer(view.buffer, view.byteOffset, view.byteLength);
+      return new BufferClass(view.buffer, view.byteOffset, view.byteLength);
     }
     write(text, offset = 0, length, encoding = "utf8") {
       const bytes = encodeString(text, encoding).subarray(0, length ?? this.length - offset);
       this.set(bytes.subarray(0, this.length - offset), offset);
       return Math.min(bytes.length, this.length - offset);
     }
+      copy(target, targetStart = 0, sourceStart = 0, sourceEnd = this.length) {
+      const part = this.subarray(sourceStart, Math.min(sourceEnd, sourceStart + target.length - targetStart));
+      target.set(part, targetStart);
+      return part.length;
+    }
+}
+  // Node's Buffer is a function: `Buffer(x)` and the deprecated `new Buffer(x)` both make a
+  // buffer as `Buffer.from(x, ...)` does, or a zero-filled one of a given size; the class above
+  // holds the methods and is never seen under its own name.
+  function Buffer(value, encodingOrOffset, length) {
+    if (typeof value === "number") return BufferClass.alloc(value);
+    return BufferClass.from(value, encodingOrOffset, length);
+  }
+  Buffer.prototype = BufferClass.prototype;
+  ObjectDefineProperty(BufferClass.prototype, "constructor", {
+    value: Buffer,
+    writable: true,
+    configurable: true,
+    enumerable: false,
+  });
+  Object.setPrototypeOf(Buffer, Uint8Array);
+  for (const name of Object.getOwnPropertyNames(BufferClass)) {
+    if (name !== "length" && name !== "name" && name !== "prototype") Buffer[name] = BufferClass[name];
+  }
+  Buffer.poolSize = 8192;
+  // The fixed-size readers and writers (readUInt32BE, writeDoubleLE, ...), through a DataView,
+  // with Node's range errors.
+  function outOfBounds(name) {
+    const error = new RangeError(name ? `"${name}" is outside of buffer bounds` : "Attempt to access memory outside buffer bounds");
+    error.code = "ERR_BUFFER_OUT_OF_BOUNDS";
+    return error;
+  }
+  function checkOffset(buffer, offset, size) {
+    if (offset === undefined) offset = 0;
+    if (typeof offset !== "number") {
+      const received = typeof offset === "string" ? `type string ('${offset}')` : `type ${typeof offset} (${String(offset)})`;
+      const error = new TypeError(`The "offset" argument must be of type number. Received ${received}`);
+      error.code = "ERR_INVALID_ARG_TYPE";
+      throw error;
+    }
+    if (!Number.isInteger(offset) || offset < 0 || offset + size > buffer.length) {
+      if (buffer.length - size < 0) throw outOfBounds();
+      const error = new RangeError(
+        `The value of "offset" is out of range. It must be ${Number.isInteger(offset) ? `>= 0 and <= ${buffer.length - size}` : "an integer"}. Received ${offset}`,
+      );
+      error.code = "ERR_OUT_OF_RANGE";
+      throw error;
+    }
+    return offset;
+  }
+  function separated(text) {
+    return text.replace(/\B(?=(\d{3})+(?!\d))/g, "_");
+  }
+  function checkValue(value, min, max, size) {
+    if (value > max || value < min) {
+      const n = typeof min === "bigint" ? "n" : "";
+      const bits = size * 8;
+      const range = size > 4
+        ? min === 0 || min === 0n
+          ? `>= 0${n} and < 2${n} ** ${bits}${n}`
+          : `>= -(2${n} ** ${bits - 1}${n}) and < 2${n} ** ${bits - 1}${n}`
+        : `>= ${min}${n} and <= ${max}${n}`;
+      let received = String(value);
+      if (n) received = (value > 2n ** 32n || value < -(2n ** 32n) ? separated(received) : received) + "n";
+      else if (Number.isInteger(value) && Math.abs(value) > 2 ** 32) received = separated(received);
+      const error = new RangeError(`The value of "value" is out of range. It must be ${range}. Received ${received}`);
+      error.code = "ERR_OUT_OF_RANGE";
+      throw error;
+    }
+  }
+  const viewOf = (buffer) => new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  const FIXED = [
+    ["UInt8", 1, "getUint8", "setUint8", 0, 0xff],
+    ["Int8", 1, "getInt8", "setInt8", -0x80, 0x7f],
+    ["UInt16", 2, "getUint16", "setUint16", 0, 0xffff],
+    ["Int16", 2, "getInt16", "setInt16", -0x8000, 0x7fff],
+    ["UInt32", 4, "getUint32", "setUint32", 0, 0xffffffff],
+    ["Int32", 4, "getInt32", "setInt32", -0x80000000, 0x7fffffff],
+    ["Float", 4, "getFloat32", "setFloat32"],
+    ["Double", 8, "getFloat64", "setFloat64"],
+    ["BigUInt64", 8, "getBigUint64", "setBigUint64", 0n, 0xffffffffffffffffn],
+    ["BigInt64", 8, "getBigInt64", "setBigInt64", -0x8000000000000000n, 0x7fffffffffffffffn],
+  ];
+  for (const [name, size, get, set, min, max] of FIXED) {
+    for (const endian of size === 1 ? [""] : ["LE", "BE"]) {
+      const little = endian === "LE";
+      const read = function (offset) {
+        offset = checkOffset(this, offset, size);
+        return viewOf(this)[get](offset, little);
+      };
+      const write = function (value, offset) {
+        offset = checkOffset(this, offset, size);
+        if (min !== undefined) {
+          checkValue(value, min, max, size);
+          // Node's message, from its own BigInt arithmetic on the value.
+          if (typeof min === "bigint" && typeof value !== "bigint") {
+            throw new TypeError("Cannot mix BigInt and other types, use explicit conversions");
+          }
+        }
+        viewOf(this)[set](offset, typeof min === "bigint" ? value : +value, little);
+        return offset + size;
+      };
+      for (const spelling of new Set([name, name.replace("UInt", "Uint")])) {
+        BufferClass.prototype[`read${spelling}${endian}`] = read;
+        BufferClass.prototype[`write${spelling}${endian}`] = write;
+      }
+    }
+  }
+  // The variable-size ones (1 to 6 bytes).
+  for (const signed of [false, true]) {
+    for (const endian of ["LE", "BE"]) {
+      const read = function (offset, byteLength) {
+        offset = checkOffset(this, offset, byteLength);
+        let value = 0;
+        for (let i = 0; i < byteLength; i++) {
+          const byte = this[offset + (endian === "LE" ? byteLength - 1 - i : i)];
+          value = value * 256 + byte;
+        }
+        if (signed && value >= 2 ** (byteLength * 8 - 1)) value -= 2 ** (byteLength * 8);
+        return value;
+      };
+      const write = function (value, offset, byteLength) {
+        offset = checkOffset(this, offset, byteLength);
+        const bits = byteLength * 8;
+        if (signed) checkValue(value, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1, byteLength);
+        else checkValue(value, 0, 2 ** bits - 1, byteLength);
+        let rest = value < 0 ? value + 2 ** bits : value;
+        for (let i = 0; i < byteLength; i++) {
+          this[offset + (endian === "LE" ? i : byteLength - 1 - i)] = rest % 256;
+          rest = Math.floor(rest / 256);
+        }
+        return offset + byteLength;
+      };
+      const name = signed ? "Int" : "UInt";
+      for (const spelling of new Set([name, name.replace("UInt", "Uint")])) {
+        BufferClass.prototype[`read${spelling}${endian}`] = read;
+        BufferClass.prototype[`write${spelling}${endian}`] = write;
+      }
+    }
   }
   function toBuffer(bytes) {
-    return new Buffer(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return new BufferClass(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
   function bytesOf(data, encoding) {
     if (typeof data === "string") return encodeString(data, encoding);
@@ -690,10 +833,25 @@
     url: { URL, URLSearchParams },
     buffer: { Buffer },
   };
+  // The packaged modules, each built in this instance on its first require.
+  const PACKAGED = {
+    events: packagedModules.events,
+    path: packagedModules.path,
+    "path/posix": packagedModules.path,
+    string_decoder: packagedModules.string_decoder,
+  };
+  const packagedLoaded = new Map();
+  packagedModules.setCoreRequire((name) => require(name));
+  const hasOwn = (object, key) => Object.prototype.hasOwnProperty.call(object, key);
   function require(name) {
     const key = String(name).startsWith("node:") ? String(name).slice(5) : String(name);
-    if (Object.prototype.hasOwnProperty.call(BUILTINS, key)) return BUILTINS[key];
-    const available = Object.keys(BUILTINS).join(", ");
+    if (hasOwn(BUILTINS, key)) return BUILTINS[key];
+    if (hasOwn(PACKAGED, key)) {
+      const build = PACKAGED[key];
+      if (!packagedLoaded.has(build)) packagedLoaded.set(build, build());
+      return packagedLoaded.get(build);
+    }
+    const available = [...Object.keys(BUILTINS), ...Object.keys(PACKAGED)].join(", ");
     const error = new Error(`module not available: '${name}' (edgehook functions can require: ${available})`);
     error.code = "MODULE_NOT_FOUND";
     throw error;
