@@ -1,28 +1,30 @@
-//! Bundles the Node.js core modules taken from npm packages (src/js/node: package.json, its
-//! lockfile, modules.js and its shims) into `$OUT_DIR/node_modules.js`, which the runtime evaluates before
-//! its bootstrap. The packages are installed with `npm ci` from the lockfile into `$OUT_DIR`
-//! (never into the source tree) and bundled with the esbuild the lockfile pins.
+//! Bundles each Node.js core module edgehook takes from an npm package (src/js/node:
+//! package.json and its lockfile) into one CommonJS file per module, and writes
+//! `$OUT_DIR/packaged_modules.rs`, the table the runtime serves them from. The packages are
+//! installed with `npm ci` from the lockfile into `$OUT_DIR` (never into the source tree) and
+//! bundled with the esbuild the lockfile pins. A package's own `require("buffer")` is left to
+//! the runtime, so it gets the function's Buffer, as in Node.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const SOURCES: [&str; 5] = [
-    "package.json",
-    "package-lock.json",
-    "modules.js",
-    "core.js",
-    "core-buffer.js",
+/// Module name as functions require it, and the package (path) that implements it.
+const MODULES: [(&str, &str); 3] = [
+    ("events", "events/"),
+    ("path", "path-browserify"),
+    ("string_decoder", "string_decoder/"),
 ];
 
 fn main() {
     let source = Path::new("src/js/node");
-    for file in SOURCES {
+    for file in ["package.json", "package-lock.json"] {
         println!("cargo:rerun-if-changed={}", source.join(file).display());
     }
+    println!("cargo:rerun-if-changed=build.rs");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let work = out.join("node");
     std::fs::create_dir_all(&work).expect("create $OUT_DIR/node");
-    for file in SOURCES {
+    for file in ["package.json", "package-lock.json"] {
         std::fs::copy(source.join(file), work.join(file)).unwrap_or_else(|e| panic!("copy {file}: {e}"));
     }
     run(
@@ -31,18 +33,28 @@ fn main() {
             .current_dir(&work),
         "npm ci (building edgehook needs Node.js's npm and the npm registry; scripts/setup installs npm)",
     );
-    let bundle = out.join("node_modules.js");
-    run(
-        Command::new(work.join("node_modules/.bin/esbuild"))
-            .arg("modules.js")
-            .args(["--bundle", "--format=iife", "--platform=browser", "--target=es2022"])
-            .args(["--legal-comments=inline", "--log-level=warning"])
-            // The packages' `buffer` is the runtime's own (core-buffer.js).
-            .arg("--alias:buffer=./core-buffer.js")
-            .arg(format!("--outfile={}", bundle.display()))
-            .current_dir(&work),
-        "esbuild",
-    );
+    let mut table = String::from("/// Node.js modules from npm packages: name, CommonJS source (built by build.rs).\n");
+    table.push_str("pub const PACKAGED_MODULES: &[(&str, &str)] = &[\n");
+    for (name, package) in MODULES {
+        let entry = work.join(format!("entry-{name}.js"));
+        std::fs::write(&entry, format!("module.exports = require({package:?});\n")).expect("write an entry");
+        let bundle = work.join(format!("{name}.js"));
+        run(
+            Command::new(work.join("node_modules/.bin/esbuild"))
+                .arg(&entry)
+                .args(["--bundle", "--format=cjs", "--platform=browser", "--target=es2022"])
+                .args(["--external:buffer", "--legal-comments=inline", "--log-level=warning"])
+                .arg(format!("--outfile={}", bundle.display()))
+                .current_dir(&work),
+            "esbuild",
+        );
+        table.push_str(&format!(
+            "    ({name:?}, include_str!({:?})),\n",
+            bundle.display().to_string()
+        ));
+    }
+    table.push_str("];\n");
+    std::fs::write(out.join("packaged_modules.rs"), table).expect("write packaged_modules.rs");
 }
 
 fn run(command: &mut Command, what: &str) {

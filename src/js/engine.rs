@@ -8,13 +8,9 @@ use deno_core::{JsRuntime, JsRuntimeForSnapshot, RuntimeOptions};
 use std::sync::{Once, OnceLock};
 
 pub const BOOTSTRAP: &str = include_str!("runtime/bootstrap.js");
-/// Node.js core modules from npm packages (src/js/node), bundled by build.rs; evaluated just
-/// before the bootstrap, which takes them.
-pub const NODE_MODULES: &str = include_str!(concat!(env!("OUT_DIR"), "/node_modules.js"));
 
-/// Evaluates what every instance starts from: the packaged Node.js modules, then the bootstrap.
+/// Evaluates what every instance starts from.
 pub fn run_bootstrap(runtime: &mut JsRuntime) -> Result<(), Box<deno_core::error::JsError>> {
-    runtime.execute_script("edgehook:node-modules", NODE_MODULES)?;
     runtime.execute_script("edgehook:bootstrap", BOOTSTRAP)?;
     Ok(())
 }

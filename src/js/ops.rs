@@ -222,6 +222,20 @@ fn op_edgehook_url_parse(#[string] href: &str, #[string] base: &str, has_base: b
     ])
 }
 
+include!(concat!(env!("OUT_DIR"), "/packaged_modules.rs"));
+
+/// The CommonJS source of a Node.js module taken from an npm package (build.rs), or None. Kept
+/// out of the engine snapshot and compiled in an instance only on its first `require`, so a
+/// function that uses none of them carries none of them.
+#[op2]
+#[string]
+fn op_edgehook_packaged_module(#[string] name: &str) -> Option<String> {
+    PACKAGED_MODULES
+        .iter()
+        .find(|(packaged, _)| *packaged == name)
+        .map(|(_, source)| source.to_string())
+}
+
 deno_core::extension!(
     edgehook_ops,
     ops = [
@@ -233,6 +247,7 @@ deno_core::extension!(
         op_edgehook_base64_encode,
         op_edgehook_base64_decode,
         op_edgehook_url_parse,
+        op_edgehook_packaged_module,
     ],
     options = { log: LogContext },
     state = |state, options| {

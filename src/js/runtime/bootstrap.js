@@ -8,10 +8,9 @@
   // deno_core's core object and its op table, bound by `bind` when an instance starts (after a
   // snapshot restore, so the references are the instance's own).
   let core, ops;
-  // The Node.js modules taken from npm packages (src/js/node/modules.js): name -> a function
-  // building the module. Taken off the global object at once.
-  const packagedModules = globalThis.__edgehookNodeModules;
-  delete globalThis.__edgehookNodeModules;
+  // Compiles the packaged modules' CommonJS in the global scope (an indirect eval, taken before
+  // any function code can replace `eval`).
+  const indirectEval = eval;
   const encodeUtf8 = (text) => core.encode(text);
   const decodeUtf8 = (bytes) => core.decode(bytes);
   const { parse: jsonParse, stringify: jsonStringify } = JSON;
@@ -833,24 +832,25 @@
     url: { URL, URLSearchParams },
     buffer: { Buffer },
   };
-  // The packaged modules, each built in this instance on its first require.
-  const PACKAGED = {
-    events: packagedModules.events,
-    path: packagedModules.path,
-    "path/posix": packagedModules.path,
-    string_decoder: packagedModules.string_decoder,
-  };
+  // The modules taken from npm packages (build.rs: their CommonJS comes from an op), each
+  // compiled and run in this instance on its first require; the name functions require ->
+  // the packaged module's name.
+  const PACKAGED = { events: "events", path: "path", "path/posix": "path", string_decoder: "string_decoder" };
   const packagedLoaded = new Map();
-  packagedModules.setCoreRequire((name) => require(name));
+  function loadPackaged(name) {
+    if (packagedLoaded.has(name)) return packagedLoaded.get(name);
+    const source = ops.op_edgehook_packaged_module(name);
+    const wrapper = indirectEval(`(function (exports, require, module) {${source}\n})`);
+    const module = { exports: {} };
+    wrapper.call(module.exports, module.exports, require, module);
+    packagedLoaded.set(name, module.exports);
+    return module.exports;
+  }
   const hasOwn = (object, key) => Object.prototype.hasOwnProperty.call(object, key);
   function require(name) {
     const key = String(name).startsWith("node:") ? String(name).slice(5) : String(name);
     if (hasOwn(BUILTINS, key)) return BUILTINS[key];
-    if (hasOwn(PACKAGED, key)) {
-      const build = PACKAGED[key];
-      if (!packagedLoaded.has(build)) packagedLoaded.set(build, build());
-      return packagedLoaded.get(build);
-    }
+    if (hasOwn(PACKAGED, key)) return loadPackaged(PACKAGED[key]);
     const available = [...Object.keys(BUILTINS), ...Object.keys(PACKAGED)].join(", ");
     const error = new Error(`module not available: '${name}' (edgehook functions can require: ${available})`);
     error.code = "MODULE_NOT_FOUND";
