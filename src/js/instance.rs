@@ -5,7 +5,9 @@
 use super::engine::run_bootstrap;
 use super::entry::Runtime;
 use super::marked::{HeadersRead, Marked, Settled};
-use super::module::{commonjs_wrapper, function_specifier, FunctionLoader, ModuleKind};
+use super::module::{
+    commonjs_wrapper, function_specifier, not_available_message, unavailable_modules, FunctionLoader, ModuleKind,
+};
 use super::ops::{edgehook_ops, LogContext};
 use super::{Failure, FunctionSpec};
 use crate::edge::event_json::EventJson;
@@ -104,12 +106,19 @@ fn thrown(description: &str) -> Failure {
 }
 
 fn load_error(spec: &FunctionSpec, failure: Failure) -> Failure {
-    let detail = match failure {
+    let mut detail = match failure {
         Failure::Exception {
             error_type, message, ..
         } => format!("{error_type}: {message}"),
         other => other.to_string(),
     };
+    // One missing module stops the load; the user is told of all the code names at once.
+    if detail.contains("module not available") {
+        let missing = unavailable_modules(&spec.source);
+        if missing.len() > 1 {
+            detail = not_available_message(&missing);
+        }
+    }
     Failure::Load(format!(
         "function `{}` ({}) failed to load: {detail}",
         spec.name, spec.file_name

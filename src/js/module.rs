@@ -88,7 +88,7 @@ fn strip_comments(source: &str) -> String {
 }
 
 /// Node built-ins a function may import or require, with their named exports.
-pub const BUILTINS: [(&str, &[&str]); 8] = [
+pub const BUILTINS: [(&str, &[&str]); 20] = [
     (
         "querystring",
         &["parse", "stringify", "escape", "unescape", "decode", "encode"],
@@ -114,7 +114,169 @@ pub const BUILTINS: [(&str, &[&str]); 8] = [
     ("path", PATH_EXPORTS),
     ("path/posix", PATH_EXPORTS),
     ("string_decoder", &["StringDecoder"]),
+    // These load, but their members throw when called (`UNAVAILABLE` in bootstrap.js); their
+    // named exports are Node 20's.
+    (
+        "http",
+        &[
+            "METHODS",
+            "STATUS_CODES",
+            "Agent",
+            "ClientRequest",
+            "IncomingMessage",
+            "OutgoingMessage",
+            "Server",
+            "ServerResponse",
+            "createServer",
+            "validateHeaderName",
+            "validateHeaderValue",
+            "get",
+            "request",
+            "maxHeaderSize",
+            "globalAgent",
+        ],
+    ),
+    (
+        "https",
+        &["Agent", "globalAgent", "Server", "createServer", "get", "request"],
+    ),
+    (
+        "http2",
+        &[
+            "connect",
+            "constants",
+            "createServer",
+            "createSecureServer",
+            "getDefaultSettings",
+            "sensitiveHeaders",
+        ],
+    ),
+    (
+        "net",
+        &[
+            "BlockList",
+            "SocketAddress",
+            "connect",
+            "createConnection",
+            "createServer",
+            "isIP",
+            "isIPv4",
+            "isIPv6",
+            "Server",
+            "Socket",
+            "Stream",
+        ],
+    ),
+    (
+        "tls",
+        &[
+            "DEFAULT_MIN_VERSION",
+            "DEFAULT_MAX_VERSION",
+            "getCiphers",
+            "rootCertificates",
+            "checkServerIdentity",
+            "createSecureContext",
+            "SecureContext",
+            "TLSSocket",
+            "Server",
+            "createServer",
+            "connect",
+        ],
+    ),
+    ("dgram", &["createSocket", "Socket"]),
+    (
+        "child_process",
+        &[
+            "ChildProcess",
+            "exec",
+            "execFile",
+            "execFileSync",
+            "execSync",
+            "fork",
+            "spawn",
+            "spawnSync",
+        ],
+    ),
+    (
+        "cluster",
+        &[
+            "isWorker",
+            "isMaster",
+            "isPrimary",
+            "Worker",
+            "workers",
+            "settings",
+            "fork",
+            "disconnect",
+        ],
+    ),
+    (
+        "worker_threads",
+        &[
+            "isMainThread",
+            "MessagePort",
+            "MessageChannel",
+            "threadId",
+            "Worker",
+            "parentPort",
+            "workerData",
+            "BroadcastChannel",
+        ],
+    ),
+    (
+        "vm",
+        &[
+            "Script",
+            "createContext",
+            "createScript",
+            "runInContext",
+            "runInNewContext",
+            "runInThisContext",
+            "isContext",
+            "compileFunction",
+        ],
+    ),
+    (
+        "v8",
+        &[
+            "getHeapStatistics",
+            "getHeapSnapshot",
+            "setFlagsFromString",
+            "serialize",
+            "deserialize",
+            "Serializer",
+            "Deserializer",
+        ],
+    ),
+    (
+        "inspector",
+        &["open", "close", "url", "waitForDebugger", "console", "Session"],
+    ),
 ];
+
+/// The modules `source` names (in `require("...")`, `import ... from "..."`, `import "..."`,
+/// `import("...")` or `export ... from "..."`) that functions cannot load, in order of first
+/// mention: packages and Node modules edgehook does not have. Relative paths are left out.
+pub fn unavailable_modules(source: &str) -> Vec<String> {
+    static NAMED: std::sync::OnceLock<regex_lite::Regex> = std::sync::OnceLock::new();
+    let named = NAMED.get_or_init(|| {
+        regex_lite::Regex::new(
+            r#"(?:\brequire\s*\(\s*|\bimport\s*\(\s*|\bfrom\s*|\bimport\s+)(?:"([^"\n]+)"|'([^'\n]+)')"#,
+        )
+        .expect("valid regex")
+    });
+    let mut out: Vec<String> = Vec::new();
+    for found in named.captures_iter(source) {
+        let Some(name) = found.get(1).or_else(|| found.get(2)).map(|m| m.as_str()) else {
+            continue;
+        };
+        let relative = name.starts_with('.') || name.starts_with('/') || name.starts_with("file:");
+        if !relative && builtin_name(name).is_none() && !out.iter().any(|seen| seen == name) {
+            out.push(name.to_string());
+        }
+    }
+    out
+}
 
 const PATH_EXPORTS: &[&str] = &[
     "basename",
@@ -159,11 +321,19 @@ fn builtin_name(specifier: &str) -> Option<&'static str> {
 }
 
 fn not_available(specifier: &str) -> JsErrorBox {
+    JsErrorBox::generic(not_available_message(&[specifier.to_string()]))
+}
+
+/// The load error of a function naming modules it cannot have.
+pub fn not_available_message(specifiers: &[String]) -> String {
     let names: Vec<&str> = BUILTINS.iter().map(|(n, _)| *n).collect();
-    JsErrorBox::generic(format!(
-        "module not available: '{specifier}' (edgehook functions can import: {})",
+    let quoted: Vec<String> = specifiers.iter().map(|s| format!("'{s}'")).collect();
+    let what = if specifiers.len() == 1 { "module" } else { "modules" };
+    format!(
+        "{what} not available: {} (edgehook functions can import: {})",
+        quoted.join(", "),
         names.join(", ")
-    ))
+    )
 }
 
 impl ModuleLoader for FunctionLoader {

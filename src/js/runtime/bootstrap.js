@@ -846,11 +846,54 @@
     packagedLoaded.set(name, module.exports);
     return module.exports;
   }
+  // Node modules whose calls cannot be honoured here. Bundles keep their `require`s even on
+  // paths never taken, so each loads, as an object whose every member (a function, also as a
+  // class to extend) throws when called, naming the call and why.
+  const NO_EGRESS = "outbound connections from functions are not available yet";
+  const UNAVAILABLE = {
+    http: NO_EGRESS,
+    https: NO_EGRESS,
+    http2: NO_EGRESS,
+    net: NO_EGRESS,
+    tls: NO_EGRESS,
+    dgram: NO_EGRESS,
+    child_process: "functions cannot start processes",
+    cluster: "functions cannot start processes",
+    worker_threads: "functions cannot start threads",
+    vm: "functions cannot create other contexts",
+    v8: "the engine is not V8",
+    inspector: "functions cannot be debugged",
+  };
+  const unavailableLoaded = new Map();
+  function unavailableModule(name) {
+    const members = new Map();
+    const member = (key) => {
+      if (!members.has(key)) {
+        members.set(key, function () {
+          const error = new Error(`${name}.${key} is not available to edgehook functions: ${UNAVAILABLE[name]}`);
+          error.code = "ERR_EDGEHOOK_UNAVAILABLE";
+          throw error;
+        });
+      }
+      return members.get(key);
+    };
+    return new Proxy(
+      {},
+      {
+        // Not `then` (the module must not look like a promise) nor symbols.
+        get: (_, key) => (typeof key === "string" && key !== "then" && key !== "__esModule" ? member(key) : undefined),
+      },
+    );
+  }
   const hasOwn = (object, key) => Object.prototype.hasOwnProperty.call(object, key);
   function require(name) {
     const key = String(name).startsWith("node:") ? String(name).slice(5) : String(name);
     if (hasOwn(BUILTINS, key)) return BUILTINS[key];
     if (hasOwn(PACKAGED, key)) return loadPackaged(PACKAGED[key]);
+    if (hasOwn(UNAVAILABLE, key)) {
+      if (!unavailableLoaded.has(key)) unavailableLoaded.set(key, unavailableModule(key));
+      return unavailableLoaded.get(key);
+    }
     const available = [...Object.keys(BUILTINS), ...Object.keys(PACKAGED)].join(", ");
     const error = new Error(`module not available: '${name}' (edgehook functions can require: ${available})`);
     error.code = "MODULE_NOT_FOUND";
