@@ -2177,3 +2177,43 @@ async fn a_load_error_names_every_missing_module() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn url_legacy_api_behaves_as_on_node() {
+    let probe = r#"
+async function probe() {
+  const url = require('url');
+  const plain = (o) => JSON.parse(JSON.stringify(o));
+  return [
+    plain(url.parse('https://user:pw@Example.COM:8443/a/b/../c?x=1&y=%20z#frag')),
+    plain(url.parse('/path/page.html?utm=1&utm=2&q=a+b', true).query),
+    plain(url.parse('/only/a/path')),
+    plain(url.parse('//cdn.example.com/x.js', false, true)),
+    url.format({ protocol: 'https', hostname: 'example.com', pathname: '/a b', query: { q: 'x y', n: 1 } }),
+    url.format(url.parse('http://example.com:80/x?y=1')),
+    url.resolve('/one/two/three', 'four'), url.resolve('http://example.com/', '/one'),
+    url.resolve('http://example.com/one', '../two'),
+    typeof url.URL, new url.URL('https://example.com/p?q=1').searchParams.get('q'),
+  ];
+}"#;
+    let (node, here) = in_node_and_here(probe).await;
+    assert_eq!(here, node);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crypto_random_int_behaves_as_on_node() {
+    let probe = r#"
+async function probe() {
+  const { randomInt } = require('crypto');
+  const attempt = (f) => { try { return f(); } catch (e) { return [e.name, e.code, e.message]; } };
+  const draws = Array.from({ length: 2000 }, () => randomInt(3, 9));
+  const seen = [...new Set(draws)].sort();
+  const single = Array.from({ length: 200 }, () => randomInt(2)).every((n) => n === 0 || n === 1);
+  const later = await new Promise((resolve) => randomInt(10, (err, n) => resolve([err, n >= 0 && n < 10])));
+  return [seen, single, later, randomInt(-5, -4),
+    attempt(() => randomInt(5, 5)), attempt(() => randomInt(0, 2 ** 48 + 1)),
+    attempt(() => randomInt('7')), attempt(() => randomInt(1.5)), attempt(() => randomInt(0, Infinity))];
+}"#;
+    let (node, here) = in_node_and_here(probe).await;
+    assert_eq!(here, node);
+}

@@ -129,6 +129,21 @@ fn invoke_prints_the_validated_result_and_console_output() {
 }
 
 #[test]
+fn process_stdout_and_stderr_writes_go_to_the_log() {
+    let files = Files::new();
+    let function = files.write(
+        "streams.js",
+        "exports.handler = async (e) => { process.stdout.write('to stdout\\n'); process.stderr.write(Buffer.from('to stderr')); const r = e.Records[0].cf.request; r.uri = '/' + process.stdout.isTTY + '/' + process.stderr.fd; return r; };",
+    );
+    let event = files.write("event.json", &sample_event("viewer-request", &["--uri", "/page"]));
+    let out = edgehook(&["invoke", &function, "--event", &event], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(json(&out)["uri"], "/false/2");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("to stdout") && stderr.contains("to stderr"), "{stderr}");
+}
+
+#[test]
 fn console_output_is_bounded_per_invocation() {
     // 4 MiB of console output; an invocation may write 256 KiB of it.
     let files = Files::new();

@@ -801,6 +801,45 @@
     }
     return bytes;
   }
+  // Node's randomInt: an integer in [min, max), uniformly (rejection sampling over 48 bits).
+  function randomInt(min, max, callback) {
+    if (max === undefined || typeof max === "function") {
+      callback = max;
+      max = min;
+      min = 0;
+    }
+    const received = (v) => (typeof v === "string" ? `type string ('${v}')` : `type ${typeof v} (${String(v)})`);
+    for (const [name, value] of [["min", min], ["max", max]]) {
+      if (!Number.isSafeInteger(value)) {
+        const error = new TypeError(`The "${name}" argument must be a safe integer. Received ${received(value)}`);
+        error.code = "ERR_INVALID_ARG_TYPE";
+        throw error;
+      }
+    }
+    if (max <= min) {
+      const error = new RangeError(`The value of "max" is out of range. It must be greater than the value of "min" (${min}). Received ${max}`);
+      error.code = "ERR_OUT_OF_RANGE";
+      throw error;
+    }
+    const range = max - min;
+    if (range > 2 ** 48 - 1) {
+      const error = new RangeError(`The value of "max - min" is out of range. It must be <= 281474976710655. Received ${separated(String(range))}`);
+      error.code = "ERR_OUT_OF_RANGE";
+      throw error;
+    }
+    const limit = 2 ** 48 - (2 ** 48 % range);
+    let value;
+    do {
+      const bytes = ops.op_edgehook_random_bytes(6);
+      value = bytes.reduce((n, byte) => n * 256 + byte, 0);
+    } while (value >= limit);
+    const result = min + (value % range);
+    if (typeof callback === "function") {
+      setTimeout(() => callback(null, result), 0);
+      return undefined;
+    }
+    return result;
+  }
   function timingSafeEqual(a, b) {
     const x = bytesOf(a);
     const y = bytesOf(b);
@@ -819,6 +858,7 @@
     createHash: (algorithm) => new Hash(algorithm),
     createHmac: (algorithm, key) => new Hmac(algorithm, key),
     randomBytes,
+    randomInt,
     randomUUID: () => ops.op_edgehook_random_uuid(),
     timingSafeEqual,
     getRandomValues,
@@ -829,7 +869,6 @@
   const BUILTINS = {
     querystring,
     crypto,
-    url: { URL, URLSearchParams },
     buffer: { Buffer },
   };
   // The modules taken from npm packages (build.rs: their CommonJS comes from an op), each
@@ -837,6 +876,7 @@
   // the packaged module's name.
   const PACKAGED = { events: "events", path: "path", "path/posix": "path", string_decoder: "string_decoder" };
   const packagedLoaded = new Map();
+  let nodeUrl;
   function loadPackaged(name) {
     if (packagedLoaded.has(name)) return packagedLoaded.get(name);
     const source = ops.op_edgehook_packaged_module(name);
@@ -890,11 +930,27 @@
     const key = String(name).startsWith("node:") ? String(name).slice(5) : String(name);
     if (hasOwn(BUILTINS, key)) return BUILTINS[key];
     if (hasOwn(PACKAGED, key)) return loadPackaged(PACKAGED[key]);
+    if (key === "url") {
+      // Node's url: the legacy API from its npm package beside the WHATWG classes.
+      if (nodeUrl === undefined) {
+        const legacy = loadPackaged("url");
+        nodeUrl = {
+          URL,
+          URLSearchParams,
+          Url: legacy.Url,
+          parse: legacy.parse,
+          resolve: legacy.resolve,
+          resolveObject: legacy.resolveObject,
+          format: legacy.format,
+        };
+      }
+      return nodeUrl;
+    }
     if (hasOwn(UNAVAILABLE, key)) {
       if (!unavailableLoaded.has(key)) unavailableLoaded.set(key, unavailableModule(key));
       return unavailableLoaded.get(key);
     }
-    const available = [...Object.keys(BUILTINS), ...Object.keys(PACKAGED)].join(", ");
+    const available = [...Object.keys(BUILTINS), "url", ...Object.keys(PACKAGED)].join(", ");
     const error = new Error(`module not available: '${name}' (edgehook functions can require: ${available})`);
     error.code = "MODULE_NOT_FOUND";
     throw error;
@@ -1682,8 +1738,32 @@
       },
       on: () => processObject,
       emitWarning: (warning) => ops.op_edgehook_log(2, String(warning)),
+      // Lambda sends what a function writes to stdout and stderr to its log, as console's.
+      stdout: outputStream(1, 1),
+      stderr: outputStream(2, 3),
     };
     define("process", processObject);
+  }
+  function outputStream(fd, level) {
+    return {
+      fd,
+      isTTY: false,
+      writable: true,
+      write(chunk, encoding, callback) {
+        const text = typeof chunk === "string" ? chunk : Buffer.from(chunk).toString(typeof encoding === "string" ? encoding : "utf8");
+        ops.op_edgehook_log(level, text.endsWith("\n") ? text.slice(0, -1) : text);
+        const done = typeof encoding === "function" ? encoding : callback;
+        if (typeof done === "function") queueMicrotask(() => done());
+        return true;
+      },
+      end() {},
+      on() {
+        return this;
+      },
+      once() {
+        return this;
+      },
+    };
   }
 
   // Globals of the engine's a function must not reach, removed when an instance starts (the
