@@ -9,12 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Module name as functions require it, and the package (path) that implements it.
-const MODULES: [(&str, &str); 4] = [
+const MODULES: [(&str, &str); 5] = [
     ("events", "events/"),
     ("path", "path-browserify"),
     ("string_decoder", "string_decoder/"),
     // The legacy API (parse, format, resolve); the runtime adds the WHATWG URL classes.
     ("url", "url/"),
+    ("util", "util/"),
 ];
 
 fn main() {

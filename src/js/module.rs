@@ -88,7 +88,7 @@ fn strip_comments(source: &str) -> String {
 }
 
 /// Node built-ins a function may import or require, with their named exports.
-pub const BUILTINS: [(&str, &[&str]); 20] = [
+pub const BUILTINS: [(&str, &[&str]); 21] = [
     (
         "querystring",
         &["parse", "stringify", "escape", "unescape", "decode", "encode"],
@@ -126,6 +126,21 @@ pub const BUILTINS: [(&str, &[&str]); 20] = [
     ("path", PATH_EXPORTS),
     ("path/posix", PATH_EXPORTS),
     ("string_decoder", &["StringDecoder"]),
+    (
+        "util",
+        &[
+            "format",
+            "inspect",
+            "inherits",
+            "promisify",
+            "callbackify",
+            "deprecate",
+            "types",
+            "TextEncoder",
+            "TextDecoder",
+            "isArray",
+        ],
+    ),
     // These load, but their members throw when called (`UNAVAILABLE` in bootstrap.js); their
     // named exports are Node 20's.
     (

@@ -2111,15 +2111,17 @@ import EventEmitter, { once } from 'node:events';
 import { join, basename } from 'path';
 import posix from 'path/posix';
 import { StringDecoder } from 'string_decoder';
+import { promisify } from 'node:util';
 export const handler = async (e) => {
   const r = e.Records[0].cf.request;
   const emitter = new EventEmitter();
   setTimeout(() => emitter.emit('done', new StringDecoder('utf8').write(Buffer.from('ok'))), 0);
   const [word] = await once(emitter, 'done');
-  r.uri = join('/', basename('/x/y.html'), word, posix.sep === '/' ? 'posix' : 'no');
+  const later = await promisify((cb) => setTimeout(() => cb(null, 'util'), 0))();
+  r.uri = join('/', basename('/x/y.html'), word, posix.sep === '/' ? 'posix' : 'no', later);
   return r;
 };"#;
-    assert_eq!(uri(run_file("index.mjs", source).await), "/y.html/ok/posix");
+    assert_eq!(uri(run_file("index.mjs", source).await), "/y.html/ok/posix/util");
 }
 
 /// Bundles keep `require`s of Node modules on paths never taken: those modules load, and only
@@ -2157,7 +2159,7 @@ exports.handler = async (e) => {
 /// One missing module stops a function's load; its error names every one its code mentions.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_load_error_names_every_missing_module() {
-    let cjs = "const util = require('util');\nconst fs = require(\"node:fs\");\nconst AWS = require('aws-sdk');\nconst again = require('util');\nconst mine = require('./local');\nconst path = require('path');\nexports.handler = async (e) => e.Records[0].cf.request;";
+    let cjs = "const zlib = require('zlib');\nconst fs = require(\"node:fs\");\nconst AWS = require('aws-sdk');\nconst again = require('zlib');\nconst mine = require('./local');\nconst path = require('path');\nexports.handler = async (e) => e.Records[0].cf.request;";
     let load = |file: &str, source: &str| {
         let spec = FunctionSpec::new("f", file, source);
         JsPool::start(vec![spec], &options())
@@ -2167,15 +2169,12 @@ async fn a_load_error_names_every_missing_module() {
     };
     let error = load("index.js", cjs);
     assert!(
-        error.contains("modules not available: 'util', 'node:fs', 'aws-sdk' ("),
+        error.contains("modules not available: 'zlib', 'node:fs', 'aws-sdk' ("),
         "{error}"
     );
-    let esm = "import { inspect } from 'util';\nimport zlib from 'node:zlib';\nimport { join } from 'path';\nexport const handler = async (e) => e.Records[0].cf.request;";
+    let esm = "import { inspect } from 'os';\nimport zlib from 'node:zlib';\nimport { join } from 'path';\nexport const handler = async (e) => e.Records[0].cf.request;";
     let error = load("index.mjs", esm);
-    assert!(
-        error.contains("modules not available: 'util', 'node:zlib' ("),
-        "{error}"
-    );
+    assert!(error.contains("modules not available: 'os', 'node:zlib' ("), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -2213,6 +2212,35 @@ async function probe() {
   return [seen, single, later, randomInt(-5, -4),
     attempt(() => randomInt(5, 5)), attempt(() => randomInt(0, 2 ** 48 + 1)),
     attempt(() => randomInt('7')), attempt(() => randomInt(1.5)), attempt(() => randomInt(0, Infinity))];
+}"#;
+    let (node, here) = in_node_and_here(probe).await;
+    assert_eq!(here, node);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn util_behaves_as_on_node() {
+    let probe = r#"
+async function probe() {
+  const util = require('util');
+  const out = [];
+  out.push(util.format('%s=%d (%i) %j %%', 'n', 42.5, 42.5, { a: [1, 'x'] }), util.format('a', 1, 'b'));
+  out.push(util.inspect({ a: 1, b: 'two', c: [1, 2, { d: null }], e: undefined }), util.inspect('str'));
+  out.push(util.format('%s %s %s %d %i %f', 5n, -0, [1, 2], '0x10', '42.9px', '1.5e1'), util.format('%c%s', 'css', 'x', { y: 1 }, 'z'));
+  out.push(util.format({ a: 1 }, 'b'), util.format('%s', { toString() { return 'custom'; } }), util.format('%o', 'str'));
+  out.push(util.inspect(null), util.inspect(/x/g));
+  function Base() {}
+  Base.prototype.hello = function () { return 'hello'; };
+  function Derived() { Base.call(this); }
+  util.inherits(Derived, Base);
+  out.push(new Derived().hello(), Derived.super_ === Base);
+  const legacy = (x, cb) => setTimeout(() => (x < 0 ? cb(new Error('negative')) : cb(null, x * 2)), 0);
+  const modern = util.promisify(legacy);
+  out.push(await modern(21), await modern(-1).catch((e) => e.message));
+  const back = util.callbackify(async (x) => x + 1);
+  out.push(await new Promise((resolve) => back(1, (err, v) => resolve([err, v]))));
+  out.push(util.types.isPromise(Promise.resolve()), util.types.isDate(new Date()), util.types.isRegExp(/x/), util.isArray([]));
+  out.push(typeof util.deprecate(() => 1, 'old'), typeof util.TextEncoder, util.inspect({ nested: { deeper: { deepest: { gone: 1 } } } }));
+  return out;
 }"#;
     let (node, here) = in_node_and_here(probe).await;
     assert_eq!(here, node);

@@ -876,7 +876,56 @@
   // the packaged module's name.
   const PACKAGED = { events: "events", path: "path", "path/posix": "path", string_decoder: "string_decoder" };
   const packagedLoaded = new Map();
-  let nodeUrl;
+  let nodeUrl, nodeUtil;
+  // util.format as Node 20 has it (the npm package's follows Node 0.x: no %i, %j, %c, and
+  // %s never inspects), over the package's inspect.
+  function nodeFormat(inspectObject) {
+    const asString = (value) => {
+      if (typeof value === "bigint") return `${value}n`;
+      if (typeof value === "number" && Object.is(value, -0)) return "-0";
+      if (typeof value === "object" && value !== null) {
+        const own = value.toString !== Object.prototype.toString && value.toString !== Array.prototype.toString;
+        return own && !(value instanceof Error) ? String(value) : inspectObject(value, { depth: 0 });
+      }
+      if (typeof value === "symbol") return String(value);
+      return String(value);
+    };
+    const asNumber = (value, integer) => {
+      if (typeof value === "bigint") return `${value}n`;
+      if (typeof value === "symbol" || (typeof value === "object" && value !== null)) return "NaN";
+      const n = integer ? parseInt(value) : Number(value);
+      return Object.is(n, -0) ? "-0" : String(n);
+    };
+    return function format(first, ...args) {
+      if (typeof first !== "string") {
+        return [first, ...args].map((value) => (typeof value === "string" ? value : inspectObject(value))).join(" ");
+      }
+      let next = 0;
+      const text = first.replace(/%[sdifjoOc%]/g, (spec) => {
+        if (spec === "%%") return "%";
+        if (next >= args.length) return spec;
+        const value = args[next++];
+        switch (spec) {
+          case "%s": return asString(value);
+          case "%d": return asNumber(value, false);
+          case "%i": return asNumber(value, true);
+          case "%f": return typeof value === "symbol" ? "NaN" : String(parseFloat(value));
+          case "%j":
+            try {
+              return jsonStringify(value);
+            } catch {
+              return "[Circular]";
+            }
+          case "%o": return inspectObject(value, { showHidden: true, depth: 4 });
+          case "%O": return inspectObject(value);
+          case "%c": return "";
+        }
+        return spec;
+      });
+      const rest = args.slice(next).map((value) => (typeof value === "string" ? value : inspectObject(value)));
+      return [text, ...rest].join(" ");
+    };
+  }
   function loadPackaged(name) {
     if (packagedLoaded.has(name)) return packagedLoaded.get(name);
     const source = ops.op_edgehook_packaged_module(name);
@@ -930,6 +979,13 @@
     const key = String(name).startsWith("node:") ? String(name).slice(5) : String(name);
     if (hasOwn(BUILTINS, key)) return BUILTINS[key];
     if (hasOwn(PACKAGED, key)) return loadPackaged(PACKAGED[key]);
+    if (key === "util") {
+      if (nodeUtil === undefined) {
+        const util = loadPackaged("util");
+        nodeUtil = { ...util, format: nodeFormat(util.inspect), TextEncoder, TextDecoder };
+      }
+      return nodeUtil;
+    }
     if (key === "url") {
       // Node's url: the legacy API from its npm package beside the WHATWG classes.
       if (nodeUrl === undefined) {
