@@ -88,7 +88,7 @@ fn strip_comments(source: &str) -> String {
 }
 
 /// Node built-ins a function may import or require, with their named exports.
-pub const BUILTINS: [(&str, &[&str]); 21] = [
+pub const BUILTINS: [(&str, &[&str]); 25] = [
     (
         "querystring",
         &["parse", "stringify", "escape", "unescape", "decode", "encode"],
@@ -126,6 +126,45 @@ pub const BUILTINS: [(&str, &[&str]); 21] = [
     ("path", PATH_EXPORTS),
     ("path/posix", PATH_EXPORTS),
     ("string_decoder", &["StringDecoder"]),
+    (
+        "timers",
+        &[
+            "setTimeout",
+            "clearTimeout",
+            "setInterval",
+            "clearInterval",
+            "setImmediate",
+            "clearImmediate",
+        ],
+    ),
+    ("timers/promises", &["setTimeout", "setImmediate", "scheduler"]),
+    (
+        "os",
+        &[
+            "EOL",
+            "devNull",
+            "platform",
+            "type",
+            "arch",
+            "machine",
+            "endianness",
+            "tmpdir",
+            "homedir",
+            "hostname",
+            "release",
+            "version",
+            "uptime",
+            "loadavg",
+            "totalmem",
+            "freemem",
+            "availableParallelism",
+            "cpus",
+            "networkInterfaces",
+            "userInfo",
+            "constants",
+        ],
+    ),
+    ("tty", &["isatty", "ReadStream", "WriteStream"]),
     (
         "util",
         &[

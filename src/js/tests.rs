@@ -2172,9 +2172,9 @@ async fn a_load_error_names_every_missing_module() {
         error.contains("modules not available: 'zlib', 'node:fs', 'aws-sdk' ("),
         "{error}"
     );
-    let esm = "import { inspect } from 'os';\nimport zlib from 'node:zlib';\nimport { join } from 'path';\nexport const handler = async (e) => e.Records[0].cf.request;";
+    let esm = "import { readFileSync } from 'fs';\nimport zlib from 'node:zlib';\nimport { join } from 'path';\nexport const handler = async (e) => e.Records[0].cf.request;";
     let error = load("index.mjs", esm);
-    assert!(error.contains("modules not available: 'os', 'node:zlib' ("), "{error}");
+    assert!(error.contains("modules not available: 'fs', 'node:zlib' ("), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -2241,6 +2241,31 @@ async function probe() {
   out.push(util.types.isPromise(Promise.resolve()), util.types.isDate(new Date()), util.types.isRegExp(/x/), util.isArray([]));
   out.push(typeof util.deprecate(() => 1, 'old'), typeof util.TextEncoder, util.inspect({ nested: { deeper: { deepest: { gone: 1 } } } }));
   return out;
+}"#;
+    let (node, here) = in_node_and_here(probe).await;
+    assert_eq!(here, node);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn os_timers_and_tty_behave_as_on_node() {
+    let probe = r#"
+async function probe() {
+  const os = require('os');
+  const timers = require('node:timers');
+  const { setTimeout: sleep, setImmediate: soon } = require('timers/promises');
+  const tty = require('tty');
+  const kinds = Object.fromEntries(
+    ['EOL', 'platform', 'type', 'arch', 'endianness', 'tmpdir', 'homedir', 'hostname', 'release', 'uptime', 'loadavg',
+     'totalmem', 'freemem', 'cpus', 'networkInterfaces', 'userInfo'].map((k) => [k, typeof os[k]]));
+  const order = [];
+  await new Promise((resolve) => {
+    timers.setTimeout(() => order.push('timeout'), 1);
+    const cleared = timers.setTimeout(() => order.push('cleared'), 0);
+    timers.clearTimeout(cleared);
+    timers.setTimeout(resolve, 20);
+  });
+  return [kinds, os.EOL, os.platform(), os.type(), os.endianness(), os.tmpdir(), Array.isArray(os.loadavg()),
+    typeof os.userInfo().username, order, await sleep(5, 'slept'), await soon('soon'), tty.isatty(1)];
 }"#;
     let (node, here) = in_node_and_here(probe).await;
     assert_eq!(here, node);

@@ -866,10 +866,62 @@
     webcrypto: { getRandomValues, randomUUID: () => ops.op_edgehook_random_uuid() },
   };
 
+  const timersModule = {
+    setTimeout,
+    clearTimeout: clearTimer,
+    setInterval,
+    clearInterval: clearTimer,
+    setImmediate,
+    clearImmediate: clearTimer,
+  };
+  const timersPromises = {
+    setTimeout: (delay, value) => new Promise((resolve) => setTimeout(resolve, delay, value)),
+    setImmediate: (value) => new Promise((resolve) => setImmediate(resolve, value)),
+    scheduler: {
+      wait: (delay) => new Promise((resolve) => setTimeout(resolve, delay)),
+      yield: () => new Promise((resolve) => setImmediate(resolve)),
+    },
+  };
+  // The machine a function runs on, as Lambda's Linux environment describes itself: hand-written
+  // because these values are the platform's (the npm package for os describes a browser).
+  const os = {
+    EOL: "\n",
+    devNull: "/dev/null",
+    platform: () => "linux",
+    type: () => "Linux",
+    arch: () => "x64",
+    machine: () => "x86_64",
+    endianness: () => "LE",
+    tmpdir: () => "/tmp",
+    homedir: () => "/home/sbx_user1051",
+    hostname: () => "localhost",
+    release: () => "5.10.0",
+    version: () => "#1 SMP",
+    uptime: () => Math.floor(performance.now() / 1000),
+    loadavg: () => [0, 0, 0],
+    totalmem: () => 128 * 1024 * 1024,
+    freemem: () => 64 * 1024 * 1024,
+    availableParallelism: () => 1,
+    cpus: () => [],
+    networkInterfaces: () => ({}),
+    userInfo: () => ({ uid: 993, gid: 990, username: "sbx_user1051", homedir: "/home/sbx_user1051", shell: null }),
+    constants: { signals: {}, errno: {} },
+  };
+  function notATerminal() {
+    const error = new Error("tty streams are not available to edgehook functions: functions have no terminal");
+    error.code = "ERR_EDGEHOOK_UNAVAILABLE";
+    throw error;
+  }
+  const tty = { isatty: () => false, ReadStream: notATerminal, WriteStream: notATerminal };
+
   const BUILTINS = {
     querystring,
     crypto,
     buffer: { Buffer },
+    timers: timersModule,
+    "timers/promises": timersPromises,
+    os,
+    tty,
   };
   // The modules taken from npm packages (build.rs: their CommonJS comes from an op), each
   // compiled and run in this instance on its first require; the name functions require ->
