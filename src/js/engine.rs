@@ -4,16 +4,10 @@
 //! running both, most of a cold start).
 
 use super::ops::{edgehook_ops, LogContext};
-use deno_core::{JsRuntime, JsRuntimeForSnapshot, RuntimeOptions};
+use deno_core::{JsRuntimeForSnapshot, RuntimeOptions};
 use std::sync::{Once, OnceLock};
 
 pub const BOOTSTRAP: &str = include_str!("runtime/bootstrap.js");
-
-/// Evaluates what every instance starts from.
-pub fn run_bootstrap(runtime: &mut JsRuntime) -> Result<(), Box<deno_core::error::JsError>> {
-    runtime.execute_script("edgehook:bootstrap", BOOTSTRAP)?;
-    Ok(())
-}
 
 /// Runs before the first engine starts. `Math.random` then draws from the operating system's
 /// generator in every instance, so no two instances (restored from one snapshot or created in
@@ -90,7 +84,7 @@ fn build() -> Result<Box<[u8]>, deno_core::error::CoreError> {
         extensions: vec![edgehook_ops::init(LogContext::new("".into(), String::new()))],
         ..Default::default()
     })?;
-    run_bootstrap(&mut runtime)?;
+    runtime.execute_script("edgehook:bootstrap", BOOTSTRAP)?;
     Ok(runtime.snapshot())
 }
 

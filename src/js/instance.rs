@@ -2,7 +2,7 @@
 //! the function's module, and its handler. An instance runs one event at a time and is reused
 //! while healthy, so module globals persist between invocations as on Lambda.
 
-use super::engine::run_bootstrap;
+use super::engine::BOOTSTRAP;
 use super::entry::Runtime;
 use super::marked::{HeadersRead, Marked, Settled};
 use super::module::{
@@ -176,7 +176,9 @@ impl Instance {
         });
 
         if snapshot.is_none() {
-            run_bootstrap(&mut runtime).map_err(|e| load_error(&spec, js_failure(&e)))?;
+            runtime
+                .execute_script("edgehook:bootstrap", BOOTSTRAP)
+                .map_err(|e| load_error(&spec, js_failure(&e)))?;
         }
         let internals = runtime
             .execute_script("edgehook:bind", BIND_INTERNALS)

@@ -111,10 +111,18 @@ impl Upstreams {
                     )
                     .into_up()
                 })?;
-                let index = attempt.min(addresses.len() - 1);
+                let last = addresses.len().saturating_sub(1);
+                let index = attempt.min(last);
+                let Some(&address) = addresses.get(index) else {
+                    return Err(Error::explain(
+                        ErrorType::ConnectNoRoute,
+                        format!("origin `{}` ({}) has no address", origin.name, http.host),
+                    )
+                    .into_up());
+                };
                 Ok(OriginPeer {
-                    peer: self.http_peer(origin, http, addresses[index]),
-                    addresses_left: addresses.len() - 1 - index,
+                    peer: self.http_peer(origin, http, address),
+                    addresses_left: last - index,
                 })
             }
         }

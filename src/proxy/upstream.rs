@@ -32,10 +32,11 @@ impl EdgeProxy {
         Ok(peer)
     }
 
-    /// After a failed connection: the origin's next address is tried, if it has one.
+    /// After a failed connection: the origin's next address is tried, if it has one. (A request
+    /// sent on through the local origin counts none here: the local origin tries them itself.)
     pub(super) fn next_address(&self, ctx: &mut RequestCtx, mut error: Box<Error>) -> Box<Error> {
         if let Route::Origin(route) = &mut ctx.route {
-            if route.addresses_left > 0 && route.forwarded.is_none() {
+            if route.addresses_left > 0 {
                 route.attempt += 1;
                 error.set_retry(true);
             }
@@ -91,9 +92,11 @@ impl EdgeProxy {
                 }
             }
         }
-        let forwards_body = ctx.forwards_body();
+        if !ctx.forwards_body() {
+            return Ok(());
+        }
         let body = ctx.bodies.request_to_send().cloned().unwrap_or_default();
-        if let (true, Route::Origin(route)) = (forwards_body, &mut ctx.route) {
+        if let Route::Origin(route) = &mut ctx.route {
             let mut real = upstream.clone();
             real.remove_header(&http::header::TRANSFER_ENCODING);
             real.insert_header(http::header::CONTENT_LENGTH, body.len())?;

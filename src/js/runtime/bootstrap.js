@@ -319,12 +319,12 @@
       this.set(bytes.subarray(0, this.length - offset), offset);
       return Math.min(bytes.length, this.length - offset);
     }
-      copy(target, targetStart = 0, sourceStart = 0, sourceEnd = this.length) {
+    copy(target, targetStart = 0, sourceStart = 0, sourceEnd = this.length) {
       const part = this.subarray(sourceStart, Math.min(sourceEnd, sourceStart + target.length - targetStart));
       target.set(part, targetStart);
       return part.length;
     }
-}
+  }
   // Node's Buffer is a function: `Buffer(x)` and the deprecated `new Buffer(x)` both make a
   // buffer as `Buffer.from(x, ...)` does, or a zero-filled one of a given size; the class above
   // holds the methods and is never seen under its own name.
@@ -344,33 +344,34 @@
     if (name !== "length" && name !== "name" && name !== "prototype") Buffer[name] = BufferClass[name];
   }
   Buffer.poolSize = 8192;
-  // The fixed-size readers and writers (readUInt32BE, writeDoubleLE, ...), through a DataView,
-  // with Node's range errors.
-  function outOfBounds(name) {
-    const error = new RangeError(name ? `"${name}" is outside of buffer bounds` : "Attempt to access memory outside buffer bounds");
-    error.code = "ERR_BUFFER_OUT_OF_BOUNDS";
+  // Errors as Node's core modules make them: a message and a `code`.
+  function nodeError(ErrorClass, code, message) {
+    const error = new ErrorClass(message);
+    error.code = code;
     return error;
   }
+  // A wrong argument as Node's messages show it.
+  const received = (value) =>
+    typeof value === "string" ? `type string ('${value}')` : `type ${typeof value} (${String(value)})`;
+  // Large numbers as Node's range errors write them: 4_294_967_296.
+  function separated(text) {
+    return text.replace(/\B(?=(\d{3})+(?!\d))/g, "_");
+  }
+  // The fixed-size readers and writers (readUInt32BE, writeDoubleLE, ...), through a DataView,
+  // with Node's range errors.
   function checkOffset(buffer, offset, size) {
     if (offset === undefined) offset = 0;
     if (typeof offset !== "number") {
-      const received = typeof offset === "string" ? `type string ('${offset}')` : `type ${typeof offset} (${String(offset)})`;
-      const error = new TypeError(`The "offset" argument must be of type number. Received ${received}`);
-      error.code = "ERR_INVALID_ARG_TYPE";
-      throw error;
+      throw nodeError(TypeError, "ERR_INVALID_ARG_TYPE", `The "offset" argument must be of type number. Received ${received(offset)}`);
     }
     if (!Number.isInteger(offset) || offset < 0 || offset + size > buffer.length) {
-      if (buffer.length - size < 0) throw outOfBounds();
-      const error = new RangeError(
-        `The value of "offset" is out of range. It must be ${Number.isInteger(offset) ? `>= 0 and <= ${buffer.length - size}` : "an integer"}. Received ${offset}`,
-      );
-      error.code = "ERR_OUT_OF_RANGE";
-      throw error;
+      if (buffer.length - size < 0) {
+        throw nodeError(RangeError, "ERR_BUFFER_OUT_OF_BOUNDS", "Attempt to access memory outside buffer bounds");
+      }
+      const range = Number.isInteger(offset) ? `>= 0 and <= ${buffer.length - size}` : "an integer";
+      throw nodeError(RangeError, "ERR_OUT_OF_RANGE", `The value of "offset" is out of range. It must be ${range}. Received ${offset}`);
     }
     return offset;
-  }
-  function separated(text) {
-    return text.replace(/\B(?=(\d{3})+(?!\d))/g, "_");
   }
   function checkValue(value, min, max, size) {
     if (value > max || value < min) {
@@ -381,12 +382,10 @@
           ? `>= 0${n} and < 2${n} ** ${bits}${n}`
           : `>= -(2${n} ** ${bits - 1}${n}) and < 2${n} ** ${bits - 1}${n}`
         : `>= ${min}${n} and <= ${max}${n}`;
-      let received = String(value);
-      if (n) received = (value > 2n ** 32n || value < -(2n ** 32n) ? separated(received) : received) + "n";
-      else if (Number.isInteger(value) && Math.abs(value) > 2 ** 32) received = separated(received);
-      const error = new RangeError(`The value of "value" is out of range. It must be ${range}. Received ${received}`);
-      error.code = "ERR_OUT_OF_RANGE";
-      throw error;
+      let text = String(value);
+      if (n) text = (value > 2n ** 32n || value < -(2n ** 32n) ? separated(text) : text) + "n";
+      else if (Number.isInteger(value) && Math.abs(value) > 2 ** 32) text = separated(text);
+      throw nodeError(RangeError, "ERR_OUT_OF_RANGE", `The value of "value" is out of range. It must be ${range}. Received ${text}`);
     }
   }
   const viewOf = (buffer) => new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
@@ -808,24 +807,19 @@
       max = min;
       min = 0;
     }
-    const received = (v) => (typeof v === "string" ? `type string ('${v}')` : `type ${typeof v} (${String(v)})`);
     for (const [name, value] of [["min", min], ["max", max]]) {
       if (!Number.isSafeInteger(value)) {
-        const error = new TypeError(`The "${name}" argument must be a safe integer. Received ${received(value)}`);
-        error.code = "ERR_INVALID_ARG_TYPE";
-        throw error;
+        throw nodeError(TypeError, "ERR_INVALID_ARG_TYPE", `The "${name}" argument must be a safe integer. Received ${received(value)}`);
       }
     }
     if (max <= min) {
-      const error = new RangeError(`The value of "max" is out of range. It must be greater than the value of "min" (${min}). Received ${max}`);
-      error.code = "ERR_OUT_OF_RANGE";
-      throw error;
+      const message = `The value of "max" is out of range. It must be greater than the value of "min" (${min}). Received ${max}`;
+      throw nodeError(RangeError, "ERR_OUT_OF_RANGE", message);
     }
     const range = max - min;
     if (range > 2 ** 48 - 1) {
-      const error = new RangeError(`The value of "max - min" is out of range. It must be <= 281474976710655. Received ${separated(String(range))}`);
-      error.code = "ERR_OUT_OF_RANGE";
-      throw error;
+      const message = `The value of "max - min" is out of range. It must be <= 281474976710655. Received ${separated(String(range))}`;
+      throw nodeError(RangeError, "ERR_OUT_OF_RANGE", message);
     }
     const limit = 2 ** 48 - (2 ** 48 % range);
     let value;
@@ -908,9 +902,7 @@
     constants: { signals: {}, errno: {} },
   };
   function notATerminal() {
-    const error = new Error("tty streams are not available to edgehook functions: functions have no terminal");
-    error.code = "ERR_EDGEHOOK_UNAVAILABLE";
-    throw error;
+    throw nodeError(Error, "ERR_EDGEHOOK_UNAVAILABLE", "tty streams are not available to edgehook functions: functions have no terminal");
   }
   const tty = { isatty: () => false, ReadStream: notATerminal, WriteStream: notATerminal };
 
@@ -923,12 +915,7 @@
     os,
     tty,
   };
-  // The modules taken from npm packages (build.rs: their CommonJS comes from an op), each
-  // compiled and run in this instance on its first require; the name functions require ->
-  // the packaged module's name.
-  const PACKAGED = { events: "events", path: "path", "path/posix": "path", string_decoder: "string_decoder" };
   const packagedLoaded = new Map();
-  let nodeUrl, nodeUtil;
   // util.format as Node 20 has it (the npm package's follows Node 0.x: no %i, %j, %c, and
   // %s never inspects), over the package's inspect.
   function nodeFormat(inspectObject) {
@@ -939,7 +926,6 @@
         const own = value.toString !== Object.prototype.toString && value.toString !== Array.prototype.toString;
         return own && !(value instanceof Error) ? String(value) : inspectObject(value, { depth: 0 });
       }
-      if (typeof value === "symbol") return String(value);
       return String(value);
     };
     const asNumber = (value, integer) => {
@@ -978,6 +964,8 @@
       return [text, ...rest].join(" ");
     };
   }
+  // A module taken from an npm package (build.rs: its CommonJS comes from an op), compiled and
+  // run in this instance once.
   function loadPackaged(name) {
     if (packagedLoaded.has(name)) return packagedLoaded.get(name);
     const source = ops.op_edgehook_packaged_module(name);
@@ -1005,15 +993,13 @@
     v8: "the engine is not V8",
     inspector: "functions cannot be debugged",
   };
-  const unavailableLoaded = new Map();
   function unavailableModule(name) {
     const members = new Map();
     const member = (key) => {
       if (!members.has(key)) {
         members.set(key, function () {
-          const error = new Error(`${name}.${key} is not available to edgehook functions: ${UNAVAILABLE[name]}`);
-          error.code = "ERR_EDGEHOOK_UNAVAILABLE";
-          throw error;
+          const message = `${name}.${key} is not available to edgehook functions: ${UNAVAILABLE[name]}`;
+          throw nodeError(Error, "ERR_EDGEHOOK_UNAVAILABLE", message);
         });
       }
       return members.get(key);
@@ -1026,42 +1012,35 @@
       },
     );
   }
+  // The modules built in an instance on its first require of them: those from npm packages,
+  // the ones composed over them, and the unavailable ones.
+  const LAZY = {
+    events: () => loadPackaged("events"),
+    path: () => loadPackaged("path"),
+    "path/posix": () => loadPackaged("path"),
+    string_decoder: () => loadPackaged("string_decoder"),
+    util: () => {
+      const util = loadPackaged("util");
+      return { ...util, format: nodeFormat(util.inspect), TextEncoder, TextDecoder };
+    },
+    // Node's url: the legacy API from its npm package beside the WHATWG classes.
+    url: () => {
+      const { Url, parse, resolve, resolveObject, format } = loadPackaged("url");
+      return { URL, URLSearchParams, Url, parse, resolve, resolveObject, format };
+    },
+  };
+  for (const name of Object.keys(UNAVAILABLE)) LAZY[name] = () => unavailableModule(name);
+  const lazyLoaded = new Map();
   const hasOwn = (object, key) => Object.prototype.hasOwnProperty.call(object, key);
   function require(name) {
     const key = String(name).startsWith("node:") ? String(name).slice(5) : String(name);
     if (hasOwn(BUILTINS, key)) return BUILTINS[key];
-    if (hasOwn(PACKAGED, key)) return loadPackaged(PACKAGED[key]);
-    if (key === "util") {
-      if (nodeUtil === undefined) {
-        const util = loadPackaged("util");
-        nodeUtil = { ...util, format: nodeFormat(util.inspect), TextEncoder, TextDecoder };
-      }
-      return nodeUtil;
+    if (hasOwn(LAZY, key)) {
+      if (!lazyLoaded.has(key)) lazyLoaded.set(key, LAZY[key]());
+      return lazyLoaded.get(key);
     }
-    if (key === "url") {
-      // Node's url: the legacy API from its npm package beside the WHATWG classes.
-      if (nodeUrl === undefined) {
-        const legacy = loadPackaged("url");
-        nodeUrl = {
-          URL,
-          URLSearchParams,
-          Url: legacy.Url,
-          parse: legacy.parse,
-          resolve: legacy.resolve,
-          resolveObject: legacy.resolveObject,
-          format: legacy.format,
-        };
-      }
-      return nodeUrl;
-    }
-    if (hasOwn(UNAVAILABLE, key)) {
-      if (!unavailableLoaded.has(key)) unavailableLoaded.set(key, unavailableModule(key));
-      return unavailableLoaded.get(key);
-    }
-    const available = [...Object.keys(BUILTINS), "url", ...Object.keys(PACKAGED)].join(", ");
-    const error = new Error(`module not available: '${name}' (edgehook functions can require: ${available})`);
-    error.code = "MODULE_NOT_FOUND";
-    throw error;
+    const available = [...Object.keys(BUILTINS), ...Object.keys(LAZY)].join(", ");
+    throw nodeError(Error, "MODULE_NOT_FOUND", `module not available: '${name}' (edgehook functions can require: ${available})`);
   }
   require.resolve = (name) => {
     require(name);
