@@ -11,6 +11,7 @@ pub mod linger;
 pub mod local_http;
 pub mod metrics;
 pub mod origin;
+pub mod package;
 pub mod proxy;
 pub mod reload;
 pub mod server;

@@ -6,8 +6,10 @@ use crate::config::AdminToken;
 use crate::deploy::rollout::DeploymentRequest;
 use crate::deploy::store::Alias;
 use crate::deploy::DeployError;
+use crate::deploy::Upload;
 use crate::local_http::{Handler, Reply};
 use crate::metrics::Metrics;
+use crate::package::Package;
 use crate::proxy::NodeState;
 use crate::reload::Reloader;
 use async_trait::async_trait;
@@ -81,12 +83,16 @@ impl AdminApi {
     }
 
     async fn read_body(session: &mut ServerSession) -> Result<Vec<u8>, Reply> {
+        Self::read_body_up_to(session, MAX_BODY).await
+    }
+
+    async fn read_body_up_to(session: &mut ServerSession, limit: usize) -> Result<Vec<u8>, Reply> {
         let mut body = Vec::new();
         loop {
             match session.read_request_body().await {
                 Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > MAX_BODY {
-                        return Err(json_error(413, "request body larger than 1 MiB"));
+                    if body.len() + chunk.len() > limit {
+                        return Err(json_error(413, &format!("request body larger than {limit} bytes")));
                     }
                     body.extend_from_slice(&chunk);
                 }
@@ -143,17 +149,45 @@ impl AdminApi {
         let outcome = match (method, parts.as_slice()) {
             ("GET" | "HEAD", [name]) => deploy.describe(name).map(|v| json(200, v)),
             ("PUT", [name, "code"]) => {
-                let body = match Self::read_body(session).await {
+                let limits = self.node.config.load().package_limits(name);
+                let body = match Self::read_body_up_to(session, limits.zipped as usize).await {
                     Ok(body) => body,
                     Err(reply) => return reply,
                 };
-                let Ok(source) = String::from_utf8(body) else {
-                    return json_error(400, "the code must be UTF-8 JavaScript");
+                let header = session.req_header();
+                let zipped = header
+                    .headers
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|t| t.starts_with("application/zip") || t.starts_with("application/x-zip"))
+                    || body.starts_with(b"PK\x03\x04");
+                let query: std::collections::HashMap<String, String> = header
+                    .uri
+                    .query()
+                    .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+                    .unwrap_or_default();
+                let handler = query.get("handler").cloned();
+                let upload = if zipped {
+                    match Package::from_zip(&body, limits) {
+                        Ok(package) => Upload::Package(package),
+                        Err(e) => return json_error(400, &format!("the zip is refused, nothing was stored: {e}")),
+                    }
+                } else {
+                    let Ok(source) = String::from_utf8(body) else {
+                        return json_error(
+                            400,
+                            "the code must be UTF-8 JavaScript or a zip (Content-Type: application/zip)",
+                        );
+                    };
+                    Upload::Source {
+                        source,
+                        file_name: query.get("file").cloned(),
+                    }
                 };
                 // Loading the code to check it runs its top-level code (up to its timeout): off
                 // this listener's only thread, so health checks and metrics answer meanwhile.
                 let (deploying, function) = (deploy.clone(), name.to_string());
-                blocking(move || deploying.put_code(&function, &source))
+                blocking(move || deploying.put_code(&function, upload, handler.as_deref(), limits))
                     .await
                     .unwrap_or_else(|e| Err(DeployError::Load(e)))
                     .map(|()| json(200, serde_json::json!({ "function": name, "updated": "$LATEST" })))

@@ -12,6 +12,9 @@ pub struct DeployArgs {
     /// New code for the function, uploaded as `$LATEST` and published as a version.
     #[arg(long)]
     code: Option<PathBuf>,
+    /// The handler of the new code (Lambda's `file.export`; default: the function's current one).
+    #[arg(long)]
+    handler: Option<String>,
     /// An already published version to deploy (instead of `--code`).
     #[arg(long = "to-version")]
     to_version: Option<u32>,
@@ -133,8 +136,37 @@ fn run(args: DeployArgs) -> Result<bool, String> {
     let function = &args.function;
     let version = match (&args.code, args.to_version) {
         (Some(path), None) => {
-            let source = std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-            admin.call("PUT", &format!("/functions/{function}/code"), &source)?;
+            // A single source file goes as it is (its name decides its module kind); a directory
+            // or zip goes as a zip, which the node checks against its limits.
+            let package = crate::package::read(path, crate::package::Limits::ORIGIN)
+                .map_err(|e| format!("`{}`: {e}", path.display()))?;
+            // (A source file becomes a package of one file under its own name.)
+            let own_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            let single =
+                path.is_file() && package.paths().count() == 1 && package.paths().next() == own_name.as_deref();
+            let mut query = Vec::new();
+            let body = if single {
+                let name = package.paths().next().unwrap_or("index.js").to_string();
+                query.push(format!(
+                    "file={}",
+                    percent_encoding::utf8_percent_encode(&name, percent_encoding::NON_ALPHANUMERIC)
+                ));
+                package.file(&name).map(|c| c.to_vec()).unwrap_or_default()
+            } else {
+                package.to_zip()
+            };
+            if let Some(handler) = &args.handler {
+                query.push(format!(
+                    "handler={}",
+                    percent_encoding::utf8_percent_encode(handler, percent_encoding::NON_ALPHANUMERIC)
+                ));
+            }
+            let query = if query.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", query.join("&"))
+            };
+            admin.call("PUT", &format!("/functions/{function}/code{query}"), &body)?;
             super::print_line(format_args!("uploaded {} as {function} $LATEST", path.display()));
             let published = admin.call("POST", &format!("/functions/{function}/versions"), b"")?;
             let version = published["version"].as_u64().ok_or("no version number in the answer")? as u32;

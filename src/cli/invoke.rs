@@ -6,9 +6,11 @@ use crate::edge::rules;
 use crate::edge::sample::{sample, SampleOptions};
 use crate::edge::{Event, EventType};
 use crate::js::{FunctionSpec, JsPool, PoolOptions};
+use crate::package::{self, CodeTree, Limits};
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Exit code for usage and file errors.
@@ -18,14 +20,20 @@ const FUNCTION_FAILED: u8 = 1;
 
 #[derive(clap::Args)]
 pub struct InvokeArgs {
-    /// The function's JavaScript file (.mjs ES module, .cjs CommonJS, .js either).
+    /// The function's code: a JavaScript file (.mjs ES module, .cjs CommonJS, .js either), or
+    /// a deployment package (a directory or a .zip).
     file: PathBuf,
     /// The event JSON file, or `-` for standard input.
     #[arg(long)]
     event: String,
-    /// The handler export.
-    #[arg(long, default_value = "handler")]
-    handler: String,
+    /// The handler: the export of a single file (default `handler`), or Lambda's `file.export`
+    /// in a package (default `index.handler`).
+    #[arg(long)]
+    handler: Option<String>,
+    /// A layer (a directory or zip holding `nodejs/node_modules`), seen under /opt as on
+    /// Lambda (repeatable, in order).
+    #[arg(long = "layer", value_name = "DIR_OR_ZIP")]
+    layers: Vec<PathBuf>,
     /// The event type (default: the event's `config.eventType`).
     #[arg(long = "event-type")]
     event_type: Option<String>,
@@ -95,18 +103,24 @@ fn init_function_logging() {
 }
 
 fn spec(args: &InvokeArgs) -> Result<FunctionSpec, String> {
-    let source =
-        std::fs::read_to_string(&args.file).map_err(|e| format!("cannot read `{}`: {e}", args.file.display()))?;
-    let file_name = args
-        .file
-        .file_name()
-        .map_or_else(|| "index.js".into(), |n| n.to_string_lossy().into_owned());
+    let read = |path: &PathBuf| {
+        package::read(path, Limits::ORIGIN)
+            .map(Arc::new)
+            .map_err(|e| format!("`{}`: {e}", path.display()))
+    };
+    let package = read(&args.file)?;
+    let layers = args.layers.iter().map(read).collect::<Result<Vec<_>, _>>()?;
+    let single_file = package.paths().count() == 1;
+    let handler = args
+        .handler
+        .clone()
+        .unwrap_or_else(|| if single_file { "handler" } else { "index.handler" }.into());
+    package.entry(&handler).map_err(|e| format!("--handler: {e}"))?;
     let name = args
         .file
         .file_stem()
         .map_or_else(|| "function".into(), |n| n.to_string_lossy().into_owned());
-    let mut spec = FunctionSpec::new(&name, &file_name, &source);
-    spec.handler = args.handler.clone();
+    let mut spec = FunctionSpec::packaged(&name, CodeTree::new(package, layers), &handler);
     spec.timeout = parse_duration(&args.timeout).map_err(|e| format!("--timeout: {e}"))?;
     if spec.timeout.is_zero() {
         return Err("--timeout must be more than 0".into());

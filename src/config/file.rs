@@ -23,6 +23,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub functions: BTreeMap<String, FunctionFile>,
     #[serde(default)]
+    pub layers: BTreeMap<String, LayerFile>,
+    #[serde(default)]
     pub deploy: DeployFile,
 }
 
@@ -50,6 +52,14 @@ pub struct FunctionFile {
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     pub concurrency: Option<i64>,
+    #[serde(default)]
+    pub layers: Vec<String>,
+}
+
+/// `[layers.NAME]`.
+#[derive(Debug, Default, Deserialize)]
+pub struct LayerFile {
+    pub path: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

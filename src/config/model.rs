@@ -3,6 +3,7 @@
 
 use super::pattern::PathPattern;
 use crate::edge::EventType;
+use crate::package::{CodeTree, Package};
 use http::HeaderName;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -31,17 +32,54 @@ pub struct Runtime {
     pub max_wait: Duration,
 }
 
-/// A function: its code is read and checked for its module kind when the config loads.
+/// A function: its code (a file, a directory or a zip) is read into a package when the config
+/// loads, with the layers it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Function {
     pub name: String,
     pub code: PathBuf,
-    pub source: String,
+    pub package: Arc<Package>,
+    pub layers: Vec<Layer>,
     pub handler: String,
     pub timeout: Duration,
     pub memory: usize,
     pub env: BTreeMap<String, String>,
     pub concurrency: usize,
+}
+
+/// A layer (`[layers.NAME]`): files a function sees under `/opt`, as on Lambda.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layer {
+    pub name: String,
+    pub package: Arc<Package>,
+}
+
+impl Config {
+    /// Lambda@Edge's package limits for function `name`: the viewer-event ones when a behavior
+    /// associates it (any version or alias of it) with a viewer event.
+    pub fn package_limits(&self, name: &str) -> crate::package::Limits {
+        let viewer = self.behaviors.iter().any(|behavior| {
+            [&behavior.hooks.viewer_request, &behavior.hooks.viewer_response]
+                .into_iter()
+                .flatten()
+                .any(|a| a.function.split(':').next() == Some(name))
+        });
+        if viewer {
+            crate::package::Limits::VIEWER
+        } else {
+            crate::package::Limits::ORIGIN
+        }
+    }
+}
+
+impl Function {
+    /// The files the function sees: its package and its layers.
+    pub fn code_tree(&self) -> CodeTree {
+        CodeTree::new(
+            self.package.clone(),
+            self.layers.iter().map(|l| l.package.clone()).collect(),
+        )
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -288,7 +288,7 @@ fn functions_and_runtime() {
         ("handler", Duration::from_secs(1), 64 << 20, 5)
     );
     assert_eq!(f.env["STAGE"], "prod");
-    assert!(f.source.contains("export const handler"));
+    assert!(String::from_utf8_lossy(f.package.file("f.mjs").unwrap()).contains("export const handler"));
 }
 
 #[test]

@@ -6,6 +6,7 @@ use super::model::*;
 use super::pattern::PathPattern;
 use super::units::{parse_duration, parse_size};
 use crate::edge::geoip::GeoIp;
+use crate::package::Limits;
 use crate::tls;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -88,11 +89,17 @@ pub fn validate(file: &FileConfig, base: &Path) -> Result<Config, Vec<Problem>> 
     }
     let behaviors = behaviors(&file.behaviors, file, &origins, &mut problems);
     let runtime = runtime(&file.runtime, &mut problems);
-    let functions = file
+    let layers: BTreeMap<String, Layer> = file
+        .layers
+        .iter()
+        .filter_map(|(name, l)| layer(name, l, base, &mut problems).map(|l| (name.clone(), l)))
+        .collect();
+    let functions: BTreeMap<String, Function> = file
         .functions
         .iter()
-        .filter_map(|(name, f)| function(name, f, base, &mut problems).map(|f| (name.clone(), f)))
+        .filter_map(|(name, f)| function(name, f, base, &layers, &mut problems).map(|f| (name.clone(), f)))
         .collect();
+    viewer_package_limits(&behaviors, &functions, &mut problems);
     if problems.0.is_empty() {
         Ok(Config {
             server,
@@ -669,7 +676,62 @@ const MAX_FUNCTION_TIMEOUT: Duration = Duration::from_secs(30);
 const MIN_FUNCTION_MEMORY: usize = 8 << 20;
 const MAX_FUNCTION_MEMORY: usize = 10 << 30;
 
-fn function(name: &str, file: &FunctionFile, base: &Path, problems: &mut Problems) -> Option<Function> {
+fn layer(name: &str, file: &LayerFile, base: &Path, problems: &mut Problems) -> Option<Layer> {
+    let path = KeyPath::parse("layers").key(name);
+    if !valid_name(name) {
+        problems.add(path.clone(), "layer names use letters, digits, `-` and `_`");
+    }
+    let Some(location) = &file.path else {
+        problems.add(path.key("path"), "is required (the layer's directory or zip)");
+        return None;
+    };
+    let location = resolve_file(base, location);
+    match crate::package::read(&location, Limits::ORIGIN) {
+        Ok(package) => Some(Layer {
+            name: name.to_string(),
+            package: Arc::new(package),
+        }),
+        Err(e) => {
+            problems.add(path.key("path"), format!("`{}`: {e}", location.display()));
+            None
+        }
+    }
+}
+
+/// Lambda's limit on how many layers a function may use.
+const MAX_LAYERS: usize = 5;
+
+/// A function associated with a viewer event must fit Lambda@Edge's smaller limit.
+fn viewer_package_limits(behaviors: &[Arc<Behavior>], functions: &BTreeMap<String, Function>, problems: &mut Problems) {
+    let mut checked = BTreeSet::new();
+    for (index, behavior) in behaviors.iter().enumerate() {
+        for (key, association) in [
+            ("viewer_request", &behavior.hooks.viewer_request),
+            ("viewer_response", &behavior.hooks.viewer_response),
+        ] {
+            let Some(association) = association else { continue };
+            let name = association.function.split(':').next().unwrap_or_default();
+            let Some(function) = functions.get(name) else { continue };
+            if !checked.insert(name.to_string()) {
+                continue;
+            }
+            if let Err(e) = function.package.check_zipped(Limits::VIEWER, "for viewer events") {
+                problems.add(
+                    KeyPath::parse("behaviors").index(index).key(key),
+                    format!("function `{name}` cannot serve viewer events: {e}"),
+                );
+            }
+        }
+    }
+}
+
+fn function(
+    name: &str,
+    file: &FunctionFile,
+    base: &Path,
+    layers: &BTreeMap<String, Layer>,
+    problems: &mut Problems,
+) -> Option<Function> {
     let path = KeyPath::parse("functions").key(name);
     if !valid_name(name) {
         problems.add(path.clone(), "function names use up to 64 letters, digits, `-` and `_`");
@@ -693,15 +755,16 @@ fn function(name: &str, file: &FunctionFile, base: &Path, problems: &mut Problem
             1
         }
     };
-    let handler = file.handler.clone().unwrap_or_else(|| "handler".into());
-    let export = handler.rsplit('.').next().unwrap_or("");
-    let identifier = !export.is_empty()
-        && !export.starts_with(|c: char| c.is_ascii_digit())
-        && export
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
-    if !identifier {
-        problems.add(path.key("handler"), format!("`{handler}` is not an export name"));
+    if let Some(handler) = &file.handler {
+        let export = handler.rsplit('.').next().unwrap_or("");
+        let identifier = !export.is_empty()
+            && !export.starts_with(|c: char| c.is_ascii_digit())
+            && export
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+        if !identifier {
+            problems.add(path.key("handler"), format!("`{handler}` is not an export name"));
+        }
     }
     for key in file.env.keys() {
         let valid = !key.is_empty()
@@ -715,21 +778,60 @@ fn function(name: &str, file: &FunctionFile, base: &Path, problems: &mut Problem
         }
     }
     let Some(code) = &file.code else {
-        problems.add(path.key("code"), "is required (the function's JavaScript file)");
+        problems.add(
+            path.key("code"),
+            "is required (the function's JavaScript file, directory or zip)",
+        );
         return None;
     };
     let code = resolve_file(base, code);
-    let source = match std::fs::read_to_string(&code) {
-        Ok(source) => source,
+    let package = match crate::package::read(&code, Limits::ORIGIN) {
+        Ok(package) => Arc::new(package),
         Err(e) => {
-            problems.add(path.key("code"), format!("cannot read `{}`: {e}", code.display()));
+            problems.add(path.key("code"), format!("`{}`: {e}", code.display()));
             return None;
         }
     };
+    let single_file = package.paths().count() == 1;
+    let handler = file
+        .handler
+        .clone()
+        .unwrap_or_else(|| if single_file { "handler" } else { "index.handler" }.into());
+    if let Err(e) = package.entry(&handler) {
+        problems.add(path.key("handler"), e);
+    }
+    if file.layers.len() > MAX_LAYERS {
+        problems.add(
+            path.key("layers"),
+            format!("a function may use at most {MAX_LAYERS} layers (Lambda's limit)"),
+        );
+    }
+    let mut function_layers = Vec::new();
+    for layer_name in &file.layers {
+        match layers.get(layer_name) {
+            Some(layer) => function_layers.push(layer.clone()),
+            None => problems.add(
+                path.key("layers"),
+                format!("no layer named `{layer_name}` (define it as [layers.{layer_name}] path = \"...\")"),
+            ),
+        }
+    }
+    let unzipped: u64 =
+        package.unzipped_size() + function_layers.iter().map(|l| l.package.unzipped_size()).sum::<u64>();
+    if unzipped > Limits::ORIGIN.unzipped {
+        problems.add(
+            path.key("layers"),
+            format!(
+                "the function and its layers hold {unzipped} bytes unzipped; Lambda's limit is {}",
+                Limits::ORIGIN.unzipped
+            ),
+        );
+    }
     Some(Function {
         name: name.to_string(),
         code,
-        source,
+        package,
+        layers: function_layers,
         handler,
         timeout,
         memory,

@@ -11,6 +11,13 @@ pub mod strategy;
 use crate::config::Config;
 use crate::config::Function;
 use crate::js::{FunctionSpec, JsPool, PoolOptions};
+use crate::package::{Limits, Package};
+
+/// New `$LATEST` code: a package (a zip), or one source file.
+pub enum Upload {
+    Package(Package),
+    Source { source: String, file_name: Option<String> },
+}
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -51,10 +58,9 @@ pub struct Deployments {
 }
 
 fn spec_of(name: &str, key: &str, version: &str, code: &FunctionCode, concurrency: usize) -> FunctionSpec {
-    let mut spec = FunctionSpec::new(name, &code.file_name, &code.source);
+    let mut spec = FunctionSpec::packaged(name, code.code_tree(), &code.handler);
     spec.key = key.into();
     spec.version = version.into();
-    spec.handler = code.handler.clone();
     spec.timeout = Duration::from_millis(code.timeout_ms);
     spec.memory = code.memory;
     spec.env = code.env.clone();
@@ -64,11 +70,8 @@ fn spec_of(name: &str, key: &str, version: &str, code: &FunctionCode, concurrenc
 
 fn code_of(function: &Function) -> FunctionCode {
     FunctionCode {
-        source: function.source.clone(),
-        file_name: function
-            .code
-            .file_name()
-            .map_or_else(|| "index.js".into(), |n| n.to_string_lossy().into_owned()),
+        package: function.package.clone(),
+        layers: function.layers.iter().map(|l| l.package.clone()).collect(),
         handler: function.handler.clone(),
         timeout_ms: function.timeout.as_millis() as u64,
         memory: function.memory,
@@ -218,10 +221,43 @@ impl Deployments {
         Ok(self.store.latest(name)?.unwrap_or_else(|| code_of(&configured)))
     }
 
-    /// Replaces `$LATEST` with `source` once it loads; nothing changes when it does not.
-    pub fn put_code(&self, name: &str, source: &str) -> Result<(), DeployError> {
+    /// Replaces `$LATEST`'s package with the upload once it loads; nothing changes when it
+    /// does not. The handler stays, unless `handler` names another.
+    pub fn put_code(
+        &self,
+        name: &str,
+        upload: Upload,
+        handler: Option<&str>,
+        limits: Limits,
+    ) -> Result<(), DeployError> {
         let mut code = self.latest(name)?;
-        code.source = source.to_string();
+        if let Some(handler) = handler {
+            code.handler = handler.to_string();
+        }
+        let package = match upload {
+            Upload::Package(package) => package,
+            Upload::Source { source, file_name } => {
+                // The file name decides the module kind (`.mjs`, `.cjs`); without one, the
+                // current code's name is kept, or `index.js` (kind by syntax) after a package.
+                let file_name = file_name.unwrap_or_else(|| {
+                    let mut paths = code.package.paths();
+                    match (paths.next(), paths.next()) {
+                        (Some(only), None) => only.to_string(),
+                        _ => "index.js".into(),
+                    }
+                });
+                let file_name = file_name.rsplit('/').next().unwrap_or(&file_name).to_string();
+                let package = Package::single(&file_name, &source);
+                package
+                    .check_zipped(limits, "for this function")
+                    .map_err(|e| DeployError::Invalid(e.to_string()))?;
+                package
+            }
+        };
+        package
+            .entry(&code.handler)
+            .map_err(|e| DeployError::Invalid(format!("{e} (name the handler with ?handler=file.export)")))?;
+        code.package = Arc::new(package);
         let probe = spec_of(name, name, "$LATEST", &code, 1);
         let options = PoolOptions {
             threads: 1,
@@ -273,14 +309,21 @@ impl Deployments {
         let latest = self.latest(name)?;
         let versions: Vec<serde_json::Value> = self
             .store
-            .versions(name)?
+            .version_list(name)?
             .iter()
-            .map(|v| serde_json::json!({ "version": v.version, "published_at": v.published_at, "handler": v.code.handler }))
+            .map(|(version, published_at, handler)| serde_json::json!({ "version": version, "published_at": published_at, "handler": handler }))
             .collect();
         let aliases = self.store.aliases(name)?;
         Ok(serde_json::json!({
             "name": name,
-            "latest": { "handler": latest.handler, "timeout_ms": latest.timeout_ms, "memory": latest.memory, "file_name": latest.file_name },
+            "latest": {
+                "handler": latest.handler,
+                "timeout_ms": latest.timeout_ms,
+                "memory": latest.memory,
+                "entry": latest.package.entry(&latest.handler).ok(),
+                "package": { "sha256": latest.package.digest(), "files": latest.package.paths().count(), "zipped_size": latest.package.zipped_size() },
+                "layers": latest.layers.iter().map(|l| l.digest()).collect::<Vec<_>>(),
+            },
             "versions": versions,
             "aliases": aliases,
             "deployments": self.deployments_of(name),

@@ -7,33 +7,68 @@
 //! <state>/functions/<name>/latest.json        $LATEST uploaded through the admin API
 //! <state>/functions/<name>/versions/<n>.json  published version n (never rewritten)
 //! <state>/functions/<name>/aliases.json       alias -> version (+ a weighted second version)
+//! <state>/packages/<sha256>.zip                 a package's files, stored once however many
+//!                                               versions name it (a function of one file is
+//!                                               kept inline in its JSON instead)
 //! ```
 
 use crate::config::valid_name;
+use crate::package::{CodeTree, Limits, Package};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// Everything a function version freezes: code and settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Everything a function version freezes: its package, its layers' files, and its settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionCode {
-    pub source: String,
-    /// The file name the code came from (decides the module kind, shows in stack traces).
-    pub file_name: String,
+    pub package: Arc<Package>,
+    pub layers: Vec<Arc<Package>>,
     pub handler: String,
     pub timeout_ms: u64,
     pub memory: usize,
     pub env: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+impl FunctionCode {
+    pub fn code_tree(&self) -> CodeTree {
+        CodeTree::new(self.package.clone(), self.layers.clone())
+    }
+}
+
+/// `FunctionCode` as its JSON file holds it: a one-file package inline (`source`, `file_name`),
+/// others (and layers) by the digest of their stored zip.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredCode {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    source: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    file_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    package: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    layers: Vec<String>,
+    handler: String,
+    timeout_ms: u64,
+    memory: usize,
+    env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Version {
     pub version: u32,
     /// Seconds since the Unix epoch.
     pub published_at: u64,
     pub code: FunctionCode,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredVersion {
+    version: u32,
+    published_at: u64,
+    code: StoredCode,
 }
 
 /// A second version taking `weight` (0..1) of an alias's traffic.
@@ -134,13 +169,105 @@ impl Store {
         Ok(self.root.join("functions").join(name))
     }
 
+    fn package_path(&self, digest: &str) -> Result<PathBuf, StoreError> {
+        if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(StoreError::Invalid(format!("`{digest}` is not a package digest")));
+        }
+        Ok(self.root.join("packages").join(format!("{digest}.zip")))
+    }
+
+    /// Stores a package's zip once; returns its digest.
+    fn put_package(&self, package: &Package) -> Result<String, StoreError> {
+        let path = self.package_path(package.digest())?;
+        if !path.exists() {
+            write_atomic(&path, &package.to_zip())?;
+        }
+        Ok(package.digest().to_string())
+    }
+
+    fn package(&self, digest: &str) -> Result<Arc<Package>, StoreError> {
+        let path = self.package_path(digest)?;
+        let data = std::fs::read(&path).map_err(io(&path))?;
+        let damaged = |message: String| StoreError::Damaged {
+            path: path.clone(),
+            message,
+        };
+        let package = Package::from_zip(&data, Limits::ORIGIN).map_err(|e| damaged(e.to_string()))?;
+        if package.digest() != digest {
+            return Err(damaged(format!("its files have digest {}", package.digest())));
+        }
+        Ok(Arc::new(package))
+    }
+
+    fn stored(&self, code: &FunctionCode) -> Result<StoredCode, StoreError> {
+        let layers = code
+            .layers
+            .iter()
+            .map(|layer| self.put_package(layer))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut paths = code.package.paths();
+        let single = match (paths.next(), paths.next()) {
+            (Some(only), None) => code
+                .package
+                .file(only)
+                .and_then(|content| std::str::from_utf8(content).ok())
+                .map(|source| (only.to_string(), source.to_string())),
+            _ => None,
+        };
+        let (source, file_name, package) = match single {
+            Some((file_name, source)) => (source, file_name, None),
+            None => (String::new(), String::new(), Some(self.put_package(&code.package)?)),
+        };
+        Ok(StoredCode {
+            source,
+            file_name,
+            package,
+            layers,
+            handler: code.handler.clone(),
+            timeout_ms: code.timeout_ms,
+            memory: code.memory,
+            env: code.env.clone(),
+        })
+    }
+
+    fn loaded(&self, stored: StoredCode) -> Result<FunctionCode, StoreError> {
+        let package = match &stored.package {
+            Some(digest) => self.package(digest)?,
+            None => Arc::new(Package::single(&stored.file_name, &stored.source)),
+        };
+        let layers = stored
+            .layers
+            .iter()
+            .map(|digest| self.package(digest))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(FunctionCode {
+            package,
+            layers,
+            handler: stored.handler,
+            timeout_ms: stored.timeout_ms,
+            memory: stored.memory,
+            env: stored.env,
+        })
+    }
+
+    fn loaded_version(&self, stored: StoredVersion) -> Result<Version, StoreError> {
+        Ok(Version {
+            version: stored.version,
+            published_at: stored.published_at,
+            code: self.loaded(stored.code)?,
+        })
+    }
+
     pub fn latest(&self, name: &str) -> Result<Option<FunctionCode>, StoreError> {
-        read_json(&self.function_dir(name)?.join("latest.json"))
+        read_json::<StoredCode>(&self.function_dir(name)?.join("latest.json"))?
+            .map(|stored| self.loaded(stored))
+            .transpose()
     }
 
     pub fn put_latest(&self, name: &str, code: &FunctionCode) -> Result<(), StoreError> {
         let _writing = self.writing.lock();
-        write_json(&self.function_dir(name)?.join("latest.json"), code)
+        let stored = self.stored(code)?;
+        write_json(&self.function_dir(name)?.join("latest.json"), &stored)
     }
 
     /// Published versions, oldest first.
@@ -160,32 +287,59 @@ impl Store {
                     .and_then(|s| s.to_str())
                     .is_some_and(|s| s.parse::<u32>().is_ok());
             if is_version {
-                if let Some(version) = read_json::<Version>(&path)? {
+                if let Some(version) = read_json::<StoredVersion>(&path)? {
                     versions.push(version);
                 }
             }
         }
         versions.sort_by_key(|v| v.version);
-        Ok(versions)
+        versions.into_iter().map(|v| self.loaded_version(v)).collect()
+    }
+
+    /// Version numbers and publication times, without reading their packages.
+    pub fn version_list(&self, name: &str) -> Result<Vec<(u32, u64, String)>, StoreError> {
+        let dir = self.function_dir(name)?.join("versions");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StoreError::Io { path: dir, source: e }),
+        };
+        let mut list = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(io(&dir))?.path();
+            let numbered = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .is_some_and(|s| s.parse::<u32>().is_ok());
+            if numbered && path.extension().is_some_and(|e| e == "json") {
+                if let Some(v) = read_json::<StoredVersion>(&path)? {
+                    list.push((v.version, v.published_at, v.code.handler));
+                }
+            }
+        }
+        list.sort();
+        Ok(list)
     }
 
     pub fn version(&self, name: &str, version: u32) -> Result<Option<Version>, StoreError> {
-        read_json(
+        read_json::<StoredVersion>(
             &self
                 .function_dir(name)?
                 .join("versions")
                 .join(format!("{version}.json")),
-        )
+        )?
+        .map(|v| self.loaded_version(v))
+        .transpose()
     }
 
     /// Publishes `code` as the next version number and returns it.
     pub fn publish(&self, name: &str, code: &FunctionCode, now: u64) -> Result<u32, StoreError> {
         let _writing = self.writing.lock();
-        let next = self.versions(name)?.last().map_or(1, |v| v.version + 1);
-        let version = Version {
+        let next = self.version_list(name)?.last().map_or(1, |v| v.0 + 1);
+        let version = StoredVersion {
             version: next,
             published_at: now,
-            code: code.clone(),
+            code: self.stored(code)?,
         };
         write_json(
             &self.function_dir(name)?.join("versions").join(format!("{next}.json")),
@@ -206,8 +360,9 @@ impl Store {
             )));
         }
         let _writing = self.writing.lock();
+        let published = self.version_list(name)?;
         for version in std::iter::once(value.version).chain(value.additional_version.map(|w| w.version)) {
-            if self.version(name, version)?.is_none() {
+            if !published.iter().any(|v| v.0 == version) {
                 return Err(StoreError::NoSuchVersion {
                     function: name.to_string(),
                     version,
@@ -238,9 +393,10 @@ mod tests {
     use super::*;
 
     fn code(marker: &str) -> FunctionCode {
+        let source = format!("export const handler = async (e) => e.Records[0].cf.request; // {marker}");
         FunctionCode {
-            source: format!("export const handler = async (e) => e.Records[0].cf.request; // {marker}"),
-            file_name: "index.mjs".into(),
+            package: Arc::new(Package::single("index.mjs", &source)),
+            layers: Vec::new(),
             handler: "handler".into(),
             timeout_ms: 5000,
             memory: 128 << 20,

@@ -81,7 +81,10 @@ pub fn startup_snapshot() -> Option<&'static [u8]> {
 
 fn build() -> Result<Box<[u8]>, deno_core::error::CoreError> {
     let mut runtime = JsRuntimeForSnapshot::try_new(RuntimeOptions {
-        extensions: vec![edgehook_ops::init(LogContext::new("".into(), String::new()))],
+        extensions: vec![edgehook_ops::init(
+            LogContext::new("".into(), String::new()),
+            std::rc::Rc::new(super::resolve::Resolver::new(crate::package::CodeTree::empty())),
+        )],
         ..Default::default()
     })?;
     runtime.execute_script("edgehook:bootstrap", BOOTSTRAP)?;

@@ -5,12 +5,12 @@
 use super::engine::BOOTSTRAP;
 use super::entry::Runtime;
 use super::marked::{HeadersRead, Marked, Settled};
-use super::module::{
-    commonjs_wrapper, function_specifier, not_available_message, unavailable_modules, FunctionLoader, ModuleKind,
-};
+use super::module::{not_available_message, path_specifier, unavailable_modules, FunctionLoader};
 use super::ops::{edgehook_ops, LogContext};
+use super::resolve::{FileKind, Resolver};
 use super::{Failure, FunctionSpec};
 use crate::edge::event_json::EventJson;
+use crate::package::TASK_ROOT;
 use deno_core::{v8, JsRuntime, PollEventLoopOptions, RuntimeOptions};
 use std::cell::Cell;
 use std::rc::Rc;
@@ -112,16 +112,28 @@ fn load_error(spec: &FunctionSpec, failure: Failure) -> Failure {
         } => format!("{error_type}: {message}"),
         other => other.to_string(),
     };
-    // One missing module stops the load; the user is told of all the code names at once.
+    // One missing module stops the load; the user is told of all the entry module names at
+    // once.
     if detail.contains("module not available") {
-        let missing = unavailable_modules(&spec.source);
-        if missing.len() > 1 {
-            detail = not_available_message(&missing);
+        if let Ok(entry) = spec.entry() {
+            let resolver = Resolver::new(spec.code.clone());
+            let path = format!("{TASK_ROOT}/{entry}");
+            let source = spec
+                .code
+                .task
+                .file(&entry)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .unwrap_or_default();
+            let missing = unavailable_modules(&resolver, &path, &source);
+            if missing.len() > 1 {
+                detail = not_available_message(&missing);
+            }
         }
     }
     Failure::Load(format!(
         "function `{}` ({}) failed to load: {detail}",
-        spec.name, spec.file_name
+        spec.name,
+        spec.code_name()
     ))
 }
 
@@ -139,13 +151,24 @@ impl Instance {
         snapshot: Option<&'static [u8]>,
         supervise: impl FnOnce(v8::IsolateHandle) -> u64,
     ) -> Result<Instance, Failure> {
-        let main = function_specifier(&spec.file_name);
+        let entry = spec
+            .entry()
+            .map_err(|message| load_error(&spec, Failure::Load(message)))?;
+        let main_path = format!("{TASK_ROOT}/{entry}");
+        let main = path_specifier(&main_path).map_err(|e| load_error(&spec, Failure::Load(e.to_string())))?;
+        let resolver = Rc::new(Resolver::new(spec.code.clone()));
+        let main_kind = resolver
+            .kind(&main_path)
+            .map_err(|e| load_error(&spec, Failure::Load(e.to_string())))?;
         let create_params = v8::CreateParams::default().heap_limits(0, spec.memory);
         let mut owned = Runtime::new(
             JsRuntime::try_new(RuntimeOptions {
                 startup_snapshot: snapshot,
-                extensions: vec![edgehook_ops::init(LogContext::new(spec.name.clone(), String::new()))],
-                module_loader: Some(Rc::new(FunctionLoader { main: main.clone() })),
+                extensions: vec![edgehook_ops::init(
+                    LogContext::new(spec.name.clone(), String::new()),
+                    resolver.clone(),
+                )],
+                module_loader: Some(Rc::new(FunctionLoader { resolver })),
                 create_params: Some(create_params),
                 ..Default::default()
             })
@@ -183,7 +206,7 @@ impl Instance {
         let internals = runtime
             .execute_script("edgehook:bind", BIND_INTERNALS)
             .map_err(|e| load_error(&spec, js_failure(&e)))?;
-        let (invoke, settle_value, fail_value, chain, load_commonjs, set_env) = {
+        let (invoke, settle_value, fail_value, chain, require_main, set_env) = {
             deno_core::scope!(scope, &mut runtime);
             let internals = v8::Local::new(scope, internals);
             let object: v8::Local<v8::Object> = internals
@@ -204,7 +227,7 @@ impl Instance {
                 function(scope, "settleValue")?,
                 function(scope, "failValue")?,
                 function(scope, "chain")?,
-                function(scope, "loadCommonJs")?,
+                function(scope, "requireMain")?,
                 function(scope, "setEnv")?,
             )
         };
@@ -218,10 +241,10 @@ impl Instance {
             .await
             .map_err(|e| load_error(&spec, js_failure(&e)))?;
 
-        let exports = match spec.kind {
-            ModuleKind::Esm => {
+        let exports = match main_kind {
+            FileKind::Esm => {
                 let id = runtime
-                    .load_main_es_module_from_code(&main, spec.source.to_string())
+                    .load_main_es_module(&main)
                     .await
                     .map_err(|e| load_error(&spec, failure_of(e)))?;
                 let evaluated = runtime.mod_evaluate(id);
@@ -236,17 +259,14 @@ impl Instance {
                 let local: v8::Local<v8::Value> = v8::Local::new(scope, namespace).into();
                 v8::Global::new(scope, local)
             }
-            ModuleKind::CommonJs => {
-                let wrapper = runtime
-                    .execute_script(main.to_string(), commonjs_wrapper(&spec.source))
-                    .map_err(|e| load_error(&spec, js_failure(&e)))?;
+            FileKind::CommonJs | FileKind::Json => {
                 let filename = {
                     deno_core::scope!(scope, &mut runtime);
-                    let name = v8::String::new(scope, main.path()).ok_or_else(|| Failure::Load("string".into()))?;
+                    let name = v8::String::new(scope, &main_path).ok_or_else(|| Failure::Load("string".into()))?;
                     let local: v8::Local<v8::Value> = name.into();
                     v8::Global::new(scope, local)
                 };
-                let call = runtime.call_with_args(&load_commonjs, &[wrapper, filename]);
+                let call = runtime.call_with_args(&require_main, &[filename]);
                 runtime
                     .with_event_loop_promise(call, PollEventLoopOptions::default())
                     .await
@@ -488,11 +508,12 @@ fn find_handler(
     exports: v8::Local<v8::Value>,
     spec: &FunctionSpec,
 ) -> Result<v8::Global<v8::Value>, String> {
-    let name = spec.handler.rsplit('.').next().unwrap_or(&spec.handler);
+    let name = spec.export();
     let not_found = |found: &str| {
         format!(
             "function `{}` ({}) does not export a handler named `{name}`{found}",
-            spec.name, spec.file_name
+            spec.name,
+            spec.code_name()
         )
     };
     let Ok(object) = v8::Local::<v8::Object>::try_from(exports) else {

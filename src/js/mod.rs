@@ -18,6 +18,7 @@ mod marked;
 mod module;
 mod ops;
 mod pool;
+pub mod resolve;
 mod supervisor;
 mod worker;
 
@@ -29,6 +30,7 @@ pub use supervisor::ThreadHealth;
 use crate::config::Function;
 use crate::edge::event_json::EventJson;
 use crate::edge::{self, Event, Outcome};
+use crate::package::{CodeTree, Package};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,11 +42,11 @@ pub struct FunctionSpec {
     pub name: Arc<str>,
     /// What the pool knows this code by: the name for `$LATEST`, `name:N` for version N.
     pub key: Arc<str>,
-    /// File name (for the module specifier, stack traces and kind detection).
-    pub file_name: String,
-    pub source: Arc<str>,
-    pub kind: ModuleKind,
-    /// Export name; a Lambda-style `file.export` uses the part after the last dot.
+    /// The function's package (at `/var/task`) and layers (at `/opt`).
+    pub code: CodeTree,
+    /// Lambda's `file.export` (`index.handler`, `dist/app.handler`): the module, a path in the
+    /// package without its extension, and the name it exports. A package of one file is that
+    /// module whatever the file part says (`handler` alone names the export).
     pub handler: String,
     pub timeout: Duration,
     /// Heap limit in bytes.
@@ -92,15 +94,21 @@ impl IndexHint {
 }
 
 impl FunctionSpec {
-    /// A spec with the documented defaults: handler `handler`, 5 s, 128 MiB, no env.
+    /// A function of one source file with the documented defaults: handler `handler`, 5 s,
+    /// 128 MiB, no env.
     pub fn new(name: &str, file_name: &str, source: &str) -> FunctionSpec {
+        let file_name = file_name.rsplit('/').next().unwrap_or(file_name);
+        let package = Arc::new(Package::single(file_name, source));
+        FunctionSpec::packaged(name, CodeTree::new(package, Vec::new()), "handler")
+    }
+
+    /// A function whose code is `code`, with the documented defaults.
+    pub fn packaged(name: &str, code: CodeTree, handler: &str) -> FunctionSpec {
         FunctionSpec {
             name: name.into(),
             key: name.into(),
-            file_name: file_name.to_string(),
-            source: source.into(),
-            kind: ModuleKind::detect(file_name, source),
-            handler: "handler".into(),
+            code,
+            handler: handler.into(),
             timeout: Duration::from_secs(5),
             memory: 128 << 20,
             env: BTreeMap::new(),
@@ -112,18 +120,29 @@ impl FunctionSpec {
     }
 }
 
+impl FunctionSpec {
+    /// The export the handler names.
+    pub fn export(&self) -> &str {
+        self.handler.rsplit('.').next().unwrap_or(&self.handler)
+    }
+
+    /// The module the handler names, as a path in the package (`Package::entry`).
+    pub fn entry(&self) -> Result<String, String> {
+        self.code.task.entry(&self.handler)
+    }
+
+    /// What error messages call the function's code: its entry module, or the handler.
+    pub fn code_name(&self) -> String {
+        self.entry().unwrap_or_else(|_| self.handler.clone())
+    }
+}
+
 impl From<&Function> for FunctionSpec {
     fn from(function: &Function) -> FunctionSpec {
-        let file_name = function
-            .code
-            .file_name()
-            .map_or_else(|| "index.js".into(), |n| n.to_string_lossy().into_owned());
         FunctionSpec {
             name: function.name.as_str().into(),
             key: function.name.as_str().into(),
-            kind: ModuleKind::detect(&file_name, &function.source),
-            file_name,
-            source: function.source.as_str().into(),
+            code: function.code_tree(),
             handler: function.handler.clone(),
             timeout: function.timeout,
             memory: function.memory,

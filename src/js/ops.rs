@@ -1,12 +1,17 @@
 //! The only native operations function code can reach, each through a private reference held by
-//! the bootstrap script: logging, randomness, hashing, base64 and URL parsing. None touches the
-//! file system, the network, processes or the host environment.
+//! the bootstrap script: logging, randomness, hashing, base64, URL parsing, and reading the
+//! function's own code tree (its package and layers, held in memory: `crate::package`). None
+//! touches the host's file system, the network, processes or the host environment.
 
 use base64::Engine as _;
 use deno_core::{op2, OpState};
 use deno_error::JsErrorBox;
 use hmac::{Hmac, Mac};
 use sha2::Digest as _;
+use std::rc::Rc;
+
+use super::resolve::{Mode, Resolved, Resolver};
+use crate::package::Entry;
 
 /// Console output one invocation (or one module load) may write: CloudWatch's largest log event.
 /// Lambda throttles logs too; without a bound, a function calling `console.log` in a loop would
@@ -236,6 +241,66 @@ fn op_edgehook_packaged_module(#[string] name: &str) -> Option<String> {
         .map(|(_, source)| source.to_string())
 }
 
+/// Where a specifier leads from a module, as `require` (import = false) or `import` asks:
+/// `{ builtin }`, `{ path, kind }` or `{ code, message }` (Node's error).
+#[op2]
+#[serde]
+fn op_edgehook_resolve(
+    state: &mut OpState,
+    #[string] specifier: &str,
+    #[string] referrer: &str,
+    import: bool,
+) -> serde_json::Value {
+    let resolver = state.borrow::<Rc<Resolver>>();
+    let mode = if import { Mode::Import } else { Mode::Require };
+    match resolver.resolve(specifier, referrer, mode) {
+        Ok(Resolved::Builtin(name)) => serde_json::json!({ "builtin": name }),
+        Ok(Resolved::File { path, kind }) => serde_json::json!({ "path": path, "kind": kind.name() }),
+        Err(error) => serde_json::json!({ "code": error.code(), "message": error.to_string() }),
+    }
+}
+
+/// A file of the code tree as text (a module's source), or null.
+#[op2]
+#[string]
+fn op_edgehook_read_text(state: &mut OpState, #[string] path: &str) -> Option<String> {
+    let resolver = state.borrow::<Rc<Resolver>>();
+    resolver
+        .tree()
+        .file(path)
+        .map(|content| String::from_utf8_lossy(content).into_owned())
+}
+
+/// A file of the code tree as bytes (empty when there is none: callers `stat` first).
+#[op2]
+#[buffer]
+fn op_edgehook_read_bytes(state: &mut OpState, #[string] path: &str) -> Vec<u8> {
+    let resolver = state.borrow::<Rc<Resolver>>();
+    resolver
+        .tree()
+        .file(path)
+        .map(|content| content.to_vec())
+        .unwrap_or_default()
+}
+
+/// What is at `path` in the code tree: -1 nothing, -2 a directory, else a file's size.
+#[op2(fast)]
+fn op_edgehook_stat(state: &mut OpState, #[string] path: &str) -> f64 {
+    let resolver = state.borrow::<Rc<Resolver>>();
+    match resolver.tree().entry(path) {
+        None => -1.0,
+        Some(Entry::Dir) => -2.0,
+        Some(Entry::File(content)) => content.len() as f64,
+    }
+}
+
+/// The names in a directory of the code tree, or null.
+#[op2]
+#[serde]
+fn op_edgehook_read_dir(state: &mut OpState, #[string] path: &str) -> Option<Vec<String>> {
+    state.borrow::<Rc<Resolver>>().tree().read_dir(path)
+}
+
 deno_core::extension!(
     edgehook_ops,
     ops = [
@@ -248,10 +313,16 @@ deno_core::extension!(
         op_edgehook_base64_decode,
         op_edgehook_url_parse,
         op_edgehook_packaged_module,
+        op_edgehook_resolve,
+        op_edgehook_read_text,
+        op_edgehook_read_bytes,
+        op_edgehook_stat,
+        op_edgehook_read_dir,
     ],
-    options = { log: LogContext },
+    options = { log: LogContext, resolver: Rc<Resolver> },
     state = |state, options| {
         state.put(options.log);
+        state.put(options.resolver);
     },
 );
 

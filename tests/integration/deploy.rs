@@ -177,8 +177,8 @@ async fn serve_refuses_an_alias_that_does_not_exist() {
 
 fn stored_code(source: &str) -> ::edgehook::deploy::store::FunctionCode {
     ::edgehook::deploy::store::FunctionCode {
-        source: source.to_string(),
-        file_name: "f.mjs".into(),
+        package: std::sync::Arc::new(::edgehook::package::Package::single("f.mjs", source)),
+        layers: Vec::new(),
         handler: "handler".into(),
         timeout_ms: 5000,
         memory: 64 << 20,
@@ -534,7 +534,8 @@ async fn concurrent_admin_calls_do_not_trip_over_each_other() {
     assert_eq!(described["versions"].as_array().unwrap().len(), 8);
     // The uploads ran side by side: the code served is the code stored as $LATEST.
     let store = ::edgehook::deploy::store::Store::open(state.path()).unwrap();
-    let stored = store.latest("f").unwrap().unwrap().source;
+    let latest = store.latest("f").unwrap().unwrap();
+    let stored = String::from_utf8_lossy(latest.package.file("f.mjs").unwrap()).into_owned();
     let served = code_seen(&edge, &origin, "/", "a").await;
     assert_eq!(marker(&served), stored);
 }

@@ -296,3 +296,24 @@ async fn the_demo_config_shows_the_examples_together() {
     let css = c.get(edge.url("/static/css/site.css")).send().await.unwrap();
     assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
 }
+
+#[tokio::test]
+async fn redirects_package() {
+    let edge = example("redirects-package").await;
+    let c = client();
+    let moved = c.get(edge.url("/old-docs/intro.html")).send().await.unwrap();
+    assert_eq!(moved.status(), 301);
+    assert_eq!(moved.headers()["location"], "/docs/intro.html");
+    assert_eq!(
+        moved.headers()["x-content-type-options"],
+        "nosniff",
+        "from the layer's library"
+    );
+    let found = c.get(edge.url("/blog")).send().await.unwrap();
+    assert_eq!(
+        (found.status().as_u16(), found.headers()["location"].to_str().unwrap()),
+        (302, "/news/")
+    );
+    let page = c.get(edge.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), 200, "other paths reach the origin");
+}

@@ -32,10 +32,10 @@ fn corpus() -> Vec<(&'static str, String, Expect)> {
     use Expect::*;
     vec![
         // Dynamic imports, failing and succeeding.
-        ("import_failed", handler(&format!("try {{ await import('node:fs'); }} catch {{}} {pass}")), Origin),
+        ("import_failed", handler(&format!("try {{ await import('node:dns'); }} catch {{}} {pass}")), Origin),
         ("import_odd", handler(&format!("for (const s of ['', './x.js', 'data:text/javascript,export default 1', 'file:///etc/passwd', 'ext:core/ops', 'node:child_process']) {{ try {{ await import(s); }} catch {{}} }} {pass}")), Origin),
         ("import_builtin", handler(&format!("const c = await import('node:crypto'); if (typeof c.createHash !== 'function') throw new Error('no crypto'); {pass}")), Origin),
-        ("import_uncaught", handler("await import('node:fs');"), Execution),
+        ("import_uncaught", handler("await import('node:dns');"), Execution),
         // Throwing every kind of value.
         ("throw_proxy", handler("throw new Proxy({}, { getPrototypeOf() { throw new Error('x'); } });"), Execution),
         ("throw_all_traps", handler("throw traps();"), Execution),

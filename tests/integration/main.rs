@@ -18,6 +18,7 @@ mod hooks;
 mod hostile;
 mod layout;
 mod lifecycle;
+mod packages;
 mod proxying;
 mod reload;
 mod slow_clients;

@@ -1012,6 +1012,39 @@
       },
     );
   }
+  // Node's url.fileURLToPath and url.pathToFileURL (POSIX).
+  function fileURLToPath(input) {
+    let url = input;
+    if (typeof input === "string") url = new URL(input);
+    else if (!(input instanceof URL)) {
+      throw nodeError(TypeError, "ERR_INVALID_ARG_TYPE", `The "path" argument must be of type string or an instance of URL. Received ${received(input)}`);
+    }
+    if (url.protocol !== "file:") throw nodeError(TypeError, "ERR_INVALID_URL_SCHEME", "The URL must be of scheme file");
+    if (url.hostname !== "") {
+      throw nodeError(TypeError, "ERR_INVALID_FILE_URL_HOST", `File URL host must be "localhost" or empty on linux`);
+    }
+    if (/%2f/i.test(url.pathname)) {
+      throw nodeError(TypeError, "ERR_INVALID_FILE_URL_PATH", "File URL path must not include encoded / characters");
+    }
+    return decodeURIComponent(url.pathname);
+  }
+  function pathToFileURL(filepath) {
+    if (typeof filepath !== "string") {
+      throw nodeError(TypeError, "ERR_INVALID_ARG_TYPE", `The "path" argument must be of type string. Received ${received(filepath)}`);
+    }
+    const parts = [];
+    for (const part of (filepath.startsWith("/") ? filepath : "/var/task/" + filepath).split("/")) {
+      if (part === "" || part === ".") continue;
+      if (part === "..") parts.pop();
+      else parts.push(part);
+    }
+    let resolved = "/" + parts.join("/");
+    if (filepath.endsWith("/") && resolved !== "/") resolved += "/";
+    const encoded = resolved.replace(/%/g, "%25").replace(/\\/g, "%5C").replace(/\n/g, "%0A").replace(/\r/g, "%0D").replace(/\t/g, "%09");
+    const url = new URL("file://");
+    url.pathname = encoded;
+    return url;
+  }
   // The modules built in an instance on its first require of them: those from npm packages,
   // the ones composed over them, and the unavailable ones.
   const LAZY = {
@@ -1026,25 +1059,467 @@
     // Node's url: the legacy API from its npm package beside the WHATWG classes.
     url: () => {
       const { Url, parse, resolve, resolveObject, format } = loadPackaged("url");
-      return { URL, URLSearchParams, Url, parse, resolve, resolveObject, format };
+      return { URL, URLSearchParams, Url, parse, resolve, resolveObject, format, fileURLToPath, pathToFileURL };
     },
   };
   for (const name of Object.keys(UNAVAILABLE)) LAZY[name] = () => unavailableModule(name);
   const lazyLoaded = new Map();
   const hasOwn = (object, key) => Object.prototype.hasOwnProperty.call(object, key);
-  function require(name) {
+  const builtinNames = () => [...Object.keys(BUILTINS), ...Object.keys(LAZY)];
+  // Node's modules by name (`node:` prefix or not), or undefined.
+  function builtinModule(name) {
     const key = String(name).startsWith("node:") ? String(name).slice(5) : String(name);
     if (hasOwn(BUILTINS, key)) return BUILTINS[key];
     if (hasOwn(LAZY, key)) {
       if (!lazyLoaded.has(key)) lazyLoaded.set(key, LAZY[key]());
       return lazyLoaded.get(key);
     }
-    const available = [...Object.keys(BUILTINS), ...Object.keys(LAZY)].join(", ");
-    throw nodeError(Error, "MODULE_NOT_FOUND", `module not available: '${name}' (edgehook functions can require: ${available})`);
+    return undefined;
+  }
+  const notAvailable = (name) =>
+    nodeError(
+      Error,
+      "MODULE_NOT_FOUND",
+      `module not available: '${name}' (not in the function's package or its layers; edgehook's Node modules are: ${builtinNames().join(", ")})`,
+    );
+  // The global `require` (Node modules only), as the bootstrap has always offered it.
+  function require(name) {
+    const module = builtinModule(name);
+    if (module === undefined) throw notAvailable(name);
+    return module;
   }
   require.resolve = (name) => {
     require(name);
     return name;
+  };
+
+  // ---- CommonJS modules of the function's code tree ---------------------------------------
+  // Node's module system over the function's package (/var/task) and layers (/opt): the files
+  // and their resolution come from ops (src/js/resolve.rs), each module is compiled once per
+  // instance under its own file URL (stack traces and dynamic `import()` see its path), and
+  // `require.cache` is the cache, as in Node.
+  const moduleCache = Object.create(null);
+  const dirnameOf = (path) => path.slice(0, Math.max(path.lastIndexOf("/"), 1)) || "/";
+  const fileUrl = (path) => "file://" + path.split("/").map(encodeURIComponent).join("/");
+  const pathOfUrl = (url) => decodeURIComponent(new URL(url).pathname);
+  let mainModule;
+  function resolveModule(specifier, referrer, isImport) {
+    if (typeof specifier !== "string") {
+      throw nodeError(TypeError, "ERR_INVALID_ARG_TYPE", `The "id" argument must be of type string. Received ${received(specifier)}`);
+    }
+    if (specifier === "") {
+      throw nodeError(TypeError, "ERR_INVALID_ARG_VALUE", "The argument 'id' must be a non-empty string. Received ''");
+    }
+    const found = ops.op_edgehook_resolve(specifier, referrer, isImport);
+    if (found.code === undefined) return found;
+    const bare = !/^(\.|\/|#|file:|node:)/.test(specifier);
+    if ((found.code === "MODULE_NOT_FOUND" && bare) || found.code === "ERR_UNKNOWN_BUILTIN_MODULE") throw notAvailable(specifier);
+    throw nodeError(Error, found.code, found.message);
+  }
+  class Module {
+    constructor(id = "", parent) {
+      this.id = id;
+      this.path = dirnameOf(id);
+      this.exports = {};
+      this.filename = id;
+      this.loaded = false;
+      this.children = [];
+      this.paths = [];
+      ObjectDefineProperty(this, "parent", { value: parent, writable: true, enumerable: false, configurable: true });
+      this.require = requireOf(this);
+    }
+  }
+  function requireOf(module) {
+    const moduleRequire = function require(id) {
+      const found = resolveModule(id, module.filename || "/var/task/", false);
+      if (found.builtin !== undefined) return builtinModule(found.builtin);
+      return loadModule(found.path, found.kind, module).exports;
+    };
+    moduleRequire.resolve = function resolve(id) {
+      const found = resolveModule(id, module.filename || "/var/task/", false);
+      return found.builtin !== undefined ? id : found.path;
+    };
+    moduleRequire.resolve.paths = (id) => (builtinModule(id) !== undefined ? null : ["/var/task/node_modules", "/opt/nodejs/node_modules"]);
+    moduleRequire.cache = moduleCache;
+    ObjectDefineProperty(moduleRequire, "main", { get: () => mainModule, enumerable: true });
+    moduleRequire.extensions = Object.freeze({ ".js": null, ".json": null, ".node": null });
+    return moduleRequire;
+  }
+  function loadModule(path, kind, parent, main = false) {
+    const cached = moduleCache[path];
+    if (cached !== undefined) return cached;
+    if (kind === "esm") {
+      throw nodeError(
+        Error,
+        "ERR_REQUIRE_ESM",
+        `require() of ES Module ${path}${parent ? ` from ${parent.filename}` : ""} is not supported by edgehook functions. Use import() instead (edgehook follows Node.js 20 before require(esm))`,
+      );
+    }
+    const module = new Module(main ? "." : path, parent);
+    module.filename = path;
+    module.path = dirnameOf(path);
+    if (main) mainModule = module;
+    moduleCache[path] = module;
+    if (parent) parent.children.push(module);
+    let loaded = false;
+    try {
+      let source = ops.op_edgehook_read_text(path) ?? "";
+      if (source.charCodeAt(0) === 0xfeff) source = source.slice(1);
+      if (kind === "json") {
+        try {
+          module.exports = JSON.parse(source);
+        } catch (error) {
+          error.message = `${path}: ${error.message}`;
+          throw error;
+        }
+      } else {
+        // A `#!` line is a comment to Node; inside the wrapper it would not be.
+        if (source.startsWith("#!")) source = "//" + source.slice(2);
+        const [wrapper, error] = core.evalContext(
+          `(function (exports, require, module, __filename, __dirname) {${source}\n})`,
+          fileUrl(path),
+        );
+        if (error) throw error.thrown;
+        wrapper.call(module.exports, module.exports, module.require, module, path, dirnameOf(path));
+      }
+      loaded = true;
+    } finally {
+      if (!loaded) delete moduleCache[path];
+    }
+    module.loaded = true;
+    return module;
+  }
+  // The function's CommonJS (or JSON) main module.
+  function requireMain(path) {
+    return loadModule(path, path.endsWith(".json") ? "json" : "cjs", undefined, true).exports;
+  }
+  // ---- fs: the function's code tree, read-only, and an in-memory /tmp --------------------
+  // Hand-written over the code-tree ops: the package is shared by every instance outside the
+  // engine's heap, and a module copying it in (as memfs would) would cost each instance its
+  // size. Paths outside /var/task, /opt and /tmp do not exist; /tmp is this instance's own,
+  // bounded by TMP_LIMIT, and goes with the instance.
+  const TMP_LIMIT = 64 << 20;
+  function makeFs() {
+    const tmpFiles = new Map();
+    const tmpDirs = new Set(["/tmp"]);
+    let tmpBytes = 0;
+    const ERRORS = {
+      ENOENT: [-2, "no such file or directory"],
+      EROFS: [-30, "read-only file system"],
+      EISDIR: [-21, "illegal operation on a directory"],
+      ENOTDIR: [-20, "not a directory"],
+      EEXIST: [-17, "file already exists"],
+      ENOTEMPTY: [-39, "directory not empty"],
+      ENOSPC: [-28, "no space left on device"],
+    };
+    function fsError(code, syscall, path, dest) {
+      const [errno, text] = ERRORS[code];
+      const error = new Error(`${code}: ${text}, ${syscall} '${path}'${dest ? ` -> '${dest}'` : ""}`);
+      Object.assign(error, { errno, code, syscall, path });
+      if (dest) error.dest = dest;
+      return error;
+    }
+    function normalizePath(path) {
+      const parts = [];
+      for (const part of path.split("/")) {
+        if (part === "" || part === ".") continue;
+        if (part === "..") parts.pop();
+        else parts.push(part);
+      }
+      return "/" + parts.join("/");
+    }
+    function toPath(path, name = "path") {
+      let text;
+      if (typeof path === "string") text = path;
+      else if (path instanceof URL) {
+        if (path.protocol !== "file:") throw nodeError(TypeError, "ERR_INVALID_URL_SCHEME", "The URL must be of scheme file");
+        text = pathOfUrl(path.href);
+      } else if (path instanceof Uint8Array) text = Buffer.from(path).toString();
+      else {
+        throw nodeError(TypeError, "ERR_INVALID_ARG_TYPE", `The "${name}" argument must be of type string or an instance of Buffer or URL. Received ${received(path)}`);
+      }
+      if (text.includes("\0")) {
+        throw nodeError(TypeError, "ERR_INVALID_ARG_VALUE", `The argument '${name}' must be a string, Uint8Array, or URL without null bytes. Received ${JSON.stringify(text)}`);
+      }
+      return normalizePath(text.startsWith("/") ? text : "/var/task/" + text);
+    }
+    const inTmp = (path) => path === "/tmp" || path.startsWith("/tmp/");
+    const parentOf = (path) => path.slice(0, path.lastIndexOf("/")) || "/";
+    // What is at a path: { file: size } or { dir: true }, or null.
+    function lookup(path) {
+      if (inTmp(path)) {
+        if (tmpFiles.has(path)) return { size: tmpFiles.get(path).length };
+        return tmpDirs.has(path) ? { dir: true } : null;
+      }
+      if (path === "/tmp") return { dir: true };
+      const size = ops.op_edgehook_stat(path);
+      if (size === -1) return null;
+      return size === -2 ? { dir: true } : { size };
+    }
+    function bytesOf(path) {
+      if (inTmp(path)) return Uint8Array.prototype.slice.call(tmpFiles.get(path));
+      return ops.op_edgehook_read_bytes(path);
+    }
+    const encodingOf = (options) => (typeof options === "string" ? options : options?.encoding ?? null);
+    function readFileSync(file, options) {
+      const path = toPath(file);
+      const found = lookup(path);
+      if (!found) throw fsError("ENOENT", "open", path);
+      if (found.dir) {
+        const error = fsError("EISDIR", "read", path);
+        error.message = "EISDIR: illegal operation on a directory, read";
+        delete error.path;
+        throw error;
+      }
+      const bytes = bytesOf(path);
+      const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+      const encoding = encodingOf(options);
+      return encoding && encoding !== "buffer" ? buffer.toString(encoding) : buffer;
+    }
+    const EPOCH = new Date(0);
+    class Stats {
+      constructor(found) {
+        const file = !found.dir;
+        Object.assign(this, {
+          dev: 0, mode: file ? 0o100444 : 0o40555, nlink: 1, uid: 0, gid: 0, rdev: 0, blksize: 4096,
+          ino: 0, size: file ? found.size : 4096, blocks: Math.ceil((file ? found.size : 4096) / 512),
+          atimeMs: 0, mtimeMs: 0, ctimeMs: 0, birthtimeMs: 0,
+          atime: EPOCH, mtime: EPOCH, ctime: EPOCH, birthtime: EPOCH,
+        });
+        ObjectDefineProperty(this, "_file", { value: file, enumerable: false });
+      }
+      isFile() { return this._file; }
+      isDirectory() { return !this._file; }
+      isSymbolicLink() { return false; }
+      isBlockDevice() { return false; }
+      isCharacterDevice() { return false; }
+      isFIFO() { return false; }
+      isSocket() { return false; }
+    }
+    function statSync(file, options) {
+      const path = toPath(file);
+      const found = lookup(path);
+      if (!found) {
+        if (options?.throwIfNoEntry === false) return undefined;
+        throw fsError("ENOENT", "stat", path);
+      }
+      return new Stats(found);
+    }
+    class Dirent {
+      constructor(name, dir, path) {
+        this.name = name;
+        this.path = path;
+        ObjectDefineProperty(this, "_dir", { value: dir, enumerable: false });
+      }
+      isFile() { return !this._dir; }
+      isDirectory() { return this._dir; }
+      isSymbolicLink() { return false; }
+      isBlockDevice() { return false; }
+      isCharacterDevice() { return false; }
+      isFIFO() { return false; }
+      isSocket() { return false; }
+    }
+    function readdirSync(file, options) {
+      const path = toPath(file);
+      const found = lookup(path);
+      if (!found) throw fsError("ENOENT", "scandir", path);
+      if (!found.dir) throw fsError("ENOTDIR", "scandir", path);
+      let names;
+      if (inTmp(path)) {
+        const prefix = path + "/";
+        const below = [...tmpFiles.keys(), ...tmpDirs].filter((p) => p.startsWith(prefix) && !p.slice(prefix.length).includes("/"));
+        names = below.map((p) => p.slice(prefix.length));
+      } else {
+        names = ops.op_edgehook_read_dir(path) ?? [];
+        if (path === "/") names.push("tmp");
+      }
+      names.sort();
+      if (options?.withFileTypes) return names.map((name) => new Dirent(name, !!lookup(`${path === "/" ? "" : path}/${name}`)?.dir, path));
+      return encodingOf(options) === "buffer" ? names.map((n) => Buffer.from(n)) : names;
+    }
+    function writable(path, syscall) {
+      if (!inTmp(path)) throw fsError(lookup(path) || lookup(parentOf(path)) ? "EROFS" : "ENOENT", syscall, path);
+      if (!tmpDirs.has(parentOf(path))) throw fsError("ENOENT", syscall, path);
+      if (tmpDirs.has(path)) throw fsError("EISDIR", syscall, path);
+    }
+    function store(path, bytes) {
+      const before = tmpFiles.get(path)?.length ?? 0;
+      if (tmpBytes - before + bytes.length > TMP_LIMIT) throw fsError("ENOSPC", "write", path);
+      tmpBytes += bytes.length - before;
+      tmpFiles.set(path, bytes);
+    }
+    function dataBytes(data, options) {
+      if (typeof data === "string") return Buffer.from(data, encodingOf(options) ?? "utf8");
+      if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+      throw nodeError(TypeError, "ERR_INVALID_ARG_TYPE", `The "data" argument must be of type string or an instance of Buffer, TypedArray, or DataView. Received ${received(data)}`);
+    }
+    function writeFileSync(file, data, options) {
+      const path = toPath(file);
+      writable(path, "open");
+      const bytes = dataBytes(data, options);
+      const append = typeof options === "object" && options !== null && String(options.flag ?? "w").startsWith("a");
+      if (append && tmpFiles.has(path)) {
+        const old = tmpFiles.get(path);
+        const joined = new Uint8Array(old.length + bytes.length);
+        joined.set(old);
+        joined.set(bytes, old.length);
+        store(path, joined);
+      } else store(path, new Uint8Array(bytes));
+    }
+    function appendFileSync(file, data, options) {
+      const flagged = typeof options === "string" ? { encoding: options, flag: "a" } : { ...options, flag: "a" };
+      writeFileSync(file, data, flagged);
+    }
+    function mkdirSync(file, options) {
+      const path = toPath(file);
+      const recursive = typeof options === "object" && options?.recursive;
+      if (!inTmp(path)) {
+        if (lookup(path)) {
+          if (recursive) return undefined;
+          throw fsError("EEXIST", "mkdir", path);
+        }
+        throw fsError(lookup(parentOf(path)) ? "EROFS" : "ENOENT", "mkdir", path);
+      }
+      if (lookup(path)) {
+        if (recursive && tmpDirs.has(path)) return undefined;
+        throw fsError("EEXIST", "mkdir", path);
+      }
+      if (!tmpDirs.has(parentOf(path))) {
+        if (!recursive) throw fsError("ENOENT", "mkdir", path);
+        if (tmpFiles.has(parentOf(path))) throw fsError("ENOTDIR", "mkdir", path);
+        const first = mkdirSync(parentOf(path), { recursive: true });
+        tmpDirs.add(path);
+        return first ?? path;
+      }
+      tmpDirs.add(path);
+      return recursive ? path : undefined;
+    }
+    function unlinkSync(file) {
+      const path = toPath(file);
+      if (!inTmp(path)) throw fsError(lookup(path) ? "EROFS" : "ENOENT", "unlink", path);
+      if (tmpDirs.has(path)) throw Object.assign(fsError("EISDIR", "unlink", path), { errno: -21 });
+      if (!tmpFiles.has(path)) throw fsError("ENOENT", "unlink", path);
+      tmpBytes -= tmpFiles.get(path).length;
+      tmpFiles.delete(path);
+    }
+    function rmSync(file, options) {
+      const path = toPath(file);
+      const found = lookup(path);
+      if (!found) {
+        if (options?.force) return;
+        throw fsError("ENOENT", "lstat", path);
+      }
+      if (!inTmp(path) || path === "/tmp") throw fsError("EROFS", "rm", path);
+      if (!found.dir) return unlinkSync(path);
+      const prefix = path + "/";
+      const inside = [...tmpFiles.keys(), ...tmpDirs].some((p) => p.startsWith(prefix));
+      if (inside && !options?.recursive) {
+        throw nodeError(Error, "ERR_FS_EISDIR", `Path is a directory: rm returned EISDIR (is a directory) ${path}`);
+      }
+      for (const p of [...tmpFiles.keys()]) if (p.startsWith(prefix)) unlinkSync(p);
+      for (const d of [...tmpDirs]) if (d.startsWith(prefix)) tmpDirs.delete(d);
+      tmpDirs.delete(path);
+    }
+    function rmdirSync(file) {
+      const path = toPath(file);
+      if (!inTmp(path) || path === "/tmp") throw fsError(lookup(path) ? "EROFS" : "ENOENT", "rmdir", path);
+      if (!tmpDirs.has(path)) throw fsError(tmpFiles.has(path) ? "ENOTDIR" : "ENOENT", "rmdir", path);
+      const prefix = path + "/";
+      if ([...tmpFiles.keys(), ...tmpDirs].some((p) => p.startsWith(prefix))) throw fsError("ENOTEMPTY", "rmdir", path);
+      tmpDirs.delete(path);
+    }
+    function renameSync(from, to) {
+      const source = toPath(from, "oldPath");
+      const target = toPath(to, "newPath");
+      if (!inTmp(source) || !inTmp(target)) throw fsError(lookup(source) ? "EROFS" : "ENOENT", "rename", source, target);
+      if (!tmpFiles.has(source)) throw fsError("ENOENT", "rename", source, target);
+      writable(target, "rename");
+      const bytes = tmpFiles.get(source);
+      unlinkSync(source);
+      store(target, bytes);
+    }
+    function copyFileSync(from, to) {
+      const source = toPath(from, "src");
+      const target = toPath(to, "dest");
+      const found = lookup(source);
+      if (!found) throw fsError("ENOENT", "copyfile", source, target);
+      writable(target, "copyfile");
+      store(target, new Uint8Array(bytesOf(source)));
+    }
+    function accessSync(file, mode = 0) {
+      const path = toPath(file);
+      if (!lookup(path)) throw fsError("ENOENT", "access", path);
+      if (mode & 2 && !inTmp(path)) throw fsError("EROFS", "access", path);
+    }
+    function existsSync(file) {
+      try {
+        return lookup(toPath(file)) !== null;
+      } catch {
+        return false;
+      }
+    }
+    function realpathSync(file) {
+      const path = toPath(file);
+      if (!lookup(path)) throw fsError("ENOENT", "lstat", path);
+      return path;
+    }
+    realpathSync.native = realpathSync;
+    const sync = {
+      readFileSync, statSync, lstatSync: statSync, readdirSync, writeFileSync, appendFileSync, mkdirSync,
+      unlinkSync, rmSync, rmdirSync, renameSync, copyFileSync, accessSync, realpathSync,
+    };
+    const fs = { ...sync, existsSync, Stats, Dirent, constants: { F_OK: 0, R_OK: 4, W_OK: 2, X_OK: 1, COPYFILE_EXCL: 1 } };
+    fs.F_OK = 0;
+    fs.R_OK = 4;
+    fs.W_OK = 2;
+    fs.X_OK = 1;
+    const promises = {};
+    for (const [name, run] of Object.entries(sync)) {
+      const base = name.slice(0, -4);
+      // Node's callback form: the last argument is the callback, called on a later turn.
+      fs[base] = function (...args) {
+        const callback = args.pop();
+        if (typeof callback !== "function") {
+          throw nodeError(TypeError, "ERR_INVALID_ARG_TYPE", `The "cb" argument must be of type function. Received ${received(callback)}`);
+        }
+        let result, failure = null;
+        try {
+          result = run(...args);
+        } catch (error) {
+          failure = error;
+        }
+        setImmediate(() => (failure ? callback(failure) : callback(null, result)));
+      };
+      promises[base] = async (...args) => run(...args);
+    }
+    fs.exists = (path, callback) => setImmediate(() => callback(existsSync(path)));
+    promises.constants = fs.constants;
+    fs.promises = promises;
+    return fs;
+  }
+  let fsLoaded;
+  LAZY.fs = () => (fsLoaded ??= makeFs());
+  LAZY["fs/promises"] = () => (fsLoaded ??= makeFs()).promises;
+
+  // Node's `module`: the Module class with createRequire and the list of Node's modules.
+  LAZY.module = () => {
+    const createRequire = (filename) => {
+      const text = filename instanceof URL ? filename.href : String(filename);
+      const path = text.startsWith("file:") ? pathOfUrl(text) : text;
+      if (!path.startsWith("/")) {
+        throw nodeError(TypeError, "ERR_INVALID_ARG_VALUE", `The argument 'filename' must be a file URL object, file URL string, or absolute path string. Received ${received(filename)}`);
+      }
+      const module = new Module(path, undefined);
+      return module.require;
+    };
+    const builtinModules = builtinNames();
+    return Object.assign(Module, {
+      createRequire,
+      builtinModules,
+      isBuiltin: (name) => builtinModule(name) !== undefined,
+      Module,
+      _cache: moduleCache,
+    });
   };
 
   // ---- Atomics.wait ----------------------------------------------------------------------
@@ -1142,6 +1617,11 @@
   define("crypto", { getRandomValues, randomUUID: crypto.randomUUID });
   define("global", globalThis);
   define("require", require);
+  // How an ES module importing a CommonJS one reaches it (`commonjs_facade` in module.rs).
+  ObjectDefineProperty(globalThis, Symbol.for("edgehook.require"), {
+    value: (path) => loadModule(path, "cjs", undefined).exports,
+    enumerable: false,
+  });
 
   // ---- the invocation wrapper ------------------------------------------------------------
   function errorOf(value) {
@@ -1795,13 +2275,6 @@
     return settled;
   }
 
-  function loadCommonJs(wrapper, filename) {
-    const module = { exports: {}, id: ".", filename, loaded: false, children: [], paths: [] };
-    wrapper.call(module.exports, module.exports, require, module, filename, "/var/task");
-    module.loaded = true;
-    return module.exports;
-  }
-
   function setEnv(env) {
     const processObject = {
       env: Object.assign(Object.create(null), env),
@@ -1877,7 +2350,7 @@
     "WebAssembly",
   ];
 
-  const internals = ObjectFreeze({ invoke, settleValue, failValue, chain, loadCommonJs, setEnv, require });
+  const internals = ObjectFreeze({ invoke, settleValue, failValue, chain, requireMain, setEnv, require });
 
   // Runs once per instance: keeps private references to deno_core's core and ops, then
   // removes every deno_core internal from reach. Returns what edgehook calls.
