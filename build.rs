@@ -2,20 +2,39 @@
 //! package.json and its lockfile) into one CommonJS file per module, and writes
 //! `$OUT_DIR/packaged_modules.rs`, the table the runtime serves them from. The packages are
 //! installed with `npm ci` from the lockfile into `$OUT_DIR` (never into the source tree) and
-//! bundled with the esbuild the lockfile pins. A package's own `require("buffer")` is left to
-//! the runtime, so it gets the function's Buffer, as in Node.
+//! bundled with the esbuild the lockfile pins. A package's own `require("buffer")` (and the
+//! other `SHARED` modules) is left to the runtime, so it gets the function's, as in Node.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Module name as functions require it, and the package (path) that implements it.
-const MODULES: [(&str, &str); 5] = [
+const MODULES: [(&str, &str); 7] = [
+    ("assert", "assert/"),
     ("events", "events/"),
     ("path", "path-browserify"),
+    // Node's streams, as Node's streams working group publishes them for other runtimes.
+    ("stream", "readable-stream"),
     ("string_decoder", "string_decoder/"),
     // The legacy API (parse, format, resolve); the runtime adds the WHATWG URL classes.
     ("url", "url/"),
     ("util", "util/"),
+];
+
+/// Modules a package's bundle takes from the runtime rather than bundling its own copy, so
+/// that, as in Node, there is one `Buffer`, one `EventEmitter` and one `process` (a stream is
+/// an `EventEmitter` of the `events` module functions get).
+const SHARED: [&str; 10] = [
+    "buffer",
+    "buffer/",
+    "events",
+    "events/",
+    "process",
+    "process/",
+    "string_decoder",
+    "string_decoder/",
+    "util",
+    "util/",
 ];
 
 fn main() {
@@ -46,7 +65,16 @@ fn main() {
             Command::new(work.join("node_modules/.bin/esbuild"))
                 .arg(&entry)
                 .args(["--bundle", "--format=cjs", "--platform=browser", "--target=es2022"])
-                .args(["--external:buffer", "--legal-comments=inline", "--log-level=warning"])
+                .args(
+                    SHARED
+                        .iter()
+                        .filter(|shared| shared.trim_end_matches('/') != name)
+                        .map(|shared| format!("--external:{shared}")),
+                )
+                // Its browser build takes AbortController from `window`; its main build is the
+                // polyfill itself.
+                .arg("--alias:abort-controller=abort-controller/dist/abort-controller")
+                .args(["--legal-comments=inline", "--log-level=warning"])
                 .arg(format!("--outfile={}", bundle.display()))
                 .current_dir(&work),
             "esbuild",

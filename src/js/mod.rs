@@ -21,6 +21,7 @@ mod pool;
 pub mod resolve;
 mod supervisor;
 mod worker;
+mod zlib;
 
 pub(crate) use engine::set_engine_switches;
 pub use module::ModuleKind;

@@ -301,6 +301,27 @@ fn op_edgehook_read_dir(state: &mut OpState, #[string] path: &str) -> Option<Vec
     state.borrow::<Rc<Resolver>>().tree().read_dir(path)
 }
 
+/// One of zlib's methods over a whole buffer: the bytes, or `{ message, code, errno }`.
+#[op2]
+#[serde]
+fn op_edgehook_zlib(
+    #[string] method: &str,
+    #[buffer] data: &[u8],
+    #[serde] options: super::zlib::Options,
+) -> ZlibOutput {
+    match super::zlib::run(method, data, &options) {
+        Ok(bytes) => ZlibOutput::Bytes(bytes.into()),
+        Err(failure) => ZlibOutput::Failure(failure),
+    }
+}
+
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum ZlibOutput {
+    Bytes(deno_core::ToJsBuffer),
+    Failure(super::zlib::Failure),
+}
+
 deno_core::extension!(
     edgehook_ops,
     ops = [
@@ -318,6 +339,7 @@ deno_core::extension!(
         op_edgehook_read_bytes,
         op_edgehook_stat,
         op_edgehook_read_dir,
+        op_edgehook_zlib,
     ],
     options = { log: LogContext, resolver: Rc<Resolver> },
     state = |state, options| {

@@ -2157,7 +2157,7 @@ exports.handler = async (e) => {
 /// One missing module stops a function's load; its error names every one its code mentions.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_load_error_names_every_missing_module() {
-    let cjs = "const zlib = require('zlib');\nconst dns = require(\"node:dns\");\nconst AWS = require('aws-sdk');\nconst again = require('zlib');\nconst mine = require('./local');\nconst path = require('path');\nexports.handler = async (e) => e.Records[0].cf.request;";
+    let cjs = "const zlib = require('readline');\nconst dns = require(\"node:dns\");\nconst AWS = require('aws-sdk');\nconst again = require('readline');\nconst mine = require('./local');\nconst path = require('path');\nexports.handler = async (e) => e.Records[0].cf.request;";
     let load = |file: &str, source: &str| {
         let spec = FunctionSpec::new("f", file, source);
         JsPool::start(vec![spec], &options())
@@ -2167,12 +2167,15 @@ async fn a_load_error_names_every_missing_module() {
     };
     let error = load("index.js", cjs);
     assert!(
-        error.contains("modules not available: 'zlib', 'node:dns', 'aws-sdk' ("),
+        error.contains("modules not available: 'readline', 'node:dns', 'aws-sdk' ("),
         "{error}"
     );
-    let esm = "import { lookup } from 'dns';\nimport zlib from 'node:zlib';\nimport { join } from 'path';\nexport const handler = async (e) => e.Records[0].cf.request;";
+    let esm = "import { lookup } from 'dns';\nimport zlib from 'node:readline';\nimport { join } from 'path';\nexport const handler = async (e) => e.Records[0].cf.request;";
     let error = load("index.mjs", esm);
-    assert!(error.contains("modules not available: 'dns', 'node:zlib' ("), "{error}");
+    assert!(
+        error.contains("modules not available: 'dns', 'node:readline' ("),
+        "{error}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -2367,4 +2370,170 @@ async fn a_deployment_package_loads_and_reads_its_files_as_on_node() {
     // What the comparison covers, so an empty probe cannot pass.
     assert_eq!(here["json"], "/new", "{here:#}");
     assert_eq!(here["layered"][0], true, "{here:#}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stream_behaves_as_on_node() {
+    let probe = r#"
+async function probe() {
+  const { Readable, Writable, Transform, PassThrough, Duplex, pipeline, finished } = require('stream');
+  const { pipeline: pipelinePromise } = require('stream/promises');
+  const { EventEmitter } = require('events');
+  const out = {};
+  out.classes = [new PassThrough() instanceof EventEmitter, new PassThrough() instanceof Duplex, new Transform() instanceof Duplex, typeof Readable.from];
+  const upper = () => new Transform({ transform(chunk, encoding, done) { done(null, chunk.toString().toUpperCase()); } });
+  const chunks = [];
+  const sink = new Writable({ write(chunk, encoding, done) { chunks.push(chunk.toString()); done(); } });
+  await pipelinePromise(Readable.from(['a', 'b', 'c']), upper(), sink);
+  out.piped = chunks;
+  out.collected = await new Promise((resolve, reject) => {
+    const parts = [];
+    const source = new Readable({ read() {} });
+    source.on('data', (d) => parts.push(Buffer.isBuffer(d) ? 'buffer:' + d.toString() : d));
+    source.on('end', () => resolve(parts));
+    source.on('error', reject);
+    source.push('one');
+    source.push(Buffer.from('two'));
+    source.push(null);
+  });
+  out.objectMode = [];
+  for await (const item of Readable.from([{ n: 1 }, { n: 2 }])) out.objectMode.push(item.n);
+  out.callbackPipeline = await new Promise((resolve) => {
+    pipeline(Readable.from(['x']), new Writable({ write(c, e, done) { done(new Error('sink failed')); } }), (error) => resolve([error.message]));
+  });
+  out.finished = await new Promise((resolve) => {
+    const p = new PassThrough();
+    finished(p, (error) => resolve(error ? error.code : 'done'));
+    p.resume();
+    p.end('x');
+  });
+  out.destroyed = await new Promise((resolve) => {
+    const r = new Readable({ read() {} });
+    r.on('error', (e) => resolve([e.message, r.destroyed]));
+    r.destroy(new Error('gone'));
+  });
+  const w = new Writable({ write(c, e, done) { done(); } });
+  w.end();
+  out.writeAfterEnd = await new Promise((resolve) => { w.on('error', (e) => resolve(e.code)); w.write('late'); });
+  out.highWaterMark = [new Readable().readableHighWaterMark, new Writable().writableHighWaterMark, new Readable({ objectMode: true }).readableHighWaterMark];
+  return out;
+}"#;
+    let (node, here) = in_node_and_here(probe).await;
+    assert_eq!(here, node);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn assert_behaves_as_on_node() {
+    let probe = r#"
+async function probe() {
+  const assert = require('assert');
+  const strict = require('assert/strict');
+  const failure = (f) => { try { f(); return 'passed'; } catch (e) { return [e.name, e.code, e.operator, e.generatedMessage, e instanceof assert.AssertionError]; } };
+  const out = {};
+  // (Node's message for a falsy `assert.ok` quotes the call's source; the package's does not.)
+  out.ok = [failure(() => assert(true)), failure(() => assert.ok(0)).slice(0, 3), failure(() => assert(false, 'mine'))];
+  out.equal = [failure(() => assert.equal(1, '1')), failure(() => assert.strictEqual(1, '1')), failure(() => assert.notStrictEqual(1, 2))];
+  out.deep = [
+    failure(() => assert.deepEqual({ a: [1, 2] }, { a: [1, '2'] })),
+    failure(() => assert.deepStrictEqual({ a: [1, 2] }, { a: [1, '2'] })),
+    failure(() => assert.deepStrictEqual(new Map([[1, { x: 1 }]]), new Map([[1, { x: 1 }]]))),
+    failure(() => assert.deepStrictEqual(new Set([1]), new Set([2]))),
+    failure(() => assert.deepStrictEqual(Buffer.from('a'), Buffer.from('a'))),
+    failure(() => strict.deepEqual([1], ['1'])),
+  ];
+  out.throws = [
+    failure(() => assert.throws(() => { throw new TypeError('bad'); }, TypeError)),
+    failure(() => assert.throws(() => {})),
+    failure(() => assert.throws(() => { throw new Error('text'); }, /text/)),
+    failure(() => assert.doesNotThrow(() => { throw new Error('x'); })),
+  ];
+  out.rejects = await assert.rejects(Promise.reject(new Error('no')), /no/).then(() => 'passed');
+  out.match = [failure(() => assert.match('abc', /b/)), failure(() => assert.match('abc', /z/))];
+  out.fail = failure(() => assert.fail('boom'));
+  out.ifError = [failure(() => assert.ifError(null)), failure(() => assert.ifError(new Error('e')))];
+  // (Node 20 adds the values' diff after a custom message; the package gives the message alone.)
+  out.message = (() => { try { assert.strictEqual(1, 2, 'custom message'); } catch (e) { return e.message.split('\n')[0]; } })();
+  out.same = strict === assert.strict;
+  return out;
+}"#;
+    let (node, here) = in_node_and_here(probe).await;
+    assert_eq!(here, node);
+}
+
+/// zlib: each side inflates the other's output to the same bytes (Node's own zlib writes other
+/// bytes than any other at the same level), gzip headers match, and the forms and errors are
+/// Node's.
+#[tokio::test(flavor = "multi_thread")]
+async fn zlib_interoperates_with_node() {
+    let node_js = |script: &str| -> String {
+        let out = std::process::Command::new("node")
+            .arg("-e")
+            .arg(script)
+            .output()
+            .expect("node runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    const TEXT: &str =
+        "const text = Array.from({ length: 300 }, (_, i) => `line ${i}: edgehook compresses like Node`).join('\\n');";
+    let from_node = node_js(&format!(
+        "const zlib = require('zlib'); {TEXT} console.log(JSON.stringify(Object.fromEntries(['gzip', 'deflate', 'deflateRaw', 'brotliCompress'].map((m) => [m, zlib[m + 'Sync'](text).toString('base64')]))))"
+    ));
+    let probe = format!(
+        r#"
+const NODE = {from_node};
+{TEXT}
+async function probe() {{
+  const zlib = require('zlib');
+  const {{ promisify }} = require('util');
+  const out = {{}};
+  out.inflated = [
+    zlib.gunzipSync(Buffer.from(NODE.gzip, 'base64')).toString() === text,
+    zlib.inflateSync(Buffer.from(NODE.deflate, 'base64')).toString() === text,
+    zlib.inflateRawSync(Buffer.from(NODE.deflateRaw, 'base64')).toString() === text,
+    zlib.brotliDecompressSync(Buffer.from(NODE.brotliCompress, 'base64')).toString() === text,
+    zlib.unzipSync(Buffer.from(NODE.gzip, 'base64')).length,
+  ];
+  out.gzipHeader = zlib.gzipSync('x').subarray(0, 10).toString('hex');
+  out.roundTrips = ['deflate', 'gzip', 'deflateRaw', 'brotliCompress'].map((m) => {{
+    const back = {{ deflate: 'inflate', gzip: 'gunzip', deflateRaw: 'inflateRaw', brotliCompress: 'brotliDecompress' }}[m];
+    return zlib[back + 'Sync'](zlib[m + 'Sync'](text, m === 'brotliCompress' ? {{}} : {{ level: 9 }})).toString() === text;
+  }});
+  out.callback = await new Promise((resolve) => zlib.gzip(text, (error, packed) => resolve([error, zlib.gunzipSync(packed).length])));
+  out.promisified = (await promisify(zlib.inflate)(zlib.deflateSync('abc'))).toString();
+  out.stream = await new Promise((resolve, reject) => {{
+    const parts = [];
+    const gunzip = zlib.createGunzip();
+    gunzip.on('data', (d) => parts.push(d));
+    gunzip.on('end', () => resolve(Buffer.concat(parts).toString() === text));
+    gunzip.on('error', reject);
+    const gzip = zlib.createGzip();
+    gzip.pipe(gunzip);
+    gzip.write(text.slice(0, 100));
+    gzip.end(text.slice(100));
+  }});
+  const failure = (f) => {{ try {{ f(); return 'no error'; }} catch (e) {{ return [e.name, e.code, e.errno ?? null, e.message]; }} }};
+  const deflated = zlib.deflateSync(text);
+  out.errors = [
+    failure(() => zlib.inflateSync(Buffer.from('not zlib at all'))),
+    failure(() => zlib.gunzipSync(Buffer.from('not gzip at all'))),
+    failure(() => zlib.inflateSync(deflated.subarray(0, 20))),
+    failure(() => zlib.inflateSync(deflated, {{ maxOutputLength: 10 }}))[1],
+    failure(() => zlib.deflateSync(42))[1],
+    failure(() => zlib.deflateSync('x', {{ level: 12 }}))[1],
+  ];
+  out.ours = Object.fromEntries(['gzip', 'deflate', 'deflateRaw', 'brotliCompress'].map((m) => [m, zlib[m + 'Sync'](text).toString('base64')]));
+  return out;
+}}"#
+    );
+    let (mut node, mut here) = in_node_and_here(&probe).await;
+    let ours = here["ours"].take();
+    node["ours"].take();
+    assert_eq!(here, node);
+    assert_eq!(here["inflated"][0], true, "{here:#}");
+    // Node inflates edgehook's output to the text.
+    let checked = node_js(&format!(
+        "const zlib = require('zlib'); {TEXT} const ours = {ours}; console.log([zlib.gunzipSync(Buffer.from(ours.gzip, 'base64')), zlib.inflateSync(Buffer.from(ours.deflate, 'base64')), zlib.inflateRawSync(Buffer.from(ours.deflateRaw, 'base64')), zlib.brotliDecompressSync(Buffer.from(ours.brotliCompress, 'base64'))].every((b) => b.toString() === text))"
+    ));
+    assert_eq!(checked.trim(), "true");
 }

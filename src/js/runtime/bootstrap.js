@@ -971,7 +971,9 @@
     const source = ops.op_edgehook_packaged_module(name);
     const wrapper = indirectEval(`(function (exports, require, module) {${source}\n})`);
     const module = { exports: {} };
-    wrapper.call(module.exports, module.exports, require, module);
+    // A bundle names the shared modules as its npm packages (`process/`, `util/`): the runtime's.
+    const packagedRequire = (id) => require(String(id).replace(/\/$/, ""));
+    wrapper.call(module.exports, module.exports, packagedRequire, module);
     packagedLoaded.set(name, module.exports);
     return module.exports;
   }
@@ -1052,6 +1054,11 @@
     path: () => loadPackaged("path"),
     "path/posix": () => loadPackaged("path"),
     string_decoder: () => loadPackaged("string_decoder"),
+    stream: () => loadPackaged("stream"),
+    "stream/promises": () => builtinModule("stream").promises,
+    assert: () => loadPackaged("assert"),
+    "assert/strict": () => builtinModule("assert").strict,
+    process: () => globalThis.process,
     util: () => {
       const util = loadPackaged("util");
       return { ...util, format: nodeFormat(util.inspect), TextEncoder, TextDecoder };
@@ -1500,6 +1507,114 @@
   let fsLoaded;
   LAZY.fs = () => (fsLoaded ??= makeFs());
   LAZY["fs/promises"] = () => (fsLoaded ??= makeFs()).promises;
+
+  // ---- zlib: whole buffers through Rust (src/js/zlib.rs) ----------------------------------
+  // The sync, callback and promise-able forms as Node's; the stream forms are Transforms that
+  // compress or inflate what they were given when it ends (not chunk by chunk).
+  function makeZlib() {
+    const constants = {
+      Z_NO_FLUSH: 0, Z_PARTIAL_FLUSH: 1, Z_SYNC_FLUSH: 2, Z_FULL_FLUSH: 3, Z_FINISH: 4, Z_BLOCK: 5,
+      Z_OK: 0, Z_STREAM_END: 1, Z_NEED_DICT: 2, Z_ERRNO: -1, Z_STREAM_ERROR: -2, Z_DATA_ERROR: -3,
+      Z_MEM_ERROR: -4, Z_BUF_ERROR: -5, Z_VERSION_ERROR: -6, Z_NO_COMPRESSION: 0, Z_BEST_SPEED: 1,
+      Z_BEST_COMPRESSION: 9, Z_DEFAULT_COMPRESSION: -1, Z_FILTERED: 1, Z_HUFFMAN_ONLY: 2, Z_RLE: 3,
+      Z_FIXED: 4, Z_DEFAULT_STRATEGY: 0, ZLIB_VERNUM: 4865, DEFLATE: 1, INFLATE: 2, GZIP: 3,
+      GUNZIP: 4, DEFLATERAW: 5, INFLATERAW: 6, UNZIP: 7, BROTLI_DECODE: 8, BROTLI_ENCODE: 9,
+      Z_MIN_WINDOWBITS: 8, Z_MAX_WINDOWBITS: 15, Z_DEFAULT_WINDOWBITS: 15, Z_MIN_CHUNK: 64,
+      Z_MAX_CHUNK: Infinity, Z_DEFAULT_CHUNK: 16384, Z_MIN_MEMLEVEL: 1, Z_MAX_MEMLEVEL: 9,
+      Z_DEFAULT_MEMLEVEL: 8, Z_MIN_LEVEL: -1, Z_MAX_LEVEL: 9, Z_DEFAULT_LEVEL: -1,
+      BROTLI_OPERATION_PROCESS: 0, BROTLI_OPERATION_FLUSH: 1, BROTLI_OPERATION_FINISH: 2,
+      BROTLI_OPERATION_EMIT_METADATA: 3, BROTLI_PARAM_MODE: 0, BROTLI_MODE_GENERIC: 0,
+      BROTLI_MODE_TEXT: 1, BROTLI_MODE_FONT: 2, BROTLI_DEFAULT_MODE: 0, BROTLI_PARAM_QUALITY: 1,
+      BROTLI_MIN_QUALITY: 0, BROTLI_MAX_QUALITY: 11, BROTLI_DEFAULT_QUALITY: 11, BROTLI_PARAM_LGWIN: 2,
+      BROTLI_MIN_WINDOW_BITS: 10, BROTLI_MAX_WINDOW_BITS: 24, BROTLI_DEFAULT_WINDOW: 22,
+      BROTLI_PARAM_SIZE_HINT: 5,
+    };
+    const METHODS = {
+      deflate: "Deflate", inflate: "Inflate", gzip: "Gzip", gunzip: "Gunzip", deflateRaw: "DeflateRaw",
+      inflateRaw: "InflateRaw", unzip: "Unzip", brotliCompress: "BrotliCompress", brotliDecompress: "BrotliDecompress",
+    };
+    function bytesOf(buffer) {
+      if (typeof buffer === "string") return Buffer.from(buffer);
+      if (buffer instanceof ArrayBuffer) return new Uint8Array(buffer);
+      if (ArrayBuffer.isView(buffer)) return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+      throw nodeError(
+        TypeError,
+        "ERR_INVALID_ARG_TYPE",
+        `The "buffer" argument must be of type string or an instance of Buffer, TypedArray, DataView, or ArrayBuffer. Received ${received(buffer)}`,
+      );
+    }
+    function optionsOf(options = {}) {
+      const params = options.params ?? {};
+      const level = options.level;
+      if (level !== undefined && (typeof level !== "number" || level < -1 || level > 9 || !Number.isInteger(level))) {
+        throw nodeError(RangeError, "ERR_OUT_OF_RANGE", `The value of "options.level" is out of range. It must be >= -1 and <= 9. Received ${level}`);
+      }
+      return {
+        level,
+        maxOutputLength: options.maxOutputLength,
+        quality: params[constants.BROTLI_PARAM_QUALITY],
+        lgwin: params[constants.BROTLI_PARAM_LGWIN],
+      };
+    }
+    function run(method, buffer, options) {
+      const out = ops.op_edgehook_zlib(method, bytesOf(buffer), optionsOf(options));
+      if (out instanceof Uint8Array) return Buffer.from(out.buffer, out.byteOffset, out.length);
+      const error = out.code === "ERR_BUFFER_TOO_LARGE" ? new RangeError(out.message) : new Error(out.message);
+      error.code = out.code;
+      if (out.errno) error.errno = out.errno;
+      throw error;
+    }
+    const zlib = { constants, codes: { Z_OK: 0, Z_STREAM_END: 1, Z_NEED_DICT: 2, Z_ERRNO: -1, Z_STREAM_ERROR: -2, Z_DATA_ERROR: -3, Z_MEM_ERROR: -4, Z_BUF_ERROR: -5, Z_VERSION_ERROR: -6 } };
+    for (const [name, value] of Object.entries(constants)) if (name.startsWith("Z_")) zlib[name] = value;
+    const { Transform } = builtinModule("stream");
+    for (const [method, className] of Object.entries(METHODS)) {
+      zlib[`${method}Sync`] = (buffer, options) => run(method, buffer, options);
+      zlib[method] = (buffer, options, callback) => {
+        if (typeof options === "function") [options, callback] = [{}, options];
+        if (typeof callback !== "function") {
+          throw nodeError(TypeError, "ERR_INVALID_ARG_TYPE", `The "callback" argument must be of type function. Received ${received(callback)}`);
+        }
+        let result, failure = null;
+        try {
+          result = run(method, buffer, options);
+        } catch (error) {
+          failure = error;
+        }
+        setImmediate(() => (failure ? callback(failure) : callback(null, result)));
+      };
+      class ZlibStream extends Transform {
+        constructor(options = {}) {
+          super(options);
+          this._options = options;
+          this._chunks = [];
+          this.bytesWritten = 0;
+        }
+        _transform(chunk, encoding, done) {
+          const bytes = typeof chunk === "string" ? Buffer.from(chunk, encoding) : chunk;
+          this._chunks.push(bytes);
+          this.bytesWritten += bytes.length;
+          done();
+        }
+        _flush(done) {
+          try {
+            done(null, run(method, Buffer.concat(this._chunks), this._options));
+          } catch (error) {
+            done(error);
+          }
+        }
+        close(callback) {
+          if (callback) this.once("close", callback);
+          this.destroy();
+        }
+      }
+      ObjectDefineProperty(ZlibStream, "name", { value: className });
+      zlib[className] = ZlibStream;
+      zlib[`create${className}`] = (options) => new ZlibStream(options);
+    }
+    return zlib;
+  }
+  let zlibLoaded;
+  LAZY.zlib = () => (zlibLoaded ??= makeZlib());
 
   // Node's `module`: the Module class with createRequire and the list of Node's modules.
   LAZY.module = () => {
@@ -2278,10 +2393,18 @@
   function setEnv(env) {
     const processObject = {
       env: Object.assign(Object.create(null), env),
-      version: "v20.0.0",
-      versions: { node: "20.0.0" },
+      // The Node.js release whose behaviour the runtime follows (its tests compare with it).
+      version: "v20.20.2",
+      versions: { node: "20.20.2" },
       platform: "linux",
       arch: "x64",
+      memoryUsage: Object.assign(
+        () => {
+          const usage = ops.op_memory_usage();
+          return { rss: usage.physicalTotal, heapTotal: usage.heapTotal, heapUsed: usage.heapUsed, external: usage.external, arrayBuffers: 0 };
+        },
+        { rss: () => ops.op_memory_usage().physicalTotal },
+      ),
       argv: [],
       cwd: () => "/var/task",
       nextTick: (callback, ...args) => queueMicrotask(() => callback(...args)),
