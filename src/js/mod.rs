@@ -14,6 +14,7 @@
 mod engine;
 mod entry;
 mod instance;
+mod keys;
 mod marked;
 mod module;
 mod ops;

@@ -10,6 +10,7 @@ use hmac::{Hmac, Mac};
 use sha2::Digest as _;
 use std::rc::Rc;
 
+use super::keys;
 use super::resolve::{Mode, Resolved, Resolver};
 use crate::package::Entry;
 
@@ -315,6 +316,166 @@ fn op_edgehook_zlib(
     }
 }
 
+fn key_error(error: keys::KeyError) -> serde_json::Value {
+    let code = match error {
+        keys::KeyError::Decode => "ERR_OSSL_UNSUPPORTED",
+        keys::KeyError::Unsupported(_) => "ERR_EDGEHOOK_UNAVAILABLE",
+        keys::KeyError::Digest(_) => "ERR_CRYPTO_INVALID_DIGEST",
+        keys::KeyError::Invalid(_) => "ERR_CRYPTO_INVALID_KEY_OBJECT_TYPE",
+    };
+    serde_json::json!({ "code": code, "message": error.to_string() })
+}
+
+fn base64_of(text: &str) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap_or_default()
+}
+
+/// Reads a key given as `{ pem }`, `{ der (base64), type }` or `{ jwk }`: its kind, DER
+/// (SPKI or PKCS#8, base64) and details, or `{ code, message }`.
+#[op2]
+#[serde]
+fn op_edgehook_key_import(#[serde] input: serde_json::Value, private: bool) -> serde_json::Value {
+    let der = input["der"].as_str().map(base64_of);
+    let der_type = input["type"].as_str().unwrap_or("spki");
+    let parsed = keys::parse(
+        input["pem"].as_str(),
+        der.as_deref().map(|d| (d, der_type)),
+        input.get("jwk").filter(|j| j.is_object()),
+        private,
+    );
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    match parsed {
+        Ok(keys::Parsed::Public(key)) => serde_json::json!({
+            "type": "public", "kind": key.kind(), "details": key.details(), "der": encode(&key.to_spki()),
+        }),
+        Ok(keys::Parsed::Private(key)) => serde_json::json!({
+            "type": "private", "kind": key.public.kind(), "details": key.public.details(),
+            "der": encode(&key.pkcs8), "publicDer": encode(&key.public.to_spki()),
+        }),
+        Err(error) => key_error(error),
+    }
+}
+
+/// Exports a key (DER in base64, SPKI for public, PKCS#8 for private) as `pem`, `der`
+/// (base64) or `jwk`.
+#[op2]
+#[serde]
+fn op_edgehook_key_export(#[string] der: &str, private: bool, #[string] format: &str) -> serde_json::Value {
+    let bytes = base64_of(der);
+    let parsed = if private {
+        keys::PrivateKey::from_pkcs8(&bytes).map(keys::Parsed::Private)
+    } else {
+        keys::PublicKey::from_spki(&bytes).map(keys::Parsed::Public)
+    };
+    match (parsed, format) {
+        (Ok(keys::Parsed::Public(_)), "pem") => serde_json::json!({ "pem": keys::to_pem("PUBLIC KEY", &bytes) }),
+        (Ok(keys::Parsed::Private(_)), "pem") => serde_json::json!({ "pem": keys::to_pem("PRIVATE KEY", &bytes) }),
+        (Ok(_), "der") => serde_json::json!({ "der": der }),
+        (Ok(keys::Parsed::Public(key)), "jwk") => serde_json::json!({ "jwk": key.to_jwk() }),
+        (Ok(keys::Parsed::Private(_)), "jwk") => {
+            key_error(keys::KeyError::Unsupported("exporting private keys as JWK".into()))
+        }
+        (Ok(_), other) => key_error(keys::KeyError::Invalid(format!(
+            "The property 'options.format' must be one of: 'pem', 'der', 'jwk'. Received '{other}'"
+        ))),
+        (Err(error), _) => key_error(error),
+    }
+}
+
+/// Signs `data` with a PKCS#8 key: the signature, or `{ code, message }`.
+#[op2]
+#[serde]
+fn op_edgehook_sign(
+    #[string] der: &str,
+    #[string] digest: &str,
+    #[buffer] data: &[u8],
+    pss: bool,
+    p1363: bool,
+) -> serde_json::Value {
+    let digest = (!digest.is_empty()).then_some(digest);
+    match keys::PrivateKey::from_pkcs8(&base64_of(der)).and_then(|key| key.sign(digest, data, pss, p1363)) {
+        Ok(signature) => {
+            serde_json::json!({ "signature": base64::engine::general_purpose::STANDARD.encode(signature) })
+        }
+        Err(error) => key_error(error),
+    }
+}
+
+/// Checks a signature with an SPKI key: `{ valid }`, or `{ code, message }`.
+#[op2]
+#[serde]
+fn op_edgehook_verify(
+    #[string] der: &str,
+    #[string] digest: &str,
+    #[buffer] data: &[u8],
+    #[buffer] signature: &[u8],
+    pss: bool,
+    p1363: bool,
+) -> serde_json::Value {
+    let digest = (!digest.is_empty()).then_some(digest);
+    match keys::PublicKey::from_spki(&base64_of(der)).and_then(|key| key.verify(digest, data, signature, pss, p1363)) {
+        Ok(valid) => serde_json::json!({ "valid": valid }),
+        Err(error) => key_error(error),
+    }
+}
+
+/// PBKDF2 (ring) and scrypt (RustCrypto's `scrypt`), as crypto.pbkdf2 and crypto.scrypt.
+#[op2]
+#[serde]
+fn op_edgehook_derive(
+    #[string] method: &str,
+    #[buffer] password: &[u8],
+    #[buffer] salt: &[u8],
+    #[serde] options: serde_json::Value,
+) -> serde_json::Value {
+    let length = options["keylen"].as_u64().unwrap_or(0) as usize;
+    if length > 64 << 20 {
+        return key_error(keys::KeyError::Invalid("keylen is too large".into()));
+    }
+    let mut out = vec![0u8; length];
+    let done = match method {
+        "pbkdf2" => {
+            let algorithm = match options["digest"].as_str().map(str::to_ascii_lowercase).as_deref() {
+                Some("sha1") => ring::pbkdf2::PBKDF2_HMAC_SHA1,
+                Some("sha256") => ring::pbkdf2::PBKDF2_HMAC_SHA256,
+                Some("sha384") => ring::pbkdf2::PBKDF2_HMAC_SHA384,
+                Some("sha512") => ring::pbkdf2::PBKDF2_HMAC_SHA512,
+                other => return key_error(keys::KeyError::Digest(other.unwrap_or("").to_string())),
+            };
+            let Some(iterations) = options["iterations"]
+                .as_u64()
+                .and_then(|n| std::num::NonZeroU32::new(n.min(u64::from(u32::MAX)) as u32))
+            else {
+                return key_error(keys::KeyError::Invalid("iterations must be at least 1".into()));
+            };
+            ring::pbkdf2::derive(algorithm, iterations, salt, password, &mut out);
+            Ok(())
+        }
+        "scrypt" => {
+            let cost = options["N"].as_u64().unwrap_or(16384);
+            let (r, p) = (
+                options["r"].as_u64().unwrap_or(8) as u32,
+                options["p"].as_u64().unwrap_or(1) as u32,
+            );
+            let maxmem = options["maxmem"].as_u64().unwrap_or(32 << 20);
+            // Node refuses what needs more than maxmem (128 * N * r bytes).
+            if !cost.is_power_of_two() || cost < 2 || 128 * cost * u64::from(r) > maxmem {
+                return serde_json::json!({ "code": "ERR_CRYPTO_INVALID_SCRYPT_PARAMS", "message": "Invalid scrypt params: memory limit exceeded" });
+            }
+            scrypt::Params::new(cost.trailing_zeros() as u8, r, p, length.max(10))
+                .map_err(|e| e.to_string())
+                .and_then(|params| scrypt::scrypt(password, salt, &params, &mut out).map_err(|e| e.to_string()))
+        }
+        other => Err(format!("unknown method {other}")),
+    };
+    match done {
+        Ok(()) => serde_json::json!({ "key": base64::engine::general_purpose::STANDARD.encode(out) }),
+        Err(message) => key_error(keys::KeyError::Invalid(message)),
+    }
+}
+
 #[derive(serde::Serialize)]
 #[serde(untagged)]
 enum ZlibOutput {
@@ -340,6 +501,11 @@ deno_core::extension!(
         op_edgehook_stat,
         op_edgehook_read_dir,
         op_edgehook_zlib,
+        op_edgehook_key_import,
+        op_edgehook_key_export,
+        op_edgehook_sign,
+        op_edgehook_verify,
+        op_edgehook_derive,
     ],
     options = { log: LogContext, resolver: Rc<Resolver> },
     state = |state, options| {

@@ -2537,3 +2537,109 @@ async function probe() {{
     ));
     assert_eq!(checked.trim(), "true");
 }
+
+/// Keys and signatures: keys Node made, in every format, read here as Node reads them;
+/// Node's signatures verify here, edgehook's verify in Node (RSA PKCS#1 v1.5 and Ed25519
+/// signatures are the same bytes); PBKDF2 and scrypt give Node's bytes.
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_and_signatures_interoperate_with_node() {
+    let node_js = |script: &str| -> String {
+        let out = std::process::Command::new("node")
+            .arg("-e")
+            .arg(script)
+            .output()
+            .expect("node runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let made = node_js(
+        r#"
+const crypto = require('crypto');
+const pairs = {
+  rsa: crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }),
+  p256: crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }),
+  p384: crypto.generateKeyPairSync('ec', { namedCurve: 'P-384' }),
+  ed25519: crypto.generateKeyPairSync('ed25519'),
+};
+const keys = {};
+const data = Buffer.from('header.payload');
+for (const [name, { publicKey, privateKey }] of Object.entries(pairs)) {
+  const digest = name === 'ed25519' ? null : name === 'p384' ? 'sha384' : 'sha256';
+  keys[name] = {
+    spki: publicKey.export({ format: 'pem', type: 'spki' }),
+    spkiDer: publicKey.export({ format: 'der', type: 'spki' }).toString('base64'),
+    jwk: publicKey.export({ format: 'jwk' }),
+    pkcs8: privateKey.export({ format: 'pem', type: 'pkcs8' }),
+    privateJwk: privateKey.export({ format: 'jwk' }),
+    other: name === 'rsa' ? privateKey.export({ format: 'pem', type: 'pkcs1' }) : name.startsWith('p') ? privateKey.export({ format: 'pem', type: 'sec1' }) : null,
+    signature: crypto.sign(digest, data, privateKey).toString('base64'),
+    p1363: name.startsWith('p') ? crypto.sign(digest, data, { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64') : null,
+    pss: name === 'rsa' ? crypto.sign('sha256', data, { key: privateKey, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: crypto.constants.RSA_PSS_SALTLEN_DIGEST }).toString('base64') : null,
+  };
+}
+console.log(JSON.stringify(keys));
+"#,
+    );
+    let probe = format!(
+        r#"
+const KEYS = {made};
+async function probe() {{
+  const crypto = require('crypto');
+  const data = Buffer.from('header.payload');
+  const out = {{}};
+  const failure = (f) => {{ try {{ f(); return 'no error'; }} catch (e) {{ return [e.name, e.code]; }} }};
+  for (const [name, k] of Object.entries(KEYS)) {{
+    const digest = name === 'ed25519' ? null : name === 'p384' ? 'sha384' : 'sha256';
+    const publicKey = crypto.createPublicKey(k.spki);
+    const privateKey = crypto.createPrivateKey(k.pkcs8);
+    const details = publicKey.asymmetricKeyDetails;
+    if (details.publicExponent !== undefined) details.publicExponent = String(details.publicExponent);
+    const forms = [
+      crypto.createPublicKey({{ key: Buffer.from(k.spkiDer, 'base64'), format: 'der', type: 'spki' }}),
+      crypto.createPublicKey({{ key: k.jwk, format: 'jwk' }}),
+      crypto.createPublicKey(k.pkcs8),
+      crypto.createPublicKey(privateKey),
+      crypto.createPrivateKey({{ key: k.privateJwk, format: 'jwk' }}),
+    ];
+    if (k.other) forms.push(crypto.createPrivateKey(k.other));
+    const verify = (sig, options = {{}}) => crypto.verify(digest, data, {{ key: publicKey, ...options }}, Buffer.from(sig, 'base64'));
+    out[name] = {{
+      type: [publicKey.type, privateKey.type, publicKey.asymmetricKeyType, privateKey.asymmetricKeyType, details],
+      sameKey: forms.map((f) => (f.type === 'public' ? f : crypto.createPublicKey(f)).equals(publicKey)),
+      spki: publicKey.export({{ format: 'pem', type: 'spki' }}) === k.spki,
+      jwk: JSON.stringify(publicKey.export({{ format: 'jwk' }})),
+      pkcs8: privateKey.export({{ format: 'pem', type: 'pkcs8' }}) === k.pkcs8,
+      verifiesNode: verify(k.signature),
+      tampered: crypto.verify(digest, Buffer.from('other'), publicKey, Buffer.from(k.signature, 'base64')),
+      p1363: k.p1363 ? verify(k.p1363, {{ dsaEncoding: 'ieee-p1363' }}) : null,
+      pss: k.pss ? verify(k.pss, {{ padding: crypto.constants.RSA_PKCS1_PSS_PADDING }}) : null,
+      streaming: digest ? crypto.createVerify(digest).update('header.').update('payload').verify(k.spki, k.signature, 'base64') : null,
+      deterministic: name === 'rsa' || name === 'ed25519' ? crypto.sign(digest, data, privateKey).toString('base64') === k.signature : null,
+      signWithPublic: failure(() => crypto.sign(digest, data, publicKey)),
+    }};
+  }}
+  out.garbage = failure(() => crypto.createPublicKey('not a key'));
+  out.pbkdf2 = crypto.pbkdf2Sync('password', 'salt', 1000, 32, 'sha256').toString('hex');
+  out.pbkdf2Callback = await new Promise((resolve) => crypto.pbkdf2('password', 'salt', 2, 20, 'sha1', (e, key) => resolve(key.toString('hex'))));
+  out.scrypt = crypto.scryptSync('password', 'salt', 32, {{ N: 1024 }}).toString('hex');
+  out.hmacWithKeyObject = crypto.createHmac('sha256', crypto.createSecretKey(Buffer.from('key'))).update('x').digest('hex');
+  out.ours = Object.fromEntries(Object.entries(KEYS).map(([name, k]) => {{
+    const digest = name === 'ed25519' ? null : name === 'p384' ? 'sha384' : 'sha256';
+    return [name, digest ? crypto.createSign(digest).update(data).sign(k.pkcs8, 'base64') : crypto.sign(null, data, k.pkcs8).toString('base64')];
+  }}));
+  // Last: Node's OpenSSL keeps this failure queued and a later signature would report it.
+  out.scryptLimit = failure(() => crypto.scryptSync('p', 's', 32, {{ N: 1 << 20 }}));
+  return out;
+}}"#
+    );
+    let (mut node, mut here) = in_node_and_here(&probe).await;
+    let ours = here["ours"].take();
+    node["ours"].take();
+    assert_eq!(here, node);
+    assert_eq!(here["rsa"]["verifiesNode"], true, "{here:#}");
+    // Node verifies edgehook's signatures.
+    let checked = node_js(&format!(
+        "const crypto = require('crypto'); const KEYS = {made}; const ours = {ours}; const data = Buffer.from('header.payload'); console.log(Object.entries(KEYS).every(([name, k]) => crypto.verify(name === 'ed25519' ? null : name === 'p384' ? 'sha384' : 'sha256', data, k.spki, Buffer.from(ours[name], 'base64'))))"
+    ));
+    assert_eq!(checked.trim(), "true");
+}

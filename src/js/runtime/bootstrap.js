@@ -848,9 +848,237 @@
     new Uint8Array(array.buffer, array.byteOffset, array.byteLength).set(ops.op_edgehook_random_bytes(array.byteLength));
     return array;
   }
+  // ---- keys and signatures (src/js/keys.rs: ring) ------------------------------------------
+  const KEY_MATERIAL = Symbol("key material");
+  const KEY_DER = Symbol("key DER");
+  const KEY_PUBLIC_DER = Symbol("public key DER");
+  const b64 = (bytes) => Buffer.from(bytes).toString("base64");
+  function keyResult(result) {
+    if (result.code !== undefined) {
+      const ErrorClass = { ERR_OSSL_UNSUPPORTED: Error, ERR_EDGEHOOK_UNAVAILABLE: Error, ERR_CRYPTO_INVALID_SCRYPT_PARAMS: RangeError }[result.code] ?? TypeError;
+      throw nodeError(ErrorClass, result.code, result.message);
+    }
+    return result;
+  }
+  class KeyObject {
+    #type;
+    #der;
+    #publicDer;
+    #kind;
+    #details;
+    #secret;
+    constructor(type, material) {
+      if (material?.[KEY_MATERIAL] !== true) throw new TypeError("Illegal constructor");
+      this.#type = type;
+      ({ der: this.#der, publicDer: this.#publicDer, kind: this.#kind, details: this.#details, secret: this.#secret } = material);
+    }
+    get type() {
+      return this.#type;
+    }
+    get asymmetricKeyType() {
+      return this.#kind;
+    }
+    get asymmetricKeyDetails() {
+      if (this.#details === undefined) return undefined;
+      const details = { ...this.#details };
+      if (details.publicExponent !== undefined) details.publicExponent = BigInt(details.publicExponent);
+      return details;
+    }
+    get symmetricKeySize() {
+      return this.#secret?.length;
+    }
+    export(options = {}) {
+      if (this.#type === "secret") {
+        if (options.format === "jwk") return { kty: "oct", k: this.#secret.toString("base64url") };
+        return Buffer.from(this.#secret);
+      }
+      const format = options.format ?? "pem";
+      if (format !== "jwk") {
+        const allowed = this.#type === "public" ? ["spki"] : ["pkcs8"];
+        if (options.type === undefined) {
+          throw nodeError(TypeError, "ERR_INVALID_ARG_VALUE", `The property 'options.type' is invalid. Received undefined`);
+        }
+        if (!allowed.includes(options.type)) {
+          throw nodeError(Error, "ERR_EDGEHOOK_UNAVAILABLE", `exporting ${this.#type} keys as ${options.type} is not supported by edgehook functions (use ${allowed[0]})`);
+        }
+        if (options.cipher !== undefined) throw nodeError(Error, "ERR_EDGEHOOK_UNAVAILABLE", "encrypted key export is not supported by edgehook functions");
+      }
+      const result = keyResult(ops.op_edgehook_key_export(this.#der, this.#type === "private", format));
+      if (result.pem !== undefined) return result.pem;
+      if (result.der !== undefined) return Buffer.from(result.der, "base64");
+      // Node's member order.
+      const order = { RSA: ["kty", "n", "e"], EC: ["kty", "x", "y", "crv"], OKP: ["crv", "x", "kty"] }[result.jwk.kty] ?? [];
+      return Object.fromEntries(order.map((name) => [name, result.jwk[name]]));
+    }
+    equals(other) {
+      if (!(other instanceof KeyObject)) {
+        throw nodeError(TypeError, "ERR_INVALID_ARG_TYPE", `The "otherKeyObject" argument must be an instance of KeyObject. Received ${received(other)}`);
+      }
+      return other.type === this.#type && other[KEY_DER]() === this[KEY_DER]();
+    }
+    [KEY_DER]() {
+      return this.#type === "secret" ? this.#secret.toString("base64") : this.#der;
+    }
+    [KEY_PUBLIC_DER]() {
+      return this.#type === "private" ? this.#publicDer : this.#der;
+    }
+    get [Symbol.toStringTag]() {
+      return "KeyObject";
+    }
+  }
+  // Reads a key argument as Node does: a KeyObject, PEM text (string or Buffer), or
+  // `{ key, format: 'pem' | 'der' | 'jwk', type }`. Returns the KeyObject.
+  function toKeyObject(key, wanted) {
+    if (key instanceof KeyObject) {
+      if (wanted === "private" && key.type !== "private") {
+        throw nodeError(TypeError, "ERR_CRYPTO_INVALID_KEY_OBJECT_TYPE", `Invalid key object type ${key.type}, expected private.`);
+      }
+      if (wanted === "public" && key.type === "private") return publicOf(key);
+      return key;
+    }
+    const material = key !== null && typeof key === "object" && !ArrayBuffer.isView(key) && !(key instanceof ArrayBuffer) ? key : { key };
+    if (material.key instanceof KeyObject) return toKeyObject(material.key, wanted);
+    if (material.passphrase !== undefined) {
+      throw nodeError(Error, "ERR_EDGEHOOK_UNAVAILABLE", "encrypted private keys are not supported by edgehook functions");
+    }
+    let input;
+    if (material.format === "jwk") {
+      if (material.key === null || typeof material.key !== "object") {
+        throw nodeError(TypeError, "ERR_INVALID_ARG_TYPE", `The "key.key" property must be of type object. Received ${received(material.key)}`);
+      }
+      input = { jwk: material.key };
+    } else if (material.format === "der") {
+      input = { der: b64(bytesOf(material.key)), type: material.type ?? "spki" };
+    } else if (typeof material.key === "string" || ArrayBuffer.isView(material.key)) {
+      input = { pem: typeof material.key === "string" ? material.key : Buffer.from(material.key).toString() };
+    } else {
+      throw nodeError(
+        TypeError,
+        "ERR_INVALID_ARG_TYPE",
+        `The "key" argument must be of type string or an instance of ArrayBuffer, Buffer, TypedArray, DataView, KeyObject, or CryptoKey. Received ${received(material.key)}`,
+      );
+    }
+    const result = keyResult(ops.op_edgehook_key_import(input, wanted === "private"));
+    const object = new KeyObject(result.type, { [KEY_MATERIAL]: true, ...result });
+    if (wanted === "private" && object.type !== "private") {
+      throw nodeError(TypeError, "ERR_CRYPTO_INVALID_KEY_OBJECT_TYPE", `Invalid key object type public, expected private.`);
+    }
+    return wanted === "public" && object.type === "private" ? publicOf(object) : object;
+  }
+  function publicOf(privateKey) {
+    const result = keyResult(ops.op_edgehook_key_import({ der: privateKey[KEY_PUBLIC_DER](), type: "spki" }, false));
+    return new KeyObject("public", { [KEY_MATERIAL]: true, ...result });
+  }
+  function signatureOptions(key) {
+    const options = key !== null && typeof key === "object" && !(key instanceof KeyObject) && !ArrayBuffer.isView(key) ? key : {};
+    // PSS salts are as long as the digest, whatever `saltLength` says (ring's only form; JWT's
+    // PS256 uses it too).
+    return { pss: options.padding === 6, p1363: options.dsaEncoding === "ieee-p1363" };
+  }
+  function signWith(algorithm, data, key) {
+    const { pss, p1363 } = signatureOptions(key);
+    const keyObject = toKeyObject(key, "private");
+    const result = keyResult(ops.op_edgehook_sign(keyObject[KEY_DER](), algorithm ?? "", data, pss, p1363));
+    return Buffer.from(result.signature, "base64");
+  }
+  function verifyWith(algorithm, data, key, signature) {
+    const { pss, p1363 } = signatureOptions(key);
+    const keyObject = toKeyObject(key, "public");
+    return keyResult(ops.op_edgehook_verify(keyObject[KEY_DER](), algorithm ?? "", data, signature, pss, p1363)).valid;
+  }
+  class Sign {
+    #algorithm;
+    #chunks = [];
+    constructor(algorithm) {
+      this.#algorithm = String(algorithm);
+    }
+    update(data, encoding) {
+      this.#chunks.push(bytesOf(data, encoding).slice());
+      return this;
+    }
+    sign(key, encoding) {
+      return output(signWith(this.#algorithm, Buffer.concat(this.#chunks), key), encoding);
+    }
+  }
+  class Verify {
+    #algorithm;
+    #chunks = [];
+    constructor(algorithm) {
+      this.#algorithm = String(algorithm);
+    }
+    update(data, encoding) {
+      this.#chunks.push(bytesOf(data, encoding).slice());
+      return this;
+    }
+    verify(key, signature, encoding) {
+      return verifyWith(this.#algorithm, Buffer.concat(this.#chunks), key, bytesOf(signature, encoding));
+    }
+  }
+  // crypto.sign / crypto.verify: the one-shot forms (with a callback too).
+  function oneShot(run) {
+    return (...args) => {
+      const callback = typeof args[args.length - 1] === "function" ? args.pop() : undefined;
+      if (!callback) return run(...args);
+      let result, failure = null;
+      try {
+        result = run(...args);
+      } catch (error) {
+        failure = error;
+      }
+      setImmediate(() => (failure ? callback(failure) : callback(null, result)));
+      return undefined;
+    };
+  }
+  function derive(method, password, salt, options) {
+    const result = keyResult(ops.op_edgehook_derive(method, bytesOf(password), bytesOf(salt), options));
+    return Buffer.from(result.key, "base64");
+  }
+  function pbkdf2Sync(password, salt, iterations, keylen, digest) {
+    if (typeof digest !== "string") {
+      throw nodeError(TypeError, "ERR_INVALID_ARG_TYPE", `The "digest" argument must be of type string. Received ${received(digest)}`);
+    }
+    return derive("pbkdf2", password, salt, { iterations, keylen, digest });
+  }
+  function scryptSync(password, salt, keylen, options = {}) {
+    const cost = options.N ?? options.cost ?? 16384;
+    const r = options.r ?? options.blockSize ?? 8;
+    const p = options.p ?? options.parallelization ?? 1;
+    return derive("scrypt", password, salt, { keylen, N: cost, r, p, maxmem: options.maxmem ?? 32 << 20 });
+  }
+  const withCallback = (run, arity) =>
+    function (...args) {
+      const callback = args[arity];
+      if (typeof callback !== "function") {
+        throw nodeError(TypeError, "ERR_INVALID_ARG_TYPE", `The "callback" argument must be of type function. Received ${received(callback)}`);
+      }
+      let result, failure = null;
+      try {
+        result = run(...args.slice(0, arity));
+      } catch (error) {
+        failure = error;
+      }
+      setImmediate(() => (failure ? callback(failure) : callback(null, result)));
+    };
+
   const crypto = {
     createHash: (algorithm) => new Hash(algorithm),
-    createHmac: (algorithm, key) => new Hmac(algorithm, key),
+    createHmac: (algorithm, key) => new Hmac(algorithm, key instanceof KeyObject && key.type === "secret" ? key.export() : key),
+    createSign: (algorithm) => new Sign(algorithm),
+    createVerify: (algorithm) => new Verify(algorithm),
+    sign: oneShot((algorithm, data, key) => signWith(algorithm, bytesOf(data), key)),
+    verify: oneShot((algorithm, data, key, signature) => verifyWith(algorithm, bytesOf(data), key, bytesOf(signature))),
+    createPublicKey: (key) => toKeyObject(key, "public"),
+    createPrivateKey: (key) => toKeyObject(key, "private"),
+    createSecretKey: (key, encoding) => new KeyObject("secret", { [KEY_MATERIAL]: true, secret: Buffer.from(bytesOf(key, encoding)) }),
+    KeyObject,
+    Sign,
+    Verify,
+    pbkdf2Sync,
+    pbkdf2: withCallback(pbkdf2Sync, 5),
+    scryptSync,
+    scrypt: (password, salt, keylen, options, callback) =>
+      typeof options === "function" ? withCallback(scryptSync, 3)(password, salt, keylen, options) : withCallback(scryptSync, 4)(password, salt, keylen, options, callback),
+    constants: { RSA_PKCS1_PADDING: 1, RSA_NO_PADDING: 3, RSA_PKCS1_OAEP_PADDING: 4, RSA_PKCS1_PSS_PADDING: 6, RSA_PSS_SALTLEN_DIGEST: -1, RSA_PSS_SALTLEN_MAX_SIGN: -2, RSA_PSS_SALTLEN_AUTO: -2 },
     randomBytes,
     randomInt,
     randomUUID: () => ops.op_edgehook_random_uuid(),
