@@ -9,12 +9,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Module name as functions require it, and the package (path) that implements it.
-const MODULES: [(&str, &str); 7] = [
+const MODULES: [(&str, &str); 9] = [
     ("assert", "assert/"),
+    ("domain", "domain-browser"),
     ("events", "events/"),
     ("path", "path-browserify"),
     // Node's streams, as Node's streams working group publishes them for other runtimes.
     ("stream", "readable-stream"),
+    ("punycode", "punycode/"),
     ("string_decoder", "string_decoder/"),
     // The legacy API (parse, format, resolve); the runtime adds the WHATWG URL classes.
     ("url", "url/"),

@@ -32,7 +32,7 @@ impl ModuleKind {
             regex_lite::Regex::new(r#"(?m)^[ \t]*(export[ \t]+(default|const|let|var|function|async|class|\{|\*)|export[ \t]*\{|import[ \t]*(["'{*]|[A-Za-z_$][\w$]*[ \t]*(,|from)))"#)
                 .expect("valid regex")
         });
-        if esm.is_match(&strip_comments(source)) {
+        if esm.is_match(&strip_comments(source, Strings::Blank)) {
             ModuleKind::Esm
         } else {
             ModuleKind::CommonJs
@@ -40,9 +40,18 @@ impl ModuleKind {
     }
 }
 
-/// The source with `//` and `/* */` comments blanked (strings are left alone), so commented-out
-/// imports do not decide the module kind.
-fn strip_comments(source: &str) -> String {
+/// What `strip_comments` does with string literals.
+#[derive(Clone, Copy, PartialEq)]
+enum Strings {
+    /// Each becomes `"`, so text inside strings cannot look like code.
+    Blank,
+    /// They stay as written, for scans that read specifiers.
+    Keep,
+}
+
+/// The source with `//` and `/* */` comments removed (line breaks kept), so commented-out
+/// imports do not decide the module kind or count as missing modules.
+fn strip_comments(source: &str, strings: Strings) -> String {
     let bytes = source.as_bytes();
     let mut out = String::with_capacity(source.len());
     let mut i = 0;
@@ -50,20 +59,24 @@ fn strip_comments(source: &str) -> String {
     while i < bytes.len() {
         let c = bytes[i];
         if let Some(q) = quote {
+            // An escape takes the character after it along.
+            let mut chars = source[i..].chars();
+            let mut len = chars.next().map_or(1, char::len_utf8);
             if c == b'\\' {
-                i += 2;
-                continue;
-            }
-            if c == q || c == b'\n' {
+                len += chars.next().map_or(0, char::len_utf8);
+            } else if c == q || (c == b'\n' && q != b'`') {
                 quote = None;
             }
-            i += 1;
+            if strings == Strings::Keep {
+                out.push_str(&source[i..i + len]);
+            }
+            i += len;
             continue;
         }
         match c {
             b'"' | b'\'' | b'`' => {
                 quote = Some(c);
-                out.push('"');
+                out.push(if strings == Strings::Keep { c as char } else { '"' });
                 i += 1;
             }
             b'/' if bytes.get(i + 1) == Some(&b'/') => {
@@ -92,7 +105,7 @@ fn strip_comments(source: &str) -> String {
 }
 
 /// Node built-ins a function may import or require, with their named exports.
-pub const BUILTINS: [(&str, &[&str]); 34] = [
+pub const BUILTINS: [(&str, &[&str]); 37] = [
     (
         "querystring",
         &["parse", "stringify", "escape", "unescape", "decode", "encode"],
@@ -183,6 +196,11 @@ pub const BUILTINS: [(&str, &[&str]); 34] = [
         ],
     ),
     ("stream/promises", &["pipeline", "finished"]),
+    ("domain", &["create", "createDomain", "Domain", "active"]),
+    (
+        "punycode",
+        &["decode", "encode", "toASCII", "toUnicode", "ucs2", "version"],
+    ),
     ("assert", ASSERT_EXPORTS),
     (
         "zlib",
@@ -275,6 +293,12 @@ pub const BUILTINS: [(&str, &[&str]); 34] = [
         ],
     ),
     ("tty", &["isatty", "ReadStream", "WriteStream"]),
+    (
+        "console",
+        &[
+            "log", "info", "debug", "warn", "error", "trace", "dir", "table", "assert", "time", "timeEnd", "Console",
+        ],
+    ),
     ("module", &["createRequire", "builtinModules", "isBuiltin", "Module"]),
     ("fs", FS_EXPORTS),
     (
@@ -465,7 +489,7 @@ pub fn unavailable_modules(resolver: &Resolver, referrer: &str, source: &str) ->
         .expect("valid regex")
     });
     let mut out: Vec<String> = Vec::new();
-    for found in named.captures_iter(source) {
+    for found in named.captures_iter(&strip_comments(source, Strings::Keep)) {
         let Some(name) = found.get(1).or_else(|| found.get(2)).map(|m| m.as_str()) else {
             continue;
         };
@@ -642,7 +666,7 @@ fn collect_exports(
         return;
     };
     let raw = String::from_utf8_lossy(content);
-    let source = strip_comments(&raw);
+    let source = strip_comments(&raw, Strings::Blank);
     static PATTERNS: OnceLock<[regex_lite::Regex; 4]> = OnceLock::new();
     let [member, indexed, defined, reexport] = PATTERNS.get_or_init(|| {
         let regex = |pattern: &str| regex_lite::Regex::new(pattern).expect("valid regex");

@@ -9,7 +9,7 @@
 //! both need it.
 
 use super::module::{builtin_name, ModuleKind};
-use crate::package::{tree::normalize, CodeTree, Entry};
+use crate::package::{tree::normalize, CodeTree, Entry, TASK_ROOT};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -62,8 +62,13 @@ pub enum ResolveError {
     /// Node's `MODULE_NOT_FOUND` / `ERR_MODULE_NOT_FOUND`.
     #[error("{message}")]
     NotFound { code: &'static str, message: String },
-    #[error("Directory import '{path}' is not supported resolving ES modules imported from {referrer}")]
-    DirectoryImport { path: String, referrer: String },
+    #[error("Directory import '{path}' is not supported resolving ES modules imported from {referrer}{hint}")]
+    DirectoryImport {
+        path: String,
+        referrer: String,
+        /// Node's `\nDid you mean to import "..."?`, or empty.
+        hint: String,
+    },
     #[error(
         "Package subpath '{subpath}' is not defined by \"exports\" in {package}/package.json imported from {referrer}"
     )]
@@ -115,6 +120,28 @@ fn dirname(path: &str) -> &str {
         Some(i) => &path[..i],
         None => "/",
     }
+}
+
+/// What JavaScript's encodeURIComponent leaves as it is: letters, digits and `-_.!~*'()`.
+const URI_COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'!')
+    .remove(b'~')
+    .remove(b'*')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')');
+
+/// Node's `path.posix.relative` of two absolute, normalized paths.
+fn relative_path(from: &str, to: &str) -> String {
+    let from: Vec<&str> = from.split('/').filter(|p| !p.is_empty()).collect();
+    let to: Vec<&str> = to.split('/').filter(|p| !p.is_empty()).collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut parts: Vec<&str> = vec![".."; from.len() - common];
+    parts.extend(&to[common..]);
+    parts.join("/")
 }
 
 fn join(dir: &str, relative: &str) -> String {
@@ -231,6 +258,66 @@ impl Resolver {
 
     /// Resolves `specifier` as the module at `referrer` (an absolute path) asks for it.
     pub fn resolve(&self, specifier: &str, referrer: &str, mode: Mode) -> Result<Resolved, ResolveError> {
+        match (self.resolve_unhinted(specifier, referrer, mode), mode) {
+            (Err(mut error), Mode::Import) => {
+                let referrer = referrer.strip_prefix("file://").unwrap_or(referrer);
+                if let Some(found) = self.commonjs_hint(specifier, referrer) {
+                    let hint = format!("\nDid you mean to import {}?", serde_json::Value::from(found));
+                    match &mut error {
+                        ResolveError::NotFound { message, .. } => message.push_str(&hint),
+                        ResolveError::DirectoryImport { hint: slot, .. } => *slot = hint,
+                        _ => {}
+                    }
+                }
+                Err(error)
+            }
+            (outcome, _) => outcome,
+        }
+    }
+
+    /// What Node suggests when an import fails where `require` would have found a module
+    /// (`decorateErrorWithCommonJSHints` in Node 20's esm/resolve.js), as it does on Lambda:
+    /// a relative specifier is looked up from the working directory, /var/task (Node's
+    /// stand-in parent module has no file name), and shown relative to the importer.
+    fn commonjs_hint(&self, specifier: &str, referrer: &str) -> Option<String> {
+        let specifier = specifier.strip_prefix("file://").unwrap_or(specifier);
+        let relative =
+            specifier == "." || specifier == ".." || specifier.starts_with("./") || specifier.starts_with("../");
+        let from = if relative {
+            format!("{TASK_ROOT}/[eval]")
+        } else {
+            referrer.to_string()
+        };
+        let Ok(Resolved::File { path, .. }) = self.resolve_unhinted(specifier, &from, Mode::Require) else {
+            return None;
+        };
+        let found = if relative {
+            let shown = relative_path(dirname(referrer), &path);
+            if shown.starts_with("../") {
+                shown
+            } else {
+                format!("./{shown}")
+            }
+        } else if !specifier.starts_with('/') {
+            let package = specifier.split('/').next().unwrap_or(specifier);
+            let needle = format!("/node_modules/{package}/");
+            match path.rfind(&needle) {
+                Some(index) => {
+                    let rest: Vec<String> = path[index + needle.len()..]
+                        .split('/')
+                        .map(|part| percent_encoding::utf8_percent_encode(part, URI_COMPONENT).to_string())
+                        .collect();
+                    format!("{package}/{}", rest.join("/"))
+                }
+                None => format!("file://{path}"),
+            }
+        } else {
+            path
+        };
+        (found != specifier).then_some(found)
+    }
+
+    fn resolve_unhinted(&self, specifier: &str, referrer: &str, mode: Mode) -> Result<Resolved, ResolveError> {
         if let Some(name) = builtin_name(specifier) {
             return Ok(Resolved::Builtin(name));
         }
@@ -264,6 +351,7 @@ impl Resolver {
                         Err(ResolveError::DirectoryImport {
                             path: target,
                             referrer: referrer.to_string(),
+                            hint: String::new(),
                         })
                     } else {
                         Err(not_found())
@@ -356,10 +444,17 @@ impl Resolver {
         match mode {
             Mode::Require => Ok(self.load_as_file(&target)?.or(self.load_as_directory(&target)?)),
             Mode::Import if subpath == "." => self.legacy_main(package_dir),
-            Mode::Import => Ok(if self.is_file(&target) {
-                Some(self.file_at(target)?)
-            } else {
-                None
+            // The package is found: a subpath missing from it is an error, not a reason to
+            // look further up.
+            Mode::Import if self.is_file(&target) => Ok(Some(self.file_at(target)?)),
+            Mode::Import if self.is_dir(&target) => Err(ResolveError::DirectoryImport {
+                path: target,
+                referrer: referrer.to_string(),
+                hint: String::new(),
+            }),
+            Mode::Import => Err(ResolveError::NotFound {
+                code: "ERR_MODULE_NOT_FOUND",
+                message: format!("Cannot find module '{target}' imported from {referrer}"),
             }),
         }
     }

@@ -2123,7 +2123,9 @@ export const handler = async (e) => {
 }
 
 /// Bundles keep `require`s of Node modules on paths never taken: those modules load, and only
-/// a call tells the function it cannot have them.
+/// a call tells the function it cannot have them. http and https fail as Node does without a
+/// network: a request reports an `error` event (which the function may handle), and options
+/// Node refuses are thrown at once.
 #[tokio::test(flavor = "multi_thread")]
 async fn modules_that_cannot_be_honoured_load_and_throw_when_called() {
     let source = r#"
@@ -2132,14 +2134,32 @@ const { spawn } = require('node:child_process');
 class Keeper extends https.Agent {}
 exports.handler = async (e) => {
   const r = e.Records[0].cf.request;
-  if (r.uri === '/call') https.request({ host: 'example.com' });
+  if (r.uri === '/handled') {
+    const failed = await new Promise((resolve) =>
+      https.get('https://example.com/x', { agent: new Keeper({ keepAlive: true }) }, () => resolve('answered')).on('error', resolve));
+    r.uri = '/handled/' + failed.code;
+    return r;
+  }
+  if (r.uri === '/bad-header') https.request({ host: 'example.com', headers: { 'x-api-key': undefined } });
+  if (r.uri === '/call') https.request({ host: 'example.com' }).end();
   if (r.uri === '/spawn') spawn('ls');
-  r.uri = '/loaded/' + typeof Keeper + '/' + typeof https.get;
+  r.uri = '/loaded/' + typeof Keeper + '/' + typeof https.get + '/' + Object.prototype.toString.call(process).replace(' ', '-');
   return r;
 };"#;
     let pool = pool(vec![FunctionSpec::new("f", "index.js", source)]);
     let mut event = viewer_request();
-    assert_eq!(uri(pool.invoke("f", &event).await), "/loaded/function/function");
+    assert_eq!(
+        uri(pool.invoke("f", &event).await),
+        "/loaded/function/function/[object-process]"
+    );
+    event.cf_mut().request.uri = "/handled".into();
+    assert_eq!(uri(pool.invoke("f", &event).await), "/handled/ERR_EDGEHOOK_UNAVAILABLE");
+    event.cf_mut().request.uri = "/bad-header".into();
+    let refused = pool.invoke("f", &event).await.unwrap_err().to_string();
+    assert!(
+        refused.contains(r#"Invalid value "undefined" for header "x-api-key""#),
+        "{refused}"
+    );
     event.cf_mut().request.uri = "/call".into();
     let called = pool.invoke("f", &event).await.unwrap_err().to_string();
     assert!(
@@ -2642,4 +2662,58 @@ async function probe() {{
         "const crypto = require('crypto'); const KEYS = {made}; const ours = {ours}; const data = Buffer.from('header.payload'); console.log(Object.entries(KEYS).every(([name, k]) => crypto.verify(name === 'ed25519' ? null : name === 'p384' ? 'sha384' : 'sha256', data, k.spki, Buffer.from(ours[name], 'base64'))))"
     ));
     assert_eq!(checked.trim(), "true");
+}
+
+/// The outcome Node.js 20 gives a single-file function through tests/node/lambda-edge.mjs
+/// (Lambda's runtime rules), on the minimal viewer-request event.
+fn node_outcome(file_name: &str, source: &str) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(file_name);
+    std::fs::write(&file, source).unwrap();
+    let event = dir.path().join("event.json");
+    std::fs::write(&event, NODE_EVENT).unwrap();
+    let node = std::process::Command::new("node")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node/lambda-edge.mjs"))
+        .arg(&file)
+        .arg("index.handler")
+        .arg(&event)
+        .output()
+        .expect("Node.js (`node`, installed by scripts/setup) runs");
+    serde_json::from_slice(&node.stdout).unwrap_or_else(|_| panic!("node: {}", String::from_utf8_lossy(&node.stderr)))
+}
+
+/// An exception no code catches (thrown in a microtask, `process.nextTick` or a timer) and a
+/// rejection no code handles fail the invocation under way, as Lambda's Node.js runtime fails
+/// it; the instance goes on serving. Compared with Node.js 20.
+#[tokio::test(flavor = "multi_thread")]
+async fn uncaught_exceptions_and_unhandled_rejections_fail_the_invocation_as_on_node() {
+    let cases = [
+        "exports.handler = async (e) => { queueMicrotask(() => { throw new RangeError('in a microtask'); }); return e.Records[0].cf.request; };",
+        "exports.handler = (e, context, callback) => { process.nextTick(() => { throw new TypeError('in a tick'); }); };",
+        "exports.handler = (e, context, callback) => { setTimeout(() => { throw new SyntaxError('in a timer'); }, 1); };",
+        "exports.handler = async (e) => { Promise.reject(new Error('never handled')); await new Promise((r) => setTimeout(r, 5)); return e.Records[0].cf.request; };",
+        // Node reports a rejection after the turn in which the result was given: too late.
+        "exports.handler = async (e) => { Promise.reject(new Error('at once')); return e.Records[0].cf.request; };",
+        // Handled rejections are not uncaught: the handler's own, and one caught a moment later.
+        "exports.handler = async (e) => { const p = Promise.reject(new Error('caught')); await null; await p.catch(() => {}); throw new EvalError('its own'); };",
+    ];
+    for source in cases {
+        let node = node_outcome("index.js", source);
+        let node = match node["error"]["errorType"].as_str() {
+            Some(kind) => format!("{kind}: {}", node["error"]["errorMessage"].as_str().unwrap_or_default()),
+            None => format!("request {}", node["result"]["uri"].as_str().unwrap_or_default()),
+        };
+        let pool = pool(vec![FunctionSpec::new("f", "index.js", source)]);
+        let here = match pool.invoke("f", &viewer_request_to("/")).await {
+            Err(error) => format!("{}: {}", error.error_type, error.message),
+            Ok(Outcome::Request(RequestOutcome::Continue { request, .. })) => format!("request {}", request.uri),
+            Ok(other) => format!("{other:?}"),
+        };
+        assert_eq!(here, node, "{source}");
+    }
+    // The instance stays: the next call answers (a fresh one would be no proof).
+    let source = "let calls = 0;\nexports.handler = async (e) => { calls += 1; const r = e.Records[0].cf.request; if (calls === 1) { queueMicrotask(() => { throw new Error('first'); }); } else { await new Promise((done) => setTimeout(done, 1)); r.uri = '/call/' + calls; } return r; };";
+    let pool = pool(vec![FunctionSpec::new("f", "index.js", source)]);
+    assert_eq!(pool.invoke("f", &viewer_request()).await.unwrap_err().message, "first");
+    assert_eq!(uri(pool.invoke("f", &viewer_request()).await), "/call/2");
 }

@@ -14,6 +14,10 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::oneshot;
 
+/// How long a function's top-level code may run when an instance is built: Lambda's init
+/// phase limit, 10 s whatever the function's timeout (loading the AWS SDK takes seconds).
+const INIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How long an idle JS thread polls for the next job before parking.
 const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
 
@@ -176,7 +180,9 @@ impl Worker {
             None
         };
         let result = Instance::new(spec.clone(), snapshot, |handle| {
-            let armed = self.supervisor.arm(self.index, Instant::now() + spec.timeout, handle);
+            let armed = self
+                .supervisor
+                .arm(self.index, Instant::now() + spec.timeout.max(INIT_TIMEOUT), handle);
             seq = Some(armed);
             armed
         })
@@ -184,7 +190,8 @@ impl Worker {
         let stopped = seq.is_some_and(|seq| self.disarm(seq));
         let result = match result {
             Err(Failure::Load(message)) if stopped => Err(Failure::Load(format!(
-                "{message} (its top-level code ran past the timeout)"
+                "{message} (its top-level code ran past {} s)",
+                spec.timeout.max(INIT_TIMEOUT).as_secs()
             ))),
             other => other,
         };

@@ -66,12 +66,22 @@ pub enum PackageError {
 }
 
 /// The files of a function's code, by their path inside the package (`dist/app.js`).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Package {
     files: BTreeMap<String, Bytes>,
     digest: String,
-    zipped_size: u64,
+    /// The size of `to_zip`'s archive, or of the zip it was read from; made on first need,
+    /// as deflating a large layer costs more than reading it.
+    zipped_size: std::sync::OnceLock<u64>,
 }
+
+impl PartialEq for Package {
+    fn eq(&self, other: &Package) -> bool {
+        self.files == other.files
+    }
+}
+
+impl Eq for Package {}
 
 impl std::fmt::Debug for Package {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -190,13 +200,12 @@ impl Builder {
         let mut package = Package {
             files: self.files,
             digest: String::new(),
-            zipped_size: 0,
+            zipped_size: std::sync::OnceLock::new(),
         };
         package.digest = package.compute_digest();
-        package.zipped_size = match zipped_size {
-            Some(size) => size,
-            None => package.to_zip().len() as u64,
-        };
+        if let Some(size) = zipped_size {
+            let _ = package.zipped_size.set(size);
+        }
         package.check_zipped(self.limits, "for a function package")?;
         Ok(package)
     }
@@ -210,10 +219,9 @@ impl Package {
         let mut package = Package {
             files,
             digest: String::new(),
-            zipped_size: 0,
+            zipped_size: std::sync::OnceLock::new(),
         };
         package.digest = package.compute_digest();
-        package.zipped_size = package.to_zip().len() as u64;
         package
     }
 
@@ -344,14 +352,36 @@ impl Package {
 
     /// Refuses the package if it is larger zipped than `limits` allow.
     pub fn check_zipped(&self, limits: Limits, what: &'static str) -> Result<(), PackageError> {
-        if self.zipped_size > limits.zipped {
+        // A package whose files would fit stored (not deflated) fits zipped: no need to deflate.
+        if self.zipped_size.get().is_none() && self.stored_zip_bound() <= limits.zipped {
+            return Ok(());
+        }
+        let size = self.zipped_size();
+        if size > limits.zipped {
             return Err(PackageError::ZippedTooLarge {
-                size: self.zipped_size,
+                size,
                 limit: limits.zipped,
                 what,
             });
         }
         Ok(())
+    }
+
+    /// At least the size of `to_zip`'s archive: each file as deflate's worst case (stored
+    /// blocks: 5 bytes per 16 KiB at most, plus a final block) with its local and central
+    /// headers (each at most 46 bytes, the name and 36 bytes of extra fields), and the end
+    /// record.
+    fn stored_zip_bound(&self) -> u64 {
+        const ENTRY_OVERHEAD: u64 = 2 * (46 + 36) + 16;
+        const END_RECORD: u64 = 22;
+        self.files
+            .iter()
+            .map(|(path, content)| {
+                let len = content.len() as u64;
+                len + len / 1024 + 2 * path.len() as u64 + ENTRY_OVERHEAD
+            })
+            .sum::<u64>()
+            + END_RECORD
     }
 
     fn compute_digest(&self) -> String {
@@ -371,7 +401,7 @@ impl Package {
     }
 
     pub fn zipped_size(&self) -> u64 {
-        self.zipped_size
+        *self.zipped_size.get_or_init(|| self.to_zip().len() as u64)
     }
 
     pub fn file(&self, path: &str) -> Option<&Bytes> {

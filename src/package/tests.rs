@@ -104,6 +104,25 @@ fn viewer_events_take_packages_up_to_one_megabyte_zipped() {
     assert!(Package::from_zip(b"PK\x03\x04 not really", Limits::ORIGIN).is_err());
 }
 
+/// A directory is deflated to check its zipped size only when it might not fit: the bound
+/// used instead must never be below the real archive's size.
+#[test]
+fn the_zipped_size_bound_is_never_below_the_archive() {
+    let noise: Vec<u8> = (0..(1 << 20) + 7).map(|_| rand::random::<u8>()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index.js"), "exports.handler = 1").unwrap();
+    std::fs::write(dir.path().join("noise.bin"), &noise).unwrap();
+    for n in 0..200 {
+        std::fs::write(dir.path().join(format!("tiny-file-with-a-long-name-{n}.txt")), "x").unwrap();
+    }
+    let package = Package::from_dir(dir.path(), Limits::ORIGIN).unwrap();
+    assert!(package.stored_zip_bound() >= package.to_zip().len() as u64);
+    // 1 MiB of noise does not fit the viewer's 1 MiB zipped, bound or not.
+    assert!(Package::from_dir(dir.path(), Limits::VIEWER).is_err());
+    std::fs::remove_file(dir.path().join("noise.bin")).unwrap();
+    assert!(Package::from_dir(dir.path(), Limits::VIEWER).is_ok());
+}
+
 #[test]
 fn a_directory_is_read_whole_and_its_symlinks_may_not_leave_it() {
     let dir = tempfile::tempdir().unwrap();

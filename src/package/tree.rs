@@ -105,7 +105,7 @@ impl CodeTree {
         let package = Package {
             files: Default::default(),
             digest: String::new(),
-            zipped_size: 0,
+            zipped_size: std::sync::OnceLock::new(),
         };
         CodeTree::new(Arc::new(package), Vec::new())
     }

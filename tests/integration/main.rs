@@ -8,6 +8,7 @@ mod support;
 mod admin;
 mod caching;
 mod cli;
+mod corpus;
 mod deploy;
 mod directory;
 mod dns;

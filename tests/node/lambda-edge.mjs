@@ -7,12 +7,19 @@
 // `.mjs`, `.cjs`) and imported; the export is called with the event, a context and a callback,
 // and the first of the callback or the returned promise settles the call. Prints one JSON
 // line: {"result": ...} or {"error": {"errorType": ..., "errorMessage": ...}}.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
-const [dir, handler, eventFile] = process.argv.slice(2);
-const print = (value) => process.stdout.write(JSON.stringify(value) + "\n");
+const [dir, handler, eventFile] = process.argv.slice(2).map((arg, i) => (i === 1 ? arg : path.resolve(arg)));
+// Lambda runs a function with its package as the working directory (/var/task); a single
+// file's is its directory.
+process.chdir(existsSync(dir) && statSync(dir).isFile() ? path.dirname(dir) : dir);
+// Standard output carries the outcome alone: what functions log goes to standard error.
+for (const level of ["log", "info", "debug"]) console[level] = console.error;
+process.stdout.write = process.stderr.write.bind(process.stderr);
+// Written synchronously: the process exits right after, whatever timers a function left.
+const print = (value) => writeSync(1, JSON.stringify(value) + "\n");
 const failure = (error) => ({
   error: {
     errorType: error?.name ?? "Error",
@@ -20,12 +27,22 @@ const failure = (error) => ({
   },
 });
 
+// As Lambda's runtime: an uncaught exception, or a rejection nobody handles, fails the call.
+process.on("uncaughtException", (error) => {
+  print(failure(error));
+  process.exit(0);
+});
+process.on("unhandledRejection", (reason) => {
+  print({ error: { errorType: "Runtime.UnhandledPromiseRejection", errorMessage: String(reason) } });
+  process.exit(0);
+});
+
 try {
   const dot = handler.lastIndexOf(".");
   const [moduleName, exportName] = [handler.slice(0, dot), handler.slice(dot + 1)];
-  const file = [".js", ".mjs", ".cjs"]
-    .map((extension) => path.join(dir, moduleName + extension))
-    .find((candidate) => existsSync(candidate));
+  const file = statSync(dir).isFile()
+    ? dir
+    : [".js", ".mjs", ".cjs"].map((extension) => path.join(dir, moduleName + extension)).find((candidate) => existsSync(candidate));
   if (!file) throw Object.assign(new Error(`Cannot find module '${moduleName}'`), { name: "Runtime.ImportModuleError" });
   const module = await import(pathToFileURL(file).href);
   const handle = module[exportName] ?? module.default?.[exportName];
@@ -48,7 +65,11 @@ try {
     const returned = handle(event, context, (error, value) => (error ? reject(error) : resolve(value)));
     if (returned && typeof returned.then === "function") returned.then(resolve, reject);
   });
-  print({ result: result ?? null });
+  // Lambda@Edge's first rule on a result: the request, or a response (with a status).
+  if (result === null || typeof result !== "object" || (!("status" in result) && !("uri" in result))) {
+    throw Object.assign(new Error("the result is neither a request nor a response"), { name: "LambdaValidationError" });
+  }
+  print({ result });
 } catch (error) {
   print(failure(error));
 }

@@ -177,3 +177,31 @@ fn a_js_file_is_esm_by_its_package_type_else_by_its_syntax() {
     assert_eq!(r.kind("/var/task/index.js"), Ok(FileKind::CommonJs));
     assert_eq!(r.kind("/var/task/esm/main.mjs"), Ok(FileKind::Esm));
 }
+
+/// Node 20 adds to a failed import what `require` would have found, looking up relative
+/// specifiers from the working directory (/var/task on Lambda); the messages here are Node's
+/// for the same tree, run with its package as the working directory.
+#[test]
+fn a_failed_import_suggests_what_require_would_find_as_node_does() {
+    let r = resolver();
+    let from = "/var/task/esm/main.mjs";
+    let message = |specifier: &str| r.resolve(specifier, from, Mode::Import).unwrap_err().to_string();
+    assert_eq!(
+        message("./lib"),
+        "Cannot find module '/var/task/esm/lib' imported from /var/task/esm/main.mjs\nDid you mean to import \"../lib/index.js\"?"
+    );
+    assert_eq!(
+        message("../lib"),
+        "Directory import '/var/task/lib' is not supported resolving ES modules imported from /var/task/esm/main.mjs"
+    );
+    assert_eq!(
+        message("plain/other"),
+        "Cannot find module '/var/task/node_modules/plain/other' imported from /var/task/esm/main.mjs\nDid you mean to import \"plain/other.js\"?"
+    );
+    // require's own failures are as they were.
+    assert!(!r
+        .resolve("./lib", from, Mode::Require)
+        .unwrap_err()
+        .to_string()
+        .contains("Did you mean"));
+}

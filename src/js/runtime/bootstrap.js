@@ -50,6 +50,7 @@
   const FunctionCall = Function.prototype.call;
   const StringIndexOf = FunctionCall.bind(String.prototype.indexOf);
   const StringSlice = FunctionCall.bind(String.prototype.slice);
+  const PromiseThen = FunctionCall.bind(Promise.prototype.then);
   const ProxyConstructor = Proxy;
   const {
     get: ReflectGet,
@@ -136,6 +137,34 @@
     timeLabels.delete(label);
     if (start !== undefined) ops.op_edgehook_log(1, `${label}: ${Date.now() - start}ms`);
   };
+  // Node's Console writing formatted lines to the streams it is given (loggers build their own
+  // over process.stdout and process.stderr, which reach the function's log).
+  class Console {
+    constructor(stdout, stderr) {
+      const options = stdout !== null && typeof stdout === "object" && typeof stdout.write !== "function" ? stdout : { stdout, stderr };
+      if (!options.stdout || typeof options.stdout.write !== "function") {
+        throw nodeError(TypeError, "ERR_CONSOLE_WRITABLE_STREAM", "The \"stdout\" argument must be a writable stream");
+      }
+      const out = options.stdout;
+      const err = options.stderr && typeof options.stderr.write === "function" ? options.stderr : out;
+      const line = (stream) => (...args) => {
+        stream.write(format(args) + "\n");
+      };
+      for (const name of ["log", "info", "debug", "dir", "table"]) this[name] = line(out);
+      for (const name of ["warn", "error", "trace"]) this[name] = line(err);
+      this.assert = (condition, ...args) => {
+        if (!condition) err.write("Assertion failed" + (args.length ? ": " + format(args) : "") + "\n");
+      };
+      const labels = new Map();
+      this.time = (label = "default") => labels.set(label, Date.now());
+      this.timeEnd = (label = "default") => {
+        const start = labels.get(label);
+        labels.delete(label);
+        if (start !== undefined) out.write(`${label}: ${Date.now() - start}ms\n`);
+      };
+    }
+  }
+  console.Console = Console;
 
   // ---- timers ---------------------------------------------------------------------------
   const timers = new Map();
@@ -1242,6 +1271,213 @@
       },
     );
   }
+  // Node 20's http.STATUS_CODES.
+  const HTTP_STATUS_TEXT = {
+    100: "Continue",
+    101: "Switching Protocols",
+    102: "Processing",
+    103: "Early Hints",
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    203: "Non-Authoritative Information",
+    204: "No Content",
+    205: "Reset Content",
+    206: "Partial Content",
+    207: "Multi-Status",
+    208: "Already Reported",
+    226: "IM Used",
+    300: "Multiple Choices",
+    301: "Moved Permanently",
+    302: "Found",
+    303: "See Other",
+    304: "Not Modified",
+    305: "Use Proxy",
+    307: "Temporary Redirect",
+    308: "Permanent Redirect",
+    400: "Bad Request",
+    401: "Unauthorized",
+    402: "Payment Required",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    407: "Proxy Authentication Required",
+    408: "Request Timeout",
+    409: "Conflict",
+    410: "Gone",
+    411: "Length Required",
+    412: "Precondition Failed",
+    413: "Payload Too Large",
+    414: "URI Too Long",
+    415: "Unsupported Media Type",
+    416: "Range Not Satisfiable",
+    417: "Expectation Failed",
+    418: "I'm a Teapot",
+    421: "Misdirected Request",
+    422: "Unprocessable Entity",
+    423: "Locked",
+    424: "Failed Dependency",
+    425: "Too Early",
+    426: "Upgrade Required",
+    428: "Precondition Required",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    451: "Unavailable For Legal Reasons",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+    505: "HTTP Version Not Supported",
+    506: "Variant Also Negotiates",
+    507: "Insufficient Storage",
+    508: "Loop Detected",
+    509: "Bandwidth Limit Exceeded",
+    510: "Not Extended",
+    511: "Network Authentication Required",
+  };
+  // http and https without egress: what Node does when no connection can be made. Agents are
+  // made as usual and a request reports its failure as an `error` event after it is made, so a
+  // client library handles it as any network failure (retries, then its own error) rather than
+  // crashing on a throw no Node code expects.
+  function offlineHttp(name) {
+    const EventEmitter = builtinModule("events");
+    const egressError = (call) =>
+      nodeError(Error, "ERR_EDGEHOOK_UNAVAILABLE", `${name}.${call} is not available to edgehook functions: ${UNAVAILABLE[name]}`);
+    class Agent extends EventEmitter {
+      constructor(options = {}) {
+        super();
+        this.options = { ...options };
+        this.keepAlive = Boolean(options.keepAlive);
+        this.maxSockets = options.maxSockets ?? Infinity;
+        this.sockets = {};
+        this.freeSockets = {};
+        this.requests = {};
+      }
+      destroy() {}
+    }
+    const protocol = name === "https" ? "https:" : "http:";
+    // Node checks a request's options as it makes it, and throws what it finds wrong.
+    const TOKEN = /^[\^_`a-zA-Z\-0-9!#$%&'*+.|~]+$/;
+    const validateName = (header) => {
+      if (typeof header !== "string" || !header || !TOKEN.test(header)) {
+        throw nodeError(TypeError, "ERR_INVALID_HTTP_TOKEN", `Header name must be a valid HTTP token ["${header}"]`);
+      }
+    };
+    const validateValue = (header, value) => {
+      if (value === undefined) {
+        throw nodeError(TypeError, "ERR_HTTP_INVALID_HEADER_VALUE", `Invalid value "${value}" for header "${header}"`);
+      }
+      if ((Array.isArray(value) ? value : [value]).some((one) => /[^\t\x20-\x7e\x80-\xff]/.test(String(one)))) {
+        throw nodeError(TypeError, "ERR_INVALID_CHAR", `Invalid character in header content ["${header}"]`);
+      }
+    };
+    class ClientRequest extends EventEmitter {
+      #headers = new Map();
+      constructor(call, options = {}) {
+        super();
+        const wanted = options.protocol ?? protocol;
+        if (wanted !== protocol) {
+          throw nodeError(TypeError, "ERR_INVALID_PROTOCOL", `Protocol "${wanted}" not supported. Expected "${protocol}"`);
+        }
+        const method = options.method ?? "GET";
+        if (typeof method !== "string" || !TOKEN.test(method)) {
+          throw nodeError(TypeError, "ERR_INVALID_HTTP_TOKEN", `Method must be a valid HTTP token ["${method}"]`);
+        }
+        this.method = method.toUpperCase();
+        this.path = options.path ?? "/";
+        this.host = options.hostname ?? options.host ?? "localhost";
+        this.protocol = protocol;
+        if (options.headers && !Array.isArray(options.headers)) {
+          for (const [header, value] of Object.entries(options.headers)) this.setHeader(header, value);
+        }
+        this.destroyed = false;
+        this.writable = true;
+        process.nextTick(() => {
+          if (this.destroyed) return;
+          this.destroyed = true;
+          this.emit("error", egressError(call));
+          this.emit("close");
+        });
+      }
+      setHeader(header, value) {
+        validateName(header);
+        validateValue(header, value);
+        this.#headers.set(header.toLowerCase(), value);
+        return this;
+      }
+      getHeader(header) {
+        return this.#headers.get(String(header).toLowerCase());
+      }
+      getHeaders() {
+        return Object.fromEntries(this.#headers);
+      }
+      hasHeader(header) {
+        return this.#headers.has(String(header).toLowerCase());
+      }
+      removeHeader(header) {
+        this.#headers.delete(String(header).toLowerCase());
+      }
+      write(chunk, encoding, callback) {
+        const done = typeof encoding === "function" ? encoding : callback;
+        if (typeof done === "function") process.nextTick(done);
+        return true;
+      }
+      end(chunk, encoding, callback) {
+        const done = [chunk, encoding, callback].find((argument) => typeof argument === "function");
+        if (done) process.nextTick(done);
+        return this;
+      }
+      flushHeaders() {}
+      setTimeout(_, callback) {
+        if (typeof callback === "function") this.once("timeout", callback);
+        return this;
+      }
+      setNoDelay() {}
+      setSocketKeepAlive() {}
+      abort() {
+        this.destroy();
+      }
+      destroy(error) {
+        if (this.destroyed) return this;
+        this.destroyed = true;
+        process.nextTick(() => {
+          if (error) this.emit("error", error);
+          this.emit("close");
+        });
+        return this;
+      }
+    }
+    // request(url[, options][, callback]) or request(options[, callback]), as Node reads them.
+    const request = (call) => (...args) => {
+      const callback = args.find((argument) => typeof argument === "function");
+      let options = {};
+      if (typeof args[0] === "string" || args[0] instanceof URL) {
+        const url = new URL(args[0]);
+        options = { protocol: url.protocol, hostname: url.hostname, port: url.port, path: url.pathname + url.search };
+        args.shift();
+      }
+      if (args[0] !== null && typeof args[0] === "object") options = { ...options, ...args[0] };
+      const made = new ClientRequest(call, options);
+      if (callback) made.once("response", callback);
+      return made;
+    };
+    const get = (...args) => request("get")(...args).end();
+    const unavailable = unavailableModule(name);
+    const module = {
+      Agent,
+      globalAgent: new Agent(),
+      ClientRequest,
+      request: request("request"),
+      get,
+      STATUS_CODES: { ...HTTP_STATUS_TEXT },
+      METHODS: ["ACL", "BIND", "CHECKOUT", "CONNECT", "COPY", "DELETE", "GET", "HEAD", "LINK", "LOCK", "M-SEARCH", "MERGE", "MKACTIVITY", "MKCALENDAR", "MKCOL", "MOVE", "NOTIFY", "OPTIONS", "PATCH", "POST", "PROPFIND", "PROPPATCH", "PURGE", "PUT", "QUERY", "REBIND", "REPORT", "SEARCH", "SOURCE", "SUBSCRIBE", "TRACE", "UNBIND", "UNLINK", "UNLOCK", "UNSUBSCRIBE"],
+      maxHeaderSize: 16384,
+    };
+    // Servers and anything else: loads, throws when called.
+    return new Proxy(module, { get: (target, key) => (hasOwn(target, key) ? target[key] : unavailable[key]) });
+  }
   // Node's url.fileURLToPath and url.pathToFileURL (POSIX).
   function fileURLToPath(input) {
     let url = input;
@@ -1283,10 +1519,13 @@
     "path/posix": () => loadPackaged("path"),
     string_decoder: () => loadPackaged("string_decoder"),
     stream: () => loadPackaged("stream"),
+    domain: () => loadPackaged("domain"),
+    punycode: () => loadPackaged("punycode"),
     "stream/promises": () => builtinModule("stream").promises,
     assert: () => loadPackaged("assert"),
     "assert/strict": () => builtinModule("assert").strict,
     process: () => globalThis.process,
+    console: () => globalThis.console,
     util: () => {
       const util = loadPackaged("util");
       return { ...util, format: nodeFormat(util.inspect), TextEncoder, TextDecoder };
@@ -1298,6 +1537,8 @@
     },
   };
   for (const name of Object.keys(UNAVAILABLE)) LAZY[name] = () => unavailableModule(name);
+  LAZY.http = () => offlineHttp("http");
+  LAZY.https = () => offlineHttp("https");
   const lazyLoaded = new Map();
   const hasOwn = (object, key) => Object.prototype.hasOwnProperty.call(object, key);
   const builtinNames = () => [...Object.keys(BUILTINS), ...Object.keys(LAZY)];
@@ -1337,7 +1578,6 @@
   const dirnameOf = (path) => path.slice(0, Math.max(path.lastIndexOf("/"), 1)) || "/";
   const fileUrl = (path) => "file://" + path.split("/").map(encodeURIComponent).join("/");
   const pathOfUrl = (url) => decodeURIComponent(new URL(url).pathname);
-  let mainModule;
   function resolveModule(specifier, referrer, isImport) {
     if (typeof specifier !== "string") {
       throw nodeError(TypeError, "ERR_INVALID_ARG_TYPE", `The "id" argument must be of type string. Received ${received(specifier)}`);
@@ -1376,11 +1616,13 @@
     };
     moduleRequire.resolve.paths = (id) => (builtinModule(id) !== undefined ? null : ["/var/task/node_modules", "/opt/nodejs/node_modules"]);
     moduleRequire.cache = moduleCache;
-    ObjectDefineProperty(moduleRequire, "main", { get: () => mainModule, enumerable: true });
+    // Lambda loads the handler's module from its runtime, an ES module: `require.main` is
+    // undefined, so `if (require.main === module)` (a local dev server, say) is false there.
+    moduleRequire.main = undefined;
     moduleRequire.extensions = Object.freeze({ ".js": null, ".json": null, ".node": null });
     return moduleRequire;
   }
-  function loadModule(path, kind, parent, main = false) {
+  function loadModule(path, kind, parent) {
     const cached = moduleCache[path];
     if (cached !== undefined) return cached;
     if (kind === "esm") {
@@ -1390,10 +1632,7 @@
         `require() of ES Module ${path}${parent ? ` from ${parent.filename}` : ""} is not supported by edgehook functions. Use import() instead (edgehook follows Node.js 20 before require(esm))`,
       );
     }
-    const module = new Module(main ? "." : path, parent);
-    module.filename = path;
-    module.path = dirnameOf(path);
-    if (main) mainModule = module;
+    const module = new Module(path, parent);
     moduleCache[path] = module;
     if (parent) parent.children.push(module);
     let loaded = false;
@@ -1426,7 +1665,7 @@
   }
   // The function's CommonJS (or JSON) main module.
   function requireMain(path) {
-    return loadModule(path, path.endsWith(".json") ? "json" : "cjs", undefined, true).exports;
+    return loadModule(path, path.endsWith(".json") ? "json" : "cjs", undefined).exports;
   }
   // ---- fs: the function's code tree, read-only, and an in-memory /tmp --------------------
   // Hand-written over the code-tree ops: the package is shared by every instance outside the
@@ -2459,12 +2698,63 @@
     else if (indexWanted) mark = "i" + mark;
     return partRead ? "p" + mark : mark;
   }
-  const failValue = (error) => readMark("F") + errorJson(error);
+  // What Lambda's runtime does with an exception no code catches (one thrown in a microtask or
+  // timer) and a rejection no code handles: the invocation under way fails with it
+  // (`Runtime.UnhandledPromiseRejection` for a rejection). `invoking` runs from the handler's
+  // call to its result; `pendingFail` fails an invocation waiting on the event loop.
+  let invoking = false;
+  let uncaught = null;
+  let pendingFail = null;
+  // The handler's own promise: its rejection is the invocation's failure, not an unhandled one.
+  let invocationPromise = null;
+  function noteUncaught(error) {
+    if (pendingFail !== null) {
+      const fail = pendingFail;
+      pendingFail = null;
+      fail(error);
+    } else if (invoking) {
+      uncaught ??= { error };
+    } else {
+      ops.op_edgehook_log(3, "Uncaught " + formatException(error).replace(/^Uncaught /, ""));
+    }
+  }
+  function unhandledRejection(reason) {
+    let message;
+    try {
+      message = String(reason);
+    } catch {
+      message = UNREADABLE_ERROR.message;
+    }
+    const error = new Error(message);
+    error.name = "Runtime.UnhandledPromiseRejection";
+    return error;
+  }
+  // Ends the invocation; an uncaught error met during it is its outcome. Rejections still
+  // queued when the handler settles are not its concern: Node reports them after the turn in
+  // which the result was given, as the event loop here does (logged, see `bind`).
+  function endInvocation() {
+    invoking = false;
+    const found = uncaught;
+    uncaught = null;
+    return found;
+  }
+  const ignore = () => {};
+  const failValue = (error) => {
+    const found = endInvocation();
+    // The handler's rejected promise was read, not handled: handling it takes it off the
+    // engine's list of unhandled rejections.
+    if (invocationPromise !== null) PromiseThen(invocationPromise, undefined, ignore);
+    invocationPromise = null;
+    return readMark("F") + errorJson(found !== null ? found.error : error);
+  };
   // Callback-style invocations settle with a marked object, so that a handler's own result can
   // never be mistaken for a marker string.
   const kMarker = Symbol("edgehook.marker");
   const marked = (text) => ({ [kMarker]: text });
   function settleValue(value) {
+    invocationPromise = null;
+    const found = endInvocation();
+    if (found !== null) return failValue(found.error);
     try {
       if (value !== null && typeof value === "object" && typeof value[kMarker] === "string") return value[kMarker];
     } catch (error) {
@@ -2472,7 +2762,21 @@
     }
     return resultJson(value, "N");
   }
-  const chain = (promise) => promise.then(settleValue, failValue);
+  // A pending invocation: settles with its handler, or fails with an uncaught error first.
+  function chain(promise) {
+    if (uncaught !== null) return Promise.resolve(failValue(uncaught.error));
+    return new Promise((resolve) => {
+      let finished = false;
+      const end = (outcome) => (value) => {
+        if (finished) return;
+        finished = true;
+        pendingFail = null;
+        resolve(outcome(value));
+      };
+      pendingFail = end(failValue);
+      promise.then(end(settleValue), end(failValue));
+    });
+  }
 
   // Whether `handler` can reach its context object, its second argument; decided once per
   // handler from its source. One that cannot gets undefined in its place: building the context
@@ -2522,6 +2826,9 @@
   // header sits in it (`,name:start:end` per header). `partJson`: the event's seldom-read part
   // held back likewise (see `holdPart`).
   function invoke(handler, eventJson, info, requestId, deadline, listHeaders, headersJson, headersIndex, partJson) {
+    invoking = true;
+    uncaught = null;
+    pendingFail = null;
     waitDeadline = deadline;
     heldBackRead = false;
     indexWanted = false;
@@ -2561,11 +2868,13 @@
       }
       try {
         if (returned !== null && typeof returned === "object" && typeof returned.then === "function") {
-          return returned instanceof Promise ? returned : Promise.resolve(returned);
+          invocationPromise = returned instanceof Promise ? returned : Promise.resolve(returned);
+          return invocationPromise;
         }
       } catch (error) {
         return failValue(error); // a proxy whose traps throw
       }
+      invoking = false;
       return resultJson(returned, "N");
     }
     // (event, context, callback): the callback settles the invocation, unless the handler
@@ -2620,6 +2929,9 @@
 
   function setEnv(env) {
     const processObject = {
+      // Libraries tell Node by `Object.prototype.toString.call(process)` (axios picks its
+      // http adapter so).
+      [Symbol.toStringTag]: "process",
       env: Object.assign(Object.create(null), env),
       // The Node.js release whose behaviour the runtime follows (its tests compare with it).
       version: "v20.20.2",
@@ -2712,10 +3024,18 @@
     // text with this. Without it, it asks the engine, whose conversion of a value that cannot
     // be turned into a string (a proxy whose traps throw) fails, and deno_core then panics.
     ops.op_set_format_exception_callback(formatException);
-    // A rejection nobody handles is logged; it must not fail a later invocation.
+    // Uncaught errors fail the invocation under way (see `noteUncaught`); a rejection found
+    // after its invocation ended is logged and must not fail a later one.
     core.setUnhandledPromiseRejectionHandler((promise, reason) => {
-      ops.op_edgehook_log(3, "Unhandled promise rejection: " + inspect(reason));
+      if (pendingFail !== null || invoking) noteUncaught(unhandledRejection(reason));
+      else ops.op_edgehook_log(3, "Unhandled promise rejection: " + inspect(reason));
       return true;
+    });
+    // An exception thrown in a microtask or timer: as above while an invocation is under way;
+    // after it ended (a timer left by a callback answering early), the event loop reports it.
+    core.setReportExceptionCallback((error) => {
+      if (pendingFail !== null || invoking) noteUncaught(error);
+      else core.reportUnhandledException(error);
     });
     delete globalThis.Deno;
     delete globalThis.__bootstrap;
