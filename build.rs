@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Module name as functions require it, and the package (path) that implements it.
-const MODULES: [(&str, &str); 9] = [
+const MODULES: [(&str, &str); 10] = [
     ("assert", "assert/"),
     ("domain", "domain-browser"),
     ("events", "events/"),
@@ -21,6 +21,9 @@ const MODULES: [(&str, &str); 9] = [
     // The legacy API (parse, format, resolve); the runtime adds the WHATWG URL classes.
     ("url", "url/"),
     ("util", "util/"),
+    // Node's deep equality (the `assert` package's copy of Node's comparisons), for
+    // util.isDeepStrictEqual.
+    ("util-comparisons", "assert/build/internal/util/comparisons"),
 ];
 
 /// Modules a package's bundle takes from the runtime rather than bundling its own copy, so

@@ -334,6 +334,7 @@ pub const BUILTINS: [(&str, &[&str]); 37] = [
             "TextEncoder",
             "TextDecoder",
             "isArray",
+            "isDeepStrictEqual",
         ],
     ),
     // These load, but their members throw when called (`UNAVAILABLE` in bootstrap.js); their

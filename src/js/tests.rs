@@ -2717,3 +2717,33 @@ async fn uncaught_exceptions_and_unhandled_rejections_fail_the_invocation_as_on_
     assert_eq!(pool.invoke("f", &viewer_request()).await.unwrap_err().message, "first");
     assert_eq!(uri(pool.invoke("f", &viewer_request()).await), "/call/2");
 }
+
+/// `util.isDeepStrictEqual` answers as Node 20's does, case by case.
+#[tokio::test(flavor = "multi_thread")]
+async fn is_deep_strict_equal_answers_as_node() {
+    let source = r#"
+const { isDeepStrictEqual } = require('node:util');
+exports.handler = async (e) => {
+  const r = e.Records[0].cf.request;
+  const cycle = { a: 1 }; cycle.self = cycle;
+  const cycle2 = { a: 1 }; cycle2.self = cycle2;
+  const pairs = [
+    [{ a: [1, 2, { b: 3 }] }, { a: [1, 2, { b: 3 }] }], [{ a: 1 }, { a: '1' }], [1, '1'], [NaN, NaN], [0, -0],
+    [[1, 2], [2, 1]], [new Map([[1, { x: 1 }]]), new Map([[1, { x: 1 }]])], [new Set([1, 2]), new Set([2, 1])],
+    [new Date(5), new Date(5)], [new Date(5), new Date(6)], [/a/g, /a/g], [/a/g, /a/i], [Buffer.from('ab'), Buffer.from('ab')],
+    [new Uint8Array([1]), Buffer.from([1])], [Object.create(null), {}], [{ a: undefined }, {}], [[1, , 3], [1, undefined, 3]],
+    [cycle, cycle2], [new Error('x'), new Error('x')], [Symbol.for('s'), Symbol.for('s')], [{ [Symbol.for('k')]: 1 }, {}],
+    [new Number(1), new Number(1)], [new String('a'), 'a'], [[1, 2, 3], { 0: 1, 1: 2, 2: 3, length: 3 }],
+  ];
+  r.headers['x-probe'] = [{ value: Buffer.from(JSON.stringify(pairs.map(([a, b]) => isDeepStrictEqual(a, b)))).toString('base64') }];
+  return r;
+};"#;
+    let node = node_outcome("index.js", source);
+    let node = node["result"]["headers"]["x-probe"][0]["value"]
+        .as_str()
+        .unwrap_or_else(|| panic!("node: {node}"))
+        .to_string();
+    let here = header(&run_file("index.js", source).await.unwrap(), "x-probe");
+    let decode = |text: &str| String::from_utf8(crate::js::ops::base64_decode_lenient(text)).unwrap();
+    assert_eq!(decode(&here), decode(&node));
+}

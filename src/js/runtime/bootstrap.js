@@ -1528,7 +1528,9 @@
     console: () => globalThis.console,
     util: () => {
       const util = loadPackaged("util");
-      return { ...util, format: nodeFormat(util.inspect), TextEncoder, TextDecoder };
+      // Loaded on first call: the comparisons take `types` from this module.
+      const isDeepStrictEqual = (a, b) => loadPackaged("util-comparisons").isDeepStrictEqual(a, b);
+      return { ...util, format: nodeFormat(util.inspect), isDeepStrictEqual, TextEncoder, TextDecoder };
     },
     // Node's url: the legacy API from its npm package beside the WHATWG classes.
     url: () => {
