@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Module name as functions require it, and the package (path) that implements it.
-const MODULES: [(&str, &str); 10] = [
+const MODULES: [(&str, &str); 11] = [
     ("assert", "assert/"),
     ("domain", "domain-browser"),
     ("events", "events/"),
@@ -24,6 +24,8 @@ const MODULES: [(&str, &str); 10] = [
     // Node's deep equality (the `assert` package's copy of Node's comparisons), for
     // util.isDeepStrictEqual.
     ("util-comparisons", "assert/build/internal/util/comparisons"),
+    // Node's util.inspect, extracted from Node for other runtimes.
+    ("util-inspect", "node-inspect-extracted"),
 ];
 
 /// Modules a package's bundle takes from the runtime rather than bundling its own copy, so

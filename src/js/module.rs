@@ -335,6 +335,8 @@ pub const BUILTINS: [(&str, &[&str]); 37] = [
             "TextDecoder",
             "isArray",
             "isDeepStrictEqual",
+            "formatWithOptions",
+            "stripVTControlCharacters",
         ],
     ),
     // These load, but their members throw when called (`UNAVAILABLE` in bootstrap.js); their

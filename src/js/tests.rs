@@ -2261,6 +2261,11 @@ async function probe() {
   out.push(await new Promise((resolve) => back(1, (err, v) => resolve([err, v]))));
   out.push(util.types.isPromise(Promise.resolve()), util.types.isDate(new Date()), util.types.isRegExp(/x/), util.isArray([]));
   out.push(typeof util.deprecate(() => 1, 'old'), typeof util.TextEncoder, util.inspect({ nested: { deeper: { deepest: { gone: 1 } } } }));
+  out.push(util.inspect(new Map([[1, { a: [1, 2, { b: 3 }] }]])), util.inspect(new Set([1, 'a'])), util.inspect(10n), util.inspect(new Date(0)));
+  out.push(util.inspect([1, , 3]), util.inspect(Buffer.from('ab')), util.inspect(Buffer.alloc(60, 1)), util.inspect(Buffer.alloc(0)), util.inspect(Symbol('s')), util.inspect(function foo() {}), util.inspect(class A {}));
+  out.push(util.inspect(-0), util.inspect(Object.create(null)), util.inspect(new Uint8Array(3)), util.inspect(new Error('boom')).split('\n')[0]);
+  out.push(util.inspect({ a: 'x'.repeat(100), b: [1, 2, 3] }, { depth: 0 }), util.inspect('x', { colors: true }), util.format('%o', [1, { a: 2 }]));
+  out.push(util.inspect(Array.from({ length: 120 }, (_, i) => i)).length, util.inspect({ s: new Set([[1, 2]]), m: new Map([['k', new Map()]]) }, { depth: 4 }));
   return out;
 }"#;
     let (node, here) = in_node_and_here(probe).await;

@@ -330,6 +330,14 @@
     toJSON() {
       return { type: "Buffer", data: Array.from(this) };
     }
+    // How util.inspect and console show a Buffer in Node: `<Buffer 61 62>`, 50 bytes at most.
+    [Symbol.for("nodejs.util.inspect.custom")]() {
+      const shown = Math.min(50, this.length);
+      const remaining = this.length - 50;
+      let text = decodeBytes(this.subarray(0, shown), "hex").replace(/(.{2})/g, "$1 ").trim();
+      if (remaining > 0) text += ` ... ${remaining} more byte${remaining > 1 ? "s" : ""}`;
+      return `<Buffer ${text}>`;
+    }
     equals(other) {
       return Buffer.compare(this, other) === 0;
     }
@@ -1173,54 +1181,6 @@
     tty,
   };
   const packagedLoaded = new Map();
-  // util.format as Node 20 has it (the npm package's follows Node 0.x: no %i, %j, %c, and
-  // %s never inspects), over the package's inspect.
-  function nodeFormat(inspectObject) {
-    const asString = (value) => {
-      if (typeof value === "bigint") return `${value}n`;
-      if (typeof value === "number" && Object.is(value, -0)) return "-0";
-      if (typeof value === "object" && value !== null) {
-        const own = value.toString !== Object.prototype.toString && value.toString !== Array.prototype.toString;
-        return own && !(value instanceof Error) ? String(value) : inspectObject(value, { depth: 0 });
-      }
-      return String(value);
-    };
-    const asNumber = (value, integer) => {
-      if (typeof value === "bigint") return `${value}n`;
-      if (typeof value === "symbol" || (typeof value === "object" && value !== null)) return "NaN";
-      const n = integer ? parseInt(value) : Number(value);
-      return Object.is(n, -0) ? "-0" : String(n);
-    };
-    return function format(first, ...args) {
-      if (typeof first !== "string") {
-        return [first, ...args].map((value) => (typeof value === "string" ? value : inspectObject(value))).join(" ");
-      }
-      let next = 0;
-      const text = first.replace(/%[sdifjoOc%]/g, (spec) => {
-        if (spec === "%%") return "%";
-        if (next >= args.length) return spec;
-        const value = args[next++];
-        switch (spec) {
-          case "%s": return asString(value);
-          case "%d": return asNumber(value, false);
-          case "%i": return asNumber(value, true);
-          case "%f": return typeof value === "symbol" ? "NaN" : String(parseFloat(value));
-          case "%j":
-            try {
-              return jsonStringify(value);
-            } catch {
-              return "[Circular]";
-            }
-          case "%o": return inspectObject(value, { showHidden: true, depth: 4 });
-          case "%O": return inspectObject(value);
-          case "%c": return "";
-        }
-        return spec;
-      });
-      const rest = args.slice(next).map((value) => (typeof value === "string" ? value : inspectObject(value)));
-      return [text, ...rest].join(" ");
-    };
-  }
   // A module taken from an npm package (build.rs: its CommonJS comes from an op), compiled and
   // run in this instance once.
   function loadPackaged(name) {
@@ -1530,7 +1490,8 @@
       const util = loadPackaged("util");
       // Loaded on first call: the comparisons take `types` from this module.
       const isDeepStrictEqual = (a, b) => loadPackaged("util-comparisons").isDeepStrictEqual(a, b);
-      return { ...util, format: nodeFormat(util.inspect), isDeepStrictEqual, TextEncoder, TextDecoder };
+      const { inspect, format, formatWithOptions, stripVTControlCharacters } = loadPackaged("util-inspect");
+      return { ...util, inspect, format, formatWithOptions, stripVTControlCharacters, isDeepStrictEqual, TextEncoder, TextDecoder };
     },
     // Node's url: the legacy API from its npm package beside the WHATWG classes.
     url: () => {
