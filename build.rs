@@ -50,6 +50,10 @@ fn main() {
         println!("cargo:rerun-if-changed={}", source.join(file).display());
     }
     println!("cargo:rerun-if-changed=build.rs");
+    // Two brotli decoders export the same C functions: pingora's brotli 3 (whose decompressor
+    // always exports them) and deno_web's brotli 6 (built with `ffi-api`). Nothing calls them by
+    // their C names (both crates are used through Rust), so the linker may keep either copy.
+    println!("cargo:rustc-link-arg=-Wl,--allow-multiple-definition");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let work = out.join("node");
     std::fs::create_dir_all(&work).expect("create $OUT_DIR/node");
@@ -93,6 +97,63 @@ fn main() {
     }
     table.push_str("];\n");
     std::fs::write(out.join("packaged_modules.rs"), table).expect("write packaged_modules.rs");
+    embed_extension_scripts(&out);
+}
+
+/// Crates whose extension scripts the runtime loads (src/js/web.rs), and this crate's own.
+const EXTENSION_CRATES: [&str; 5] = ["deno_webidl", "deno_web", "deno_crypto", "deno_fetch", "edgehook"];
+
+/// deno_core records an extension's scripts by the absolute path they had when their crate was
+/// compiled and reads them from there, so a binary copied to another machine would not find
+/// them. This writes `$OUT_DIR/extension_scripts.rs`: a function from that path to the script
+/// embedded in the binary, for every script of the crates above.
+fn embed_extension_scripts(out: &Path) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .args(["metadata", "--offline", "--format-version", "1"])
+        .output()
+        .unwrap_or_else(|e| panic!("cargo metadata could not start: {e}"));
+    if !output.status.success() {
+        panic!("cargo metadata failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).expect("cargo metadata prints JSON");
+    let packages = metadata["packages"].as_array().expect("cargo metadata lists packages");
+    let mut arms = String::new();
+    for name in EXTENSION_CRATES {
+        let package = packages
+            .iter()
+            .find(|package| package["name"] == name)
+            .unwrap_or_else(|| panic!("{name} is not a dependency"));
+        let manifest = Path::new(package["manifest_path"].as_str().expect("a manifest path"));
+        let root = manifest.parent().expect("a crate directory");
+        let dirs = if name == "edgehook" {
+            vec![root.join("src/js/runtime/deno_net")]
+        } else {
+            vec![root.to_path_buf()]
+        };
+        for dir in dirs {
+            let mut scripts: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+                .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+                .filter(|path| path.extension().is_some_and(|ext| ext == "js"))
+                .collect();
+            scripts.sort();
+            for script in scripts {
+                let path = script.display().to_string();
+                if name == "edgehook" {
+                    println!("cargo:rerun-if-changed={path}");
+                }
+                arms.push_str(&format!(
+                    "        {path:?} => Some(deno_core::ascii_str_include!({path:?})),\n"
+                ));
+            }
+        }
+    }
+    let code = format!(
+        "/// The extension script deno_core recorded at `path`, embedded (written by build.rs).\n\
+         pub fn embedded_script(path: &str) -> Option<deno_core::FastStaticString> {{\n    match path {{\n{arms}        _ => None,\n    }}\n}}\n"
+    );
+    std::fs::write(out.join("extension_scripts.rs"), code).expect("write extension_scripts.rs");
 }
 
 fn run(command: &mut Command, what: &str) {

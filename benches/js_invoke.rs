@@ -130,6 +130,7 @@ fn main() {
             queue: 64,
             max_wait: Duration::from_secs(1),
             snapshot: true,
+            name_servers: Vec::new(),
         },
     )
     .expect("the function loads");
@@ -173,6 +174,7 @@ fn main() {
             queue: 64,
             max_wait: Duration::from_secs(1),
             snapshot: true,
+            name_servers: Vec::new(),
         },
     )
     .expect("the function loads");
@@ -226,6 +228,7 @@ fn cold_start_and_memory() {
         queue: 64,
         max_wait: Duration::from_secs(1),
         snapshot: true,
+        name_servers: Vec::new(),
     };
     // A first pool so one-time engine and allocator growth is not counted as the functions'.
     drop(JsPool::start(specs("warmup"), &options).expect("functions load"));
@@ -316,6 +319,7 @@ fn profile_calls(calls: u64) {
             queue: 64,
             max_wait: Duration::from_secs(10),
             snapshot: true,
+            name_servers: Vec::new(),
         },
     )
     .expect("the functions load");

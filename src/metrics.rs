@@ -18,6 +18,9 @@ pub struct Metrics {
     pub function_errors: IntCounterVec,
     pub function_throttles: IntCounterVec,
     pub function_duration: HistogramVec,
+    pub egress_requests: IntCounterVec,
+    pub egress_refused: IntCounterVec,
+    pub egress_seconds: HistogramVec,
     pub js_threads_replaced: IntCounter,
     pub js_threads_crashed: IntCounter,
     pub js_threads_stuck: IntGauge,
@@ -27,6 +30,12 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         // Registration only fails on duplicate names or invalid label names, which are fixed here.
+        let histogram_vec = |name: &str, help: &str, buckets: Vec<f64>, labels: &[&str]| {
+            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+                .expect("valid metric definition");
+            registry.register(Box::new(h.clone())).expect("unique metric name");
+            h
+        };
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
             registry.register(Box::new(c.clone())).expect("unique metric name");
@@ -52,34 +61,30 @@ impl Metrics {
             "Cache outcomes: hit, miss, stale (served stale), revalidated, uncacheable, bypass.",
             &["result"],
         );
-        let origin_latency = HistogramVec::new(
-            HistogramOpts::new(
-                "edgehook_origin_response_seconds",
-                "Time from choosing an origin to its response header.",
-            )
-            .buckets(vec![
+        let origin_latency = histogram_vec(
+            "edgehook_origin_response_seconds",
+            "Time from choosing an origin to its response header.",
+            vec![
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-            ]),
+            ],
             &["origin"],
-        )
-        .expect("valid metric definition");
-        registry
-            .register(Box::new(origin_latency.clone()))
-            .expect("unique metric name");
-        let function_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "edgehook_function_duration_seconds",
-                "Function invocation time, queueing included.",
-            )
-            .buckets(vec![
+        );
+        let function_duration = histogram_vec(
+            "edgehook_function_duration_seconds",
+            "Function invocation time, queueing included.",
+            vec![
                 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0,
-            ]),
+            ],
             &["function", "event_type"],
-        )
-        .expect("valid metric definition");
-        registry
-            .register(Box::new(function_duration.clone()))
-            .expect("unique metric name");
+        );
+        let egress_seconds = histogram_vec(
+            "edgehook_function_egress_seconds",
+            "Time from a function's outbound request to its response's head (or failure).",
+            vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ],
+            &["function"],
+        );
         Metrics {
             requests,
             cache,
@@ -111,6 +116,17 @@ impl Metrics {
                 &["function"],
             ),
             function_duration,
+            egress_requests: counter_vec(
+                "edgehook_function_egress_requests_total",
+                "Outbound requests of functions that went out, by host and status class (1xx-5xx, error, cancelled).",
+                &["function", "host", "status_class"],
+            ),
+            egress_refused: counter_vec(
+                "edgehook_function_egress_refused_total",
+                "Outbound requests of functions that the egress policy refused.",
+                &["function", "host"],
+            ),
+            egress_seconds,
             js_threads_replaced: counter(
                 "edgehook_js_threads_replaced_total",
                 "JS threads replaced because a script ran on past its stop.",

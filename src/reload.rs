@@ -76,6 +76,7 @@ impl Reloader {
             queue: 1,
             max_wait: Duration::from_secs(1),
             snapshot: true,
+            name_servers: Vec::new(),
         };
         for function in &changed {
             JsPool::start(vec![FunctionSpec::from(*function)], &probe)

@@ -288,6 +288,7 @@ fn start_functions(config: &Config) -> Result<Option<Arc<JsPool>>, ServeError> {
         queue: config.runtime.queue,
         max_wait: config.runtime.max_wait,
         snapshot: true,
+        name_servers: config.server.resolver.clone(),
     };
     let started = std::time::Instant::now();
     let pool = JsPool::start(specs, &options).map_err(ServeError::Functions)?;

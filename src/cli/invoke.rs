@@ -46,6 +46,13 @@ pub struct InvokeArgs {
     /// An environment variable for `process.env`, as KEY=VALUE (repeatable).
     #[arg(long = "env", value_name = "KEY=VALUE")]
     env: Vec<String>,
+    /// A destination outbound requests may reach, as HOST:PORT (`api.example.com:443`,
+    /// `*.amazonaws.com:443`, `127.0.0.1:9000`; repeatable). Default: none.
+    #[arg(long = "egress", value_name = "HOST:PORT")]
+    egress: Vec<String>,
+    /// CA certificates (PEM) outbound TLS trusts besides the system's.
+    #[arg(long = "ca-file", value_name = "PEM")]
+    ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -135,6 +142,13 @@ fn spec(args: &InvokeArgs) -> Result<FunctionSpec, String> {
             .ok_or_else(|| format!("--env `{pair}` is not KEY=VALUE"))?;
         spec.env.insert(key.to_string(), value.to_string());
     }
+    let mut egress = crate::config::Egress::none("--egress");
+    egress.rules = crate::config::EgressRules::parse(&args.egress, "--egress".into())
+        .map_err(|problems| format!("--egress {}", problems.join("; ")))?;
+    if let Some(ca_file) = &args.ca_file {
+        egress.ca = crate::tls::load_certificates(ca_file).map_err(|e| format!("--ca-file: {e}"))?;
+    }
+    spec.egress = std::sync::Arc::new(crate::js::Egress::new(egress));
     Ok(spec)
 }
 
@@ -173,6 +187,7 @@ pub fn invoke(args: InvokeArgs) -> ExitCode {
         max_wait: Duration::from_secs(1),
         // One instance: building the engine snapshot would cost more than it saves.
         snapshot: false,
+        name_servers: Vec::new(),
     };
     let pool = match JsPool::start(vec![spec], &options) {
         Ok(pool) => pool,
@@ -185,7 +200,19 @@ pub fn invoke(args: InvokeArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return usage(format!("cannot start a runtime: {e}")),
     };
-    match runtime.block_on(pool.invoke(&name, &event)) {
+    let (result, outbound) = runtime.block_on(pool.invoke_reported(&name, &event));
+    for call in &outbound.calls {
+        eprintln!(
+            "edgehook: outbound call to {}: {} ({:.1} ms)",
+            call.host,
+            match call.outcome {
+                crate::js::CallOutcome::Status(status) => status.to_string(),
+                other => other.class().to_string(),
+            },
+            call.elapsed.as_secs_f64() * 1e3
+        );
+    }
+    match result {
         Ok(outcome) => {
             print_json(&outcome.to_json());
             ExitCode::SUCCESS

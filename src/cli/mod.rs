@@ -95,6 +95,7 @@ fn load_functions(config: &config::Config) -> Vec<String> {
         max_wait: std::time::Duration::from_secs(1),
         // One instance: building the engine snapshot would cost more than it saves.
         snapshot: false,
+        name_servers: Vec::new(),
     };
     config
         .functions

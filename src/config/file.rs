@@ -40,6 +40,10 @@ pub struct RuntimeFile {
     pub threads: Option<i64>,
     pub queue: Option<i64>,
     pub max_wait: Option<String>,
+    /// Defaults for every function's `egress`, `egress_max_response`, `egress_concurrency`.
+    pub egress: Option<Vec<String>>,
+    pub egress_max_response: Option<String>,
+    pub egress_concurrency: Option<i64>,
 }
 
 /// `[functions.NAME]`.
@@ -54,6 +58,11 @@ pub struct FunctionFile {
     pub concurrency: Option<i64>,
     #[serde(default)]
     pub layers: Vec<String>,
+    pub egress: Option<Vec<String>>,
+    pub egress_max_response: Option<String>,
+    pub egress_concurrency: Option<i64>,
+    /// CA certificates (PEM) its outbound TLS trusts besides the system's.
+    pub ca_file: Option<String>,
 }
 
 /// `[layers.NAME]`.

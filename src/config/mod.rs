@@ -1,6 +1,7 @@
 //! Configuration: the TOML file format (`file`), the validated model (`model`) and the checks
 //! between them (`validate`). `load` is the only entry point the rest of the program uses.
 
+pub mod egress;
 pub mod file;
 pub mod model;
 pub mod pattern;

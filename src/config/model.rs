@@ -1,6 +1,7 @@
 //! The validated, internal configuration. Built only by `validate`; every value here is already
 //! checked, so the rest of the program never re-parses or second-guesses it.
 
+pub use super::egress::{EgressHost, EgressRefusal, EgressRule, EgressRules};
 use super::pattern::PathPattern;
 use crate::edge::EventType;
 use crate::package::{CodeTree, Package};
@@ -30,6 +31,39 @@ pub struct Runtime {
     pub threads: usize,
     pub queue: usize,
     pub max_wait: Duration,
+    /// What a function's egress is when it sets none of its own.
+    pub egress: Egress,
+}
+
+/// Where a function's outbound requests may go, and their bounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Egress {
+    pub rules: EgressRules,
+    /// Largest response body a function may receive, in bytes.
+    pub max_response: usize,
+    /// Outbound requests of one function (all its instances) in flight at once.
+    pub concurrency: usize,
+    /// Extra trusted CA certificates (DER), besides the system's.
+    pub ca: Vec<Vec<u8>>,
+}
+
+impl Egress {
+    /// Lambda@Edge's largest response a function may generate, a fair bound on what it reads.
+    pub const DEFAULT_MAX_RESPONSE: usize = 6 << 20;
+    pub const DEFAULT_CONCURRENCY: usize = 64;
+
+    /// No egress at all: the default, and what a refusal of every request names `setting`.
+    pub fn none(setting: &str) -> Egress {
+        Egress {
+            rules: EgressRules {
+                rules: Vec::new(),
+                setting: setting.to_string(),
+            },
+            max_response: Egress::DEFAULT_MAX_RESPONSE,
+            concurrency: Egress::DEFAULT_CONCURRENCY,
+            ca: Vec::new(),
+        }
+    }
 }
 
 /// A function: its code (a file, a directory or a zip) is read into a package when the config
@@ -45,6 +79,7 @@ pub struct Function {
     pub memory: usize,
     pub env: BTreeMap<String, String>,
     pub concurrency: usize,
+    pub egress: Egress,
 }
 
 /// A layer (`[layers.NAME]`): files a function sees under `/opt`, as on Lambda.

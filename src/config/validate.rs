@@ -97,7 +97,9 @@ pub fn validate(file: &FileConfig, base: &Path) -> Result<Config, Vec<Problem>> 
     let functions: BTreeMap<String, Function> = file
         .functions
         .iter()
-        .filter_map(|(name, f)| function(name, f, base, &layers, &mut problems).map(|f| (name.clone(), f)))
+        .filter_map(|(name, f)| {
+            function(name, f, base, &layers, &runtime.egress, &mut problems).map(|f| (name.clone(), f))
+        })
         .collect();
     viewer_package_limits(&behaviors, &functions, &mut problems);
     if problems.0.is_empty() {
@@ -664,10 +666,74 @@ fn runtime(file: &RuntimeFile, problems: &mut Problems) -> Runtime {
         }
     };
     let max_wait = problems.duration(root.key("max_wait"), &file.max_wait, Duration::from_millis(100));
+    let egress = egress(
+        &root,
+        EgressFile {
+            egress: &file.egress,
+            max_response: &file.egress_max_response,
+            concurrency: file.egress_concurrency,
+            ca_file: &None,
+        },
+        &Egress::none("[runtime] egress"),
+        Path::new("."),
+        problems,
+    );
     Runtime {
         threads,
         queue,
         max_wait,
+        egress,
+    }
+}
+
+/// The egress settings of a `[functions.NAME]` or `[runtime]` table.
+struct EgressFile<'a> {
+    egress: &'a Option<Vec<String>>,
+    max_response: &'a Option<String>,
+    concurrency: Option<i64>,
+    ca_file: &'a Option<String>,
+}
+
+/// The egress of a table whose unset keys take `default`'s values.
+fn egress(path: &KeyPath, file: EgressFile, default: &Egress, base: &Path, problems: &mut Problems) -> Egress {
+    let rules = match file.egress {
+        None => default.rules.clone(),
+        Some(list) => {
+            let setting = format!("[{path}] egress");
+            EgressRules::parse(list, setting).unwrap_or_else(|errors| {
+                for error in errors {
+                    problems.add(path.key("egress"), error);
+                }
+                EgressRules::default()
+            })
+        }
+    };
+    let max_response = problems.size(path.key("egress_max_response"), file.max_response, default.max_response);
+    if max_response == 0 || max_response > 1 << 30 {
+        problems.add(path.key("egress_max_response"), "must be more than 0 and at most 1GiB");
+    }
+    let concurrency = match file.concurrency {
+        None => default.concurrency,
+        Some(n) if (1..=10_000).contains(&n) => n as usize,
+        Some(n) => {
+            problems.add(
+                path.key("egress_concurrency"),
+                format!("{n} is not between 1 and 10000"),
+            );
+            1
+        }
+    };
+    let ca = match file.ca_file {
+        None => default.ca.clone(),
+        Some(ca) => problems
+            .check(path.key("ca_file"), tls::load_certificates(&resolve_file(base, ca)))
+            .unwrap_or_default(),
+    };
+    Egress {
+        rules,
+        max_response,
+        concurrency,
+        ca,
     }
 }
 
@@ -730,9 +796,22 @@ fn function(
     file: &FunctionFile,
     base: &Path,
     layers: &BTreeMap<String, Layer>,
+    default_egress: &Egress,
     problems: &mut Problems,
 ) -> Option<Function> {
     let path = KeyPath::parse("functions").key(name);
+    let egress = egress(
+        &path,
+        EgressFile {
+            egress: &file.egress,
+            max_response: &file.egress_max_response,
+            concurrency: file.egress_concurrency,
+            ca_file: &file.ca_file,
+        },
+        default_egress,
+        base,
+        problems,
+    );
     if !valid_name(name) {
         problems.add(path.clone(), "function names use up to 64 letters, digits, `-` and `_`");
     }
@@ -837,6 +916,7 @@ fn function(
         memory,
         env: file.env.clone(),
         concurrency,
+        egress,
     })
 }
 

@@ -57,14 +57,20 @@ pub struct Deployments {
     code_changes: parking_lot::Mutex<()>,
 }
 
-fn spec_of(name: &str, key: &str, version: &str, code: &FunctionCode, concurrency: usize) -> FunctionSpec {
+/// A version's (or `$LATEST`'s) code and settings as stored, with what the config says of the
+/// function now (`configured`): its concurrency, and its egress, which is the operator's policy
+/// for every version rather than part of what a version freezes.
+fn spec_of(name: &str, key: &str, version: &str, code: &FunctionCode, configured: Option<&Function>) -> FunctionSpec {
     let mut spec = FunctionSpec::packaged(name, code.code_tree(), &code.handler);
     spec.key = key.into();
     spec.version = version.into();
     spec.timeout = Duration::from_millis(code.timeout_ms);
     spec.memory = code.memory;
     spec.env = code.env.clone();
-    spec.concurrency = concurrency;
+    if let Some(function) = configured {
+        spec.concurrency = function.concurrency;
+        spec.egress = Arc::new(crate::js::Egress::new(function.egress.clone()));
+    }
     spec
 }
 
@@ -168,8 +174,8 @@ impl Deployments {
     }
 
     fn register_latest(&self, name: &str, code: &FunctionCode) {
-        let concurrency = self.configured.read().get(name).map_or(1000, |f| f.concurrency);
-        self.pool.register(spec_of(name, name, "$LATEST", code, concurrency));
+        let spec = spec_of(name, name, "$LATEST", code, self.configured.read().get(name));
+        self.pool.register(spec);
     }
 
     /// Loads version `version` into the pool if it is not there yet.
@@ -180,9 +186,14 @@ impl Deployments {
                 function: name.to_string(),
                 version,
             })?;
-            let concurrency = self.configured(name)?.concurrency;
-            self.pool
-                .register(spec_of(name, &key, &version.to_string(), &stored.code, concurrency));
+            let configured = self.configured(name)?;
+            self.pool.register(spec_of(
+                name,
+                &key,
+                &version.to_string(),
+                &stored.code,
+                Some(&configured),
+            ));
         }
         Ok(key)
     }
@@ -258,12 +269,14 @@ impl Deployments {
             .entry(&code.handler)
             .map_err(|e| DeployError::Invalid(format!("{e} (name the handler with ?handler=file.export)")))?;
         code.package = Arc::new(package);
-        let probe = spec_of(name, name, "$LATEST", &code, 1);
+        let mut probe = spec_of(name, name, "$LATEST", &code, None);
+        probe.concurrency = 1;
         let options = PoolOptions {
             threads: 1,
             queue: 1,
             max_wait: Duration::from_secs(1),
             snapshot: true,
+            name_servers: Vec::new(),
         };
         JsPool::start(vec![probe], &options).map_err(|e| DeployError::Load(e.to_string()))?;
         let _change = self.code_changes.lock();

@@ -3,7 +3,6 @@
 //! process and kept as an engine snapshot; an instance restored from it skips compiling and
 //! running both, most of a cold start).
 
-use super::ops::{edgehook_ops, LogContext};
 use deno_core::{JsRuntimeForSnapshot, RuntimeOptions};
 use std::sync::{Once, OnceLock};
 
@@ -15,6 +14,10 @@ pub const BOOTSTRAP: &str = include_str!("runtime/bootstrap.js");
 pub fn init() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
+        // Outbound TLS (deno_fetch) builds its configs with rustls's process-wide provider,
+        // which must be chosen once both ring (ours, pingora's) and aws-lc-rs (deno's) are in.
+        // An error means one was installed already, which serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         // The engine's flags are set once per process by the first runtime: set them for
         // serving here, or a snapshot runtime made first would set its own (a fixed random
         // seed for every isolate).
@@ -51,43 +54,45 @@ pub unsafe fn set_engine_switches() {
     }
 }
 
-/// The process's snapshot, built on first use; `None` when this engine cannot make one here
-/// (instances then run the bootstrap themselves).
-pub fn startup_snapshot() -> Option<&'static [u8]> {
-    static SNAPSHOT: OnceLock<Option<&'static [u8]>> = OnceLock::new();
-    *SNAPSHOT.get_or_init(|| {
+/// The process's snapshot for instances with the web platform (`web`) or without, built on
+/// first use; `None` when this engine cannot make one here (instances then run the bootstrap
+/// themselves).
+pub fn startup_snapshot(web: bool) -> Option<&'static [u8]> {
+    static SNAPSHOTS: [OnceLock<Option<&'static [u8]>>; 2] = [OnceLock::new(), OnceLock::new()];
+    *SNAPSHOTS[usize::from(web)].get_or_init(|| {
         if !cfg!(feature = "quickjs") {
             // V8 only makes snapshots in a process that has not run an isolate yet (deno
             // makes them at build time); keep the slower per-instance bootstrap there.
             return None;
         }
         let started = std::time::Instant::now();
-        match build() {
+        match build(web) {
             Ok(bytes) => {
                 tracing::info!(
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     bytes = bytes.len(),
+                    web,
                     "engine snapshot made; instances start from it"
                 );
                 Some(Box::leak(bytes))
             }
             Err(error) => {
-                tracing::warn!(%error, "no engine snapshot; instances will run the bootstrap themselves");
+                tracing::warn!(%error, web, "no engine snapshot; instances will run the bootstrap themselves");
                 None
             }
         }
     })
 }
 
-fn build() -> Result<Box<[u8]>, deno_core::error::CoreError> {
+fn build(web: bool) -> Result<Box<[u8]>, String> {
     let mut runtime = JsRuntimeForSnapshot::try_new(RuntimeOptions {
-        extensions: vec![edgehook_ops::init(
-            LogContext::new("".into(), String::new()),
-            std::rc::Rc::new(super::resolve::Resolver::new(crate::package::CodeTree::empty())),
-        )],
+        extensions: super::web::snapshot_extensions(web).map_err(|e| e.to_string())?,
         ..Default::default()
-    })?;
-    runtime.execute_script("edgehook:bootstrap", BOOTSTRAP)?;
+    })
+    .map_err(|e| e.to_string())?;
+    runtime
+        .execute_script("edgehook:bootstrap", BOOTSTRAP)
+        .map_err(|e| e.to_string())?;
     Ok(runtime.snapshot())
 }
 
@@ -99,9 +104,11 @@ mod tests {
     #[test]
     fn the_snapshot_is_made_once() {
         super::init();
-        let first = super::startup_snapshot().expect("the engine snapshot is made");
-        assert!(!first.is_empty());
-        let again = super::startup_snapshot().expect("still there");
-        assert!(std::ptr::eq(first, again));
+        for web in [false, true] {
+            let first = super::startup_snapshot(web).expect("the engine snapshot is made");
+            assert!(!first.is_empty());
+            let again = super::startup_snapshot(web).expect("still there");
+            assert!(std::ptr::eq(first, again));
+        }
     }
 }

@@ -15,20 +15,25 @@
 //! is dropped (its drop exits it once, and disposing it takes every entry of it off the stack).
 //! Nested enters and exits then always leave it on top.
 
+use super::egress::{self, Egress};
 use deno_core::JsRuntime;
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 
 /// A runtime that is entered whenever it is used and when it is dropped.
 pub struct Runtime {
     runtime: ManuallyDrop<JsRuntime>,
+    /// Whose policy outbound requests made while it runs are checked against.
+    egress: Option<Arc<Egress>>,
 }
 
 impl Runtime {
     /// Takes a runtime just built (its isolate is on top of the stack of entered isolates).
-    pub fn new(runtime: JsRuntime) -> Runtime {
+    pub fn new(runtime: JsRuntime, egress: Option<Arc<Egress>>) -> Runtime {
         Runtime {
             runtime: ManuallyDrop::new(runtime),
+            egress,
         }
     }
 
@@ -38,6 +43,7 @@ impl Runtime {
         // exits it exactly once, after every use made through the guard.
         unsafe { self.runtime.v8_isolate().enter() };
         Entered {
+            _egress: egress::enter(self.egress.clone()),
             runtime: &mut self.runtime,
         }
     }
@@ -63,6 +69,7 @@ impl Drop for Runtime {
 /// A runtime whose isolate is entered (see `Runtime::enter`).
 pub struct Entered<'a> {
     runtime: &'a mut JsRuntime,
+    _egress: egress::Entered,
 }
 
 impl Deref for Entered<'_> {

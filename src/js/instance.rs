@@ -2,11 +2,12 @@
 //! the function's module, and its handler. An instance runs one event at a time and is reused
 //! while healthy, so module globals persist between invocations as on Lambda.
 
+use super::egress::{self, Outbound};
 use super::engine::BOOTSTRAP;
 use super::entry::Runtime;
 use super::marked::{HeadersRead, Marked, Settled};
 use super::module::{not_available_message, path_specifier, unavailable_modules, FunctionLoader};
-use super::ops::{edgehook_ops, LogContext};
+use super::ops::LogContext;
 use super::resolve::{FileKind, Resolver};
 use super::{Failure, FunctionSpec};
 use crate::edge::event_json::EventJson;
@@ -35,6 +36,8 @@ pub struct Instance {
     handler: v8::Global<v8::Value>,
     info: v8::Global<v8::Value>,
     out_of_memory: Rc<Cell<bool>>,
+    /// Aborts the requests of the invocation still running (`abortOutbound`).
+    abort_outbound: v8::Global<v8::Function>,
     /// Events still to hand over whole before holding the returned object's headers back
     /// again (see `EventJson`): a function that read them gets whole events for a while.
     whole_events_left: u32,
@@ -149,6 +152,7 @@ impl Instance {
     pub async fn new(
         spec: Arc<FunctionSpec>,
         snapshot: Option<&'static [u8]>,
+        names: super::egress::Names,
         supervise: impl FnOnce(v8::IsolateHandle) -> u64,
     ) -> Result<Instance, Failure> {
         let entry = spec
@@ -161,18 +165,31 @@ impl Instance {
             .kind(&main_path)
             .map_err(|e| load_error(&spec, Failure::Load(e.to_string())))?;
         let create_params = v8::CreateParams::default().heap_limits(0, spec.memory);
+        let extensions = super::web::extensions(
+            LogContext::new(spec.name.clone(), String::new()),
+            resolver.clone(),
+            spec.egress.clone(),
+            names,
+            spec.web,
+            snapshot.is_none(),
+        )
+        .and_then(|extensions| {
+            let lazy_sources = if spec.web { super::web::lazy_sources()? } else { &[] };
+            Ok((extensions, lazy_sources))
+        })
+        .map_err(|e| load_error(&spec, Failure::Load(e.to_string())))?;
+        let (extensions, lazy_sources) = extensions;
         let mut owned = Runtime::new(
             JsRuntime::try_new(RuntimeOptions {
                 startup_snapshot: snapshot,
-                extensions: vec![edgehook_ops::init(
-                    LogContext::new(spec.name.clone(), String::new()),
-                    resolver.clone(),
-                )],
+                residual_lazy_js_sources: lazy_sources,
+                extensions,
                 module_loader: Some(Rc::new(FunctionLoader { resolver })),
                 create_params: Some(create_params),
                 ..Default::default()
             })
             .map_err(|e| load_error(&spec, failure_of(e)))?,
+            Some(spec.egress.clone()),
         );
         let mut runtime = owned.enter();
 
@@ -206,7 +223,7 @@ impl Instance {
         let internals = runtime
             .execute_script("edgehook:bind", BIND_INTERNALS)
             .map_err(|e| load_error(&spec, js_failure(&e)))?;
-        let (invoke, settle_value, fail_value, chain, require_main, set_env) = {
+        let (invoke, settle_value, fail_value, chain, require_main, set_env, abort_outbound) = {
             deno_core::scope!(scope, &mut runtime);
             let internals = v8::Local::new(scope, internals);
             let object: v8::Local<v8::Object> = internals
@@ -229,6 +246,7 @@ impl Instance {
                 function(scope, "chain")?,
                 function(scope, "requireMain")?,
                 function(scope, "setEnv")?,
+                function(scope, "abortOutbound")?,
             )
         };
         let env = {
@@ -295,7 +313,7 @@ impl Instance {
             return Err(load_error(&spec, Failure::OutOfMemory));
         }
         drop(runtime);
-        Ok(Instance {
+        let mut instance = Instance {
             runtime: owned,
             spec,
             invoke,
@@ -305,9 +323,42 @@ impl Instance {
             handler,
             info,
             out_of_memory,
+            abort_outbound,
             whole_events_left: 0,
             whole_parts_left: 0,
-        })
+        };
+        // Requests the module's top-level code left running end with its load, as an
+        // invocation's do.
+        instance.end_outbound(true).await;
+        Ok(instance)
+    }
+
+    /// Ends the outbound calls of the invocation (or load) just finished: asks the script to
+    /// abort the requests still running (`script_usable`: its isolate may run again), then frees
+    /// their slots. Returns the calls it made.
+    async fn end_outbound(&mut self, script_usable: bool) -> Outbound {
+        let mut runtime = self.runtime.enter();
+        let made_requests = egress::made_requests(&runtime.op_state().borrow());
+        if made_requests && script_usable {
+            {
+                deno_core::scope!(scope, &mut runtime);
+                v8::tc_scope!(let scope, scope);
+                let abort = v8::Local::new(scope, &self.abort_outbound);
+                let receiver = v8::undefined(scope).into();
+                // It catches what it meets; a failure here leaves the Rust side's cancelling below.
+                let _ = abort.call(scope, receiver, &[]);
+            }
+            // The aborted requests' operations learn of it when polled; one turn of the event
+            // loop drops them (and their connections) now rather than at the next invocation.
+            std::future::poll_fn(|cx| {
+                let _ = runtime.poll_event_loop(cx, PollEventLoopOptions::default());
+                std::task::Poll::Ready(())
+            })
+            .await;
+        }
+        let op_state = runtime.op_state();
+        let outbound = egress::finish_invocation(&op_state.borrow());
+        outbound
     }
 
     /// A handle other threads use to stop this instance's running script.
@@ -330,7 +381,25 @@ impl Instance {
     /// exactly as given are listed before the JSON instead of written into it (see
     /// `edge::validate`), and the returned object's header map may be held back until the
     /// function reads it.
+    /// Also returns the outbound calls the invocation made; those still running when it ends
+    /// are cancelled (as Lambda freezes the sandbox, nothing carries on after its invocation).
     pub async fn invoke(
+        &mut self,
+        event: &EventJson,
+        request_id: &str,
+        deadline: Instant,
+        list_headers: bool,
+    ) -> (Result<String, Failure>, Outbound) {
+        let result = self.run(event, request_id, deadline, list_headers).await;
+        let stopped = matches!(
+            result,
+            Err(Failure::Timeout | Failure::Terminated | Failure::OutOfMemory)
+        );
+        let outbound = self.end_outbound(!stopped && !self.out_of_memory.get()).await;
+        (result, outbound)
+    }
+
+    async fn run(
         &mut self,
         event: &EventJson,
         request_id: &str,

@@ -11,6 +11,7 @@
 //!        +---------------- oneshot reply (result JSON) <-----------+   supervisor thread
 //! ```
 
+mod egress;
 mod engine;
 mod entry;
 mod instance;
@@ -21,9 +22,13 @@ mod ops;
 mod pool;
 pub mod resolve;
 mod supervisor;
+mod web;
+#[cfg(test)]
+mod web_tests;
 mod worker;
 mod zlib;
 
+pub use egress::{CallOutcome, Egress, Outbound, OutboundCall};
 pub(crate) use engine::set_engine_switches;
 pub use module::ModuleKind;
 pub use pool::{JsPool, PoolOptions};
@@ -63,6 +68,11 @@ pub struct FunctionSpec {
     /// Whether the function lately read held-back headers one at a time (shared by its
     /// instances on every JS thread and the callers building its events).
     pub index_hint: Arc<IndexHint>,
+    /// Where its outbound requests may go (shared by its instances).
+    pub egress: Arc<Egress>,
+    /// Whether its instances get the web platform (its code names one of its globals:
+    /// `web::names_web_api`).
+    pub web: bool,
 }
 
 /// Whether a function's events should carry the index of their held-back header map
@@ -109,7 +119,6 @@ impl FunctionSpec {
         FunctionSpec {
             name: name.into(),
             key: name.into(),
-            code,
             handler: handler.into(),
             timeout: Duration::from_secs(5),
             memory: 128 << 20,
@@ -118,6 +127,9 @@ impl FunctionSpec {
             version: "$LATEST".into(),
             revision: 0,
             index_hint: Default::default(),
+            egress: Arc::new(Egress::none()),
+            web: web::names_web_api(&code),
+            code,
         }
     }
 }
@@ -141,10 +153,10 @@ impl FunctionSpec {
 
 impl From<&Function> for FunctionSpec {
     fn from(function: &Function) -> FunctionSpec {
+        let code = function.code_tree();
         FunctionSpec {
             name: function.name.as_str().into(),
             key: function.name.as_str().into(),
-            code: function.code_tree(),
             handler: function.handler.clone(),
             timeout: function.timeout,
             memory: function.memory,
@@ -153,6 +165,9 @@ impl From<&Function> for FunctionSpec {
             version: "$LATEST".into(),
             revision: 0,
             index_hint: Default::default(),
+            egress: Arc::new(Egress::new(function.egress.clone())),
+            web: web::names_web_api(&code),
+            code,
         }
     }
 }
@@ -283,17 +298,27 @@ impl InvokeError {
 impl JsPool {
     /// Runs `event` through `function` and validates the result against the event.
     pub async fn invoke(&self, function: &str, event: &Event) -> Result<Outcome, InvokeError> {
+        self.invoke_reported(function, event).await.0
+    }
+
+    /// `invoke`, also giving the outbound calls the invocation made.
+    pub async fn invoke_reported(&self, function: &str, event: &Event) -> (Result<Outcome, InvokeError>, Outbound) {
         let request_id = event.cf().config.request_id.clone();
-        let result = self
-            .invoke_with(
+        let answer = self
+            .invoke_answer(
                 function,
                 |spec| EventJson::new(event, spec.index_hint.wanted()),
                 edge::result::headers_listable(event),
                 &request_id,
             )
-            .await
-            .map_err(|failure| InvokeError::new(failure, function, &request_id))?;
-        edge::validate(event, &result).map_err(|e| InvokeError::validation(e, function, &request_id))
+            .await;
+        let result = answer
+            .result
+            .map_err(|failure| InvokeError::new(failure, function, &request_id))
+            .and_then(|json| {
+                edge::validate(event, &json).map_err(|e| InvokeError::validation(e, function, &request_id))
+            });
+        (result, answer.outbound)
     }
 }
 

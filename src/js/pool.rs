@@ -3,7 +3,7 @@
 
 use super::engine;
 use super::supervisor::{Supervisor, ThreadHealth};
-use super::worker::{Control, Job, Taken, Worker};
+use super::worker::{Answer, Control, Job, Taken, Worker};
 use super::{Failure, FunctionSpec};
 use crate::edge::event_json::EventJson;
 use parking_lot::{Mutex, RwLock};
@@ -29,6 +29,8 @@ pub struct PoolOptions {
     /// that wants it is built, in about a quarter of a second; each instance then starts about
     /// three times faster). One-shot commands that build a single instance leave it off.
     pub snapshot: bool,
+    /// Name servers functions' outbound requests ask (empty: the system's).
+    pub name_servers: Vec<std::net::SocketAddr>,
 }
 
 impl Default for PoolOptions {
@@ -38,6 +40,7 @@ impl Default for PoolOptions {
             queue: 1024,
             max_wait: Duration::from_millis(100),
             snapshot: true,
+            name_servers: Vec::new(),
         }
     }
 }
@@ -63,6 +66,7 @@ struct Crew {
     functions: RwLock<HashMap<String, Registered>>,
     supervisor: Arc<Supervisor>,
     snapshot: bool,
+    name_servers: Vec<std::net::SocketAddr>,
 }
 
 impl Crew {
@@ -86,6 +90,7 @@ impl Crew {
             control,
             self.supervisor.clone(),
             self.snapshot,
+            self.name_servers.clone(),
         );
         std::thread::Builder::new()
             .name(format!("edgehook-js-{index}"))
@@ -134,6 +139,7 @@ impl JsPool {
             ),
             supervisor: supervisor.clone(),
             snapshot: options.snapshot,
+            name_servers: options.name_servers.clone(),
         });
         let pool = JsPool {
             jobs,
@@ -209,6 +215,32 @@ impl JsPool {
         list_headers: bool,
         request_id: &str,
     ) -> Result<String, Failure> {
+        self.invoke_answer(function, event, list_headers, request_id)
+            .await
+            .result
+    }
+
+    /// `invoke_with`, also giving the outbound calls the invocation made.
+    pub async fn invoke_answer(
+        &self,
+        function: &str,
+        event: impl FnOnce(&FunctionSpec) -> EventJson,
+        list_headers: bool,
+        request_id: &str,
+    ) -> Answer {
+        match self.call(function, event, list_headers, request_id).await {
+            Ok(answer) => answer,
+            Err(failure) => Answer::failed(failure),
+        }
+    }
+
+    async fn call(
+        &self,
+        function: &str,
+        event: impl FnOnce(&FunctionSpec) -> EventJson,
+        list_headers: bool,
+        request_id: &str,
+    ) -> Result<Answer, Failure> {
         let (spec, slots) = self
             .crew
             .functions
@@ -253,7 +285,7 @@ impl JsPool {
         let mut until = tokio::time::Instant::now() + self.max_wait + spec.timeout + STOP_GRACE;
         loop {
             match tokio::time::timeout_at(until, &mut answer).await {
-                Ok(answer) => return answer.map_err(|_| Failure::Unavailable)?,
+                Ok(answer) => return answer.map_err(|_| Failure::Unavailable),
                 Err(_) => match taken.at() {
                     None => return Err(throttled()),
                     Some(at) => {

@@ -3,11 +3,13 @@
 //! shared queue one at a time, replaces an instance after a timeout or memory exhaustion, and
 //! builds new code when told (`Control::Warm`) or when a job brings a newer revision.
 
+use super::egress::{Names, Outbound};
 use super::engine;
 use super::instance::Instance;
 use super::supervisor::Supervisor;
 use super::{Failure, FunctionSpec};
 use crate::edge::event_json::EventJson;
+use crate::origin::Resolver as NameResolver;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,6 +23,23 @@ const INIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long an idle JS thread polls for the next job before parking.
 const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
 
+/// What a JS thread answers a call with: the handler's result, and the outbound calls the
+/// invocation made.
+#[derive(Debug)]
+pub struct Answer {
+    pub result: Result<String, Failure>,
+    pub outbound: Outbound,
+}
+
+impl Answer {
+    pub fn failed(failure: Failure) -> Answer {
+        Answer {
+            result: Err(failure),
+            outbound: Outbound::default(),
+        }
+    }
+}
+
 pub struct Job {
     pub function: Arc<FunctionSpec>,
     pub event: EventJson,
@@ -28,7 +47,7 @@ pub struct Job {
     /// name instead of written out.
     pub list_headers: bool,
     pub request_id: String,
-    pub reply: oneshot::Sender<Result<String, Failure>>,
+    pub reply: oneshot::Sender<Answer>,
     /// When a JS thread took the job (`Taken::at`), for a caller whose call does not come back.
     pub taken: Arc<Taken>,
 }
@@ -85,7 +104,7 @@ impl Drop for Instances {
 
 /// The call a JS thread is working on: answered with `Failure::Crashed` if the thread panics.
 struct InFlight {
-    reply: oneshot::Sender<Result<String, Failure>>,
+    reply: oneshot::Sender<Answer>,
     function: Arc<str>,
     request_id: String,
 }
@@ -98,6 +117,10 @@ pub struct Worker {
     supervisor: Arc<Supervisor>,
     /// Whether instances start from the process's engine snapshot.
     snapshot: bool,
+    /// Name servers of functions' outbound requests (empty: the system's).
+    name_servers: Vec<std::net::SocketAddr>,
+    /// The resolver of this thread's instances, made on first use.
+    names: std::cell::OnceCell<Names>,
     /// Set when the supervisor replaced this thread (its script ran on past its stop): it
     /// finishes what it has in hand and exits.
     retired: std::cell::Cell<bool>,
@@ -114,6 +137,7 @@ impl Worker {
         control: async_channel::Receiver<Control>,
         supervisor: Arc<Supervisor>,
         snapshot: bool,
+        name_servers: Vec<std::net::SocketAddr>,
     ) -> Worker {
         Worker {
             index,
@@ -122,6 +146,8 @@ impl Worker {
             control,
             supervisor,
             snapshot,
+            name_servers,
+            names: Default::default(),
             retired: Default::default(),
             in_flight: Default::default(),
         }
@@ -157,7 +183,7 @@ impl Worker {
                         panic,
                         "a JS thread panicked; the call fails and a new thread takes its place"
                     );
-                    let _ = call.reply.send(Err(Failure::Crashed));
+                    let _ = call.reply.send(Answer::failed(Failure::Crashed));
                 }
                 None => tracing::error!(
                     worker = self.index,
@@ -175,11 +201,11 @@ impl Worker {
         let started = Instant::now();
         let mut seq = None;
         let snapshot = if self.snapshot {
-            engine::startup_snapshot()
+            engine::startup_snapshot(spec.web)
         } else {
             None
         };
-        let result = Instance::new(spec.clone(), snapshot, |handle| {
+        let result = Instance::new(spec.clone(), snapshot, self.names(), |handle| {
             let armed = self
                 .supervisor
                 .arm(self.index, Instant::now() + spec.timeout.max(INIT_TIMEOUT), handle);
@@ -202,6 +228,24 @@ impl Worker {
             "instance ready"
         );
         result
+    }
+
+    /// The resolver of outbound requests, made on this thread (hickory runs its exchanges on
+    /// the runtime that made it).
+    fn names(&self) -> Names {
+        self.names
+            .get_or_init(|| {
+                let made = if self.name_servers.is_empty() {
+                    NameResolver::from_system()
+                } else {
+                    NameResolver::with_name_servers(&self.name_servers, crate::origin::CACHE_SIZE)
+                };
+                made.map(Arc::new).map_err(|error| {
+                    tracing::warn!(%error, "functions' outbound requests cannot resolve names");
+                    Arc::from(error.to_string())
+                })
+            })
+            .clone()
     }
 
     /// Stops the supervisor's watch; true when it stopped the script. Notes a retirement.
@@ -302,9 +346,9 @@ impl Worker {
     }
 
     /// Answers the call in flight.
-    fn answer(&self, result: Result<String, Failure>) {
+    fn answer(&self, answer: Answer) {
         if let Some(call) = self.in_flight.take() {
-            let _ = call.reply.send(result);
+            let _ = call.reply.send(answer);
         }
     }
 
@@ -324,7 +368,7 @@ impl Worker {
         let instance = match self.ensure(instances, &job.function).await {
             Ok(instance) => instance,
             Err(failure) => {
-                self.answer(Err(failure));
+                self.answer(Answer::failed(failure));
                 return;
             }
         };
@@ -335,7 +379,7 @@ impl Worker {
         if job.request_id == super::tests::PANIC_ON_PURPOSE {
             panic!("a panic on purpose");
         }
-        let mut result = instance
+        let (mut result, outbound) = instance
             .invoke(&job.event, &job.request_id, deadline, job.list_headers)
             .await;
         let stopped = self.disarm(seq);
@@ -357,7 +401,7 @@ impl Worker {
                 Failure::Timeout
             });
         }
-        self.answer(result);
+        self.answer(Answer { result, outbound });
         // A retired thread builds nothing more: it exits, its instances with it.
         if replace && !self.retired.get() {
             tracing::warn!(

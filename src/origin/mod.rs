@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use resolve::{ResolveError, Resolver};
+pub use resolve::{ResolveError, Resolver, CACHE_SIZE};
 
 /// The status a failed request is answered with: the origin's slowness is 504, any other
 /// origin failure 502, a bad request from the viewer 400, edgehook's own failure 500.

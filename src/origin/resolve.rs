@@ -24,6 +24,7 @@ pub enum ResolveError {
     NoAddress,
 }
 
+#[derive(Debug)]
 pub struct Resolver {
     dns: TokioResolver,
 }

@@ -464,6 +464,11 @@ impl Package {
             })
     }
 
+    /// Every file: its path and contents.
+    pub fn files(&self) -> impl Iterator<Item = (&str, &Bytes)> {
+        self.files.iter().map(|(path, data)| (path.as_str(), data))
+    }
+
     pub fn paths(&self) -> impl Iterator<Item = &str> {
         self.files.keys().map(String::as_str)
     }

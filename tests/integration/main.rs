@@ -12,6 +12,7 @@ mod corpus;
 mod deploy;
 mod directory;
 mod dns;
+mod egress;
 mod errors;
 mod examples;
 mod functions;

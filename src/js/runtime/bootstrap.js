@@ -8,6 +8,10 @@
   // deno_core's core object and its op table, bound by `bind` when an instance starts (after a
   // snapshot restore, so the references are the instance's own).
   let core, ops;
+  // Whether this runtime has Deno's web extensions: instances of functions whose code names a
+  // web platform global get them (js/web.rs, `names_web_api`); the others have no `fetch`,
+  // `Headers`, streams or `crypto.subtle`, as Node.js before 18.
+  const WEB = typeof globalThis.Deno?.core?.ops?.op_url_parse === "function";
   // Compiles the packaged modules' CommonJS in the global scope (an indirect eval, taken before
   // any function code can replace `eval`).
   const indirectEval = eval;
@@ -17,6 +21,7 @@
   const ObjectFreeze = Object.freeze;
   const ArrayIsArray = Array.isArray;
   const ObjectKeys = Object.keys;
+  const ObjectAssign = Object.assign;
   const ObjectValues = Object.values;
   const ObjectDefineProperty = Object.defineProperty;
   // Descriptors reused for every definition the bootstrap makes (a fresh object literal per
@@ -1122,8 +1127,13 @@
     timingSafeEqual,
     getRandomValues,
     getHashes: () => [...HASHES],
-    webcrypto: { getRandomValues, randomUUID: () => ops.op_edgehook_random_uuid() },
   };
+  if (WEB) {
+    ObjectDefineProperty(crypto, "webcrypto", { get: () => globalThis.crypto, enumerable: true, configurable: true });
+    ObjectDefineProperty(crypto, "subtle", { get: () => globalThis.crypto.subtle, enumerable: true, configurable: true });
+  } else {
+    crypto.webcrypto = { getRandomValues, randomUUID: () => ops.op_edgehook_random_uuid() };
+  }
 
   const timersModule = {
     setTimeout,
@@ -2159,9 +2169,267 @@
   define("btoa", btoa);
   define("URL", URL);
   define("URLSearchParams", URLSearchParams);
-  define("crypto", { getRandomValues, randomUUID: crypto.randomUUID });
   define("global", globalThis);
   define("require", require);
+  if (!WEB) define("crypto", { getRandomValues, randomUUID: crypto.randomUUID });
+
+  // ---- the web platform ------------------------------------------------------------------
+  // From Deno's extensions (src/js/web.rs). Each global is a getter that loads the script
+  // defining it on first use, then becomes a plain value; assigning it first replaces it.
+  function loadWeb(specifier) {
+    const loaded = core.loadExtScript(specifier);
+    const setUp = WEB_SET_UP[specifier];
+    if (setUp !== undefined) {
+      delete WEB_SET_UP[specifier];
+      setUp(loaded);
+    }
+    return loaded;
+  }
+  // What a script needs once it is loaded, as Deno's runtime does at start.
+  const WEB_SET_UP = {
+    __proto__: null,
+    // The instance's start as a wall-clock time (performance.now() counts from it).
+    "ext:deno_web/15_performance.js": (loaded) => loaded.setTimeOrigin(),
+    // JWK exports as Node.js 20 writes them: no `alg` for ECDSA, ECDH and X25519 keys (deno
+    // writes ES256 and the like), `alg: "Ed25519"` for Ed25519 keys (deno writes none).
+    "ext:deno_crypto/00_crypto.js": (loaded) => {
+      const prototype = loaded.SubtleCrypto.prototype;
+      const exportKey = prototype.exportKey;
+      const NO_ALG = ["ECDSA", "ECDH", "X25519"];
+      const wrapped = {
+        async exportKey(format, key) {
+          const exported = await FunctionCall.call(exportKey, this, format, key);
+          if (format === "jwk" && exported !== null && typeof exported === "object") {
+            const name = key?.algorithm?.name;
+            if (NO_ALG.includes(name)) delete exported.alg;
+            else if (name === "Ed25519") exported.alg = "Ed25519";
+          }
+          return exported;
+        },
+      }.exportKey;
+      ObjectDefineProperty(wrapped, "length", { value: 2 });
+      ObjectDefineProperty(prototype, "exportKey", { ...ObjectGetOwnPropertyDescriptor(prototype, "exportKey"), value: wrapped });
+    },
+  };
+  function lazyGlobal(name, load) {
+    const settle = (value) =>
+      ObjectDefineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });
+    ObjectDefineProperty(globalThis, name, {
+      get() {
+        const value = load();
+        settle(value);
+        return value;
+      },
+      set: settle,
+      configurable: true,
+      enumerable: false,
+    });
+  }
+  const WEB_GLOBALS = {
+    // Node.js 20's event classes (it has no ErrorEvent, CloseEvent, ProgressEvent or
+    // PromiseRejectionEvent, which deno_web also defines).
+    "ext:deno_web/02_event.js": ["Event", "EventTarget", "CustomEvent", "MessageEvent"],
+    "ext:deno_web/03_abort_signal.js": ["AbortController", "AbortSignal"],
+    "ext:deno_web/08_text_encoding.js": ["TextEncoderStream", "TextDecoderStream"],
+    "ext:deno_web/09_file.js": ["Blob", "File"],
+    "ext:deno_web/06_streams.js": [
+      "ReadableStream", "ReadableStreamDefaultReader", "ReadableStreamBYOBReader", "ReadableStreamBYOBRequest",
+      "ReadableByteStreamController", "ReadableStreamDefaultController", "WritableStream", "WritableStreamDefaultWriter",
+      "WritableStreamDefaultController", "TransformStream", "TransformStreamDefaultController",
+      "ByteLengthQueuingStrategy", "CountQueuingStrategy",
+    ],
+    "ext:deno_web/14_compression.js": ["CompressionStream", "DecompressionStream"],
+    "ext:deno_web/01_dom_exception.js": ["DOMException"],
+    "ext:deno_web/15_performance.js": ["performance", "Performance", "PerformanceEntry", "PerformanceMark", "PerformanceMeasure"],
+    "ext:deno_fetch/20_headers.js": ["Headers"],
+    "ext:deno_fetch/21_formdata.js": ["FormData"],
+    "ext:deno_fetch/23_request.js": ["Request"],
+    "ext:deno_fetch/23_response.js": ["Response"],
+    "ext:deno_crypto/00_crypto.js": ["crypto", "Crypto", "CryptoKey", "SubtleCrypto"],
+  };
+  if (WEB) {
+    for (const specifier of ObjectKeys(WEB_GLOBALS)) {
+      for (const name of WEB_GLOBALS[specifier]) lazyGlobal(name, () => loadWeb(specifier)[name]);
+    }
+    lazyGlobal("fetch", () => outboundFetch(loadWeb("ext:deno_fetch/26_fetch.js").fetch));
+    lazyGlobal("structuredClone", () => cloningErrors(loadWeb("ext:deno_web/02_structured_clone.js").structuredClone));
+  }
+
+  // ---- structuredClone of errors ----------------------------------------------------------
+  // The engine's serializer, which deno_web's structuredClone uses, has no form for Error
+  // objects (Node's keeps their kind, message, stack and cause). A value it refuses for that
+  // reason is cloned here instead, with the engine's serializer for every part that is not an
+  // error, and the same identities and cycles.
+  const ERROR_KINDS = { Error, EvalError, RangeError, ReferenceError, SyntaxError, TypeError, URIError };
+  const ObjectToString = FunctionCall.bind(Object.prototype.toString);
+  const ObjectCreate = Object.create;
+  const ObjectGetPrototypeOf = Object.getPrototypeOf;
+  const MapPrototypeEntries = FunctionCall.bind(Map.prototype.entries);
+  const SetPrototypeValues = FunctionCall.bind(Set.prototype.values);
+  function cloningErrors(clone) {
+    return function structuredClone(value, options = undefined) {
+      try {
+        return clone(value, options);
+      } catch (error) {
+        if (!String(error?.message).startsWith("unsupported object class: Error")) throw error;
+      }
+      const copies = new Map();
+      const copy = (v) => {
+        if (v === null || (typeof v !== "object" && typeof v !== "function")) return v;
+        if (copies.has(v)) return copies.get(v);
+        const tag = ObjectToString(v);
+        if (tag === "[object Error]") {
+          const kind = ERROR_KINDS[v.name] ?? Error;
+          const made = ObjectCreate(kind.prototype);
+          copies.set(v, made);
+          const message = ObjectGetOwnPropertyDescriptor(v, "message");
+          if (message && "value" in message) ObjectDefineProperty(made, "message", { value: String(message.value), writable: true, configurable: true, enumerable: false });
+          // The engine keeps an error's stack behind an accessor; Node copies it as text.
+          let stack;
+          try {
+            stack = v.stack;
+          } catch {}
+          if (typeof stack === "string") ObjectDefineProperty(made, "stack", { value: stack, writable: true, configurable: true, enumerable: false });
+          const cause = ObjectGetOwnPropertyDescriptor(v, "cause");
+          if (cause && "value" in cause) ObjectDefineProperty(made, "cause", { value: copy(cause.value), writable: true, configurable: true, enumerable: false });
+          return made;
+        }
+        if (ArrayIsArray(v)) {
+          const made = [];
+          copies.set(v, made);
+          made.length = v.length;
+          for (const key of ObjectKeys(v)) made[key] = copy(v[key]);
+          return made;
+        }
+        if (tag === "[object Map]") {
+          const made = new Map();
+          copies.set(v, made);
+          for (const [key, entry] of MapPrototypeEntries(v)) made.set(copy(key), copy(entry));
+          return made;
+        }
+        if (tag === "[object Set]") {
+          const made = new Set();
+          copies.set(v, made);
+          for (const entry of SetPrototypeValues(v)) made.add(copy(entry));
+          return made;
+        }
+        if (tag === "[object Object]" && ObjectGetPrototypeOf(v) === Object.prototype) {
+          const made = {};
+          copies.set(v, made);
+          for (const key of ObjectKeys(v)) made[key] = copy(v[key]);
+          return made;
+        }
+        // Anything else (dates, buffers, boxed values, what cannot be cloned) as the engine's
+        // serializer has it.
+        const made = clone(v);
+        copies.set(v, made);
+        return made;
+      };
+      return copy(value);
+    };
+  }
+
+  // ---- outbound requests -----------------------------------------------------------------
+  // deno_fetch sends them and Rust checks where each may go (js/egress.rs). This wrapper adds
+  // the rest of the operator's settings: a request takes one of the function's slots
+  // (`egress_concurrency`) until its response body is read; a body larger than
+  // `egress_max_response` fails; each call is recorded for the metrics and the REPORT line;
+  // and requests still running when their invocation ends are aborted (Lambda freezes the
+  // sandbox): their promises then never settle, as in a frozen Lambda sandbox.
+  let outboundAbort = null;
+  let maxResponse = -1;
+  const OUTBOUND_REFUSAL = /^outbound request to \S+ refused: /;
+  // Whether `error` (or one of its causes) is the egress policy's refusal.
+  function refusal(error) {
+    try {
+      for (let e = error, depth = 0; e !== null && typeof e === "object" && depth < 4; e = e.cause, depth++) {
+        if (typeof e.message === "string" && OUTBOUND_REFUSAL.test(e.message)) return true;
+      }
+    } catch {}
+    return false;
+  }
+  // Called by edgehook when an invocation that made requests ends.
+  function abortOutbound() {
+    const controller = outboundAbort;
+    outboundAbort = null;
+    try {
+      controller?.abort();
+    } catch {}
+  }
+  function outboundFetch(denoFetch) {
+    const { toInnerResponse } = loadWeb("ext:deno_fetch/23_response.js");
+    const { Request } = loadWeb("ext:deno_fetch/23_request.js");
+    const { AbortController, AbortSignal } = loadWeb("ext:deno_web/03_abort_signal.js");
+    const { TransformStream } = loadWeb("ext:deno_web/06_streams.js");
+    const end = (id, code, release) => ops.op_edgehook_egress_end(id, code, release);
+    const tooLarge = (host, cap) =>
+      new TypeError(`the response from ${host} is larger than the function's egress_max_response (${cap} bytes)`);
+    return function fetch(input, init = undefined) {
+      const isRequest = input instanceof Request;
+      let host = "";
+      try {
+        const url = new URL(isRequest ? input.url : String(input));
+        if (url.protocol === "http:" || url.protocol === "https:") host = url.hostname;
+      } catch {}
+      // data: and blob: URLs, and what deno_fetch will refuse as no URL, go straight through.
+      if (host === "") return denoFetch(input, init);
+      if (outboundAbort === null) outboundAbort = new AbortController();
+      const invocation = outboundAbort.signal;
+      const own = init?.signal ?? (isRequest ? input.signal : undefined);
+      const signal = own ? AbortSignal.any([own, invocation]) : invocation;
+      return new Promise((resolve, reject) => {
+        let id = 0;
+        const fail = (error) => {
+          if (invocation.aborted) return;
+          if (id !== 0) end(id, refusal(error) ? -1 : 0, true);
+          reject(error);
+        };
+        ops.op_edgehook_egress_begin(host).then((given) => {
+          id = given;
+          if (invocation.aborted) return;
+          return denoFetch(input, { ...init, signal }).then((response) => {
+            if (invocation.aborted) return;
+            const status = response.status;
+            const body = toInnerResponse(response).body;
+            if (body === null) {
+              end(id, status, true);
+              return resolve(response);
+            }
+            const cap = maxResponse >= 0 ? maxResponse : (maxResponse = ops.op_edgehook_egress_max_response());
+            if (Number(response.headers.get("content-length")) > cap) {
+              body.stream.cancel().catch(() => {});
+              return fail(tooLarge(host, cap));
+            }
+            end(id, status, false);
+            // The body as the function reads it, counted (compressed bodies arrive decoded).
+            let seen = 0;
+            body.streamOrStatic = body.stream.pipeThrough(
+              new TransformStream({
+                transform(chunk, controller) {
+                  seen += chunk.byteLength;
+                  if (seen > cap) {
+                    end(id, status, true);
+                    controller.error(tooLarge(host, cap));
+                  } else {
+                    controller.enqueue(chunk);
+                  }
+                },
+                flush() {
+                  end(id, status, true);
+                },
+                cancel() {
+                  end(id, status, true);
+                },
+              }),
+            );
+            resolve(response);
+          });
+        }).catch(fail);
+      });
+    };
+  }
+  // Node.js 21's (Node.js 20 has none; functions written for browsers read it).
+  define("navigator", ObjectFreeze({ userAgent: "Node.js/20", hardwareConcurrency: 1, language: "en-US", languages: ObjectFreeze(["en-US"]) }));
   // How an ES module importing a CommonJS one reaches it (`commonjs_facade` in module.rs).
   ObjectDefineProperty(globalThis, Symbol.for("edgehook.require"), {
     value: (path) => loadModule(path, "cjs", undefined).exports,
@@ -2976,7 +3244,13 @@
     "WebAssembly",
   ];
 
-  const internals = ObjectFreeze({ invoke, settleValue, failValue, chain, requireMain, setEnv, require });
+  const internals = ObjectFreeze({ invoke, settleValue, failValue, chain, requireMain, setEnv, require, abortOutbound });
+
+  // The DOMException names the Rust side of Deno's extensions gives its errors.
+  const DOM_EXCEPTION_ERRORS = [
+    "DataError", "IndexSizeError", "InvalidAccessError", "InvalidCharacterError", "InvalidStateError",
+    "NotSupportedError", "OperationError", "QuotaExceededError", "SyntaxError", "TypeMismatchError",
+  ];
 
   // Runs once per instance: keeps private references to deno_core's core and ops, then
   // removes every deno_core internal from reach. Returns what edgehook calls.
@@ -3000,6 +3274,7 @@
       if (pendingFail !== null || invoking) noteUncaught(error);
       else core.reportUnhandledException(error);
     });
+    if (WEB) bindWeb();
     delete globalThis.Deno;
     delete globalThis.__bootstrap;
     for (const name of ENGINE_GLOBALS_REMOVED) delete globalThis[name];
@@ -3007,6 +3282,27 @@
       ObjectDefineProperty(Atomics, name, { value, writable: true, enumerable: false, configurable: true });
     }
     return internals;
+  }
+  // The web extensions' part of `bind`.
+  function bindWeb() {
+    // Errors of Deno's extensions' Rust side name a DOMException class; as in Deno's runtime,
+    // each becomes a DOMException (deno_web's, loaded then if it is not yet).
+    for (const name of DOM_EXCEPTION_ERRORS) {
+      core.registerErrorBuilder(`DOMException${name}`, (message) => new (loadWeb("ext:deno_web/01_dom_exception.js").DOMException)(message, name));
+    }
+    // deno_fetch reads OpenTelemetry's state from deno_telemetry, which is not here: tracing off.
+    ObjectAssign(globalThis.__bootstrap.internals, {
+      __telemetry: {
+        TRACING_ENABLED: false,
+        PROPAGATORS: [],
+        builtinTracer() {},
+        ContextManager: { active() {} },
+        DID_NOT_ENTER: {},
+        enterSpan() {},
+        exitSpan() {},
+      },
+      __telemetryUtil: { updateSpanFromClientResponse() {}, updateSpanFromError() {}, updateSpanFromRequest() {} },
+    });
   }
   // Reached by edgehook through the global below, which edgehook deletes right after reading.
   define("__edgehookBind", bind);

@@ -25,7 +25,8 @@ use crate::deploy::route::viewer_key;
 use crate::edge::event::{self, Event};
 use crate::edge::ValidationError;
 use crate::edge::{Outcome, RequestOutcome, ResponseOutcome};
-use crate::js::{FailureClass, InvokeError};
+use crate::js::{CallOutcome, FailureClass, InvokeError, Outbound};
+use crate::metrics::Metrics;
 use crate::proxy::ctx::{ErrorAnswer, RequestCtx};
 use std::time::Instant;
 
@@ -92,9 +93,11 @@ async fn invoke(node: &NodeState, association: &Association, event: &Event) -> R
         .map_or("", |h| h.value.as_str());
     let viewer = viewer_key(&request.client_ip, user_agent);
     let resolved = node.deploy.as_ref().map(|d| d.resolve(function, &viewer));
+    let mut outbound = Outbound::default();
     let result = match (&node.functions, resolved) {
         (Some(pool), Some(Ok(key))) => {
-            let result = pool.invoke(&key, event).await;
+            let result;
+            (result, outbound) = pool.invoke_reported(&key, event).await;
             if let Some(deploy) = &node.deploy {
                 let failed = result.as_ref().is_err_and(|e| e.class != FailureClass::LimitExceeded);
                 deploy.record(&key, failed);
@@ -108,7 +111,11 @@ async fn invoke(node: &NodeState, association: &Association, event: &Event) -> R
             function: function.to_string(),
             request_id: request_id.clone(),
         }),
-        (Some(pool), None) => pool.invoke(function, event).await,
+        (Some(pool), None) => {
+            let result;
+            (result, outbound) = pool.invoke_reported(function, event).await;
+            result
+        }
         (None, _) => Err(InvokeError {
             class: FailureClass::Execution,
             error_type: "Runtime.Unavailable".into(),
@@ -140,17 +147,39 @@ async fn invoke(node: &NodeState, association: &Association, event: &Event) -> R
             error.class.name()
         }
     };
+    record_outbound(metrics, function, &outbound);
     tracing::info!(
         target: "edgehook::function",
         request_id = %request_id,
         function,
         event_type = kind.as_str(),
         duration_ms = elapsed.as_secs_f64() * 1e3,
+        outbound_calls = outbound.sent().count(),
+        outbound_ms = outbound.time().as_secs_f64() * 1e3,
         outcome,
         error = result.as_ref().err().map(|e| e.to_string()),
         "REPORT"
     );
     result
+}
+
+/// Counts an invocation's outbound calls: those that went out by host and status class, with
+/// their time; refused ones apart.
+fn record_outbound(metrics: &Metrics, function: &str, outbound: &Outbound) {
+    for call in &outbound.calls {
+        if call.outcome == CallOutcome::Refused {
+            metrics.egress_refused.with_label_values(&[function, &call.host]).inc();
+            continue;
+        }
+        metrics
+            .egress_requests
+            .with_label_values(&[function, &call.host, call.outcome.class()])
+            .inc();
+        metrics
+            .egress_seconds
+            .with_label_values(&[function])
+            .observe(call.elapsed.as_secs_f64());
+    }
 }
 
 /// A function failure in a response phase, where no answer can be written yet: logged, recorded

@@ -55,9 +55,18 @@ pub fn write_config(
     server_extra: &str,
     rest: &str,
 ) -> PathBuf {
+    let rest = rest
+        .replace("{tls}", &tls.to_string())
+        .replace("{dir}", &dir.display().to_string());
+    // The state directory defaults to one in the working directory, which every test shares:
+    // one test's uploaded code would be another's `$LATEST`.
+    let state = if rest.contains("[deploy]") {
+        String::new()
+    } else {
+        format!("[deploy]\nstate_dir = \"{}\"\n", dir.join("state").display())
+    };
     let config = format!(
-        "[server]\nlisten = [\"{http}\"]\nadmin = \"{admin}\"\nadmin_token = \"{ADMIN_TOKEN}\"\nthreads = 2\nshutdown_timeout = \"10s\"\n{server_extra}\n{}",
-        rest.replace("{tls}", &tls.to_string()).replace("{dir}", &dir.display().to_string())
+        "[server]\nlisten = [\"{http}\"]\nadmin = \"{admin}\"\nadmin_token = \"{ADMIN_TOKEN}\"\nthreads = 2\nshutdown_timeout = \"10s\"\n{server_extra}\n{state}{rest}"
     );
     let path = dir.join("edgehook.toml");
     std::fs::write(&path, config).expect("write config");

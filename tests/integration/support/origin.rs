@@ -2,7 +2,9 @@
 //! answers through a test-supplied function and counts what it receives.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use futures::StreamExt;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
@@ -28,6 +30,8 @@ pub struct Reply {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub delay: Duration,
+    /// A body sent in these pieces, `gap` apart, chunked (instead of `body`).
+    pub chunks: Option<(Vec<Vec<u8>>, Duration)>,
 }
 
 impl Reply {
@@ -37,6 +41,15 @@ impl Reply {
             headers: vec![("content-type".into(), "text/plain".into())],
             body: body.into(),
             delay: Duration::ZERO,
+            chunks: None,
+        }
+    }
+
+    /// A body streamed in `pieces`, `gap` apart, without a length (chunked).
+    pub fn streamed(pieces: Vec<Vec<u8>>, gap: Duration) -> Reply {
+        Reply {
+            chunks: Some((pieces, gap)),
+            ..Reply::ok("")
         }
     }
 
@@ -62,7 +75,43 @@ pub struct Origin {
     pub addr: SocketAddr,
     requests: Arc<Mutex<Vec<Seen>>>,
     connections: Arc<AtomicUsize>,
+    answering: Arc<Answering>,
     stop: watch::Sender<bool>,
+}
+
+/// Requests being answered: now, at most at once, and given up by their client before their
+/// answer was sent.
+#[derive(Default)]
+struct Answering {
+    now: AtomicUsize,
+    peak: AtomicUsize,
+    abandoned: AtomicUsize,
+}
+
+/// One request being answered; dropped unfinished when its client went away.
+struct Answer {
+    answering: Arc<Answering>,
+    finished: bool,
+}
+
+impl Answer {
+    fn new(answering: Arc<Answering>) -> Answer {
+        let now = answering.now.fetch_add(1, Ordering::SeqCst) + 1;
+        answering.peak.fetch_max(now, Ordering::SeqCst);
+        Answer {
+            answering,
+            finished: false,
+        }
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        self.answering.now.fetch_sub(1, Ordering::SeqCst);
+        if !self.finished {
+            self.answering.abandoned.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 impl Origin {
@@ -82,8 +131,9 @@ impl Origin {
         let addr = listener.local_addr().expect("origin address");
         let requests = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(AtomicUsize::new(0));
+        let answering = Arc::new(Answering::default());
         let (stop, stopped) = watch::channel(false);
-        let (requests2, connections2) = (requests.clone(), connections.clone());
+        let (requests2, connections2, answering2) = (requests.clone(), connections.clone(), answering.clone());
         tokio::spawn(async move {
             let mut stopped_accept = stopped.clone();
             loop {
@@ -94,11 +144,15 @@ impl Origin {
                 let Ok((stream, _)) = accepted else { continue };
                 connections2.fetch_add(1, Ordering::SeqCst);
                 let (handler, requests, tls) = (handler.clone(), requests2.clone(), tls.clone());
+                let answering = answering2.clone();
                 let mut stopped_conn = stopped.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                         let (handler, requests) = (handler.clone(), requests.clone());
+                        let answer = Answer::new(answering.clone());
                         async move {
+                            // Moved in whole: it lives as long as the answer is being made.
+                            let mut answer = answer;
                             let (parts, body) = req.into_parts();
                             let body = body.collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
                             let seen = Seen {
@@ -116,9 +170,18 @@ impl Origin {
                             for (name, value) in &reply.headers {
                                 response = response.header(name, value);
                             }
-                            Ok::<_, std::convert::Infallible>(
-                                response.body(Full::new(Bytes::from(reply.body))).unwrap(),
-                            )
+                            let body: BoxBody<Bytes, std::convert::Infallible> = match reply.chunks {
+                                None => BodyExt::boxed(Full::new(Bytes::from(reply.body))),
+                                Some((pieces, gap)) => {
+                                    let pieces = futures::stream::iter(pieces).then(move |piece| async move {
+                                        tokio::time::sleep(gap).await;
+                                        Ok(hyper::body::Frame::data(Bytes::from(piece)))
+                                    });
+                                    BodyExt::boxed(StreamBody::new(pieces))
+                                }
+                            };
+                            answer.finished = true;
+                            Ok::<_, std::convert::Infallible>(response.body(body).unwrap())
                         }
                     });
                     let builder = hyper::server::conn::http1::Builder::new();
@@ -142,6 +205,7 @@ impl Origin {
             addr,
             requests,
             connections,
+            answering,
             stop,
         }
     }
@@ -170,6 +234,16 @@ impl Origin {
 
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
+    }
+
+    /// The most requests it was answering at once.
+    pub fn peak_concurrency(&self) -> usize {
+        self.answering.peak.load(Ordering::SeqCst)
+    }
+
+    /// Requests whose client went away before their answer was sent.
+    pub fn abandoned(&self) -> usize {
+        self.answering.abandoned.load(Ordering::SeqCst)
     }
 
     /// Stops accepting and closes open connections: the origin is gone.
