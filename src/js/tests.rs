@@ -2199,9 +2199,10 @@ export const handler = async (e) => {
 }
 
 /// Bundles keep `require`s of Node modules on paths never taken: those modules load, and only
-/// a call tells the function it cannot have them. http and https fail as Node does without a
-/// network: a request reports an `error` event (which the function may handle), and options
-/// Node refuses are thrown at once.
+/// a call tells the function it cannot have them. An http or https request the egress policy
+/// refuses fails as Node's fail without a network: an `error` event (which the function may
+/// handle); options Node refuses are thrown at once. A function that reached `https` by a
+/// computed name has no outbound requests at all, and is told why.
 #[tokio::test(flavor = "multi_thread")]
 async fn modules_that_cannot_be_honoured_load_and_throw_when_called() {
     let source = r#"
@@ -2229,18 +2230,33 @@ exports.handler = async (e) => {
         "/loaded/function/function/[object-process]"
     );
     event.cf_mut().request.uri = "/handled".into();
-    assert_eq!(uri(pool.invoke("f", &event).await), "/handled/ERR_EDGEHOOK_UNAVAILABLE");
+    assert_eq!(
+        uri(pool.invoke("f", &event).await),
+        "/handled/ERR_EDGEHOOK_EGRESS_REFUSED"
+    );
     event.cf_mut().request.uri = "/bad-header".into();
     let refused = pool.invoke("f", &event).await.unwrap_err().to_string();
     assert!(
         refused.contains(r#"Invalid value "undefined" for header "x-api-key""#),
         "{refused}"
     );
+    // A request nobody waits for ends with its invocation, before its refusal arrives.
     event.cf_mut().request.uri = "/call".into();
-    let called = pool.invoke("f", &event).await.unwrap_err().to_string();
-    assert!(
-        called.contains("https.request is not available to edgehook functions: outbound connections"),
-        "{called}"
+    assert_eq!(
+        uri(pool.invoke("f", &event).await),
+        "/loaded/function/function/[object-process]"
+    );
+    let computed = r#"
+const https = require(['ht', 'tps'].join(''));
+exports.handler = async (e) => {
+  const failed = await new Promise((resolve) => https.get({ host: 'example.com' }, () => resolve('answered')).on('error', resolve));
+  const r = e.Records[0].cf.request;
+  r.uri = '/' + failed.code + '/' + failed.message.includes('reached it by a computed name');
+  return r;
+};"#;
+    assert_eq!(
+        uri(run_file("index.js", computed).await),
+        "/ERR_EDGEHOOK_UNAVAILABLE/true"
     );
     event.cf_mut().request.uri = "/spawn".into();
     let spawned = pool.invoke("f", &event).await.unwrap_err().to_string();

@@ -276,12 +276,35 @@ fn package_names_web_api(package: &crate::package::Package) -> bool {
     found
 }
 
-/// Whether `source` holds one of `WEB_NAMES` as a whole identifier.
+/// The modules whose requests go through fetch: named as a quoted module name (`require('https')`,
+/// `from "node:http"`), they give a function the web platform too.
+const HTTP_MODULES: [&str; 12] = [
+    "'http'",
+    "\"http\"",
+    "`http`",
+    "'https'",
+    "\"https\"",
+    "`https`",
+    "'node:http'",
+    "\"node:http\"",
+    "`node:http`",
+    "'node:https'",
+    "\"node:https\"",
+    "`node:https`",
+];
+
+/// Whether `source` holds one of `WEB_NAMES` as a whole identifier, or names `http`/`https` as a
+/// module.
 fn source_names_web_api(source: &[u8]) -> bool {
     static FINDER: std::sync::OnceLock<aho_corasick::AhoCorasick> = std::sync::OnceLock::new();
-    let finder = FINDER.get_or_init(|| aho_corasick::AhoCorasick::new(WEB_NAMES).expect("fixed patterns"));
+    let finder = FINDER.get_or_init(|| {
+        aho_corasick::AhoCorasick::new(WEB_NAMES.iter().chain(HTTP_MODULES.iter())).expect("fixed patterns")
+    });
     let identifier = |byte: u8| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'$';
     finder.find_overlapping_iter(source).any(|found| {
+        if found.pattern().as_usize() >= WEB_NAMES.len() {
+            return true;
+        }
         let before = found.start().checked_sub(1).map(|at| source[at]);
         let after = source.get(found.end()).copied();
         !before.is_some_and(identifier) && !after.is_some_and(identifier)
@@ -302,6 +325,8 @@ mod detection_tests {
             "crypto.subtle.digest('SHA-256', data)",
             "require('crypto').webcrypto",
             "x instanceof Response",
+            "const https = require('https');",
+            "import http from \"node:http\";",
         ] {
             assert!(source_names_web_api(named.as_bytes()), "{named}");
         }
@@ -310,6 +335,7 @@ mod detection_tests {
             "prefetch(); fetcher(); $fetch(); fetch_count++",
             "const response = { status: '200' };",
             "performance.now()",
+            "const url = 'https://example.com/';",
         ] {
             assert!(!source_names_web_api(unnamed.as_bytes()), "{unnamed}");
         }

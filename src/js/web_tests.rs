@@ -38,30 +38,81 @@ async fn body_of(pool: &JsPool) -> String {
     }
 }
 
-/// An HTTP/1.1 origin on loopback answering every request with `body`, and its port.
-async fn origin(body: &'static str) -> u16 {
+/// What an origin on loopback received: the request's method, path, head and body.
+struct Received {
+    method: String,
+    path: String,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> String {
+        self.head
+            .lines()
+            .find_map(|line| {
+                let (key, value) = line.split_once(':')?;
+                key.eq_ignore_ascii_case(name).then(|| value.trim().to_string())
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// An HTTP/1.1 origin on loopback answering each request with the response `answer` writes
+/// for it (one request per connection); its port.
+async fn loopback_origin(answer: impl Fn(&Received) -> String + Send + Sync + 'static) -> u16 {
+    let answer = Arc::new(answer);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("address").port();
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
+            let answer = answer.clone();
             tokio::spawn(async move {
                 let mut request = Vec::new();
                 let mut buffer = [0u8; 4096];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let head_end = loop {
+                    if let Some(at) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break at + 4;
+                    }
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&request[..head_end]).to_string();
+                let mut received = Received {
+                    method: String::new(),
+                    path: String::new(),
+                    head,
+                    body: Vec::new(),
+                };
+                let length: usize = received.header("content-length").parse().unwrap_or(0);
+                while request.len() < head_end + length {
                     match stream.read(&mut buffer).await {
                         Ok(0) | Err(_) => return,
                         Ok(n) => request.extend_from_slice(&buffer[..n]),
                     }
                 }
-                let answer = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(answer.as_bytes()).await;
+                let mut first = received.head.lines().next().unwrap_or_default().split(' ');
+                received.method = first.next().unwrap_or_default().to_string();
+                received.path = first.next().unwrap_or_default().to_string();
+                received.body = request[head_end..head_end + length].to_vec();
+                let _ = stream.write_all(answer(&received).as_bytes()).await;
             });
         }
     });
     port
+}
+
+/// An HTTP/1.1 origin on loopback answering every request with `body`, and its port.
+async fn origin(body: &'static str) -> u16 {
+    loopback_origin(move |_| {
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    })
+    .await
 }
 
 /// What a function that fetches each URL of `urls` reports: the body, or the error.
@@ -391,4 +442,84 @@ const OURS = {ours};
         "[true,true,true,true,true,true,true]",
         "Node checks edgehook's signatures and ciphertexts"
     );
+}
+
+/// http and https make their requests through fetch, with the function's egress: a GET read
+/// as a stream of `data` events, a POST whose body is written in parts, the response's status,
+/// headers and cookies as Node gives them, and Node's error codes for a refused destination
+/// and a closed port.
+#[tokio::test(flavor = "multi_thread")]
+async fn http_requests_go_out_through_fetch() {
+    let port = echo_origin().await;
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address").port()
+    };
+    let source = format!(
+        r#"import http from 'node:http';
+export const handler = async () => {{
+  const lines = [];
+  const get = (url) => new Promise((resolve) => {{
+    const request = http.get(url, (response) => {{
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk) => (body += chunk));
+      response.on('end', () => resolve(`${{response.statusCode}} ${{response.statusMessage}} ${{response.headers['content-type']}} ${{JSON.stringify(response.headers['set-cookie'])}} ${{body}}`));
+    }});
+    request.on('error', (e) => resolve(`error ${{e.code}}`));
+  }});
+  lines.push(await get('http://127.0.0.1:{port}/hello?x=1'));
+  lines.push(await new Promise((resolve) => {{
+    const request = http.request({{ hostname: '127.0.0.1', port: {port}, path: '/post', method: 'POST', headers: {{ 'Content-Type': 'text/plain', 'X-Part': 'yes' }} }}, (response) => {{
+      const chunks = [];
+      response.on('data', (chunk) => chunks.push(chunk));
+      response.on('end', () => resolve(`${{response.statusCode}} ${{Buffer.concat(chunks)}}`));
+    }});
+    request.on('socket', (socket) => lines.push(`socket ${{typeof socket.setKeepAlive}}`));
+    request.write('one ');
+    request.write(Buffer.from('two '));
+    request.end('three');
+  }}));
+  lines.push(await get('http://127.0.0.1:{closed}/'));
+  lines.push(await get('http://127.0.0.2:{port}/'));
+  return {{ status: '200', body: lines.join('\n') }};
+}};"#
+    );
+    let pool = pool(vec![function(
+        &source,
+        &[format!("127.0.0.1:{port}"), format!("127.0.0.1:{closed}")],
+    )]);
+    let body = body_of(&pool).await;
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "200 OK text/plain [\"a=1\",\"b=2\"] GET /hello?x=1  ",
+            "socket function",
+            "201 POST /post text/plain one two three",
+            "error ECONNREFUSED",
+            "error ERR_EDGEHOOK_EGRESS_REFUSED",
+        ],
+        "{body}"
+    );
+}
+
+/// An HTTP/1.1 origin on loopback that answers with what it received: method, path, the
+/// request's content type and body (201 for a POST), and two cookies.
+async fn echo_origin() -> u16 {
+    loopback_origin(|received| {
+        let body = format!(
+            "{} {} {} {}",
+            received.method,
+            received.path,
+            received.header("content-type"),
+            String::from_utf8_lossy(&received.body)
+        );
+        let status = if received.method == "POST" { "201 Created" } else { "200 OK" };
+        format!(
+            "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\nset-cookie: a=1\r\nset-cookie: b=2\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    })
+    .await
 }

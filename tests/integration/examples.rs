@@ -317,3 +317,94 @@ async fn redirects_package() {
     let page = c.get(edge.url("/")).send().await.unwrap();
     assert_eq!(page.status(), 200, "other paths reach the origin");
 }
+
+#[tokio::test]
+async fn jwks_gate() {
+    // What make-keys.mjs makes, and tokens that must be refused: expired, signed by another
+    // key, tampered with.
+    let made = std::process::Command::new("node")
+        .arg("-e")
+        .arg(
+            r#"
+const { generateKeyPairSync, createSign } = require('crypto');
+const pair = () => generateKeyPairSync('rsa', { modulusLength: 2048 });
+const [ours, theirs] = [pair(), pair()];
+const part = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+const token = (claims, key) => {
+  const unsigned = `${part({ alg: 'RS256', typ: 'JWT', kid: 'k1' })}.${part(claims)}`;
+  return `${unsigned}.${createSign('sha256').update(unsigned).sign(key, 'base64url')}`;
+};
+const now = Math.floor(Date.now() / 1000);
+const valid = token({ sub: 'alice', exp: now + 600 }, ours.privateKey);
+console.log(JSON.stringify({
+  jwks: { keys: [{ ...ours.publicKey.export({ format: 'jwk' }), kid: 'k1', alg: 'RS256', use: 'sig' }] },
+  valid,
+  expired: token({ sub: 'alice', exp: now - 10 }, ours.privateKey),
+  foreign: token({ sub: 'mallory', exp: now + 600 }, theirs.privateKey),
+  tampered: valid.replace(/\.([^.]*)\./, (_, body) => `.${part({ sub: 'admin', exp: now + 600 })}.`),
+}));
+"#,
+        )
+        .output()
+        .expect("node runs");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let made: serde_json::Value = serde_json::from_slice(&made.stdout).expect("JSON");
+    let jwks = made["jwks"].to_string();
+    let keys = Origin::start(move |seen| {
+        let mut reply = Reply::ok(jwks.clone());
+        reply.headers = vec![("content-type".into(), "application/json".into())];
+        if seen.uri == "/jwks.json" {
+            reply
+        } else {
+            reply.status(404)
+        }
+    })
+    .await;
+    let text = std::fs::read_to_string("examples/jwks-gate/edgehook.toml")
+        .expect("the example's config")
+        .replace("127.0.0.1:8099", &keys.addr.to_string());
+    let edge = Edgehook::start(&text).await;
+    let c = client();
+    let get = |token: Option<&str>| {
+        let mut request = c.get(edge.url("/"));
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        request.send()
+    };
+    let none = get(None).await.expect("an answer");
+    assert_eq!(none.status(), 401);
+    assert!(none.headers()["www-authenticate"]
+        .to_str()
+        .expect("text")
+        .starts_with("Bearer error=\"invalid_token\""));
+    for _ in 0..4 {
+        let valid = get(made["valid"].as_str()).await.expect("an answer");
+        assert_eq!(valid.status(), 200);
+        assert!(valid.text().await.expect("a body").contains("Only for members."));
+    }
+    for refused in ["expired", "foreign", "tampered"] {
+        assert_eq!(
+            get(made[refused].as_str()).await.expect("an answer").status(),
+            401,
+            "{refused}"
+        );
+    }
+    // The key set is kept in module scope: fetched once per instance (one per JS thread).
+    assert!(
+        (1..=2).contains(&keys.count("/jwks.json")),
+        "{} fetches",
+        keys.count("/jwks.json")
+    );
+    let page = edge.metrics_page().await;
+    let fetched: f64 = page
+        .lines()
+        .find(|line| {
+            line.starts_with(
+                r#"edgehook_function_egress_requests_total{function="gate",host="127.0.0.1",status_class="2xx"}"#,
+            )
+        })
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+        .expect("the egress metric");
+    assert_eq!(fetched as usize, keys.count("/jwks.json"));
+}

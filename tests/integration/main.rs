@@ -18,6 +18,7 @@ mod examples;
 mod functions;
 mod hooks;
 mod hostile;
+mod http_clients;
 mod layout;
 mod lifecycle;
 mod packages;

@@ -1207,10 +1207,12 @@
   // Node modules whose calls cannot be honoured here. Bundles keep their `require`s even on
   // paths never taken, so each loads, as an object whose every member (a function, also as a
   // class to extend) throws when called, naming the call and why.
-  const NO_EGRESS = "outbound connections from functions are not available yet";
+  const NO_EGRESS = "functions make outbound requests with fetch, http or https";
+  // http and https make requests in functions whose code names them or a web API (js/web.rs).
+  const NOT_NAMED = "edgehook gives outbound requests to functions whose code requires 'http' or 'https' (or names fetch), and this one reached it by a computed name";
   const UNAVAILABLE = {
-    http: NO_EGRESS,
-    https: NO_EGRESS,
+    http: NOT_NAMED,
+    https: NOT_NAMED,
     http2: NO_EGRESS,
     net: NO_EGRESS,
     tls: NO_EGRESS,
@@ -1311,6 +1313,28 @@
   // made as usual and a request reports its failure as an `error` event after it is made, so a
   // client library handles it as any network failure (retries, then its own error) rather than
   // crashing on a throw no Node code expects.
+  // fetch with the function's egress, for http and https (the global may be replaced).
+  let httpFetchMade = null;
+  const httpFetch = () => (httpFetchMade ??= outboundFetch(loadWeb("ext:deno_fetch/26_fetch.js").fetch));
+  // A failed fetch as the error Node's http gives, with the code client libraries look at.
+  function networkError(error) {
+    let detail = "";
+    try {
+      detail = String(error?.cause?.message ?? error?.message ?? error);
+    } catch {}
+    const codes = [
+      [/refused: /, "ERR_EDGEHOOK_EGRESS_REFUSED"],
+      [/[Cc]onnection refused/, "ECONNREFUSED"],
+      [/dns error|failed to lookup|[Nn]o such host|[Nn]ame or service not known/, "ENOTFOUND"],
+      [/timed out/, "ETIMEDOUT"],
+      [/certificate|[Cc]ert|UnknownIssuer/, "UNABLE_TO_VERIFY_LEAF_SIGNATURE"],
+      [/egress_max_response/, "ERR_EDGEHOOK_RESPONSE_TOO_LARGE"],
+    ];
+    const code = codes.find(([pattern]) => pattern.test(detail))?.[1] ?? "ECONNRESET";
+    const made = nodeError(Error, code, detail || "socket hang up");
+    made.cause = error;
+    return made;
+  }
   function offlineHttp(name) {
     const EventEmitter = builtinModule("events");
     const egressError = (call) =>
@@ -1364,12 +1388,140 @@
         }
         this.destroyed = false;
         this.writable = true;
+        this.finished = false;
+        this.aborted = false;
+        this.headersSent = false;
+        this.reusedSocket = false;
+        if (!WEB) {
+          process.nextTick(() => {
+            if (this.destroyed) return;
+            this.destroyed = true;
+            this.emit("error", egressError(call));
+            this.emit("close");
+          });
+          return;
+        }
+        this.#options = options;
+        this.#port = options.port ? Number(options.port) : options.defaultPort ?? (protocol === "https:" ? 443 : 80);
+        if (typeof options.auth === "string" && !this.hasHeader("authorization")) {
+          this.setHeader("Authorization", "Basic " + Buffer.from(options.auth).toString("base64"));
+        }
+        this.socket = this.connection = fakeSocket(this, protocol === "https:");
+        if (options.timeout !== undefined) this.setTimeout(options.timeout);
+        if (options.signal) {
+          const abort = () => this.destroy(nodeError(Error, "ABORT_ERR", "The operation was aborted"));
+          if (options.signal.aborted) process.nextTick(abort);
+          else options.signal.addEventListener("abort", abort, { once: true });
+        }
         process.nextTick(() => {
-          if (this.destroyed) return;
-          this.destroyed = true;
-          this.emit("error", egressError(call));
-          this.emit("close");
+          if (!this.destroyed) this.emit("socket", this.socket);
         });
+      }
+      #options;
+      #port;
+      #chunks = [];
+      #controller = null;
+      #timer = null;
+      #timeout = 0;
+      #response = null;
+      // The request goes out when it is ended, through fetch (with the function's egress).
+      #send() {
+        const host = this.host.includes(":") && !this.host.startsWith("[") ? `[${this.host}]` : this.host;
+        const url = `${protocol}//${host}:${this.#port}${this.path.startsWith("/") ? "" : "/"}${this.path}`;
+        const headers = [];
+        for (const [header, value] of this.#headers) {
+          // fetch writes these itself.
+          if (["host", "connection", "keep-alive", "transfer-encoding", "content-length", "expect"].includes(header)) continue;
+          for (const one of Array.isArray(value) ? value : [value]) headers.push([header, String(one)]);
+        }
+        // Node sends none, and fetch would decode what the function expects to decode.
+        if (!this.#headers.has("accept-encoding")) headers.push(["accept-encoding", "identity"]);
+        const bodyless = this.method === "GET" || this.method === "HEAD";
+        const body = bodyless || this.#chunks.length === 0 ? undefined : Buffer.concat(this.#chunks);
+        this.#controller = new (loadWeb("ext:deno_web/03_abort_signal.js").AbortController)();
+        this.headersSent = true;
+        this.#restartTimer();
+        httpFetch()(url, { method: this.method, headers, body, redirect: "manual", signal: this.#controller.signal }).then(
+          (response) => this.#respond(response),
+          (error) => {
+            if (this.destroyed) return;
+            this.#clearTimer();
+            this.destroyed = true;
+            this.emit("error", networkError(error));
+            this.emit("close");
+          },
+        );
+      }
+      #respond(response) {
+        if (this.destroyed) return;
+        const { Readable } = builtinModule("stream");
+        const message = new Readable({ read() {} });
+        this.#response = message;
+        message.statusCode = response.status;
+        message.statusMessage = response.statusText || HTTP_STATUS_TEXT[response.status] || "";
+        message.httpVersion = "1.1";
+        message.httpVersionMajor = 1;
+        message.httpVersionMinor = 1;
+        message.headers = {};
+        message.rawHeaders = [];
+        // fetch decodes gzip and brotli bodies whatever was asked: the headers then describe
+        // the body as it arrives here (no content-encoding), so a client does not decode it again.
+        const { toInnerResponse, wireHeaderList } = loadWeb("ext:deno_fetch/23_response.js");
+        for (const [raw, value] of wireHeaderList(toInnerResponse(response))) {
+          const header = String(raw).toLowerCase();
+          message.rawHeaders.push(raw, value);
+          if (header === "set-cookie") (message.headers[header] ??= []).push(value);
+          else message.headers[header] = header in message.headers ? `${message.headers[header]}, ${value}` : value;
+        }
+        message.trailers = {};
+        message.rawTrailers = [];
+        message.url = "";
+        message.method = null;
+        message.complete = false;
+        message.aborted = false;
+        message.req = this;
+        message.socket = message.connection = this.socket;
+        message.setTimeout = (ms, callback) => {
+          this.setTimeout(ms, callback);
+          return message;
+        };
+        this.res = message;
+        this.emit("response", message);
+        const reader = response.body?.getReader();
+        const pump = () => {
+          if (reader === undefined) return finish();
+          reader.read().then(
+            ({ done, value }) => {
+              if (done) return finish();
+              this.#restartTimer();
+              message.push(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
+              pump();
+            },
+            (error) => {
+              this.#clearTimer();
+              message.aborted = true;
+              message.destroy(networkError(error));
+            },
+          );
+        };
+        const finish = () => {
+          this.#clearTimer();
+          message.complete = true;
+          message.push(null);
+          message.once("end", () => {
+            this.destroyed = true;
+            this.emit("close");
+          });
+        };
+        pump();
+      }
+      #restartTimer() {
+        this.#clearTimer();
+        if (this.#timeout > 0) this.#timer = setTimeout(() => this.emit("timeout"), this.#timeout);
+      }
+      #clearTimer() {
+        if (this.#timer !== null) clearTimeout(this.#timer);
+        this.#timer = null;
       }
       setHeader(header, value) {
         validateName(header);
@@ -1391,33 +1543,92 @@
       }
       write(chunk, encoding, callback) {
         const done = typeof encoding === "function" ? encoding : callback;
+        if (WEB && chunk !== undefined && chunk !== null && !this.finished) {
+          this.#chunks.push(typeof chunk === "string" ? Buffer.from(chunk, typeof encoding === "string" ? encoding : "utf8") : Buffer.from(chunk));
+        }
         if (typeof done === "function") process.nextTick(done);
         return true;
       }
       end(chunk, encoding, callback) {
         const done = [chunk, encoding, callback].find((argument) => typeof argument === "function");
+        if (WEB && !this.finished) {
+          if (typeof chunk !== "function" && chunk !== undefined && chunk !== null) this.write(chunk, typeof encoding === "string" ? encoding : undefined);
+          this.finished = true;
+          this.writable = false;
+          if (!this.destroyed) {
+            this.#send();
+            process.nextTick(() => this.emit("finish"));
+          }
+        }
         if (done) process.nextTick(done);
         return this;
       }
       flushHeaders() {}
-      setTimeout(_, callback) {
+      setTimeout(ms, callback) {
         if (typeof callback === "function") this.once("timeout", callback);
+        if (WEB) {
+          this.#timeout = Number(ms) || 0;
+          if (this.headersSent && !this.#response?.complete) this.#restartTimer();
+        }
         return this;
       }
       setNoDelay() {}
       setSocketKeepAlive() {}
       abort() {
+        if (!this.aborted) {
+          this.aborted = true;
+          process.nextTick(() => this.emit("abort"));
+        }
         this.destroy();
       }
       destroy(error) {
         if (this.destroyed) return this;
         this.destroyed = true;
+        if (WEB) {
+          this.#clearTimer();
+          try {
+            this.#controller?.abort();
+          } catch {}
+          if (this.#response !== null && !this.#response.complete) {
+            this.#response.aborted = true;
+            this.#response.destroy(error ?? nodeError(Error, "ECONNRESET", "aborted"));
+          }
+        }
         process.nextTick(() => {
           if (error) this.emit("error", error);
           this.emit("close");
         });
         return this;
       }
+    }
+    // What a request's `socket` event gives: the calls client libraries make on a socket.
+    function fakeSocket(request, encrypted) {
+      const socket = new EventEmitter();
+      Object.assign(socket, {
+        connecting: false,
+        destroyed: false,
+        readable: true,
+        writable: true,
+        encrypted,
+        authorized: encrypted,
+        remoteAddress: undefined,
+        remotePort: undefined,
+        setTimeout: (ms, callback) => {
+          request.setTimeout(ms, callback);
+          return socket;
+        },
+        setNoDelay: () => socket,
+        setKeepAlive: () => socket,
+        ref: () => socket,
+        unref: () => socket,
+        address: () => ({}),
+        destroy: (error) => {
+          request.destroy(error);
+          return socket;
+        },
+        end: () => socket,
+      });
+      return socket;
     }
     // request(url[, options][, callback]) or request(options[, callback]), as Node reads them.
     const request = (call) => (...args) => {
@@ -1445,8 +1656,15 @@
       METHODS: ["ACL", "BIND", "CHECKOUT", "CONNECT", "COPY", "DELETE", "GET", "HEAD", "LINK", "LOCK", "M-SEARCH", "MERGE", "MKACTIVITY", "MKCALENDAR", "MKCOL", "MOVE", "NOTIFY", "OPTIONS", "PATCH", "POST", "PROPFIND", "PROPPATCH", "PURGE", "PUT", "QUERY", "REBIND", "REPORT", "SEARCH", "SOURCE", "SUBSCRIBE", "TRACE", "UNBIND", "UNLINK", "UNLOCK", "UNSUBSCRIBE"],
       maxHeaderSize: 16384,
     };
-    // Servers and anything else: loads, throws when called.
-    return new Proxy(module, { get: (target, key) => (hasOwn(target, key) ? target[key] : unavailable[key]) });
+    // Node's other exports (servers, mostly): load, throw when called. Names Node's module does
+    // not have are undefined, as there (libraries test `http.default ?? http`).
+    const OTHERS = {
+      http: ["_connectionListener", "IncomingMessage", "OutgoingMessage", "Server", "ServerResponse", "createServer", "validateHeaderName", "validateHeaderValue", "setMaxIdleHTTPParsers"],
+      https: ["Server", "createServer"],
+    }[name];
+    return new Proxy(module, {
+      get: (target, key) => (hasOwn(target, key) ? target[key] : OTHERS.includes(key) ? unavailable[key] : undefined),
+    });
   }
   // Node's url.fileURLToPath and url.pathToFileURL (POSIX).
   function fileURLToPath(input) {
