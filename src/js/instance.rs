@@ -337,6 +337,10 @@ impl Instance {
     /// abort the requests still running (`script_usable`: its isolate may run again), then frees
     /// their slots. Returns the calls it made.
     async fn end_outbound(&mut self, script_usable: bool) -> Outbound {
+        // Only instances with the web platform can make requests.
+        if !self.spec.web {
+            return Outbound::default();
+        }
         let mut runtime = self.runtime.enter();
         let made_requests = egress::made_requests(&runtime.op_state().borrow());
         if made_requests && script_usable {

@@ -1323,14 +1323,15 @@
       detail = String(error?.cause?.message ?? error?.message ?? error);
     } catch {}
     const codes = [
-      [/refused: /, "ERR_EDGEHOOK_EGRESS_REFUSED"],
       [/[Cc]onnection refused/, "ECONNREFUSED"],
       [/dns error|failed to lookup|[Nn]o such host|[Nn]ame or service not known/, "ENOTFOUND"],
       [/timed out/, "ETIMEDOUT"],
       [/certificate|[Cc]ert|UnknownIssuer/, "UNABLE_TO_VERIFY_LEAF_SIGNATURE"],
       [/egress_max_response/, "ERR_EDGEHOOK_RESPONSE_TOO_LARGE"],
     ];
-    const code = codes.find(([pattern]) => pattern.test(detail))?.[1] ?? "ECONNRESET";
+    const code = refusal(error)
+      ? "ERR_EDGEHOOK_EGRESS_REFUSED"
+      : codes.find(([pattern]) => pattern.test(detail))?.[1] ?? "ECONNRESET";
     const made = nodeError(Error, code, detail || "socket hang up");
     made.cause = error;
     return made;
