@@ -24,6 +24,9 @@ pub struct Metrics {
     pub js_threads_replaced: IntCounter,
     pub js_threads_crashed: IntCounter,
     pub js_threads_stuck: IntGauge,
+    pub store_connected: IntGauge,
+    pub store_revision: IntGauge,
+    pub fleet_nodes: IntGauge,
 }
 
 impl Metrics {
@@ -139,6 +142,15 @@ impl Metrics {
                 "edgehook_js_threads_stuck",
                 "JS threads still running a script that ignored its stop (replaced or not).",
             ),
+            store_connected: gauge(
+                "edgehook_store_connected",
+                "1 while the deployment state store takes changes; 0 while this node serves its last state without it.",
+            ),
+            store_revision: gauge(
+                "edgehook_store_revision",
+                "The revision of the fleet state this node has applied (0 for a local state directory).",
+            ),
+            fleet_nodes: gauge("edgehook_fleet_nodes", "Live nodes sharing this node's state store."),
             registry,
         }
     }

@@ -5,7 +5,9 @@
 use crate::admin::api::AdminApi;
 use crate::cache::CacheLayer;
 use crate::config::DirOrigin;
+use crate::config::StateBackend;
 use crate::config::{Config, OriginKind};
+use crate::deploy::store::{EtcdStore, LocalStore, NodeRecord, StateStore};
 use crate::deploy::Deployments;
 use crate::edge::geoip::GeoIp;
 use crate::head_deadline::{HeadDeadline, HeadTimeout};
@@ -44,6 +46,8 @@ pub enum ServeError {
     GeoIp(String),
     #[error("deployment state: {0}")]
     Deploy(String),
+    #[error("cannot start the control runtime: {0}")]
+    Control(std::io::Error),
     #[error("{0}")]
     Resolver(ResolveError),
 }
@@ -94,6 +98,36 @@ fn server_conf(config: &Config, runtime_dir: &std::path::Path) -> ServerConf {
     }
 }
 
+/// The deployment state store the config names, open (for etcd: connected, the state loaded
+/// and followed on `control`).
+fn open_store(config: &Config, control: &tokio::runtime::Runtime) -> Result<Arc<dyn StateStore>, ServeError> {
+    let deploy_error = |e: crate::deploy::store::StoreError| ServeError::Deploy(e.to_string());
+    match &config.store {
+        StateBackend::Local => Ok(Arc::new(
+            LocalStore::open_as(&config.state_dir, &config.node).map_err(deploy_error)?,
+        )),
+        StateBackend::Etcd(settings) => {
+            let me = NodeRecord {
+                name: config.node.clone(),
+                admin: config.server.admin.map(|a| a.to_string()),
+                listen: config.server.listen.iter().map(|a| a.to_string()).collect(),
+                ..NodeRecord::default()
+            };
+            let store = control
+                .block_on(EtcdStore::connect(settings, &config.state_dir, me))
+                .map_err(deploy_error)?;
+            tracing::info!(
+                endpoints = ?settings.endpoints,
+                prefix = settings.prefix,
+                node = config.node,
+                revision = store.revision(),
+                "following the fleet state in etcd"
+            );
+            Ok(store)
+        }
+    }
+}
+
 /// Serves `config` (read from `path`, which reloads read again) until a shutdown signal;
 /// returns once in-flight requests are done.
 pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<(), ServeError> {
@@ -112,11 +146,21 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
     let mut server = Server::new_with_opt_and_conf(Some(options), server_conf(&config, runtime_dir.path()));
     server.bootstrap();
 
+    // The control plane (the state store, deployments, purges) runs on a thread of its own,
+    // apart from the proxy's.
+    let control = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("edgehook-control")
+        .enable_all()
+        .build()
+        .map_err(ServeError::Control)?;
+    let store = open_store(&config, &control)?;
     let functions = start_functions(&config)?;
     let deploy = match &functions {
-        Some(pool) => Some(Arc::new(
-            Deployments::start(&config, pool.clone()).map_err(|e| ServeError::Deploy(e.to_string()))?,
-        )),
+        Some(pool) => Some(
+            Deployments::start(&config, pool.clone(), store.clone(), control.handle().clone())
+                .map_err(|e| ServeError::Deploy(e.to_string()))?,
+        ),
         None => None,
     };
     let dirs = Arc::new(arc_swap::ArcSwap::from_pointee(DirServer::new(dir_origins_of(&config))));
@@ -133,12 +177,15 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
         forwards: Default::default(),
         dirs,
         deploy,
+        store: store.clone(),
         geoip: match &config.server.geoip_database {
             // Validation opened it already; a file changed since then is reported here.
             Some(path) => Some(GeoIp::open(path).map_err(ServeError::GeoIp)?),
             None => None,
         },
     });
+
+    control.spawn(crate::admin::fleet::follow_purges(node.clone()));
 
     // Request heads must arrive within `server.request_header_timeout` (read at each request).
     let head_timeout: HeadTimeout = {
@@ -236,6 +283,8 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
     server.run(RunArgs {
         shutdown_signal: Box::new(DrainOnSignal),
     });
+    control.block_on(store.leave());
+    control.shutdown_timeout(std::time::Duration::from_secs(1));
     tracing::info!("edgehook stopped");
     drop(runtime_dir);
     Ok(())

@@ -1,10 +1,12 @@
-//! The admin API: `GET /healthz`, `GET /metrics`, `POST /cache/purge` (bearer token).
+//! The admin API: `GET /healthz`, `GET /metrics`, `GET /fleet`, `POST /cache/purge` and
+//! `GET /cache/purges/{id}`, `POST /reload`, and `/functions/...` (changes need the bearer
+//! token).
 
 use crate::cache::CacheLayer;
 use crate::config::pattern::PathPattern;
 use crate::config::AdminToken;
 use crate::deploy::rollout::DeploymentRequest;
-use crate::deploy::store::Alias;
+use crate::deploy::store::{Alias, StoreError, StoreHealth};
 use crate::deploy::DeployError;
 use crate::deploy::Upload;
 use crate::local_http::{Handler, Reply};
@@ -30,6 +32,43 @@ pub struct AdminApi {
 #[serde(deny_unknown_fields)]
 struct PurgeRequest {
     paths: Vec<String>,
+    /// How long to wait for the nodes to apply it: `"2s"`, `"500ms"` or seconds.
+    #[serde(default)]
+    wait: Option<serde_json::Value>,
+}
+
+/// How long a purge's answer waits for the fleet by default, and at most.
+const PURGE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+const MAX_PURGE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn purge_wait(wait: Option<&serde_json::Value>) -> Result<std::time::Duration, String> {
+    let wait = match wait {
+        None => PURGE_WAIT,
+        Some(serde_json::Value::Number(seconds)) => seconds
+            .as_f64()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| std::time::Duration::from_secs_f64(s.min(MAX_PURGE_WAIT.as_secs_f64())))
+            .ok_or("`wait` must be a duration (\"2s\") or seconds")?,
+        Some(serde_json::Value::String(text)) => crate::config::units::parse_duration(text)?,
+        Some(_) => return Err("`wait` must be a duration (\"2s\") or seconds".into()),
+    };
+    Ok(wait.min(MAX_PURGE_WAIT))
+}
+
+/// A purge's answer: the purge, who applied it (and how many objects), who has not yet.
+fn purge_answer(status: &crate::deploy::store::PurgeStatus) -> serde_json::Value {
+    let purged: usize = status.applied.values().map(|a| a.purged).sum();
+    serde_json::json!({
+        "id": status.purge.id,
+        "paths": status.purge.paths,
+        "status": if status.pending.is_empty() { "Completed" } else { "InProgress" },
+        "purged": purged,
+        "nodes": { "applied": status.applied.len(), "pending": status.pending.len() },
+        "applied": status.applied,
+        "pending": status.pending,
+        "requested_ms": status.purge.requested_ms,
+        "requested_by": status.purge.requested_by,
+    })
 }
 
 fn json(status: u16, value: serde_json::Value) -> Reply {
@@ -127,10 +166,44 @@ impl AdminApi {
                 Err(e) => return json_error(400, &e),
             }
         }
-        let purged = self.cache().purge(&patterns);
-        self.metrics.purged.inc_by(purged as u64);
-        tracing::info!(target: "edgehook::admin", paths = ?request.paths, purged, "cache purge");
-        json(200, serde_json::json!({ "purged": purged, "paths": request.paths }))
+        let wait = match purge_wait(request.wait.as_ref()) {
+            Ok(wait) => wait,
+            Err(message) => return json_error(400, &message),
+        };
+        drop(patterns);
+        let store = self.node.store.clone();
+        let purge = match store.request_purge(request.paths).await {
+            Ok(purge) => purge,
+            Err(error) => return store_error_reply(&error),
+        };
+        tracing::info!(target: "edgehook::admin", id = purge.id, paths = ?purge.paths, "cache purge requested");
+        // Every node (this one too) applies it from the store; the answer waits for them, up
+        // to `wait`.
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let status = store.purge_status(&purge.id);
+            let done = status
+                .as_ref()
+                .is_some_and(|s| s.pending.is_empty() && !s.applied.is_empty());
+            if done || tokio::time::Instant::now() >= deadline {
+                return match status {
+                    Some(status) => json(200, purge_answer(&status)),
+                    None => json(
+                        200,
+                        serde_json::json!({ "id": purge.id, "paths": purge.paths, "status": "InProgress", "purged": 0 }),
+                    ),
+                };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    /// `GET /cache/purges/{id}`: a purge's status per node.
+    fn purge_status(&self, id: &str) -> Reply {
+        match self.node.store.purge_status(id) {
+            Some(status) => json(200, purge_answer(&status)),
+            None => json_error(404, "no such purge (purges are kept for a day)"),
+        }
     }
 
     /// `/functions/{name}`, `/functions/{name}/code`, `/functions/{name}/versions`,
@@ -184,16 +257,16 @@ impl AdminApi {
                         file_name: query.get("file").cloned(),
                     }
                 };
-                // Loading the code to check it runs its top-level code (up to its timeout): off
-                // this listener's only thread, so health checks and metrics answer meanwhile.
-                let (deploying, function) = (deploy.clone(), name.to_string());
-                blocking(move || deploying.put_code(&function, upload, handler.as_deref(), limits))
+                // Checking the code loads runs on a blocking thread: health checks and metrics
+                // answer meanwhile.
+                deploy
+                    .put_code(name, upload, handler.as_deref(), limits)
                     .await
-                    .unwrap_or_else(|e| Err(DeployError::Load(e)))
                     .map(|()| json(200, serde_json::json!({ "function": name, "updated": "$LATEST" })))
             }
             ("POST", [name, "versions"]) => deploy
                 .publish(name)
+                .await
                 .map(|version| json(201, serde_json::json!({ "version": version }))),
             ("PUT", [name, "aliases", alias]) => {
                 let body = match Self::read_body(session).await {
@@ -201,7 +274,7 @@ impl AdminApi {
                     Err(reply) => return reply,
                 };
                 match serde_json::from_slice::<Alias>(&body) {
-                    Ok(value) => deploy.put_alias(name, alias, value).map(|()| {
+                    Ok(value) => deploy.put_alias(name, alias, value).await.map(|()| {
                         json(
                             200,
                             serde_json::json!({ "function": name, "alias": alias, "routing": value }),
@@ -220,6 +293,7 @@ impl AdminApi {
                 match serde_json::from_slice::<DeploymentRequest>(&body) {
                     Ok(request) => deploy
                         .start_deployment(name, alias, request)
+                        .await
                         .map(|status| json(201, serde_json::to_value(status).unwrap_or_default())),
                     Err(e) => Err(DeployError::Invalid(format!(
                         "expected {{\"version\": N, \"strategy\": \"AllAtOnce\" | \"Canary10Percent5Minutes\" | ... | {{\"type\": \"canary\", \"percent\": 10, \"interval\": \"30s\"}}, \"alarm\": {{\"error_rate\": 0.05, \"min_invocations\": 20}}, \"pre_traffic\": \"fn\"}}: {e}"
@@ -241,12 +315,12 @@ impl AdminApi {
                 }
                 reply
             }
+            Err(DeployError::Store(error)) => store_error_reply(&error),
             Err(error) => {
-                use crate::deploy::store::StoreError;
                 use crate::deploy::DeployError::*;
                 let status = match &error {
-                    UnknownFunction(_) | UnknownAlias(..) | Store(StoreError::NoSuchVersion { .. }) => 404,
-                    Invalid(_) | Load(_) | Store(StoreError::Invalid(_)) => 400,
+                    UnknownFunction(_) | UnknownAlias(..) => 404,
+                    Invalid(_) | Load(_) => 400,
                     Conflict(_) => 409,
                     Store(_) => 500,
                 };
@@ -255,18 +329,29 @@ impl AdminApi {
         }
     }
 
-    /// 200 `ok`, or 503 `unhealthy` with the reason while the function runtime has lost
-    /// capacity it cannot get back (see `ThreadHealth::problem`): an orchestrator then replaces
-    /// the process instead of letting it serve less and less.
+    /// 200 `ok`; 200 `degraded` with the reason while the node serves its last state without
+    /// the state store (it still serves: a load balancer keeps it); or 503 `unhealthy` while
+    /// the function runtime has lost capacity it cannot get back (see
+    /// `ThreadHealth::problem`): an orchestrator then replaces the process instead of letting
+    /// it serve less and less.
     fn health(&self) -> Reply {
         let problem = self.node.functions.as_ref().and_then(|pool| pool.health().problem());
-        match problem {
-            None => json(200, serde_json::json!({ "status": "ok" })),
-            Some(reason) => json(503, serde_json::json!({ "status": "unhealthy", "reason": reason })),
+        if let Some(reason) = problem {
+            return json(503, serde_json::json!({ "status": "unhealthy", "reason": reason }));
+        }
+        match self.node.store.health() {
+            StoreHealth::Connected => json(200, serde_json::json!({ "status": "ok" })),
+            StoreHealth::Degraded(reason) => json(200, serde_json::json!({ "status": "degraded", "reason": reason })),
         }
     }
 
     fn metrics_page(&self) -> Reply {
+        let store = &self.node.store;
+        self.metrics
+            .store_connected
+            .set(i64::from(store.health() == StoreHealth::Connected));
+        self.metrics.store_revision.set(store.revision() as i64);
+        self.metrics.fleet_nodes.set(store.nodes().len() as i64);
         self.metrics.cache_bytes.set(self.cache().storage.bytes() as i64);
         self.metrics.cache_objects.set(self.cache().storage.objects() as i64);
         if let Some(pool) = &self.node.functions {
@@ -287,6 +372,19 @@ impl AdminApi {
     }
 }
 
+/// A state store failure as an answer: 503 while the store is unreachable (the node serves
+/// on; the change can be made again once it is back).
+fn store_error_reply(error: &StoreError) -> Reply {
+    let status = match error {
+        StoreError::NoSuchVersion { .. } => 404,
+        StoreError::Invalid(_) => 400,
+        StoreError::Conflict(_) | StoreError::NotDriver(_) => 409,
+        StoreError::Unavailable(_) => 503,
+        StoreError::Io { .. } | StoreError::Damaged { .. } | StoreError::DamagedValue { .. } => 500,
+    };
+    json_error(status, &error.to_string())
+}
+
 /// Runs `work` on tokio's blocking pool; a panic in it becomes an error message.
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
     tokio::task::spawn_blocking(work)
@@ -303,6 +401,8 @@ impl Handler for AdminApi {
             ("GET" | "HEAD", "/healthz") => self.health(),
             ("GET" | "HEAD", "/metrics") => self.metrics_page(),
             ("POST", "/cache/purge") => self.purge(session).await,
+            ("GET" | "HEAD", "/fleet") => json(200, super::fleet::fleet(self.node.store.as_ref())),
+            ("GET" | "HEAD", p) if p.starts_with("/cache/purges/") => self.purge_status(&p["/cache/purges/".len()..]),
             ("POST", "/reload") => match self.refuse_unauthorized(session) {
                 Some(refusal) => refusal,
                 // Off this listener's thread too: a reload loads every changed function.
@@ -317,7 +417,9 @@ impl Handler for AdminApi {
                     Err(message) => json_error(400, &message),
                 },
             },
-            (_, "/healthz" | "/metrics" | "/cache/purge" | "/reload") => json_error(405, "method not allowed"),
+            (_, "/healthz" | "/metrics" | "/cache/purge" | "/reload" | "/fleet") => {
+                json_error(405, "method not allowed")
+            }
             (_, p) if p.starts_with("/functions/") => self.functions(session, method.as_str(), &path).await,
             _ => json_error(404, "no such admin endpoint"),
         };

@@ -1,2 +1,3 @@
-//! The admin listener: health, metrics and cache purges.
+//! The admin listener: health, metrics, functions and deployments, cache purges, and the fleet.
 pub mod api;
+pub mod fleet;

@@ -28,10 +28,26 @@ pub struct FileConfig {
     pub deploy: DeployFile,
 }
 
-/// `[deploy]`: where versions and aliases are kept.
+/// `[deploy]`: where versions, aliases and deployments are kept.
 #[derive(Debug, Default, Deserialize)]
 pub struct DeployFile {
     pub state_dir: Option<String>,
+    /// `local` (the state directory) or `etcd`.
+    pub store: Option<String>,
+    pub etcd: Option<EtcdFile>,
+}
+
+/// `[deploy.etcd]`: the etcd cluster a fleet shares.
+#[derive(Debug, Default, Deserialize)]
+pub struct EtcdFile {
+    pub endpoints: Option<Vec<String>>,
+    pub prefix: Option<String>,
+    pub ca_file: Option<String>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub node: Option<String>,
 }
 
 /// `[runtime]`: the JavaScript thread pool.

@@ -21,8 +21,75 @@ pub struct Config {
     pub behaviors: Vec<Arc<Behavior>>,
     pub runtime: Runtime,
     pub functions: BTreeMap<String, Function>,
-    /// The deployment state directory (versions, aliases).
+    /// The deployment state directory (versions, aliases), and where the upgrade socket lives.
     pub state_dir: PathBuf,
+    /// Where the deployment state is kept.
+    pub store: StateBackend,
+    /// This node's name among the fleet's.
+    pub node: String,
+}
+
+/// This machine's host name, the default node name (characters a node name cannot hold
+/// become `-`).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| {
+            name.trim()
+                .chars()
+                .take(64)
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect::<String>()
+        })
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "edgehook".into())
+}
+
+/// `[deploy] store`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateBackend {
+    /// The state directory of this node.
+    Local,
+    /// An etcd cluster shared by a fleet.
+    Etcd(EtcdSettings),
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct EtcdSettings {
+    /// `http://host:port` or `https://host:port`.
+    pub endpoints: Vec<String>,
+    /// Every key edgehook keeps starts with it; it ends with `/`.
+    pub prefix: String,
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate and its key, for clusters that ask for one.
+    pub identity: Option<(PathBuf, PathBuf)>,
+    pub user: Option<(String, String)>,
+}
+
+impl EtcdSettings {
+    /// TLS is spoken when an endpoint says `https` or a CA is named.
+    pub fn tls(&self) -> bool {
+        self.ca_file.is_some() || self.endpoints.iter().any(|e| e.starts_with("https://"))
+    }
+}
+
+impl std::fmt::Debug for EtcdSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdSettings")
+            .field("endpoints", &self.endpoints)
+            .field("prefix", &self.prefix)
+            .field("ca_file", &self.ca_file)
+            .field("identity", &self.identity)
+            .field("user", &self.user.as_ref().map(|(name, _)| (name, "<redacted>")))
+            .finish()
+    }
 }
 
 /// The JavaScript thread pool.

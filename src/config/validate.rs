@@ -102,6 +102,7 @@ pub fn validate(file: &FileConfig, base: &Path) -> Result<Config, Vec<Problem>> 
         })
         .collect();
     viewer_package_limits(&behaviors, &functions, &mut problems);
+    let (store, node) = state_backend(&file.deploy, base, &mut problems);
     if problems.0.is_empty() {
         Ok(Config {
             server,
@@ -117,6 +118,8 @@ pub fn validate(file: &FileConfig, base: &Path) -> Result<Config, Vec<Problem>> 
                     .clone()
                     .unwrap_or_else(|| ".edgehook-state".into()),
             ),
+            store,
+            node,
         })
     } else {
         Err(problems.0)
@@ -154,6 +157,139 @@ fn resolve_file(base: &Path, text: &str) -> PathBuf {
         as_given
     } else {
         base.join(as_given)
+    }
+}
+
+/// A secret given inline or as `env:NAME`.
+fn secret(path: KeyPath, text: &str, problems: &mut Problems) -> String {
+    match text.strip_prefix("env:") {
+        Some(name) => match std::env::var(name) {
+            Ok(value) if !value.is_empty() => value,
+            _ => {
+                problems.add(path, format!("names the variable {name}, which is not set"));
+                String::new()
+            }
+        },
+        None => text.to_string(),
+    }
+}
+
+fn state_backend(file: &DeployFile, base: &Path, problems: &mut Problems) -> (StateBackend, String) {
+    let root = KeyPath::parse("deploy");
+    let etcd_path = root.key("etcd");
+    let node_path = etcd_path.key("node");
+    let node_of = |node: Option<&String>, problems: &mut Problems| match node {
+        Some(node) if node.len() <= 64 && node.split('.').all(valid_name) => node.clone(),
+        Some(node) => {
+            problems.add(
+                node_path.clone(),
+                format!("`{node}` is not a node name (letters, digits, `-`, `_` and `.`, at most 64)"),
+            );
+            String::new()
+        }
+        None => host_name(),
+    };
+    match file.store.as_deref() {
+        None | Some("local") => {
+            if file.etcd.is_some() {
+                problems.add(etcd_path.clone(), "is set but `deploy.store` is not \"etcd\"");
+            }
+            (StateBackend::Local, node_of(None, problems))
+        }
+        Some("etcd") => {
+            let Some(etcd) = &file.etcd else {
+                problems.add(
+                    etcd_path.clone(),
+                    "is required with `store = \"etcd\"` (at least `endpoints`)",
+                );
+                return (StateBackend::Local, String::new());
+            };
+            let mut endpoints = Vec::new();
+            match &etcd.endpoints {
+                Some(list) if !list.is_empty() => {
+                    for endpoint in list {
+                        let url = if endpoint.contains("://") {
+                            endpoint.clone()
+                        } else {
+                            format!("http://{endpoint}")
+                        };
+                        match url::Url::parse(&url) {
+                            Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {
+                                endpoints.push(url.trim_end_matches('/').to_string())
+                            }
+                            _ => problems.add(
+                                etcd_path.key("endpoints"),
+                                format!("`{endpoint}` is not an etcd endpoint (`host:port`, `http://host:port` or `https://host:port`)"),
+                            ),
+                        }
+                    }
+                }
+                _ => problems.add(etcd_path.key("endpoints"), "at least one endpoint is required"),
+            }
+            let prefix = etcd.prefix.clone().unwrap_or_else(|| "/edgehook/".into());
+            if prefix.is_empty() || prefix.contains("//") || prefix.chars().any(char::is_control) {
+                problems.add(etcd_path.key("prefix"), format!("`{prefix}` is not a key prefix"));
+            }
+            let prefix = if prefix.ends_with('/') {
+                prefix
+            } else {
+                format!("{prefix}/")
+            };
+            let file_of = |key: &str, text: &Option<String>, problems: &mut Problems| {
+                text.as_ref().map(|text| {
+                    let path = resolve_file(base, text);
+                    if !path.is_file() {
+                        problems.add(
+                            etcd_path.key(key),
+                            format!("`{}` is not a readable file", path.display()),
+                        );
+                    }
+                    path
+                })
+            };
+            let ca_file = file_of("ca_file", &etcd.ca_file, problems);
+            if ca_file.is_none() && endpoints.iter().any(|e: &String| e.starts_with("https://")) {
+                problems.add(
+                    etcd_path.key("ca_file"),
+                    "is required with https endpoints: the CA that signed etcd's certificate",
+                );
+            }
+            let identity = match (
+                file_of("cert", &etcd.cert, problems),
+                file_of("key", &etcd.key, problems),
+            ) {
+                (Some(cert), Some(key)) => Some((cert, key)),
+                (None, None) => None,
+                _ => {
+                    problems.add(etcd_path.clone(), "`cert` and `key` go together");
+                    None
+                }
+            };
+            let user = match (&etcd.username, &etcd.password) {
+                (Some(name), Some(password)) => Some((
+                    secret(etcd_path.key("username"), name, problems),
+                    secret(etcd_path.key("password"), password, problems),
+                )),
+                (None, None) => None,
+                _ => {
+                    problems.add(etcd_path.clone(), "`username` and `password` go together");
+                    None
+                }
+            };
+            let node = node_of(etcd.node.as_ref(), problems);
+            let settings = EtcdSettings {
+                endpoints,
+                prefix,
+                ca_file,
+                identity,
+                user,
+            };
+            (StateBackend::Etcd(settings), node)
+        }
+        Some(other) => {
+            problems.add(root.key("store"), format!("`{other}` is not `local` or `etcd`"));
+            (StateBackend::Local, String::new())
+        }
     }
 }
 

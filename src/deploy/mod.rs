@@ -1,7 +1,8 @@
-//! Safe deployments: function versions and aliases kept in a state directory (`store`), the
-//! sticky weighted choice between an alias's versions (`route`), and `Deployments`, which keeps
-//! the JS pool in step with the state: uploaded `$LATEST` code, published versions and aliases
-//! take effect without a restart.
+//! Safe deployments: function versions, aliases and deployments kept in a state store (`store`:
+//! a node's state directory, or etcd shared by a fleet), the sticky weighted choice between an
+//! alias's versions (`route`), and `Deployments`, which keeps the JS pool in step with the
+//! store: uploaded `$LATEST` code, published versions and aliases take effect without a
+//! restart, on the node that made the change and on every node following the same store.
 
 pub mod rollout;
 pub mod route;
@@ -12,17 +13,17 @@ use crate::config::Config;
 use crate::config::Function;
 use crate::js::{FunctionSpec, JsPool, PoolOptions};
 use crate::package::{Limits, Package};
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use store::{Alias, Change, Counts, FunctionCode, StateStore, StoreError};
 
 /// New `$LATEST` code: a package (a zip), or one source file.
 pub enum Upload {
     Package(Package),
     Source { source: String, file_name: Option<String> },
 }
-use parking_lot::RwLock;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
-use std::time::Duration;
-use store::{Alias, FunctionCode, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
@@ -41,20 +42,22 @@ pub enum DeployError {
 }
 
 pub struct Deployments {
-    store: Store,
+    store: Arc<dyn StateStore>,
     pool: Arc<JsPool>,
+    /// The runtime deployments are driven on and changes followed on.
+    control: tokio::runtime::Handle,
     /// The functions of the config, whose settings uploaded code keeps.
     configured: RwLock<BTreeMap<String, Function>>,
     aliases: RwLock<HashMap<String, BTreeMap<String, Alias>>>,
     /// Invocations and failures per pool key (`fn:N`), which deployment alarms watch.
-    stats: parking_lot::Mutex<HashMap<String, (u64, u64)>>,
-    rollouts: parking_lot::Mutex<HashMap<String, rollout::DeploymentStatus>>,
-    /// (function, alias) -> the deployment moving it.
-    active: parking_lot::Mutex<HashMap<(String, String), String>>,
-    next_deployment: std::sync::atomic::AtomicU64,
-    /// Held while a code change (an upload, a reload's new config code) reaches the store and
-    /// the pool, so that the two always agree on which code is `$LATEST`.
-    code_changes: parking_lot::Mutex<()>,
+    stats: Mutex<HashMap<String, Counts>>,
+    /// The stored `$LATEST` code running now, per function.
+    running_latest: Mutex<HashMap<String, FunctionCode>>,
+    /// The deployments this process drives.
+    driving: Mutex<HashSet<String>>,
+    /// Held while `$LATEST` code reaches the pool, so that the pool always runs what the store
+    /// holds (uploaded code) or, when it holds none, the config's.
+    code_changes: Mutex<()>,
 }
 
 /// A version's (or `$LATEST`'s) code and settings as stored, with what the config says of the
@@ -92,21 +95,27 @@ fn now() -> u64 {
 }
 
 impl Deployments {
-    /// Opens the state directory and brings the pool in line with it: uploaded `$LATEST` code
-    /// replaces the config's, and every version an alias or a behavior names is loaded warm.
-    pub fn start(config: &Config, pool: Arc<JsPool>) -> Result<Deployments, DeployError> {
-        let store = Store::open(&config.state_dir)?;
-        let deployments = Deployments {
+    /// Brings the pool in line with the store: uploaded `$LATEST` code replaces the config's,
+    /// and every version an alias or a behavior names is loaded warm. Then follows the store
+    /// on `control`: its changes, and deployments left without a driver.
+    pub fn start(
+        config: &Config,
+        pool: Arc<JsPool>,
+        store: Arc<dyn StateStore>,
+        control: tokio::runtime::Handle,
+    ) -> Result<Arc<Deployments>, DeployError> {
+        let changes = store.subscribe();
+        let deployments = Arc::new(Deployments {
             store,
             pool,
+            control: control.clone(),
             configured: RwLock::new(config.functions.clone()),
             aliases: RwLock::new(HashMap::new()),
             stats: Default::default(),
-            rollouts: Default::default(),
-            active: Default::default(),
-            next_deployment: std::sync::atomic::AtomicU64::new(1),
-            code_changes: parking_lot::Mutex::new(()),
-        };
+            running_latest: Default::default(),
+            driving: Default::default(),
+            code_changes: Mutex::new(()),
+        });
         for name in config.functions.keys() {
             if let Some(code) = deployments.store.latest(name)? {
                 deployments.register_latest(name, &code);
@@ -133,7 +142,12 @@ impl Deployments {
                 deployments.resolve(&association.function, "")?;
             }
         }
+        control.spawn(deployments.clone().follow(changes));
         Ok(deployments)
+    }
+
+    pub fn store(&self) -> &Arc<dyn StateStore> {
+        &self.store
     }
 
     fn configured(&self, name: &str) -> Result<Function, DeployError> {
@@ -163,7 +177,7 @@ impl Deployments {
         }
     }
 
-    /// The aliases of the state directory, for functions the config defines.
+    /// The aliases of the store, for functions the config defines.
     pub fn refresh_aliases(&self) -> Result<(), DeployError> {
         let names: Vec<String> = self.configured.read().keys().cloned().collect();
         for name in names {
@@ -176,24 +190,126 @@ impl Deployments {
     fn register_latest(&self, name: &str, code: &FunctionCode) {
         let spec = spec_of(name, name, "$LATEST", code, self.configured.read().get(name));
         self.pool.register(spec);
+        self.running_latest.lock().insert(name.to_string(), code.clone());
+    }
+
+    /// Runs the store's `$LATEST` of `name`, unless it runs already.
+    fn follow_latest(&self, name: &str) {
+        if !self.configured.read().contains_key(name) {
+            return;
+        }
+        let _change = self.code_changes.lock();
+        match self.store.latest(name) {
+            Ok(Some(code)) => {
+                let running = self.running_latest.lock().get(name).is_some_and(|r| r.same_as(&code));
+                if !running {
+                    tracing::info!(target: "edgehook::deploy", function = name, "new $LATEST from the store");
+                    self.register_latest(name, &code);
+                }
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::error!(target: "edgehook::deploy", function = name, %error, "cannot run the stored $LATEST")
+            }
+        }
+    }
+
+    /// Takes the store's aliases of `name`, loading the versions they name first.
+    fn follow_aliases(&self, name: &str) {
+        if !self.configured.read().contains_key(name) {
+            return;
+        }
+        let aliases = match self.store.aliases(name) {
+            Ok(aliases) => aliases,
+            Err(error) => {
+                tracing::error!(target: "edgehook::deploy", function = name, %error, "cannot read the aliases");
+                return;
+            }
+        };
+        for alias in aliases.values() {
+            for version in std::iter::once(alias.version).chain(alias.additional_version.map(|w| w.version)) {
+                if let Err(error) = self.ensure_version(name, version) {
+                    tracing::error!(target: "edgehook::deploy", function = name, version, %error, "cannot load a version an alias names");
+                }
+            }
+        }
+        self.aliases.write().insert(name.to_string(), aliases);
+    }
+
+    /// Acts on the store's changes; every second, tells the fleet what this node serves and
+    /// counts, and carries on deployments whose driver went away.
+    async fn follow(self: Arc<Self>, mut changes: tokio::sync::broadcast::Receiver<Change>) {
+        use tokio::sync::broadcast::error::RecvError;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                change = changes.recv() => match change {
+                    Ok(change) => self.apply(change).await,
+                    Err(RecvError::Lagged(_)) => self.apply(Change::Everything).await,
+                    Err(RecvError::Closed) => return,
+                },
+                _ = tick.tick() => {
+                    self.report().await;
+                    self.adopt_orphans().await;
+                }
+            }
+        }
+    }
+
+    async fn apply(self: &Arc<Self>, change: Change) {
+        match change {
+            Change::Latest(name) => self.follow_latest(&name),
+            Change::Aliases(name) => self.follow_aliases(&name),
+            Change::Deployment(id) => self.adopt(&id).await,
+            Change::Purge(_) => {}
+            Change::Everything => {
+                let names: Vec<String> = self.configured.read().keys().cloned().collect();
+                for name in names {
+                    self.follow_latest(&name);
+                    self.follow_aliases(&name);
+                }
+                self.adopt_orphans().await;
+            }
+        }
+    }
+
+    async fn report(&self) {
+        let counts: BTreeMap<String, Counts> = self
+            .store
+            .deployments()
+            .into_iter()
+            .filter(|d| d.state == store::State::InProgress)
+            .map(|d| {
+                let key = format!("{}:{}", d.function, d.to_version);
+                let counts = self.stats(&key);
+                (key, counts)
+            })
+            .collect();
+        let _ = self.store.report_counts(counts).await;
+        let _ = self.store.report_node(self.pool.function_keys()).await;
+    }
+
+    fn register_version(&self, name: &str, key: &str, version: u32) -> Result<(), DeployError> {
+        let stored = self.store.version(name, version)?.ok_or(StoreError::NoSuchVersion {
+            function: name.to_string(),
+            version,
+        })?;
+        let configured = self.configured(name)?;
+        self.pool.register(spec_of(
+            name,
+            key,
+            &version.to_string(),
+            &stored.code,
+            Some(&configured),
+        ));
+        Ok(())
     }
 
     /// Loads version `version` into the pool if it is not there yet.
     fn ensure_version(&self, name: &str, version: u32) -> Result<String, DeployError> {
         let key = format!("{name}:{version}");
         if !self.pool.has_function(&key) {
-            let stored = self.store.version(name, version)?.ok_or(StoreError::NoSuchVersion {
-                function: name.to_string(),
-                version,
-            })?;
-            let configured = self.configured(name)?;
-            self.pool.register(spec_of(
-                name,
-                &key,
-                &version.to_string(),
-                &stored.code,
-                Some(&configured),
-            ));
+            self.register_version(name, &key, version)?;
         }
         Ok(key)
     }
@@ -218,11 +334,11 @@ impl Deployments {
     pub fn record(&self, key: &str, failed: bool) {
         let mut stats = self.stats.lock();
         let entry = stats.entry(key.to_string()).or_default();
-        entry.0 += 1;
-        entry.1 += u64::from(failed);
+        entry.invocations += 1;
+        entry.errors += u64::from(failed);
     }
 
-    fn stats(&self, key: &str) -> (u64, u64) {
+    fn stats(&self, key: &str) -> Counts {
         self.stats.lock().get(key).copied().unwrap_or_default()
     }
 
@@ -234,7 +350,7 @@ impl Deployments {
 
     /// Replaces `$LATEST`'s package with the upload once it loads; nothing changes when it
     /// does not. The handler stays, unless `handler` names another.
-    pub fn put_code(
+    pub async fn put_code(
         &self,
         name: &str,
         upload: Upload,
@@ -269,26 +385,31 @@ impl Deployments {
             .entry(&code.handler)
             .map_err(|e| DeployError::Invalid(format!("{e} (name the handler with ?handler=file.export)")))?;
         code.package = Arc::new(package);
+        // Loading the code runs its top-level code (up to its timeout): on a blocking thread.
         let mut probe = spec_of(name, name, "$LATEST", &code, None);
         probe.concurrency = 1;
-        let options = PoolOptions {
-            threads: 1,
-            queue: 1,
-            max_wait: Duration::from_secs(1),
-            snapshot: true,
-            name_servers: Vec::new(),
-        };
-        JsPool::start(vec![probe], &options).map_err(|e| DeployError::Load(e.to_string()))?;
-        let _change = self.code_changes.lock();
-        self.store.put_latest(name, &code)?;
-        self.register_latest(name, &code);
+        tokio::task::spawn_blocking(move || {
+            let options = PoolOptions {
+                threads: 1,
+                queue: 1,
+                max_wait: Duration::from_secs(1),
+                snapshot: true,
+                name_servers: Vec::new(),
+            };
+            JsPool::start(vec![probe], &options).map(|_| ())
+        })
+        .await
+        .map_err(|e| DeployError::Load(format!("the check stopped: {e}")))?
+        .map_err(|e| DeployError::Load(e.to_string()))?;
+        self.store.put_latest(name, &code).await?;
+        self.follow_latest(name);
         Ok(())
     }
 
     /// Publishes the current `$LATEST` as a new immutable version.
-    pub fn publish(&self, name: &str) -> Result<u32, DeployError> {
+    pub async fn publish(&self, name: &str) -> Result<u32, DeployError> {
         let code = self.latest(name)?;
-        let version = self.store.publish(name, &code, now())?;
+        let version = self.store.publish(name, &code, now()).await?;
         self.ensure_version(name, version)?;
         Ok(version)
     }
@@ -302,18 +423,10 @@ impl Deployments {
             .ok_or_else(|| DeployError::UnknownAlias(name.to_string(), alias.to_string()))
     }
 
-    pub fn put_alias(&self, name: &str, alias: &str, value: Alias) -> Result<(), DeployError> {
+    pub async fn put_alias(&self, name: &str, alias: &str, value: Alias) -> Result<(), DeployError> {
         self.configured(name)?;
-        self.store.put_alias(name, alias, value)?;
-        self.ensure_version(name, value.version)?;
-        if let Some(extra) = value.additional_version {
-            self.ensure_version(name, extra.version)?;
-        }
-        self.aliases
-            .write()
-            .entry(name.to_string())
-            .or_default()
-            .insert(alias.to_string(), value);
+        self.store.put_alias(name, alias, value).await?;
+        self.follow_aliases(name);
         Ok(())
     }
 

@@ -1,26 +1,19 @@
 //! Deployments: moving an alias to a new version by a strategy, after an optional pre-traffic
 //! function, watching the new version's error rate, and rolling the alias back at once when it
-//! crosses the alarm.
+//! crosses the alarm. A deployment's plan and progress live in the state store; one node drives
+//! it at a time, and when that node goes away another carries it on from the recorded step.
+//! The alarm judges the fleet's counts: every node's invocations and errors of the new version.
 
-use super::store::{Alias, Weighted};
+use super::store::{now_ms, Alarm, Alias, Counts, DeploymentRecord, State, Step, StoreError, Weighted};
 use super::strategy::{Strategy, StrategyJson};
 use super::{DeployError, Deployments};
 use crate::edge::sample;
 use crate::edge::sample::SampleOptions;
 use crate::edge::EventType;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-
-#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Alarm {
-    /// Execution plus validation errors over invocations of the new version.
-    pub error_rate: f64,
-    /// The alarm is not judged on fewer invocations than this.
-    #[serde(default)]
-    pub min_invocations: u64,
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,14 +26,7 @@ pub struct DeploymentRequest {
     pub pre_traffic: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum State {
-    InProgress,
-    Succeeded,
-    RolledBack,
-    Failed,
-}
-
+/// A deployment as the admin API shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeploymentStatus {
     pub id: String,
@@ -54,37 +40,86 @@ pub struct DeploymentStatus {
     pub weight: f64,
     pub invocations: u64,
     pub errors: u64,
+    pub started_ms: u64,
+    pub ended_ms: Option<u64>,
+    /// The node driving it (or that drove it last).
+    pub driver: String,
+    pub history: Vec<Step>,
+}
+
+impl From<&DeploymentRecord> for DeploymentStatus {
+    fn from(record: &DeploymentRecord) -> DeploymentStatus {
+        DeploymentStatus {
+            id: record.id.clone(),
+            function: record.function.clone(),
+            alias: record.alias.clone(),
+            from_version: record.from_version,
+            to_version: record.to_version,
+            state: record.state,
+            reason: record.reason.clone(),
+            weight: record.weight,
+            invocations: record.invocations,
+            errors: record.errors,
+            started_ms: record.started_ms,
+            ended_ms: record.ended_ms,
+            driver: record.driver.clone(),
+            history: record.history.clone(),
+        }
+    }
 }
 
 /// How often the alarm is checked during a step.
 const CHECK: Duration = Duration::from_millis(100);
+/// How often a driver saves the counts it has seen (progress is saved at once).
+const SAVE_COUNTS: Duration = Duration::from_secs(1);
+/// How long a driver waits before trying an unavailable store again.
+const RETRY: Duration = Duration::from_millis(500);
 
-impl Deployments {
-    fn update(&self, id: &str, change: impl FnOnce(&mut DeploymentStatus)) {
-        if let Some(status) = self.rollouts.lock().get_mut(id) {
-            change(status);
+/// Why a driver stopped before the deployment succeeded.
+enum Stop {
+    /// The deployment ended (rolled back or failed), with the reason.
+    Ended(State, String),
+    /// Another node drives it now.
+    Handed,
+}
+
+impl From<StoreError> for Stop {
+    fn from(error: StoreError) -> Stop {
+        match error {
+            StoreError::NotDriver(_) => Stop::Handed,
+            other => Stop::Ended(State::Failed, other.to_string()),
         }
     }
+}
 
+impl Deployments {
     pub fn deployment(&self, id: &str) -> Option<DeploymentStatus> {
-        self.rollouts.lock().get(id).cloned()
+        self.store
+            .deployments()
+            .iter()
+            .find(|d| d.id == id)
+            .map(DeploymentStatus::from)
     }
 
     pub fn deployments_of(&self, name: &str) -> Vec<DeploymentStatus> {
-        let mut list: Vec<_> = self
-            .rollouts
-            .lock()
-            .values()
+        self.store
+            .deployments()
+            .iter()
             .filter(|d| d.function == name)
-            .cloned()
-            .collect();
-        list.sort_by(|a, b| a.id.cmp(&b.id));
-        list
+            .map(DeploymentStatus::from)
+            .collect()
+    }
+
+    /// Every process's counts of `key` now: the others' last reports and this one's own.
+    fn fleet_counts(&self, key: &str) -> BTreeMap<String, Counts> {
+        let mut counts = self.store.peer_counts(key);
+        counts.insert(self.store.instance().to_string(), self.stats(key));
+        counts
     }
 
     /// Starts moving `alias` of `name` to `request.version`; the deployment runs in the
-    /// background and its status is kept under the returned id.
-    pub fn start_deployment(
+    /// background and its record is kept in the store under the returned id.
+    pub async fn start_deployment(
         self: &Arc<Self>,
         name: &str,
         alias: &str,
@@ -104,22 +139,10 @@ impl Deployments {
         }
         let current = self.alias(name, alias)?;
         self.ensure_version(name, request.version)?;
-        let id = {
-            let mut active = self.active.lock();
-            if let Some(running) = active.get(&(name.to_string(), alias.to_string())) {
-                return Err(DeployError::Conflict(format!(
-                    "deployment {running} is already moving alias `{alias}`"
-                )));
-            }
-            let id = format!(
-                "d-{}",
-                self.next_deployment.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            );
-            active.insert((name.to_string(), alias.to_string()), id.clone());
-            id
-        };
-        let status = DeploymentStatus {
-            id: id.clone(),
+        let (steps, interval) = strategy.steps();
+        let now = now_ms();
+        let record = DeploymentRecord {
+            id: String::new(),
             function: name.to_string(),
             alias: alias.to_string(),
             from_version: current.version,
@@ -129,91 +152,205 @@ impl Deployments {
             weight: 0.0,
             invocations: 0,
             errors: 0,
+            steps,
+            interval_ms: interval.as_millis() as u64,
+            alarm: request.alarm,
+            pre_traffic: request.pre_traffic,
+            step: 0,
+            step_started_ms: now,
+            started_ms: now,
+            ended_ms: None,
+            driver: String::new(),
+            baseline: self.fleet_counts(&format!("{name}:{}", request.version)),
+            seen: BTreeMap::new(),
+            history: vec![Step {
+                at_ms: now,
+                weight: 0.0,
+                event: "started".into(),
+            }],
         };
-        self.rollouts.lock().insert(id.clone(), status.clone());
-        let this = self.clone();
-        let (name, alias) = (name.to_string(), alias.to_string());
-        tokio::spawn(async move {
-            let outcome = this.run(&id, &name, &alias, current.version, &request, strategy).await;
-            let (state, reason) = match outcome {
-                Ok(()) => (State::Succeeded, None),
-                Err((state, reason)) => (state, Some(reason)),
-            };
-            tracing::info!(target: "edgehook::deploy", id, function = name, alias, ?state, reason, "deployment ended");
-            this.update(&id, |s| {
-                s.state = state;
-                s.reason = reason;
-            });
-            this.active.lock().remove(&(name, alias));
-        });
+        let record = self.store.begin_deployment(record).await.map_err(|e| match e {
+            StoreError::Conflict(message) => DeployError::Conflict(message),
+            other => DeployError::Store(other),
+        })?;
+        self.driving.lock().insert(record.id.clone());
+        let status = DeploymentStatus::from(&record);
+        self.control.spawn(self.clone().drive(record));
         Ok(status)
     }
 
-    async fn run(
-        &self,
-        id: &str,
-        name: &str,
-        alias: &str,
-        from: u32,
-        request: &DeploymentRequest,
-        strategy: Strategy,
-    ) -> Result<(), (State, String)> {
-        let to = request.version;
-        if let Some(pre) = &request.pre_traffic {
-            self.pre_traffic(id, pre)
-                .await
-                .map_err(|e| (State::Failed, format!("pre-traffic function `{pre}` failed: {e}")))?;
+    /// Carries on deployments in progress that no live node drives.
+    pub(super) async fn adopt_orphans(self: &Arc<Self>) {
+        let orphans: Vec<String> = self
+            .store
+            .deployments()
+            .into_iter()
+            .filter(|d| d.state == State::InProgress)
+            .map(|d| d.id)
+            .collect();
+        for id in orphans {
+            self.adopt(&id).await;
         }
-        let key = format!("{name}:{to}");
-        let baseline = self.stats(&key);
-        let (steps, interval) = strategy.steps();
-        let set = |weight: Option<f64>| {
-            let value = match weight {
-                Some(weight) => Alias {
-                    version: from,
-                    additional_version: Some(Weighted { version: to, weight }),
-                },
-                None => Alias {
-                    version: to,
-                    additional_version: None,
-                },
-            };
-            self.put_alias(name, alias, value)
-                .map_err(|e| (State::Failed, e.to_string()))
-        };
-        for weight in steps {
-            set(Some(weight))?;
-            self.update(id, |s| s.weight = weight);
-            tracing::info!(target: "edgehook::deploy", id, function = name, alias, weight, "shifting traffic");
-            let step_end = tokio::time::Instant::now() + interval;
-            while tokio::time::Instant::now() < step_end {
-                tokio::time::sleep(CHECK.min(step_end - tokio::time::Instant::now())).await;
-                if let Err(reason) = self.judge(id, &key, baseline, request.alarm) {
-                    let back = Alias {
-                        version: from,
-                        additional_version: None,
-                    };
-                    self.put_alias(name, alias, back)
-                        .map_err(|e| (State::Failed, e.to_string()))?;
-                    self.update(id, |s| s.weight = 0.0);
-                    return Err((State::RolledBack, reason));
-                }
-            }
-        }
-        set(None)?;
-        self.update(id, |s| s.weight = 1.0);
-        Ok(())
     }
 
-    /// Updates the counts and checks the alarm; Err with the reason when it is crossed.
-    fn judge(&self, id: &str, key: &str, baseline: (u64, u64), alarm: Option<Alarm>) -> Result<(), String> {
-        let (invocations, errors) = self.stats(key);
-        let (invocations, errors) = (invocations - baseline.0, errors - baseline.1);
-        self.update(id, |s| {
-            s.invocations = invocations;
-            s.errors = errors;
+    /// Drives deployment `id` from where it is, if it is in progress and no one drives it.
+    pub(super) async fn adopt(self: &Arc<Self>, id: &str) {
+        if self.driving.lock().contains(id) || self.store.driven(id) {
+            return;
+        }
+        let Some(record) = self.store.deployments().into_iter().find(|d| d.id == id) else {
+            return;
+        };
+        if record.state != State::InProgress || !self.configured.read().contains_key(&record.function) {
+            return;
+        }
+        if !self.driving.lock().insert(id.to_string()) {
+            return;
+        }
+        match self.store.take_over(id).await {
+            Ok(true) => {
+                tracing::info!(target: "edgehook::deploy", id, function = record.function, alias = record.alias, step = record.step, "carrying on a deployment");
+                self.control.spawn(self.clone().drive(record));
+            }
+            Ok(false) | Err(_) => {
+                self.driving.lock().remove(id);
+            }
+        }
+    }
+
+    /// Runs a deployment to its end (or until another node drives it), saving each step.
+    async fn drive(self: Arc<Self>, mut record: DeploymentRecord) {
+        record.driver = self.store.node().to_string();
+        let outcome = self.run(&mut record).await;
+        let ended = match outcome {
+            Ok(()) => Some((State::Succeeded, None)),
+            Err(Stop::Ended(state, reason)) => Some((state, Some(reason))),
+            Err(Stop::Handed) => None,
+        };
+        if let Some((state, reason)) = ended {
+            tracing::info!(target: "edgehook::deploy", id = record.id, function = record.function, alias = record.alias, ?state, reason, "deployment ended");
+            record.state = state;
+            record.reason = reason;
+            record.ended_ms = Some(now_ms());
+            let _ = self.save(&record).await;
+        }
+        self.driving.lock().remove(&record.id);
+    }
+
+    /// Saves the record, waiting out an unavailable store.
+    async fn save(&self, record: &DeploymentRecord) -> Result<(), Stop> {
+        loop {
+            match self.store.save_deployment(record).await {
+                Ok(()) => return Ok(()),
+                Err(StoreError::Unavailable(_)) => tokio::time::sleep(RETRY).await,
+                Err(other) => return Err(other.into()),
+            }
+        }
+    }
+
+    /// Gives the new version `weight` of the alias's traffic (0: all on the old version, 1: all
+    /// on the new), waiting out an unavailable store.
+    async fn route(&self, record: &DeploymentRecord, weight: f64) -> Result<(), Stop> {
+        let value = if weight <= 0.0 {
+            Alias {
+                version: record.from_version,
+                additional_version: None,
+            }
+        } else if weight >= 1.0 {
+            Alias {
+                version: record.to_version,
+                additional_version: None,
+            }
+        } else {
+            Alias {
+                version: record.from_version,
+                additional_version: Some(Weighted {
+                    version: record.to_version,
+                    weight,
+                }),
+            }
+        };
+        loop {
+            match self.put_alias(&record.function, &record.alias, value).await {
+                Ok(()) => return Ok(()),
+                Err(DeployError::Store(StoreError::Unavailable(_))) => tokio::time::sleep(RETRY).await,
+                Err(other) => return Err(Stop::Ended(State::Failed, other.to_string())),
+            }
+        }
+    }
+
+    /// Moves to a new weight: saved first (so only the driver moves it), then routed.
+    async fn shift(&self, record: &mut DeploymentRecord, weight: f64, event: String) -> Result<(), Stop> {
+        let now = now_ms();
+        record.weight = weight;
+        record.step_started_ms = now;
+        record.history.push(Step {
+            at_ms: now,
+            weight,
+            event,
         });
-        let Some(alarm) = alarm else { return Ok(()) };
+        self.save(record).await?;
+        self.route(record, weight).await
+    }
+
+    async fn run(&self, record: &mut DeploymentRecord) -> Result<(), Stop> {
+        if record.step == 0 && record.weight == 0.0 {
+            if let Some(pre) = record.pre_traffic.clone() {
+                self.pre_traffic(&record.id, &pre)
+                    .await
+                    .map_err(|e| Stop::Ended(State::Failed, format!("pre-traffic function `{pre}` failed: {e}")))?;
+            }
+        }
+        let key = format!("{}:{}", record.function, record.to_version);
+        let interval = Duration::from_millis(record.interval_ms);
+        while record.step < record.steps.len() {
+            let weight = record.steps[record.step];
+            if record.weight != weight {
+                tracing::info!(target: "edgehook::deploy", id = record.id, function = record.function, alias = record.alias, weight, "shifting traffic");
+                self.shift(record, weight, "shifted".into()).await?;
+            } else {
+                // Carried on from another node: the alias may not have been moved yet.
+                self.route(record, weight).await?;
+            }
+            let step_end = record.step_started_ms + interval.as_millis() as u64;
+            let mut saved = tokio::time::Instant::now();
+            let mut saved_counts = (record.invocations, record.errors);
+            while now_ms() < step_end {
+                let left = Duration::from_millis(step_end.saturating_sub(now_ms()));
+                tokio::time::sleep(CHECK.min(left)).await;
+                if let Err(reason) = self.judge(record, &key) {
+                    self.shift(record, 0.0, format!("rolled back: {reason}")).await?;
+                    return Err(Stop::Ended(State::RolledBack, reason));
+                }
+                let counts = (record.invocations, record.errors);
+                if counts != saved_counts && saved.elapsed() >= SAVE_COUNTS {
+                    self.save(record).await?;
+                    saved = tokio::time::Instant::now();
+                    saved_counts = counts;
+                }
+            }
+            record.step += 1;
+        }
+        self.shift(record, 1.0, "completed".into()).await
+    }
+
+    /// Updates the record's fleet-wide counts and checks the alarm; Err with the reason when
+    /// it is crossed.
+    fn judge(&self, record: &mut DeploymentRecord, key: &str) -> Result<(), String> {
+        for (instance, counts) in self.fleet_counts(key) {
+            record.seen.insert(instance, counts);
+        }
+        let total = record.seen.iter().fold(Counts::default(), |sum, (instance, counts)| {
+            let new = counts.since(record.baseline.get(instance).copied().unwrap_or_default());
+            Counts {
+                invocations: sum.invocations + new.invocations,
+                errors: sum.errors + new.errors,
+            }
+        });
+        record.invocations = total.invocations;
+        record.errors = total.errors;
+        let Some(alarm) = record.alarm else { return Ok(()) };
+        let (invocations, errors) = (total.invocations, total.errors);
         if invocations == 0 || invocations < alarm.min_invocations {
             return Ok(());
         }

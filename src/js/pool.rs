@@ -178,6 +178,13 @@ impl JsPool {
         self.crew.functions.read().contains_key(name)
     }
 
+    /// The keys of the functions registered (`fn`, `fn:3`), sorted.
+    pub fn function_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.crew.functions.read().keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
     /// Adds a function, or replaces the code of one, without stopping anything: every JS thread
     /// is told to build the new code right away; calls already running finish on the old code;
     /// the next calls use the new. The caller has checked that the code loads.

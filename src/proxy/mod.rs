@@ -70,6 +70,8 @@ pub struct NodeState {
     pub dirs: Arc<arc_swap::ArcSwap<DirServer>>,
     /// Versions and aliases of the functions (None when there are no functions).
     pub deploy: Option<Arc<Deployments>>,
+    /// The deployment state store: this node's, or the fleet's.
+    pub store: Arc<dyn crate::deploy::store::StateStore>,
     /// The MaxMind database for CloudFront-Viewer-Country, when configured.
     pub geoip: Option<GeoIp>,
 }

@@ -213,7 +213,7 @@ async fn deployments_shift_traffic_roll_back_on_errors_and_honour_pre_traffic() 
     let origin = Origin::start(|_| Reply::ok("x")).await;
     let state = tempfile::tempdir().unwrap();
     {
-        let store = ::edgehook::deploy::store::Store::open(state.path()).unwrap();
+        let store = ::edgehook::deploy::store::LocalStore::open(state.path()).unwrap();
         store.publish("f", &stored_code(&marker("one")), 1).unwrap();
         store
             .publish(
@@ -433,7 +433,7 @@ async fn the_deploy_command_uploads_publishes_and_follows_the_deployment() {
     let origin = Origin::start(|_| Reply::ok("x")).await;
     let state = tempfile::tempdir().unwrap();
     {
-        let store = ::edgehook::deploy::store::Store::open(state.path()).unwrap();
+        let store = ::edgehook::deploy::store::LocalStore::open(state.path()).unwrap();
         store.publish("f", &stored_code(&marker("one")), 1).unwrap();
         store
             .put_alias(
@@ -533,7 +533,7 @@ async fn concurrent_admin_calls_do_not_trip_over_each_other() {
     let (_, described) = admin(&edge, reqwest::Method::GET, "/functions/f", "", false).await;
     assert_eq!(described["versions"].as_array().unwrap().len(), 8);
     // The uploads ran side by side: the code served is the code stored as $LATEST.
-    let store = ::edgehook::deploy::store::Store::open(state.path()).unwrap();
+    let store = ::edgehook::deploy::store::LocalStore::open(state.path()).unwrap();
     let latest = store.latest("f").unwrap().unwrap();
     let stored = String::from_utf8_lossy(latest.package.file("f.mjs").unwrap()).into_owned();
     let served = code_seen(&edge, &origin, "/", "a").await;

@@ -113,7 +113,7 @@ async fn zip_packages_upload_live_versions_freeze_them_and_unsafe_zips_change_no
     assert_eq!(edge.reload().await.status(), 200);
     assert_eq!(tag_seen(&edge, &origin, "/").await, "two");
     assert_eq!(tag_seen(&edge, &origin, "/live/x").await, "one");
-    let store = ::edgehook::deploy::store::Store::open(state.path()).unwrap();
+    let store = ::edgehook::deploy::store::LocalStore::open(state.path()).unwrap();
     let frozen = store.version("f", 1).unwrap().unwrap();
     assert_eq!(
         frozen.code.package.file("data/tag.json").unwrap().as_ref(),

@@ -10,92 +10,22 @@
 //! <state>/packages/<sha256>.zip                 a package's files, stored once however many
 //!                                               versions name it (a function of one file is
 //!                                               kept inline in its JSON instead)
+//! <state>/deployments/d-<n>.json               a deployment's plan, progress and history
 //! ```
 
+use super::{
+    check_alias, now_ms, Alias, Change, Counts, DeploymentRecord, FunctionCode, NodeRecord, PurgeAck, PurgeRecord,
+    PurgeStatus, State, StateStore, StoreError, StoreHealth, StoredCode, StoredVersion, Version, VersionInfo,
+};
 use crate::config::valid_name;
-use crate::package::{CodeTree, Limits, Package};
+use crate::package::{Limits, Package};
+use async_trait::async_trait;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// Everything a function version freezes: its package, its layers' files, and its settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FunctionCode {
-    pub package: Arc<Package>,
-    pub layers: Vec<Arc<Package>>,
-    pub handler: String,
-    pub timeout_ms: u64,
-    pub memory: usize,
-    pub env: BTreeMap<String, String>,
-}
-
-impl FunctionCode {
-    pub fn code_tree(&self) -> CodeTree {
-        CodeTree::new(self.package.clone(), self.layers.clone())
-    }
-}
-
-/// `FunctionCode` as its JSON file holds it: a one-file package inline (`source`, `file_name`),
-/// others (and layers) by the digest of their stored zip.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct StoredCode {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    source: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    file_name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    package: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    layers: Vec<String>,
-    handler: String,
-    timeout_ms: u64,
-    memory: usize,
-    env: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Version {
-    pub version: u32,
-    /// Seconds since the Unix epoch.
-    pub published_at: u64,
-    pub code: FunctionCode,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct StoredVersion {
-    version: u32,
-    published_at: u64,
-    code: StoredCode,
-}
-
-/// A second version taking `weight` (0..1) of an alias's traffic.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Weighted {
-    pub version: u32,
-    pub weight: f64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Alias {
-    pub version: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub additional_version: Option<Weighted>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("state directory `{path}`: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("state file `{path}` is damaged: {message}")]
-    Damaged { path: PathBuf, message: String },
-    #[error("function `{function}` has no version {version}")]
-    NoSuchVersion { function: String, version: u32 },
-    #[error("{0}")]
-    Invalid(String),
-}
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io {
@@ -146,20 +76,62 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
     write_atomic(path, &bytes)
 }
 
-pub struct Store {
-    root: PathBuf,
-    /// Serializes writers so version numbers are never handed out twice.
-    writing: Mutex<()>,
+/// Deployments, purges and this node's record: deployments are kept on disk too, so one in
+/// progress carries on after a restart; purges only matter to this process's cache.
+struct Runtime {
+    /// Ids of deployments moving an alias: (function, alias) -> id.
+    active: BTreeMap<(String, String), String>,
+    purges: BTreeMap<String, (PurgeRecord, Option<PurgeAck>)>,
+    serving: Vec<String>,
+    next_purge: u64,
 }
 
-impl Store {
-    pub fn open(root: &Path) -> Result<Store, StoreError> {
+/// Purge records kept for `purge_status`.
+const KEPT_PURGES: usize = 200;
+
+pub struct LocalStore {
+    root: PathBuf,
+    node: String,
+    instance: String,
+    started_ms: u64,
+    /// Serializes writers so version numbers and deployment ids are never handed out twice.
+    writing: Mutex<()>,
+    runtime: Mutex<Runtime>,
+    changes: tokio::sync::broadcast::Sender<Change>,
+}
+
+impl LocalStore {
+    pub fn open(root: &Path) -> Result<LocalStore, StoreError> {
+        Self::open_as(root, &crate::config::host_name())
+    }
+
+    /// Opens the state directory for the node named `node`.
+    pub fn open_as(root: &Path, node: &str) -> Result<LocalStore, StoreError> {
         let functions = root.join("functions");
         std::fs::create_dir_all(&functions).map_err(io(&functions))?;
-        Ok(Store {
+        let started_ms = now_ms();
+        let store = LocalStore {
             root: root.to_path_buf(),
+            node: node.to_string(),
+            instance: format!("{node}@{started_ms}"),
+            started_ms,
             writing: Mutex::new(()),
-        })
+            runtime: Mutex::new(Runtime {
+                active: BTreeMap::new(),
+                purges: BTreeMap::new(),
+                serving: Vec::new(),
+                next_purge: 1,
+            }),
+            changes: tokio::sync::broadcast::channel(1024).0,
+        };
+        let active = store
+            .deployment_records()?
+            .into_iter()
+            .filter(|d| d.state == State::InProgress)
+            .map(|d| ((d.function, d.alias), d.id))
+            .collect();
+        store.runtime.lock().active = active;
+        Ok(store)
     }
 
     fn function_dir(&self, name: &str) -> Result<PathBuf, StoreError> {
@@ -200,104 +172,51 @@ impl Store {
     }
 
     fn stored(&self, code: &FunctionCode) -> Result<StoredCode, StoreError> {
-        let layers = code
-            .layers
-            .iter()
-            .map(|layer| self.put_package(layer))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut paths = code.package.paths();
-        let single = match (paths.next(), paths.next()) {
-            (Some(only), None) => code
-                .package
-                .file(only)
-                .and_then(|content| std::str::from_utf8(content).ok())
-                .map(|source| (only.to_string(), source.to_string())),
-            _ => None,
-        };
-        let (source, file_name, package) = match single {
-            Some((file_name, source)) => (source, file_name, None),
-            None => (String::new(), String::new(), Some(self.put_package(&code.package)?)),
-        };
-        Ok(StoredCode {
-            source,
-            file_name,
-            package,
-            layers,
-            handler: code.handler.clone(),
-            timeout_ms: code.timeout_ms,
-            memory: code.memory,
-            env: code.env.clone(),
-        })
-    }
-
-    fn loaded(&self, stored: StoredCode) -> Result<FunctionCode, StoreError> {
-        let package = match &stored.package {
-            Some(digest) => self.package(digest)?,
-            None => Arc::new(Package::single(&stored.file_name, &stored.source)),
-        };
-        let layers = stored
-            .layers
-            .iter()
-            .map(|digest| self.package(digest))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(FunctionCode {
-            package,
-            layers,
-            handler: stored.handler,
-            timeout_ms: stored.timeout_ms,
-            memory: stored.memory,
-            env: stored.env,
-        })
+        StoredCode::of(code, |package| self.put_package(package))
     }
 
     fn loaded_version(&self, stored: StoredVersion) -> Result<Version, StoreError> {
         Ok(Version {
             version: stored.version,
             published_at: stored.published_at,
-            code: self.loaded(stored.code)?,
+            code: stored.code.load(|digest| self.package(digest))?,
         })
     }
 
-    pub fn latest(&self, name: &str) -> Result<Option<FunctionCode>, StoreError> {
-        read_json::<StoredCode>(&self.function_dir(name)?.join("latest.json"))?
-            .map(|stored| self.loaded(stored))
-            .transpose()
-    }
-
-    pub fn put_latest(&self, name: &str, code: &FunctionCode) -> Result<(), StoreError> {
-        let _writing = self.writing.lock();
-        let stored = self.stored(code)?;
-        write_json(&self.function_dir(name)?.join("latest.json"), &stored)
+    fn notify(&self, change: Change) {
+        // Nobody listening is fine: changes are only news.
+        let _ = self.changes.send(change);
     }
 
     /// Published versions, oldest first.
     pub fn versions(&self, name: &str) -> Result<Vec<Version>, StoreError> {
-        let dir = self.function_dir(name)?.join("versions");
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(StoreError::Io { path: dir, source: e }),
-        };
         let mut versions = Vec::new();
-        for entry in entries {
-            let path = entry.map_err(io(&dir))?.path();
-            let is_version = path.extension().is_some_and(|e| e == "json")
-                && path
-                    .file_stem()
-                    .and_then(|s| s.to_str())
-                    .is_some_and(|s| s.parse::<u32>().is_ok());
-            if is_version {
-                if let Some(version) = read_json::<StoredVersion>(&path)? {
-                    versions.push(version);
-                }
+        for (number, ..) in self.version_list(name)? {
+            if let Some(version) = self.version(name, number)? {
+                versions.push(version);
             }
         }
-        versions.sort_by_key(|v| v.version);
-        versions.into_iter().map(|v| self.loaded_version(v)).collect()
+        Ok(versions)
+    }
+
+    pub fn latest(&self, name: &str) -> Result<Option<FunctionCode>, StoreError> {
+        read_json::<StoredCode>(&self.function_dir(name)?.join("latest.json"))?
+            .map(|stored| stored.load(|digest| self.package(digest)))
+            .transpose()
+    }
+
+    pub fn put_latest(&self, name: &str, code: &FunctionCode) -> Result<(), StoreError> {
+        {
+            let _writing = self.writing.lock();
+            let stored = self.stored(code)?;
+            write_json(&self.function_dir(name)?.join("latest.json"), &stored)?;
+        }
+        self.notify(Change::Latest(name.to_string()));
+        Ok(())
     }
 
     /// Version numbers and publication times, without reading their packages.
-    pub fn version_list(&self, name: &str) -> Result<Vec<(u32, u64, String)>, StoreError> {
+    pub fn version_list(&self, name: &str) -> Result<Vec<VersionInfo>, StoreError> {
         let dir = self.function_dir(name)?.join("versions");
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
@@ -354,43 +273,245 @@ impl Store {
 
     /// Creates or moves an alias; its versions must exist and the weight be within 0..1.
     pub fn put_alias(&self, name: &str, alias: &str, value: Alias) -> Result<(), StoreError> {
-        if !valid_name(alias) || alias.parse::<u32>().is_ok() {
-            return Err(StoreError::Invalid(format!(
-                "`{alias}` is not an alias name (letters, digits, - and _, not only digits)"
+        {
+            let _writing = self.writing.lock();
+            let published = self.version_list(name)?;
+            check_alias(name, alias, &value, |v| published.iter().any(|p| p.0 == v))?;
+            let mut aliases = self.aliases(name)?;
+            aliases.insert(alias.to_string(), value);
+            write_json(&self.function_dir(name)?.join("aliases.json"), &aliases)?;
+        }
+        self.notify(Change::Aliases(name.to_string()));
+        Ok(())
+    }
+
+    fn deployment_path(&self, id: &str) -> Result<PathBuf, StoreError> {
+        let number = id.strip_prefix("d-").and_then(|n| n.parse::<u64>().ok());
+        match number {
+            Some(_) => Ok(self.root.join("deployments").join(format!("{id}.json"))),
+            None => Err(StoreError::Invalid(format!("`{id}` is not a deployment id"))),
+        }
+    }
+
+    fn deployment_records(&self) -> Result<Vec<DeploymentRecord>, StoreError> {
+        let dir = self.root.join("deployments");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StoreError::Io { path: dir, source: e }),
+        };
+        let mut records = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(io(&dir))?.path();
+            let is_record = path.extension().is_some_and(|e| e == "json")
+                && path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .is_some_and(|s| s.starts_with("d-"));
+            if is_record {
+                if let Some(record) = read_json::<DeploymentRecord>(&path)? {
+                    records.push(record);
+                }
+            }
+        }
+        records.sort_by_key(|r| r.id.trim_start_matches("d-").parse::<u64>().unwrap_or(0));
+        Ok(records)
+    }
+}
+
+#[async_trait]
+impl StateStore for LocalStore {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    fn node(&self) -> &str {
+        &self.node
+    }
+
+    fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    fn health(&self) -> StoreHealth {
+        StoreHealth::Connected
+    }
+
+    fn revision(&self) -> u64 {
+        0
+    }
+
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    fn latest(&self, function: &str) -> Result<Option<FunctionCode>, StoreError> {
+        LocalStore::latest(self, function)
+    }
+
+    async fn put_latest(&self, function: &str, code: &FunctionCode) -> Result<(), StoreError> {
+        LocalStore::put_latest(self, function, code)
+    }
+
+    fn version(&self, function: &str, version: u32) -> Result<Option<Version>, StoreError> {
+        LocalStore::version(self, function, version)
+    }
+
+    fn version_list(&self, function: &str) -> Result<Vec<VersionInfo>, StoreError> {
+        LocalStore::version_list(self, function)
+    }
+
+    async fn publish(&self, function: &str, code: &FunctionCode, now: u64) -> Result<u32, StoreError> {
+        LocalStore::publish(self, function, code, now)
+    }
+
+    fn aliases(&self, function: &str) -> Result<BTreeMap<String, Alias>, StoreError> {
+        LocalStore::aliases(self, function)
+    }
+
+    async fn put_alias(&self, function: &str, alias: &str, value: Alias) -> Result<(), StoreError> {
+        LocalStore::put_alias(self, function, alias, value)
+    }
+
+    fn deployments(&self) -> Vec<DeploymentRecord> {
+        self.deployment_records().unwrap_or_else(|e| {
+            tracing::warn!(target: "edgehook::deploy", error = %e, "cannot read the deployment records");
+            Vec::new()
+        })
+    }
+
+    async fn begin_deployment(&self, mut record: DeploymentRecord) -> Result<DeploymentRecord, StoreError> {
+        let _writing = self.writing.lock();
+        let slot = (record.function.clone(), record.alias.clone());
+        if let Some(running) = self.runtime.lock().active.get(&slot) {
+            return Err(StoreError::Conflict(format!(
+                "deployment {running} is already moving alias `{}`",
+                record.alias
             )));
         }
-        let _writing = self.writing.lock();
-        let published = self.version_list(name)?;
-        for version in std::iter::once(value.version).chain(value.additional_version.map(|w| w.version)) {
-            if !published.iter().any(|v| v.0 == version) {
-                return Err(StoreError::NoSuchVersion {
-                    function: name.to_string(),
-                    version,
-                });
+        let last = self
+            .deployment_records()?
+            .iter()
+            .filter_map(|r| r.id.strip_prefix("d-")?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0);
+        record.id = format!("d-{}", last + 1);
+        record.driver = self.node.clone();
+        write_json(&self.deployment_path(&record.id)?, &record)?;
+        self.runtime.lock().active.insert(slot, record.id.clone());
+        Ok(record)
+    }
+
+    async fn save_deployment(&self, record: &DeploymentRecord) -> Result<(), StoreError> {
+        {
+            let _writing = self.writing.lock();
+            write_json(&self.deployment_path(&record.id)?, record)?;
+            if record.state != State::InProgress {
+                let mut runtime = self.runtime.lock();
+                let slot = (record.function.clone(), record.alias.clone());
+                if runtime.active.get(&slot) == Some(&record.id) {
+                    runtime.active.remove(&slot);
+                }
             }
         }
-        if let Some(extra) = value.additional_version {
-            if !(0.0..=1.0).contains(&extra.weight) || extra.weight.is_nan() {
-                return Err(StoreError::Invalid(format!(
-                    "weight {} is not between 0 and 1",
-                    extra.weight
-                )));
+        self.notify(Change::Deployment(record.id.clone()));
+        Ok(())
+    }
+
+    /// A state directory has one node: a deployment left in progress by an earlier process
+    /// is this one's to carry on.
+    async fn take_over(&self, id: &str) -> Result<bool, StoreError> {
+        let path = self.deployment_path(id)?;
+        Ok(read_json::<DeploymentRecord>(&path)?.is_some_and(|r| r.state == State::InProgress))
+    }
+
+    fn driven(&self, _id: &str) -> bool {
+        false
+    }
+
+    async fn report_counts(&self, _counts: BTreeMap<String, Counts>) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn peer_counts(&self, _key: &str) -> BTreeMap<String, Counts> {
+        BTreeMap::new()
+    }
+
+    async fn request_purge(&self, paths: Vec<String>) -> Result<PurgeRecord, StoreError> {
+        let record = {
+            let mut runtime = self.runtime.lock();
+            let record = PurgeRecord {
+                id: format!("p-{}-{}", self.started_ms, runtime.next_purge),
+                paths,
+                requested_ms: now_ms(),
+                requested_by: self.node.clone(),
+            };
+            runtime.next_purge += 1;
+            runtime.purges.insert(record.id.clone(), (record.clone(), None));
+            while runtime.purges.len() > KEPT_PURGES {
+                runtime.purges.pop_first();
             }
-            if extra.version == value.version {
-                return Err(StoreError::Invalid(
-                    "the additional version must differ from the main one".into(),
-                ));
-            }
+            record
+        };
+        self.notify(Change::Purge(record.id.clone()));
+        Ok(record)
+    }
+
+    async fn ack_purge(&self, id: &str, ack: PurgeAck) -> Result<(), StoreError> {
+        if let Some(entry) = self.runtime.lock().purges.get_mut(id) {
+            entry.1 = Some(ack);
         }
-        let mut aliases = self.aliases(name)?;
-        aliases.insert(alias.to_string(), value);
-        write_json(&self.function_dir(name)?.join("aliases.json"), &aliases)
+        Ok(())
+    }
+
+    fn purge_status(&self, id: &str) -> Option<PurgeStatus> {
+        let runtime = self.runtime.lock();
+        let (purge, ack) = runtime.purges.get(id)?;
+        Some(PurgeStatus {
+            purge: purge.clone(),
+            applied: ack.iter().map(|a| (self.node.clone(), a.clone())).collect(),
+            pending: if ack.is_some() {
+                Vec::new()
+            } else {
+                vec![self.node.clone()]
+            },
+        })
+    }
+
+    fn pending_purges(&self) -> Vec<PurgeRecord> {
+        let runtime = self.runtime.lock();
+        runtime
+            .purges
+            .values()
+            .filter(|(_, ack)| ack.is_none())
+            .map(|(purge, _)| purge.clone())
+            .collect()
+    }
+
+    async fn report_node(&self, serving: Vec<String>) -> Result<(), StoreError> {
+        self.runtime.lock().serving = serving;
+        Ok(())
+    }
+
+    fn nodes(&self) -> Vec<NodeRecord> {
+        vec![NodeRecord {
+            name: self.node.clone(),
+            instance: self.instance.clone(),
+            admin: None,
+            listen: Vec::new(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_ms: self.started_ms,
+            revision: 0,
+            last_contact_ms: now_ms(),
+            serving: self.runtime.lock().serving.clone(),
+        }]
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::deploy::store::Weighted;
 
     fn code(marker: &str) -> FunctionCode {
         let source = format!("export const handler = async (e) => e.Records[0].cf.request; // {marker}");
@@ -407,14 +528,14 @@ mod tests {
     #[test]
     fn versions_are_numbered_immutable_and_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
         assert!(store.versions("f").unwrap().is_empty());
         store.put_latest("f", &code("one")).unwrap();
         assert_eq!(store.publish("f", &code("one"), 10).unwrap(), 1);
         store.put_latest("f", &code("two")).unwrap();
         assert_eq!(store.publish("f", &code("two"), 20).unwrap(), 2);
         drop(store);
-        let reopened = Store::open(dir.path()).unwrap();
+        let reopened = LocalStore::open(dir.path()).unwrap();
         let versions = reopened.versions("f").unwrap();
         assert_eq!(versions.iter().map(|v| v.version).collect::<Vec<_>>(), vec![1, 2]);
         assert_eq!(versions[0].code.env["STAGE"], "one", "version 1 kept its frozen code");
@@ -424,7 +545,7 @@ mod tests {
     #[test]
     fn aliases_check_their_versions_and_weights() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
         store.publish("f", &code("one"), 1).unwrap();
         store.publish("f", &code("two"), 2).unwrap();
         let live = Alias {
@@ -485,7 +606,7 @@ mod tests {
     #[test]
     fn names_cannot_escape_the_state_directory() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
         assert!(store.put_latest("../../etc", &code("x")).is_err());
         assert!(store.versions("a/b").is_err());
     }
@@ -493,7 +614,7 @@ mod tests {
     #[test]
     fn a_damaged_file_is_reported_not_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
         store.publish("f", &code("one"), 1).unwrap();
         std::fs::write(dir.path().join("functions/f/aliases.json"), "{ not json").unwrap();
         assert!(matches!(store.aliases("f"), Err(StoreError::Damaged { .. })));
@@ -502,7 +623,7 @@ mod tests {
     #[test]
     fn concurrent_publishes_get_distinct_numbers() {
         let dir = tempfile::tempdir().unwrap();
-        let store = std::sync::Arc::new(Store::open(dir.path()).unwrap());
+        let store = std::sync::Arc::new(LocalStore::open(dir.path()).unwrap());
         let handles: Vec<_> = (0..8)
             .map(|i| {
                 let store = store.clone();
