@@ -21,26 +21,6 @@ fn config(origin: &Origin, dir: &std::path::Path, state: &std::path::Path, live_
     )
 }
 
-async fn admin(
-    edge: &Edgehook,
-    method: reqwest::Method,
-    path: &str,
-    body: &str,
-    token: bool,
-) -> (u16, serde_json::Value) {
-    let mut request = client().request(method, edge.admin_url(path)).body(body.to_string());
-    if token {
-        request = request.header("authorization", format!("Bearer {ADMIN_TOKEN}"));
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
-    )
-}
-
 /// An origin, a state directory and edgehook serving function `f` (code marked "config").
 async fn start_with_state() -> (Origin, tempfile::TempDir, std::sync::Arc<Edgehook>) {
     let origin = Origin::start(|_| Reply::ok("x")).await;

@@ -15,6 +15,7 @@ mod dns;
 mod egress;
 mod errors;
 mod examples;
+mod fleet;
 mod functions;
 mod hooks;
 mod hostile;

@@ -114,6 +114,8 @@ pub struct EtcdStore {
     changes: tokio::sync::broadcast::Sender<Change>,
     record: Mutex<NodeRecord>,
     last_counts: Mutex<Option<NodeCounts>>,
+    /// Set when the node leaves the fleet: its watch and heartbeat stop.
+    left: tokio::sync::watch::Sender<bool>,
 }
 
 /// An etcd failure as the store reports it: a refusal of the request itself is `Invalid`;
@@ -234,6 +236,7 @@ impl EtcdStore {
                 ..me
             }),
             last_counts: Mutex::new(None),
+            left: tokio::sync::watch::channel(false).0,
         });
         store.reload().await.map_err(|e| match e {
             StoreError::Unavailable(message) => {
@@ -253,9 +256,18 @@ impl EtcdStore {
         // Purges older than this process are nothing to its empty cache.
         let start_revision = store.mirror.read().revision;
         store.start_revision.store(start_revision, Ordering::SeqCst);
-        tokio::spawn(store.clone().follow());
-        tokio::spawn(store.clone().heartbeat());
+        tokio::spawn(store.clone().until_left(store.clone().follow()));
+        tokio::spawn(store.clone().until_left(store.clone().heartbeat()));
         Ok(store)
+    }
+
+    /// Runs `work` until this node leaves the fleet.
+    async fn until_left(self: Arc<Self>, work: impl std::future::Future<Output = ()>) {
+        let mut left = self.left.subscribe();
+        tokio::select! {
+            _ = work => {}
+            _ = left.wait_for(|left| *left) => {}
+        }
     }
 
     fn key(&self, relative: &str) -> String {
@@ -1074,6 +1086,7 @@ impl StateStore for EtcdStore {
 
     /// Gives up this node's lease, so that its records go at once (on a clean shutdown).
     async fn leave(&self) {
+        self.left.send_replace(true);
         let lease = self.lease.swap(0, Ordering::SeqCst);
         if lease != 0 {
             let _ = self.client.clone().lease_revoke(lease).await;

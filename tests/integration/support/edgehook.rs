@@ -142,7 +142,7 @@ impl Edgehook {
         }
     }
 
-    async fn wait_ready(&mut self) {
+    pub async fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
@@ -248,6 +248,28 @@ impl Drop for Edgehook {
             let _ = child.wait();
         }
     }
+}
+
+/// An admin API call (with the admin token when `token`): the status and the JSON answer (or
+/// the text, when it is not JSON).
+pub async fn admin(
+    edge: &Edgehook,
+    method: reqwest::Method,
+    path: &str,
+    body: &str,
+    token: bool,
+) -> (u16, serde_json::Value) {
+    let mut request = client().request(method, edge.admin_url(path)).body(body.to_string());
+    if token {
+        request = request.header("authorization", format!("Bearer {ADMIN_TOKEN}"));
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
 }
 
 /// Sends raw bytes and returns everything the server answers until it closes (or 5 s pass).

@@ -1,7 +1,9 @@
 pub mod edgehook;
+pub mod etcd;
 pub mod name_server;
 pub mod origin;
 
 pub use edgehook::*;
+pub use etcd::*;
 pub use name_server::*;
 pub use origin::*;

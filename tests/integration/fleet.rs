@@ -1,0 +1,425 @@
+//! A fleet: three edgehook nodes sharing their deployment state in a real etcd on loopback.
+//! A change made through any node reaches all of them; deployments and purges are the
+//! fleet's; nodes ride out etcd's members (and all of etcd) going away.
+
+use crate::support::*;
+use ::edgehook::deploy::store::{Alias, EtcdStore, FunctionCode, NodeRecord, StateStore};
+use ::edgehook::package::Package;
+use reqwest::Method;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A viewer-request function answering `name` itself (the origin is not asked).
+fn answering(name: &str) -> String {
+    format!(
+        "export const handler = async () => ({{ status: '200', headers: {{ 'cache-control': [{{ value: 'no-store' }}] }}, body: '{name}' }});"
+    )
+}
+
+const BROKEN: &str = "export const handler = async () => { throw new Error('this version is broken'); };";
+
+fn code(source: &str) -> FunctionCode {
+    FunctionCode {
+        package: Arc::new(Package::single("f.mjs", source)),
+        layers: Vec::new(),
+        handler: "handler".into(),
+        timeout_ms: 5000,
+        memory: 64 << 20,
+        env: Default::default(),
+    }
+}
+
+fn etcd_settings(endpoints: &[String], prefix: &str) -> ::edgehook::config::EtcdSettings {
+    ::edgehook::config::EtcdSettings {
+        endpoints: endpoints.to_vec(),
+        prefix: prefix.to_string(),
+        ca_file: None,
+        identity: None,
+        user: None,
+    }
+}
+
+/// Publishes `versions` of function `f` in order (1, 2, ...) and points alias `live` at 1,
+/// as a node would, then leaves.
+async fn seed(endpoints: &[String], prefix: &str, versions: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let me = NodeRecord {
+        name: "seeder".into(),
+        ..NodeRecord::default()
+    };
+    let store = EtcdStore::connect(&etcd_settings(endpoints, prefix), dir.path(), me)
+        .await
+        .expect("connect to etcd");
+    for (number, source) in versions.iter().enumerate() {
+        assert_eq!(store.publish("f", &code(source), 1).await.unwrap(), number as u32 + 1);
+    }
+    let live = Alias {
+        version: 1,
+        additional_version: None,
+    };
+    store.put_alias("f", "live", live).await.unwrap();
+    store.leave().await;
+}
+
+struct Fleet {
+    etcd: EtcdCluster,
+    origin: Origin,
+    nodes: Vec<Option<Edgehook>>,
+}
+
+impl Fleet {
+    /// etcd with `members`, `f` seeded with `versions`, and one node per entry of `endpoints`
+    /// (the etcd members each node is given), named edge-0, edge-1, ...
+    async fn start(members: usize, versions: &[&str], endpoints: &[Vec<usize>]) -> Option<Fleet> {
+        let etcd = EtcdCluster::start(members).await?;
+        let prefix = format!("/edgehook-test-{}/", rand_suffix());
+        seed(&etcd.endpoints(), &prefix, versions).await;
+        let origin =
+            Origin::start(|seen| Reply::ok(format!("origin {}", seen.uri)).header("cache-control", "max-age=3600"))
+                .await;
+        let mut starting = Vec::new();
+        for (index, members) in endpoints.iter().enumerate() {
+            let list: Vec<String> = members.iter().map(|m| format!("\"{}\"", etcd.endpoint(*m))).collect();
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("f.mjs"), answering("config")).unwrap();
+            let rest = format!(
+                "[deploy]\nstate_dir = \"{{dir}}/state\"\nstore = \"etcd\"\n[deploy.etcd]\nendpoints = [{}]\nprefix = \"{prefix}\"\nnode = \"edge-{index}\"\n\
+                 [origins.app]\nurl = \"{}\"\n\
+                 [[behaviors]]\npath = \"/cached/*\"\norigin = \"app\"\n\
+                 [[behaviors]]\npath = \"*\"\norigin = \"app\"\ncache = false\nviewer_request = \"f:live\"\n\
+                 [functions.f]\ncode = \"{{dir}}/f.mjs\"\n",
+                list.join(", "),
+                origin.url()
+            );
+            // Started together; each then waits for the others to be ready.
+            starting.push(Edgehook::spawn_in(dir, "", &rest));
+        }
+        let mut nodes = Vec::new();
+        for mut node in starting {
+            node.wait_ready().await;
+            nodes.push(Some(node));
+        }
+        Some(Fleet { etcd, origin, nodes })
+    }
+
+    fn node(&self, index: usize) -> &Edgehook {
+        self.nodes[index].as_ref().expect("a running node")
+    }
+
+    fn running(&self) -> impl Iterator<Item = &Edgehook> {
+        self.nodes.iter().flatten()
+    }
+
+    /// Kills node `index` (SIGKILL): it leaves nothing behind but what its lease holds.
+    fn kill(&mut self, index: usize) {
+        self.nodes[index] = None;
+    }
+}
+
+fn rand_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(Instant::now().elapsed().as_nanos());
+    format!("{:x}", hasher.finish())
+}
+
+/// What node `edge` answers viewer `viewer` at `/`.
+async fn served(edge: &Edgehook, viewer: &str) -> String {
+    let response = client()
+        .get(edge.url("/"))
+        .header("user-agent", viewer)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap();
+    if status == 200 {
+        body
+    } else {
+        format!("status {status}")
+    }
+}
+
+/// Waits until every running node serves `expected` to a few viewers; returns how long it took.
+async fn until_all_serve(fleet: &Fleet, expected: &str, within: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let mut all = true;
+        for edge in fleet.running() {
+            for viewer in ["a", "b", "c"] {
+                if served(edge, viewer).await != expected {
+                    all = false;
+                }
+            }
+        }
+        if all {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "not every node serves `{expected}` after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn wait_deployment(edge: &Edgehook, id: &str, within: Duration) -> serde_json::Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let (_, status) = admin(
+            edge,
+            Method::GET,
+            &format!("/functions/f/aliases/live/deployments/{id}"),
+            "",
+            false,
+        )
+        .await;
+        if status["state"] != "InProgress" {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "deployment {id} never ended: {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_through_one_node_serves_on_every_node() {
+    let Some(fleet) = Fleet::start(1, &[&answering("one")], &[vec![0], vec![0], vec![0]]).await else {
+        return;
+    };
+    until_all_serve(&fleet, "one", Duration::from_secs(5)).await;
+
+    // New code through node 0, published there, the alias moved through node 1: every node
+    // serves it within a second of the move.
+    let (status, body) = admin(fleet.node(0), Method::PUT, "/functions/f/code", &answering("two"), true).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = admin(fleet.node(0), Method::POST, "/functions/f/versions", "", true).await;
+    assert_eq!((status, body["version"].as_u64()), (201, Some(2)), "{body}");
+    let (status, body) = admin(
+        fleet.node(1),
+        Method::PUT,
+        "/functions/f/aliases/live",
+        r#"{"version": 2}"#,
+        true,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let took = until_all_serve(&fleet, "two", Duration::from_secs(1)).await;
+    eprintln!("alias move to all three nodes serving: {took:?}");
+
+    // Node 2 never saw the upload, yet its `$LATEST` is the uploaded code.
+    let (_, described) = admin(fleet.node(2), Method::GET, "/functions/f", "", false).await;
+    assert_eq!(described["versions"].as_array().unwrap().len(), 2, "{described}");
+
+    // Publishes from every node at once get distinct numbers, and none is lost.
+    let publishes = (0..3).map(|i| admin(fleet.node(i), Method::POST, "/functions/f/versions", "", true));
+    let mut numbers = Vec::new();
+    for publish in publishes.collect::<Vec<_>>() {
+        let (status, body) = publish.await;
+        assert_eq!(status, 201, "{body}");
+        numbers.push(body["version"].as_u64().unwrap());
+    }
+    let concurrent = {
+        let (a, b, c) = tokio::join!(
+            admin(fleet.node(0), Method::POST, "/functions/f/versions", "", true),
+            admin(fleet.node(1), Method::POST, "/functions/f/versions", "", true),
+            admin(fleet.node(2), Method::POST, "/functions/f/versions", "", true),
+        );
+        [a, b, c]
+    };
+    for (status, body) in &concurrent {
+        assert_eq!(*status, 201, "{body}");
+        numbers.push(body["version"].as_u64().unwrap());
+    }
+    numbers.sort();
+    assert_eq!(numbers, vec![3, 4, 5, 6, 7, 8]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for edge in fleet.running() {
+        let (_, described) = admin(edge, Method::GET, "/functions/f", "", false).await;
+        assert_eq!(described["versions"].as_array().unwrap().len(), 8, "{described}");
+    }
+
+    // Two deployments of one alias through two nodes at once: one is taken, one refused.
+    let body = r#"{"version": 3, "strategy": {"type": "canary", "percent": 10, "interval": "1s"}}"#;
+    let (first, second) = tokio::join!(
+        admin(
+            fleet.node(0),
+            Method::POST,
+            "/functions/f/aliases/live/deployments",
+            body,
+            true
+        ),
+        admin(
+            fleet.node(1),
+            Method::POST,
+            "/functions/f/aliases/live/deployments",
+            body,
+            true
+        ),
+    );
+    let mut statuses = [first.0, second.0];
+    statuses.sort();
+    assert_eq!(statuses, [201, 409], "{first:?} {second:?}");
+
+    // The fleet view lists the three nodes, on every node.
+    let (status, view) = admin(fleet.node(2), Method::GET, "/fleet", "", false).await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = view["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["edge-0", "edge-1", "edge-2"], "{view}");
+    assert_eq!(view["store"], "etcd");
+    assert_eq!(view["health"]["status"], "connected");
+}
+
+/// How many of `viewers` (spread over every running node) node by node are served `name`.
+async fn share_serving(fleet: &Fleet, name: &str, viewers: usize) -> f64 {
+    let nodes: Vec<&Edgehook> = fleet.running().collect();
+    let mut hits = 0;
+    for viewer in 0..viewers {
+        if served(nodes[viewer % nodes.len()], &format!("viewer {viewer}")).await == name {
+            hits += 1;
+        }
+    }
+    hits as f64 / viewers as f64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployments_are_the_fleets_their_alarm_counts_every_node_and_outlive_their_driver() {
+    let versions = [answering("one").as_str(), BROKEN, &answering("three")].map(str::to_string);
+    let versions: Vec<&str> = versions.iter().map(String::as_str).collect();
+    let Some(mut fleet) = Fleet::start(1, &versions, &[vec![0], vec![0], vec![0]]).await else {
+        return;
+    };
+    until_all_serve(&fleet, "one", Duration::from_secs(5)).await;
+
+    // A broken version, deployed through node 0, fails only on the viewers nodes 1 and 2
+    // send it: their errors roll it back, on every node.
+    let body = r#"{"version": 2, "strategy": {"type": "canary", "percent": 50, "interval": "20s"}, "alarm": {"error_rate": 0.2, "min_invocations": 10}}"#;
+    let (status, started) = admin(
+        fleet.node(0),
+        Method::POST,
+        "/functions/f/aliases/live/deployments",
+        body,
+        true,
+    )
+    .await;
+    assert_eq!(status, 201, "{started}");
+    let id = started["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut failures = 0;
+    loop {
+        let (_, status) = admin(
+            fleet.node(2),
+            Method::GET,
+            &format!("/functions/f/aliases/live/deployments/{id}"),
+            "",
+            false,
+        )
+        .await;
+        if status["state"] != "InProgress" {
+            break;
+        }
+        for viewer in 0..10 {
+            let node = fleet.node(1 + viewer % 2);
+            if served(node, &format!("viewer {viewer}")).await.starts_with("status") {
+                failures += 1;
+            }
+        }
+        assert!(Instant::now() < deadline, "the alarm never fired: {status}");
+    }
+    assert!(failures > 0);
+    let ended = wait_deployment(fleet.node(1), &id, Duration::from_secs(1)).await;
+    assert_eq!(ended["state"], "RolledBack", "{ended}");
+    assert!(ended["errors"].as_u64().unwrap() >= 2, "{ended}");
+    until_all_serve(&fleet, "one", Duration::from_secs(1)).await;
+    assert_eq!(share_serving(&fleet, "one", 60).await, 1.0, "rolled back on every node");
+
+    // A canary's weight holds across the fleet: 30% of many viewers over all three nodes.
+    let body = r#"{"version": 3, "strategy": {"type": "canary", "percent": 30, "interval": "6s"}}"#;
+    let (status, started) = admin(
+        fleet.node(0),
+        Method::POST,
+        "/functions/f/aliases/live/deployments",
+        body,
+        true,
+    )
+    .await;
+    assert_eq!(status, 201, "{started}");
+    let id = started["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let share = share_serving(&fleet, "three", 600).await;
+    assert!((0.24..=0.36).contains(&share), "version 3 has {share} of the viewers");
+    // The same viewer gets the same version from any node.
+    for viewer in 0..30 {
+        let name = format!("viewer {viewer}");
+        let mut seen = Vec::new();
+        for edge in fleet.running() {
+            seen.push(served(edge, &name).await);
+        }
+        assert!(seen.windows(2).all(|w| w[0] == w[1]), "viewer {viewer}: {seen:?}");
+    }
+
+    // The node driving it dies; another carries it on from its step and finishes it.
+    fleet.kill(0);
+    let ended = wait_deployment(fleet.node(1), &id, Duration::from_secs(20)).await;
+    assert_eq!(ended["state"], "Succeeded", "{ended}");
+    assert_ne!(ended["driver"], "edge-0", "{ended}");
+    let events: Vec<&str> = ended["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["started", "shifted", "completed"], "{ended}");
+    until_all_serve(&fleet, "three", Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_through_one_node_empties_every_nodes_cache() {
+    let Some(fleet) = Fleet::start(1, &[&answering("one")], &[vec![0], vec![0], vec![0]]).await else {
+        return;
+    };
+    let fetch_all = || async {
+        for edge in fleet.running() {
+            for path in ["/cached/a", "/cached/b", "/cached/keep"] {
+                let response = client().get(edge.url(path)).send().await.unwrap();
+                assert_eq!(response.status(), 200);
+            }
+        }
+    };
+    fetch_all().await;
+    let cold = fleet.origin.total();
+    fetch_all().await;
+    assert_eq!(fleet.origin.total(), cold, "all nine are cached");
+
+    let (status, answer) = admin(
+        fleet.node(1),
+        Method::POST,
+        "/cache/purge",
+        r#"{"paths": ["/cached/a", "/cached/b"], "wait": "5s"}"#,
+        true,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], "Completed", "{answer}");
+    assert_eq!(answer["nodes"]["applied"], 3, "{answer}");
+    assert_eq!(answer["purged"], 6, "{answer}");
+    fetch_all().await;
+    assert_eq!(
+        fleet.origin.total(),
+        cold + 6,
+        "each node asked the origin again for the purged two"
+    );
+
+    let id = answer["id"].as_str().unwrap();
+    let (status, report) = admin(fleet.node(2), Method::GET, &format!("/cache/purges/{id}"), "", false).await;
+    assert_eq!(status, 200);
+    let applied: Vec<&String> = report["applied"].as_object().unwrap().keys().collect();
+    assert_eq!(applied, ["edge-0", "edge-1", "edge-2"], "{report}");
+    let (status, _) = admin(fleet.node(2), Method::GET, "/cache/purges/p-none", "", false).await;
+    assert_eq!(status, 404);
+}
