@@ -410,7 +410,11 @@ impl Deployments {
     pub async fn publish(&self, name: &str) -> Result<u32, DeployError> {
         let code = self.latest(name)?;
         let version = self.store.publish(name, &code, now()).await?;
-        self.ensure_version(name, version)?;
+        // Warmed now when it can be; otherwise on first use (this node's copy of a shared
+        // store may not hold it yet).
+        if let Err(error) = self.ensure_version(name, version) {
+            tracing::warn!(target: "edgehook::deploy", function = name, version, %error, "published, not loaded yet");
+        }
         Ok(version)
     }
 

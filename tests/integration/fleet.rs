@@ -68,10 +68,9 @@ struct Fleet {
 }
 
 impl Fleet {
-    /// etcd with `members`, `f` seeded with `versions`, and one node per entry of `endpoints`
-    /// (the etcd members each node is given), named edge-0, edge-1, ...
-    async fn start(members: usize, versions: &[&str], endpoints: &[Vec<usize>]) -> Option<Fleet> {
-        let etcd = EtcdCluster::start(members).await?;
+    /// `f` seeded with `versions` in `etcd`, and one node per entry of `endpoints` (the etcd
+    /// endpoints each node is given), named edge-0, edge-1, ...
+    async fn start(etcd: EtcdCluster, versions: &[&str], endpoints: &[Vec<String>]) -> Fleet {
         let prefix = format!("/edgehook-test-{}/", rand_suffix());
         seed(&etcd.endpoints(), &prefix, versions).await;
         let origin =
@@ -79,7 +78,7 @@ impl Fleet {
                 .await;
         let mut starting = Vec::new();
         for (index, members) in endpoints.iter().enumerate() {
-            let list: Vec<String> = members.iter().map(|m| format!("\"{}\"", etcd.endpoint(*m))).collect();
+            let list: Vec<String> = members.iter().map(|m| format!("\"{m}\"")).collect();
             let dir = tempfile::tempdir().unwrap();
             std::fs::write(dir.path().join("f.mjs"), answering("config")).unwrap();
             let rest = format!(
@@ -99,7 +98,14 @@ impl Fleet {
             node.wait_ready().await;
             nodes.push(Some(node));
         }
-        Some(Fleet { etcd, origin, nodes })
+        Fleet { etcd, origin, nodes }
+    }
+
+    /// Three nodes on a one-member etcd (None, with a message, when etcd is not installed).
+    async fn of_three(versions: &[&str]) -> Option<Fleet> {
+        let etcd = EtcdCluster::start(1).await?;
+        let endpoint = vec![etcd.endpoint(0)];
+        Some(Fleet::start(etcd, versions, &[endpoint.clone(), endpoint.clone(), endpoint]).await)
     }
 
     fn node(&self, index: usize) -> &Edgehook {
@@ -184,7 +190,7 @@ async fn wait_deployment(edge: &Edgehook, id: &str, within: Duration) -> serde_j
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_through_one_node_serves_on_every_node() {
-    let Some(fleet) = Fleet::start(1, &[&answering("one")], &[vec![0], vec![0], vec![0]]).await else {
+    let Some(fleet) = Fleet::of_three(&[&answering("one")]).await else {
         return;
     };
     until_all_serve(&fleet, "one", Duration::from_secs(5)).await;
@@ -291,7 +297,7 @@ async fn share_serving(fleet: &Fleet, name: &str, viewers: usize) -> f64 {
 async fn deployments_are_the_fleets_their_alarm_counts_every_node_and_outlive_their_driver() {
     let versions = [answering("one").as_str(), BROKEN, &answering("three")].map(str::to_string);
     let versions: Vec<&str> = versions.iter().map(String::as_str).collect();
-    let Some(mut fleet) = Fleet::start(1, &versions, &[vec![0], vec![0], vec![0]]).await else {
+    let Some(mut fleet) = Fleet::of_three(&versions).await else {
         return;
     };
     until_all_serve(&fleet, "one", Duration::from_secs(5)).await;
@@ -380,7 +386,7 @@ async fn deployments_are_the_fleets_their_alarm_counts_every_node_and_outlive_th
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purge_through_one_node_empties_every_nodes_cache() {
-    let Some(fleet) = Fleet::start(1, &[&answering("one")], &[vec![0], vec![0], vec![0]]).await else {
+    let Some(fleet) = Fleet::of_three(&[&answering("one")]).await else {
         return;
     };
     let fetch_all = || async {
@@ -422,4 +428,127 @@ async fn a_purge_through_one_node_empties_every_nodes_cache() {
     assert_eq!(applied, ["edge-0", "edge-1", "edge-2"], "{report}");
     let (status, _) = admin(fleet.node(2), Method::GET, "/cache/purges/p-none", "", false).await;
     assert_eq!(status, 404);
+}
+
+async fn health(edge: &Edgehook) -> serde_json::Value {
+    let (status, body) = admin(edge, Method::GET, "/healthz", "", false).await;
+    assert_eq!(status, 200, "a node without etcd still serves: {body}");
+    body
+}
+
+/// Waits until node `edge`'s `/healthz` says `status`.
+async fn until_health(edge: &Edgehook, status: &str, within: Duration) -> serde_json::Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let body = health(edge).await;
+        if body["status"] == status {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "health never became {status}: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_ride_out_etcd_members_and_all_of_etcd_going_away() {
+    // Nodes 0 and 1 know all three members; node 2 reaches member 2 through a gate the test
+    // closes, as a network partition would cut it off while the others carry on.
+    let versions = [answering("one"), answering("two"), answering("three")];
+    let versions: Vec<&str> = versions.iter().map(String::as_str).collect();
+    let Some(etcd) = EtcdCluster::start(3).await else {
+        return;
+    };
+    let gate = TcpGate::start(etcd.endpoint(2).trim_start_matches("http://").parse().unwrap()).await;
+    let all = etcd.endpoints();
+    let gated = vec![format!("http://{}", gate.address)];
+    let mut fleet = Fleet::start(etcd, &versions, &[all.clone(), all, gated]).await;
+    until_all_serve(&fleet, "one", Duration::from_secs(5)).await;
+
+    // One member of three killed: nothing to notice.
+    fleet.etcd.kill(0);
+    for index in [0, 1] {
+        let (status, body) = admin(fleet.node(index), Method::POST, "/functions/f/versions", "", true).await;
+        assert_eq!(status, 201, "node {index} publishes with a member gone: {body}");
+        assert_eq!(health(fleet.node(index)).await["status"], "ok");
+    }
+    fleet.etcd.restart(0).await;
+
+    // Node 2 cut off: it says so, serves its last state and refuses changes.
+    gate.close();
+    let degraded = until_health(fleet.node(2), "degraded", Duration::from_secs(10)).await;
+    assert!(degraded["reason"].as_str().unwrap().contains("etcd"), "{degraded}");
+    assert!(fleet
+        .node(2)
+        .metrics_page()
+        .await
+        .contains("edgehook_store_connected 0"));
+    let (status, body) = admin(fleet.node(2), Method::POST, "/functions/f/versions", "", true).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("unavailable"), "{body}");
+    // Meanwhile the others move the alias, and etcd compacts its history past node 2's
+    // revision.
+    let (status, body) = admin(
+        fleet.node(0),
+        Method::PUT,
+        "/functions/f/aliases/live",
+        r#"{"version": 2}"#,
+        true,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    for index in 0..3 {
+        let expected = if index == 2 { "one" } else { "two" };
+        assert_eq!(served(fleet.node(index), "a").await, expected, "node {index}");
+    }
+    let mut etcd = fleet.etcd.client(0).await;
+    let revision = etcd.get("any", None).await.unwrap().header().unwrap().revision();
+    etcd.compact(revision, Some(etcd_client::CompactionOptions::new().with_physical()))
+        .await
+        .unwrap();
+    // Node 2 back in touch: it reads the state again and catches up.
+    gate.open();
+    until_health(fleet.node(2), "ok", Duration::from_secs(15)).await;
+    until_all_serve(&fleet, "two", Duration::from_secs(2)).await;
+    fleet.node(2).wait_log("reading the whole state again").await;
+    assert!(fleet
+        .node(2)
+        .metrics_page()
+        .await
+        .contains("edgehook_store_connected 1"));
+
+    // All of etcd gone: every node serves on, and refuses changes.
+    for member in 0..3 {
+        fleet.etcd.kill(member);
+    }
+    for index in 0..3 {
+        until_health(fleet.node(index), "degraded", Duration::from_secs(10)).await;
+        let (status, _) = admin(
+            fleet.node(index),
+            Method::PUT,
+            "/functions/f/aliases/live",
+            r#"{"version": 3}"#,
+            true,
+        )
+        .await;
+        assert_eq!(status, 503);
+    }
+    until_all_serve(&fleet, "two", Duration::from_secs(1)).await;
+    // etcd back: the fleet takes changes again.
+    for member in 0..3 {
+        fleet.etcd.spawn_again(member);
+    }
+    fleet.etcd.wait_all().await;
+    for index in 0..3 {
+        until_health(fleet.node(index), "ok", Duration::from_secs(15)).await;
+    }
+    let (status, body) = admin(
+        fleet.node(1),
+        Method::PUT,
+        "/functions/f/aliases/live",
+        r#"{"version": 3}"#,
+        true,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    until_all_serve(&fleet, "three", Duration::from_secs(1)).await;
 }

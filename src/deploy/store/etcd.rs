@@ -52,10 +52,21 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 const CHUNK: usize = 1 << 20;
 /// Purge records are kept this long (seconds).
 const PURGE_TTL: i64 = 24 * 3600;
-/// How long a write waits to see itself in this node's copy.
-const SEE_OWN_WRITE: Duration = Duration::from_secs(2);
-/// The longest pause between attempts to reach etcd again.
+/// How long a write waits to see itself in this node's copy (the watch may be moving to
+/// another member).
+const SEE_OWN_WRITE: Duration = Duration::from_secs(5);
+/// Pauses between attempts to reach etcd again.
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long etcd may be out of reach before the node reports it.
+const OUTAGE_GRACE: Duration = Duration::from_secs(1);
+/// Calls that could not connect are made again this many times.
+const CONNECT_RETRIES: u32 = 6;
+/// How long one call may take: longer than etcd takes to elect a new leader.
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Transactions whose outcome is unknown (a member went away mid-call) are made again this
+/// many times; each is written so that making it again is harmless, or finds it was done.
+const TXN_RETRIES: u32 = 3;
 
 /// A key of the state, as this node holds it.
 #[derive(Debug, Clone)]
@@ -146,6 +157,68 @@ fn json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Invalid(e.to_string()))
 }
 
+/// Whether a failed transaction's reads show `key` holding `value`: a transaction made again
+/// after an unknown outcome finds its own earlier write so.
+fn holds(response: &etcd_client::TxnResponse, key: &str, value: &[u8]) -> bool {
+    response.op_responses().into_iter().any(|op| match op {
+        TxnOpResponse::Get(get) => get
+            .kvs()
+            .iter()
+            .any(|kv| kv.key() == key.as_bytes() && kv.value() == value),
+        _ => false,
+    })
+}
+
+/// Calls etcd, again at once when the call could not connect: with several endpoints, the
+/// client's balancer may pick a member that is down, and the call was not sent.
+async fn with_retries<T, F: std::future::Future<Output = Result<T, etcd_client::Error>>>(
+    mut call: impl FnMut() -> F,
+) -> Result<T, etcd_client::Error> {
+    let mut attempt = 0;
+    loop {
+        match call().await {
+            Err(error) if attempt < CONNECT_RETRIES && format!("{error:?}").contains("ConnectError") => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Reaching etcd again after a failure: at once at first (another member may answer), then
+/// backing off; the outage counts (and is reported) once it has lasted `OUTAGE_GRACE`.
+struct Reconnect {
+    down_since: Option<std::time::Instant>,
+    backoff: Duration,
+}
+
+impl Default for Reconnect {
+    fn default() -> Reconnect {
+        Reconnect {
+            down_since: None,
+            backoff: FIRST_BACKOFF,
+        }
+    }
+}
+
+impl Reconnect {
+    fn up(&mut self) {
+        *self = Reconnect::default();
+    }
+
+    /// Waits before the next attempt; true when the outage is to be reported.
+    async fn down(&mut self) -> bool {
+        let since = *self.down_since.get_or_insert_with(std::time::Instant::now);
+        let report = since.elapsed() >= OUTAGE_GRACE;
+        tokio::time::sleep(self.backoff).await;
+        if report {
+            self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        }
+        report
+    }
+}
+
 /// The change a key's write or deletion makes, if any node acts on it.
 fn change_of(key: &str) -> Option<Change> {
     let parts: Vec<&str> = key.split('/').collect();
@@ -173,7 +246,9 @@ fn digests_in(key: &str, value: &[u8]) -> Vec<String> {
 fn connect_options(settings: &EtcdSettings) -> Result<ConnectOptions, StoreError> {
     let mut options = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(2))
-        .with_timeout(Duration::from_secs(5))
+        .with_timeout(CALL_TIMEOUT)
+        // A member without a leader refuses at once rather than holding the call.
+        .with_require_leader(true)
         .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
         .with_keep_alive_while_idle(true);
     if let Some((name, password)) = &settings.user {
@@ -317,15 +392,35 @@ impl EtcdStore {
         let _ = tokio::time::timeout(SEE_OWN_WRITE, applied.wait_for(|seen| *seen >= revision)).await;
     }
 
+    /// Runs a transaction; one whose outcome is unknown is run again (so a caller whose
+    /// transaction compares must recognise its own earlier success). A successful one is
+    /// waited for in this node's copy.
     async fn txn(&self, txn: Txn) -> Result<etcd_client::TxnResponse, StoreError> {
         self.writable()?;
-        let client = self.client.clone();
-        let response = self
-            .handle
-            .spawn(async move { client.clone().txn(txn).await })
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?
-            .map_err(store_error)?;
+        let mut attempt = 0;
+        let response = loop {
+            let (client, call) = (self.client.clone(), txn.clone());
+            let outcome = self
+                .handle
+                .spawn(async move {
+                    with_retries(|| {
+                        let (mut client, call) = (client.clone(), call.clone());
+                        async move { client.txn(call).await }
+                    })
+                    .await
+                })
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?
+                .map_err(store_error);
+            match outcome {
+                Err(StoreError::Unavailable(reason)) if attempt < TXN_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(target: "edgehook::store", %reason, attempt, "etcd call failed; trying again");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                outcome => break outcome?,
+            }
+        };
         if response.succeeded() {
             if let Some(header) = response.header() {
                 self.see(header.revision()).await;
@@ -342,7 +437,13 @@ impl EtcdStore {
     async fn get(&self, key: String, options: Option<GetOptions>) -> Result<etcd_client::GetResponse, StoreError> {
         let client = self.client.clone();
         self.handle
-            .spawn(async move { client.clone().get(key, options).await })
+            .spawn(async move {
+                with_retries(|| {
+                    let (mut client, key, options) = (client.clone(), key.clone(), options.clone());
+                    async move { client.get(key, options).await }
+                })
+                .await
+            })
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?
             .map_err(store_error)
@@ -499,24 +600,17 @@ impl EtcdStore {
     /// the one held; when the watch breaks, reports it, waits and watches again from where
     /// it was (or reads everything again when etcd compacted that revision away).
     async fn follow(self: Arc<Self>) {
-        let mut backoff = Duration::from_millis(100);
-        let mut failures = 0u32;
+        let mut reconnect = Reconnect::default();
         loop {
-            match self.watch().await {
-                Ok(()) => {
-                    backoff = Duration::from_millis(100);
-                    failures = 0;
-                }
+            match self.watch(&mut reconnect).await {
+                Ok(()) => reconnect.up(),
                 Err(reason) => {
-                    failures += 1;
-                    // A watch moved to another member at once is no outage.
-                    if failures > 1 {
-                        if self.problems.lock().watch.is_none() {
+                    if reconnect.down().await {
+                        let mut problems = self.problems.lock();
+                        if problems.watch.is_none() {
                             tracing::warn!(target: "edgehook::store", %reason, "lost etcd; serving the last state");
                         }
-                        self.problems.lock().watch = Some(format!("lost etcd: {reason}"));
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        problems.watch = Some(format!("lost etcd: {reason}"));
                     }
                 }
             }
@@ -524,7 +618,7 @@ impl EtcdStore {
     }
 
     /// One watch, until it breaks (`Err`) or must start again (`Ok`, after a reload).
-    async fn watch(&self) -> Result<(), String> {
+    async fn watch(&self, reconnect: &mut Reconnect) -> Result<(), String> {
         let start = self.mirror.read().revision + 1;
         let options = WatchOptions::new()
             .with_prefix()
@@ -550,6 +644,7 @@ impl EtcdStore {
                 return Ok(());
             }
             if response.created() {
+                reconnect.up();
                 if self.problems.lock().watch.take().is_some() {
                     tracing::info!(target: "edgehook::store", "etcd is back; catching up");
                 }
@@ -624,20 +719,20 @@ impl EtcdStore {
     /// Keeps this node's lease alive and its record current; grants a new lease (and
     /// rewrites the record) when etcd let the old one expire.
     async fn heartbeat(self: Arc<Self>) {
-        let mut backoff = Duration::from_millis(100);
+        let mut reconnect = Reconnect::default();
         loop {
-            match self.keep_alive().await {
-                Ok(()) => backoff = Duration::from_millis(100),
+            match self.keep_alive(&mut reconnect).await {
+                Ok(()) => reconnect.up(),
                 Err(reason) => {
-                    self.problems.lock().lease = Some(format!("lost etcd: {reason}"));
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    if reconnect.down().await {
+                        self.problems.lock().lease = Some(format!("lost etcd: {reason}"));
+                    }
                 }
             }
         }
     }
 
-    async fn keep_alive(&self) -> Result<(), String> {
+    async fn keep_alive(&self, reconnect: &mut Reconnect) -> Result<(), String> {
         let mut client = self.client.clone();
         let lease = self.lease.load(Ordering::SeqCst);
         let (mut keeper, mut responses) = client.lease_keep_alive(lease).await.map_err(|e| e.to_string())?;
@@ -660,6 +755,7 @@ impl EtcdStore {
                 return Ok(());
             }
             self.problems.lock().lease = None;
+            reconnect.up();
             self.write_record().await.map_err(|e| e.to_string())?;
         }
     }
@@ -776,22 +872,27 @@ impl StateStore for EtcdStore {
         // The next number after the highest this node has seen; a node that lost the race
         // learns the highest from the failed transaction and tries the one after.
         let mut next = self.version_entries(function).last().map_or(1, |(n, ..)| n + 1);
+        let publish = format!("{}/{:016x}", self.instance, rand::random::<u64>());
         for _ in 0..64 {
             let version = StoredVersion {
                 version: next,
                 published_at: now,
                 code: stored.clone(),
+                publish: publish.clone(),
             };
             let key = self.key(&format!("{versions}{next}"));
             let txn = Txn::new()
                 .when([Compare::version(key.clone(), CompareOp::Equal, 0)])
-                .and_then([TxnOp::put(key, json(&version)?, None)])
-                .or_else([TxnOp::get(
-                    self.key(&versions),
-                    Some(GetOptions::new().with_prefix().with_keys_only()),
-                )]);
+                .and_then([TxnOp::put(key.clone(), json(&version)?, None)])
+                .or_else([
+                    TxnOp::get(
+                        self.key(&versions),
+                        Some(GetOptions::new().with_prefix().with_keys_only()),
+                    ),
+                    TxnOp::get(key.clone(), None),
+                ]);
             let response = self.txn(txn).await?;
-            if response.succeeded() {
+            if response.succeeded() || holds(&response, &key, &json(&version)?) {
                 return Ok(next);
             }
             let highest = response
@@ -899,9 +1000,17 @@ impl StateStore for EtcdStore {
                         Some(self.lease_options()),
                     ),
                 ])
-                .or_else([TxnOp::get(active.clone(), None)]);
+                .or_else([
+                    TxnOp::get(active.clone(), None),
+                    TxnOp::get(self.key(&format!("deployments/{}", record.id)), None),
+                ]);
             let response = self.txn(txn).await?;
-            if response.succeeded() {
+            let mine = holds(
+                &response,
+                &self.key(&format!("deployments/{}", record.id)),
+                &json(&record)?,
+            );
+            if response.succeeded() || mine {
                 return Ok(record);
             }
             let running = response.op_responses().into_iter().find_map(|op| match op {
@@ -965,8 +1074,14 @@ impl StateStore for EtcdStore {
                     entry.mod_revision,
                 ),
             ])
-            .and_then([TxnOp::put(driver, self.instance.clone(), Some(self.lease_options()))]);
-        Ok(self.txn(txn).await?.succeeded())
+            .and_then([TxnOp::put(
+                driver.clone(),
+                self.instance.clone(),
+                Some(self.lease_options()),
+            )])
+            .or_else([TxnOp::get(driver.clone(), None)]);
+        let response = self.txn(txn).await?;
+        Ok(response.succeeded() || holds(&response, &driver, self.instance.as_bytes()))
     }
 
     fn driven(&self, id: &str) -> bool {

@@ -259,6 +259,7 @@ impl LocalStore {
             version: next,
             published_at: now,
             code: self.stored(code)?,
+            publish: String::new(),
         };
         write_json(
             &self.function_dir(name)?.join("versions").join(format!("{next}.json")),

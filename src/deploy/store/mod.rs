@@ -162,6 +162,9 @@ pub(crate) struct StoredVersion {
     pub(crate) version: u32,
     pub(crate) published_at: u64,
     pub(crate) code: StoredCode,
+    /// Which publish wrote it (a shared store's writer tells its own write from another's).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(crate) publish: String,
 }
 
 /// A published version as listed: number, publication time, handler.

@@ -141,9 +141,20 @@ impl EtcdCluster {
         self.wait_ready(&[index]).await;
     }
 
-    /// A client of the whole cluster, for what a test does to etcd itself (compaction).
-    pub async fn client(&self) -> etcd_client::Client {
-        etcd_client::Client::connect(self.endpoints(), None)
+    /// Starts member `index` again without waiting (a cluster of which no member runs needs
+    /// several back before any answers: see `wait_all`).
+    pub fn spawn_again(&mut self, index: usize) {
+        self.spawn(index);
+    }
+
+    /// Waits until every member answers.
+    pub async fn wait_all(&self) {
+        self.wait_ready(&(0..self.members.len()).collect::<Vec<_>>()).await;
+    }
+
+    /// A client of member `index`, for what a test does to etcd itself (compaction).
+    pub async fn client(&self, index: usize) -> etcd_client::Client {
+        etcd_client::Client::connect([self.endpoint(index)], None)
             .await
             .expect("connect to etcd")
     }
