@@ -53,6 +53,8 @@ fn restart_only(old: &Config, new: &Config) -> Vec<String> {
         (old.runtime.threads, old.runtime.queue) != (new.runtime.threads, new.runtime.queue),
     );
     check("deploy.state_dir", old.state_dir != new.state_dir);
+    check("deploy.store", old.store != new.store);
+    check("deploy.etcd.node", old.node != new.node);
     out
 }
 

@@ -1,6 +1,8 @@
-//! The command line: `edgehook serve`, `check`, `invoke` and `event`.
+//! The command line: `edgehook serve`, `check`, `invoke`, `event`, `deploy` and `fleet`.
 
+mod admin_client;
 mod deploy;
+mod fleet;
 mod invoke;
 
 use crate::config::{self, LogFormat};
@@ -52,6 +54,9 @@ enum Command {
     /// Deploy a function version to an alias through the admin API and follow the deployment:
     /// exit 0 when it succeeds, 1 when it is rolled back or fails, 2 on usage errors.
     Deploy(deploy::DeployArgs),
+    /// List the nodes sharing the state store of a node, with the state revision each has
+    /// applied, when each was last in contact and the function versions each serves.
+    Fleet(fleet::FleetArgs),
 }
 
 /// Exit code for an invalid configuration.
@@ -116,6 +121,7 @@ pub fn main() -> ExitCode {
         Command::Invoke(args) => invoke::invoke(args),
         Command::Event(args) => invoke::event(args),
         Command::Deploy(args) => deploy::deploy(args),
+        Command::Fleet(args) => fleet::fleet(args),
         Command::Check { config: path } => match config::load(&path) {
             Ok(config) => {
                 for warning in warnings(&config) {

@@ -279,6 +279,26 @@ async fn a_change_through_one_node_serves_on_every_node() {
     assert_eq!(names, ["edge-0", "edge-1", "edge-2"], "{view}");
     assert_eq!(view["store"], "etcd");
     assert_eq!(view["health"]["status"], "connected");
+
+    // `edgehook fleet` prints the same as a table.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_edgehook"))
+        .args(["fleet", "--admin", &format!("http://{}", fleet.node(1).admin)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("store etcd at revision"), "{text}");
+    assert!(lines[0].ends_with("(connected), as node edge-1 sees it"), "{text}");
+    for (line, node) in lines[2..].iter().zip(0..3) {
+        assert!(line.starts_with(&format!("edge-{node} ")), "{text}");
+        assert!(line.contains(&fleet.node(node).admin.to_string()), "{text}");
+        assert!(
+            line.split_whitespace().any(|w| w.starts_with("f:")),
+            "serves versions of f: {text}"
+        );
+    }
+    assert_eq!(lines.len(), 5, "{text}");
 }
 
 /// How many of `viewers` (spread over every running node) node by node are served `name`.
@@ -550,5 +570,96 @@ async fn nodes_ride_out_etcd_members_and_all_of_etcd_going_away() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
+    until_all_serve(&fleet, "three", Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_request_fails_across_the_fleet_during_a_deployment_and_a_purge() {
+    let versions = [answering("one"), answering("two"), answering("three")];
+    let versions: Vec<&str> = versions.iter().map(String::as_str).collect();
+    let Some(fleet) = Fleet::of_three(&versions).await else {
+        return;
+    };
+    let urls: Vec<(String, String)> = fleet
+        .running()
+        .map(|edge| (edge.url("/"), edge.url("/cached/x")))
+        .collect();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for worker in 0..6 {
+        let (urls, stop) = (urls.clone(), stop.clone());
+        load.push(tokio::spawn(async move {
+            let (mut sent, mut failed) = (0u64, Vec::new());
+            let client = client();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (function, cached) = &urls[(worker + sent as usize) % urls.len()];
+                let url = if sent % 2 == 0 { function } else { cached };
+                let outcome = client
+                    .get(url)
+                    .header("user-agent", format!("viewer {worker}-{sent}"))
+                    .send()
+                    .await;
+                match outcome {
+                    Ok(response) if response.status() == 200 => {}
+                    Ok(response) => failed.push(format!("{url}: {}", response.status())),
+                    Err(error) => failed.push(format!("{url}: {error}")),
+                }
+                sent += 1;
+            }
+            (sent, failed)
+        }));
+    }
+    let body = r#"{"version": 2, "strategy": {"type": "linear", "percent": 50, "interval": "500ms"}, "alarm": {"error_rate": 0.01}}"#;
+    let (status, started) = admin(
+        fleet.node(0),
+        Method::POST,
+        "/functions/f/aliases/live/deployments",
+        body,
+        true,
+    )
+    .await;
+    assert_eq!(status, 201, "{started}");
+    let ended = wait_deployment(fleet.node(2), started["id"].as_str().unwrap(), Duration::from_secs(10)).await;
+    assert_eq!(ended["state"], "Succeeded", "{ended}");
+    let (status, purge) = admin(
+        fleet.node(1),
+        Method::POST,
+        "/cache/purge",
+        r#"{"paths": ["/cached/*"]}"#,
+        true,
+    )
+    .await;
+    assert_eq!(
+        (status, &purge["status"]),
+        (200, &serde_json::json!("Completed")),
+        "{purge}"
+    );
+    let body = r#"{"version": 3, "strategy": "AllAtOnce"}"#;
+    let (status, started) = admin(
+        fleet.node(2),
+        Method::POST,
+        "/functions/f/aliases/live/deployments",
+        body,
+        true,
+    )
+    .await;
+    assert_eq!(status, 201, "{started}");
+    let ended = wait_deployment(fleet.node(0), started["id"].as_str().unwrap(), Duration::from_secs(10)).await;
+    assert_eq!(ended["state"], "Succeeded", "{ended}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut sent, mut failed) = (0, Vec::new());
+    for worker in load {
+        let (worker_sent, worker_failed) = worker.await.unwrap();
+        sent += worker_sent;
+        failed.extend(worker_failed);
+    }
+    assert!(sent > 200, "only {sent} requests were made");
+    assert!(
+        failed.is_empty(),
+        "{} of {sent} requests failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(10)]
+    );
     until_all_serve(&fleet, "three", Duration::from_secs(1)).await;
 }
