@@ -625,3 +625,72 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn the_state_store_is_local_unless_etcd_is_named() {
+    let config = parse_ok(MINIMAL);
+    assert_eq!(config.store, StateBackend::Local);
+    assert!(!config.node.is_empty(), "the host name names the node");
+
+    let config = parse_ok(&format!(
+        "{MINIMAL}[deploy]\nstore = \"etcd\"\n[deploy.etcd]\nendpoints = [\"10.0.0.1:2379\", \"http://10.0.0.2:2379/\"]\nnode = \"edge-1.fra\"\n"
+    ));
+    let StateBackend::Etcd(etcd) = &config.store else {
+        panic!("etcd expected")
+    };
+    assert_eq!(etcd.endpoints, ["http://10.0.0.1:2379", "http://10.0.0.2:2379"]);
+    assert_eq!(etcd.prefix, "/edgehook/");
+    assert!(!etcd.tls());
+    assert_eq!(config.node, "edge-1.fra");
+
+    std::env::set_var("EDGEHOOK_TEST_ETCD_PASSWORD", "pw");
+    let config = parse_ok(&format!(
+        "{MINIMAL}[deploy]\nstore = \"etcd\"\n[deploy.etcd]\nendpoints = [\"10.0.0.1:2379\"]\nprefix = \"/sites/a\"\nusername = \"edge\"\npassword = \"env:EDGEHOOK_TEST_ETCD_PASSWORD\"\n"
+    ));
+    let StateBackend::Etcd(etcd) = &config.store else {
+        panic!("etcd expected")
+    };
+    assert_eq!(etcd.prefix, "/sites/a/");
+    assert_eq!(etcd.user, Some(("edge".into(), "pw".into())));
+    assert!(
+        !format!("{etcd:?}").contains("pw"),
+        "the password stays out of debug output"
+    );
+}
+
+#[test]
+fn etcd_settings_are_checked() {
+    let refused = |deploy: &str| problems(&format!("{MINIMAL}{deploy}")).join("\n");
+    assert!(refused("[deploy]\nstore = \"zookeeper\"\n").contains("`zookeeper` is not `local` or `etcd`"));
+    assert!(refused("[deploy]\nstore = \"etcd\"\n").contains("deploy.etcd"));
+    assert!(refused("[deploy]\nstore = \"etcd\"\n[deploy.etcd]\nendpoints = []\n").contains("at least one endpoint"));
+    assert!(
+        refused("[deploy]\nstore = \"etcd\"\n[deploy.etcd]\nendpoints = [\"ftp://x:1\"]\n")
+            .contains("not an etcd endpoint")
+    );
+    assert!(
+        refused("[deploy]\nstore = \"etcd\"\n[deploy.etcd]\nendpoints = [\"https://x:2379\"]\n").contains("ca_file"),
+        "https needs the CA"
+    );
+    assert!(
+        refused("[deploy]\nstore = \"etcd\"\n[deploy.etcd]\nendpoints = [\"x:1\"]\nusername = \"u\"\n")
+            .contains("`username` and `password` go together")
+    );
+    assert!(
+        refused("[deploy]\nstore = \"etcd\"\n[deploy.etcd]\nendpoints = [\"x:1\"]\ncert = \"/nonexistent.pem\"\n")
+            .contains("not a readable file")
+    );
+    assert!(
+        refused("[deploy]\nstore = \"etcd\"\n[deploy.etcd]\nendpoints = [\"x:1\"]\nnode = \"a/b\"\n")
+            .contains("not a node name")
+    );
+    assert!(refused(
+        "[deploy]\nstore = \"etcd\"\n[deploy.etcd]\nendpoints = [\"x:1\"]\nusername = \"u\"\npassword = \"env:EDGEHOOK_TEST_UNSET_PASSWORD\"\n"
+    )
+    .contains("EDGEHOOK_TEST_UNSET_PASSWORD"));
+    assert!(refused("[deploy.etcd]\nendpoints = [\"x:1\"]\n").contains("is set but `deploy.store` is not"));
+    assert!(
+        refused("[deploy]\nstore = \"etcd\"\n[deploy.etcd]\nendpoints = [\"x:1\"]\ntimeout = 3\n")
+            .contains("unknown key")
+    );
+}

@@ -546,3 +546,63 @@ async fn the_admin_listener_answers_while_uploaded_code_loads() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(code_seen(&edge, &origin, "/", "a").await, "slow");
 }
+
+#[tokio::test]
+async fn a_deployment_in_progress_carries_on_after_the_node_restarts() {
+    let origin = Origin::start(|_| Reply::ok("x")).await;
+    let state = tempfile::tempdir().unwrap();
+    {
+        let store = ::edgehook::deploy::store::LocalStore::open(state.path()).unwrap();
+        store.publish("f", &stored_code(&marker("one")), 1).unwrap();
+        store.publish("f", &stored_code(&marker("two")), 2).unwrap();
+        let live = ::edgehook::deploy::store::Alias {
+            version: 1,
+            additional_version: None,
+        };
+        store.put_alias("f", "live", live).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rest = config(&origin, dir.path(), state.path(), true);
+    let edge = Edgehook::start_in(dir, "", &rest).await;
+    let body = r#"{"version": 2, "strategy": {"type": "canary", "percent": 50, "interval": "3s"}}"#;
+    let (status, started) = admin(
+        &edge,
+        reqwest::Method::POST,
+        "/functions/f/aliases/live/deployments",
+        body,
+        true,
+    )
+    .await;
+    assert_eq!(status, 201, "{started}");
+    let id = started["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    drop(edge); // SIGKILL, mid-step
+
+    let dir = tempfile::tempdir().unwrap();
+    let rest = config(&origin, dir.path(), state.path(), true);
+    let edge = Edgehook::start_in(dir, "", &rest).await;
+    let ended = wait_for_end(&edge, &id).await;
+    assert_eq!(ended["state"], "Succeeded", "{ended}");
+    let events: Vec<&str> = ended["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events,
+        ["started", "shifted", "completed"],
+        "carried on from its step: {ended}"
+    );
+    assert_eq!(code_seen(&edge, &origin, "/live/x", "anyone").await, "two");
+    // The alias is free again.
+    let (status, _) = admin(
+        &edge,
+        reqwest::Method::POST,
+        "/functions/f/aliases/live/deployments",
+        r#"{"version": 1, "strategy": "AllAtOnce"}"#,
+        true,
+    )
+    .await;
+    assert_eq!(status, 201);
+}

@@ -663,3 +663,91 @@ async fn no_request_fails_across_the_fleet_during_a_deployment_and_a_purge() {
     );
     until_all_serve(&fleet, "three", Duration::from_secs(1)).await;
 }
+
+/// A store of node `name` on `endpoints` under `prefix`, with its own state directory.
+async fn store_of(
+    settings: &::edgehook::config::EtcdSettings,
+    name: &str,
+) -> Result<(Arc<EtcdStore>, tempfile::TempDir), ::edgehook::deploy::store::StoreError> {
+    let dir = tempfile::tempdir().unwrap();
+    let me = NodeRecord {
+        name: name.into(),
+        ..NodeRecord::default()
+    };
+    EtcdStore::connect(settings, dir.path(), me)
+        .await
+        .map(|store| (store, dir))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_package_larger_than_an_etcd_value_reaches_the_other_nodes_whole() {
+    let Some(etcd) = EtcdCluster::start(1).await else {
+        return;
+    };
+    let settings = etcd_settings(&etcd.endpoints(), "/edgehook-chunks/");
+    let (writer, _a) = store_of(&settings, "a").await.unwrap();
+    let (reader, _b) = store_of(&settings, "b").await.unwrap();
+    let mut changes = reader.subscribe();
+    // 3 MiB that do not compress: four chunks under etcd's 1.5 MiB request limit.
+    let noise: Vec<u8> = (0..3u32 << 20).map(|_| rand::random::<u8>()).collect();
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("index.mjs"), answering("big")).unwrap();
+    std::fs::create_dir(files.path().join("data")).unwrap();
+    std::fs::write(files.path().join("data/noise.bin"), &noise).unwrap();
+    let package = Package::from_dir(files.path(), ::edgehook::package::Limits::ORIGIN).unwrap();
+    assert!(package.zipped_size() > 3 << 20);
+    let big = FunctionCode {
+        package: Arc::new(package),
+        ..code("unused")
+    };
+    writer.put_latest("f", &big).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let change = tokio::time::timeout_at(deadline.into(), changes.recv())
+            .await
+            .expect("the change arrives");
+        if change.unwrap() == ::edgehook::deploy::store::Change::Latest("f".into()) {
+            break;
+        }
+    }
+    let seen = reader.latest("f").unwrap().expect("the reader has it");
+    assert!(seen.same_as(&big));
+    assert_eq!(seen.package.file("data/noise.bin"), big.package.file("data/noise.bin"));
+    writer.leave().await;
+    reader.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_reach_etcd_over_tls_with_a_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed();
+    let (cert_path, key_path) = (dir.path().join("etcd.pem"), dir.path().join("etcd.key"));
+    std::fs::write(&cert_path, &cert).unwrap();
+    std::fs::write(&key_path, &key).unwrap();
+    let Some(etcd) = EtcdCluster::start_tls(cert_path.clone(), key_path).await else {
+        return;
+    };
+    // Authentication on, with a root user.
+    let tls = etcd_client::TlsOptions::new().ca_certificate(etcd_client::Certificate::from_pem(cert.as_bytes()));
+    let mut admin_client =
+        etcd_client::Client::connect(etcd.endpoints(), Some(etcd_client::ConnectOptions::new().with_tls(tls)))
+            .await
+            .unwrap();
+    admin_client.user_add("root", "s3cret", None).await.unwrap();
+    admin_client.user_grant_role("root", "root").await.unwrap();
+    admin_client.auth_enable().await.unwrap();
+
+    let mut settings = etcd_settings(&etcd.endpoints(), "/edgehook-tls/");
+    settings.ca_file = Some(cert_path);
+    settings.user = Some(("root".into(), "wrong".into()));
+    let refused = store_of(&settings, "a")
+        .await
+        .err()
+        .expect("a wrong password is refused");
+    assert!(refused.to_string().contains("authentication failed"), "{refused}");
+    settings.user = Some(("root".into(), "s3cret".into()));
+    let (store, _dir) = store_of(&settings, "a").await.unwrap();
+    assert_eq!(store.publish("f", &code(&answering("one")), 1).await.unwrap(), 1);
+    assert_eq!(store.version_list("f").unwrap().len(), 1);
+    store.leave().await;
+}

@@ -140,7 +140,7 @@ fn store_error(error: etcd_client::Error) -> StoreError {
                 Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown | Code::Internal
             ) =>
         {
-            StoreError::Invalid(format!("etcd refused the change: {}", status.message()))
+            StoreError::Invalid(format!("etcd refused: {}", status.message()))
         }
         _ => StoreError::Unavailable(error.to_string()),
     }
@@ -282,8 +282,10 @@ impl EtcdStore {
         me: NodeRecord,
     ) -> Result<Arc<EtcdStore>, StoreError> {
         let endpoints = settings.endpoints.join(", ");
-        let unreachable =
-            |e: etcd_client::Error| StoreError::Unavailable(format!("cannot reach etcd at {endpoints}: {e}"));
+        let unreachable = |e: etcd_client::Error| match store_error(e) {
+            StoreError::Invalid(message) => StoreError::Invalid(format!("etcd at {endpoints}: {message}")),
+            other => StoreError::Unavailable(format!("cannot reach etcd at {endpoints}: {other}")),
+        };
         let client = Client::connect(&settings.endpoints, Some(connect_options(settings)?))
             .await
             .map_err(unreachable)?;

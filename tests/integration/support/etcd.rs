@@ -18,6 +18,8 @@ pub struct EtcdCluster {
     members: Vec<Member>,
     initial_cluster: String,
     token: String,
+    /// The certificate and key clients are served with (TLS), as PEM files.
+    tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// The etcd binary, or None (with the reason printed) when it is not installed.
@@ -36,6 +38,15 @@ impl EtcdCluster {
     /// Starts `size` members and waits until the cluster answers; None when etcd is not
     /// installed.
     pub async fn start(size: usize) -> Option<EtcdCluster> {
+        Self::start_with(size, None).await
+    }
+
+    /// One member serving clients over TLS with the PEM `cert` and `key` files.
+    pub async fn start_tls(cert: std::path::PathBuf, key: std::path::PathBuf) -> Option<EtcdCluster> {
+        Self::start_with(1, Some((cert, key))).await
+    }
+
+    async fn start_with(size: usize, tls: Option<(std::path::PathBuf, std::path::PathBuf)>) -> Option<EtcdCluster> {
         etcd_binary()?;
         let members: Vec<Member> = (0..size)
             .map(|i| Member {
@@ -55,6 +66,7 @@ impl EtcdCluster {
             members,
             initial_cluster,
             token: format!("edgehook-test-{}", std::process::id()),
+            tls,
         };
         for index in 0..size {
             cluster.spawn(index);
@@ -67,9 +79,14 @@ impl EtcdCluster {
         let binary = etcd_binary().expect("etcd");
         let member = &mut self.members[index];
         let log = std::fs::File::create(member.data.path().join("etcd.log")).expect("etcd log");
-        let client = format!("http://{}", member.client);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let client = format!("{scheme}://{}", member.client);
         let peer = format!("http://{}", member.peer);
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        if let Some((cert, key)) = &self.tls {
+            command.arg("--cert-file").arg(cert).arg("--key-file").arg(key);
+        }
+        let child = command
             .args(["--name", &member.name])
             .arg("--data-dir")
             .arg(member.data.path().join("data"))
@@ -94,8 +111,15 @@ impl EtcdCluster {
             let endpoint = self.endpoint(index);
             loop {
                 let ready = async {
+                    if self.tls.is_some() {
+                        // Reachable is enough here; the test speaks TLS itself.
+                        return tokio::net::TcpStream::connect(self.members[index].client)
+                            .await
+                            .ok()
+                            .map(|_| ());
+                    }
                     let mut client = etcd_client::Client::connect([endpoint.as_str()], None).await.ok()?;
-                    client.get("ready-check", None).await.ok()
+                    client.get("ready-check", None).await.ok().map(|_| ())
                 };
                 if tokio::time::timeout(Duration::from_secs(2), ready)
                     .await
@@ -116,7 +140,8 @@ impl EtcdCluster {
     }
 
     pub fn endpoint(&self, index: usize) -> String {
-        format!("http://{}", self.members[index].client)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.members[index].client)
     }
 
     pub fn endpoints(&self) -> Vec<String> {
