@@ -109,8 +109,18 @@ const EXTENSION_CRATES: [&str; 5] = ["deno_webidl", "deno_web", "deno_crypto", "
 /// embedded in the binary, for every script of the crates above.
 fn embed_extension_scripts(out: &Path) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // Only the target's packages: cargo fetches no others for a build, and `--offline` metadata
+    // over every platform's packages would ask for them.
+    let target = std::env::var("TARGET").expect("cargo sets TARGET for build scripts");
     let output = Command::new(cargo)
-        .args(["metadata", "--offline", "--format-version", "1"])
+        .args([
+            "metadata",
+            "--offline",
+            "--format-version",
+            "1",
+            "--filter-platform",
+            &target,
+        ])
         .output()
         .unwrap_or_else(|e| panic!("cargo metadata could not start: {e}"));
     if !output.status.success() {

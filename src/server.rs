@@ -274,32 +274,46 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
         threads = config.server.threads,
         "edgehook serving"
     );
+    let leave_fleet = {
+        let (store, control) = (store.clone(), control.handle().clone());
+        move || leave(&control, store.as_ref())
+    };
     drain_then_exit(
         server.watch_execution_phase(),
         released,
         node_in_flight,
         runtime_dir.path().to_path_buf(),
+        leave_fleet,
     );
     server.run(RunArgs {
         shutdown_signal: Box::new(DrainOnSignal),
     });
-    control.block_on(store.leave());
+    leave(control.handle(), store.as_ref());
     control.shutdown_timeout(std::time::Duration::from_secs(1));
     tracing::info!("edgehook stopped");
     drop(runtime_dir);
     Ok(())
 }
 
+/// Tells the fleet this node is gone (its registration removed at once rather than when its
+/// lease runs out, so purges stop waiting for it); bounded, for a store that is away.
+fn leave(control: &tokio::runtime::Handle, store: &dyn StateStore) {
+    control.block_on(async {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), store.leave()).await;
+    });
+}
+
 /// Once pingora has stopped the listeners and entered its grace period, and the proxy's open
 /// connections have had their moment to bring a request (`released`), waits until no request is
-/// in flight (and stays so briefly, to let a request just read register), then exits 0. If
-/// requests outlast `shutdown_timeout`, pingora's own grace period ends first and it stops the
-/// runtimes.
+/// in flight (and stays so briefly, to let a request just read register), leaves the fleet,
+/// then exits 0. If requests outlast `shutdown_timeout`, pingora's own grace period ends first
+/// and it stops the runtimes.
 fn drain_then_exit(
     mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>,
     released: Released,
     in_flight: InFlight,
     runtime_dir: std::path::PathBuf,
+    leave_fleet: impl FnOnce() + Send + 'static,
 ) {
     let spawned = std::thread::Builder::new().name("drain".into()).spawn(move || {
         loop {
@@ -317,6 +331,7 @@ fn drain_then_exit(
             idle_checks = if in_flight.count() == 0 { idle_checks + 1 } else { 0 };
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+        leave_fleet();
         tracing::info!("edgehook stopped: no request in flight");
         let _ = std::fs::remove_dir_all(&runtime_dir);
         std::process::exit(0);

@@ -202,7 +202,10 @@ impl AdminApi {
     fn purge_status(&self, id: &str) -> Reply {
         match self.node.store.purge_status(id) {
             Some(status) => json(200, purge_answer(&status)),
-            None => json_error(404, "no such purge (purges are kept for a day)"),
+            None => json_error(
+                404,
+                "no such purge (etcd keeps purges for a day, a single node its last 200)",
+            ),
         }
     }
 

@@ -3,6 +3,8 @@
 use crate::support::*;
 use base64::Engine as _;
 use hmac::Mac as _;
+use reqwest::Method;
+use std::time::Duration;
 
 /// Starts edgehook with an example's config (paths in it are relative to the repository root,
 /// where tests run).
@@ -407,4 +409,104 @@ console.log(JSON.stringify({
         .and_then(|line| line.rsplit(' ').next()?.parse().ok())
         .expect("the egress metric");
     assert_eq!(fetched as usize, keys.count("/jwks.json"));
+}
+
+/// One node of examples/fleet as shipped, but for its listeners (the test's), its state
+/// directory (the test's) and its etcd endpoint (the test's etcd).
+fn fleet_node(number: usize, etcd: &EtcdCluster) -> Edgehook {
+    let text = std::fs::read_to_string(format!("examples/fleet/edge-{number}.toml")).unwrap();
+    let mut config: toml::Table = text.parse().unwrap();
+    config.remove("server").expect("the example has a [server] table");
+    let deploy = config["deploy"].as_table_mut().unwrap();
+    deploy.insert("state_dir".into(), "{dir}/state".into());
+    let etcd_table = deploy["etcd"].as_table_mut().unwrap();
+    assert_eq!(etcd_table["node"].as_str(), Some(format!("edge-{number}").as_str()));
+    etcd_table.insert("endpoints".into(), toml::Value::Array(vec![etcd.endpoint(0).into()]));
+    Edgehook::spawn_in(tempfile::tempdir().unwrap(), "", &toml::to_string(&config).unwrap())
+}
+
+async fn greeting(edge: &Edgehook) -> (String, String) {
+    let response = client().get(edge.url("/")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let header = |name: &str| response.headers()[name].to_str().unwrap().to_string();
+    (header("x-greeting"), header("x-cache"))
+}
+
+#[tokio::test]
+async fn fleet() {
+    let Some(etcd) = EtcdCluster::start(1).await else {
+        return;
+    };
+    let mut nodes: Vec<Edgehook> = (1..=3).map(|n| fleet_node(n, &etcd)).collect();
+    for node in &mut nodes {
+        node.wait_ready().await;
+    }
+    for node in &nodes {
+        assert_eq!(greeting(node).await.0, "hello from the configuration file");
+    }
+
+    // New code uploaded through node 1 serves on all three.
+    let code = std::fs::read_to_string("examples/fleet/greeting-v2.mjs").unwrap();
+    let (status, answer) = admin(&nodes[0], Method::PUT, "/functions/greeting/code", &code, true).await;
+    assert_eq!(status, 200, "{answer}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for node in &nodes {
+        while greeting(node).await.0 != "hello from code uploaded once" {
+            assert!(std::time::Instant::now() < deadline, "a node still serves the old code");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    // A version published through node 2 and an alias set through node 3 are node 1's too.
+    let (status, answer) = admin(&nodes[1], Method::POST, "/functions/greeting/versions", "", true).await;
+    assert_eq!((status, answer["version"].as_u64()), (201, Some(1)), "{answer}");
+    let (status, answer) = admin(
+        &nodes[2],
+        Method::PUT,
+        "/functions/greeting/aliases/live",
+        r#"{"version": 1}"#,
+        true,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, described) = admin(&nodes[0], Method::GET, "/functions/greeting", "", false).await;
+        if described["aliases"]["live"]["version"] == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node 1 does not see the alias: {described}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A purge through node 2 empties the cache of all three.
+    for node in &nodes {
+        assert_eq!(greeting(node).await.1, "Hit from edgehook");
+    }
+    let (status, answer) = admin(
+        &nodes[1],
+        Method::POST,
+        "/cache/purge",
+        r#"{"paths": ["/*"], "wait": "5s"}"#,
+        true,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], "Completed", "{answer}");
+    assert_eq!(answer["nodes"]["applied"], 3, "{answer}");
+    for node in &nodes {
+        assert_eq!(greeting(node).await.1, "Miss from edgehook");
+    }
+
+    let (_, fleet) = admin(&nodes[0], Method::GET, "/fleet", "", false).await;
+    let names: Vec<&str> = fleet["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["name"].as_str())
+        .collect();
+    assert_eq!(names, ["edge-1", "edge-2", "edge-3"], "{fleet}");
 }

@@ -448,6 +448,26 @@ async fn a_purge_through_one_node_empties_every_nodes_cache() {
     assert_eq!(applied, ["edge-0", "edge-1", "edge-2"], "{report}");
     let (status, _) = admin(fleet.node(2), Method::GET, "/cache/purges/p-none", "", false).await;
     assert_eq!(status, 404);
+
+    // A node stopped with SIGTERM leaves the fleet as it exits, not when its lease runs out
+    // (5 s): the next purge is complete without it at once.
+    let mut fleet = fleet;
+    let stopping = fleet.nodes[2].as_mut().unwrap();
+    stopping.signal(libc::SIGTERM);
+    assert_eq!(stopping.wait_exit(Duration::from_secs(15)), Some(0));
+    fleet.nodes[2] = None;
+    let (status, answer) = admin(
+        fleet.node(0),
+        Method::POST,
+        "/cache/purge",
+        r#"{"paths": ["/cached/keep"], "wait": "2s"}"#,
+        true,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], "Completed", "{answer}");
+    let applied: Vec<&String> = answer["applied"].as_object().unwrap().keys().collect();
+    assert_eq!(applied, ["edge-0", "edge-1"], "{answer}");
 }
 
 async fn health(edge: &Edgehook) -> serde_json::Value {
