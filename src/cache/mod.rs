@@ -40,6 +40,16 @@ impl CacheLayer {
         }
     }
 
+    /// Removes every cached object stored for request path `path` (any host, query or
+    /// variant): what a successful unsafe request does to its target (RFC 9111 4.4).
+    pub fn invalidate_path(&self, path: &str) -> usize {
+        let purged = self.storage.invalidate_path(path);
+        for object in &purged {
+            self.eviction.remove(CacheEntryKeyRef::from(&object.entry));
+        }
+        purged.len()
+    }
+
     /// Removes every cached object whose request path matches one of `patterns` (CloudFront
     /// invalidation paths: exact, or with `*` wildcards). Returns how many objects were removed.
     pub fn purge(&self, patterns: &[config::pattern::PathPattern]) -> usize {

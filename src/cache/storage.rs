@@ -117,8 +117,52 @@ fn placeholder_header() -> Result<&'static [u8]> {
 
 type Shard = RwLock<HashMap<HashBinary, Arc<StoredObject>>>;
 
+/// Request path -> the hashes of the objects stored for it (every host, query and variant), so
+/// that invalidating a path (RFC 9111 4.4, on every successful POST) does not scan the cache.
+struct PathIndex {
+    shards: Vec<parking_lot::Mutex<HashMap<Box<str>, Vec<HashBinary>>>>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl PathIndex {
+    fn new() -> PathIndex {
+        PathIndex {
+            shards: (0..SHARDS).map(|_| parking_lot::Mutex::new(HashMap::new())).collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
+        }
+    }
+
+    fn shard(&self, path: &str) -> &parking_lot::Mutex<HashMap<Box<str>, Vec<HashBinary>>> {
+        use std::hash::BuildHasher;
+        &self.shards[self.hasher.hash_one(path) as usize % SHARDS]
+    }
+
+    fn add(&self, path: &str, hash: HashBinary) {
+        let mut shard = self.shard(path).lock();
+        let hashes = shard.entry(path.into()).or_default();
+        if !hashes.contains(&hash) {
+            hashes.push(hash);
+        }
+    }
+
+    fn remove(&self, path: &str, hash: &HashBinary) {
+        let mut shard = self.shard(path).lock();
+        if let Some(hashes) = shard.get_mut(path) {
+            hashes.retain(|h| h != hash);
+            if hashes.is_empty() {
+                shard.remove(path);
+            }
+        }
+    }
+
+    fn take(&self, path: &str) -> Vec<HashBinary> {
+        self.shard(path).lock().remove(path).unwrap_or_default()
+    }
+}
+
 struct Shared {
     shards: Vec<Shard>,
+    paths: PathIndex,
     next_id: AtomicU64,
     bytes: AtomicUsize,
     objects: AtomicUsize,
@@ -131,6 +175,7 @@ impl Shared {
     }
 
     fn insert(&self, hash: HashBinary, object: StoredObject) {
+        self.paths.add(object.key.user_tag(), hash);
         let weight = object.weight();
         let previous = self.shard(&hash).write().insert(hash, Arc::new(object));
         self.bytes.fetch_add(weight, Ordering::Relaxed);
@@ -152,6 +197,7 @@ impl Shared {
         let removed = if matches { shard.remove(hash) } else { None };
         drop(shard);
         if let Some(object) = &removed {
+            self.paths.remove(object.key.user_tag(), hash);
             self.forget(object);
         }
         removed
@@ -173,6 +219,7 @@ impl MemoryStorage {
         MemoryStorage {
             shared: Arc::new(Shared {
                 shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+                paths: PathIndex::new(),
                 next_id: AtomicU64::new(1),
                 bytes: AtomicUsize::new(0),
                 objects: AtomicUsize::new(0),
@@ -190,13 +237,37 @@ impl MemoryStorage {
         self.shared.objects.load(Ordering::Relaxed)
     }
 
+    /// Removes every object stored for request path `path`, whatever its host, query or
+    /// variant; returns what was removed. Costs a lookup, not a scan.
+    pub fn invalidate_path(&self, path: &str) -> Vec<Purged> {
+        let mut purged = Vec::new();
+        for hash in self.shared.paths.take(path) {
+            let matches = self
+                .shared
+                .shard(&hash)
+                .read()
+                .get(&hash)
+                .is_some_and(|o| o.key.user_tag() == path);
+            if !matches {
+                continue;
+            }
+            if let Some(object) = self.shared.remove(&hash, None) {
+                purged.push(Purged {
+                    entry: CacheEntryKey::identified(object.key.clone(), CacheEntryId::new(object.id)),
+                });
+            }
+        }
+        purged
+    }
+
     /// Removes every object whose request path satisfies `matches`; returns what was removed.
     pub fn purge_paths(&self, matches: impl Fn(&str) -> bool) -> Vec<Purged> {
         let mut purged = Vec::new();
         for shard in &self.shared.shards {
             let mut shard = shard.write();
-            shard.retain(|_, object| {
+            shard.retain(|hash, object| {
                 if matches(object.key.user_tag()) {
+                    self.shared.paths.remove(object.key.user_tag(), hash);
                     purged.push(Purged {
                         entry: CacheEntryKey::identified(object.key.clone(), CacheEntryId::new(object.id)),
                     });

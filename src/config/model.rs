@@ -333,6 +333,9 @@ pub struct Behavior {
     pub cache: bool,
     pub ttl: Ttl,
     pub cache_key: CacheKeyPolicy,
+    /// A successful POST, PUT, DELETE (any method but GET, HEAD, OPTIONS and TRACE) removes
+    /// the cached responses of its path and of its `Location`/`Content-Location` (RFC 9111 4.4).
+    pub invalidate_on_unsafe_methods: bool,
     /// Functions run at the four events.
     pub hooks: Hooks,
 }

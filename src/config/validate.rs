@@ -682,6 +682,7 @@ fn behaviors(
                 cache: behavior.cache.unwrap_or(true),
                 ttl,
                 cache_key,
+                invalidate_on_unsafe_methods: behavior.invalidate_on_unsafe_methods.unwrap_or(true),
                 hooks,
             }));
         }

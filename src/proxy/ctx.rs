@@ -7,6 +7,7 @@ use crate::edge::result::Generated;
 use crate::js::FailureClass;
 use crate::origin::local::{Forward, Pending};
 use bytes::Bytes;
+use pingora::http::ResponseHeader;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -55,6 +56,8 @@ pub struct RequestCtx {
     /// Set when the answer is an error edgehook wrote (None: the origin's, the cache's or a
     /// function's answer).
     pub error_answer: Option<ErrorAnswer>,
+    /// The origin's 304 to a revalidation: every header of it updates the stored response.
+    pub not_modified: Option<Box<ResponseHeader>>,
     _in_flight: InFlightGuard,
 }
 
@@ -158,6 +161,7 @@ impl RequestCtx {
             origin_request: None,
             bodies: Bodies::default(),
             error_answer: None,
+            not_modified: None,
             _in_flight: in_flight.enter(),
         }
     }

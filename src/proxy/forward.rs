@@ -133,6 +133,18 @@ fn set_uri(req: &mut RequestHeader, path_and_query: &str) -> Result<()> {
     Ok(())
 }
 
+/// The fields a message's `Connection` header names: meant for the hop that sent it alone, so a
+/// proxy removes them before forwarding (RFC 9110 7.6.1) and a cache does not store them.
+pub fn connection_named(headers: &http::HeaderMap) -> Vec<http::HeaderName> {
+    headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|b| *b == b','))
+        .filter_map(|token| http::HeaderName::from_bytes(token.trim_ascii()).ok())
+        .filter(|name| name.as_str() != "close")
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,5 +290,14 @@ mod tests {
         let mut req = RequestHeader::build("GET", b"/a/b.css?v=2", None).unwrap();
         forward(&origin, &mut req);
         assert_eq!(req.uri.to_string(), "/site/a/b.css?v=2");
+    }
+
+    #[test]
+    fn the_fields_connection_names_are_hop_by_hop() {
+        let mut headers = http::HeaderMap::new();
+        headers.append(http::header::CONNECTION, "close, X-Hop".parse().unwrap());
+        headers.append(http::header::CONNECTION, "keep-alive,,".parse().unwrap());
+        let names: Vec<String> = connection_named(&headers).iter().map(|n| n.to_string()).collect();
+        assert_eq!(names, ["x-hop", "keep-alive"]);
     }
 }

@@ -231,6 +231,16 @@ impl ProxyHttp for EdgeProxy {
             return Ok(RespCacheable::Uncacheable(NoCacheReason::NeverEnabled));
         };
         let authorization = session.req_header().headers.contains_key(http::header::AUTHORIZATION);
+        // After a 304, pingora hands over the stored header with five of the 304's fields; the
+        // stored response takes all of them.
+        let merged;
+        let resp = match (&ctx.not_modified, session.cache.maybe_cache_meta()) {
+            (Some(not_modified), Some(stored)) => {
+                merged = policy::updated_by_304(stored.response_header(), not_modified);
+                &merged
+            }
+            _ => resp,
+        };
         Ok(policy::decide(resp, authorization, &behavior.ttl, SystemTime::now()))
     }
 
@@ -271,12 +281,17 @@ impl ProxyHttp for EdgeProxy {
         upstream: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if upstream.headers.contains_key(http::header::CONNECTION) {
+            for name in forward::connection_named(&upstream.headers) {
+                upstream.remove_header(&name);
+            }
+        }
         self.prepare_upstream_request(upstream, ctx)
     }
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
@@ -286,6 +301,22 @@ impl ProxyHttp for EdgeProxy {
                 .origin_latency
                 .with_label_values(&[ctx.origin_name()])
                 .observe(started.elapsed().as_secs_f64());
+        }
+        if resp.headers.contains_key(http::header::CONNECTION) {
+            for name in forward::connection_named(&resp.headers) {
+                resp.remove_header(&name);
+            }
+        }
+        if ctx.behavior.as_ref().is_some_and(|b| b.invalidate_on_unsafe_methods) {
+            for path in policy::invalidated_paths(session.req_header(), resp) {
+                let removed = self.node.cache.invalidate_path(&path);
+                if removed > 0 {
+                    self.node.metrics.purged.inc_by(removed as u64);
+                }
+            }
+        }
+        if resp.status == http::StatusCode::NOT_MODIFIED && session.cache.maybe_cache_meta().is_some() {
+            ctx.not_modified = Some(Box::new(resp.clone()));
         }
         self.origin_response(resp, ctx).await
     }
@@ -312,6 +343,8 @@ impl ProxyHttp for EdgeProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         self.viewer_response(resp, ctx).await?;
+        // edgehook's own targeted cache field is for this cache, not for viewers (RFC 9213).
+        resp.remove_header(policy::OWN_TARGETED_FIELD);
         let config = ctx.config.clone();
         let server = &config.server;
         let label = respond::cache_label(session.cache.phase(), resp.status.as_u16());

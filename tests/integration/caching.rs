@@ -290,3 +290,156 @@ async fn the_cache_stays_within_its_memory_bound() {
         "{recent_hits} of the 10 newest and {oldest_hits} of the 10 oldest objects were cached"
     );
 }
+
+/// RFC 9111 on the wire: the age a response arrived with counts in its freshness and in the
+/// `Age` of hits; targeted fields (RFC 9213) come before `Cache-Control`, and edgehook's own
+/// is not passed on; fields named in `Connection` are neither forwarded nor stored.
+#[tokio::test]
+async fn ages_targeted_fields_and_connection_named_fields_follow_the_rfcs() {
+    let origin = Origin::start(|seen| match seen.uri.as_str() {
+        "/aged" => Reply::ok("x")
+            .header("cache-control", "max-age=3600")
+            .header("age", "600"),
+        "/too-old" => Reply::ok("x")
+            .header("cache-control", "max-age=3600")
+            .header("age", "7200, 0"),
+        "/cdn" => Reply::ok("x")
+            .header("cache-control", "no-store")
+            .header("cdn-cache-control", "max-age=600"),
+        "/own" => Reply::ok("x")
+            .header("cdn-cache-control", "max-age=600")
+            .header("edgehook-cache-control", "no-store"),
+        "/hop" => Reply::ok("x")
+            .header("cache-control", "max-age=60")
+            .header("connection", "x-hop-by-hop")
+            .header("x-hop-by-hop", "for the last hop only")
+            .header("x-end-to-end", "for everyone"),
+        _ => Reply::ok("x").status(404),
+    })
+    .await;
+    let edge = Edgehook::start(&config(&origin, "")).await;
+
+    get(&edge, "/aged").await;
+    let hit = get(&edge, "/aged").await;
+    assert_eq!(x_cache(&hit), "Hit from edgehook");
+    let age: u64 = hit.headers()["age"].to_str().unwrap().parse().unwrap();
+    assert!(
+        (600..610).contains(&age),
+        "the origin's 600 s plus the time cached: {age}"
+    );
+
+    get(&edge, "/too-old").await;
+    assert_eq!(x_cache(&get(&edge, "/too-old").await), "Miss from edgehook");
+
+    get(&edge, "/cdn").await;
+    let hit = get(&edge, "/cdn").await;
+    assert_eq!(
+        x_cache(&hit),
+        "Hit from edgehook",
+        "CDN-Cache-Control outranks no-store"
+    );
+    assert_eq!(
+        hit.headers()["cdn-cache-control"],
+        "max-age=600",
+        "passed on to caches below"
+    );
+
+    let first = get(&edge, "/own").await;
+    assert!(
+        !first.headers().contains_key("edgehook-cache-control"),
+        "edgehook's own field stays here"
+    );
+    assert_eq!(
+        x_cache(&get(&edge, "/own").await),
+        "Miss from edgehook",
+        "and outranks CDN-Cache-Control"
+    );
+
+    for expected in ["Miss from edgehook", "Hit from edgehook"] {
+        let response = get(&edge, "/hop").await;
+        assert_eq!(x_cache(&response), expected);
+        assert!(!response.headers().contains_key("x-hop-by-hop"));
+        assert_eq!(response.headers()["x-end-to-end"], "for everyone");
+    }
+}
+
+/// A 304 from the origin on revalidation updates every field of the stored response it
+/// carries (RFC 9111 3.2), not only the validators and freshness.
+#[tokio::test]
+async fn a_304_on_revalidation_updates_the_stored_fields() {
+    let calls = Calls::default();
+    let origin = Origin::start(move |seen| {
+        let n = calls.next(&seen.uri);
+        if n == 1 {
+            Reply::ok("the body")
+                .header("cache-control", "max-age=1")
+                .header("etag", "\"v1\"")
+                .header("x-version", "first")
+        } else {
+            assert_eq!(seen.headers["if-none-match"], "\"v1\"");
+            Reply::ok("")
+                .status(304)
+                .header("cache-control", "max-age=3600")
+                .header("etag", "\"v1\"")
+                .header("x-version", "updated by the 304")
+        }
+    })
+    .await;
+    let edge = Edgehook::start(&config(&origin, "")).await;
+    assert_eq!(get(&edge, "/r").await.headers()["x-version"], "first");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let revalidated = get(&edge, "/r").await;
+    assert_eq!(revalidated.headers()["x-version"], "updated by the 304");
+    assert_eq!(revalidated.text().await.unwrap(), "the body");
+    let hit = get(&edge, "/r").await;
+    assert_eq!(x_cache(&hit), "Hit from edgehook");
+    assert_eq!(hit.headers()["x-version"], "updated by the 304");
+    assert_eq!(origin.count("/r"), 2);
+}
+
+/// A successful POST, PUT or DELETE removes the cached responses of its path and of the
+/// same-host `Location` it answers with (RFC 9111 4.4); a failed one, or a behavior that turns
+/// it off, leaves them.
+#[tokio::test]
+async fn successful_unsafe_requests_invalidate_what_they_change() {
+    let origin = Origin::start(|seen| match (seen.method.as_str(), seen.uri.as_str()) {
+        ("GET", _) => {
+            Reply::ok(format!("{} at {}", seen.uri, seen.headers.len())).header("cache-control", "max-age=3600")
+        }
+        (_, "/items/broken") => Reply::ok("no").status(500),
+        _ => Reply::ok("done").status(201).header("location", "/items/list"),
+    })
+    .await;
+    let send = |edge: &Edgehook, method: reqwest::Method, path: &str| client().request(method, edge.url(path)).send();
+    for (setting, invalidates) in [("", true), ("invalidate_on_unsafe_methods = false", false)] {
+        let edge = Edgehook::start(&config(&origin, setting)).await;
+        for path in ["/items/1", "/items/list", "/items/other", "/items/broken"] {
+            get(&edge, path).await;
+            assert_eq!(x_cache(&get(&edge, path).await), "Hit from edgehook", "{path}");
+        }
+        assert_eq!(
+            send(&edge, reqwest::Method::POST, "/items/1").await.unwrap().status(),
+            201
+        );
+        assert_eq!(
+            send(&edge, reqwest::Method::DELETE, "/items/broken")
+                .await
+                .unwrap()
+                .status(),
+            500
+        );
+        let expected = if invalidates {
+            "Miss from edgehook"
+        } else {
+            "Hit from edgehook"
+        };
+        assert_eq!(x_cache(&get(&edge, "/items/1").await), expected, "{setting}");
+        assert_eq!(x_cache(&get(&edge, "/items/list").await), expected, "{setting}");
+        assert_eq!(x_cache(&get(&edge, "/items/other").await), "Hit from edgehook");
+        assert_eq!(
+            x_cache(&get(&edge, "/items/broken").await),
+            "Hit from edgehook",
+            "a failed DELETE changes nothing"
+        );
+    }
+}

@@ -280,6 +280,25 @@ async fn a_change_through_one_node_serves_on_every_node() {
     assert_eq!(view["store"], "etcd");
     assert_eq!(view["health"]["status"], "connected");
 
+    // Each node reports what it serves with its heartbeat (every second).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, view) = admin(fleet.node(1), Method::GET, "/fleet", "", false).await;
+        let reported = view["nodes"].as_array().unwrap().iter().all(|node| {
+            node["serving"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|k| k.as_str().is_some_and(|k| k.starts_with("f:"))))
+        });
+        if reported {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every node reports serving f's versions: {view}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // `edgehook fleet` prints the same as a table.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_edgehook"))
         .args(["fleet", "--admin", &format!("http://{}", fleet.node(1).admin)])
