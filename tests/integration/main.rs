@@ -24,6 +24,7 @@ mod layout;
 mod lifecycle;
 mod packages;
 mod proxying;
+mod ranges;
 mod reload;
 mod slow_clients;
 mod tls;
