@@ -244,6 +244,28 @@ impl ProxyHttp for EdgeProxy {
         Ok(policy::decide(resp, authorization, &behavior.ttl, SystemTime::now()))
     }
 
+    fn range_header_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        _ctx: &mut RequestCtx,
+    ) -> pingora::proxy::RangeType {
+        const MAX_RANGES: Option<usize> = Some(200);
+        let range = pingora::proxy::range_header_filter(session.req_header(), resp, MAX_RANGES);
+        // pingora drops Accept-Ranges from the partial answers it makes; an origin answering a
+        // range itself (cache off) keeps it. The same answer either way.
+        if matches!(
+            range,
+            pingora::proxy::RangeType::Single(_) | pingora::proxy::RangeType::Multi(_)
+        ) {
+            if let Err(error) = resp.insert_header(http::header::ACCEPT_RANGES, http::HeaderValue::from_static("bytes"))
+            {
+                tracing::debug!(%error, "Accept-Ranges not added");
+            }
+        }
+        range
+    }
+
     fn allow_spawning_subrequest(&self, _session: &Session, _ctx: &RequestCtx) -> bool {
         // Needed for stale-while-revalidate: the refresh runs as a background subrequest.
         true

@@ -102,6 +102,7 @@ async fn ranges_of_a_cached_object_are_byte_exact() {
         let response = get(&edge, "/file", &[("range", range)]).await;
         assert_eq!(response.status(), 206, "{range}");
         assert_eq!(header(&response, "x-cache"), "Hit from edgehook", "{range}");
+        assert_eq!(header(&response, "accept-ranges"), "bytes", "{range}");
         assert_eq!(
             header(&response, "content-range"),
             format!("bytes {start}-{end}/100000"),
@@ -179,4 +180,36 @@ async fn conditional_requests_get_304_from_the_cache() {
         assert_eq!(response.bytes().await.unwrap().len(), 100_000);
     }
     assert_eq!(origin.total(), 1, "every answer came from the cache");
+}
+
+/// Ranges are honoured however the response is cached: an uncacheable response on a cached
+/// behavior, and a behavior with the cache off (the origin answers the range itself).
+#[tokio::test]
+async fn ranges_are_honoured_on_uncacheable_responses_and_uncached_behaviors() {
+    let origin = Origin::start(|seen| {
+        let whole = object();
+        match seen.headers.get("range").map(|r| r.to_str().unwrap().to_string()) {
+            Some(range) if range == "bytes=10-19" => Reply::ok(whole[10..20].to_vec())
+                .status(206)
+                .header("content-range", "bytes 10-19/100000")
+                .header("accept-ranges", "bytes")
+                .header("cache-control", "no-store"),
+            _ => Reply::ok(whole)
+                .header("cache-control", "no-store")
+                .header("accept-ranges", "bytes"),
+        }
+    })
+    .await;
+    let edge = Edgehook::start(&format!(
+        "[origins.app]\nurl = \"{}\"\n[[behaviors]]\npath = \"/off/*\"\norigin = \"app\"\ncache = false\n[[behaviors]]\npath = \"*\"\norigin = \"app\"\n",
+        origin.url()
+    ))
+    .await;
+    for path in ["/off/file", "/file"] {
+        let response = get(&edge, path, &[("range", "bytes=10-19")]).await;
+        assert_eq!(response.status(), 206, "{path}");
+        assert_eq!(header(&response, "content-range"), "bytes 10-19/100000", "{path}");
+        assert_eq!(header(&response, "accept-ranges"), "bytes", "{path}");
+        assert_eq!(response.bytes().await.unwrap().as_ref(), &object()[10..20], "{path}");
+    }
 }
