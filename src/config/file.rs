@@ -153,6 +153,7 @@ pub struct BehaviorFile {
     pub error_ttl: Option<String>,
     pub cache_key: Option<CacheKeyFile>,
     pub invalidate_on_unsafe_methods: Option<bool>,
+    pub compress: Option<bool>,
     pub viewer_request: Option<AssociationFile>,
     pub origin_request: Option<AssociationFile>,
     pub origin_response: Option<AssociationFile>,

@@ -336,6 +336,9 @@ pub struct Behavior {
     /// A successful POST, PUT, DELETE (any method but GET, HEAD, OPTIONS and TRACE) removes
     /// the cached responses of its path and of its `Location`/`Content-Location` (RFC 9111 4.4).
     pub invalidate_on_unsafe_methods: bool,
+    /// Compress compressible responses the origin did not (CloudFront's "compress objects
+    /// automatically"), caching each encoding apart.
+    pub compress: bool,
     /// Functions run at the four events.
     pub hooks: Hooks,
 }

@@ -683,6 +683,7 @@ fn behaviors(
                 ttl,
                 cache_key,
                 invalidate_on_unsafe_methods: behavior.invalidate_on_unsafe_methods.unwrap_or(true),
+                compress: behavior.compress.unwrap_or(false),
                 hooks,
             }));
         }

@@ -58,6 +58,10 @@ pub struct RequestCtx {
     pub error_answer: Option<ErrorAnswer>,
     /// The origin's 304 to a revalidation: every header of it updates the stored response.
     pub not_modified: Option<Box<ResponseHeader>>,
+    /// The encoding a compressing behavior would answer this viewer in (None: as it comes).
+    pub encoding: Option<super::compress::Encoding>,
+    /// Compresses the origin's body on its way into the cache.
+    pub compressor: Option<super::compress::Compressor>,
     _in_flight: InFlightGuard,
 }
 
@@ -162,6 +166,8 @@ impl RequestCtx {
             bodies: Bodies::default(),
             error_answer: None,
             not_modified: None,
+            encoding: None,
+            compressor: None,
             _in_flight: in_flight.enter(),
         }
     }

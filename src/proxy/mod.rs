@@ -20,6 +20,7 @@
 //! `hooks` also converts between pingora's requests and responses and Lambda@Edge events.
 
 mod access;
+pub mod compress;
 pub mod ctx;
 pub mod forward;
 pub mod hooks;
@@ -102,6 +103,27 @@ fn request_head_size(req: &RequestHeader) -> usize {
 }
 
 impl EdgeProxy {
+    /// For a behavior that compresses: reduces the viewer's `Accept-Encoding` to what edgehook
+    /// compresses with, for the origin and the cache's variants, and remembers the encoding to
+    /// use. Runs after the viewer-request function, which sees the viewer's own header.
+    fn negotiate_encoding(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        if !ctx.behavior.as_ref().is_some_and(|b| b.compress) || session.req_header().method != http::Method::GET {
+            return Ok(());
+        }
+        let accepted = compress::Accepted::of(&session.req_header().headers);
+        let request = session.req_header_mut();
+        match accepted.normalized() {
+            Some(value) => {
+                request.insert_header(http::header::ACCEPT_ENCODING, value)?;
+            }
+            None => {
+                request.remove_header(&http::header::ACCEPT_ENCODING);
+            }
+        }
+        ctx.encoding = accepted.preferred();
+        Ok(())
+    }
+
     /// Answers a function failure as CloudFront does: 502/503 with the class in X-Cache.
     async fn write_function_error(
         &self,
@@ -176,6 +198,9 @@ impl ProxyHttp for EdgeProxy {
             .map(|a| ctx::address_text(a.ip()))
             .unwrap_or_default();
         let next = self.viewer_request(session, ctx, behavior).await?;
+        if next == Next::Continue {
+            self.negotiate_encoding(session, ctx)?;
+        }
         Ok(next == Next::Answered)
     }
 
@@ -340,7 +365,20 @@ impl ProxyHttp for EdgeProxy {
         if resp.status == http::StatusCode::NOT_MODIFIED && session.cache.maybe_cache_meta().is_some() {
             ctx.not_modified = Some(Box::new(resp.clone()));
         }
-        self.origin_response(resp, ctx).await
+        self.origin_response(resp, ctx).await?;
+        let compressing = ctx.behavior.as_ref().is_some_and(|b| b.compress)
+            && session.req_header().method == http::Method::GET
+            && compress::should_compress(resp);
+        if compressing {
+            match ctx.encoding {
+                Some(encoding) => {
+                    compress::mark_compressed(resp, encoding)?;
+                    ctx.compressor = Some(compress::Compressor::new(encoding));
+                }
+                None => compress::mark_varying(resp)?,
+            }
+        }
+        Ok(())
     }
 
     fn upstream_response_body_filter(
@@ -354,6 +392,13 @@ impl ProxyHttp for EdgeProxy {
         // (and into the cache) at the end of the stream.
         if let Some(replacement) = &ctx.bodies.response_replacement {
             *body = if end_of_stream { Some(replacement.clone()) } else { None };
+        }
+        if let Some(compressor) = &mut ctx.compressor {
+            let compressed = compressor
+                .push(body.as_deref().unwrap_or_default(), end_of_stream)
+                .map_err(|e| Error::because(pingora::ErrorType::InternalError, "compressing the body", e))?;
+            // An empty piece would read as the end of a chunked body.
+            *body = (!compressed.is_empty()).then_some(compressed);
         }
         Ok(None)
     }

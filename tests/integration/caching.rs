@@ -443,3 +443,108 @@ async fn successful_unsafe_requests_invalidate_what_they_change() {
         );
     }
 }
+
+fn page() -> String {
+    (0..400).map(|i| format!("<p>paragraph {i}</p>\n")).collect()
+}
+
+/// `compress = true`: compressible responses the origin did not compress go out as Brotli or
+/// gzip, whichever the viewer accepts first in that order; each encoding is cached apart,
+/// browsers' different spellings of Accept-Encoding share one, and the origin sees the
+/// reduced header. Images, small bodies, compressed bodies and behaviors without `compress`
+/// are left alone.
+#[tokio::test]
+async fn compress_answers_each_viewer_in_its_encoding_and_caches_each_apart() {
+    use std::io::Read as _;
+    let origin = Origin::start(|seen| {
+        let reply = match seen.uri.as_str() {
+            "/small.html" => Reply::ok("<p>tiny</p>").header("content-type", "text/html"),
+            "/image.png" => Reply::ok(vec![7u8; 5000]).header("content-type", "image/png"),
+            "/zipped.js" => Reply::ok(b"already".to_vec())
+                .header("content-type", "text/javascript")
+                .header("content-encoding", "gzip"),
+            _ => Reply::ok(page())
+                .header("content-type", "text/html; charset=utf-8")
+                .header("etag", "\"p1\""),
+        };
+        let seen_encoding = seen
+            .headers
+            .get("accept-encoding")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_else(|| "-".into());
+        reply
+            .header("cache-control", "max-age=3600")
+            .header("x-origin-saw", &seen_encoding)
+    })
+    .await;
+    let edge = Edgehook::start(&format!(
+        "[origins.app]\nurl = \"{}\"\n[[behaviors]]\npath = \"/plain/*\"\norigin = \"app\"\n[[behaviors]]\npath = \"*\"\norigin = \"app\"\ncompress = true\n",
+        origin.url()
+    ))
+    .await;
+    let fetch = |path: &'static str, accept: Option<&'static str>| {
+        let mut request = client().get(edge.url(path));
+        if let Some(accept) = accept {
+            request = request.header("accept-encoding", accept);
+        }
+        request.send()
+    };
+    let decoded = |encoding: &str, bytes: &[u8]| -> String {
+        let mut out = String::new();
+        match encoding {
+            "br" => brotli::Decompressor::new(bytes, 4096).read_to_string(&mut out).unwrap(),
+            "gzip" => flate2::read::GzDecoder::new(bytes).read_to_string(&mut out).unwrap(),
+            _ => return String::from_utf8(bytes.to_vec()).unwrap(),
+        };
+        out
+    };
+    for (accept, encoding, origin_saw) in [
+        (Some("gzip, deflate, br, zstd"), "br", "br,gzip"),
+        (Some("br;q=1.0, gzip;q=0.8, *;q=0.1"), "br", "br,gzip"),
+        (Some("gzip, deflate"), "gzip", "gzip"),
+        (None, "", "-"),
+    ] {
+        let response = fetch("/page.html", accept).await.unwrap();
+        assert_eq!(response.headers()["x-origin-saw"], origin_saw, "{accept:?}");
+        let content_encoding = response
+            .headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(content_encoding.unwrap_or_default(), encoding, "{accept:?}");
+        assert_eq!(response.headers()["vary"], "Accept-Encoding", "{accept:?}");
+        if !encoding.is_empty() {
+            assert_eq!(response.headers()["etag"], "W/\"p1\"", "{accept:?}");
+        }
+        let body = response.bytes().await.unwrap();
+        if !encoding.is_empty() {
+            assert!(body.len() < page().len() / 4, "{accept:?}: {} bytes", body.len());
+        }
+        assert_eq!(decoded(encoding, &body), page(), "{accept:?}");
+    }
+    assert_eq!(
+        origin.count("/page.html"),
+        3,
+        "one origin fetch per encoding; both br spellings share one"
+    );
+    for accept in [Some("br, gzip"), Some("gzip"), None] {
+        let again = fetch("/page.html", accept).await.unwrap();
+        assert_eq!(x_cache(&again), "Hit from edgehook", "{accept:?}");
+    }
+
+    for (path, expected_encoding) in [
+        ("/small.html", None),
+        ("/image.png", None),
+        ("/zipped.js", Some("gzip")),
+        ("/plain/page.html", None),
+    ] {
+        let response = fetch(path, Some("gzip, br")).await.unwrap();
+        let encoding = response.headers().get("content-encoding").map(|v| v.to_str().unwrap());
+        assert_eq!(encoding, expected_encoding, "{path}");
+    }
+    let plain = fetch("/plain/page.html", Some("gzip, br")).await.unwrap();
+    assert_eq!(
+        plain.headers()["x-origin-saw"],
+        "gzip, br",
+        "a behavior without compress forwards the header as sent"
+    );
+}

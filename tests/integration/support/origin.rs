@@ -58,7 +58,11 @@ impl Reply {
         self
     }
 
+    /// Adds a header; `Content-Type` replaces the default `text/plain`.
     pub fn header(mut self, name: &str, value: &str) -> Reply {
+        if name.eq_ignore_ascii_case("content-type") {
+            self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
+        }
         self.headers.push((name.into(), value.into()));
         self
     }
