@@ -28,7 +28,7 @@ const EXPLICIT_ONLY_STATUSES: [u16; 2] = [302, 307];
 /// Targeted cache-control fields this cache obeys, first match wins (RFC 9213 2.1).
 pub const TARGETED_FIELDS: [&str; 2] = ["edgehook-cache-control", "cdn-cache-control"];
 /// edgehook's own targeted field: meant for this cache only, not forwarded to viewers.
-pub const OWN_TARGETED_FIELD: &str = "edgehook-cache-control";
+pub const OWN_TARGETED_FIELD: http::HeaderName = http::HeaderName::from_static("edgehook-cache-control");
 /// The largest delta-seconds value kept (RFC 9111 1.2.2).
 const MAX_DELTA_SECONDS: u64 = 1 << 31;
 

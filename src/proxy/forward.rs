@@ -133,16 +133,38 @@ fn set_uri(req: &mut RequestHeader, path_and_query: &str) -> Result<()> {
     Ok(())
 }
 
-/// The fields a message's `Connection` header names: meant for the hop that sent it alone, so a
-/// proxy removes them before forwarding (RFC 9110 7.6.1) and a cache does not store them.
-pub fn connection_named(headers: &http::HeaderMap) -> Vec<http::HeaderName> {
-    headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .flat_map(|value| value.as_bytes().split(|b| *b == b','))
-        .filter_map(|token| http::HeaderName::from_bytes(token.trim_ascii()).ok())
-        .filter(|name| name.as_str() != "close")
-        .collect()
+/// Hop-by-hop by definition (RFC 9110 7.6.1): dropped whenever present.
+pub const KEEP_ALIVE: http::HeaderName = http::HeaderName::from_static("keep-alive");
+
+/// The fields a message's `Connection` header names (`close` and `keep-alive` aside, the
+/// usual values, which name nothing to drop but `Keep-Alive`): meant for the hop that sent it
+/// alone, so a proxy removes them before forwarding (RFC 9110 7.6.1) and a cache does not
+/// store them. None without a `Connection` header; the usual values cost no allocation.
+pub fn connection_named(headers: &http::HeaderMap) -> Option<Vec<http::HeaderName>> {
+    let mut values = headers.get_all(http::header::CONNECTION).iter();
+    match (values.next(), values.next()) {
+        (None, _) => return None,
+        (Some(only), None)
+            if only.as_bytes().eq_ignore_ascii_case(b"keep-alive")
+                || only.as_bytes().eq_ignore_ascii_case(b"close") =>
+        {
+            return Some(Vec::new())
+        }
+        _ => {}
+    }
+    let mut names = Vec::new();
+    for value in headers.get_all(http::header::CONNECTION) {
+        for token in value.as_bytes().split(|b| *b == b',') {
+            let token = token.trim_ascii();
+            if token.is_empty() || token.eq_ignore_ascii_case(b"close") || token.eq_ignore_ascii_case(b"keep-alive") {
+                continue;
+            }
+            if let Ok(name) = http::HeaderName::from_bytes(token) {
+                names.push(name);
+            }
+        }
+    }
+    Some(names)
 }
 
 #[cfg(test)]
@@ -297,7 +319,12 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         headers.append(http::header::CONNECTION, "close, X-Hop".parse().unwrap());
         headers.append(http::header::CONNECTION, "keep-alive,,".parse().unwrap());
-        let names: Vec<String> = connection_named(&headers).iter().map(|n| n.to_string()).collect();
-        assert_eq!(names, ["x-hop", "keep-alive"]);
+        let names: Vec<String> = connection_named(&headers)
+            .unwrap()
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(names, ["x-hop"]);
+        assert_eq!(connection_named(&http::HeaderMap::new()), None);
     }
 }

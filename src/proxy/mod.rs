@@ -328,9 +328,12 @@ impl ProxyHttp for EdgeProxy {
         upstream: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if upstream.headers.contains_key(http::header::CONNECTION) {
-            for name in forward::connection_named(&upstream.headers) {
+        if let Some(names) = forward::connection_named(&upstream.headers) {
+            for name in names {
                 upstream.remove_header(&name);
+            }
+            if upstream.headers.contains_key(&forward::KEEP_ALIVE) {
+                upstream.remove_header(&forward::KEEP_ALIVE);
             }
         }
         self.prepare_upstream_request(upstream, ctx)
@@ -349,9 +352,12 @@ impl ProxyHttp for EdgeProxy {
                 .with_label_values(&[ctx.origin_name()])
                 .observe(started.elapsed().as_secs_f64());
         }
-        if resp.headers.contains_key(http::header::CONNECTION) {
-            for name in forward::connection_named(&resp.headers) {
+        if let Some(names) = forward::connection_named(&resp.headers) {
+            for name in names {
                 resp.remove_header(&name);
+            }
+            if resp.headers.contains_key(&forward::KEEP_ALIVE) {
+                resp.remove_header(&forward::KEEP_ALIVE);
             }
         }
         if ctx.behavior.as_ref().is_some_and(|b| b.invalidate_on_unsafe_methods) {
@@ -411,7 +417,9 @@ impl ProxyHttp for EdgeProxy {
     ) -> Result<()> {
         self.viewer_response(resp, ctx).await?;
         // edgehook's own targeted cache field is for this cache, not for viewers (RFC 9213).
-        resp.remove_header(policy::OWN_TARGETED_FIELD);
+        if resp.headers.contains_key(&policy::OWN_TARGETED_FIELD) {
+            resp.remove_header(&policy::OWN_TARGETED_FIELD);
+        }
         let config = ctx.config.clone();
         let server = &config.server;
         let label = respond::cache_label(session.cache.phase(), resp.status.as_u16());
