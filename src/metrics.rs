@@ -1,7 +1,7 @@
 //! Prometheus metrics of the proxy and its functions, rendered by the admin listener's `GET /metrics`.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -11,8 +11,11 @@ pub struct Metrics {
     pub origin_latency: HistogramVec,
     pub bytes_in: IntCounter,
     pub bytes_out: IntCounter,
-    pub cache_bytes: IntGauge,
-    pub cache_objects: IntGauge,
+    pub cache_bytes: IntGaugeVec,
+    pub cache_objects: IntGaugeVec,
+    pub cache_disk_hits: IntCounter,
+    pub cache_disk_errors: IntCounter,
+    pub cache_disk_refused: IntCounter,
     pub purged: IntCounter,
     pub function_invocations: IntCounterVec,
     pub function_errors: IntCounterVec,
@@ -51,6 +54,11 @@ impl Metrics {
         };
         let gauge = |name: &str, help: &str| {
             let g = IntGauge::new(name, help).expect("valid metric definition");
+            registry.register(Box::new(g.clone())).expect("unique metric name");
+            g
+        };
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
             registry.register(Box::new(g.clone())).expect("unique metric name");
             g
         };
@@ -97,8 +105,24 @@ impl Metrics {
                 "Request body bytes received from viewers.",
             ),
             bytes_out: counter("edgehook_sent_bytes_total", "Response body bytes sent to viewers."),
-            cache_bytes: gauge("edgehook_cache_bytes", "Bytes held by the cache (bodies and headers)."),
-            cache_objects: gauge("edgehook_cache_objects", "Objects held by the cache."),
+            cache_bytes: gauge_vec(
+                "edgehook_cache_bytes",
+                "Bytes held by each cache tier (bodies and headers; files on disk).",
+                &["tier"],
+            ),
+            cache_objects: gauge_vec("edgehook_cache_objects", "Objects held by each cache tier.", &["tier"]),
+            cache_disk_hits: counter(
+                "edgehook_cache_disk_hits_total",
+                "Lookups the memory tier missed and the disk tier answered.",
+            ),
+            cache_disk_errors: counter(
+                "edgehook_cache_disk_errors_total",
+                "Disk tier failures (unwritable, full, unreadable or torn files); requests go on without it.",
+            ),
+            cache_disk_refused: counter(
+                "edgehook_cache_disk_refused_total",
+                "Objects the full disk tier did not take because what it holds was asked for more often.",
+            ),
             purged: counter(
                 "edgehook_cache_purged_objects_total",
                 "Objects removed by purge requests.",

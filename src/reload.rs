@@ -45,8 +45,19 @@ fn restart_only(old: &Config, new: &Config) -> Vec<String> {
     );
     check(
         "cache",
-        (old.cache.memory, old.cache.max_object_size, old.cache.lock_timeout)
-            != (new.cache.memory, new.cache.max_object_size, new.cache.lock_timeout),
+        (
+            old.cache.memory,
+            old.cache.max_object_size,
+            old.cache.memory_max_object_size,
+            old.cache.lock_timeout,
+            &old.cache.disk,
+        ) != (
+            new.cache.memory,
+            new.cache.max_object_size,
+            new.cache.memory_max_object_size,
+            new.cache.lock_timeout,
+            &new.cache.disk,
+        ),
     );
     check(
         "runtime",

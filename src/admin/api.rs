@@ -355,8 +355,24 @@ impl AdminApi {
             .set(i64::from(store.health() == StoreHealth::Connected));
         self.metrics.store_revision.set(store.revision() as i64);
         self.metrics.fleet_nodes.set(store.nodes().len() as i64);
-        self.metrics.cache_bytes.set(self.cache().storage.bytes() as i64);
-        self.metrics.cache_objects.set(self.cache().storage.objects() as i64);
+        let storage = self.cache().storage;
+        for (tier, bytes, objects) in storage.usage() {
+            self.metrics.cache_bytes.with_label_values(&[tier]).set(bytes as i64);
+            self.metrics
+                .cache_objects
+                .with_label_values(&[tier])
+                .set(objects as i64);
+        }
+        if let Some(disk) = storage.disk() {
+            use std::sync::atomic::Ordering::Relaxed;
+            for (counter, total) in [
+                (&self.metrics.cache_disk_hits, &disk.stats.hits),
+                (&self.metrics.cache_disk_errors, &disk.stats.errors),
+                (&self.metrics.cache_disk_refused, &disk.stats.refused),
+            ] {
+                counter.inc_by(total.load(Relaxed).saturating_sub(counter.get()));
+            }
+        }
         if let Some(pool) = &self.node.functions {
             let health = pool.health();
             let replaced = self.metrics.js_threads_replaced.get();

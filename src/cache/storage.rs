@@ -4,6 +4,7 @@
 //! kept by pingora's LRU eviction manager (see `cache::CacheLayer`), which is told the size of
 //! every object this storage reports from `finish`.
 
+use super::paths::PathIndex;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use parking_lot::RwLock;
@@ -117,49 +118,6 @@ fn placeholder_header() -> Result<&'static [u8]> {
 
 type Shard = RwLock<HashMap<HashBinary, Arc<StoredObject>>>;
 
-/// Request path -> the hashes of the objects stored for it (every host, query and variant), so
-/// that invalidating a path (RFC 9111 4.4, on every successful POST) does not scan the cache.
-struct PathIndex {
-    shards: Vec<parking_lot::Mutex<HashMap<Box<str>, Vec<HashBinary>>>>,
-    hasher: std::collections::hash_map::RandomState,
-}
-
-impl PathIndex {
-    fn new() -> PathIndex {
-        PathIndex {
-            shards: (0..SHARDS).map(|_| parking_lot::Mutex::new(HashMap::new())).collect(),
-            hasher: std::collections::hash_map::RandomState::new(),
-        }
-    }
-
-    fn shard(&self, path: &str) -> &parking_lot::Mutex<HashMap<Box<str>, Vec<HashBinary>>> {
-        use std::hash::BuildHasher;
-        &self.shards[self.hasher.hash_one(path) as usize % SHARDS]
-    }
-
-    fn add(&self, path: &str, hash: HashBinary) {
-        let mut shard = self.shard(path).lock();
-        let hashes = shard.entry(path.into()).or_default();
-        if !hashes.contains(&hash) {
-            hashes.push(hash);
-        }
-    }
-
-    fn remove(&self, path: &str, hash: &HashBinary) {
-        let mut shard = self.shard(path).lock();
-        if let Some(hashes) = shard.get_mut(path) {
-            hashes.retain(|h| h != hash);
-            if hashes.is_empty() {
-                shard.remove(path);
-            }
-        }
-    }
-
-    fn take(&self, path: &str) -> Vec<HashBinary> {
-        self.shard(path).lock().remove(path).unwrap_or_default()
-    }
-}
-
 struct Shared {
     shards: Vec<Shard>,
     paths: PathIndex,
@@ -235,6 +193,33 @@ impl MemoryStorage {
 
     pub fn objects(&self) -> usize {
         self.shared.objects.load(Ordering::Relaxed)
+    }
+
+    /// The largest body this tier keeps.
+    pub fn max_object_size(&self) -> usize {
+        self.shared.max_object_size
+    }
+
+    /// Stores a complete object (a disk hit promoted to memory); returns its entry id and what
+    /// it weighs for the eviction manager.
+    pub fn insert_object(&self, key: &CacheKey, meta: &CacheMeta, body: Bytes) -> Result<(CacheEntryId, usize)> {
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let object = StoredObject {
+            id,
+            key: key.to_compact(),
+            meta: StoredMeta::of(meta)?,
+            body,
+        };
+        let weight = object.weight();
+        self.shared.insert(key.combined_bin(), object);
+        Ok((CacheEntryId::new(id), weight))
+    }
+
+    /// Removes the object an eviction manager named, if that very object is still stored.
+    pub fn remove_entry(&self, entry: &CacheEntryKey) -> bool {
+        self.shared
+            .remove(&entry.key().combined_bin(), entry.entry_id().map(CacheEntryId::get))
+            .is_some()
     }
 
     /// Removes every object stored for request path `path`, whatever its host, query or

@@ -118,7 +118,16 @@ pub struct TlsFile {
 pub struct CacheFile {
     pub memory: Option<String>,
     pub max_object_size: Option<String>,
+    pub memory_max_object_size: Option<String>,
     pub lock_timeout: Option<String>,
+    pub disk: Option<DiskCacheFile>,
+}
+
+/// `[cache] disk = { path, size }`: the disk tier under the memory tier.
+#[derive(Debug, Default, Deserialize)]
+pub struct DiskCacheFile {
+    pub path: Option<String>,
+    pub size: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

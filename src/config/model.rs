@@ -244,8 +244,19 @@ pub struct Tls {
 #[derive(Debug, Clone)]
 pub struct Cache {
     pub memory: usize,
+    /// The largest object cached at all (in the disk tier when there is one).
     pub max_object_size: usize,
+    /// The largest object the memory tier holds; larger ones live on disk only.
+    pub memory_max_object_size: usize,
     pub lock_timeout: Duration,
+    pub disk: Option<DiskCache>,
+}
+
+/// The disk tier: one file per object under `path`, `size` bytes at most.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskCache {
+    pub path: std::path::PathBuf,
+    pub size: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

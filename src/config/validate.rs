@@ -439,12 +439,57 @@ fn cache(file: &CacheFile, problems: &mut Problems) -> Cache {
     let root = KeyPath::parse("cache");
     let memory = problems.size(root.key("memory"), &file.memory, 256 << 20);
     let max_object_size = problems.size(root.key("max_object_size"), &file.max_object_size, 8 << 20);
-    if max_object_size > memory {
-        problems.add(root.key("max_object_size"), "is larger than cache.memory");
+    let disk = file.disk.as_ref().and_then(|disk| {
+        let key = root.key("disk");
+        let Some(path) = disk.path.as_deref().filter(|p| !p.is_empty()) else {
+            problems.add(
+                key.key("path"),
+                "is required: the directory the disk tier keeps its objects in",
+            );
+            return None;
+        };
+        let Some(size) = disk.size.as_ref() else {
+            problems.add(
+                key.key("size"),
+                "is required: how many bytes the disk tier may use, like \"20GiB\"",
+            );
+            return None;
+        };
+        let size = problems.size(key.key("size"), &Some(size.clone()), 0);
+        if size == 0 {
+            problems.add(key.key("size"), "must be larger than 0");
+        }
+        Some(DiskCache {
+            path: PathBuf::from(path),
+            size: size as u64,
+        })
+    });
+    let tier_limit = match &disk {
+        Some(disk) => (disk.size as usize, "is larger than cache.disk.size"),
+        None => (memory, "is larger than cache.memory"),
+    };
+    if max_object_size > tier_limit.0 {
+        problems.add(root.key("max_object_size"), tier_limit.1);
+    }
+    // Without a disk tier every cached object lives in memory; with one, large objects stay on
+    // disk unless the user says otherwise.
+    let memory_default = match disk {
+        Some(_) => max_object_size.min(8 << 20).min(memory),
+        None => max_object_size,
+    };
+    let memory_max_object_size = problems.size(
+        root.key("memory_max_object_size"),
+        &file.memory_max_object_size,
+        memory_default,
+    );
+    if memory_max_object_size > memory {
+        problems.add(root.key("memory_max_object_size"), "is larger than cache.memory");
     }
     Cache {
         memory,
         max_object_size,
+        memory_max_object_size: memory_max_object_size.min(max_object_size),
+        disk,
         lock_timeout: problems.duration(root.key("lock_timeout"), &file.lock_timeout, Duration::from_secs(5)),
     }
 }

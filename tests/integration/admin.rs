@@ -37,7 +37,7 @@ async fn healthz_and_metrics() {
         "edgehook_sent_bytes_total 3",
         "edgehook_received_bytes_total 0",
         // The 200 and the 500 (cached for error_ttl, as CloudFront does).
-        "edgehook_cache_objects 2",
+        "edgehook_cache_objects{tier=\"memory\"} 2",
     ];
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {

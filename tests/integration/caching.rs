@@ -261,7 +261,7 @@ async fn the_cache_stays_within_its_memory_bound() {
     let metrics = edge.metrics_page().await;
     let bytes: f64 = metrics
         .lines()
-        .find_map(|l| l.strip_prefix("edgehook_cache_bytes "))
+        .find_map(|l| l.strip_prefix("edgehook_cache_bytes{tier=\"memory\"} "))
         .expect("cache bytes gauge")
         .trim()
         .parse()

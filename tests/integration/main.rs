@@ -11,6 +11,7 @@ mod cli;
 mod corpus;
 mod deploy;
 mod directory;
+mod disk_cache;
 mod dns;
 mod egress;
 mod errors;
