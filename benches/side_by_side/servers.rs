@@ -71,7 +71,7 @@ pub struct Running {
 }
 
 impl Running {
-    fn spawn(command: &mut Command, what: &str) -> Running {
+    pub fn spawn(command: &mut Command, what: &str) -> Running {
         let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -34,13 +34,17 @@ use std::time::SystemTime;
 
 /// File format magic; the last byte is the format version.
 const MAGIC: [u8; 8] = *b"EHCACHE\x01";
-/// magic, 3 lengths (u32), reserved u32, body length (u64), key hash (16), CRC32, reserved u32.
+/// magic, 3 lengths (u32), flags (u32), body length (u64), key hash (16), CRC32, reserved u32.
 const FIXED: usize = 8 + 4 * 4 + 8 + 16 + 4 + 4;
+const FLAGS_AT: usize = 20;
 const CRC_AT: usize = 48;
+/// Flag: the metadata's times alone rebuild its internal part (`StoredMeta::is_plain`).
+const FLAG_PLAIN: u32 = 1;
 const MAX_KEY: usize = 64 << 10;
 const MAX_META: usize = 1 << 20;
-/// Bytes read with the prefix: a small object's whole body comes with its first read.
-const FIRST_READ: usize = 32 << 10;
+/// Bytes read with the prefix: a small object's whole body comes with its first read. More
+/// costs every hit a larger buffer to clear than the second read it saves larger objects.
+const FIRST_READ: usize = 4 << 10;
 /// Bytes read per body chunk of larger objects.
 const CHUNK: usize = 256 << 10;
 /// What the start-up scan reads of each file: the prefix and the request path.
@@ -85,9 +89,11 @@ pub struct DiskTier {
 
 /// An object found on disk: its metadata and an open file to read the body from.
 pub struct DiskObject {
-    pub meta: CacheMeta,
-    /// The metadata as stored, to rebuild it for a promotion (`CacheMeta` is not `Clone`).
-    meta_parts: (Bytes, Bytes),
+    /// The serialized metadata: pingora's internal part and its compressed header.
+    pub internal: Bytes,
+    pub header: Bytes,
+    /// See `FLAG_PLAIN`.
+    pub plain: bool,
     file: File,
     body_offset: u64,
     pub body_len: u64,
@@ -102,7 +108,13 @@ fn lru_key(hash: &HashBinary) -> u64 {
 }
 
 fn hex(hash: &HashBinary) -> String {
-    hash.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(32);
+    for byte in hash {
+        out.push(DIGITS[usize::from(byte >> 4)] as char);
+        out.push(DIGITS[usize::from(byte & 15)] as char);
+    }
+    out
 }
 
 fn parse_hex(name: &str) -> Option<HashBinary> {
@@ -124,6 +136,7 @@ struct Prefix {
     body_len: u64,
     hash: HashBinary,
     crc: u32,
+    flags: u32,
 }
 
 impl Prefix {
@@ -150,6 +163,7 @@ impl Prefix {
             body_len: u64::from_le_bytes(body_len),
             hash,
             crc: u32_at(CRC_AT),
+            flags: u32_at(FLAGS_AT),
         };
         if prefix.key_len > MAX_KEY || prefix.internal_len + prefix.header_len > MAX_META {
             return Err("lengths out of bounds");
@@ -158,11 +172,20 @@ impl Prefix {
     }
 }
 
-fn encode_prefix(hash: &HashBinary, path: &str, internal: &[u8], header: &[u8], body_len: u64) -> Vec<u8> {
+/// The serialized metadata an object is written with.
+pub struct MetaParts<'a> {
+    pub internal: &'a [u8],
+    pub header: &'a [u8],
+    pub plain: bool,
+}
+
+fn encode_prefix(hash: &HashBinary, path: &str, meta: &MetaParts, body_len: u64) -> Vec<u8> {
+    let (internal, header) = (meta.internal, meta.header);
     let mut out = Vec::with_capacity(FIXED + path.len() + internal.len() + header.len());
     out.extend_from_slice(&MAGIC);
-    for len in [path.len(), internal.len(), header.len(), 0] {
-        out.extend_from_slice(&(len as u32).to_le_bytes());
+    let flags = if meta.plain { FLAG_PLAIN } else { 0 };
+    for word in [path.len() as u32, internal.len() as u32, header.len() as u32, flags] {
+        out.extend_from_slice(&word.to_le_bytes());
     }
     out.extend_from_slice(&body_len.to_le_bytes());
     out.extend_from_slice(hash);
@@ -242,13 +265,24 @@ impl DiskTier {
         self.index.len()
     }
 
+    /// How often `hash` was asked of this tier lately (the admission sketch's estimate).
+    pub fn frequency(&self, hash: &HashBinary) -> u8 {
+        self.sketch.estimate(hash)
+    }
+
     pub fn scan_done(&self) -> bool {
         self.scan_done.load(Ordering::Acquire)
     }
 
     fn object_path(&self, hash: &HashBinary) -> PathBuf {
         let name = hex(hash);
-        self.objects_dir.join(&name[..2]).join(name)
+        let mut path = self.objects_dir.clone().into_os_string();
+        path.reserve(name.len() + 4);
+        path.push("/");
+        path.push(&name[..2]);
+        path.push("/");
+        path.push(&name);
+        PathBuf::from(path)
     }
 
     /// The object stored for `hash`, if a whole, valid one is on disk.
@@ -319,10 +353,6 @@ impl DiskTier {
             self.remove(hash);
             return Ok(Found::Absent);
         }
-        let meta = match CacheMeta::deserialize(&buf[internal_at..header_at], &buf[header_at..prefix_len]) {
-            Ok(meta) => meta,
-            Err(_) => return Ok(Found::Invalid("metadata does not decode")),
-        };
         let key = lru_key(hash);
         if !self.index.promote(key) {
             self.insert(*hash, request_path.into(), stat.len());
@@ -330,8 +360,9 @@ impl DiskTier {
         let body = Bytes::from(buf);
         let head_end = prefix_len + (body.len() - prefix_len).min(prefix.body_len as usize);
         Ok(Found::Object(DiskObject {
-            meta,
-            meta_parts: (body.slice(internal_at..header_at), body.slice(header_at..prefix_len)),
+            internal: body.slice(internal_at..header_at),
+            header: body.slice(header_at..prefix_len),
+            plain: prefix.flags & FLAG_PLAIN != 0,
             file,
             body_offset: prefix_len as u64,
             body_len: prefix.body_len,
@@ -392,7 +423,7 @@ impl DiskTier {
         &'static self,
         hash: HashBinary,
         request_path: &str,
-        meta: &CacheMeta,
+        meta: &MetaParts,
         expected_len: Option<u64>,
     ) -> Option<DiskWrite> {
         let expected = expected_len.unwrap_or(0);
@@ -403,17 +434,10 @@ impl DiskTier {
             self.stats.refused.fetch_add(1, Ordering::Relaxed);
             return None;
         }
-        let (internal, header) = match meta.serialize() {
-            Ok(parts) => parts,
-            Err(e) => {
-                self.count_error(format_args!("metadata does not serialize: {e}"));
-                return None;
-            }
-        };
-        if internal.len() + header.len() > MAX_META {
+        if meta.internal.len() + meta.header.len() > MAX_META {
             return None;
         }
-        let prefix = encode_prefix(&hash, request_path, &internal, &header, 0);
+        let prefix = encode_prefix(&hash, request_path, meta, 0);
         let (file, temp) = match self.create_temp() {
             Ok(created) => created,
             Err(e) => {
@@ -573,8 +597,14 @@ impl DiskTier {
             read_full_at(&old.file, &mut path, FIXED as u64)?;
             String::from_utf8(path).map_err(io::Error::other)?
         };
-        let (internal, header) = meta.serialize().map_err(|e| io::Error::other(e.to_string()))?;
-        let prefix = encode_prefix(hash, &request_path, &internal, &header, old.body_len);
+        let (stored, header) =
+            super::storage::StoredMeta::serialized(meta).map_err(|e| io::Error::other(e.to_string()))?;
+        let parts = MetaParts {
+            internal: stored.internal(),
+            header: &header,
+            plain: stored.is_plain(),
+        };
+        let prefix = encode_prefix(hash, &request_path, &parts, old.body_len);
         let (mut file, temp) = self.create_temp()?;
         let copied = (|| {
             file.write_all(&prefix)?;
@@ -752,9 +782,9 @@ impl Drop for DiskWrite {
 }
 
 impl DiskObject {
-    /// A copy of the object's metadata.
-    pub fn meta_copy(&self) -> Option<CacheMeta> {
-        CacheMeta::deserialize(&self.meta_parts.0, &self.meta_parts.1).ok()
+    /// The object's metadata, decoded.
+    pub fn meta(&self) -> Option<CacheMeta> {
+        CacheMeta::deserialize(&self.internal, &self.header).ok()
     }
 
     pub fn body_len(&self) -> u64 {
@@ -860,6 +890,15 @@ mod tests {
         CacheMeta::new(now + Duration::from_secs(max_age), now, 0, 0, header)
     }
 
+    fn parts(meta: &CacheMeta) -> MetaParts<'static> {
+        let (stored, header) = crate::cache::storage::StoredMeta::serialized(meta).unwrap();
+        MetaParts {
+            internal: stored.internal().to_vec().leak(),
+            header: header.leak(),
+            plain: stored.is_plain(),
+        }
+    }
+
     fn hash_of(name: &str) -> HashBinary {
         use pingora::cache::key::CacheHashKey;
         pingora::cache::CacheKey::new(name, name).combined_bin()
@@ -867,7 +906,7 @@ mod tests {
 
     fn store(tier: &'static DiskTier, name: &str, body: &[u8]) -> u64 {
         let mut write = tier
-            .begin_write(hash_of(name), name, &meta(60), None)
+            .begin_write(hash_of(name), name, &parts(&meta(60)), None)
             .expect("admitted");
         for piece in body.chunks(7000) {
             write.write(piece).unwrap();
@@ -910,7 +949,10 @@ mod tests {
         assert_eq!(body_of(tier, "/large").as_deref(), Some(&large[..]));
         let object = tier.lookup(&hash_of("/large")).unwrap();
         assert_eq!(object.read(500_000, 1000).unwrap(), &large[500_000..501_000]);
-        assert_eq!(object.meta.response_header().headers["cache-control"], "max-age=60");
+        assert_eq!(
+            object.meta().unwrap().response_header().headers["cache-control"],
+            "max-age=60"
+        );
         assert!(object.whole_body().is_none(), "a large body is read in chunks");
         assert_eq!(tier.objects(), 2);
         assert!(tier.bytes() > (1 << 20));
@@ -921,7 +963,9 @@ mod tests {
     fn an_unfinished_write_leaves_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
         let tier = DiskTier::open(dir.path(), 10 << 20, 4 << 20);
-        let mut write = tier.begin_write(hash_of("/cut"), "/cut", &meta(60), None).unwrap();
+        let mut write = tier
+            .begin_write(hash_of("/cut"), "/cut", &parts(&meta(60)), None)
+            .unwrap();
         write.write(&pattern(10_000)).unwrap();
         drop(write);
         assert!(body_of(tier, "/cut").is_none());
@@ -1021,7 +1065,7 @@ mod tests {
         for i in 0..30 {
             let name = format!("/once{i}");
             assert!(tier.lookup(&hash_of(&name)).is_none());
-            if let Some(mut write) = tier.begin_write(hash_of(&name), &name, &meta(60), Some(100_000)) {
+            if let Some(mut write) = tier.begin_write(hash_of(&name), &name, &parts(&meta(60)), Some(100_000)) {
                 write.write(&pattern(100_000)).unwrap();
                 write.finish().unwrap();
             }
@@ -1041,7 +1085,10 @@ mod tests {
         store(tier, "/r", &body);
         assert!(tier.update_meta(&hash_of("/r"), &meta(999)));
         let object = tier.lookup(&hash_of("/r")).unwrap();
-        assert_eq!(object.meta.response_header().headers["cache-control"], "max-age=999");
+        assert_eq!(
+            object.meta().unwrap().response_header().headers["cache-control"],
+            "max-age=999"
+        );
         assert_eq!(body_of(tier, "/r"), Some(body));
         assert_eq!(tier.objects(), 1);
         assert!(!tier.update_meta(&hash_of("/none"), &meta(1)));

@@ -40,7 +40,7 @@ impl StoredObject {
 /// A cached response's metadata: pingora's serialized internal part (times, variance), and the
 /// response header kept parsed. pingora serializes the header compressed; decoding it again
 /// on every hit was a fifth of a hit's instructions.
-struct StoredMeta {
+pub struct StoredMeta {
     internal: Vec<u8>,
     header: pingora::http::ResponseHeader,
     /// Set when `CacheMeta::new` with these times rebuilds `internal` exactly (no variance, no
@@ -81,17 +81,43 @@ impl PlainTimes {
 
 impl StoredMeta {
     fn of(meta: &CacheMeta) -> Result<StoredMeta> {
+        Ok(StoredMeta::serialized(meta)?.0)
+    }
+
+    /// The stored form of `meta`, and its serialized header (what the disk tier writes).
+    pub fn serialized(meta: &CacheMeta) -> Result<(StoredMeta, Vec<u8>)> {
         let (internal, header) = meta.serialize()?;
         let times = PlainTimes::of(meta);
         let (rebuilt, _) = times
             .meta(pingora::http::ResponseHeader::build(200, Some(0))?)
             .serialize()?;
-        Ok(StoredMeta {
+        let stored = StoredMeta {
             weight: internal.len() + header.len(),
             plain_times: (rebuilt == internal).then_some(times),
             internal,
             header: meta.response_header_copy(),
-        })
+        };
+        Ok((stored, header))
+    }
+
+    /// The stored form rebuilt from what `serialized` gave (read back from disk): `meta` is
+    /// those bytes decoded, `plain` whether `serialized` found its times plain.
+    pub fn from_serialized(internal: Vec<u8>, header_len: usize, meta: &CacheMeta, plain: bool) -> StoredMeta {
+        StoredMeta {
+            weight: internal.len() + header_len,
+            plain_times: plain.then(|| PlainTimes::of(meta)),
+            internal,
+            header: meta.response_header_copy(),
+        }
+    }
+
+    pub fn internal(&self) -> &[u8] {
+        &self.internal
+    }
+
+    /// Whether the times alone rebuild the internal part (see `plain_times`).
+    pub fn is_plain(&self) -> bool {
+        self.plain_times.is_some()
     }
 
     fn to_meta(&self) -> Result<CacheMeta> {
@@ -202,17 +228,29 @@ impl MemoryStorage {
 
     /// Stores a complete object (a disk hit promoted to memory); returns its entry id and what
     /// it weighs for the eviction manager.
-    pub fn insert_object(&self, key: &CacheKey, meta: &CacheMeta, body: Bytes) -> Result<(CacheEntryId, usize)> {
+    pub fn insert_object(&self, key: &CacheKey, meta: StoredMeta, body: Bytes) -> (CacheEntryId, usize) {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let object = StoredObject {
             id,
             key: key.to_compact(),
-            meta: StoredMeta::of(meta)?,
+            meta,
             body,
         };
         let weight = object.weight();
         self.shared.insert(key.combined_bin(), object);
-        Ok((CacheEntryId::new(id), weight))
+        (CacheEntryId::new(id), weight)
+    }
+
+    /// A miss handler for metadata already in its stored form.
+    pub fn miss_handler(&self, key: &CacheKey, meta: StoredMeta) -> MissHandler {
+        Box::new(MemoryMiss {
+            shared: self.shared.clone(),
+            hash: key.combined_bin(),
+            key: key.to_compact(),
+            meta,
+            body: BytesMut::new(),
+            id: self.shared.next_id.fetch_add(1, Ordering::Relaxed),
+        })
     }
 
     /// Removes the object an eviction manager named, if that very object is still stored.
@@ -382,14 +420,7 @@ impl Storage for MemoryStorage {
     }
 
     async fn get_miss_handler(&'static self, key: &CacheKey, meta: &CacheMeta, _: &SpanHandle) -> Result<MissHandler> {
-        Ok(Box::new(MemoryMiss {
-            shared: self.shared.clone(),
-            hash: key.combined_bin(),
-            key: key.to_compact(),
-            meta: StoredMeta::of(meta)?,
-            body: BytesMut::new(),
-            id: self.shared.next_id.fetch_add(1, Ordering::Relaxed),
-        }))
+        Ok(self.miss_handler(key, StoredMeta::of(meta)?))
     }
 
     async fn purge(&'static self, target: PurgeTarget<'_>, _: PurgeType, _: &SpanHandle) -> Result<PurgeOutcome> {

@@ -5,8 +5,8 @@
 //! invalidations empty both tiers. A failing disk costs its tier, never a request: its errors
 //! are counted and the memory tier carries on.
 
-use super::disk::{DiskObject, DiskTier, DiskWrite};
-use super::storage::MemoryStorage;
+use super::disk::{DiskObject, DiskTier, DiskWrite, MetaParts};
+use super::storage::{MemoryStorage, StoredMeta};
 use super::EvictionLru;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -53,13 +53,31 @@ impl TieredStorage {
         ]
     }
 
-    fn promote(&self, key: &CacheKey, meta: &CacheMeta, body: Bytes) {
-        let Ok((id, weight)) = self.memory.insert_object(key, meta, body) else {
-            return;
-        };
+    fn promote(&self, key: &CacheKey, meta: StoredMeta, fresh_until: std::time::SystemTime, body: Bytes) {
+        let (id, weight) = self.memory.insert_object(key, meta, body);
         let entry = CacheEntryKey::identified(key.to_compact(), id);
-        for evicted in self.eviction.admit(entry, weight, meta.fresh_until()) {
+        for evicted in self.eviction.admit(entry, weight, fresh_until) {
             self.memory.remove_entry(&evicted);
+        }
+    }
+
+    /// Whether a disk hit of `size` bytes should move into memory: while memory has room, yes;
+    /// when it is full, only if the object was asked of the disk tier more often than the one it
+    /// would evict (the disk tier's admission rule). Without this, a working set larger than
+    /// memory asked for evenly turns every disk hit into a promotion and an eviction, which cost
+    /// more than the hit itself and bring no hits.
+    fn worth_promoting(&self, disk: &DiskTier, hash: &HashBinary, size: usize) -> bool {
+        let shards = self.eviction.shards();
+        let used: usize = (0..shards).map(|shard| self.eviction.shard_weight(shard)).sum();
+        if used + size <= self.eviction.weight_limit() {
+            return true;
+        }
+        let victim = (0..shards)
+            .max_by_key(|&shard| self.eviction.shard_len(shard))
+            .and_then(|shard| self.eviction.peek_lru(shard));
+        match victim {
+            Some(victim) => disk.frequency(hash) > disk.frequency(&victim.key().combined_bin()),
+            None => true,
         }
     }
 
@@ -107,13 +125,24 @@ impl Storage for TieredStorage {
         let Some(disk) = self.disk else {
             return Ok(None);
         };
-        let Some(object) = disk.lookup(&key.combined_bin()) else {
+        let hash = key.combined_bin();
+        let Some(object) = disk.lookup(&hash) else {
             return Ok(None);
         };
-        let Some(meta) = object.meta_copy() else {
+        let Some(meta) = object.meta() else {
+            disk.count_error(format_args!("an object's metadata does not decode; removed"));
+            disk.remove(&hash);
             return Ok(None);
         };
-        let promotable = object.body_len() <= self.memory.max_object_size() as u64;
+        // Its stored form for the memory tier, made now from the bytes read (encoding the
+        // header again would cost more than the rest of the hit).
+        let promote = object.body_len() <= self.memory.max_object_size() as u64
+            && self.worth_promoting(disk, &hash, object.body_len() as usize);
+        let promotion = promote.then(|| Promotion {
+            meta: StoredMeta::from_serialized(object.internal.to_vec(), object.header.len(), &meta, object.plain),
+            fresh_until: meta.fresh_until(),
+            body: Vec::new(),
+        });
         let end = object.body_len();
         Ok(Some((
             meta,
@@ -122,7 +151,7 @@ impl Storage for TieredStorage {
                 object,
                 pos: 0,
                 end,
-                collected: promotable.then(Vec::new),
+                promotion,
             }),
         )))
     }
@@ -133,16 +162,22 @@ impl Storage for TieredStorage {
         meta: &CacheMeta,
         trace: &SpanHandle,
     ) -> Result<MissHandler> {
-        let memory = self.memory.get_miss_handler(key, meta, trace).await?;
         let Some(disk) = self.disk else {
-            return Ok(memory);
+            return self.memory.get_miss_handler(key, meta, trace).await;
+        };
+        let (stored, header) = StoredMeta::serialized(meta)?;
+        let parts = MetaParts {
+            internal: stored.internal(),
+            header: &header,
+            plain: stored.is_plain(),
         };
         let expected = content_length(meta);
+        let write = disk.begin_write(key.combined_bin(), key.user_tag(), &parts, expected);
+        let memory = self.memory.miss_handler(key, stored);
         let entry_id = memory.entry_id().unwrap_or(CacheEntryId::new(DISK_ONLY_ENTRY));
         let memory = expected
             .is_none_or(|len| len <= self.memory.max_object_size() as u64)
             .then_some(memory);
-        let write = disk.begin_write(key.combined_bin(), key.user_tag(), meta, expected);
         if memory.is_none() && write.is_none() {
             return Error::e_explain(ErrorType::InternalError, "object fits no cache tier");
         }
@@ -231,21 +266,27 @@ impl HandleMiss for TieredMiss {
     }
 }
 
+/// What moving a disk hit into the memory tier takes.
+struct Promotion {
+    meta: StoredMeta,
+    fresh_until: std::time::SystemTime,
+    /// The body read so far from its first byte.
+    body: Vec<Bytes>,
+}
+
+impl Promotion {
+    fn collected(&self) -> u64 {
+        self.body.iter().map(|c| c.len() as u64).sum()
+    }
+}
+
 struct DiskHit {
     tiered: &'static TieredStorage,
     object: DiskObject,
     pos: u64,
     end: u64,
-    /// The body read so far from its first byte, kept while the object can be promoted.
-    collected: Option<Vec<Bytes>>,
-}
-
-impl DiskHit {
-    fn collected_len(&self) -> u64 {
-        self.collected
-            .as_ref()
-            .map_or(0, |chunks| chunks.iter().map(|c| c.len() as u64).sum())
-    }
+    /// Kept while the object can still be promoted: it is small enough and read in order.
+    promotion: Option<Promotion>,
 }
 
 #[async_trait]
@@ -264,34 +305,34 @@ impl HandleHit for DiskHit {
                 return Error::e_explain(ErrorType::InternalError, format!("cache disk read: {e}"));
             }
         };
-        if self.collected.is_some() && self.collected_len() == self.pos {
-            if let Some(chunks) = &mut self.collected {
-                chunks.push(chunk.clone());
+        if self.object.whole_body().is_none() {
+            match &mut self.promotion {
+                Some(promotion) if promotion.collected() == self.pos => promotion.body.push(chunk.clone()),
+                _ => self.promotion = None,
             }
-        } else {
-            self.collected = None;
         }
         self.pos += chunk.len() as u64;
         Ok(Some(chunk))
     }
 
     async fn finish(self: Box<Self>, _: &'static (dyn Storage + Sync), key: &CacheKey, _: &SpanHandle) -> Result<()> {
-        let body = match self.object.whole_body() {
-            Some(body) => Some(body),
-            None if self.collected_len() == self.object.body_len() => self.collected.as_ref().map(|chunks| {
-                let mut body = BytesMut::with_capacity(self.object.body_len() as usize);
-                for chunk in chunks {
+        let this = *self;
+        let Some(promotion) = this.promotion else {
+            return Ok(());
+        };
+        let body = match this.object.whole_body() {
+            // A copy: the slice would keep the whole first read (prefix included) alive.
+            Some(body) => Bytes::copy_from_slice(&body),
+            None if promotion.collected() == this.object.body_len() => {
+                let mut body = BytesMut::with_capacity(this.object.body_len() as usize);
+                for chunk in &promotion.body {
                     body.extend_from_slice(chunk);
                 }
                 body.freeze()
-            }),
-            None => None,
-        };
-        if let Some(body) = body.filter(|b| b.len() <= self.tiered.memory.max_object_size()) {
-            if let Some(meta) = self.object.meta_copy() {
-                self.tiered.promote(key, &meta, body);
             }
-        }
+            None => return Ok(()),
+        };
+        this.tiered.promote(key, promotion.meta, promotion.fresh_until, body);
         Ok(())
     }
 
