@@ -380,3 +380,35 @@ async fn disk_settings_are_checked() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_process_started_by_serve_upgrade_serves_what_its_predecessor_stored() {
+    let origin = origin().await;
+    let disk = tempfile::tempdir().unwrap();
+    let mut old = Edgehook::start(&config(&origin, disk.path(), "64KiB")).await;
+    for path in ["/small", "/mid"] {
+        assert_served(&old, path, "Miss from edgehook").await;
+    }
+    wait_for("two files on disk", || object_files(disk.path()) == 2).await;
+    let config_path = old.log.parent().unwrap().join("edgehook.toml");
+    let mut new = std::process::Command::new(env!("CARGO_BIN_EXE_edgehook"))
+        .args(["serve", "--upgrade", "--config"])
+        .arg(&config_path)
+        .env("TMPDIR", disk.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    old.signal(libc::SIGQUIT);
+    let (code, old) = tokio::task::spawn_blocking(move || (old.wait_exit(Duration::from_secs(30)), old))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "{}", old.log_text());
+    // The successor listens on the same sockets; the old process's handle still names them.
+    for path in ["/small", "/mid"] {
+        assert_served(&old, path, "Hit from edgehook").await;
+        assert_eq!(origin.count(path), 1, "{path}");
+    }
+    let _ = new.kill();
+    let _ = new.wait();
+}
