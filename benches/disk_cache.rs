@@ -15,10 +15,13 @@
 #[path = "side_by_side/servers.rs"]
 mod servers;
 
+#[allow(dead_code)]
+#[path = "side_by_side/load.rs"]
+mod load;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use load::connect;
 use servers::{free_addr, repository, wait_for, Running};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -75,43 +78,19 @@ fn body_size(path: &str) -> usize {
         .map_or(1_000, |set| set.size)
 }
 
-/// The origin: bodies of the size each path's set asks for, cacheable for a day.
+/// The origin (2 threads): bodies of the size each path's set asks for, cacheable for a day.
 fn start_origin() -> SocketAddr {
-    let addr = free_addr();
     let body = Bytes::from((0..LARGEST).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>());
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind(addr).await.expect("bind origin");
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let body = body.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                        let size = body_size(request.uri().path());
-                        let response = http::Response::builder()
-                            .header("content-type", "application/octet-stream")
-                            .header("cache-control", "max-age=86400")
-                            .body(Full::new(body.slice(..size)))
-                            .expect("response");
-                        async move { Ok::<_, std::convert::Infallible>(response) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-    });
-    wait_for(addr);
-    addr
+    servers::serve_origin(
+        2,
+        std::sync::Arc::new(move |path: &str| {
+            http::Response::builder()
+                .header("content-type", "application/octet-stream")
+                .header("cache-control", "max-age=86400")
+                .body(Full::new(body.slice(..body_size(path))))
+                .expect("response")
+        }),
+    )
 }
 
 fn edgehook_config(listen: SocketAddr, admin: SocketAddr, origin: SocketAddr, disk: Option<&Path>) -> String {
@@ -198,16 +177,6 @@ fn fill(addr: SocketAddr, paths: Vec<String>) {
     });
 }
 
-async fn connect(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<Empty<Bytes>> {
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    stream.set_nodelay(true).expect("nodelay");
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(conn);
-    sender
-}
-
 /// One GET: status, `X-Cache`, body length.
 async fn send(sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>, path: &str) -> (u16, String, usize) {
     let request = http::Request::get(path)
@@ -259,52 +228,17 @@ fn wrk(dir: &Path, addr: SocketAddr, set: &WorkingSet, seconds: u64) -> Peak {
         ),
     )
     .expect("wrk script");
-    let out = Command::new("wrk")
-        .args([
-            "-t1",
-            "-c32",
-            &format!("-d{seconds}s"),
-            "--latency",
-            "-H",
-            &format!("Host: {HOST}"),
-        ])
-        .arg("-s")
-        .arg(&script)
-        .arg(format!("http://{addr}/"))
-        .output()
-        .expect("wrk is installed (scripts/bench installs it)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        !text.contains("Non-2xx") && !text.contains("Socket errors"),
-        "wrk saw errors on {addr}:\n{text}"
+    let peak = load::wrk_script(
+        &format!("http://{addr}/"),
+        &[format!("Host: {HOST}")],
+        Some(&script),
+        seconds,
     );
-    let value = |prefix: &str| -> Option<&str> {
-        text.lines()
-            .find_map(|l| l.trim_start().strip_prefix(prefix))
-            .map(str::trim)
-    };
-    let requests_per_second: f64 = value("Requests/sec:")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no Requests/sec in wrk output:\n{text}"));
-    let p99_ms = value("99%").and_then(milliseconds).unwrap_or(f64::NAN);
     Peak {
-        requests_per_second,
-        megabytes_per_second: requests_per_second * set.size as f64 / 1e6,
-        p99_ms,
+        requests_per_second: peak.requests_per_second,
+        megabytes_per_second: peak.requests_per_second * set.size as f64 / 1e6,
+        p99_ms: peak.p99_ms,
     }
-}
-
-fn milliseconds(text: &str) -> Option<f64> {
-    let (number, factor) = if let Some(n) = text.strip_suffix("us") {
-        (n, 1e-3)
-    } else if let Some(n) = text.strip_suffix("ms") {
-        (n, 1.0)
-    } else if let Some(n) = text.strip_suffix('s') {
-        (n, 1e3)
-    } else {
-        return None;
-    };
-    number.parse::<f64>().ok().map(|v| v * factor)
 }
 
 fn median(mut runs: Vec<Peak>) -> Peak {

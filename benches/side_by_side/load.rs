@@ -19,10 +19,18 @@ pub struct Peak {
 /// wrk, 1 thread, 32 connections, with the given extra request headers. Panics (the bench
 /// stops) when any answer was not 2xx/3xx or a socket failed: a fast error is not a result.
 pub fn wrk(url: &str, headers: &[String], seconds: u64) -> Peak {
+    wrk_script(url, headers, None, seconds)
+}
+
+/// `wrk`, with a Lua `script` that makes the requests (`wrk -s`).
+pub fn wrk_script(url: &str, headers: &[String], script: Option<&std::path::Path>, seconds: u64) -> Peak {
     let mut command = Command::new("wrk");
     command.args(["-t1", "-c32", &format!("-d{seconds}s"), "--latency"]);
     for header in headers {
         command.args(["-H", header]);
+    }
+    if let Some(script) = script {
+        command.arg("-s").arg(script);
     }
     let out = command
         .arg(url)
@@ -184,7 +192,7 @@ fn request(addr: SocketAddr, path: &str, headers: &[(String, String)]) -> http::
 }
 
 /// A keep-alive HTTP/1.1 connection; its driver runs on the current runtime.
-async fn connect(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<Empty<Bytes>> {
+pub async fn connect(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<Empty<Bytes>> {
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     stream.set_nodelay(true).expect("nodelay");
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))

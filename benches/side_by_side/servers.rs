@@ -31,12 +31,35 @@ pub fn wait_for(addr: SocketAddr) {
 
 /// The origin: a short cacheable body for every path, on its own thread (one core's worth).
 pub fn start_origin() -> SocketAddr {
+    serve_origin(
+        1,
+        std::sync::Arc::new(|_path: &str| {
+            http::Response::builder()
+                .header("content-type", "text/plain")
+                .header("cache-control", "max-age=3600")
+                .body(Full::new(Bytes::from_static(b"hello from the origin\n")))
+                .expect("response")
+        }),
+    )
+}
+
+/// What an origin answers to a request for a path.
+pub type Respond = std::sync::Arc<dyn Fn(&str) -> http::Response<Full<Bytes>> + Send + Sync>;
+
+/// An HTTP/1.1 origin on loopback answering every request with `respond(path)`, on `threads`
+/// threads of its own (one: a current-thread runtime).
+pub fn serve_origin(threads: usize, respond: Respond) -> SocketAddr {
     let addr = free_addr();
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let runtime = if threads <= 1 {
+            tokio::runtime::Builder::new_current_thread().enable_all().build()
+        } else {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .enable_all()
+                .build()
+        }
+        .expect("runtime");
         runtime.block_on(async move {
             let listener = tokio::net::TcpListener::bind(addr).await.expect("bind origin");
             loop {
@@ -44,14 +67,11 @@ pub fn start_origin() -> SocketAddr {
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
+                let respond = respond.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(|_req| async {
-                        let response = http::Response::builder()
-                            .header("content-type", "text/plain")
-                            .header("cache-control", "max-age=3600")
-                            .body(Full::new(Bytes::from_static(b"hello from the origin\n")))
-                            .expect("response");
-                        Ok::<_, std::convert::Infallible>(response)
+                    let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                        let response = respond(request.uri().path());
+                        async move { Ok::<_, std::convert::Infallible>(response) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)

@@ -96,7 +96,9 @@ pub struct DiskObject {
     pub plain: bool,
     file: File,
     body_offset: u64,
-    pub body_len: u64,
+    body_len: u64,
+    /// The request path it was stored for (checked as UTF-8 when read).
+    request_path: Bytes,
     /// The body's first bytes, read with the prefix.
     head: Bytes,
 }
@@ -366,6 +368,7 @@ impl DiskTier {
             file,
             body_offset: prefix_len as u64,
             body_len: prefix.body_len,
+            request_path: body.slice(path_at..internal_at),
             head: body.slice(prefix_len..head_end),
         }))
     }
@@ -589,14 +592,7 @@ impl DiskTier {
         let Ok(Found::Object(old)) = self.read_object(hash) else {
             return Ok(false);
         };
-        let request_path = {
-            let mut fixed = vec![0u8; FIXED];
-            read_full_at(&old.file, &mut fixed, 0)?;
-            let prefix = Prefix::read(&fixed).map_err(io::Error::other)?;
-            let mut path = vec![0u8; prefix.key_len];
-            read_full_at(&old.file, &mut path, FIXED as u64)?;
-            String::from_utf8(path).map_err(io::Error::other)?
-        };
+        let request_path = std::str::from_utf8(&old.request_path).map_err(io::Error::other)?;
         let (stored, header) =
             super::storage::StoredMeta::serialized(meta).map_err(|e| io::Error::other(e.to_string()))?;
         let parts = MetaParts {
@@ -604,7 +600,7 @@ impl DiskTier {
             header: &header,
             plain: stored.is_plain(),
         };
-        let prefix = encode_prefix(hash, &request_path, &parts, old.body_len);
+        let prefix = encode_prefix(hash, request_path, &parts, old.body_len);
         let (mut file, temp) = self.create_temp()?;
         let copied = (|| {
             file.write_all(&prefix)?;

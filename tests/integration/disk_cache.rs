@@ -46,8 +46,22 @@ async fn origin() -> Origin {
 /// The host is part of the cache key, and each process listens on a new port.
 const HOST: &str = "www.example.test";
 
+/// A request for `path` naming the site's host.
+fn request(edge: &Edgehook, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    client().request(method, edge.url(path)).header("host", HOST)
+}
+
+/// A range of `path`.
+async fn get_range(edge: &Edgehook, path: &str, range: &str) -> reqwest::Response {
+    request(edge, reqwest::Method::GET, path)
+        .header("range", range)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn get(edge: &Edgehook, path: &str) -> (String, Vec<u8>) {
-    let response = client().get(edge.url(path)).header("host", HOST).send().await.unwrap();
+    let response = request(edge, reqwest::Method::GET, path).send().await.unwrap();
     assert_eq!(response.status(), 200, "{path}");
     let x_cache = response.headers()["x-cache"].to_str().unwrap().to_string();
     (x_cache, response.bytes().await.unwrap().to_vec())
@@ -115,12 +129,7 @@ async fn objects_on_disk_are_served_after_a_restart_without_the_origin() {
     }
     // Only the remaining TTL is honoured: the time before the restart counts.
     tokio::time::sleep(Duration::from_millis(2500).saturating_sub(fetched.elapsed())).await;
-    let response = client()
-        .get(edge.url("/small"))
-        .header("host", HOST)
-        .send()
-        .await
-        .unwrap();
+    let response = request(&edge, reqwest::Method::GET, "/small").send().await.unwrap();
     let age: u64 = response.headers()["age"].to_str().unwrap().parse().unwrap();
     assert!(age >= 2, "age {age} must count the time before the restart");
     assert_served(&edge, "/short", "Miss from edgehook").await;
@@ -131,22 +140,10 @@ async fn objects_on_disk_are_served_after_a_restart_without_the_origin() {
 
     // Ranges come from the disk object byte-exact, single and multiple.
     let big = pattern(size_of("/big"), seed_of("/big"));
-    let range = client()
-        .get(edge.url("/big"))
-        .header("host", HOST)
-        .header("range", "bytes=1000000-1999999")
-        .send()
-        .await
-        .unwrap();
+    let range = get_range(&edge, "/big", "bytes=1000000-1999999").await;
     assert_eq!(range.status(), 206);
     assert_eq!(range.bytes().await.unwrap(), &big[1_000_000..2_000_000]);
-    let multi = client()
-        .get(edge.url("/big"))
-        .header("host", HOST)
-        .header("range", "bytes=0-9,3000000-3000009")
-        .send()
-        .await
-        .unwrap();
+    let multi = get_range(&edge, "/big", "bytes=0-9,3000000-3000009").await;
     assert_eq!(multi.status(), 206);
     let content_type = multi.headers()["content-type"].to_str().unwrap().to_string();
     assert!(content_type.starts_with("multipart/byteranges"), "{content_type}");
@@ -328,9 +325,7 @@ async fn purges_and_unsafe_requests_empty_both_tiers() {
     assert_eq!(answer["purged"], 2);
     assert_eq!(object_files(disk.path()), 2);
     // A successful POST invalidates its path in both tiers (RFC 9111 4.4).
-    let posted = client()
-        .post(edge.url("/mid-posted"))
-        .header("host", HOST)
+    let posted = request(&edge, reqwest::Method::POST, "/mid-posted")
         .body("x")
         .send()
         .await
