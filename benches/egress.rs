@@ -105,6 +105,7 @@ fn main() {
             max_wait: Duration::from_secs(1),
             snapshot: true,
             name_servers: Vec::new(),
+            ..PoolOptions::default()
         },
     )
     .expect("the functions load");

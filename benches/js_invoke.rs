@@ -131,6 +131,7 @@ fn main() {
             max_wait: Duration::from_secs(1),
             snapshot: true,
             name_servers: Vec::new(),
+            ..PoolOptions::default()
         },
     )
     .expect("the function loads");
@@ -175,6 +176,7 @@ fn main() {
             max_wait: Duration::from_secs(1),
             snapshot: true,
             name_servers: Vec::new(),
+            ..PoolOptions::default()
         },
     )
     .expect("the function loads");
@@ -229,6 +231,7 @@ fn cold_start_and_memory() {
         max_wait: Duration::from_secs(1),
         snapshot: true,
         name_servers: Vec::new(),
+        ..PoolOptions::default()
     };
     // A first pool so one-time engine and allocator growth is not counted as the functions'.
     drop(JsPool::start(specs("warmup"), &options).expect("functions load"));
@@ -320,6 +323,7 @@ fn profile_calls(calls: u64) {
             max_wait: Duration::from_secs(10),
             snapshot: true,
             name_servers: Vec::new(),
+            ..PoolOptions::default()
         },
     )
     .expect("the functions load");

@@ -61,7 +61,21 @@ fn restart_only(old: &Config, new: &Config) -> Vec<String> {
     );
     check(
         "runtime",
-        (old.runtime.threads, old.runtime.queue) != (new.runtime.threads, new.runtime.queue),
+        (
+            old.runtime.threads,
+            old.runtime.queue,
+            old.runtime.inline,
+            old.runtime.inline_budget,
+            old.runtime.idle_timeout,
+            old.runtime.max_instances,
+        ) != (
+            new.runtime.threads,
+            new.runtime.queue,
+            new.runtime.inline,
+            new.runtime.inline_budget,
+            new.runtime.idle_timeout,
+            new.runtime.max_instances,
+        ),
     );
     check("deploy.state_dir", old.state_dir != new.state_dir);
     check("deploy.store", old.store != new.store);
@@ -90,6 +104,7 @@ impl Reloader {
             max_wait: Duration::from_secs(1),
             snapshot: true,
             name_servers: Vec::new(),
+            ..PoolOptions::default()
         };
         for function in &changed {
             JsPool::start(vec![FunctionSpec::from(*function)], &probe)

@@ -79,7 +79,10 @@ impl ShutdownSignalWatch for DrainOnSignal {
 fn server_conf(config: &Config, runtime_dir: &std::path::Path) -> ServerConf {
     ServerConf {
         threads: config.server.threads,
-        work_stealing: true,
+        // One current-thread runtime per proxy thread: a request's task stays on the thread that
+        // accepted it, which lets functions run on that thread (`js::inline`) and keeps each
+        // thread's state out of the others' caches.
+        work_stealing: false,
         // pingora drains by sleeping through its grace period before stopping the runtimes
         // (which drops unfinished tasks); `drain_then_exit` ends that sleep as soon as nothing
         // is in flight.
@@ -353,6 +356,10 @@ fn start_functions(config: &Config) -> Result<Option<Arc<JsPool>>, ServeError> {
         max_wait: config.runtime.max_wait,
         snapshot: true,
         name_servers: config.server.resolver.clone(),
+        inline: config.runtime.inline,
+        inline_budget: config.runtime.inline_budget,
+        idle_timeout: config.runtime.idle_timeout,
+        max_instances: config.runtime.max_instances,
     };
     let started = std::time::Instant::now();
     let pool = JsPool::start(specs, &options).map_err(ServeError::Functions)?;

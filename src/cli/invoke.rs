@@ -188,6 +188,7 @@ pub fn invoke(args: InvokeArgs) -> ExitCode {
         // One instance: building the engine snapshot would cost more than it saves.
         snapshot: false,
         name_servers: Vec::new(),
+        ..PoolOptions::default()
     };
     let pool = match JsPool::start(vec![spec], &options) {
         Ok(pool) => pool,

@@ -101,6 +101,7 @@ fn load_functions(config: &config::Config) -> Vec<String> {
         // One instance: building the engine snapshot would cost more than it saves.
         snapshot: false,
         name_servers: Vec::new(),
+        ..PoolOptions::default()
     };
     config
         .functions

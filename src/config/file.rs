@@ -56,6 +56,10 @@ pub struct RuntimeFile {
     pub threads: Option<i64>,
     pub queue: Option<i64>,
     pub max_wait: Option<String>,
+    pub inline: Option<bool>,
+    pub inline_budget: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub max_instances: Option<i64>,
     /// Defaults for every function's `egress`, `egress_max_response`, `egress_concurrency`.
     pub egress: Option<Vec<String>>,
     pub egress_max_response: Option<String>,

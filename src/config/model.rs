@@ -98,6 +98,15 @@ pub struct Runtime {
     pub threads: usize,
     pub queue: usize,
     pub max_wait: Duration,
+    /// Run quick functions on the proxy's own threads (the JS threads take the rest).
+    pub inline: bool,
+    /// How long an inline call may hold a proxy thread before its function goes to the JS
+    /// threads for a while.
+    pub inline_budget: Duration,
+    /// How long an instance may sit unused before it is dropped.
+    pub idle_timeout: Duration,
+    /// Warm instances alive at once, on every thread together.
+    pub max_instances: usize,
     /// What a function's egress is when it sets none of its own.
     pub egress: Egress,
 }

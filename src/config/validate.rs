@@ -849,6 +849,18 @@ fn runtime(file: &RuntimeFile, problems: &mut Problems) -> Runtime {
         }
     };
     let max_wait = problems.duration(root.key("max_wait"), &file.max_wait, Duration::from_millis(100));
+    let inline_budget =
+        problems.positive_duration(root.key("inline_budget"), &file.inline_budget, Duration::from_millis(1));
+    let idle_timeout =
+        problems.positive_duration(root.key("idle_timeout"), &file.idle_timeout, Duration::from_secs(300));
+    let max_instances = match file.max_instances {
+        None => 1024,
+        Some(n) if (1..=1_000_000).contains(&n) => n as usize,
+        Some(n) => {
+            problems.add(root.key("max_instances"), format!("{n} is not between 1 and 1000000"));
+            1024
+        }
+    };
     let egress = egress(
         &root,
         EgressFile {
@@ -865,6 +877,10 @@ fn runtime(file: &RuntimeFile, problems: &mut Problems) -> Runtime {
         threads,
         queue,
         max_wait,
+        inline: file.inline.unwrap_or(true),
+        inline_budget,
+        idle_timeout,
+        max_instances,
         egress,
     }
 }

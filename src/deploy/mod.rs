@@ -395,6 +395,7 @@ impl Deployments {
                 max_wait: Duration::from_secs(1),
                 snapshot: true,
                 name_servers: Vec::new(),
+                ..PoolOptions::default()
             };
             JsPool::start(vec![probe], &options).map(|_| ())
         })

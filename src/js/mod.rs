@@ -1,19 +1,25 @@
-//! The JavaScript function runtime: a pool of threads, each owning one warm instance of every
-//! function (`instance`), fed by a bounded queue (`pool`), with a supervisor that stops scripts
-//! at their timeout and has a thread whose script will not stop replaced (`supervisor`).
-//! `invoke` runs an event and validates the result against the Lambda@Edge contract
-//! (`crate::edge`).
+//! The JavaScript function runtime. A call runs on the caller's own thread when its function
+//! is quick and that thread has an idle instance of it (`inline`); otherwise a pool of JS
+//! threads takes it from a bounded queue (`pool`, `worker`). Instances are built where they are
+//! needed, dropped when idle and bounded in number (`warm`); a supervisor stops scripts at their
+//! timeout and has a JS thread whose script will not stop replaced (`supervisor`). `invoke` runs
+//! an event and validates the result against the Lambda@Edge contract (`crate::edge`).
 //!
 //! ```text
-//!  caller (any thread)                     JS thread k (current-thread tokio runtime)
-//!  invoke(fn, event) --concurrency slot--> [bounded queue] --> instance[fn].invoke(event)
-//!        ^                                                         |   ^ terminate at deadline
-//!        +---------------- oneshot reply (result JSON) <-----------+   supervisor thread
+//!  proxy thread (current-thread runtime)
+//!  invoke(fn, event) --concurrency slot--> this thread's idle instance[fn]? --> run it here
+//!        |                                     | no (or fn is slow)          ^ terminate at deadline
+//!        |                                     v                             | supervisor thread
+//!        |                              [bounded queue] --> JS thread k: instance[fn].invoke(event)
+//!        +------------- oneshot reply (result JSON) <--------------------------+
 //! ```
 
 mod egress;
 mod engine;
 mod entry;
+mod inline;
+#[cfg(test)]
+mod inline_tests;
 mod instance;
 mod keys;
 mod marked;
@@ -22,6 +28,7 @@ mod ops;
 mod pool;
 pub mod resolve;
 mod supervisor;
+mod warm;
 mod web;
 #[cfg(test)]
 mod web_tests;
@@ -73,6 +80,9 @@ pub struct FunctionSpec {
     /// Whether its instances get the web platform (its code names one of its globals:
     /// `web::names_web_api`).
     pub web: bool,
+    /// Whether its calls may run on the proxy's threads (`inline`), learnt from its calls and
+    /// builds (shared by every thread).
+    pub placement: Arc<Placement>,
 }
 
 /// Whether a function's events should carry the index of their held-back header map
@@ -105,6 +115,63 @@ impl IndexHint {
     }
 }
 
+/// What a function's calls and builds have shown about running it on the proxy's threads
+/// (`inline`).
+#[derive(Debug, Default)]
+pub struct Placement {
+    /// Until when (milliseconds after `process_start`) its calls go to the JS threads: a call
+    /// of it held a proxy thread too long, waited on a timer or a fetch, or failed.
+    pooled_until: std::sync::atomic::AtomicU64,
+    /// How long its last build took, in microseconds plus one (zero: never built).
+    build_micros: std::sync::atomic::AtomicU64,
+    /// Times it was sent to the JS threads: each doubles the time it stays there.
+    strikes: std::sync::atomic::AtomicU32,
+}
+
+/// The instant `Placement`'s times count from.
+fn process_start() -> std::time::Instant {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *START.get_or_init(std::time::Instant::now)
+}
+
+impl Placement {
+    fn now_ms() -> u64 {
+        process_start().elapsed().as_millis() as u64
+    }
+
+    /// Whether its calls go to the JS threads now.
+    pub fn pooled(&self) -> bool {
+        let until = self.pooled_until.load(std::sync::atomic::Ordering::Relaxed);
+        until != 0 && Placement::now_ms() < until
+    }
+
+    /// Sends its calls to the JS threads for `period`, doubled for each time it was sent
+    /// before (up to an hour): a function that keeps holding threads up stops being tried.
+    pub fn pool_for(&self, period: Duration) {
+        let strikes = self.strikes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let period = period
+            .saturating_mul(1 << strikes.min(7))
+            .min(Duration::from_secs(3600));
+        let until = Placement::now_ms() + period.as_millis() as u64;
+        self.pooled_until
+            .store(until.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn built_in(&self, took: Duration) {
+        let micros = took.as_micros().min(u64::MAX as u128 - 1) as u64;
+        self.build_micros
+            .store(micros + 1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How long its last build took, if it was built.
+    pub fn build_time(&self) -> Option<Duration> {
+        match self.build_micros.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            micros => Some(Duration::from_micros(micros - 1)),
+        }
+    }
+}
+
 impl FunctionSpec {
     /// A function of one source file with the documented defaults: handler `handler`, 5 s,
     /// 128 MiB, no env.
@@ -127,6 +194,7 @@ impl FunctionSpec {
             version: "$LATEST".into(),
             revision: 0,
             index_hint: Default::default(),
+            placement: Default::default(),
             egress: Arc::new(Egress::none()),
             web: web::names_web_api(&code),
             code,
@@ -165,6 +233,7 @@ impl From<&Function> for FunctionSpec {
             version: "$LATEST".into(),
             revision: 0,
             index_hint: Default::default(),
+            placement: Default::default(),
             egress: Arc::new(Egress::new(function.egress.clone())),
             web: web::names_web_api(&code),
             code,

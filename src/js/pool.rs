@@ -1,15 +1,20 @@
 //! The pool: JS threads fed by one bounded queue, a concurrency limit per function, and the
-//! supervisor. Every thread holds an instance of every function, so any thread can take any job.
+//! supervisor; with `inline`, calls run on the caller's own thread when they may (`inline`)
+//! and the JS threads take the rest. Any JS thread can take any job: it builds the instance a
+//! job needs if it has none.
 
 use super::engine;
+use super::inline::{Inline, Started};
 use super::supervisor::{Supervisor, ThreadHealth};
-use super::worker::{Answer, Control, Job, Taken, Worker};
+use super::warm::Census;
+use super::worker::{Answer, Control, Job, Setup, Taken, Worker};
 use super::{Failure, FunctionSpec};
 use crate::edge::event_json::EventJson;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::sync::{oneshot, Semaphore};
 
@@ -31,6 +36,16 @@ pub struct PoolOptions {
     pub snapshot: bool,
     /// Name servers functions' outbound requests ask (empty: the system's).
     pub name_servers: Vec<std::net::SocketAddr>,
+    /// Run calls on the caller's thread when it has a current-thread runtime (the proxy's
+    /// threads) and the function's calls are quick (`inline`).
+    pub inline: bool,
+    /// How long an inline call may hold its thread before its function goes to the JS threads.
+    pub inline_budget: Duration,
+    /// How long an instance may sit unused before it is dropped.
+    pub idle_timeout: Duration,
+    /// Instances alive at once, on the JS threads and the callers' threads together (each JS
+    /// thread may go one over, to run the call in hand).
+    pub max_instances: usize,
 }
 
 impl Default for PoolOptions {
@@ -41,6 +56,10 @@ impl Default for PoolOptions {
             max_wait: Duration::from_millis(100),
             snapshot: true,
             name_servers: Vec::new(),
+            inline: false,
+            inline_budget: Duration::from_millis(1),
+            idle_timeout: Duration::from_secs(300),
+            max_instances: 1024,
         }
     }
 }
@@ -65,8 +84,7 @@ struct Crew {
     controls: Mutex<Vec<async_channel::Sender<Control>>>,
     functions: RwLock<HashMap<String, Registered>>,
     supervisor: Arc<Supervisor>,
-    snapshot: bool,
-    name_servers: Vec<std::net::SocketAddr>,
+    setup: Setup,
 }
 
 impl Crew {
@@ -89,8 +107,7 @@ impl Crew {
             self.jobs.clone(),
             control,
             self.supervisor.clone(),
-            self.snapshot,
-            self.name_servers.clone(),
+            &self.setup,
         );
         std::thread::Builder::new()
             .name(format!("edgehook-js-{index}"))
@@ -98,13 +115,11 @@ impl Crew {
             .map(|_| ())
     }
 
-    /// Starts a thread in place of one whose script would not stop, with the code registered now
-    /// (its control channel is made first: code registered meanwhile reaches it). Nobody waits
-    /// for it to load: the thread logs the outcome itself.
+    /// Starts a thread in place of one whose script would not stop (or that panicked); it
+    /// builds instances as calls need them.
     fn replace(&self, index: usize) {
         let (ready, _) = std::sync::mpsc::channel();
-        let functions = self.functions.read().values().map(|r| r.spec.clone()).collect();
-        if let Err(e) = self.spawn(index, functions, ready) {
+        if let Err(e) = self.spawn(index, Vec::new(), ready) {
             tracing::error!(error = %e, "cannot start a replacement JS thread");
         }
     }
@@ -113,13 +128,14 @@ impl Crew {
 pub struct JsPool {
     jobs: async_channel::Sender<Job>,
     crew: Arc<Crew>,
+    inline: Option<Arc<Inline>>,
     next_revision: AtomicU64,
     max_wait: Duration,
 }
 
 impl JsPool {
-    /// Starts the threads and loads every function on each; returns once all instances are
-    /// warm, or the first load failure.
+    /// Starts the threads; the first loads every function (the others build instances as calls
+    /// need them). Returns once it has, or with the first load failure.
     pub fn start(functions: Vec<FunctionSpec>, options: &PoolOptions) -> Result<JsPool, Failure> {
         let threads = options.threads.max(1);
         // As many stuck threads may be replaced at once as there are threads.
@@ -128,6 +144,7 @@ impl JsPool {
         let specs: Vec<Arc<FunctionSpec>> = functions.into_iter().map(Arc::new).collect();
         engine::init();
         let (jobs, receiver) = async_channel::bounded(options.queue.max(1));
+        let census = Census::new(options.max_instances);
         let crew = Arc::new(Crew {
             jobs: receiver,
             controls: Mutex::new(Vec::with_capacity(threads)),
@@ -138,18 +155,34 @@ impl JsPool {
                     .collect(),
             ),
             supervisor: supervisor.clone(),
-            snapshot: options.snapshot,
-            name_servers: options.name_servers.clone(),
+            setup: Setup {
+                snapshot: options.snapshot,
+                name_servers: options.name_servers.clone(),
+                census: census.clone(),
+                idle: options.idle_timeout,
+            },
+        });
+        let inline = options.inline.then(|| {
+            Arc::new(Inline::new(
+                supervisor.clone(),
+                options.snapshot,
+                options.name_servers.clone(),
+                census.clone(),
+                options.inline_budget,
+                options.idle_timeout,
+            ))
         });
         let pool = JsPool {
             jobs,
             crew: crew.clone(),
+            inline,
             next_revision: AtomicU64::new(1),
             max_wait: options.max_wait,
         };
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         for index in 0..threads {
-            crew.spawn(index, specs.clone(), ready_tx.clone())
+            let functions = if index == 0 { specs.clone() } else { Vec::new() };
+            crew.spawn(index, functions, ready_tx.clone())
                 .map_err(|e| Failure::Load(format!("cannot start a JS thread: {e}")))?;
         }
         drop(ready_tx);
@@ -174,6 +207,17 @@ impl JsPool {
         self.crew.supervisor.health()
     }
 
+    /// Instances alive, on the JS threads and the proxy's threads.
+    pub fn instances(&self) -> usize {
+        self.crew.setup.census.live()
+    }
+
+    /// The spec registered under `key` (for tests).
+    #[cfg(test)]
+    pub fn crew_spec(&self, key: &str) -> Option<Arc<FunctionSpec>> {
+        self.crew.functions.read().get(key).map(|r| r.spec.clone())
+    }
+
     pub fn has_function(&self, name: &str) -> bool {
         self.crew.functions.read().contains_key(name)
     }
@@ -185,17 +229,20 @@ impl JsPool {
         keys
     }
 
-    /// Adds a function, or replaces the code of one, without stopping anything: every JS thread
-    /// is told to build the new code right away; calls already running finish on the old code;
-    /// the next calls use the new. The caller has checked that the code loads.
+    /// Adds a function, or replaces the code of one, without stopping anything: a JS thread is
+    /// told to build the new code right away (which also measures its build for `inline`);
+    /// calls already running finish on the old code; the next calls use the new. The caller
+    /// has checked that the code loads.
     pub fn register(&self, mut spec: FunctionSpec) {
         spec.revision = self.next_revision.fetch_add(1, Ordering::Relaxed);
+        spec.placement = Default::default();
         let spec = Arc::new(spec);
         self.crew
             .functions
             .write()
             .insert(spec.key.to_string(), Registered::new(spec.clone()));
-        for control in self.crew.controls.lock().iter() {
+        let controls = self.crew.controls.lock();
+        if let Some(control) = controls.iter().find(|c| !c.is_closed()) {
             let _ = control.try_send(Control::Warm(spec.clone()));
         }
     }
@@ -265,11 +312,26 @@ impl JsPool {
             .await
             .map_err(|_| throttled())?
             .map_err(|_| Failure::Unavailable)?;
+        let mut event = Some(event(&spec));
+        if let Some(inline) = &self.inline {
+            let started = std::future::poll_fn(|cx| match event.take() {
+                Some(offered) => Poll::Ready(Some(inline.start(cx, &spec, offered, list_headers, request_id))),
+                None => Poll::Ready(None),
+            })
+            .await;
+            match started {
+                Some(Started::Done(answer)) => return Ok(answer),
+                Some(Started::Waiting(waiting)) => return Ok(waiting.await),
+                Some(Started::Declined(declined)) => event = Some(declined),
+                None => {}
+            }
+        }
+        let event = event.ok_or(Failure::Unavailable)?;
         let (reply, mut answer) = oneshot::channel();
         let taken = Arc::new(Taken::new());
         let job = Job {
             function: spec.clone(),
-            event: event(&spec),
+            event,
             list_headers,
             request_id: request_id.to_string(),
             reply,

@@ -40,6 +40,9 @@ enum Occupant {
     Retired,
     /// No thread: free for a replacement.
     Vacant,
+    /// A proxy thread running a function inline (`inline`): its script is stopped at its
+    /// deadline like any other, but the thread cannot be replaced.
+    Inline,
 }
 
 #[derive(Default)]
@@ -179,7 +182,7 @@ impl Supervisor {
         let mut retired = state.retired();
         let mut stuck = Vec::new();
         for (index, slot) in state.slots.iter_mut().enumerate() {
-            if slot.occupant != Occupant::Serving {
+            if !matches!(slot.occupant, Occupant::Serving | Occupant::Inline) {
                 continue;
             }
             let Some(armed) = &mut slot.armed else { continue };
@@ -192,6 +195,17 @@ impl Supervisor {
                 }
                 None => soonest(armed.deadline),
                 Some(at) if at + STUCK_AFTER > now => soonest(at + STUCK_AFTER),
+                // A proxy thread is not replaced: it serves on once the script ends.
+                Some(_) if slot.occupant == Occupant::Inline => {
+                    if !armed.over_cap {
+                        armed.over_cap = true;
+                        tracing::error!(
+                            slot = index,
+                            "a script on a proxy thread runs on past its stop; the thread serves again when it ends"
+                        );
+                    }
+                    soonest(now + STUCK_AFTER);
+                }
                 Some(_) if retired < self.max_retired => {
                     slot.occupant = Occupant::Retired;
                     retired += 1;
@@ -244,6 +258,16 @@ impl Supervisor {
         };
         state.slots[index] = Slot::default();
         index
+    }
+
+    /// A new slot for a proxy thread's inline calls (never retired or replaced).
+    pub fn inline_slot(&self) -> usize {
+        let mut state = self.state.lock();
+        state.slots.push(Slot {
+            occupant: Occupant::Inline,
+            ..Slot::default()
+        });
+        state.slots.len() - 1
     }
 
     /// Watches worker `index` until `deadline`; returns the sequence number to disarm with.
@@ -307,7 +331,10 @@ impl Supervisor {
         let unreplaced = state
             .slots
             .iter()
-            .filter(|slot| slot.occupant == Occupant::Serving && slot.armed.as_ref().is_some_and(|a| a.over_cap))
+            .filter(|slot| {
+                matches!(slot.occupant, Occupant::Serving | Occupant::Inline)
+                    && slot.armed.as_ref().is_some_and(|a| a.over_cap)
+            })
             .count();
         ThreadHealth {
             replaced: state.replaced,

@@ -13,6 +13,7 @@ fn options() -> PoolOptions {
         max_wait: Duration::from_millis(500),
         snapshot: true,
         name_servers: Vec::new(),
+        ..PoolOptions::default()
     }
 }
 
@@ -835,6 +836,7 @@ async fn throttling_beyond_concurrency() {
                 max_wait: Duration::from_millis(50),
                 snapshot: true,
                 name_servers: Vec::new(),
+                ..PoolOptions::default()
             },
         )
         .unwrap(),
@@ -1147,6 +1149,7 @@ async fn code_is_replaced_without_failing_a_call() {
                 max_wait: Duration::from_secs(2),
                 snapshot: true,
                 name_servers: Vec::new(),
+                ..PoolOptions::default()
             },
         )
         .unwrap(),

@@ -14,6 +14,7 @@ fn pool(specs: Vec<FunctionSpec>) -> JsPool {
         max_wait: Duration::from_millis(500),
         snapshot: true,
         name_servers: Vec::new(),
+        ..PoolOptions::default()
     };
     JsPool::start(specs, &options).expect("pool starts")
 }

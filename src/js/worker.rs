@@ -1,27 +1,24 @@
-//! One JS thread: a current-thread tokio runtime owning one instance of every function. It
-//! builds them all before taking work (so no request pays a cold start), then runs jobs from the
-//! shared queue one at a time, replaces an instance after a timeout or memory exhaustion, and
-//! builds new code when told (`Control::Warm`) or when a job brings a newer revision.
+//! One JS thread: a current-thread tokio runtime keeping warm instances of the functions it has
+//! run. The first thread builds every function before the pool serves (so a broken function is
+//! reported at start and every function's build time is known); the others build an instance
+//! when a call first needs it. A thread runs jobs from the shared queue one at a time, replaces
+//! an instance after a timeout or memory exhaustion, builds new code when told
+//! (`Control::Warm`) or when a job brings a newer revision, and drops instances left idle.
 
 use super::egress::{Names, Outbound};
-use super::engine;
-use super::instance::Instance;
 use super::supervisor::Supervisor;
+use super::warm::{self, Census, Warm};
 use super::{Failure, FunctionSpec};
 use crate::edge::event_json::EventJson;
 use crate::origin::Resolver as NameResolver;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
-/// How long a function's top-level code may run when an instance is built: Lambda's init
-/// phase limit, 10 s whatever the function's timeout (loading the AWS SDK takes seconds).
-const INIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// How long an idle JS thread polls for the next job before parking.
-const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+const SPIN: Duration = Duration::from_micros(50);
 
 /// What a JS thread answers a call with: the handler's result, and the outbound calls the
 /// invocation made.
@@ -86,19 +83,39 @@ pub enum Control {
     Warm(Arc<FunctionSpec>),
 }
 
-/// This thread's instances by function name, with the code revision each was built from.
+/// This thread's warm instances by function key.
 #[derive(Default)]
-struct Instances(HashMap<Arc<str>, (u64, Instance)>);
+struct Instances(HashMap<Arc<str>, Warm>);
 
 impl Drop for Instances {
     fn drop(&mut self) {
         // A panic may have left an engine in the middle of something: dropping it could touch
         // inconsistent state. They are abandoned with the thread (see `Worker::run`).
         if std::thread::panicking() {
-            for (_, (_, instance)) in self.0.drain() {
-                std::mem::forget(instance);
+            for (_, warm) in self.0.drain() {
+                std::mem::forget(warm);
             }
         }
+    }
+}
+
+impl Instances {
+    /// Drops the instances idle for `idle` or more; returns how many.
+    fn sweep(&mut self, idle: Duration) -> usize {
+        let before = self.0.len();
+        self.0.retain(|_, warm| warm.used.elapsed() < idle);
+        before - self.0.len()
+    }
+
+    /// Drops the instance used longest ago, other than `keep`'s.
+    fn evict_one(&mut self, keep: &str) -> bool {
+        let oldest = self
+            .0
+            .iter()
+            .filter(|(key, _)| &***key != keep)
+            .min_by_key(|(_, warm)| warm.used)
+            .map(|(key, _)| key.clone());
+        oldest.is_some_and(|key| self.0.remove(&key).is_some())
     }
 }
 
@@ -119,6 +136,10 @@ pub struct Worker {
     snapshot: bool,
     /// Name servers of functions' outbound requests (empty: the system's).
     name_servers: Vec<std::net::SocketAddr>,
+    /// The pool's instances, and their bound.
+    census: Arc<Census>,
+    /// How long an instance may sit unused before it is dropped.
+    idle: Duration,
     /// The resolver of this thread's instances, made on first use.
     names: std::cell::OnceCell<Names>,
     /// Set when the supervisor replaced this thread (its script ran on past its stop): it
@@ -136,8 +157,7 @@ impl Worker {
         jobs: async_channel::Receiver<Job>,
         control: async_channel::Receiver<Control>,
         supervisor: Arc<Supervisor>,
-        snapshot: bool,
-        name_servers: Vec<std::net::SocketAddr>,
+        setup: &Setup,
     ) -> Worker {
         Worker {
             index,
@@ -145,8 +165,10 @@ impl Worker {
             jobs,
             control,
             supervisor,
-            snapshot,
-            name_servers,
+            snapshot: setup.snapshot,
+            name_servers: setup.name_servers.clone(),
+            census: setup.census.clone(),
+            idle: setup.idle,
             names: Default::default(),
             retired: Default::default(),
             in_flight: Default::default(),
@@ -197,37 +219,27 @@ impl Worker {
         }
     }
 
-    async fn build(&self, spec: &Arc<FunctionSpec>) -> Result<Instance, Failure> {
-        let started = Instant::now();
-        let mut seq = None;
-        let snapshot = if self.snapshot {
-            engine::startup_snapshot(spec.web)
-        } else {
-            None
-        };
-        let result = Instance::new(spec.clone(), snapshot, self.names(), |handle| {
-            let armed = self
-                .supervisor
-                .arm(self.index, Instant::now() + spec.timeout.max(INIT_TIMEOUT), handle);
-            seq = Some(armed);
-            armed
-        })
+    async fn build(&self, instances: &mut Instances, spec: &Arc<FunctionSpec>) -> Result<Warm, Failure> {
+        // The bound on instances: this thread gives up the one it used longest ago.
+        if self.census.full() && instances.evict_one(&spec.key) {
+            tracing::debug!(
+                worker = self.index,
+                "dropped an instance to stay within runtime.max_instances"
+            );
+        }
+        let (built, disarmed) = warm::build(
+            spec,
+            self.snapshot,
+            self.names(),
+            &self.supervisor,
+            self.index,
+            &self.census,
+        )
         .await;
-        let stopped = seq.is_some_and(|seq| self.disarm(seq));
-        let result = match result {
-            Err(Failure::Load(message)) if stopped => Err(Failure::Load(format!(
-                "{message} (its top-level code ran past {} s)",
-                spec.timeout.max(INIT_TIMEOUT).as_secs()
-            ))),
-            other => other,
-        };
-        tracing::debug!(
-            function = &*spec.name,
-            worker = self.index,
-            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
-            "instance ready"
-        );
-        result
+        if disarmed.is_some_and(|d| d.retired) {
+            self.retired.set(true);
+        }
+        built
     }
 
     /// The resolver of outbound requests, made on this thread (hickory runs its exchanges on
@@ -246,15 +258,6 @@ impl Worker {
                 })
             })
             .clone()
-    }
-
-    /// Stops the supervisor's watch; true when it stopped the script. Notes a retirement.
-    fn disarm(&self, seq: u64) -> bool {
-        let disarmed = self.supervisor.disarm(self.index, seq);
-        if disarmed.retired {
-            self.retired.set(true);
-        }
-        disarmed.stopped
     }
 
     /// The next job. A job often follows right after the last reply, so the thread spins for a
@@ -292,6 +295,8 @@ impl Worker {
         }
         drop(ready);
 
+        let mut sweep = tokio::time::interval(sweep_period(self.idle));
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if self.retired.get() {
                 tracing::warn!(
@@ -302,6 +307,13 @@ impl Worker {
             }
             let job = tokio::select! {
                 biased;
+                _ = sweep.tick() => {
+                    let dropped = instances.sweep(self.idle);
+                    if dropped > 0 {
+                        tracing::debug!(worker = self.index, dropped, "dropped idle instances");
+                    }
+                    continue;
+                }
                 control = self.control.recv() => match control {
                     // A function was registered or replaced: warm it before traffic needs it.
                     Ok(Control::Warm(spec)) => {
@@ -328,20 +340,19 @@ impl Worker {
         &self,
         instances: &'a mut Instances,
         spec: &Arc<FunctionSpec>,
-    ) -> Result<&'a mut Instance, Failure> {
+    ) -> Result<&'a mut Warm, Failure> {
         let current = instances
             .0
             .get(&spec.key)
-            .is_some_and(|(revision, _)| *revision == spec.revision);
+            .is_some_and(|warm| warm.revision == spec.revision);
         if !current {
             instances.0.remove(&spec.key);
-            let instance = self.build(spec).await?;
-            instances.0.insert(spec.key.clone(), (spec.revision, instance));
+            let warm = self.build(instances, spec).await?;
+            instances.0.insert(spec.key.clone(), warm);
         }
         instances
             .0
             .get_mut(&spec.key)
-            .map(|(_, instance)| instance)
             .ok_or_else(|| Failure::Load("the instance vanished".into()))
     }
 
@@ -365,43 +376,37 @@ impl Worker {
             function: name.clone(),
             request_id: job.request_id.clone(),
         }));
-        let instance = match self.ensure(instances, &job.function).await {
-            Ok(instance) => instance,
+        let warm = match self.ensure(instances, &job.function).await {
+            Ok(warm) => warm,
             Err(failure) => {
                 self.answer(Answer::failed(failure));
                 return;
             }
         };
-        let deadline = Instant::now() + job.function.timeout;
-        let seq = self.supervisor.arm(self.index, deadline, instance.isolate_handle());
         // Fault injection for the tests of what a panic leaves behind.
         #[cfg(test)]
         if job.request_id == super::tests::PANIC_ON_PURPOSE {
             panic!("a panic on purpose");
         }
-        let (mut result, outbound) = instance
-            .invoke(&job.event, &job.request_id, deadline, job.list_headers)
-            .await;
-        let stopped = self.disarm(seq);
-        // A stopped, timed-out or exhausted instance is not trusted again.
-        let replace = stopped
-            || instance.out_of_memory()
-            || matches!(
-                result,
-                Err(Failure::Timeout | Failure::Terminated | Failure::OutOfMemory)
-            );
-        if stopped {
-            // Whatever the script produced, it was still running at its deadline.
-            instance.cancel_termination();
+        let ran = warm::run(
+            warm,
+            &self.supervisor,
+            self.index,
+            &job.function,
+            &job.event,
+            &job.request_id,
+            job.list_headers,
+        )
+        .await;
+        if ran.disarmed.is_some_and(|d| d.retired) {
+            self.retired.set(true);
         }
-        if stopped || matches!(result, Err(Failure::Terminated)) {
-            result = Err(if instance.out_of_memory() {
-                Failure::OutOfMemory
-            } else {
-                Failure::Timeout
-            });
+        let replace = ran.replace;
+        if replace {
+            // Not to be run on a proxy thread for a while either (`inline`).
+            job.function.placement.pool_for(super::inline::POOLED_FOR);
         }
-        self.answer(Answer { result, outbound });
+        self.answer(ran.answer);
         // A retired thread builds nothing more: it exits, its instances with it.
         if replace && !self.retired.get() {
             tracing::warn!(
@@ -415,4 +420,18 @@ impl Worker {
             }
         }
     }
+}
+
+/// What a JS thread is made with, besides its slot and channels.
+pub struct Setup {
+    pub snapshot: bool,
+    pub name_servers: Vec<std::net::SocketAddr>,
+    pub census: Arc<Census>,
+    pub idle: Duration,
+}
+
+/// How often instances are looked at for idleness: a quarter of the idle time, within 1 s and
+/// a minute.
+pub fn sweep_period(idle: Duration) -> Duration {
+    (idle / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))
 }
