@@ -27,6 +27,7 @@ pub struct Metrics {
     pub js_threads_replaced: IntCounter,
     pub js_threads_crashed: IntCounter,
     pub js_threads_stuck: IntGauge,
+    pub js_instances: IntGauge,
     pub store_connected: IntGauge,
     pub store_revision: IntGauge,
     pub fleet_nodes: IntGauge,
@@ -165,6 +166,10 @@ impl Metrics {
             js_threads_stuck: gauge(
                 "edgehook_js_threads_stuck",
                 "JS threads still running a script that ignored its stop (replaced or not).",
+            ),
+            js_instances: gauge(
+                "edgehook_js_instances",
+                "Warm function instances, on the JS threads and the proxy's threads.",
             ),
             store_connected: gauge(
                 "edgehook_store_connected",

@@ -386,6 +386,7 @@ impl AdminApi {
             self.metrics
                 .js_threads_stuck
                 .set((health.stuck + health.unreplaced) as i64);
+            self.metrics.js_instances.set(pool.instances() as i64);
         }
         Reply::bytes(200, "text/plain; version=0.0.4; charset=utf-8", self.metrics.render())
     }

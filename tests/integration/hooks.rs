@@ -706,3 +706,36 @@ async fn header_maps_written_as_aws_samples_write_them_are_accepted() {
     let sts: Vec<_> = headers.get_all("strict-transport-security").iter().collect();
     assert_eq!(sts.len(), 2, "one from each hook, as AWS sends both: {sts:?}");
 }
+
+#[tokio::test]
+async fn instances_left_idle_are_dropped_and_built_again_when_needed() {
+    const QUICK: &str = "export const handler = async (e) => e.Records[0].cf.request;";
+    let origin = Origin::start(|_| Reply::ok("fine").header("cache-control", "no-store")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rest = config(
+        &origin,
+        dir.path(),
+        &[("quick", QUICK)],
+        "viewer_request = \"quick\"",
+        "",
+    )
+    .replace(
+        "[runtime]\nthreads = 2\n",
+        "[runtime]\nthreads = 2\nidle_timeout = \"1s\"\n",
+    );
+    assert!(rest.contains("idle_timeout"));
+    let edge = Edgehook::start_in(dir, "", &rest).await;
+    let c = client();
+    for _ in 0..20 {
+        assert_eq!(c.get(edge.url("/x")).send().await.unwrap().status(), 200);
+    }
+    assert!(metric(&edge, "edgehook_js_instances").await >= 1);
+    // Sweeps come every second at the most often.
+    let started = std::time::Instant::now();
+    while metric(&edge, "edgehook_js_instances").await > 0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "instances kept while idle");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(c.get(edge.url("/y")).send().await.unwrap().status(), 200);
+    assert!(metric(&edge, "edgehook_js_instances").await >= 1);
+}
