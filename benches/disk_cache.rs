@@ -130,19 +130,8 @@ fn start_nginx(dir: &Path, listen: SocketAddr, origin: SocketAddr) -> Running {
 
 /// Varnish with its file storage (`-s file`), backend the origin, its built-in VCL.
 fn start_varnish(dir: &Path, listen: SocketAddr, origin: SocketAddr) -> Running {
-    std::fs::create_dir_all(dir).expect("varnish dir");
-    let mut command = Command::new("varnishd");
-    command
-        .args(["-F", "-j", "none", "-a", &listen.to_string(), "-b", &origin.to_string()])
-        .arg("-n")
-        .arg(dir.join("work"))
-        .arg("-s")
-        .arg(format!("file,{},4G", dir.join("storage.bin").display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let running = Running::spawn(&mut command, "varnishd (scripts/bench installs varnish)");
-    wait_for(listen);
-    running
+    let storage = format!("file,{},4G", dir.join("storage.bin").display());
+    servers::start_varnish(dir, listen, origin, &storage)
 }
 
 /// Asks for every path once (16 connections at a time), each answered 200 with its full body.

@@ -28,6 +28,9 @@ use std::path::Path;
 
 const JWT_SECRET: &str = "bench-secret";
 
+/// Calls per second of the 20 ms function in the head-of-line measurement (a fifth of a core).
+const HEAVY_RATE: f64 = 10.0;
+
 /// One scenario: the path each proxy serves it on, the request headers, and what the answer
 /// must show (checked on both proxies before anything is timed).
 struct Scenario {
@@ -167,11 +170,13 @@ fn nginx_config(dir: &Path, listen: SocketAddr, origin: SocketAddr, extra_import
     )
 }
 
-/// Resident memory with 100 functions loaded against none: edgehook with 100 distinct
-/// viewer-request functions (an instance of each on each of its 2 JS threads), nginx with 100
-/// njs modules imported.
+/// Resident memory with 100 functions against none: edgehook with 100 distinct viewer-request
+/// functions, each on a behavior of its own, once loaded, once each was asked for on every
+/// thread, and once they were left idle past `runtime.idle_timeout`; nginx with 100 njs modules
+/// imported.
 fn memory(dir: &Path, origin: SocketAddr) -> Memory {
     const FUNCTIONS: usize = 100;
+    const IDLE_SECONDS: u64 = 4;
     let functions_dir = dir.join("hundred");
     std::fs::create_dir_all(&functions_dir).expect("functions dir");
     let mut with_functions = String::new();
@@ -183,23 +188,36 @@ fn memory(dir: &Path, origin: SocketAddr) -> Memory {
         );
         std::fs::write(functions_dir.join(format!("f{i}.mjs")), code).expect("function file");
         with_functions.push_str(&format!(
-            "[functions.f{i}]\ncode = \"{}\"\n",
+            "[functions.f{i}]\ncode = \"{}\"\n[[behaviors]]\npath = \"/f{i}/*\"\norigin = \"app\"\ncache = false\nviewer_request = \"f{i}\"\n",
             functions_dir.join(format!("f{i}.mjs")).display()
         ));
         let njs = format!("function handler(r) {{ return 'f{i}'; }}\nexport default {{ handler }};\n");
         std::fs::write(functions_dir.join(format!("f{i}.js")), njs).expect("njs file");
         imports.push_str(&format!("js_import f{i} from {}/f{i}.js;\n", functions_dir.display()));
     }
-    let edgehook_rss = |name: &str, functions: &str| {
+    // Loaded; then every function asked for on every thread; then all left idle.
+    let edgehook_rss = |name: &str, functions: &str, used: usize| -> [u64; 3] {
         let (listen, admin) = (free_addr(), free_addr());
         let config = format!(
             "[server]\nlisten = [\"{listen}\"]\nadmin = \"{admin}\"\nthreads = 2\n[runtime]\nthreads = 2\n\
+             idle_timeout = \"{IDLE_SECONDS}s\"\n\
              [log]\naccess_log = false\nlevel = \"warn\"\n[origins.app]\nurl = \"http://{origin}\"\n{functions}\
              [[behaviors]]\npath = \"*\"\norigin = \"app\"\n"
         );
         let running = start_edgehook(dir, name, &config, listen);
         load::get(listen, "/x", &[]);
-        servers::resident_with_children(running.pid())
+        let loaded = servers::resident_with_children(running.pid());
+        // Connections are spread over the proxy threads at random: a dozen requests on
+        // connections of their own reach both, and both JS threads.
+        for _ in 0..12 {
+            for i in 0..used {
+                load::get(listen, &format!("/f{i}/x"), &[]);
+            }
+        }
+        let warm = servers::resident_with_children(running.pid());
+        std::thread::sleep(std::time::Duration::from_secs(IDLE_SECONDS * 3));
+        let idle = servers::resident_with_children(running.pid());
+        [loaded, warm, idle]
     };
     let nginx_rss = |name: &str, imports: &str| {
         let listen = free_addr();
@@ -208,10 +226,15 @@ fn memory(dir: &Path, origin: SocketAddr) -> Memory {
         load::get(listen, "/plain/x", &[]);
         servers::resident_with_children(running.pid())
     };
+    let [edgehook_loaded, edgehook_used, edgehook_idle] =
+        edgehook_rss("memory-hundred.toml", &with_functions, FUNCTIONS);
     Memory {
         functions: FUNCTIONS,
-        edgehook_without: edgehook_rss("memory-none.toml", ""),
-        edgehook_with: edgehook_rss("memory-hundred.toml", &with_functions),
+        idle_seconds: IDLE_SECONDS,
+        edgehook_without: edgehook_rss("memory-none.toml", "", 0)[0],
+        edgehook_loaded,
+        edgehook_used,
+        edgehook_idle,
         nginx_without: nginx_rss("nginx-memory-none", ""),
         nginx_with: nginx_rss("nginx-memory-hundred", &imports),
     }
@@ -228,7 +251,7 @@ fn main() {
     let seconds = setting("BENCH_SECONDS", 5);
     let rounds = setting("BENCH_ROUNDS", 3).max(1) as usize;
     let dir = tempfile::tempdir().expect("temp dir");
-    let origin = servers::start_origin();
+    let (origin_server, origin) = servers::start_origin(&dir.path().join("origin"), 1);
 
     let (edgehook_addr, nginx_addr) = (free_addr(), free_addr());
     let edgehook = start_edgehook(
@@ -244,6 +267,8 @@ fn main() {
         nginx_addr,
     );
     let (bare_pingora, bare_addr) = servers::start_bare_pingora(origin);
+    let varnish_addr = free_addr();
+    let varnish = servers::start_varnish(&dir.path().join("varnish"), varnish_addr, origin, "malloc,256M");
 
     let token = token();
     let scenarios = scenarios(&token);
@@ -264,13 +289,21 @@ fn main() {
             );
         }
     }
+    let hit = scenarios[1].edgehook_path;
+    load::get(varnish_addr, hit, &[]);
+    assert!(
+        (scenarios[1].expect)(&load::get(varnish_addr, hit, &[])),
+        "Varnish does not serve the cache hit"
+    );
+    let heavy = load::get(edgehook_addr, "/heavy/x", &[]);
+    assert_eq!(heavy.status, 200, "the heavy function runs");
     for addr in [edgehook_addr, nginx_addr] {
         let refused = load::get(addr, "/members/x", &[]);
         assert_eq!(refused.status, 302, "no token must be sent to the login page");
     }
 
     // Every (scenario, contestant) pair that wrk measures; scenario 1 also has the bare
-    // pingora proxy and the origin alone.
+    // pingora proxy and the origin alone, scenario 2 Varnish.
     let mut runs: Vec<(usize, Contestant, SocketAddr, &str)> = Vec::new();
     for (index, scenario) in scenarios.iter().enumerate() {
         runs.push((index, Contestant::Edgehook, edgehook_addr, scenario.edgehook_path));
@@ -278,6 +311,9 @@ fn main() {
         if index == 0 {
             runs.push((index, Contestant::BarePingora, bare_addr, "/plain/x"));
             runs.push((index, Contestant::Origin, origin, "/plain/x"));
+        }
+        if index == 1 {
+            runs.push((index, Contestant::Varnish, varnish_addr, scenario.edgehook_path));
         }
     }
     eprintln!(
@@ -320,6 +356,7 @@ fn main() {
             edgehook: (edgehook_peak, at_rate(Contestant::Edgehook).expect("edgehook")),
             nginx: (nginx_peak, at_rate(Contestant::Nginx).expect("nginx")),
             bare_pingora: of(Contestant::BarePingora).map(|(peak, _, _)| peak),
+            varnish: of(Contestant::Varnish).map(|(peak, _, _)| peak),
             origin: of(Contestant::Origin).map(|(peak, _, _)| peak),
         });
     }
@@ -327,15 +364,30 @@ fn main() {
     // at the same rate.
     let function_rate = rows[2].rate;
     let plain_at_function_rate = load::fixed_rate(edgehook_addr, "/plain/x", &[], function_rate, seconds);
-    drop((edgehook, nginx, bare_pingora));
+    // Head-of-line blocking: the plain proxy's p99 at half of its peak, alone and while a
+    // behavior of its own runs a 20 ms function at a modest rate.
+    let plain_rate = rows[0].rate;
+    let plain_alone = load::fixed_rate(edgehook_addr, "/plain/x", &[], plain_rate, seconds);
+    let heavy_load = std::thread::spawn(move || load::fixed_rate(edgehook_addr, "/heavy/x", &[], HEAVY_RATE, seconds));
+    let plain_beside_heavy = load::fixed_rate(edgehook_addr, "/plain/x", &[], plain_rate, seconds);
+    let heavy = heavy_load.join().expect("the heavy function's load");
+    drop((edgehook, nginx, bare_pingora, varnish));
 
     let memory = memory(dir.path(), origin);
+    drop(origin_server);
     let js_invoke = std::fs::read_to_string(repository().join("target/bench/js_invoke.txt")).ok();
     let results = report::Results {
         seconds,
         rounds,
         rows,
         plain_at_function_rate,
+        head_of_line: report::HeadOfLine {
+            rate: plain_rate,
+            heavy_rate: HEAVY_RATE,
+            alone: plain_alone,
+            beside_heavy: plain_beside_heavy,
+            heavy,
+        },
         memory,
         js_invoke,
     };

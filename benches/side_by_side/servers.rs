@@ -1,4 +1,4 @@
-//! The servers of the side-by-side run: the origin (in this process), edgehook (the binary cargo
+//! The servers of the side-by-side run: the origin (nginx's `return 200`), Varnish, edgehook (the binary cargo
 //! built with this bench, same profile: `dist` under scripts/bench), nginx (Debian's, with njs)
 //! and the bare pingora proxy (this bench binary again, as a child process). Every one listens on
 //! an ephemeral loopback port and stops when dropped.
@@ -29,25 +29,47 @@ pub fn wait_for(addr: SocketAddr) {
     }
 }
 
-/// The origin: a short cacheable body for every path, on its own thread (one core's worth).
-pub fn start_origin() -> SocketAddr {
-    serve_origin(
-        1,
-        std::sync::Arc::new(|_path: &str| {
-            http::Response::builder()
-                .header("content-type", "text/plain")
-                .header("cache-control", "max-age=3600")
-                .body(Full::new(Bytes::from_static(b"hello from the origin\n")))
-                .expect("response")
-        }),
-    )
+/// The origin: nginx's `return 200` with a short cacheable body for every path, on workers of
+/// its own, so that it is not what caps the proxies in front of it (the bench reports its rate).
+pub fn start_origin(dir: &Path, workers: usize) -> (Running, SocketAddr) {
+    let listen = free_addr();
+    let config = format!(
+        "{user}\nworker_processes {workers};\ndaemon off;\npid {dir}/nginx.pid;\n\
+         events {{ worker_connections 4096; }}\n\
+         http {{\n  access_log off;\n  default_type text/plain;\n  keepalive_requests 1000000;\n\
+           client_body_temp_path {dir}; proxy_temp_path {dir}; fastcgi_temp_path {dir}; uwsgi_temp_path {dir}; scgi_temp_path {dir};\n\
+           server {{\n    listen {listen};\n    location / {{\n      add_header cache-control \"max-age=3600\" always;\n\
+               return 200 \"hello from the origin\\n\";\n    }}\n  }}\n}}\n",
+        user = nginx_user_line(),
+        dir = dir.display(),
+    );
+    (start_nginx(dir, &config, listen), listen)
+}
+
+/// Varnish in front of `origin` with its built-in VCL (which caches what the origin marks
+/// cacheable), storing in `storage` (`malloc,256M`, `file,PATH,4G`), its shared log off.
+pub fn start_varnish(dir: &Path, listen: SocketAddr, origin: SocketAddr, storage: &str) -> Running {
+    std::fs::create_dir_all(dir).expect("varnish dir");
+    let mut command = Command::new("varnishd");
+    command
+        .args(["-F", "-j", "none", "-a", &listen.to_string(), "-b", &origin.to_string()])
+        .arg("-n")
+        .arg(dir.join("work"))
+        .args(["-s", storage])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let running = Running::spawn(&mut command, "varnishd (scripts/bench installs varnish)");
+    wait_for(listen);
+    running
 }
 
 /// What an origin answers to a request for a path.
+#[allow(dead_code)] // used by benches/disk_cache.rs, which shares this module
 pub type Respond = std::sync::Arc<dyn Fn(&str) -> http::Response<Full<Bytes>> + Send + Sync>;
 
 /// An HTTP/1.1 origin on loopback answering every request with `respond(path)`, on `threads`
 /// threads of its own (one: a current-thread runtime).
+#[allow(dead_code)] // used by benches/disk_cache.rs, which shares this module
 pub fn serve_origin(threads: usize, respond: Respond) -> SocketAddr {
     let addr = free_addr();
     std::thread::spawn(move || {
