@@ -59,24 +59,7 @@ fn restart_only(old: &Config, new: &Config) -> Vec<String> {
             &new.cache.disk,
         ),
     );
-    check(
-        "runtime",
-        (
-            old.runtime.threads,
-            old.runtime.queue,
-            old.runtime.inline,
-            old.runtime.inline_budget,
-            old.runtime.idle_timeout,
-            old.runtime.max_instances,
-        ) != (
-            new.runtime.threads,
-            new.runtime.queue,
-            new.runtime.inline,
-            new.runtime.inline_budget,
-            new.runtime.idle_timeout,
-            new.runtime.max_instances,
-        ),
-    );
+    check("runtime", old.runtime.started_with() != new.runtime.started_with());
     check("deploy.state_dir", old.state_dir != new.state_dir);
     check("deploy.store", old.store != new.store);
     check("deploy.etcd.node", old.node != new.node);

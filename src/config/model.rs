@@ -111,6 +111,20 @@ pub struct Runtime {
     pub egress: Egress,
 }
 
+impl Runtime {
+    /// The settings the function runtime is started with, which a reload cannot change.
+    pub fn started_with(&self) -> (usize, usize, bool, Duration, Duration, usize) {
+        (
+            self.threads,
+            self.queue,
+            self.inline,
+            self.inline_budget,
+            self.idle_timeout,
+            self.max_instances,
+        )
+    }
+}
+
 /// Where a function's outbound requests may go, and their bounds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Egress {

@@ -44,6 +44,27 @@ impl Problems {
         }
     }
 
+    /// A whole number within `range`; `default` when unset or out of it (reported).
+    fn count(
+        &mut self,
+        path: KeyPath,
+        value: Option<i64>,
+        range: std::ops::RangeInclusive<i64>,
+        default: usize,
+    ) -> usize {
+        match value {
+            None => default,
+            Some(n) if range.contains(&n) => n as usize,
+            Some(n) => {
+                self.add(
+                    path,
+                    format!("{n} is not between {} and {}", range.start(), range.end()),
+                );
+                default
+            }
+        }
+    }
+
     /// `duration`, refusing zero.
     fn positive_duration(&mut self, path: KeyPath, value: &Option<String>, default: Duration) -> Duration {
         match self.duration(path.clone(), value, default) {
@@ -840,27 +861,13 @@ fn runtime(file: &RuntimeFile, problems: &mut Problems) -> Runtime {
             1
         }
     };
-    let queue = match file.queue {
-        None => 1024,
-        Some(n) if (1..=1_000_000).contains(&n) => n as usize,
-        Some(n) => {
-            problems.add(root.key("queue"), format!("{n} is not between 1 and 1000000"));
-            1024
-        }
-    };
+    let queue = problems.count(root.key("queue"), file.queue, 1..=1_000_000, 1024);
     let max_wait = problems.duration(root.key("max_wait"), &file.max_wait, Duration::from_millis(100));
     let inline_budget =
         problems.positive_duration(root.key("inline_budget"), &file.inline_budget, Duration::from_millis(1));
     let idle_timeout =
         problems.positive_duration(root.key("idle_timeout"), &file.idle_timeout, Duration::from_secs(300));
-    let max_instances = match file.max_instances {
-        None => 1024,
-        Some(n) if (1..=1_000_000).contains(&n) => n as usize,
-        Some(n) => {
-            problems.add(root.key("max_instances"), format!("{n} is not between 1 and 1000000"));
-            1024
-        }
-    };
+    let max_instances = problems.count(root.key("max_instances"), file.max_instances, 1..=1_000_000, 1024);
     let egress = egress(
         &root,
         EgressFile {

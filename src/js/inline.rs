@@ -24,11 +24,10 @@
 
 use super::egress::Names;
 use super::supervisor::Supervisor;
-use super::warm::{self, Census, Warm};
-use super::worker::{sweep_period, Answer};
+use super::warm::{self, Setup, Warm};
+use super::worker::Answer;
 use super::{Failure, FunctionSpec};
 use crate::edge::event_json::EventJson;
-use crate::origin::Resolver as NameResolver;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -54,11 +53,8 @@ pub struct Inline {
     /// Tells this pool's instances from another's on one thread (tests run several pools).
     pool: u64,
     supervisor: Arc<Supervisor>,
-    snapshot: bool,
-    name_servers: Vec<std::net::SocketAddr>,
-    census: Arc<Census>,
+    setup: Setup,
     budget: Duration,
-    idle: Duration,
 }
 
 /// What became of a call offered to this thread.
@@ -120,23 +116,13 @@ fn on_thread_of_its_own() -> bool {
 }
 
 impl Inline {
-    pub fn new(
-        supervisor: Arc<Supervisor>,
-        snapshot: bool,
-        name_servers: Vec<std::net::SocketAddr>,
-        census: Arc<Census>,
-        budget: Duration,
-        idle: Duration,
-    ) -> Inline {
+    pub fn new(supervisor: Arc<Supervisor>, setup: Setup, budget: Duration) -> Inline {
         static POOLS: AtomicU64 = AtomicU64::new(1);
         Inline {
             pool: POOLS.fetch_add(1, Ordering::Relaxed),
             supervisor,
-            snapshot,
-            name_servers,
-            census,
+            setup,
             budget,
-            idle,
         }
     }
 
@@ -263,14 +249,7 @@ impl Inline {
             home.borrow_mut()
                 .names
                 .entry(self.pool)
-                .or_insert_with(|| {
-                    let made = if self.name_servers.is_empty() {
-                        NameResolver::from_system()
-                    } else {
-                        NameResolver::with_name_servers(&self.name_servers, crate::origin::CACHE_SIZE)
-                    };
-                    made.map(Arc::new).map_err(|error| Arc::from(error.to_string()))
-                })
+                .or_insert_with(|| self.setup.names())
                 .clone()
         })
     }
@@ -278,7 +257,7 @@ impl Inline {
     /// Builds an instance of `spec` on this thread in a task of its own (the call that found
     /// none goes to the JS threads), if the function builds quickly and the bound allows.
     fn build_later(self: &Arc<Self>, spec: &Arc<FunctionSpec>, key: Key) {
-        if spec.placement.build_time().is_none_or(|took| took > BUILD_LIMIT) || self.census.full() {
+        if spec.placement.build_time().is_none_or(|took| took > BUILD_LIMIT) || self.setup.census.full() {
             return;
         }
         if !HOME.with(|home| home.borrow_mut().building.insert(key.clone())) {
@@ -296,16 +275,10 @@ impl Inline {
     }
 
     fn start_build(self: &Arc<Self>, cx: &mut Context<'_>, spec: &Arc<FunctionSpec>, key: Key) -> Option<Waiting> {
-        let busy = HOME.with(|home| {
-            let mut home = home.borrow_mut();
-            let busy = home.pending.is_some();
-            if busy {
-                // Another call waits on this thread: a later call asks again.
-                home.building.remove(&key);
-            }
-            busy
-        });
-        if busy || self.census.full() {
+        // Another call waits on this thread, or the bound was reached since: a later call asks
+        // again.
+        let busy = HOME.with(|home| home.borrow().pending.is_some());
+        if busy || self.setup.census.full() {
             HOME.with(|home| home.borrow_mut().building.remove(&key));
             return None;
         }
@@ -313,15 +286,7 @@ impl Inline {
         let spec = spec.clone();
         let build = async move {
             let slot = inline.slot();
-            let (built, _) = warm::build(
-                &spec,
-                inline.snapshot,
-                inline.names(),
-                &inline.supervisor,
-                slot,
-                &inline.census,
-            )
-            .await;
+            let (built, _) = warm::build(&spec, &inline.setup, inline.names(), &inline.supervisor, slot).await;
             inline.free_slot(slot);
             let replaced = HOME.with(|home| {
                 let mut home = home.borrow_mut();
@@ -353,12 +318,12 @@ impl Inline {
         }
         let pool = self.pool;
         let weak = Arc::downgrade(self);
-        let period = sweep_period(self.idle);
+        let period = self.setup.sweep_period();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(period).await;
                 let inline = weak.upgrade();
-                let idle = inline.as_ref().map(|inline| inline.idle);
+                let idle = inline.as_ref().map(|inline| inline.setup.idle);
                 let (dropped, left) = HOME.with(|home| {
                     let mut home = home.borrow_mut();
                     let mut dropped = Vec::new();

@@ -6,8 +6,8 @@
 use super::engine;
 use super::inline::{Inline, Started};
 use super::supervisor::{Supervisor, ThreadHealth};
-use super::warm::Census;
-use super::worker::{Answer, Control, Job, Setup, Taken, Worker};
+use super::warm::{Census, Setup};
+use super::worker::{Answer, Control, Job, Taken, Worker};
 use super::{Failure, FunctionSpec};
 use crate::edge::event_json::EventJson;
 use parking_lot::{Mutex, RwLock};
@@ -107,7 +107,7 @@ impl Crew {
             self.jobs.clone(),
             control,
             self.supervisor.clone(),
-            &self.setup,
+            self.setup.clone(),
         );
         std::thread::Builder::new()
             .name(format!("edgehook-js-{index}"))
@@ -144,7 +144,12 @@ impl JsPool {
         let specs: Vec<Arc<FunctionSpec>> = functions.into_iter().map(Arc::new).collect();
         engine::init();
         let (jobs, receiver) = async_channel::bounded(options.queue.max(1));
-        let census = Census::new(options.max_instances);
+        let setup = Setup {
+            snapshot: options.snapshot,
+            name_servers: options.name_servers.clone(),
+            census: Census::new(options.max_instances),
+            idle: options.idle_timeout,
+        };
         let crew = Arc::new(Crew {
             jobs: receiver,
             controls: Mutex::new(Vec::with_capacity(threads)),
@@ -155,23 +160,11 @@ impl JsPool {
                     .collect(),
             ),
             supervisor: supervisor.clone(),
-            setup: Setup {
-                snapshot: options.snapshot,
-                name_servers: options.name_servers.clone(),
-                census: census.clone(),
-                idle: options.idle_timeout,
-            },
+            setup: setup.clone(),
         });
-        let inline = options.inline.then(|| {
-            Arc::new(Inline::new(
-                supervisor.clone(),
-                options.snapshot,
-                options.name_servers.clone(),
-                census.clone(),
-                options.inline_budget,
-                options.idle_timeout,
-            ))
-        });
+        let inline = options
+            .inline
+            .then(|| Arc::new(Inline::new(supervisor.clone(), setup, options.inline_budget)));
         let pool = JsPool {
             jobs,
             crew: crew.clone(),

@@ -9,9 +9,45 @@ use super::supervisor::{Disarmed, Supervisor};
 use super::worker::Answer;
 use super::{Failure, FunctionSpec};
 use crate::edge::event_json::EventJson;
+use crate::origin::Resolver as NameResolver;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// What every thread keeping instances of a pool is made with (JS threads and proxy threads).
+#[derive(Clone)]
+pub struct Setup {
+    /// Whether instances start from the process's engine snapshot.
+    pub snapshot: bool,
+    /// Name servers of functions' outbound requests (empty: the system's).
+    pub name_servers: Vec<std::net::SocketAddr>,
+    /// The pool's instances, and their bound.
+    pub census: Arc<Census>,
+    /// How long an instance may sit unused before it is dropped.
+    pub idle: Duration,
+}
+
+impl Setup {
+    /// A resolver for outbound requests, to be made on the thread that uses it (hickory runs
+    /// its exchanges on the runtime that made it).
+    pub fn names(&self) -> Names {
+        let made = if self.name_servers.is_empty() {
+            NameResolver::from_system()
+        } else {
+            NameResolver::with_name_servers(&self.name_servers, crate::origin::CACHE_SIZE)
+        };
+        made.map(Arc::new).map_err(|error| {
+            tracing::warn!(%error, "functions' outbound requests cannot resolve names");
+            Arc::from(error.to_string())
+        })
+    }
+
+    /// How often instances are looked at for idleness: a quarter of the idle time, within 1 s
+    /// and a minute.
+    pub fn sweep_period(&self) -> Duration {
+        (self.idle / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))
+    }
+}
 
 /// How long a function's top-level code may run when an instance is built: Lambda's init
 /// phase limit, 10 s whatever the function's timeout (loading the AWS SDK takes seconds).
@@ -112,13 +148,12 @@ impl Drop for Watch<'_> {
 /// the slot's disarm said (a retired JS thread must exit).
 pub async fn build(
     spec: &Arc<FunctionSpec>,
-    snapshot: bool,
+    setup: &Setup,
     names: Names,
     supervisor: &Supervisor,
     slot: usize,
-    census: &Arc<Census>,
 ) -> (Result<Warm, Failure>, Option<Disarmed>) {
-    let snapshot = if snapshot {
+    let snapshot = if setup.snapshot {
         engine::startup_snapshot(spec.web)
     } else {
         None
@@ -156,7 +191,7 @@ pub async fn build(
         used: Instant::now(),
         calls: 0,
         over_budget: 0,
-        _counted: Counted::new(census),
+        _counted: Counted::new(&setup.census),
     });
     (warm, disarmed)
 }

@@ -7,10 +7,9 @@
 
 use super::egress::{Names, Outbound};
 use super::supervisor::Supervisor;
-use super::warm::{self, Census, Warm};
+use super::warm::{self, Setup, Warm};
 use super::{Failure, FunctionSpec};
 use crate::edge::event_json::EventJson;
-use crate::origin::Resolver as NameResolver;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -132,14 +131,7 @@ pub struct Worker {
     jobs: async_channel::Receiver<Job>,
     control: async_channel::Receiver<Control>,
     supervisor: Arc<Supervisor>,
-    /// Whether instances start from the process's engine snapshot.
-    snapshot: bool,
-    /// Name servers of functions' outbound requests (empty: the system's).
-    name_servers: Vec<std::net::SocketAddr>,
-    /// The pool's instances, and their bound.
-    census: Arc<Census>,
-    /// How long an instance may sit unused before it is dropped.
-    idle: Duration,
+    setup: Setup,
     /// The resolver of this thread's instances, made on first use.
     names: std::cell::OnceCell<Names>,
     /// Set when the supervisor replaced this thread (its script ran on past its stop): it
@@ -157,7 +149,7 @@ impl Worker {
         jobs: async_channel::Receiver<Job>,
         control: async_channel::Receiver<Control>,
         supervisor: Arc<Supervisor>,
-        setup: &Setup,
+        setup: Setup,
     ) -> Worker {
         Worker {
             index,
@@ -165,10 +157,7 @@ impl Worker {
             jobs,
             control,
             supervisor,
-            snapshot: setup.snapshot,
-            name_servers: setup.name_servers.clone(),
-            census: setup.census.clone(),
-            idle: setup.idle,
+            setup,
             names: Default::default(),
             retired: Default::default(),
             in_flight: Default::default(),
@@ -221,43 +210,22 @@ impl Worker {
 
     async fn build(&self, instances: &mut Instances, spec: &Arc<FunctionSpec>) -> Result<Warm, Failure> {
         // The bound on instances: this thread gives up the one it used longest ago.
-        if self.census.full() && instances.evict_one(&spec.key) {
+        if self.setup.census.full() && instances.evict_one(&spec.key) {
             tracing::debug!(
                 worker = self.index,
                 "dropped an instance to stay within runtime.max_instances"
             );
         }
-        let (built, disarmed) = warm::build(
-            spec,
-            self.snapshot,
-            self.names(),
-            &self.supervisor,
-            self.index,
-            &self.census,
-        )
-        .await;
+        let (built, disarmed) = warm::build(spec, &self.setup, self.names(), &self.supervisor, self.index).await;
         if disarmed.is_some_and(|d| d.retired) {
             self.retired.set(true);
         }
         built
     }
 
-    /// The resolver of outbound requests, made on this thread (hickory runs its exchanges on
-    /// the runtime that made it).
+    /// The resolver of outbound requests, made on this thread.
     fn names(&self) -> Names {
-        self.names
-            .get_or_init(|| {
-                let made = if self.name_servers.is_empty() {
-                    NameResolver::from_system()
-                } else {
-                    NameResolver::with_name_servers(&self.name_servers, crate::origin::CACHE_SIZE)
-                };
-                made.map(Arc::new).map_err(|error| {
-                    tracing::warn!(%error, "functions' outbound requests cannot resolve names");
-                    Arc::from(error.to_string())
-                })
-            })
-            .clone()
+        self.names.get_or_init(|| self.setup.names()).clone()
     }
 
     /// The next job. A job often follows right after the last reply, so the thread spins for a
@@ -295,7 +263,7 @@ impl Worker {
         }
         drop(ready);
 
-        let mut sweep = tokio::time::interval(sweep_period(self.idle));
+        let mut sweep = tokio::time::interval(self.setup.sweep_period());
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if self.retired.get() {
@@ -308,7 +276,7 @@ impl Worker {
             let job = tokio::select! {
                 biased;
                 _ = sweep.tick() => {
-                    let dropped = instances.sweep(self.idle);
+                    let dropped = instances.sweep(self.setup.idle);
                     if dropped > 0 {
                         tracing::debug!(worker = self.index, dropped, "dropped idle instances");
                     }
@@ -420,18 +388,4 @@ impl Worker {
             }
         }
     }
-}
-
-/// What a JS thread is made with, besides its slot and channels.
-pub struct Setup {
-    pub snapshot: bool,
-    pub name_servers: Vec<std::net::SocketAddr>,
-    pub census: Arc<Census>,
-    pub idle: Duration,
-}
-
-/// How often instances are looked at for idleness: a quarter of the idle time, within 1 s and
-/// a minute.
-pub fn sweep_period(idle: Duration) -> Duration {
-    (idle / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))
 }
