@@ -186,7 +186,6 @@ impl Inline {
                 warm.over_budget = 0;
             }
             if ran.replace {
-                spec.placement.pool_for(POOLED_FOR);
                 tracing::warn!(
                     function = &*spec.name,
                     "dropping the instance after a timeout or memory exhaustion; calls go to the JS threads for a while"

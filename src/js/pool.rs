@@ -295,6 +295,29 @@ impl JsPool {
             .get(function)
             .map(|r| (r.spec.clone(), r.slots.clone()))
             .ok_or_else(|| Failure::Load(format!("no function named `{function}` is loaded")))?;
+        let answer = self.place(spec.clone(), slots, event, list_headers, request_id).await;
+        // A function that timed out or ran out of memory (here or on a JS thread, where its
+        // caller may stop waiting long before the script ends) does not run on a proxy
+        // thread for a while: it would hold that thread as long.
+        let failure = match &answer {
+            Ok(answer) => answer.result.as_ref().err(),
+            Err(failure) => Some(failure),
+        };
+        if matches!(failure, Some(Failure::Timeout | Failure::OutOfMemory)) {
+            spec.placement.pool_for(super::inline::POOLED_FOR);
+        }
+        answer
+    }
+
+    /// Runs the call on this thread or hands it to the JS threads.
+    async fn place(
+        &self,
+        spec: Arc<FunctionSpec>,
+        slots: Arc<Semaphore>,
+        event: impl FnOnce(&FunctionSpec) -> EventJson,
+        list_headers: bool,
+        request_id: &str,
+    ) -> Result<Answer, Failure> {
         let throttled = || {
             Failure::Throttled(format!(
                 "The Lambda function associated with the CloudFront distribution was throttled (concurrency {})",

@@ -370,10 +370,6 @@ impl Worker {
             self.retired.set(true);
         }
         let replace = ran.replace;
-        if replace {
-            // Not to be run on a proxy thread for a while either (`inline`).
-            job.function.placement.pool_for(super::inline::POOLED_FOR);
-        }
         self.answer(ran.answer);
         // A retired thread builds nothing more: it exits, its instances with it.
         if replace && !self.retired.get() {
