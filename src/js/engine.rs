@@ -85,6 +85,7 @@ pub fn startup_snapshot(web: bool) -> Option<&'static [u8]> {
 }
 
 fn build(web: bool) -> Result<Box<[u8]>, String> {
+    super::native_table::spend(web);
     let mut runtime = JsRuntimeForSnapshot::try_new(RuntimeOptions {
         extensions: super::web::snapshot_extensions(web).map_err(|e| e.to_string())?,
         ..Default::default()

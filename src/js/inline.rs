@@ -16,13 +16,16 @@
 //!   threads for `POOLED_FOR` (then it is tried here again);
 //! - this thread has a warm, idle instance of it: otherwise the JS threads take the call and an
 //!   instance is built here afterwards, for a function whose build took under `BUILD_LIMIT` and
-//!   while the pool holds fewer than `runtime.max_instances`;
+//!   while the pool holds fewer than `runtime.max_instances` and the thread has room in its
+//!   engine's native-function table (`native_table`; a proxy thread, unlike a JS thread,
+//!   cannot be replaced by a fresh one, so once it is spent its calls all go to the JS threads);
 //! - no other call or build is waiting on this thread: an isolate entered across an await must
 //!   stay on top of the thread's entered isolates (`entry`), so only one may wait at a time.
 //!
 //! Instances idle for `runtime.idle_timeout` are dropped.
 
 use super::egress::Names;
+use super::native_table;
 use super::supervisor::Supervisor;
 use super::warm::{self, Setup, Warm};
 use super::worker::Answer;
@@ -89,6 +92,8 @@ struct Home {
     names: HashMap<u64, Names>,
     /// Pools with a sweeper task on this thread.
     swept: HashSet<u64>,
+    /// This thread has no room left for another instance (said once).
+    spent: bool,
     next_id: u64,
 }
 
@@ -257,6 +262,12 @@ impl Inline {
     /// none goes to the JS threads), if the function builds quickly and the bound allows.
     fn build_later(self: &Arc<Self>, spec: &Arc<FunctionSpec>, key: Key) {
         if spec.placement.build_time().is_none_or(|took| took > BUILD_LIMIT) || self.setup.census.full() {
+            return;
+        }
+        if !native_table::room_for(1) {
+            if !HOME.with(|home| std::mem::replace(&mut home.borrow_mut().spent, true)) {
+                tracing::warn!("a proxy thread has built as many instances as the engine allows one thread; its function calls go to the JS threads from now on");
+            }
             return;
         }
         if !HOME.with(|home| home.borrow_mut().building.insert(key.clone())) {

@@ -172,3 +172,25 @@ async fn the_instance_bound_holds() {
         }
     }
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_proxy_thread_that_has_built_all_it_may_sends_its_calls_to_the_js_threads() {
+    let pool = JsPool::start(vec![FunctionSpec::new("f", "index.js", COUNTER)], &inline_options()).expect("pool");
+    // Each new code is built here again (and on a JS thread): more builds than one thread's
+    // engine allows. Every call still answers with the newest code.
+    for round in 0..300 {
+        let code = format!("exports.handler = async (event) => {{ const r = event.Records[0].cf.request; r.uri = '/{round}'; return r; }};");
+        pool.register(FunctionSpec::new("f", "index.js", &code));
+        settle().await;
+        for _ in 0..2 {
+            assert_eq!(uri_of(&pool, "f").await, format!("/{round}"));
+            settle().await;
+        }
+    }
+    let instances_here = warm_here();
+    for _ in 0..3 {
+        assert_eq!(uri_of(&pool, "f").await, "/299");
+        settle().await;
+    }
+    assert_eq!(warm_here(), instances_here, "no more instances are built here");
+}

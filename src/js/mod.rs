@@ -24,6 +24,7 @@ mod instance;
 mod keys;
 mod marked;
 mod module;
+mod native_table;
 mod ops;
 mod pool;
 pub mod resolve;

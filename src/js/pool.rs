@@ -7,7 +7,7 @@ use super::engine;
 use super::inline::{Inline, Started};
 use super::supervisor::{Supervisor, ThreadHealth};
 use super::warm::{Census, Setup};
-use super::worker::{Answer, Control, Job, Taken, Worker};
+use super::worker::{Answer, Control, Job, Ready, Successor, Taken, Worker};
 use super::{Failure, FunctionSpec};
 use crate::edge::event_json::EventJson;
 use parking_lot::{Mutex, RwLock};
@@ -85,16 +85,13 @@ struct Crew {
     functions: RwLock<HashMap<String, Registered>>,
     supervisor: Arc<Supervisor>,
     setup: Setup,
+    /// Starts a thread of this crew (given to each thread, for its successor).
+    successor: Successor,
 }
 
 impl Crew {
     /// Starts a JS thread on supervisor slot `index` that loads `functions`, then serves.
-    fn spawn(
-        &self,
-        index: usize,
-        functions: Vec<Arc<FunctionSpec>>,
-        ready: std::sync::mpsc::Sender<Result<(), Failure>>,
-    ) -> std::io::Result<()> {
+    fn spawn(&self, index: usize, functions: Vec<Arc<FunctionSpec>>, ready: Ready) -> std::io::Result<()> {
         let (control_tx, control) = async_channel::unbounded();
         {
             let mut controls = self.controls.lock();
@@ -108,6 +105,7 @@ impl Crew {
             control,
             self.supervisor.clone(),
             self.setup.clone(),
+            self.successor.clone(),
         );
         std::thread::Builder::new()
             .name(format!("edgehook-js-{index}"))
@@ -150,7 +148,14 @@ impl JsPool {
             census: Census::new(options.max_instances),
             idle: options.idle_timeout,
         };
-        let crew = Arc::new(Crew {
+        let crew = Arc::new_cyclic(|crew: &std::sync::Weak<Crew>| Crew {
+            successor: {
+                let crew = crew.clone();
+                Arc::new(move |index, functions, ready| match crew.upgrade() {
+                    Some(crew) => crew.spawn(index, functions, ready),
+                    None => Ok(()),
+                })
+            },
             jobs: receiver,
             controls: Mutex::new(Vec::with_capacity(threads)),
             functions: RwLock::new(

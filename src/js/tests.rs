@@ -739,6 +739,52 @@ async fn instances_from_the_snapshot_have_their_own_state() {
     }
 }
 
+/// `count` functions `f0`, `f1`, ... answering with their own name; with the web platform
+/// (`Headers`) when `web`.
+fn named_functions(count: usize, web: bool) -> Vec<FunctionSpec> {
+    let body = if web {
+        "r.uri = new Headers({ n: '/' + NAME }).get('n');"
+    } else {
+        "r.uri = '/' + NAME;"
+    };
+    (0..count)
+        .map(|i| {
+            let code = format!("const NAME = 'f{i}';\nexports.handler = async (event) => {{ const r = event.Records[0].cf.request; {body} return r; }};");
+            FunctionSpec::new(&format!("f{i}"), "index.js", &code)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn more_functions_than_one_thread_can_build_all_load_and_run() {
+    // One thread of this engine can build about 127 instances, or 61 with the web platform,
+    // in its whole life: the JS thread hands over to a fresh one as it runs out.
+    for (count, web) in [(300, false), (130, true)] {
+        let pool = JsPool::start(named_functions(count, web), &options()).expect("pool starts");
+        for i in (0..count).rev() {
+            assert_eq!(
+                uri(pool.invoke(&format!("f{i}"), &viewer_request()).await),
+                format!("/f{i}"),
+                "web: {web}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_js_thread_builds_new_code_for_ever() {
+    let pool = pool(vec![FunctionSpec::new(
+        "f",
+        "index.js",
+        "exports.handler = async (e) => e.Records[0].cf.request;",
+    )]);
+    for round in 0..300 {
+        let code = format!("exports.handler = async (event) => {{ const r = event.Records[0].cf.request; r.uri = new Headers({{ n: '/{round}' }}).get('n'); return r; }};");
+        pool.register(FunctionSpec::new("f", "index.js", &code));
+        assert_eq!(uri(pool.invoke("f", &viewer_request()).await), format!("/{round}"));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_sandbox_has_no_way_out() {
     let probe = r#"

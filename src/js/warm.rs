@@ -160,6 +160,7 @@ pub async fn build(
     };
     // Timed after the process's snapshot, which the first build makes.
     let started = Instant::now();
+    super::native_table::spend(spec.web);
     let mut watch = Watch::new(supervisor, slot);
     let limit = spec.timeout.max(INIT_TIMEOUT);
     let result = Instance::new(spec.clone(), snapshot, names, |handle| {

@@ -4,8 +4,11 @@
 //! when a call first needs it. A thread runs jobs from the shared queue one at a time, replaces
 //! an instance after a timeout or memory exhaustion, builds new code when told
 //! (`Control::Warm`) or when a job brings a newer revision, and drops instances left idle.
+//! A thread that has built as many instances as the engine lets one thread build
+//! (`native_table`) hands its place to a fresh thread, with what it had left to load.
 
 use super::egress::{Names, Outbound};
+use super::native_table;
 use super::supervisor::Supervisor;
 use super::warm::{self, Setup, Warm};
 use super::{Failure, FunctionSpec};
@@ -76,6 +79,19 @@ impl Taken {
     }
 }
 
+/// Where a JS thread says that it has loaded its functions (or could not).
+pub type Ready = std::sync::mpsc::Sender<Result<(), Failure>>;
+
+/// Starts a fresh JS thread on slot `index` that loads `functions`, tells `ready`, then serves.
+pub type Successor = Arc<dyn Fn(usize, Vec<Arc<FunctionSpec>>, Ready) -> std::io::Result<()> + Send + Sync>;
+
+/// What a thread leaving for a fresh one hands over: the functions it had yet to load, and
+/// who waits for them.
+struct Handover {
+    functions: Vec<Arc<FunctionSpec>>,
+    ready: Ready,
+}
+
 /// Messages for one particular JS thread.
 pub enum Control {
     /// Build (or rebuild) the instance of this function now.
@@ -132,6 +148,7 @@ pub struct Worker {
     control: async_channel::Receiver<Control>,
     supervisor: Arc<Supervisor>,
     setup: Setup,
+    successor: Successor,
     /// The resolver of this thread's instances, made on first use.
     names: std::cell::OnceCell<Names>,
     /// Set when the supervisor replaced this thread (its script ran on past its stop): it
@@ -150,6 +167,7 @@ impl Worker {
         control: async_channel::Receiver<Control>,
         supervisor: Arc<Supervisor>,
         setup: Setup,
+        successor: Successor,
     ) -> Worker {
         Worker {
             index,
@@ -158,6 +176,7 @@ impl Worker {
             control,
             supervisor,
             setup,
+            successor,
             names: Default::default(),
             retired: Default::default(),
             in_flight: Default::default(),
@@ -170,7 +189,7 @@ impl Worker {
     /// answered `Failure::Crashed`, the thread's instances are abandoned (not dropped: the engine
     /// may be in the middle of something) and a new thread takes this one's place, building
     /// every function afresh.
-    pub fn run(self, ready: std::sync::mpsc::Sender<Result<(), Failure>>) {
+    pub fn run(self, ready: Ready) {
         let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(runtime) => runtime,
             Err(e) => {
@@ -179,33 +198,55 @@ impl Worker {
             }
         };
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(self.serve(ready))));
-        if let Err(panic) = served {
-            let panic = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            match self.in_flight.take() {
-                Some(call) => {
-                    tracing::error!(
-                        function = &*call.function,
-                        request_id = %call.request_id,
-                        worker = self.index,
-                        panic,
-                        "a JS thread panicked; the call fails and a new thread takes its place"
-                    );
-                    let _ = call.reply.send(Answer::failed(Failure::Crashed));
-                }
-                None => tracing::error!(
+        match served {
+            Ok(None) => {}
+            Ok(Some(handover)) => self.hand_over(handover),
+            Err(panic) => self.panicked(panic, runtime),
+        }
+    }
+
+    /// Starts this thread's successor, its own instances dropped already.
+    fn hand_over(&self, handover: Handover) {
+        tracing::info!(
+            worker = self.index,
+            left_to_load = handover.functions.len(),
+            "a JS thread has built as many instances as the engine allows one thread; a fresh thread takes its place"
+        );
+        let ready = handover.ready.clone();
+        if let Err(e) = (self.successor)(self.index, handover.functions, handover.ready) {
+            let failure = Failure::Load(format!("cannot start a JS thread: {e}"));
+            if ready.send(Err(failure)).is_err() {
+                tracing::error!(worker = self.index, error = %e, "cannot start a JS thread in place of a spent one");
+            }
+        }
+    }
+
+    fn panicked(&self, panic: Box<dyn std::any::Any + Send>, runtime: tokio::runtime::Runtime) {
+        let panic = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        match self.in_flight.take() {
+            Some(call) => {
+                tracing::error!(
+                    function = &*call.function,
+                    request_id = %call.request_id,
                     worker = self.index,
                     panic,
-                    "a JS thread panicked; a new thread takes its place"
-                ),
+                    "a JS thread panicked; the call fails and a new thread takes its place"
+                );
+                let _ = call.reply.send(Answer::failed(Failure::Crashed));
             }
-            // Its tasks may hold the abandoned engines' handles.
-            std::mem::forget(runtime);
-            self.supervisor.crashed(self.index);
+            None => tracing::error!(
+                worker = self.index,
+                panic,
+                "a JS thread panicked; a new thread takes its place"
+            ),
         }
+        // Its tasks may hold the abandoned engines' handles.
+        std::mem::forget(runtime);
+        self.supervisor.crashed(self.index);
     }
 
     async fn build(&self, instances: &mut Instances, spec: &Arc<FunctionSpec>) -> Result<Warm, Failure> {
@@ -242,9 +283,15 @@ impl Worker {
         }
     }
 
-    async fn serve(&self, ready: std::sync::mpsc::Sender<Result<(), Failure>>) {
+    /// Loads this thread's functions, then serves until the pool closes (`None`) or the thread
+    /// has spent its native-function table (`Some`: the successor takes over).
+    async fn serve(&self, ready: Ready) -> Option<Handover> {
         let mut instances = Instances::default();
-        for spec in &self.functions {
+        for (loaded, spec) in self.functions.iter().enumerate() {
+            if !native_table::room_for(1) {
+                let functions = self.functions[loaded..].to_vec();
+                return Some(Handover { functions, ready });
+            }
             if let Err(failure) = self.ensure(&mut instances, spec).await {
                 if let Err(unheard) = ready.send(Err(failure)) {
                     let failure = unheard.0.err().map(|f| f.to_string()).unwrap_or_default();
@@ -254,14 +301,13 @@ impl Worker {
                         "a JS thread cannot load its functions"
                     );
                 }
-                return;
+                return None;
             }
         }
         if ready.send(Ok(())).is_err() {
             // Nobody waits for a replacement: it says itself that it serves.
-            tracing::info!(worker = self.index, "JS thread serving (in place of a stuck one)");
+            tracing::info!(worker = self.index, "JS thread serving (in place of another)");
         }
-        drop(ready);
 
         let mut sweep = tokio::time::interval(self.setup.sweep_period());
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -271,7 +317,15 @@ impl Worker {
                     worker = self.index,
                     "a replaced JS thread's script ended; the thread exits"
                 );
-                return;
+                return None;
+            }
+            // A job may build twice (its function's new code, then a replacement after a
+            // timeout): a thread without room for that leaves before taking one.
+            if !native_table::room_for(2) {
+                return Some(Handover {
+                    functions: Vec::new(),
+                    ready,
+                });
             }
             let job = tokio::select! {
                 biased;
@@ -291,11 +345,11 @@ impl Worker {
                         continue;
                     }
                     // The pool is gone (it closes both channels together).
-                    Err(_) => return,
+                    Err(_) => return None,
                 },
                 job = self.next_job() => match job {
                     Some(job) => job,
-                    None => return,
+                    None => return None,
                 },
             };
             self.run_job(&mut instances, job).await;
