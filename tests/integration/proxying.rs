@@ -47,9 +47,12 @@ async fn origin_connections_are_reused() {
     let origin = Origin::start(|_| Reply::ok("x").header("cache-control", "no-store")).await;
     let edge = Edgehook::start(&config(&origin, "")).await;
     let client = client();
+    // Each response read to its end, so the client keeps its one connection to the proxy (a
+    // client that drops responses unread opens new ones, served by other proxy threads).
     for i in 0..20 {
         let r = client.get(edge.url(&format!("/n{i}"))).send().await.unwrap();
         assert_eq!(r.status(), 200);
+        assert_eq!(r.text().await.unwrap(), "x");
     }
     assert_eq!(origin.total(), 20);
     assert!(
