@@ -47,6 +47,11 @@ pub const POOLED_FOR: Duration = Duration::from_secs(30);
 /// Calls in a row over the budget that send a function to the JS threads.
 const OVER_BUDGET_CALLS: u32 = 2;
 
+/// Calls within `runtime.idle_timeout` that earn a function an instance on a proxy thread that
+/// has spent half its engine's native-function table (`native_table`): rarely called functions,
+/// dropped when idle and built again at their next call, would spend the rest.
+const OFTEN: u32 = 8;
+
 /// Functions whose instance takes longer than this to build are not built on a proxy thread
 /// (cold starts are 3-12 ms; a function loading an SDK takes seconds).
 const BUILD_LIMIT: Duration = Duration::from_millis(50);
@@ -94,6 +99,8 @@ struct Home {
     swept: HashSet<u64>,
     /// This thread has no room left for another instance (said once).
     spent: bool,
+    /// Calls that found no instance here, by function, counted since the time given.
+    asked: HashMap<Key, (u32, Instant)>,
     next_id: u64,
 }
 
@@ -270,6 +277,9 @@ impl Inline {
             }
             return;
         }
+        if native_table::past_half() && !self.asked_often(&key) {
+            return;
+        }
         if !HOME.with(|home| home.borrow_mut().building.insert(key.clone())) {
             return;
         }
@@ -282,6 +292,30 @@ impl Inline {
                 waiting.await;
             }
         });
+    }
+
+    /// Counts a call of `key` that found no instance here; whether `OFTEN` have come within
+    /// the idle timeout.
+    fn asked_often(&self, key: &Key) -> bool {
+        HOME.with(|home| {
+            let mut home = home.borrow_mut();
+            let now = Instant::now();
+            let idle = self.setup.idle;
+            // Bounded by the functions asked for within the idle timeout.
+            if home.asked.len() >= 256 {
+                home.asked.retain(|_, (_, since)| now.duration_since(*since) <= idle);
+            }
+            let asked = home.asked.entry(key.clone()).or_insert((0, now));
+            if now.duration_since(asked.1) > idle {
+                *asked = (0, now);
+            }
+            asked.0 += 1;
+            let often = asked.0 >= OFTEN;
+            if often {
+                home.asked.remove(key);
+            }
+            often
+        })
     }
 
     fn start_build(self: &Arc<Self>, cx: &mut Context<'_>, spec: &Arc<FunctionSpec>, key: Key) -> Option<Waiting> {

@@ -10,7 +10,9 @@
 //!
 //! So every build on a thread is counted here first, at a little more than measured. A JS
 //! thread short of room for two more builds hands its place to a fresh thread (`Worker`); a
-//! proxy thread out of room builds no more instances and its calls go to the JS threads.
+//! proxy thread, which cannot be replaced, spends the second half of its table only on
+//! functions it is asked for often, and once out of room builds no more instances: its calls
+//! go to the JS threads.
 //! V8 has no such table.
 
 use std::cell::Cell;
@@ -38,6 +40,11 @@ pub fn spend(web: bool) {
 pub fn room_for(builds: u32) -> bool {
     let needed = cost(true).saturating_mul(builds);
     SPENT.with(|spent| spent.get().saturating_add(needed) <= CAPACITY)
+}
+
+/// Whether this thread has spent half its table or more.
+pub fn past_half() -> bool {
+    SPENT.with(|spent| spent.get() > CAPACITY / 2)
 }
 
 #[cfg(test)]
