@@ -14,6 +14,7 @@
 mod load;
 mod report;
 mod servers;
+mod tls;
 
 #[path = "../pingora_baseline.rs"]
 mod pingora_baseline;
@@ -21,7 +22,7 @@ mod pingora_baseline;
 use base64::Engine as _;
 use hmac::Mac as _;
 use load::{AtRate, Peak};
-use report::{Contestant, Memory, Row};
+use report::{Contestant, Memory, Row, TlsRow};
 use servers::{fill, free_addr, repository, start_edgehook, start_nginx};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -134,7 +135,23 @@ fn median_peak(runs: &[Peak]) -> Peak {
     }
 }
 
-fn edgehook_config(listen: SocketAddr, origin: SocketAddr) -> String {
+/// Where a contestant listens for TLS, with the certificate it serves.
+struct TlsListener<'a> {
+    listen: SocketAddr,
+    certificate: &'a tls::Certificate,
+}
+
+impl TlsListener<'_> {
+    fn fills(&self) -> [(&'static str, String); 3] {
+        [
+            ("TLS_LISTEN", self.listen.to_string()),
+            ("TLS_CERT", self.certificate.cert.display().to_string()),
+            ("TLS_KEY", self.certificate.key.display().to_string()),
+        ]
+    }
+}
+
+fn edgehook_config(listen: SocketAddr, tls: &TlsListener, origin: SocketAddr) -> String {
     let root = repository();
     let template = std::fs::read_to_string(root.join("benches/side_by_side/edgehook.toml")).expect("edgehook.toml");
     fill(
@@ -149,11 +166,14 @@ fn edgehook_config(listen: SocketAddr, origin: SocketAddr) -> String {
             ),
             ("EXAMPLES", root.join("examples").display().to_string()),
             ("JWT_SECRET", JWT_SECRET.to_string()),
-        ],
+        ]
+        .into_iter()
+        .chain(tls.fills())
+        .collect::<Vec<_>>(),
     )
 }
 
-fn nginx_config(dir: &Path, listen: SocketAddr, origin: SocketAddr, extra_imports: &str) -> String {
+fn nginx_config(dir: &Path, listen: SocketAddr, tls: &TlsListener, origin: SocketAddr, extra_imports: &str) -> String {
     let root = repository();
     let template = std::fs::read_to_string(root.join("benches/side_by_side/nginx/nginx.conf")).expect("nginx.conf");
     fill(
@@ -166,7 +186,10 @@ fn nginx_config(dir: &Path, listen: SocketAddr, origin: SocketAddr, extra_import
             ("ORIGIN", origin.to_string()),
             ("LISTEN", listen.to_string()),
             ("JWT_SECRET", JWT_SECRET.to_string()),
-        ],
+        ]
+        .into_iter()
+        .chain(tls.fills())
+        .collect::<Vec<_>>(),
     )
 }
 
@@ -174,7 +197,7 @@ fn nginx_config(dir: &Path, listen: SocketAddr, origin: SocketAddr, extra_import
 /// functions, each on a behavior of its own, once loaded, once each was asked for on every
 /// thread, and once they were left idle past `runtime.idle_timeout`; nginx with 100 njs modules
 /// imported.
-fn memory(dir: &Path, origin: SocketAddr) -> Memory {
+fn memory(dir: &Path, origin: SocketAddr, certificate: &tls::Certificate) -> Memory {
     const FUNCTIONS: usize = 100;
     const IDLE_SECONDS: u64 = 4;
     let functions_dir = dir.join("hundred");
@@ -222,7 +245,15 @@ fn memory(dir: &Path, origin: SocketAddr) -> Memory {
     let nginx_rss = |name: &str, imports: &str| {
         let listen = free_addr();
         let nginx_dir = dir.join(name);
-        let running = start_nginx(&nginx_dir, &nginx_config(&nginx_dir, listen, origin, imports), listen);
+        let tls = TlsListener {
+            listen: free_addr(),
+            certificate,
+        };
+        let running = start_nginx(
+            &nginx_dir,
+            &nginx_config(&nginx_dir, listen, &tls, origin, imports),
+            listen,
+        );
         load::get(listen, "/plain/x", &[]);
         servers::resident_with_children(running.pid())
     };
@@ -240,6 +271,63 @@ fn memory(dir: &Path, origin: SocketAddr) -> Memory {
     }
 }
 
+/// The TLS scenarios on edgehook's and nginx's TLS listeners (`listeners`, in that order):
+/// cache hits over HTTP/2, then a new connection per request with full and with resumed
+/// handshakes, contestants alternated over `rounds`, medians.
+fn tls_rows(listeners: &[&TlsListener; 2], certificate: &tls::Certificate, seconds: u64, rounds: usize) -> Vec<TlsRow> {
+    const HIT: &str = "/cached/x";
+    for listener in listeners {
+        // The first request fills the cache; the rest are hits.
+        tls::handshakes(listener.listen, HIT, certificate, false, 1);
+    }
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(|a, b| a.total_cmp(b));
+        values[values.len() / 2]
+    };
+    let measure = |run: &dyn Fn(&TlsListener) -> (f64, f64)| -> [(f64, f64); 2] {
+        let mut runs = [Vec::new(), Vec::new()];
+        for _ in 0..rounds {
+            for (i, listener) in listeners.iter().enumerate() {
+                runs[i].push(run(listener));
+            }
+        }
+        runs.map(|r| {
+            (
+                median(r.iter().map(|v| v.0).collect()),
+                median(r.iter().map(|v| v.1).collect()),
+            )
+        })
+    };
+    let h2 = measure(&|l| (tls::h2load(&format!("https://{}{HIT}", l.listen), seconds), 0.0));
+    let handshakes = |resume: bool| {
+        measure(&|l| {
+            let h = tls::handshakes(l.listen, HIT, certificate, resume, seconds);
+            (h.per_second, h.resumed)
+        })
+    };
+    let (full, resumed) = (handshakes(false), handshakes(true));
+    vec![
+        TlsRow {
+            scenario: "T1. cache hit, HTTP/2 over TLS",
+            edgehook: h2[0].0,
+            nginx: h2[1].0,
+            resumed: None,
+        },
+        TlsRow {
+            scenario: "T2. new TLS connection per request",
+            edgehook: full[0].0,
+            nginx: full[1].0,
+            resumed: None,
+        },
+        TlsRow {
+            scenario: "T3. resumed TLS session per request",
+            edgehook: resumed[0].0,
+            nginx: resumed[1].0,
+            resumed: Some((resumed[0].1, resumed[1].1)),
+        },
+    ]
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -253,17 +341,26 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (origin_server, origin) = servers::start_origin(&dir.path().join("origin"), 1);
 
+    let certificate = tls::certificate(dir.path());
     let (edgehook_addr, nginx_addr) = (free_addr(), free_addr());
+    let edgehook_tls = TlsListener {
+        listen: free_addr(),
+        certificate: &certificate,
+    };
+    let nginx_tls = TlsListener {
+        listen: free_addr(),
+        certificate: &certificate,
+    };
     let edgehook = start_edgehook(
         dir.path(),
         "edgehook.toml",
-        &edgehook_config(edgehook_addr, origin),
+        &edgehook_config(edgehook_addr, &edgehook_tls, origin),
         edgehook_addr,
     );
     let nginx_dir = dir.path().join("nginx");
     let nginx = start_nginx(
         &nginx_dir,
-        &nginx_config(&nginx_dir, nginx_addr, origin, ""),
+        &nginx_config(&nginx_dir, nginx_addr, &nginx_tls, origin, ""),
         nginx_addr,
     );
     let (bare_pingora, bare_addr) = servers::start_bare_pingora(origin);
@@ -371,9 +468,11 @@ fn main() {
     let heavy_load = std::thread::spawn(move || load::fixed_rate(edgehook_addr, "/heavy/x", &[], HEAVY_RATE, seconds));
     let plain_beside_heavy = load::fixed_rate(edgehook_addr, "/plain/x", &[], plain_rate, seconds);
     let heavy = heavy_load.join().expect("the heavy function's load");
+
+    let tls = tls_rows(&[&edgehook_tls, &nginx_tls], &certificate, seconds, rounds);
     drop((edgehook, nginx, bare_pingora, varnish));
 
-    let memory = memory(dir.path(), origin);
+    let memory = memory(dir.path(), origin, &certificate);
     drop(origin_server);
     let js_invoke = std::fs::read_to_string(repository().join("target/bench/js_invoke.txt")).ok();
     let results = report::Results {
@@ -389,6 +488,7 @@ fn main() {
             heavy,
         },
         memory,
+        tls,
         js_invoke,
     };
     print!("{}", report::table(&results));

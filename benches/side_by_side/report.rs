@@ -49,6 +49,31 @@ pub struct Memory {
     pub nginx_with: u64,
 }
 
+/// A TLS scenario: requests (or connections) per second of edgehook and nginx, and for resumed
+/// handshakes the share of connections that did resume, edgehook's then nginx's.
+pub struct TlsRow {
+    pub scenario: &'static str,
+    pub edgehook: f64,
+    pub nginx: f64,
+    pub resumed: Option<(f64, f64)>,
+}
+
+impl TlsRow {
+    fn line(&self) -> String {
+        let resumed = self
+            .resumed
+            .map(|(e, n)| format!(" (resumed: edgehook {:.0}%, nginx {:.0}%)", e * 100.0, n * 100.0))
+            .unwrap_or_default();
+        format!(
+            "{}: edgehook {:.0}/s, nginx {:.0}/s, {:.2} x{resumed}",
+            self.scenario,
+            self.edgehook,
+            self.nginx,
+            self.edgehook / self.nginx
+        )
+    }
+}
+
 pub struct Results {
     pub seconds: u64,
     pub rounds: usize,
@@ -57,6 +82,8 @@ pub struct Results {
     pub plain_at_function_rate: AtRate,
     pub head_of_line: HeadOfLine,
     pub memory: Memory,
+    /// T1 HTTP/2 cache hits, T2 full handshakes, T3 resumed handshakes.
+    pub tls: Vec<TlsRow>,
     /// What `cargo bench --bench js_invoke` printed, when scripts/bench ran it first.
     pub js_invoke: Option<String>,
 }
@@ -108,6 +135,9 @@ pub fn table(results: &Results) -> String {
                 e.0.requests_per_second / varnish.requests_per_second
             );
         }
+    }
+    for row in &results.tls {
+        let _ = writeln!(out, "{}", row.line());
     }
     let _ = writeln!(out, "{}", memory_text(&results.memory));
     let hol = &results.head_of_line;
@@ -180,6 +210,18 @@ fn targets(results: &Results) -> Vec<String> {
             .map(|v| format!("; {:.2} x Varnish", rps(1, true) / v.requests_per_second))
             .unwrap_or_default()
     ));
+    let tls = &results.tls;
+    let h2 = tls[0].edgehook / tls[0].nginx;
+    lines.push(format!(
+        "HTTP/2 over TLS cache hits >= 1.0 x nginx: {h2:.2} x ({})",
+        verdict(h2 >= 1.0)
+    ));
+    let full = tls[1].edgehook / tls[1].nginx;
+    lines.push(format!(
+        "new TLS handshakes >= 1.0 x nginx: {full:.2} x ({}); resumed: {:.2} x",
+        verdict(full >= 1.0),
+        tls[2].edgehook / tls[2].nginx
+    ));
     lines
 }
 
@@ -210,12 +252,13 @@ fn machine() -> String {
         .map_or_else(|| "unknown".into(), |p| p.to_string_lossy().into_owned());
     format!(
         "{} cores ({cpu}), Linux {}; edgehook and the bare pingora proxy built with cargo's \
-         `{profile}` profile; {}; njs {}; wrk {}",
+         `{profile}` profile; {}; njs {}; wrk {}; h2load {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         command_output("uname", &["-r"]),
         command_output("nginx", &["-v"]).trim_start_matches("nginx version: "),
         command_output("dpkg-query", &["-W", "-f=${Version}", "libnginx-mod-http-js"]),
         command_output("dpkg-query", &["-W", "-f=${Version}", "wrk"]),
+        command_output("dpkg-query", &["-W", "-f=${Version}", "nghttp2-client"]),
     )
 }
 
@@ -318,6 +361,18 @@ pub fn write_docs(results: &Results, docs: &Path) {
         hol.heavy.p50_ms,
         hol.heavy.p99_ms
     );
+    let _ = writeln!(
+        md,
+        "\nTLS (ECDSA P-256 certificate, TLS 1.3 on both; nginx resumes from a session cache shared by \
+         its workers, edgehook from rustls's): HTTP/2 cache hits with h2load (1 thread, 32 connections x 10 \
+         streams); a new connection per request (`Connection: close`), 32 at a time from one thread, by a \
+         rustls client that offers no session (full handshakes) or the tickets it was given (resumed). \
+         Medians of {} rounds of {}s.\n",
+        results.rounds, results.seconds
+    );
+    for row in &results.tls {
+        let _ = writeln!(md, "- {}", row.line());
+    }
     let _ = writeln!(md, "\n{}\n", memory_text(&results.memory));
     let _ = writeln!(md, "## Targets\n");
     for line in targets(results) {
