@@ -174,67 +174,66 @@ async fn the_instance_bound_holds() {
     }
 }
 
-#[test]
-fn a_proxy_thread_that_has_built_all_it_may_sends_its_calls_to_the_js_threads() {
-    // A thread of its own: its table is spent on purpose.
-    std::thread::spawn(|| {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        runtime.block_on(async {
-            let pool = JsPool::start(vec![FunctionSpec::new("f", "index.js", COUNTER)], &inline_options()).expect("pool");
-            while native_table::room_for(1) {
-                native_table::spend(false);
-            }
-            for round in 0..3 {
-                let code = format!("exports.handler = async (event) => {{ const r = event.Records[0].cf.request; r.uri = '/{round}'; return r; }};");
-                pool.register(FunctionSpec::new("f", "index.js", &code));
-                for _ in 0..10 {
-                    assert_eq!(uri_of(&pool, "f").await, format!("/{round}"), "the newest code answers");
-                    settle().await;
-                }
-            }
-            assert_eq!(warm_here(), 0, "nothing is built here");
-        });
+/// Runs `test` on a current-thread runtime of a new thread, for tests that spend their thread's
+/// native-function table on purpose.
+fn on_a_fresh_thread<F: std::future::Future<Output = ()>>(test: impl FnOnce() -> F + Send + 'static) {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(test());
     })
     .join()
     .expect("the test's thread");
 }
 
 #[test]
+fn a_proxy_thread_that_has_built_all_it_may_sends_its_calls_to_the_js_threads() {
+    on_a_fresh_thread(|| async {
+        let pool = JsPool::start(vec![FunctionSpec::new("f", "index.js", COUNTER)], &inline_options()).expect("pool");
+        while native_table::room_for(1) {
+            native_table::spend(false);
+        }
+        for round in 0..3 {
+            let code = format!("exports.handler = async (event) => {{ const r = event.Records[0].cf.request; r.uri = '/{round}'; return r; }};");
+            pool.register(FunctionSpec::new("f", "index.js", &code));
+            for _ in 0..10 {
+                assert_eq!(uri_of(&pool, "f").await, format!("/{round}"), "the newest code answers");
+                settle().await;
+            }
+        }
+        assert_eq!(warm_here(), 0, "nothing is built here");
+    });
+}
+
+#[test]
 fn a_proxy_thread_past_half_its_table_builds_only_for_functions_asked_for_often() {
-    // A thread of its own: its table is spent on purpose.
-    std::thread::spawn(|| {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async {
-            let pool = JsPool::start(
-                vec![
-                    FunctionSpec::new("rare", "index.js", COUNTER),
-                    FunctionSpec::new("often", "index.js", COUNTER),
-                ],
-                &inline_options(),
-            )
-            .expect("pool");
-            while !native_table::past_half() {
-                native_table::spend(true);
-            }
-            for _ in 0..3 {
-                uri_of(&pool, "rare").await;
-                settle().await;
-            }
-            assert_eq!(
-                warm_here(),
-                0,
-                "a function asked for now and then runs on the JS threads"
-            );
-            for _ in 0..8 {
-                uri_of(&pool, "often").await;
-                settle().await;
-            }
-            assert_eq!(warm_here(), 1, "one asked for often gets an instance here");
-        });
-    })
-    .join()
-    .expect("the test's thread");
+    on_a_fresh_thread(|| async {
+        let pool = JsPool::start(
+            vec![
+                FunctionSpec::new("rare", "index.js", COUNTER),
+                FunctionSpec::new("often", "index.js", COUNTER),
+            ],
+            &inline_options(),
+        )
+        .expect("pool");
+        while !native_table::past_half() {
+            native_table::spend(true);
+        }
+        for _ in 0..3 {
+            uri_of(&pool, "rare").await;
+            settle().await;
+        }
+        assert_eq!(
+            warm_here(),
+            0,
+            "a function asked for now and then runs on the JS threads"
+        );
+        for _ in 0..8 {
+            uri_of(&pool, "often").await;
+            settle().await;
+        }
+        assert_eq!(warm_here(), 1, "one asked for often gets an instance here");
+    });
 }

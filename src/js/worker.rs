@@ -308,6 +308,7 @@ impl Worker {
             // Nobody waits for a replacement: it says itself that it serves.
             tracing::info!(worker = self.index, "JS thread serving (in place of another)");
         }
+        drop(ready);
 
         let mut sweep = tokio::time::interval(self.setup.sweep_period());
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -320,11 +321,12 @@ impl Worker {
                 return None;
             }
             // A job may build twice (its function's new code, then a replacement after a
-            // timeout): a thread without room for that leaves before taking one.
+            // timeout): a thread without room for that leaves before taking one. This thread
+            // said it was ready already: nobody waits for its successor.
             if !native_table::room_for(2) {
                 return Some(Handover {
                     functions: Vec::new(),
-                    ready,
+                    ready: std::sync::mpsc::channel().0,
                 });
             }
             let job = tokio::select! {
