@@ -22,6 +22,30 @@ use tokio::sync::{oneshot, Semaphore};
 /// whose script has not stopped yet.
 const STOP_GRACE: Duration = Duration::from_secs(1);
 
+/// How far below the proxy's threads a JS thread runs (a nice value, added to the process's).
+/// The JS threads take the slow calls (functions past their inline budget, or waiting on timers
+/// and fetches); where one burns CPU on a core a proxy thread wants, the kernel now gives that
+/// core to the proxy thread about ten times in eleven, so plain requests keep their latency
+/// (docs/performance.md). A core nobody else wants still runs a JS thread at full speed.
+const JS_THREAD_NICE: libc::c_int = 10;
+
+/// Lowers the calling thread's priority by `JS_THREAD_NICE` (Linux: a nice value per thread).
+fn yield_to_proxy_threads() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid, getpriority and setpriority take no pointers; with PRIO_PROCESS and a
+        // thread id, Linux reads and sets that one thread's nice value.
+        let failed = unsafe {
+            let thread = libc::gettid() as libc::id_t;
+            let now = libc::getpriority(libc::PRIO_PROCESS, thread);
+            libc::setpriority(libc::PRIO_PROCESS, thread, (now + JS_THREAD_NICE).min(19)) != 0
+        };
+        if failed {
+            tracing::warn!(error = %std::io::Error::last_os_error(), "a JS thread runs at the proxy's priority");
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
     /// JS threads (default: one per core).
@@ -109,7 +133,10 @@ impl Crew {
         );
         std::thread::Builder::new()
             .name(format!("edgehook-js-{index}"))
-            .spawn(move || worker.run(ready))
+            .spawn(move || {
+                yield_to_proxy_threads();
+                worker.run(ready)
+            })
             .map(|_| ())
     }
 

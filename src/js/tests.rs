@@ -771,6 +771,46 @@ async fn more_functions_than_one_thread_can_build_all_load_and_run() {
     }
 }
 
+/// A thread's nice value, from /proc (field 19 of its stat line).
+#[cfg(target_os = "linux")]
+fn nice_of(stat: &str) -> i32 {
+    let after_name = &stat[stat.rfind(')').expect("a stat line") + 2..];
+    after_name
+        .split(' ')
+        .nth(16)
+        .expect("a nice field")
+        .parse()
+        .expect("a number")
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread")]
+async fn js_threads_run_below_the_proxy_threads_priority() {
+    let pool = pool(vec![FunctionSpec::new(
+        "f",
+        "index.js",
+        "exports.handler = async (e) => e.Records[0].cf.request;",
+    )]);
+    pool.invoke("f", &viewer_request()).await.expect("a call");
+    let ours = nice_of(&std::fs::read_to_string("/proc/thread-self/stat").expect("our stat"));
+    let mut js_threads = 0;
+    for task in std::fs::read_dir("/proc/self/task").expect("our threads").flatten() {
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let Some(index) = name.trim().strip_prefix("edgehook-js-") else {
+            continue;
+        };
+        if !index.chars().all(|c| c.is_ascii_digit()) {
+            continue; // the supervisor must stop scripts on time: it keeps its priority
+        }
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        assert_eq!(nice_of(&stat), (ours + 10).min(19), "{}", name.trim());
+        js_threads += 1;
+    }
+    assert!(js_threads >= 1, "the pool's thread was found");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_js_thread_builds_new_code_for_ever() {
     let pool = pool(vec![FunctionSpec::new(
