@@ -9,6 +9,7 @@ pub mod head_deadline;
 pub mod js;
 pub mod linger;
 pub mod local_http;
+pub mod logfile;
 pub mod metrics;
 pub mod origin;
 pub mod package;
@@ -16,6 +17,7 @@ pub mod proxy;
 pub mod reload;
 pub mod server;
 pub mod service_ready;
+pub mod signals;
 pub mod tls;
 
 /// The process allocator, for the binary, the benchmarks and the tests alike. A proxied request

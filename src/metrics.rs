@@ -1,14 +1,18 @@
 //! Prometheus metrics of the proxy and its functions, rendered by the admin listener's `GET /metrics`.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
+use std::cell::RefCell;
 
 pub struct Metrics {
     registry: Registry,
     pub requests: IntCounterVec,
     pub cache: IntCounterVec,
     pub origin_latency: HistogramVec,
+    pub origin_responses: IntCounterVec,
+    pub origin_errors: IntCounterVec,
     pub bytes_in: IntCounter,
     pub bytes_out: IntCounter,
     pub cache_bytes: IntGaugeVec,
@@ -31,34 +35,53 @@ pub struct Metrics {
     pub store_connected: IntGauge,
     pub store_revision: IntGauge,
     pub fleet_nodes: IntGauge,
+    pub deployment_weight: GaugeVec,
+    pub deployments: IntCounterVec,
+    pub access_log_dropped: IntCounter,
+    /// The name of every metric family, exported or not yet (a family of labelled metrics
+    /// shows on `/metrics` once it has its first labels).
+    names: Vec<String>,
 }
 
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
+        let names = RefCell::new(Vec::new());
+        let named = |name: &str| names.borrow_mut().push(name.to_string());
         // Registration only fails on duplicate names or invalid label names, which are fixed here.
         let histogram_vec = |name: &str, help: &str, buckets: Vec<f64>, labels: &[&str]| {
+            named(name);
             let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
                 .expect("valid metric definition");
             registry.register(Box::new(h.clone())).expect("unique metric name");
             h
         };
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            named(name);
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
             registry.register(Box::new(c.clone())).expect("unique metric name");
             c
         };
         let counter = |name: &str, help: &str| {
+            named(name);
             let c = IntCounter::new(name, help).expect("valid metric definition");
             registry.register(Box::new(c.clone())).expect("unique metric name");
             c
         };
         let gauge = |name: &str, help: &str| {
+            named(name);
             let g = IntGauge::new(name, help).expect("valid metric definition");
             registry.register(Box::new(g.clone())).expect("unique metric name");
             g
         };
+        let float_gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            named(name);
+            let g = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+            registry.register(Box::new(g.clone())).expect("unique metric name");
+            g
+        };
         let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            named(name);
             let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
             registry.register(Box::new(g.clone())).expect("unique metric name");
             g
@@ -97,10 +120,20 @@ impl Metrics {
             ],
             &["function"],
         );
-        Metrics {
+        let mut metrics = Metrics {
             requests,
             cache,
             origin_latency,
+            origin_responses: counter_vec(
+                "edgehook_origin_responses_total",
+                "Response heads received from origins, by origin and status class.",
+                &["origin", "status_class"],
+            ),
+            origin_errors: counter_vec(
+                "edgehook_origin_errors_total",
+                "Origin fetches that got no response head: connect, tls, timeout, read, or viewer_gone (the viewer left first).",
+                &["origin", "error"],
+            ),
             bytes_in: counter(
                 "edgehook_received_bytes_total",
                 "Request body bytes received from viewers.",
@@ -180,8 +213,30 @@ impl Metrics {
                 "The revision of the fleet state this node has applied (0 for a local state directory).",
             ),
             fleet_nodes: gauge("edgehook_fleet_nodes", "Live nodes sharing this node's state store."),
+            deployment_weight: float_gauge_vec(
+                "edgehook_deployment_weight",
+                "The share of an alias's traffic the new version of its deployment in progress has (0..1).",
+                &["function", "alias"],
+            ),
+            deployments: counter_vec(
+                "edgehook_deployments_total",
+                "Deployments this node drove to their end, by result: succeeded, rolled_back, failed.",
+                &["function", "alias", "result"],
+            ),
+            access_log_dropped: counter(
+                "edgehook_access_log_dropped_total",
+                "Access log lines dropped because the log's writer was a whole queue behind.",
+            ),
             registry,
-        }
+            names: Vec::new(),
+        };
+        metrics.names = names.take();
+        metrics
+    }
+
+    /// The name of every metric family this process exports.
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 
     /// The Prometheus text exposition of every metric.
@@ -193,8 +248,78 @@ impl Metrics {
     }
 }
 
+/// The edgehook metric families a text (PromQL queries, a dashboard, alert rules) names; a
+/// histogram's series (`_bucket`, `_sum`, `_count`) count as their family.
+pub fn families_named_in(text: &str) -> std::collections::BTreeSet<String> {
+    text.match_indices("edgehook_")
+        .map(|(start, _)| {
+            let name: String = text[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(&name)
+                .to_string()
+        })
+        .collect()
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{families_named_in, Metrics};
+    use std::collections::BTreeSet;
+
+    fn used_in(file: &str) -> BTreeSet<String> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        families_named_in(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{file}: {e}")))
+    }
+
+    #[test]
+    fn the_dashboard_and_alerts_use_only_metrics_edgehook_exports() {
+        let metrics = Metrics::new();
+        let exported: BTreeSet<String> = metrics.names().iter().cloned().collect();
+        for file in ["contrib/grafana/edgehook.json", "contrib/prometheus/alerts.yml"] {
+            let unknown: Vec<_> = used_in(file).difference(&exported).cloned().collect();
+            assert!(
+                unknown.is_empty(),
+                "{file} uses metrics edgehook does not export: {unknown:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_dashboard_draws_every_metric() {
+        let metrics = Metrics::new();
+        let drawn = used_in("contrib/grafana/edgehook.json");
+        let missing: Vec<_> = metrics.names().iter().filter(|n| !drawn.contains(*n)).collect();
+        assert!(missing.is_empty(), "no panel draws {missing:?}");
+    }
+
+    #[test]
+    fn the_dashboard_is_a_grafana_dashboard() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/grafana/edgehook.json");
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).expect("the dashboard")).expect("JSON");
+        let panels = dashboard["panels"].as_array().expect("panels");
+        let ids: BTreeSet<u64> = panels.iter().filter_map(|p| p["id"].as_u64()).collect();
+        assert_eq!(ids.len(), panels.len(), "every panel has an id of its own");
+        for panel in panels.iter().filter(|p| p["type"] != "row") {
+            let targets = panel["targets"].as_array().expect("targets");
+            assert!(!targets.is_empty(), "{} queries something", panel["title"]);
+            for target in targets {
+                let expr = target["expr"].as_str().expect("a PromQL expression");
+                let opened = expr.matches('(').count();
+                assert_eq!(opened, expr.matches(')').count(), "balanced: {expr}");
+                assert_eq!(expr.matches('{').count(), expr.matches('}').count(), "balanced: {expr}");
+            }
+        }
     }
 }

@@ -60,6 +60,8 @@ fn restart_only(old: &Config, new: &Config) -> Vec<String> {
         ),
     );
     check("runtime", old.runtime.started_with() != new.runtime.started_with());
+    check("log.file", old.log.file != new.log.file);
+    check("log.access_file", old.log.access_file != new.log.access_file);
     check("deploy.state_dir", old.state_dir != new.state_dir);
     check("deploy.store", old.store != new.store);
     check("deploy.etcd.node", old.node != new.node);
@@ -156,23 +158,12 @@ impl Reloader {
     /// Reloads on every SIGHUP, from a thread of its own.
     pub fn watch_sighup(self: &Arc<Self>) {
         let reloader = self.clone();
-        let started = std::thread::Builder::new()
-            .name("edgehook-sighup".into())
-            .spawn(move || {
-                let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-                    return;
-                };
-                runtime.block_on(async move {
-                    let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-                        return;
-                    };
-                    while hangup.recv().await.is_some() {
-                        let _ = reloader.reload_and_log("SIGHUP");
-                    }
-                });
-            });
-        if let Err(e) = started {
-            tracing::warn!(error = %e, "no SIGHUP reloads");
-        }
+        crate::signals::on_every(
+            tokio::signal::unix::SignalKind::hangup(),
+            "edgehook-sighup",
+            move || {
+                let _ = reloader.reload_and_log("SIGHUP");
+            },
+        );
     }
 }

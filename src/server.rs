@@ -17,6 +17,7 @@ use crate::js::JsPool;
 use crate::js::PoolOptions;
 use crate::linger::{Lingering, Released, LINGER};
 use crate::local_http::LocalApp;
+use crate::logfile::{AccessLog, Destination};
 use crate::metrics::Metrics;
 use crate::origin::dir::DirServer;
 use crate::origin::local::LocalOrigin;
@@ -50,6 +51,8 @@ pub enum ServeError {
     Control(std::io::Error),
     #[error("{0}")]
     Resolver(ResolveError),
+    #[error("cannot open the access log {path}: {error}")]
+    AccessLog { path: String, error: std::io::Error },
 }
 
 /// SIGTERM and SIGINT both mean "stop accepting, finish what is in flight, exit 0"; SIGQUIT
@@ -159,16 +162,34 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
         .map_err(ServeError::Control)?;
     let store = open_store(&config, &control)?;
     let functions = start_functions(&config)?;
+    let metrics = Arc::new(Metrics::new());
     let deploy = match &functions {
         Some(pool) => Some(
-            Deployments::start(&config, pool.clone(), store.clone(), control.handle().clone())
-                .map_err(|e| ServeError::Deploy(e.to_string()))?,
+            Deployments::start(
+                &config,
+                pool.clone(),
+                store.clone(),
+                control.handle().clone(),
+                metrics.clone(),
+            )
+            .map_err(|e| ServeError::Deploy(e.to_string()))?,
         ),
         None => None,
     };
     let dirs = Arc::new(arc_swap::ArcSwap::from_pointee(DirServer::new(dir_origins_of(&config))));
     let upstreams = Upstreams::new(local_socket.clone(), &config, None).map_err(ServeError::Resolver)?;
-    let metrics = Arc::new(Metrics::new());
+    let access_log = match &config.log.access_file {
+        Some(path) => AccessLog::start(Destination::File(path.clone())),
+        None => AccessLog::start(Destination::Stdout),
+    }
+    .map_err(|error| ServeError::AccessLog {
+        path: config
+            .log
+            .access_file
+            .as_ref()
+            .map_or_else(|| "(standard output)".into(), |p| p.display().to_string()),
+        error,
+    })?;
     let node = Arc::new(NodeState {
         config: arc_swap::ArcSwap::new(config.clone()),
         cache: CacheLayer::new(&config.cache),
@@ -186,7 +207,9 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
             Some(path) => Some(GeoIp::open(path).map_err(ServeError::GeoIp)?),
             None => None,
         },
+        access_log: Arc::new(access_log),
     });
+    crate::logfile::reopen_on_sigusr1(node.access_log.clone());
 
     control.spawn(crate::admin::fleet::follow_purges(node.clone()));
 

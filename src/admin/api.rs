@@ -6,7 +6,7 @@ use crate::cache::CacheLayer;
 use crate::config::pattern::PathPattern;
 use crate::config::AdminToken;
 use crate::deploy::rollout::DeploymentRequest;
-use crate::deploy::store::{Alias, StoreError, StoreHealth};
+use crate::deploy::store::{Alias, State, StoreError, StoreHealth};
 use crate::deploy::DeployError;
 use crate::deploy::Upload;
 use crate::local_http::{Handler, Reply};
@@ -387,6 +387,20 @@ impl AdminApi {
                 .js_threads_stuck
                 .set((health.stuck + health.unreplaced) as i64);
             self.metrics.js_instances.set(pool.instances() as i64);
+        }
+        // Every alias a deployment moved shows its new version's share: 0 once none is running.
+        let mut weights = std::collections::BTreeMap::new();
+        for deployment in store.deployments() {
+            let weight = weights.entry((deployment.function, deployment.alias)).or_insert(0.0);
+            if deployment.state == State::InProgress {
+                *weight = deployment.weight;
+            }
+        }
+        for ((function, alias), weight) in weights {
+            self.metrics
+                .deployment_weight
+                .with_label_values(&[&function, &alias])
+                .set(weight);
         }
         Reply::bytes(200, "text/plain; version=0.0.4; charset=utf-8", self.metrics.render())
     }

@@ -62,15 +62,23 @@ enum Command {
 /// Exit code for an invalid configuration.
 const INVALID_CONFIG: u8 = 2;
 
-fn init_logging(log: &config::Log) {
+/// Sets up the diagnostic log: stderr, or `log.file` (reopened on SIGUSR1). An error is a log
+/// file that cannot be opened.
+fn init_logging(log: &config::Log) -> Result<(), String> {
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(&log.level));
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let writer = match &log.file {
+        Some(path) => tracing_subscriber::fmt::writer::BoxMakeWriter::new(
+            crate::logfile::diagnostic_log(path).map_err(|e| format!("log.file {}: {e}", path.display()))?,
+        ),
+        None => tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr),
+    };
+    let colour = log.file.is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(colour);
     let installed = match log.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -79,6 +87,7 @@ fn init_logging(log: &config::Log) {
     if let Err(e) = installed {
         eprintln!("edgehook: logging was already set up: {e}");
     }
+    Ok(())
 }
 
 fn warnings(config: &config::Config) -> Vec<String> {
@@ -159,7 +168,10 @@ pub fn main() -> ExitCode {
                     return ExitCode::from(INVALID_CONFIG);
                 }
             };
-            init_logging(&config.log);
+            if let Err(e) = init_logging(&config.log) {
+                eprintln!("{}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
             for warning in warnings(&config) {
                 tracing::warn!("{warning}");
             }

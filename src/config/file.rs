@@ -138,7 +138,10 @@ pub struct DiskCacheFile {
 pub struct LogFile {
     pub level: Option<String>,
     pub format: Option<String>,
+    pub file: Option<String>,
     pub access_log: Option<bool>,
+    pub access_format: Option<String>,
+    pub access_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -288,11 +288,27 @@ pub enum LogFormat {
     Json,
 }
 
+/// The access log's line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessFormat {
+    /// One JSON object per line.
+    Json,
+    /// Apache's and nginx's `combined`.
+    Combined,
+    /// CloudFront's standard log: tab-separated fields under a `#Fields` header.
+    CloudFront,
+}
+
 #[derive(Debug, Clone)]
 pub struct Log {
     pub level: String,
     pub format: LogFormat,
+    /// Where the diagnostic log goes (None: stderr).
+    pub file: Option<std::path::PathBuf>,
     pub access_log: bool,
+    pub access_format: AccessFormat,
+    /// Where access lines go (None: stdout).
+    pub access_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug)]

@@ -96,7 +96,7 @@ pub fn validate(file: &FileConfig, base: &Path) -> Result<Config, Vec<Problem>> 
     let mut problems = Problems::default();
     let server = server(&file.server, base, &mut problems);
     let cache = cache(&file.cache, &mut problems);
-    let log = log(&file.log, &mut problems);
+    let log = log(&file.log, base, &mut problems);
     let origins: BTreeMap<String, Arc<Origin>> = file
         .origins
         .iter()
@@ -515,7 +515,7 @@ fn cache(file: &CacheFile, problems: &mut Problems) -> Cache {
     }
 }
 
-fn log(file: &LogFile, problems: &mut Problems) -> Log {
+fn log(file: &LogFile, base: &Path, problems: &mut Problems) -> Log {
     let root = KeyPath::parse("log");
     let level = file.level.clone().unwrap_or_else(|| "info".into());
     if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
@@ -532,10 +532,33 @@ fn log(file: &LogFile, problems: &mut Problems) -> Log {
             LogFormat::Text
         }
     };
+    let access_format = match file.access_format.as_deref() {
+        Some("combined") => AccessFormat::Combined,
+        None | Some("json") => AccessFormat::Json,
+        Some("cloudfront") => AccessFormat::CloudFront,
+        Some(other) => {
+            problems.add(
+                root.key("access_format"),
+                format!("`{other}` is not `json`, `combined` or `cloudfront`"),
+            );
+            AccessFormat::Json
+        }
+    };
+    let mut path = |key: &str, text: &Option<String>| match text.as_deref() {
+        None => None,
+        Some("") => {
+            problems.add(root.key(key), "is empty; leave it out to log to the standard streams");
+            None
+        }
+        Some(text) => Some(resolve_file(base, text)),
+    };
     Log {
         level,
         format,
+        file: path("file", &file.file),
         access_log: file.access_log.unwrap_or(true),
+        access_format,
+        access_file: path("access_file", &file.access_file),
     }
 }
 

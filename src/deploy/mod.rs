@@ -58,6 +58,8 @@ pub struct Deployments {
     /// Held while `$LATEST` code reaches the pool, so that the pool always runs what the store
     /// holds (uploaded code) or, when it holds none, the config's.
     code_changes: Mutex<()>,
+    /// Where the deployments this process drives are counted as they end.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// A version's (or `$LATEST`'s) code and settings as stored, with what the config says of the
@@ -103,6 +105,7 @@ impl Deployments {
         pool: Arc<JsPool>,
         store: Arc<dyn StateStore>,
         control: tokio::runtime::Handle,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<Arc<Deployments>, DeployError> {
         let changes = store.subscribe();
         let deployments = Arc::new(Deployments {
@@ -115,6 +118,7 @@ impl Deployments {
             running_latest: Default::default(),
             driving: Default::default(),
             code_changes: Mutex::new(()),
+            metrics,
         });
         for name in config.functions.keys() {
             if let Some(code) = deployments.store.latest(name)? {

@@ -232,6 +232,17 @@ impl Deployments {
             record.state = state;
             record.reason = reason;
             record.ended_ms = Some(now_ms());
+            // Counted before it is saved: whoever sees the end in the store sees it counted.
+            let result = match state {
+                State::Succeeded => "succeeded",
+                State::RolledBack => "rolled_back",
+                State::Failed => "failed",
+                State::InProgress => "in_progress",
+            };
+            self.metrics
+                .deployments
+                .with_label_values(&[&record.function, &record.alias, result])
+                .inc();
             let _ = self.save(&record).await;
         }
         self.driving.lock().remove(&record.id);

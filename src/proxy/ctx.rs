@@ -48,6 +48,10 @@ pub struct RequestCtx {
     pub route: Route,
     /// When the origin was chosen, to measure its response time.
     pub origin_started: Option<Instant>,
+    /// Whether the origin's response head arrived (a fetch that failed before has none).
+    pub origin_answered: bool,
+    /// When the response head was ready to go to the viewer, from the request's start.
+    pub first_byte: Option<std::time::Duration>,
     /// The origin request as origin events show it (with its origin block), and the header
     /// changes an origin-request function made to it.
     pub origin_request: Option<Box<OriginRequest>>,
@@ -162,6 +166,8 @@ impl RequestCtx {
             viewer: Viewer::default(),
             route: Route::Unrouted,
             origin_started: None,
+            origin_answered: false,
+            first_byte: None,
             origin_request: None,
             bodies: Bodies::default(),
             error_answer: None,

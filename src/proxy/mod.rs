@@ -20,6 +20,7 @@
 //! `hooks` also converts between pingora's requests and responses and Lambda@Edge events.
 
 mod access;
+pub mod access_format;
 pub mod compress;
 pub mod ctx;
 pub mod forward;
@@ -75,6 +76,8 @@ pub struct NodeState {
     pub store: Arc<dyn crate::deploy::store::StateStore>,
     /// The MaxMind database for CloudFront-Viewer-Country, when configured.
     pub geoip: Option<GeoIp>,
+    /// Where access log lines go.
+    pub access_log: Arc<crate::logfile::AccessLog>,
 }
 
 /// What a request phase decided: go on to the next phase, or the request was answered (an
@@ -346,12 +349,17 @@ impl ProxyHttp for EdgeProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         if let Some(started) = ctx.origin_started {
-            self.node
-                .metrics
+            let metrics = &self.node.metrics;
+            metrics
                 .origin_latency
                 .with_label_values(&[ctx.origin_name()])
                 .observe(started.elapsed().as_secs_f64());
+            metrics
+                .origin_responses
+                .with_label_values(&[ctx.origin_name(), access::origin_status_class(resp.status.as_u16())])
+                .inc();
         }
+        ctx.origin_answered = true;
         if let Some(names) = forward::connection_named(&resp.headers) {
             for name in names {
                 resp.remove_header(&name);
@@ -427,6 +435,7 @@ impl ProxyHttp for EdgeProxy {
         resp.insert_header(server.request_id_header.clone(), ctx.request_id.as_str())?;
         let via = forward::appended_via(&resp.headers, &server.via_hop);
         resp.insert_header(http::header::VIA, via)?;
+        ctx.first_byte = Some(ctx.started.elapsed());
         Ok(())
     }
 

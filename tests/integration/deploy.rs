@@ -249,6 +249,12 @@ async fn deployments_shift_traffic_roll_back_on_errors_and_honour_pre_traffic() 
     )
     .await;
     assert_eq!(conflict.0, 409, "one deployment per alias at a time");
+    assert!(
+        edge.metrics_page()
+            .await
+            .contains("edgehook_deployment_weight{alias=\"live\",function=\"f\"} 0.5"),
+        "the canary's share is exported while it runs"
+    );
     let mut failures = 0;
     for viewer in 0..60 {
         let response = client()
@@ -265,6 +271,15 @@ async fn deployments_shift_traffic_roll_back_on_errors_and_honour_pre_traffic() 
     let ended = wait_for_end(&edge, &id).await;
     assert_eq!(ended["state"], "RolledBack", "{ended}");
     assert!(ended["reason"].as_str().unwrap().contains("error rate"), "{ended}");
+    let metrics = edge.metrics_page().await;
+    assert!(
+        metrics.contains("edgehook_deployments_total{alias=\"live\",function=\"f\",result=\"rolled_back\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("edgehook_deployment_weight{alias=\"live\",function=\"f\"} 0\n"),
+        "{metrics}"
+    );
     for viewer in 0..20 {
         assert_eq!(
             code_seen(&edge, &origin, "/live/x", &format!("after {viewer}")).await,
@@ -286,6 +301,10 @@ async fn deployments_shift_traffic_roll_back_on_errors_and_honour_pre_traffic() 
     let ended = wait_for_end(&edge, started["id"].as_str().unwrap()).await;
     assert_eq!(ended["state"], "Succeeded", "{ended}");
     assert_eq!(ended["weight"], 1.0);
+    assert!(edge
+        .metrics_page()
+        .await
+        .contains("edgehook_deployments_total{alias=\"live\",function=\"f\",result=\"succeeded\"} 1"));
     for viewer in 0..20 {
         assert_eq!(
             code_seen(&edge, &origin, "/live/x", &format!("late {viewer}")).await,

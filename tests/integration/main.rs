@@ -23,6 +23,8 @@ mod hostile;
 mod http_clients;
 mod layout;
 mod lifecycle;
+mod logs;
+mod monitoring;
 mod packages;
 mod proxying;
 mod ranges;

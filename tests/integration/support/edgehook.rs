@@ -2,7 +2,7 @@
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
@@ -96,6 +96,9 @@ impl Edgehook {
         let config = write_config(dir.path(), http, admin, tls, server_extra, rest);
         let log = dir.path().join("edgehook.log");
         let log_file = std::fs::File::create(&log).expect("log file");
+        // The access log (stdout) and the diagnostic log (stderr) in one file, as a terminal
+        // shows them.
+        let access_log = log_file.try_clone().expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_edgehook"))
             .args(["serve", "--config"])
             .arg(&config)
@@ -103,7 +106,7 @@ impl Edgehook {
             // The process's runtime directory (its internal socket) goes in the test's temp
             // directory: a process killed at the test's end does not remove its own.
             .env("TMPDIR", dir.path())
-            .stdout(Stdio::null())
+            .stdout(access_log)
             .stderr(log_file)
             .spawn()
             .expect("start edgehook");
@@ -290,6 +293,18 @@ pub async fn raw_exchange(mut stream: tokio::net::TcpStream, request: &[u8]) -> 
 /// Config lines for a proxy in front of `origin_url` alone, every path, cache off.
 pub fn uncached_proxy_to(origin_url: &str) -> String {
     format!("[origins.app]\nurl = \"{origin_url}\"\n[[behaviors]]\npath = \"*\"\norigin = \"app\"\ncache = false\n")
+}
+
+/// A GET through `client()`, its body read whole.
+pub async fn get_text(url: &str) -> String {
+    client()
+        .get(url)
+        .send()
+        .await
+        .expect("an answer")
+        .text()
+        .await
+        .expect("a body")
 }
 
 pub fn client() -> reqwest::Client {
