@@ -71,11 +71,13 @@ impl ShutdownSignalWatch for DrainOnSignal {
             tracing::error!("cannot install signal handlers; shutting down");
             return ShutdownSignal::FastShutdown;
         };
-        tokio::select! {
+        let signal = tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: draining and exiting"); ShutdownSignal::GracefulTerminate }
             _ = int.recv() => { tracing::info!("SIGINT: draining and exiting"); ShutdownSignal::GracefulTerminate }
             _ = quit.recv() => { tracing::info!("SIGQUIT: handing sockets over, then draining"); ShutdownSignal::GracefulUpgrade }
-        }
+        };
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        signal
     }
 }
 
@@ -101,6 +103,14 @@ fn server_conf(config: &Config, runtime_dir: &std::path::Path) -> ServerConf {
         // a timeout under a second is configured.
         fast_timeout_to_tokio_threshold_seconds: Some(0),
         ..ServerConf::default()
+    }
+}
+
+/// Tells systemd (a `Type=notify` unit, which sets `NOTIFY_SOCKET`) that edgehook serves; a
+/// no-op elsewhere.
+fn tell_systemd_ready() {
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(error = %e, "cannot tell systemd that edgehook is ready");
     }
 }
 
@@ -251,8 +261,13 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
     // Tried on its first plain listener (a TLS one would log the probe's empty handshake as an
     // error): the admin listener (`/healthz`) waits for it.
     let proxy = match config.server.listen.first().copied() {
-        Some(address) => server.add_service(ReadyWhenAccepting::new(proxy, Probe::Tcp(address))),
-        None => server.add_service(proxy),
+        Some(address) => {
+            server.add_service(ReadyWhenAccepting::new(proxy, Probe::Tcp(address)).on_ready(tell_systemd_ready))
+        }
+        None => {
+            tell_systemd_ready();
+            server.add_service(proxy)
+        }
     };
 
     // Always there: origin-request functions may generate responses even without directories.

@@ -57,12 +57,24 @@ impl std::fmt::Display for Probe {
 pub struct ReadyWhenAccepting<A> {
     inner: Service<A>,
     probe: Probe,
+    /// Run once the service accepts.
+    on_ready: Option<Box<dyn FnOnce() + Send + Sync>>,
 }
 
 impl<A> ReadyWhenAccepting<A> {
     /// `inner` must listen where `probe` tries.
     pub fn new(inner: Service<A>, probe: Probe) -> Self {
-        ReadyWhenAccepting { inner, probe }
+        ReadyWhenAccepting {
+            inner,
+            probe,
+            on_ready: None,
+        }
+    }
+
+    /// Runs `action` once the service accepts (or has been waited for long enough).
+    pub fn on_ready(mut self, action: impl FnOnce() + Send + Sync + 'static) -> Self {
+        self.on_ready = Some(Box::new(action));
+        self
     }
 }
 
@@ -92,6 +104,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServiceWithDependents for ReadyWhenAc
     ) {
         let probe = self.probe.clone();
         let name = pingora::services::Service::name(&self.inner).to_string();
+        let on_ready = self.on_ready.take();
         tokio::spawn(async move {
             if !accepting(&probe, READY_WAIT).await {
                 tracing::warn!(
@@ -101,6 +114,9 @@ impl<A: ServerApp + Send + Sync + 'static> ServiceWithDependents for ReadyWhenAc
                 );
             }
             ready.notify_ready();
+            if let Some(action) = on_ready {
+                action();
+            }
         });
         pingora::services::Service::start_service(&mut self.inner, fds, shutdown, listeners_per_fd).await
     }

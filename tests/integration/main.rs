@@ -9,6 +9,7 @@ mod admin;
 mod caching;
 mod cli;
 mod corpus;
+mod debian;
 mod deploy;
 mod directory;
 mod disk_cache;
