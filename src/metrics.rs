@@ -234,6 +234,11 @@ impl Metrics {
         metrics
     }
 
+    /// Every metric's current value.
+    pub fn gather(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.registry.gather()
+    }
+
     /// The name of every metric family this process exports.
     pub fn names(&self) -> &[String] {
         &self.names

@@ -295,11 +295,14 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
     reloader.watch_sighup();
     let node_in_flight = node.in_flight.clone();
     if let Some(admin) = config.server.admin {
+        let history = Arc::new(crate::admin::history::History::default());
+        control.spawn(history.clone().run(node.clone()));
         let api = AdminApi {
             token: config.server.admin_token.clone(),
             metrics,
             node,
             reloader,
+            history,
         };
         let mut admin_service = Service::new("admin".into(), HeadDeadline::new(LocalApp(api), head_timeout));
         admin_service.add_tcp(&admin.to_string());

@@ -26,6 +26,8 @@ pub struct AdminApi {
     pub metrics: Arc<Metrics>,
     pub node: Arc<NodeState>,
     pub reloader: Arc<Reloader>,
+    /// The last minutes, second by second, for the console.
+    pub history: Arc<super::history::History>,
 }
 
 #[derive(serde::Deserialize)]
@@ -68,6 +70,15 @@ fn purge_answer(status: &crate::deploy::store::PurgeStatus) -> serde_json::Value
         "pending": status.pending,
         "requested_ms": status.purge.requested_ms,
         "requested_by": status.purge.requested_by,
+    })
+}
+
+/// The value of `name` in the request's query string.
+fn query_value(session: &ServerSession, name: &str) -> Option<String> {
+    let query = session.req_header().uri.query()?;
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key == name).then(|| value.to_string())
     })
 }
 
@@ -309,6 +320,13 @@ impl AdminApi {
                 }
                 _ => return json_error(404, "no such deployment"),
             },
+            ("POST", [name, "aliases", _alias, "deployments", id, "stop"]) => match deploy.deployment(id) {
+                Some(status) if status.function == *name => deploy
+                    .stop_deployment(name, id)
+                    .await
+                    .map(|status| json(200, serde_json::to_value(status).unwrap_or_default())),
+                _ => return json_error(404, "no such deployment"),
+            },
             _ => return json_error(404, "no such admin endpoint"),
         };
         match outcome {
@@ -433,6 +451,26 @@ impl Handler for AdminApi {
         let path = session.req_header().uri.path().to_string();
         let reply = match (method.as_str(), path.as_str()) {
             ("GET" | "HEAD", "/healthz") => self.health(),
+            ("GET" | "HEAD", "/ui") => {
+                let mut reply = Reply::text(301, "the console is at /ui/\n");
+                let _ = reply.header.insert_header(http::header::LOCATION, "/ui/");
+                reply
+            }
+            ("GET" | "HEAD", p) if p.starts_with("/ui/") => {
+                super::console::asset(p).unwrap_or_else(|| json_error(404, "no such console page"))
+            }
+            ("GET" | "HEAD", "/auth") => self
+                .refuse_unauthorized(session)
+                .unwrap_or_else(|| Reply::bytes(204, "text/plain", "")),
+            ("GET" | "HEAD", "/console/state") => match self.refuse_unauthorized(session) {
+                Some(refusal) => refusal,
+                None => {
+                    let seconds = query_value(session, "seconds")
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(300);
+                    json(200, super::console::state(&self.node, &self.history, seconds))
+                }
+            },
             ("GET" | "HEAD", "/metrics") => self.metrics_page(),
             ("POST", "/cache/purge") => self.purge(session).await,
             ("GET" | "HEAD", "/fleet") => json(200, super::fleet::fleet(self.node.store.as_ref())),

@@ -55,6 +55,8 @@ pub struct Deployments {
     running_latest: Mutex<HashMap<String, FunctionCode>>,
     /// The deployments this process drives.
     driving: Mutex<HashSet<String>>,
+    /// Deployments this process drives that an operator asked to stop.
+    stopping: Mutex<HashSet<String>>,
     /// Held while `$LATEST` code reaches the pool, so that the pool always runs what the store
     /// holds (uploaded code) or, when it holds none, the config's.
     code_changes: Mutex<()>,
@@ -117,6 +119,7 @@ impl Deployments {
             stats: Default::default(),
             running_latest: Default::default(),
             driving: Default::default(),
+            stopping: Default::default(),
             code_changes: Mutex::new(()),
             metrics,
         });

@@ -75,6 +75,9 @@ const SAVE_COUNTS: Duration = Duration::from_secs(1);
 /// How long a driver waits before trying an unavailable store again.
 const RETRY: Duration = Duration::from_millis(500);
 
+/// The reason a deployment an operator stopped ends with.
+const STOPPED: &str = "stopped by an operator";
+
 /// Why a driver stopped before the deployment succeeded.
 enum Stop {
     /// The deployment ended (rolled back or failed), with the reason.
@@ -108,6 +111,42 @@ impl Deployments {
             .filter(|d| d.function == name)
             .map(DeploymentStatus::from)
             .collect()
+    }
+
+    /// Stops deployment `id` of `name`: its new version loses its traffic at the driver's next
+    /// check (within 100 ms) and it ends rolled back. Only the node driving it can: another
+    /// node answers which one does.
+    pub async fn stop_deployment(&self, name: &str, id: &str) -> Result<DeploymentStatus, DeployError> {
+        let Some(record) = self
+            .store
+            .deployments()
+            .into_iter()
+            .find(|d| d.id == id && d.function == name)
+        else {
+            return Err(DeployError::Invalid(format!("no deployment {id} of {name}")));
+        };
+        if record.state != State::InProgress {
+            return Err(DeployError::Conflict(format!(
+                "deployment {id} has ended ({:?})",
+                record.state
+            )));
+        }
+        if !self.driving.lock().contains(id) {
+            return Err(DeployError::Conflict(format!(
+                "deployment {id} is driven by node {}; stop it through that node's admin API",
+                record.driver
+            )));
+        }
+        self.stopping.lock().insert(id.to_string());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while tokio::time::Instant::now() < deadline {
+            if let Some(status) = self.deployment(id).filter(|d| d.state != State::InProgress) {
+                return Ok(status);
+            }
+            tokio::time::sleep(CHECK).await;
+        }
+        self.deployment(id)
+            .ok_or_else(|| DeployError::Invalid(format!("no deployment {id} of {name}")))
     }
 
     /// Every process's counts of `key` now: the others' last reports and this one's own.
@@ -329,7 +368,11 @@ impl Deployments {
             while now_ms() < step_end {
                 let left = Duration::from_millis(step_end.saturating_sub(now_ms()));
                 tokio::time::sleep(CHECK.min(left)).await;
-                if let Err(reason) = self.judge(record, &key) {
+                let verdict = match self.stopping.lock().remove(&record.id) {
+                    true => Err(STOPPED.to_string()),
+                    false => self.judge(record, &key),
+                };
+                if let Err(reason) = verdict {
                     self.shift(record, 0.0, format!("rolled back: {reason}")).await?;
                     return Err(Stop::Ended(State::RolledBack, reason));
                 }

@@ -155,17 +155,6 @@ async fn serve_refuses_an_alias_that_does_not_exist() {
     );
 }
 
-fn stored_code(source: &str) -> ::edgehook::deploy::store::FunctionCode {
-    ::edgehook::deploy::store::FunctionCode {
-        package: std::sync::Arc::new(::edgehook::package::Package::single("f.mjs", source)),
-        layers: Vec::new(),
-        handler: "handler".into(),
-        timeout_ms: 5000,
-        memory: 64 << 20,
-        env: Default::default(),
-    }
-}
-
 async fn wait_for_end(edge: &Edgehook, id: &str) -> serde_json::Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {

@@ -8,6 +8,7 @@ mod support;
 mod admin;
 mod caching;
 mod cli;
+mod console;
 mod corpus;
 mod debian;
 mod deploy;

@@ -295,6 +295,18 @@ pub fn uncached_proxy_to(origin_url: &str) -> String {
     format!("[origins.app]\nurl = \"{origin_url}\"\n[[behaviors]]\npath = \"*\"\norigin = \"app\"\ncache = false\n")
 }
 
+/// Code as the state store keeps a function version: `source` as `f.mjs`, handler `handler`.
+pub fn stored_code(source: &str) -> ::edgehook::deploy::store::FunctionCode {
+    ::edgehook::deploy::store::FunctionCode {
+        package: std::sync::Arc::new(::edgehook::package::Package::single("f.mjs", source)),
+        layers: Vec::new(),
+        handler: "handler".into(),
+        timeout_ms: 5000,
+        memory: 64 << 20,
+        env: Default::default(),
+    }
+}
+
 /// A GET through `client()`, its body read whole.
 pub async fn get_text(url: &str) -> String {
     client()

@@ -1,3 +1,4 @@
+pub mod browser;
 pub mod edgehook;
 pub mod etcd;
 pub mod gate;
