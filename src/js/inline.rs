@@ -54,7 +54,7 @@ const OFTEN: u32 = 8;
 
 /// Functions whose instance takes longer than this to build are not built on a proxy thread
 /// (cold starts are 3-12 ms; a function loading an SDK takes seconds).
-const BUILD_LIMIT: Duration = Duration::from_millis(50);
+pub(super) const BUILD_LIMIT: Duration = Duration::from_millis(50);
 
 /// What the pool tells the proxy's threads.
 pub struct Inline {
