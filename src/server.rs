@@ -399,6 +399,7 @@ fn start_functions(config: &Config) -> Result<Option<Arc<JsPool>>, ServeError> {
         name_servers: config.server.resolver.clone(),
         inline: config.runtime.inline,
         inline_budget: config.runtime.inline_budget,
+        js_thread_nice: config.runtime.js_thread_nice,
         idle_timeout: config.runtime.idle_timeout,
         max_instances: config.runtime.max_instances,
     };

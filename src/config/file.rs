@@ -60,6 +60,7 @@ pub struct RuntimeFile {
     pub inline_budget: Option<String>,
     pub idle_timeout: Option<String>,
     pub max_instances: Option<i64>,
+    pub js_thread_nice: Option<i64>,
     /// Defaults for every function's `egress`, `egress_max_response`, `egress_concurrency`.
     pub egress: Option<Vec<String>>,
     pub egress_max_response: Option<String>,

@@ -107,13 +107,15 @@ pub struct Runtime {
     pub idle_timeout: Duration,
     /// Warm instances alive at once, on every thread together.
     pub max_instances: usize,
+    /// How far below the proxy's threads the JS threads run (a nice value added to the process's).
+    pub js_thread_nice: i32,
     /// What a function's egress is when it sets none of its own.
     pub egress: Egress,
 }
 
 impl Runtime {
     /// The settings the function runtime is started with, which a reload cannot change.
-    pub fn started_with(&self) -> (usize, usize, bool, Duration, Duration, usize) {
+    pub fn started_with(&self) -> (usize, usize, bool, Duration, Duration, usize, i32) {
         (
             self.threads,
             self.queue,
@@ -121,6 +123,7 @@ impl Runtime {
             self.inline_budget,
             self.idle_timeout,
             self.max_instances,
+            self.js_thread_nice,
         )
     }
 }

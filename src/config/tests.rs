@@ -474,6 +474,7 @@ mod properties {
         "level",
         "format",
         "access_log",
+        "js_thread_nice",
         "access_format",
         "file",
         "access_file",

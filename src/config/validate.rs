@@ -891,6 +891,7 @@ fn runtime(file: &RuntimeFile, problems: &mut Problems) -> Runtime {
     let idle_timeout =
         problems.positive_duration(root.key("idle_timeout"), &file.idle_timeout, Duration::from_secs(300));
     let max_instances = problems.count(root.key("max_instances"), file.max_instances, 1..=1_000_000, 1024);
+    let js_thread_nice = problems.count(root.key("js_thread_nice"), file.js_thread_nice, 0..=19, 10) as i32;
     let egress = egress(
         &root,
         EgressFile {
@@ -911,6 +912,7 @@ fn runtime(file: &RuntimeFile, problems: &mut Problems) -> Runtime {
         inline_budget,
         idle_timeout,
         max_instances,
+        js_thread_nice,
         egress,
     }
 }

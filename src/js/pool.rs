@@ -22,15 +22,18 @@ use tokio::sync::{oneshot, Semaphore};
 /// whose script has not stopped yet.
 const STOP_GRACE: Duration = Duration::from_secs(1);
 
-/// How far below the proxy's threads a JS thread runs (a nice value, added to the process's).
+/// How far below the proxy's threads a JS thread runs by default (`runtime.js_thread_nice`).
 /// The JS threads take the slow calls (functions past their inline budget, or waiting on timers
-/// and fetches); where one burns CPU on a core a proxy thread wants, the kernel now gives that
-/// core to the proxy thread about ten times in eleven, so plain requests keep their latency
+/// and fetches); where one burns CPU on a core a proxy thread wants, the kernel gives that core
+/// to the proxy thread about ten times in eleven at +10, so plain requests keep their latency
 /// (docs/performance.md). A core nobody else wants still runs a JS thread at full speed.
-const JS_THREAD_NICE: libc::c_int = 10;
+pub const JS_THREAD_NICE: i32 = 10;
 
-/// Lowers the calling thread's priority by `JS_THREAD_NICE` (Linux: a nice value per thread).
-fn yield_to_proxy_threads() {
+/// Lowers the calling thread's priority by `nice` (Linux: a nice value per thread).
+fn yield_to_proxy_threads(nice: i32) {
+    if nice == 0 {
+        return;
+    }
     #[cfg(target_os = "linux")]
     {
         // SAFETY: gettid, getpriority and setpriority take no pointers; with PRIO_PROCESS and a
@@ -38,7 +41,7 @@ fn yield_to_proxy_threads() {
         let failed = unsafe {
             let thread = libc::gettid() as libc::id_t;
             let now = libc::getpriority(libc::PRIO_PROCESS, thread);
-            libc::setpriority(libc::PRIO_PROCESS, thread, (now + JS_THREAD_NICE).min(19)) != 0
+            libc::setpriority(libc::PRIO_PROCESS, thread, (now + nice).min(19)) != 0
         };
         if failed {
             tracing::warn!(error = %std::io::Error::last_os_error(), "a JS thread runs at the proxy's priority");
@@ -65,6 +68,9 @@ pub struct PoolOptions {
     pub inline: bool,
     /// How long an inline call may hold its thread before its function goes to the JS threads.
     pub inline_budget: Duration,
+    /// How far below the calling threads the JS threads run: a nice value added to the
+    /// process's (`yield_to_proxy_threads`).
+    pub js_thread_nice: i32,
     /// How long an instance may sit unused before it is dropped.
     pub idle_timeout: Duration,
     /// Instances alive at once, on the JS threads and the callers' threads together (each JS
@@ -82,6 +88,7 @@ impl Default for PoolOptions {
             name_servers: Vec::new(),
             inline: false,
             inline_budget: Duration::from_millis(1),
+            js_thread_nice: JS_THREAD_NICE,
             idle_timeout: Duration::from_secs(300),
             max_instances: 1024,
         }
@@ -111,6 +118,8 @@ struct Crew {
     setup: Setup,
     /// Starts a thread of this crew (given to each thread, for its successor).
     successor: Successor,
+    /// The nice value its threads add to the process's.
+    nice: i32,
 }
 
 impl Crew {
@@ -122,6 +131,7 @@ impl Crew {
             controls.retain(|c| !c.is_closed());
             controls.push(control_tx);
         }
+        let nice = self.nice;
         let worker = Worker::new(
             index,
             functions,
@@ -134,7 +144,7 @@ impl Crew {
         std::thread::Builder::new()
             .name(format!("edgehook-js-{index}"))
             .spawn(move || {
-                yield_to_proxy_threads();
+                yield_to_proxy_threads(nice);
                 worker.run(ready)
             })
             .map(|_| ())
@@ -192,6 +202,7 @@ impl JsPool {
                     .collect(),
             ),
             supervisor: supervisor.clone(),
+            nice: options.js_thread_nice,
             setup: setup.clone(),
         });
         let inline = options

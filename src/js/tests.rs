@@ -13,6 +13,9 @@ fn options() -> PoolOptions {
         max_wait: Duration::from_millis(500),
         snapshot: true,
         name_servers: Vec::new(),
+        // Tests run many pools side by side on a loaded machine: their JS threads keep the test
+        // threads' priority (one test below checks the default).
+        js_thread_nice: 0,
         ..PoolOptions::default()
     }
 }
@@ -786,14 +789,24 @@ fn nice_of(stat: &str) -> i32 {
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread")]
 async fn js_threads_run_below_the_proxy_threads_priority() {
-    let pool = pool(vec![FunctionSpec::new(
-        "f",
-        "index.js",
-        "exports.handler = async (e) => e.Records[0].cf.request;",
-    )]);
+    let options = PoolOptions {
+        js_thread_nice: pool::JS_THREAD_NICE,
+        ..options()
+    };
+    let pool = JsPool::start(
+        vec![FunctionSpec::new(
+            "f",
+            "index.js",
+            "exports.handler = async (e) => e.Records[0].cf.request;",
+        )],
+        &options,
+    )
+    .expect("pool starts");
     pool.invoke("f", &viewer_request()).await.expect("a call");
     let ours = nice_of(&std::fs::read_to_string("/proc/thread-self/stat").expect("our stat"));
-    // Other tests start JS threads too; one just started may not have lowered itself yet.
+    let lowered = (ours + pool::JS_THREAD_NICE).min(19);
+    // The other tests' pools keep the test threads' priority: a JS thread this far down is
+    // this pool's. A thread just started may not have lowered itself yet.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         let mut js_threads = Vec::new();
@@ -809,13 +822,12 @@ async fn js_threads_run_below_the_proxy_threads_priority() {
                 js_threads.push((name.trim().to_string(), nice_of(&stat)));
             }
         }
-        assert!(!js_threads.is_empty(), "the pool's thread was found");
-        if js_threads.iter().all(|(_, nice)| *nice == (ours + 10).min(19)) {
+        if js_threads.iter().any(|(_, nice)| *nice == lowered) {
             return;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "JS threads at the proxy's priority {ours}: {js_threads:?}"
+            "no JS thread at nice {lowered}: {js_threads:?}"
         );
         std::thread::sleep(Duration::from_millis(10));
     }
