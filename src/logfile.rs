@@ -94,6 +94,15 @@ pub enum Destination {
     File(PathBuf),
 }
 
+impl std::fmt::Display for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Destination::Stdout => f.write_str("(standard output)"),
+            Destination::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
 enum Message {
     /// A line (with its newline), and the header a new file of its format starts with.
     Line(String, Option<&'static str>),

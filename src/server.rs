@@ -188,16 +188,13 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
     };
     let dirs = Arc::new(arc_swap::ArcSwap::from_pointee(DirServer::new(dir_origins_of(&config))));
     let upstreams = Upstreams::new(local_socket.clone(), &config, None).map_err(ServeError::Resolver)?;
-    let access_log = match &config.log.access_file {
-        Some(path) => AccessLog::start(Destination::File(path.clone())),
-        None => AccessLog::start(Destination::Stdout),
-    }
-    .map_err(|error| ServeError::AccessLog {
-        path: config
-            .log
-            .access_file
-            .as_ref()
-            .map_or_else(|| "(standard output)".into(), |p| p.display().to_string()),
+    let destination = config
+        .log
+        .access_file
+        .clone()
+        .map_or(Destination::Stdout, Destination::File);
+    let access_log = AccessLog::start(destination.clone()).map_err(|error| ServeError::AccessLog {
+        path: destination.to_string(),
         error,
     })?;
     let node = Arc::new(NodeState {

@@ -3,7 +3,7 @@
 //! and every deployment's share and error rate. A sample of the metrics' counters is taken
 //! every second; the console gets rates and percentiles computed from their differences.
 
-use crate::deploy::store::{DeploymentRecord, State};
+use crate::deploy::store::{now_ms, DeploymentRecord, State};
 use crate::metrics::Metrics;
 use crate::proxy::NodeState;
 use parking_lot::Mutex;
@@ -136,9 +136,10 @@ impl History {
                 }
             }
         }
+        let now = now_ms();
         let deployments = deployments
             .iter()
-            .filter(|d| shown(d, now_ms()))
+            .filter(|d| shown(d, now))
             .map(|d| {
                 let point = DeploymentPoint {
                     weight: d.weight,
@@ -153,7 +154,7 @@ impl History {
             samples.pop_front();
         }
         samples.push_back(Sample {
-            at_ms: now_ms(),
+            at_ms: now,
             requests,
             hits,
             lookups,
@@ -321,12 +322,6 @@ fn quantile(q: f64, before: &[(f64, u64)], after: &[(f64, u64)]) -> Option<f64> 
     }
     // Past the last bound: the last bound is the best estimate there is.
     Some(lower_bound)
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ pub fn record(node: &NodeState, session: &mut Session, error: Option<&Error>, ct
     if let (Some(error), Some(_), false) = (error, ctx.origin_started, ctx.origin_answered) {
         metrics
             .origin_errors
-            .with_label_values(&[ctx.origin_name(), origin_error_kind(error)])
+            .with_label_values(&[ctx.origin_name(), OriginFailure::of(error).label()])
             .inc();
     }
     let log = &ctx.config.log;
@@ -97,7 +97,8 @@ pub fn record(node: &NodeState, session: &mut Session, error: Option<&Error>, ct
     }
 }
 
-fn status_class(status: u16) -> &'static str {
+/// A status's class, as the request metrics label it.
+pub fn status_class(status: u16) -> &'static str {
     match status {
         100..=199 => "1xx",
         200..=299 => "2xx",
@@ -108,23 +109,49 @@ fn status_class(status: u16) -> &'static str {
     }
 }
 
-/// The status class label of an origin's answer.
-pub fn origin_status_class(status: u16) -> &'static str {
-    status_class(status)
+/// How a fetch that got no answer failed: `edgehook_origin_errors_total`'s label, and
+/// CloudFront's detailed result type for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OriginFailure {
+    Connect,
+    Tls,
+    Timeout,
+    ViewerGone,
+    Read,
 }
 
-/// What kind of failure an origin fetch that got no answer had, for
-/// `edgehook_origin_errors_total`.
-fn origin_error_kind(error: &Error) -> &'static str {
-    match error.etype() {
-        ErrorType::ConnectTimedout
-        | ErrorType::ConnectRefused
-        | ErrorType::ConnectNoRoute
-        | ErrorType::ConnectError => "connect",
-        ErrorType::TLSHandshakeFailure | ErrorType::TLSHandshakeTimedout | ErrorType::InvalidCert => "tls",
-        ErrorType::ReadTimedout | ErrorType::WriteTimedout => "timeout",
-        _ if error.esource() == &ErrorSource::Downstream => "viewer_gone",
-        _ => "read",
+impl OriginFailure {
+    fn of(error: &Error) -> OriginFailure {
+        match error.etype() {
+            ErrorType::ConnectTimedout
+            | ErrorType::ConnectRefused
+            | ErrorType::ConnectNoRoute
+            | ErrorType::ConnectError => OriginFailure::Connect,
+            ErrorType::TLSHandshakeFailure | ErrorType::TLSHandshakeTimedout | ErrorType::InvalidCert => {
+                OriginFailure::Tls
+            }
+            ErrorType::ReadTimedout | ErrorType::WriteTimedout => OriginFailure::Timeout,
+            _ if error.esource() == &ErrorSource::Downstream => OriginFailure::ViewerGone,
+            _ => OriginFailure::Read,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            OriginFailure::Connect => "connect",
+            OriginFailure::Tls => "tls",
+            OriginFailure::Timeout => "timeout",
+            OriginFailure::ViewerGone => "viewer_gone",
+            OriginFailure::Read => "read",
+        }
+    }
+
+    fn detailed_result_type(self) -> &'static str {
+        match self {
+            OriginFailure::Connect | OriginFailure::Tls => "OriginConnectError",
+            OriginFailure::Timeout => "OriginReadError",
+            OriginFailure::ViewerGone | OriginFailure::Read => "OriginError",
+        }
     }
 }
 
@@ -145,12 +172,7 @@ fn result_types(ctx: &RequestCtx, cache: &str, status: u16, error: Option<&Error
     let detail = match (result, error) {
         ("Error", Some(error)) => match error.esource() {
             ErrorSource::Downstream => "ClientCommError",
-            ErrorSource::Upstream => match origin_error_kind(error) {
-                "connect" => "OriginConnectError",
-                "tls" => "OriginConnectError",
-                "timeout" => "OriginReadError",
-                _ => "OriginError",
-            },
+            ErrorSource::Upstream => OriginFailure::of(error).detailed_result_type(),
             _ => "Error",
         },
         ("Miss", None) if generated => "MissGeneratedResponse",

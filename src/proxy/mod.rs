@@ -356,7 +356,7 @@ impl ProxyHttp for EdgeProxy {
                 .observe(started.elapsed().as_secs_f64());
             metrics
                 .origin_responses
-                .with_label_values(&[ctx.origin_name(), access::origin_status_class(resp.status.as_u16())])
+                .with_label_values(&[ctx.origin_name(), access::status_class(resp.status.as_u16())])
                 .inc();
         }
         ctx.origin_answered = true;
