@@ -18,6 +18,7 @@ pub mod reload;
 pub mod server;
 pub mod service_ready;
 pub mod signals;
+pub mod telemetry;
 pub mod tls;
 
 /// The process allocator, for the binary, the benchmarks and the tests alike. A proxied request

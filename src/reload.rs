@@ -2,7 +2,7 @@
 //! new or changed functions are loaded, before anything is swapped; an invalid file is refused
 //! and the running configuration kept. Requests in flight finish under the configuration they
 //! started with; functions get their new code without a restart. Listeners, the admin address,
-//! TLS, threads and the cache size take effect at the next restart (or a graceful upgrade).
+//! TLS, threads, the cache size and `[tracing]` take effect at the next restart (or a graceful upgrade).
 
 use crate::config::{self, Config};
 use crate::js::{FunctionSpec, JsPool, PoolOptions};
@@ -65,6 +65,7 @@ fn restart_only(old: &Config, new: &Config) -> Vec<String> {
     check("deploy.state_dir", old.state_dir != new.state_dir);
     check("deploy.store", old.store != new.store);
     check("deploy.etcd.node", old.node != new.node);
+    check("tracing", old.tracing != new.tracing);
     out
 }
 
@@ -165,5 +166,31 @@ impl Reloader {
                 let _ = reloader.reload_and_log("SIGHUP");
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(extra: &str) -> Config {
+        let text = format!(
+            "{extra}\n[origins.app]\nurl = \"http://127.0.0.1:9000\"\n[[behaviors]]\npath = \"*\"\norigin = \"app\"\n"
+        );
+        config::parse(&text, "test.toml", std::path::Path::new(".")).expect("a valid config")
+    }
+
+    #[test]
+    fn the_tracer_is_set_up_at_start_so_tracing_changes_wait_for_a_restart() {
+        let off = parsed("");
+        let on = parsed("[tracing]\notlp_endpoint = \"http://127.0.0.1:4318\"");
+        let ratio = parsed("[tracing]\notlp_endpoint = \"http://127.0.0.1:4318\"\nsample_ratio = 0.5");
+        assert_eq!(restart_only(&off, &off), Vec::<String>::new());
+        for (old, new) in [(&off, &on), (&on, &ratio), (&on, &off)] {
+            assert_eq!(
+                restart_only(old, new),
+                ["tracing changed: takes effect at the next restart"]
+            );
+        }
     }
 }

@@ -27,6 +27,7 @@ use crate::proxy::ctx::InFlight;
 use crate::proxy::{EdgeProxy, NodeState};
 use crate::reload::Reloader;
 use crate::service_ready::{Probe, ReadyWhenAccepting};
+use crate::telemetry::Tracing;
 use async_trait::async_trait;
 use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::ServerConf;
@@ -53,6 +54,8 @@ pub enum ServeError {
     Resolver(ResolveError),
     #[error("cannot open the access log {path}: {error}")]
     AccessLog { path: String, error: std::io::Error },
+    #[error("{0}")]
+    Tracing(#[from] crate::telemetry::TracingError),
 }
 
 /// SIGTERM and SIGINT both mean "stop accepting, finish what is in flight, exit 0"; SIGQUIT
@@ -215,6 +218,7 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
             None => None,
         },
         access_log: Arc::new(access_log),
+        tracing: config.tracing.as_ref().map(Tracing::start).transpose()?,
     });
     crate::logfile::reopen_on_sigusr1(node.access_log.clone());
 
@@ -291,6 +295,15 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
     });
     reloader.watch_sighup();
     let node_in_flight = node.in_flight.clone();
+    let flush_traces = {
+        let node = node.clone();
+        // The spans of the last requests, before the process exits.
+        move || {
+            if let Some(tracing) = &node.tracing {
+                tracing.shutdown();
+            }
+        }
+    };
     if let Some(admin) = config.server.admin {
         let history = Arc::new(crate::admin::history::History::default());
         control.spawn(history.clone().run(node.clone()));
@@ -317,7 +330,11 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
     );
     let leave_fleet = {
         let (store, control) = (store.clone(), control.handle().clone());
-        move || leave(&control, store.as_ref())
+        let flush_traces = flush_traces.clone();
+        move || {
+            leave(&control, store.as_ref());
+            flush_traces();
+        }
     };
     drain_then_exit(
         server.watch_execution_phase(),
@@ -330,6 +347,7 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
         shutdown_signal: Box::new(DrainOnSignal),
     });
     leave(control.handle(), store.as_ref());
+    flush_traces();
     control.shutdown_timeout(std::time::Duration::from_secs(1));
     tracing::info!("edgehook stopped");
     drop(runtime_dir);

@@ -26,6 +26,18 @@ pub struct FileConfig {
     pub layers: BTreeMap<String, LayerFile>,
     #[serde(default)]
     pub deploy: DeployFile,
+    /// Present: trace context is propagated (and spans exported when an endpoint is named).
+    pub tracing: Option<TracingFile>,
+}
+
+/// `[tracing]`: W3C trace context through the proxy, and OTLP export of spans.
+#[derive(Debug, Default, Deserialize)]
+pub struct TracingFile {
+    pub otlp_endpoint: Option<String>,
+    pub otlp_headers: Option<BTreeMap<String, String>>,
+    pub otlp_timeout: Option<String>,
+    pub service_name: Option<String>,
+    pub sample_ratio: Option<f64>,
 }
 
 /// `[deploy]`: where versions, aliases and deployments are kept.

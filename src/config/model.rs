@@ -27,6 +27,31 @@ pub struct Config {
     pub store: StateBackend,
     /// This node's name among the fleet's.
     pub node: String,
+    /// Trace context and span export (None: traces are not edgehook's business; a viewer's
+    /// `traceparent` passes through like any header).
+    pub tracing: Option<Tracing>,
+}
+
+/// `[tracing]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tracing {
+    /// The `service.name` spans are exported under.
+    pub service_name: String,
+    /// The share of new traces sampled; a viewer's sampled flag is followed as it comes.
+    pub sample_ratio: f64,
+    /// Where spans go (None: trace context is propagated, spans are not exported).
+    pub otlp: Option<Otlp>,
+}
+
+/// An OTLP/HTTP collector spans are sent to, in protobuf.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Otlp {
+    /// The traces URL: a bare `http://collector:4318` gains OTLP's `/v1/traces`.
+    pub endpoint: String,
+    /// Headers sent with every export (a vendor's API key).
+    pub headers: Vec<(String, String)>,
+    /// How long one export may take.
+    pub timeout: Duration,
 }
 
 /// This machine's host name, the default node name (characters a node name cannot hold

@@ -424,6 +424,64 @@ fn name_servers_are_addresses_with_port_53_unless_given() {
     );
 }
 
+#[test]
+fn tracing_is_off_unless_its_table_is_there_and_exports_only_to_a_named_collector() {
+    assert_eq!(parse_ok(MINIMAL).tracing, None);
+    let propagating = parse_ok(&format!("[tracing]\n{MINIMAL}")).tracing.unwrap();
+    assert_eq!(propagating.otlp, None);
+    assert_eq!(propagating.service_name, "edgehook");
+    assert_eq!(propagating.sample_ratio, 1.0);
+    let exporting = parse_ok(&format!(
+        "[tracing]\notlp_endpoint = \"http://127.0.0.1:4318\"\nsample_ratio = 0.25\notlp_timeout = \"2s\"\n[tracing.otlp_headers]\nx-api-key = \"secret\"\n{MINIMAL}"
+    ))
+    .tracing
+    .unwrap();
+    assert_eq!(exporting.sample_ratio, 0.25);
+    let otlp = exporting.otlp.unwrap();
+    assert_eq!(
+        otlp.endpoint, "http://127.0.0.1:4318/v1/traces",
+        "OTLP's path on a bare endpoint"
+    );
+    assert_eq!(otlp.timeout, Duration::from_secs(2));
+    assert_eq!(otlp.headers, [("x-api-key".to_string(), "secret".to_string())]);
+    let given_path = parse_ok(&format!(
+        "[tracing]\notlp_endpoint = \"https://collector.example/otlp/traces\"\n{MINIMAL}"
+    ));
+    assert_eq!(
+        given_path.tracing.unwrap().otlp.unwrap().endpoint,
+        "https://collector.example/otlp/traces",
+        "a path is taken as written"
+    );
+}
+
+#[test]
+fn bad_tracing_settings_are_each_reported() {
+    let found = problems(&format!(
+        "[tracing]\notlp_endpoint = \"grpc://127.0.0.1:4317\"\nsample_ratio = 1.5\nservice_name = \" \"\notlp_timeout = \"0s\"\n[tracing.otlp_headers]\n\"bad header\" = \"x\"\n{MINIMAL}"
+    ));
+    for expected in [
+        "`tracing.otlp_endpoint` `grpc://127.0.0.1:4317` is not an http:// or https:// URL",
+        "`tracing.sample_ratio` 1.5 is not between 0 and 1",
+        "`tracing.service_name` is empty",
+        "`tracing.otlp_timeout` must be longer than 0",
+        "`tracing.otlp_headers.bad header` is not a valid HTTP header name and value",
+    ] {
+        assert!(
+            found.iter().any(|p| p.contains(expected)),
+            "{expected} not in {found:?}"
+        );
+    }
+    let found = problems(&format!(
+        "[tracing]\n[tracing.otlp_headers]\nx-api-key = \"k\"\n{MINIMAL}"
+    ));
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("`tracing.otlp_headers` needs `otlp_endpoint`")),
+        "{found:?}"
+    );
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;
@@ -436,6 +494,8 @@ mod properties {
         "[log]",
         "[runtime]",
         "[deploy]",
+        "[tracing]",
+        "[tracing.otlp_headers]",
         "[origins.app]",
         "[origins.\"two words\"]",
         "[functions.f]",
@@ -478,6 +538,11 @@ mod properties {
         "access_format",
         "file",
         "access_file",
+        "otlp_endpoint",
+        "otlp_headers",
+        "otlp_timeout",
+        "service_name",
+        "sample_ratio",
         "url",
         "dir",
         "connect_timeout",

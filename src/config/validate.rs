@@ -124,6 +124,7 @@ pub fn validate(file: &FileConfig, base: &Path) -> Result<Config, Vec<Problem>> 
         .collect();
     viewer_package_limits(&behaviors, &functions, &mut problems);
     let (store, node) = state_backend(&file.deploy, base, &mut problems);
+    let tracing = file.tracing.as_ref().map(|t| tracing(t, &mut problems));
     if problems.0.is_empty() {
         Ok(Config {
             server,
@@ -141,6 +142,7 @@ pub fn validate(file: &FileConfig, base: &Path) -> Result<Config, Vec<Problem>> 
             ),
             store,
             node,
+            tracing,
         })
     } else {
         Err(problems.0)
@@ -560,6 +562,71 @@ fn log(file: &LogFile, base: &Path, problems: &mut Problems) -> Log {
         access_format,
         access_file: path("access_file", &file.access_file),
     }
+}
+
+fn tracing(file: &TracingFile, problems: &mut Problems) -> Tracing {
+    let root = KeyPath::parse("tracing");
+    let service_name = file.service_name.clone().unwrap_or_else(|| "edgehook".into());
+    if service_name.trim().is_empty() {
+        problems.add(root.key("service_name"), "is empty; leave it out for `edgehook`");
+    }
+    let sample_ratio = match file.sample_ratio {
+        None => 1.0,
+        Some(ratio) if (0.0..=1.0).contains(&ratio) => ratio,
+        Some(ratio) => {
+            problems.add(root.key("sample_ratio"), format!("{ratio} is not between 0 and 1"));
+            1.0
+        }
+    };
+    let timeout = problems.positive_duration(root.key("otlp_timeout"), &file.otlp_timeout, Duration::from_secs(10));
+    let headers: Vec<(String, String)> = file
+        .otlp_headers
+        .iter()
+        .flatten()
+        .filter_map(|(name, value)| {
+            let valid =
+                http::HeaderName::from_bytes(name.as_bytes()).is_ok() && http::HeaderValue::from_str(value).is_ok();
+            if !valid {
+                problems.add(
+                    root.key("otlp_headers").key(name),
+                    "is not a valid HTTP header name and value",
+                );
+            }
+            valid.then(|| (name.clone(), value.clone()))
+        })
+        .collect();
+    if file.otlp_endpoint.is_none() && !headers.is_empty() {
+        problems.add(root.key("otlp_headers"), "needs `otlp_endpoint`");
+    }
+    let otlp = file.otlp_endpoint.as_deref().and_then(|text| {
+        let endpoint = problems.check(root.key("otlp_endpoint"), otlp_traces_url(text))?;
+        Some(Otlp {
+            endpoint,
+            headers,
+            timeout,
+        })
+    });
+    Tracing {
+        service_name,
+        sample_ratio,
+        otlp,
+    }
+}
+
+/// The OTLP/HTTP traces URL for `text`: as written, or with `/v1/traces` when it names only
+/// the collector (OTLP's rule for a base endpoint).
+fn otlp_traces_url(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!(
+            "`{text}` is not an http:// or https:// URL of an OTLP/HTTP collector, like http://127.0.0.1:4318"
+        ));
+    }
+    Ok(if url.path() == "/" && url.query().is_none() {
+        format!("{}v1/traces", url.as_str())
+    } else {
+        url.to_string()
+    })
 }
 
 fn origin(name: &str, file: &OriginFile, base: &Path, path: KeyPath, problems: &mut Problems) -> Option<Origin> {

@@ -6,12 +6,22 @@ use super::respond;
 use super::NodeState;
 use crate::js::FailureClass;
 use crate::origin::status_for;
+use crate::telemetry::{RequestTrace, SpanEnd};
+use opentelemetry::KeyValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 use pingora::{Error, ErrorSource, ErrorType};
 use std::time::SystemTime;
 
-pub fn record(node: &NodeState, session: &mut Session, error: Option<&Error>, ctx: &RequestCtx) {
+/// What a request was answered: its status (0: none was written) and how the cache served it.
+#[derive(Debug, Clone, Copy)]
+pub struct Answered {
+    pub status: u16,
+    pub cache: &'static str,
+}
+
+/// Counts the request in the metrics and writes its access log line.
+pub fn record(node: &NodeState, session: &mut Session, error: Option<&Error>, ctx: &RequestCtx) -> Answered {
     let status = session
         .response_written()
         .map_or_else(|| error.map_or(0, status_for), |r| r.status.as_u16());
@@ -36,9 +46,10 @@ pub fn record(node: &NodeState, session: &mut Session, error: Option<&Error>, ct
             .with_label_values(&[ctx.origin_name(), OriginFailure::of(error).label()])
             .inc();
     }
+    let answered = Answered { status, cache };
     let log = &ctx.config.log;
     if !log.access_log {
-        return;
+        return answered;
     }
     let req = session.req_header();
     let response = session.response_written();
@@ -95,6 +106,54 @@ pub fn record(node: &NodeState, session: &mut Session, error: Option<&Error>, ct
     if !node.access_log.write(line, access_format::header(format)) {
         metrics.access_log_dropped.inc();
     }
+    answered
+}
+
+/// Ends the request's trace: the request span named and described as OpenTelemetry's HTTP
+/// server conventions have it (failed on 5xx or no answer), and the origin fetch span if the
+/// request ended during it.
+pub fn finish_trace(
+    trace: RequestTrace,
+    session: &Session,
+    error: Option<&Error>,
+    ctx: &RequestCtx,
+    answered: Answered,
+) {
+    let req = session.req_header();
+    let route = ctx.behavior.as_ref().map(|b| b.pattern.as_str());
+    let name = match route {
+        Some(route) => format!("{} {route}", req.method),
+        None => req.method.to_string(),
+    };
+    let mut attributes = vec![
+        KeyValue::new("http.request.method", req.method.to_string()),
+        KeyValue::new("url.path", req.uri.path().to_string()),
+        KeyValue::new("url.scheme", if ctx.viewer.tls { "https" } else { "http" }),
+        KeyValue::new("server.address", ctx.viewer.host.clone()),
+        KeyValue::new("client.address", ctx.viewer.client_ip.clone()),
+        KeyValue::new(
+            "network.protocol.version",
+            version_name(req.version).trim_start_matches("HTTP/"),
+        ),
+        KeyValue::new("edgehook.request_id", ctx.request_id.clone()),
+        KeyValue::new("edgehook.cache", answered.cache),
+    ];
+    if let Some(route) = route {
+        attributes.push(KeyValue::new("http.route", route.to_string()));
+    }
+    if answered.status != 0 {
+        attributes.push(KeyValue::new("http.response.status_code", i64::from(answered.status)));
+    }
+    let message = error.map(|e| e.to_string());
+    let end = match (&message, answered.status) {
+        (Some(message), 0 | 500..) => SpanEnd::Error(message),
+        (None, 0 | 500..) => SpanEnd::Error(""),
+        _ => SpanEnd::Ok,
+    };
+    let origin_failure = error
+        .filter(|e| e.esource() == &ErrorSource::Upstream)
+        .and(message.as_deref());
+    trace.finish(name, attributes, end, origin_failure);
 }
 
 /// A status's class, as the request metrics label it.

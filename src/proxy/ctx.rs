@@ -66,6 +66,8 @@ pub struct RequestCtx {
     pub encoding: Option<super::compress::Encoding>,
     /// Compresses the origin's body on its way into the cache.
     pub compressor: Option<super::compress::Compressor>,
+    /// The request's trace, when `[tracing]` is on.
+    pub trace: Option<Box<crate::telemetry::RequestTrace>>,
     _in_flight: InFlightGuard,
 }
 
@@ -174,6 +176,7 @@ impl RequestCtx {
             not_modified: None,
             encoding: None,
             compressor: None,
+            trace: None,
             _in_flight: in_flight.enter(),
         }
     }

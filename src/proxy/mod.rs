@@ -39,8 +39,10 @@ use crate::js::{InvokeError, JsPool};
 use crate::origin::dir::DirServer;
 use crate::origin::local::{ForwardStore, GeneratedStore};
 use crate::origin::{status_for, Upstreams};
+use crate::telemetry::{TraceHeaders, TRACEPARENT, TRACESTATE};
 use async_trait::async_trait;
-use ctx::{ErrorAnswer, RequestCtx};
+use ctx::{ErrorAnswer, RequestCtx, Route};
+use opentelemetry::KeyValue;
 use pingora::cache::key::HashBinary;
 use pingora::cache::{CacheKey, CacheMeta, NoCacheReason, RespCacheable};
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -78,6 +80,8 @@ pub struct NodeState {
     pub geoip: Option<GeoIp>,
     /// Where access log lines go.
     pub access_log: Arc<crate::logfile::AccessLog>,
+    /// Where request traces start (None: `[tracing]` is off).
+    pub tracing: Option<crate::telemetry::Tracing>,
 }
 
 /// What a request phase decided: go on to the next phase, or the request was answered (an
@@ -91,6 +95,16 @@ pub enum Next {
 
 pub struct EdgeProxy {
     pub node: Arc<NodeState>,
+}
+
+/// Replaces a request's trace context headers with `headers`.
+fn set_trace_headers(req: &mut RequestHeader, headers: &TraceHeaders) -> Result<()> {
+    req.remove_header(&TRACEPARENT);
+    req.remove_header(&TRACESTATE);
+    for (name, value) in headers.iter() {
+        req.insert_header(name.clone(), value)?;
+    }
+    Ok(())
 }
 
 /// Size of a request head as it came on the wire (request line and header lines).
@@ -181,6 +195,12 @@ impl ProxyHttp for EdgeProxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.viewer.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        if let Some(tracing) = &self.node.tracing {
+            let trace = tracing.begin(&session.req_header().headers);
+            // Functions see the request span's context, as a service behind edgehook would.
+            set_trace_headers(session.req_header_mut(), &trace.request_headers())?;
+            ctx.trace = Some(Box::new(trace));
+        }
         if let Some(status) = self.refusal(session, ctx) {
             ctx.error_answer = Some(ErrorAnswer::Edgehook);
             let config = ctx.config.clone();
@@ -218,7 +238,31 @@ impl ProxyHttp for EdgeProxy {
             .cache
             .enable(cache.storage, Some(cache.eviction), None, Some(cache.lock), None);
         session.cache.set_max_file_size_bytes(cache.max_object_size);
+        if let Some(trace) = &mut ctx.trace {
+            trace.start_cache_lookup();
+        }
         Ok(())
+    }
+
+    fn cache_miss(&self, session: &mut Session, ctx: &mut RequestCtx) {
+        if let Some(trace) = &mut ctx.trace {
+            trace.end_cache_lookup("miss");
+        }
+        session.cache.cache_miss();
+    }
+
+    async fn cache_hit_filter(
+        &self,
+        _session: &mut Session,
+        _meta: &CacheMeta,
+        _hit_handler: &mut pingora::cache::storage::HitHandler,
+        is_fresh: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<pingora::cache::ForcedFreshness>> {
+        if let Some(trace) = &mut ctx.trace {
+            trace.end_cache_lookup(if is_fresh { "hit" } else { "stale" });
+        }
+        Ok(None)
     }
 
     fn cache_key_callback(&self, session: &Session, ctx: &mut RequestCtx) -> Result<CacheKey> {
@@ -310,8 +354,17 @@ impl ProxyHttp for EdgeProxy {
         Ok(next == Next::Continue)
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         ctx.origin_started.get_or_insert_with(Instant::now);
+        if let (Some(trace), Route::Origin(route)) = (&mut ctx.trace, &ctx.route) {
+            trace.start_origin_fetch(
+                SystemTime::now(),
+                vec![
+                    KeyValue::new("edgehook.origin", route.origin.name.clone()),
+                    KeyValue::new("http.request.method", session.req_header().method.to_string()),
+                ],
+            );
+        }
         self.choose_peer(ctx).await
     }
 
@@ -339,7 +392,11 @@ impl ProxyHttp for EdgeProxy {
                 upstream.remove_header(&forward::KEEP_ALIVE);
             }
         }
-        self.prepare_upstream_request(upstream, ctx)
+        self.prepare_upstream_request(upstream, ctx)?;
+        if let Some(headers) = ctx.trace.as_ref().and_then(|t| t.origin_headers()) {
+            set_trace_headers(upstream, &headers)?;
+        }
+        Ok(())
     }
 
     async fn upstream_response_filter(
@@ -360,6 +417,9 @@ impl ProxyHttp for EdgeProxy {
                 .inc();
         }
         ctx.origin_answered = true;
+        if let Some(trace) = &mut ctx.trace {
+            trace.origin_answered(resp.status.as_u16());
+        }
         if let Some(names) = forward::connection_named(&resp.headers) {
             for name in names {
                 resp.remove_header(&name);
@@ -402,6 +462,11 @@ impl ProxyHttp for EdgeProxy {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<std::time::Duration>> {
+        if end_of_stream {
+            if let Some(trace) = &mut ctx.trace {
+                trace.end_origin_fetch();
+            }
+        }
         // An origin-response replacement: the origin's bytes are dropped, the new body goes out
         // (and into the cache) at the end of the stream.
         if let Some(replacement) = &ctx.bodies.response_replacement {
@@ -474,7 +539,10 @@ impl ProxyHttp for EdgeProxy {
     }
 
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
-        access::record(&self.node, session, error, ctx);
+        let answered = access::record(&self.node, session, error, ctx);
+        if let Some(trace) = ctx.trace.take() {
+            access::finish_trace(*trace, session, error, ctx, answered);
+        }
     }
 
     fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {

@@ -33,3 +33,4 @@ mod ranges;
 mod reload;
 mod slow_clients;
 mod tls;
+mod tracing;

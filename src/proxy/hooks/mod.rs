@@ -28,6 +28,8 @@ use crate::edge::{Outcome, RequestOutcome, ResponseOutcome};
 use crate::js::{CallOutcome, FailureClass, InvokeError, Outbound};
 use crate::metrics::Metrics;
 use crate::proxy::ctx::{ErrorAnswer, RequestCtx};
+use crate::telemetry::{RequestTrace, SpanEnd};
+use opentelemetry::KeyValue;
 use std::time::Instant;
 
 /// Runs the function of `association` on a request event: what it decided.
@@ -35,8 +37,9 @@ pub async fn invoke_request(
     node: &NodeState,
     association: &Association,
     event: &Event,
+    trace: Option<&RequestTrace>,
 ) -> Result<RequestOutcome, InvokeError> {
-    match invoke(node, association, event).await? {
+    match invoke(node, association, event, trace).await? {
         Outcome::Request(outcome) => Ok(outcome),
         Outcome::Response(_) => Err(wrong_event_type(association, event)),
     }
@@ -47,8 +50,13 @@ pub async fn invoke_request(
 pub type ResponseEventResult = (event::Request, Result<(event::Response, ResponseOutcome), InvokeError>);
 
 /// Runs the function of `association` on a response event.
-pub async fn invoke_response(node: &NodeState, association: &Association, event: Event) -> ResponseEventResult {
-    let outcome = match invoke(node, association, &event).await {
+pub async fn invoke_response(
+    node: &NodeState,
+    association: &Association,
+    event: Event,
+    trace: Option<&RequestTrace>,
+) -> ResponseEventResult {
+    let outcome = match invoke(node, association, &event, trace).await {
         Ok(Outcome::Response(outcome)) => Ok(outcome),
         Ok(Outcome::Request(_)) => Err(wrong_event_type(association, &event)),
         Err(error) => Err(error),
@@ -79,8 +87,14 @@ fn wrong_event_type(association: &Association, event: &Event) -> InvokeError {
     )
 }
 
-/// Runs the function of `association` on `event`, with metrics and one REPORT log line.
-async fn invoke(node: &NodeState, association: &Association, event: &Event) -> Result<Outcome, InvokeError> {
+/// Runs the function of `association` on `event`, with metrics, one REPORT log line and a span
+/// in the request's trace.
+async fn invoke(
+    node: &NodeState,
+    association: &Association,
+    event: &Event,
+    trace: Option<&RequestTrace>,
+) -> Result<Outcome, InvokeError> {
     let kind = event.event_type();
     let request_id = &event.cf().config.request_id;
     let function = association.function.as_str();
@@ -148,6 +162,18 @@ async fn invoke(node: &NodeState, association: &Association, event: &Event) -> R
         }
     };
     record_outbound(metrics, function, &outbound);
+    if let Some(trace) = trace {
+        let mut attributes = vec![
+            KeyValue::new("faas.invoked_name", function.to_string()),
+            KeyValue::new("edgehook.outcome", outcome),
+        ];
+        if let Ok(Outcome::Request(RequestOutcome::Respond(_))) = &result {
+            attributes.push(KeyValue::new("edgehook.generated", true));
+        }
+        let message = result.as_ref().err().map(|e| e.to_string());
+        let end = message.as_deref().map_or(SpanEnd::Ok, SpanEnd::Error);
+        trace.record_done(kind.as_str(), elapsed, attributes, end);
+    }
     tracing::info!(
         target: "edgehook::function",
         request_id = %request_id,

@@ -34,7 +34,7 @@ impl EdgeProxy {
             request.body = current.map(|b| hooks::event_body(b, EventType::OriginRequest));
         }
         let event = hooks::event(EventType::OriginRequest, ctx, request, None);
-        let result = hooks::invoke_request(&self.node, association, &event).await;
+        let result = hooks::invoke_request(&self.node, association, &event, ctx.trace.as_deref()).await;
         let mut request = event.into_cf().request;
         match result {
             Ok(RequestOutcome::Continue {

@@ -32,7 +32,7 @@ impl EdgeProxy {
             header_changes,
         } = *origin_request;
         let event = hooks::event(EventType::OriginResponse, ctx, request, Some(hooks::response_of(resp)));
-        let (request, result) = hooks::invoke_response(&self.node, association, event).await;
+        let (request, result) = hooks::invoke_response(&self.node, association, event, ctx.trace.as_deref()).await;
         ctx.origin_request = Some(Box::new(OriginRequest {
             request,
             header_changes,

@@ -49,7 +49,7 @@ impl EdgeProxy {
                     .map(|b| hooks::event_body(b, EventType::ViewerRequest));
             }
             let event = hooks::event(EventType::ViewerRequest, ctx, request, None);
-            let result = hooks::invoke_request(&self.node, association, &event).await;
+            let result = hooks::invoke_request(&self.node, association, &event, ctx.trace.as_deref()).await;
             let request = event.into_cf().request;
             match result {
                 Ok(RequestOutcome::Continue {

@@ -27,7 +27,7 @@ impl EdgeProxy {
             return Ok(());
         };
         let event = hooks::event(EventType::ViewerResponse, ctx, *request, Some(hooks::response_of(resp)));
-        let (request, result) = hooks::invoke_response(&self.node, association, event).await;
+        let (request, result) = hooks::invoke_response(&self.node, association, event, ctx.trace.as_deref()).await;
         ctx.viewer.request = Some(Box::new(request));
         match result {
             Ok((response, outcome)) => hooks::apply_response(resp, &response, &outcome),

@@ -92,6 +92,11 @@ impl Edgehook {
 
     /// Starts the process and returns at once, before its listeners are up.
     pub fn spawn_in(dir: tempfile::TempDir, server_extra: &str, rest: &str) -> Edgehook {
+        Self::spawn_with_env(dir, server_extra, rest, &[])
+    }
+
+    /// `spawn_in`, with these environment variables set for the process.
+    pub fn spawn_with_env(dir: tempfile::TempDir, server_extra: &str, rest: &str, env: &[(&str, &str)]) -> Edgehook {
         let (http, admin, tls) = (free_addr(), free_addr(), free_addr());
         let config = write_config(dir.path(), http, admin, tls, server_extra, rest);
         let log = dir.path().join("edgehook.log");
@@ -106,6 +111,7 @@ impl Edgehook {
             // The process's runtime directory (its internal socket) goes in the test's temp
             // directory: a process killed at the test's end does not remove its own.
             .env("TMPDIR", dir.path())
+            .envs(env.iter().copied())
             .stdout(access_log)
             .stderr(log_file)
             .spawn()

@@ -223,6 +223,11 @@ impl Origin {
         self.requests.lock().unwrap().iter().filter(|s| s.uri == uri).count()
     }
 
+    /// Every request received, in order.
+    pub fn requests(&self) -> Vec<Seen> {
+        self.requests.lock().unwrap().clone()
+    }
+
     pub fn total(&self) -> usize {
         self.requests.lock().unwrap().len()
     }
