@@ -22,7 +22,7 @@ mod load;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 use load::connect;
-use servers::{free_addr, repository, wait_for, Running};
+use servers::{build_profile, free_addr, repository, setting, wait_for, Running};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -256,10 +256,6 @@ fn metric(admin: SocketAddr, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn setting(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 struct Restart {
     objects: usize,
     fill_seconds: f64,
@@ -402,21 +398,6 @@ fn main() {
     let report = report(&contestants.map(|c| c.0), &rows, &hot, &restart, seconds, rounds);
     print!("{report}");
     std::fs::write(repository().join("docs/benchmarks-disk.md"), report).expect("write docs/benchmarks-disk.md");
-}
-
-/// The profile this bench (and the edgehook binary beside it) was built with: `bench` builds
-/// land in `target/release`, `--profile dist` ones in `target/dist`.
-fn build_profile() -> String {
-    let binary = Path::new(env!("CARGO_BIN_EXE_edgehook"));
-    match binary
-        .parent()
-        .and_then(|dir| dir.file_name())
-        .and_then(|name| name.to_str())
-    {
-        Some("release") => "bench".to_string(),
-        Some(name) => name.to_string(),
-        None => "unknown".to_string(),
-    }
 }
 
 fn report(

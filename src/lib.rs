@@ -1,6 +1,7 @@
 //! edgehook: a caching reverse proxy on pingora that runs Lambda@Edge-style functions.
 pub mod admin;
 pub mod cache;
+pub mod certificates;
 pub mod cli;
 pub mod config;
 pub mod deploy;

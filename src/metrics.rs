@@ -38,6 +38,7 @@ pub struct Metrics {
     pub deployment_weight: GaugeVec,
     pub deployments: IntCounterVec,
     pub access_log_dropped: IntCounter,
+    pub tls_certificate_expiry: IntGaugeVec,
     /// The name of every metric family, exported or not yet (a family of labelled metrics
     /// shows on `/metrics` once it has its first labels).
     names: Vec<String>,
@@ -88,8 +89,8 @@ impl Metrics {
         };
         let requests = counter_vec(
             "edgehook_requests_total",
-            "Requests answered, by status class and behavior path pattern.",
-            &["status_class", "behavior"],
+            "Requests answered, by status class, distribution (`-`: the top-level behaviors) and behavior path pattern.",
+            &["status_class", "distribution", "behavior"],
         );
         let cache = counter_vec(
             "edgehook_cache_lookups_total",
@@ -226,6 +227,11 @@ impl Metrics {
             access_log_dropped: counter(
                 "edgehook_access_log_dropped_total",
                 "Access log lines dropped because the log's writer was a whole queue behind.",
+            ),
+            tls_certificate_expiry: gauge_vec(
+                "edgehook_tls_certificate_expiry_seconds",
+                "When the certificate presented for a domain expires, in seconds since 1970 (distribution `-`: the default certificate, for each of its names).",
+                &["distribution", "domain"],
             ),
             registry,
             names: Vec::new(),

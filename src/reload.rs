@@ -38,11 +38,14 @@ fn restart_only(old: &Config, new: &Config) -> Vec<String> {
     check("server.listen", old.server.listen != new.server.listen);
     check("server.admin", old.server.admin != new.server.admin);
     check("server.threads", old.server.threads != new.server.threads);
-    check(
-        "server.tls",
-        old.server.tls.as_ref().map(|t| (&t.listen, &t.cert, &t.key))
-            != new.server.tls.as_ref().map(|t| (&t.listen, &t.cert, &t.key)),
-    );
+    // Certificates are reloaded live; the listeners are not.
+    let listener = |c: &Config| {
+        c.server
+            .tls
+            .as_ref()
+            .map(|t| (t.listen.clone(), t.h2, t.check_interval))
+    };
+    check("server.tls", listener(old) != listener(new));
     check(
         "cache",
         (
@@ -107,7 +110,7 @@ impl Reloader {
             deploy.register_configured(function);
         }
         deploy.refresh_aliases().map_err(|e| e.to_string())?;
-        for behavior in &new.behaviors {
+        for behavior in new.behaviors() {
             let hooks = &behavior.hooks;
             for association in [
                 &hooks.viewer_request,
@@ -134,6 +137,10 @@ impl Reloader {
             })
             .collect();
         self.node.dirs.store(Arc::new(DirServer::new(dirs)));
+        // Before the new distributions take requests: their certificates are ready.
+        if let Some(certificates) = &self.node.certificates {
+            certificates.reload(&new);
+        }
         self.node.config.store(Arc::new(new));
         Ok(report)
     }

@@ -4,6 +4,7 @@
 
 use crate::admin::api::AdminApi;
 use crate::cache::CacheLayer;
+use crate::certificates::{Certificates, RecordRequestedName};
 use crate::config::DirOrigin;
 use crate::config::StateBackend;
 use crate::config::{Config, OriginKind};
@@ -56,6 +57,8 @@ pub enum ServeError {
     AccessLog { path: String, error: std::io::Error },
     #[error("{0}")]
     Tracing(#[from] crate::telemetry::TracingError),
+    #[error("TLS: {0}")]
+    Certificates(String),
 }
 
 /// SIGTERM and SIGINT both mean "stop accepting, finish what is in flight, exit 0"; SIGQUIT
@@ -219,6 +222,10 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
         },
         access_log: Arc::new(access_log),
         tracing: config.tracing.as_ref().map(Tracing::start).transpose()?,
+        certificates: match &config.server.tls {
+            Some(_) => Some(Certificates::start(&config, metrics.clone()).map_err(ServeError::Certificates)?),
+            None => None,
+        },
     });
     crate::logfile::reopen_on_sigusr1(node.access_log.clone());
 
@@ -245,18 +252,21 @@ pub fn serve(config: Config, path: &std::path::Path, upgrade: bool) -> Result<()
     for address in &config.server.listen {
         proxy.add_tcp(&address.to_string());
     }
-    if let Some(tls) = &config.server.tls {
+    if let (Some(tls), Some(certificates)) = (&config.server.tls, &node.certificates) {
         for address in &tls.listen {
-            let tls_error = |message: String| ServeError::Tls {
-                address: address.to_string(),
-                message,
-            };
-            let mut settings = TlsSettings::intermediate(&tls.cert.to_string_lossy(), &tls.key.to_string_lossy())
-                .map_err(|e| tls_error(e.to_string()))?;
+            let mut settings =
+                TlsSettings::with_callbacks(Box::new(RecordRequestedName)).map_err(|e| ServeError::Tls {
+                    address: address.to_string(),
+                    message: e.to_string(),
+                })?;
+            settings.set_cert_resolver(certificates.clone());
             if tls.h2 {
                 settings.enable_h2();
             }
             proxy.add_tls_with_settings(&address.to_string(), None, settings);
+        }
+        if !tls.check_interval.is_zero() {
+            certificates.watch(tls.check_interval);
         }
     }
     // Tried on its first plain listener (a TLS one would log the probe's empty handshake as an

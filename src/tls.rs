@@ -4,6 +4,8 @@
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Reads every certificate of a PEM file as DER, checking that each parses as X.509.
 pub fn load_certificates(path: &Path) -> Result<Vec<Vec<u8>>, String> {
@@ -41,6 +43,92 @@ pub fn check_key_pair(certificates: &[Vec<u8>], key: PrivateKeyDer<'static>) -> 
         .map_err(|e| format!("the key does not fit the certificate: {e}"))
 }
 
+/// A certificate chain and its key, loaded and checked, ready to be presented.
+#[derive(Debug, Clone)]
+pub struct Certificate {
+    /// The DNS names of the leaf (its subject alternative names), lowercase.
+    pub names: Vec<String>,
+    /// When the leaf expires.
+    pub not_after: SystemTime,
+    pub key: Arc<rustls::sign::CertifiedKey>,
+}
+
+impl Certificate {
+    /// Loads `cert` and `key`, refusing a key that does not fit or a leaf not valid at `now`.
+    pub fn load(cert: &Path, key: &Path, now: SystemTime) -> Result<Certificate, String> {
+        let chain = load_certificates(cert)?;
+        let private = load_private_key(key)?;
+        let (names, not_before, not_after) = leaf_facts(&chain[0])
+            .map_err(|e| format!("`{}` holds a certificate that does not parse: {e}", cert.display()))?;
+        if now < not_before {
+            return Err(format!(
+                "`{}` is not valid before {}",
+                cert.display(),
+                httpdate::fmt_http_date(not_before)
+            ));
+        }
+        if now > not_after {
+            return Err(format!(
+                "`{}` expired on {}",
+                cert.display(),
+                httpdate::fmt_http_date(not_after)
+            ));
+        }
+        let provider = rustls::crypto::ring::default_provider();
+        let chain = chain.into_iter().map(CertificateDer::from).collect();
+        let key = rustls::sign::CertifiedKey::from_der(chain, private, &provider)
+            .map_err(|e| format!("`{}` does not fit the certificate: {e}", key.display()))?;
+        Ok(Certificate {
+            names,
+            not_after,
+            key: Arc::new(key),
+        })
+    }
+
+    /// Whether the certificate is good for `domain`: a name of it, or a wildcard of one label
+    /// over it. A wildcard domain needs the same wildcard.
+    pub fn covers(&self, domain: &str) -> bool {
+        self.names.iter().any(|name| {
+            name == domain
+                || name.strip_prefix("*.").is_some_and(|parent| {
+                    domain
+                        .split_once('.')
+                        .is_some_and(|(label, rest)| rest == parent && label != "*")
+                })
+        })
+    }
+}
+
+/// The leaf's DNS names and validity.
+fn leaf_facts(der: &[u8]) -> Result<(Vec<String>, SystemTime, SystemTime), String> {
+    use x509_parser::extensions::GeneralName;
+    let (_, leaf) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
+    let names = leaf
+        .subject_alternative_name()
+        .map_err(|e| e.to_string())?
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|name| match name {
+                    GeneralName::DNSName(name) => Some(name.to_ascii_lowercase()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let time = |t: x509_parser::time::ASN1Time| {
+        let seconds = t.timestamp();
+        if seconds >= 0 {
+            UNIX_EPOCH + Duration::from_secs(seconds as u64)
+        } else {
+            UNIX_EPOCH - Duration::from_secs(seconds.unsigned_abs())
+        }
+    };
+    let validity = leaf.validity();
+    Ok((names, time(validity.not_before), time(validity.not_after)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +164,26 @@ mod tests {
         let cut = file(&dir, "cut.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n");
         let cut_certificate = load_certificates(&cut).expect_err("no end marker");
         assert!(cut_certificate.contains("is not valid PEM"), "{cut_certificate}");
+    }
+
+    #[test]
+    fn a_certificate_covers_its_names_and_one_label_under_its_wildcards() {
+        let pair = rcgen::generate_simple_self_signed(vec!["Shop.Example.Test".into(), "*.shop.example.test".into()])
+            .expect("a certificate");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cert = file(&dir, "cert.pem", &pair.cert.pem());
+        let key = file(&dir, "key.pem", &pair.key_pair.serialize_pem());
+        let certificate = Certificate::load(&cert, &key, SystemTime::now()).expect("loads");
+        assert_eq!(certificate.names, ["shop.example.test", "*.shop.example.test"]);
+        for covered in ["shop.example.test", "eu.shop.example.test", "*.shop.example.test"] {
+            assert!(certificate.covers(covered), "{covered}");
+        }
+        for uncovered in ["a.eu.shop.example.test", "example.test", "*.example.test", "other.test"] {
+            assert!(!certificate.covers(uncovered), "{uncovered}");
+        }
+        // rcgen's certificates run until 4096.
+        let later = SystemTime::now() + Duration::from_secs(800_000 * 86_400);
+        let expired = Certificate::load(&cert, &key, later).expect_err("out of date");
+        assert!(expired.contains("expired on"), "{expired}");
     }
 }

@@ -183,8 +183,12 @@ fn header_pairs(headers: &[String]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A GET of `path` with `headers`; `Host` is the address unless `headers` name one.
 fn request(addr: SocketAddr, path: &str, headers: &[(String, String)]) -> http::Request<Empty<Bytes>> {
-    let mut request = http::Request::get(path).header(http::header::HOST, addr.to_string());
+    let mut request = http::Request::get(path);
+    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) {
+        request = request.header(http::header::HOST, addr.to_string());
+    }
     for (name, value) in headers {
         request = request.header(name.as_str(), value.as_str());
     }
@@ -200,4 +204,18 @@ pub async fn connect(addr: SocketAddr) -> hyper::client::conn::http1::SendReques
         .expect("handshake");
     tokio::spawn(conn);
     sender
+}
+
+/// The median of each figure of `runs`.
+pub fn median(runs: &[Peak]) -> Peak {
+    let median = |f: fn(&Peak) -> f64| {
+        let mut values: Vec<f64> = runs.iter().map(f).collect();
+        values.sort_by(|a, b| a.total_cmp(b));
+        values[values.len() / 2]
+    };
+    Peak {
+        requests_per_second: median(|p| p.requests_per_second),
+        p50_ms: median(|p| p.p50_ms),
+        p99_ms: median(|p| p.p99_ms),
+    }
 }

@@ -23,7 +23,7 @@ use base64::Engine as _;
 use hmac::Mac as _;
 use load::{AtRate, Peak};
 use report::{Contestant, Memory, Row, TlsRow};
-use servers::{fill, free_addr, repository, start_edgehook, start_nginx};
+use servers::{fill, free_addr, repository, setting, start_edgehook, start_nginx};
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -116,23 +116,6 @@ fn token() -> String {
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(JWT_SECRET.as_bytes()).expect("key");
     mac.update(signed.as_bytes());
     format!("{signed}.{}", encode(&mac.finalize().into_bytes()))
-}
-
-fn setting(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn median_peak(runs: &[Peak]) -> Peak {
-    let median = |f: fn(&Peak) -> f64| {
-        let mut values: Vec<f64> = runs.iter().map(f).collect();
-        values.sort_by(|a, b| a.total_cmp(b));
-        values[values.len() / 2]
-    };
-    Peak {
-        requests_per_second: median(|p| p.requests_per_second),
-        p50_ms: median(|p| p.p50_ms),
-        p99_ms: median(|p| p.p99_ms),
-    }
 }
 
 /// Where a contestant listens for TLS, with the certificate it serves.
@@ -430,7 +413,7 @@ fn main() {
             ));
         }
     }
-    let peaks: Vec<Peak> = peaks.iter().map(|p| median_peak(p)).collect();
+    let peaks: Vec<Peak> = peaks.iter().map(|p| load::median(p)).collect();
 
     // Latency at half of the lower peak of edgehook and nginx, the same rate for both.
     let mut rows = Vec::new();

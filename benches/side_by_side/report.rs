@@ -245,11 +245,7 @@ fn machine() -> String {
                 .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    // cargo puts the binaries of a profile in target/<profile dir>/ (`release` for `bench`).
-    let profile = Path::new(env!("CARGO_BIN_EXE_edgehook"))
-        .parent()
-        .and_then(Path::file_name)
-        .map_or_else(|| "unknown".into(), |p| p.to_string_lossy().into_owned());
+    let profile = crate::servers::build_profile();
     format!(
         "{} cores ({cpu}), Linux {}; edgehook and the bare pingora proxy built with cargo's \
          `{profile}` profile; {}; njs {}; wrk {}; h2load {}",

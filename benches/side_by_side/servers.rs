@@ -268,3 +268,23 @@ fn parent_of(pid: u32) -> Option<u32> {
 pub fn repository() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// A whole-number setting from the environment (`BENCH_SECONDS`, `BENCH_ROUNDS`), else `default`.
+pub fn setting(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The profile this bench (and the edgehook binary beside it) was built with: `bench` builds
+/// land in `target/release`, `--profile dist` ones in `target/dist`.
+pub fn build_profile() -> String {
+    let binary = Path::new(env!("CARGO_BIN_EXE_edgehook"));
+    match binary
+        .parent()
+        .and_then(|dir| dir.file_name())
+        .and_then(|name| name.to_str())
+    {
+        Some("release") => "bench".to_string(),
+        Some(name) => name.to_string(),
+        None => "unknown".to_string(),
+    }
+}

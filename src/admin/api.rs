@@ -57,11 +57,19 @@ fn purge_wait(wait: Option<&serde_json::Value>) -> Result<std::time::Duration, S
     Ok(wait.min(MAX_PURGE_WAIT))
 }
 
+/// The distribution named by `/distributions/{name}/cache/purge`.
+fn distribution_purge(path: &str) -> Option<&str> {
+    path.strip_prefix("/distributions/")?
+        .strip_suffix("/cache/purge")
+        .filter(|name| !name.is_empty() && !name.contains('/'))
+}
+
 /// A purge's answer: the purge, who applied it (and how many objects), who has not yet.
 fn purge_answer(status: &crate::deploy::store::PurgeStatus) -> serde_json::Value {
     let purged: usize = status.applied.values().map(|a| a.purged).sum();
     serde_json::json!({
         "id": status.purge.id,
+        "distribution": status.purge.distribution,
         "paths": status.purge.paths,
         "status": if status.pending.is_empty() { "Completed" } else { "InProgress" },
         "purged": purged,
@@ -152,9 +160,20 @@ impl AdminApi {
         }
     }
 
-    async fn purge(&self, session: &mut ServerSession) -> Reply {
+    /// `POST /cache/purge` (the implicit distribution's objects) and
+    /// `POST /distributions/{name}/cache/purge`.
+    async fn purge(&self, session: &mut ServerSession, distribution: &str) -> Reply {
         if let Some(refusal) = self.refuse_unauthorized(session) {
             return refusal;
+        }
+        if self.node.config.load().distributions.get(distribution).is_none() {
+            return match distribution {
+                "" => json_error(
+                    404,
+                    "there are no top-level [[behaviors]] to purge: name the distribution, POST /distributions/NAME/cache/purge",
+                ),
+                name => json_error(404, &format!("no distribution `{name}`")),
+            };
         }
         let body = match Self::read_body(session).await {
             Ok(body) => body,
@@ -183,11 +202,11 @@ impl AdminApi {
         };
         drop(patterns);
         let store = self.node.store.clone();
-        let purge = match store.request_purge(request.paths).await {
+        let purge = match store.request_purge(distribution.to_string(), request.paths).await {
             Ok(purge) => purge,
             Err(error) => return store_error_reply(&error),
         };
-        tracing::info!(target: "edgehook::admin", id = purge.id, paths = ?purge.paths, "cache purge requested");
+        tracing::info!(target: "edgehook::admin", id = purge.id, distribution, paths = ?purge.paths, "cache purge requested");
         // Every node (this one too) applies it from the store; the answer waits for them, up
         // to `wait`.
         let deadline = tokio::time::Instant::now() + wait;
@@ -472,7 +491,12 @@ impl Handler for AdminApi {
                 }
             },
             ("GET" | "HEAD", "/metrics") => self.metrics_page(),
-            ("POST", "/cache/purge") => self.purge(session).await,
+            ("POST", "/cache/purge") => self.purge(session, "").await,
+            ("POST", p) if distribution_purge(p).is_some() => {
+                let name = distribution_purge(p).map(str::to_string);
+                self.purge(session, name.as_deref().unwrap_or_default()).await
+            }
+            (_, p) if distribution_purge(p).is_some() => json_error(405, "method not allowed"),
             ("GET" | "HEAD", "/fleet") => json(200, super::fleet::fleet(self.node.store.as_ref())),
             ("GET" | "HEAD", p) if p.starts_with("/cache/purges/") => self.purge_status(&p["/cache/purges/".len()..]),
             ("POST", "/reload") => match self.refuse_unauthorized(session) {

@@ -59,7 +59,13 @@ pub fn state(node: &NodeState, history: &History, seconds: usize) -> Value {
         .iter()
         .map(|(tier, bytes, objects)| json!({ "tier": tier, "bytes": bytes, "objects": objects }))
         .collect();
+    let distributions: Vec<Value> = config
+        .distributions
+        .iter()
+        .map(|d| json!({ "name": d.name, "domains": d.domains }))
+        .collect();
     view["node"] = json!(config.node);
+    view["distributions"] = json!(distributions);
     view["functions_detail"] = json!(functions);
     view["cache"]["tiers"] = json!(tiers);
     view

@@ -41,9 +41,9 @@ async fn apply_pending(node: &NodeState) {
 /// Purges this node's cache; the paths were checked when the purge was requested.
 fn apply(node: &NodeState, purge: &PurgeRecord) -> usize {
     let patterns: Vec<PathPattern> = purge.paths.iter().filter_map(|p| PathPattern::new(p).ok()).collect();
-    let purged = node.cache.purge(&patterns);
+    let purged = node.cache.purge(&purge.distribution, &patterns);
     node.metrics.purged.inc_by(purged as u64);
-    tracing::info!(target: "edgehook::admin", id = purge.id, paths = ?purge.paths, purged, by = purge.requested_by, "cache purge applied");
+    tracing::info!(target: "edgehook::admin", id = purge.id, distribution = purge.distribution, paths = ?purge.paths, purged, by = purge.requested_by, "cache purge applied");
     purged
 }
 

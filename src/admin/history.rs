@@ -346,8 +346,8 @@ mod tests {
         let metrics = Metrics::new();
         let history = History::default();
         history.sample(&metrics, &[]);
-        metrics.requests.with_label_values(&["2xx", "*"]).inc_by(30);
-        metrics.requests.with_label_values(&["5xx", "*"]).inc_by(3);
+        metrics.requests.with_label_values(&["2xx", "-", "*"]).inc_by(30);
+        metrics.requests.with_label_values(&["5xx", "-", "*"]).inc_by(3);
         metrics.cache.with_label_values(&["hit"]).inc_by(3);
         metrics.cache.with_label_values(&["miss"]).inc_by(1);
         metrics

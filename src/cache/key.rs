@@ -54,12 +54,19 @@ pub fn cookie_values<'a>(req: &'a RequestHeader, name: &'a str) -> impl Iterator
         })
 }
 
-pub fn cache_key(req: &RequestHeader, policy: &CacheKeyPolicy) -> CacheKey {
+/// The cache key of `req` in `distribution` (named; "" for the implicit distribution, whose keys
+/// are as they were before distributions, so that a disk cache keeps its objects).
+pub fn cache_key(req: &RequestHeader, policy: &CacheKeyPolicy, distribution: &str) -> CacheKey {
     let mut primary = Vec::with_capacity(128);
     let mut push = |part: &[u8]| {
         primary.extend_from_slice(&(part.len() as u32).to_be_bytes());
         primary.extend_from_slice(part);
     };
+    // A named distribution's key starts with its name, then the host: its second field never
+    // starts with `/`, as the implicit distribution's (the path) always does.
+    if !distribution.is_empty() {
+        push(distribution.as_bytes());
+    }
     push(request_host(req).as_bytes());
     push(req.uri.path().as_bytes());
     push(req.uri.query().unwrap_or("").as_bytes());
@@ -75,13 +82,28 @@ pub fn cache_key(req: &RequestHeader, policy: &CacheKeyPolicy) -> CacheKey {
             push(value.as_bytes());
         }
     }
-    // The user tag carries the path so that purges by path can find the object.
-    let mut key = CacheKey::new(primary, req.uri.path());
+    // The user tag carries the distribution and the path so that purges can find the object.
+    let mut key = CacheKey::new(primary, user_tag(distribution, req.uri.path()));
     // pingora hashes the key (blake2b) each time it asks for the hash, two to five times per
     // request; hashed once here, the hash is kept with the key.
     let hash = key.primary_bin();
     key.set_primary_bin_override(hash);
     key
+}
+
+/// The user tag of an object of `path` in `distribution`: the distribution's name before the
+/// path (which starts with `/`, a character names cannot hold); the path alone in the implicit
+/// distribution.
+pub fn user_tag(distribution: &str, path: &str) -> String {
+    let mut tag = String::with_capacity(distribution.len() + path.len());
+    tag.push_str(distribution);
+    tag.push_str(path);
+    tag
+}
+
+/// The distribution and path a user tag holds.
+pub fn tag_parts(tag: &str) -> (&str, &str) {
+    tag.find('/').map_or(("", tag), |slash| tag.split_at(slash))
 }
 
 #[cfg(test)]
@@ -126,7 +148,7 @@ mod tests {
     }
 
     fn key(uri: &str, headers: &[(&str, &str)], policy: &CacheKeyPolicy) -> String {
-        cache_key(&request(uri, headers), policy).combined()
+        cache_key(&request(uri, headers), policy, "").combined()
     }
 
     #[test]
@@ -187,7 +209,7 @@ mod tests {
 
     #[test]
     fn user_tag_is_the_path() {
-        let k = cache_key(&request("/dir/file?x=1", &[]), &policy(QueryPolicy::All, &[], &[]));
+        let k = cache_key(&request("/dir/file?x=1", &[]), &policy(QueryPolicy::All, &[], &[]), "");
         assert_eq!(k.user_tag, "/dir/file");
     }
 }

@@ -55,23 +55,27 @@ impl CacheLayer {
         }
     }
 
-    /// Removes every cached object stored for request path `path` (any host, query or
-    /// variant): what a successful unsafe request does to its target (RFC 9111 4.4).
-    pub fn invalidate_path(&self, path: &str) -> usize {
-        let (in_memory, count) = self.storage.invalidate_path(path);
+    /// Removes every cached object stored under user tag `tag` (`key::user_tag`: a
+    /// distribution's request path, any host, query or variant): what a successful unsafe
+    /// request does to its target (RFC 9111 4.4).
+    pub fn invalidate_path(&self, tag: &str) -> usize {
+        let (in_memory, count) = self.storage.invalidate_path(tag);
         for entry in &in_memory {
             self.eviction.remove(CacheEntryKeyRef::from(entry));
         }
         count
     }
 
-    /// Removes every cached object whose request path matches one of `patterns` (CloudFront
-    /// invalidation paths: exact, or with `*` wildcards). Returns how many objects were removed.
-    pub fn purge(&self, patterns: &[config::pattern::PathPattern]) -> usize {
+    /// Removes every cached object of `distribution` ("": the implicit one) whose request path
+    /// matches one of `patterns` (CloudFront invalidation paths: exact, or with `*` wildcards).
+    /// Returns how many objects were removed.
+    pub fn purge(&self, distribution: &str, patterns: &[config::pattern::PathPattern]) -> usize {
         let patterns = patterns.to_vec();
-        let (in_memory, count) = self
-            .storage
-            .purge_paths(Arc::new(move |path| patterns.iter().any(|p| p.matches(path))));
+        let distribution = distribution.to_string();
+        let (in_memory, count) = self.storage.purge_paths(Arc::new(move |tag| {
+            let (owner, path) = key::tag_parts(tag);
+            owner == distribution && patterns.iter().any(|p| p.matches(path))
+        }));
         for entry in &in_memory {
             self.eviction.remove(CacheEntryKeyRef::from(entry));
         }

@@ -97,6 +97,11 @@ fn warnings(config: &config::Config) -> Vec<String> {
             "server.admin_token: environment variable {name} is not set; mutating admin calls will be refused"
         ));
     }
+    for (wildcard_site, wildcard, exact_site, exact) in config.distributions.shadowed() {
+        out.push(format!(
+            "distributions.{wildcard_site}.domains: `{wildcard}` also covers `{exact}`, a domain of distribution `{exact_site}`, which serves it (an exact name wins over a wildcard)"
+        ));
+    }
     out
 }
 
@@ -145,11 +150,16 @@ pub fn main() -> ExitCode {
                     eprintln!("{}: {} problem(s)", path.display(), failures.len());
                     return ExitCode::from(INVALID_CONFIG);
                 }
+                let named = config.distributions.iter().filter(|d| !d.is_implicit()).count();
+                let distributions = match named {
+                    0 => String::new(),
+                    n => format!("{n} distributions, "),
+                };
                 print_line(format_args!(
-                    "{}: valid ({} origins, {} behaviors)",
+                    "{}: valid ({distributions}{} origins, {} behaviors)",
                     path.display(),
                     config.origins.len(),
-                    config.behaviors.len()
+                    config.behaviors().count()
                 ));
                 ExitCode::SUCCESS
             }

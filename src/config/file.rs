@@ -19,6 +19,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub behaviors: Vec<BehaviorFile>,
     #[serde(default)]
+    pub distributions: BTreeMap<String, DistributionFile>,
+    #[serde(default)]
     pub runtime: RuntimeFile,
     #[serde(default)]
     pub functions: BTreeMap<String, FunctionFile>,
@@ -121,6 +123,23 @@ pub struct ServerFile {
     pub viewer_country_header: Option<String>,
     pub geoip_database: Option<String>,
     pub resolver: Option<Vec<String>>,
+    pub default_distribution: Option<String>,
+}
+
+/// `[distributions.NAME]`: a site chosen by host name.
+#[derive(Debug, Default, Deserialize)]
+pub struct DistributionFile {
+    pub domains: Option<Vec<String>>,
+    #[serde(default)]
+    pub behaviors: Vec<BehaviorFile>,
+    pub tls: Option<CertificateFile>,
+}
+
+/// `tls = { cert, key }` of a distribution.
+#[derive(Debug, Default, Deserialize)]
+pub struct CertificateFile {
+    pub cert: Option<String>,
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -129,6 +148,7 @@ pub struct TlsFile {
     pub cert: Option<String>,
     pub key: Option<String>,
     pub h2: Option<bool>,
+    pub check_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

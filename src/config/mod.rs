@@ -1,6 +1,7 @@
 //! Configuration: the TOML file format (`file`), the validated model (`model`) and the checks
 //! between them (`validate`). `load` is the only entry point the rest of the program uses.
 
+pub mod distribution;
 pub mod egress;
 pub mod file;
 pub mod model;
@@ -8,6 +9,7 @@ pub mod pattern;
 pub mod units;
 mod validate;
 
+pub use distribution::{CertificateFiles, Distribution, Distributions};
 pub use model::*;
 pub use validate::Problem;
 

@@ -18,7 +18,9 @@ pub struct Config {
     pub cache: Cache,
     pub log: Log,
     pub origins: BTreeMap<String, Arc<Origin>>,
-    pub behaviors: Vec<Arc<Behavior>>,
+    /// The sites served, chosen by host: the named `[distributions.NAME]` and the implicit one
+    /// of the top-level `[[behaviors]]`.
+    pub distributions: super::Distributions,
     pub runtime: Runtime,
     pub functions: BTreeMap<String, Function>,
     /// The deployment state directory (versions, aliases), and where the upgrade socket lives.
@@ -211,7 +213,7 @@ impl Config {
     /// Lambda@Edge's package limits for function `name`: the viewer-event ones when a behavior
     /// associates it (any version or alias of it) with a viewer event.
     pub fn package_limits(&self, name: &str) -> crate::package::Limits {
-        let viewer = self.behaviors.iter().any(|behavior| {
+        let viewer = self.distributions.behaviors().any(|behavior| {
             [&behavior.hooks.viewer_request, &behavior.hooks.viewer_response]
                 .into_iter()
                 .flatten()
@@ -287,9 +289,12 @@ impl std::fmt::Debug for AdminToken {
 #[derive(Debug, Clone)]
 pub struct Tls {
     pub listen: Vec<SocketAddr>,
-    pub cert: PathBuf,
-    pub key: PathBuf,
+    /// Presented when no distribution's certificate is for the name a client asks (or it asks
+    /// none).
+    pub default_certificate: Option<super::CertificateFiles>,
     pub h2: bool,
+    /// How often certificate files are checked for changes (zero: only at reloads).
+    pub check_interval: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -477,10 +482,9 @@ pub struct CacheKeyPolicy {
 }
 
 impl Config {
-    /// The behavior for a request path: the first pattern that matches. Validation guarantees a
-    /// final `*` behavior, so this always finds one.
-    pub fn behavior_for(&self, path: &str) -> Option<&Arc<Behavior>> {
-        self.behaviors.iter().find(|b| b.pattern.matches(path))
+    /// Every behavior of every distribution.
+    pub fn behaviors(&self) -> impl Iterator<Item = &Arc<Behavior>> {
+        self.distributions.behaviors()
     }
 }
 

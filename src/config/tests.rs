@@ -28,7 +28,7 @@ fn minimal_config_gets_defaults() {
     assert_eq!(config.server.request_header_timeout, Duration::from_secs(10));
     assert_eq!(config.server.request_body_timeout, Duration::from_secs(30));
     assert_eq!(config.cache.memory, 256 << 20);
-    let behavior = &config.behaviors[0];
+    let behavior = config.behaviors().next().unwrap();
     assert_eq!(behavior.ttl.default, Duration::from_secs(86_400));
     assert_eq!(behavior.cache_key.query, QueryPolicy::All);
     let OriginKind::Http(origin) = &behavior.origin.kind else {
@@ -55,7 +55,7 @@ fn the_origin_host_header_carries_the_port_and_brackets() {
         ("https://example.com:80", "example.com:80"),
     ] {
         let config = parse_ok(&MINIMAL.replace("http://127.0.0.1:9000/base/", url));
-        let OriginKind::Http(origin) = &config.behaviors[0].origin.kind else {
+        let OriginKind::Http(origin) = &config.behaviors().next().unwrap().origin.kind else {
             panic!("http origin expected")
         };
         assert_eq!(
@@ -65,7 +65,8 @@ fn the_origin_host_header_carries_the_port_and_brackets() {
         );
     }
     let viewer = MINIMAL.replace("/base/\"", "/base/\"\nhost_header = \"viewer\"");
-    let OriginKind::Http(origin) = &parse_ok(&viewer).behaviors[0].origin.kind else {
+    let config = parse_ok(&viewer);
+    let OriginKind::Http(origin) = &config.behaviors().next().unwrap().origin.kind else {
         panic!("http origin expected")
     };
     assert_eq!(origin.host_header, HostHeader::Viewer);
@@ -239,7 +240,7 @@ fn cache_key_lists_are_normalised() {
         "origin = \"app\"\ncache_key = { query = [\"b\", \"a\", \"b\"], headers = [\"Accept-Language\"], cookies = [\"session\"] }",
     );
     let config = parse_ok(&text);
-    let key = &config.behaviors[0].cache_key;
+    let key = &config.behaviors().next().unwrap().cache_key;
     assert_eq!(key.query, QueryPolicy::Only(vec!["a".into(), "b".into()]));
     assert_eq!(key.headers, vec![http::HeaderName::from_static("accept-language")]);
     assert_eq!(key.cookies, vec!["session".to_string()]);
@@ -328,7 +329,7 @@ fn behavior_associations() {
         "origin = \"app\"\nviewer_request = \"ab\"\norigin_request = { function = \"ab\", include_body = true }\nviewer_response = \"hdrs\"",
     );
     let config = parse_ok(&format!("{good}\n{functions}"));
-    let hooks = &config.behaviors[0].hooks;
+    let hooks = &config.behaviors().next().unwrap().hooks;
     assert_eq!(
         hooks.viewer_request,
         Some(Association {
@@ -482,6 +483,172 @@ fn bad_tracing_settings_are_each_reported() {
     );
 }
 
+const TWO_SITES: &str = r#"
+[origins.app]
+url = "http://127.0.0.1:9000"
+[origins.shop]
+url = "http://127.0.0.1:9001"
+[distributions.www]
+domains = ["WWW.example.test", "example.test"]
+[[distributions.www.behaviors]]
+path = "*"
+origin = "app"
+[distributions.shop]
+domains = ["shop.example.test", "*.shop.example.test"]
+[[distributions.shop.behaviors]]
+path = "/cart/*"
+origin = "shop"
+cache = false
+[[distributions.shop.behaviors]]
+path = "*"
+origin = "shop"
+"#;
+
+#[test]
+fn distributions_are_chosen_by_host_then_behaviors_by_path() {
+    let config = parse_ok(TWO_SITES);
+    let sites = &config.distributions;
+    let site = |host: &str| sites.for_host(host).map(|d| d.name.clone());
+    assert_eq!(site("www.example.test").as_deref(), Some("www"), "names are lowercased");
+    assert_eq!(site("eu.shop.example.test").as_deref(), Some("shop"));
+    assert_eq!(site("other.test"), None, "no implicit distribution, no default");
+    let shop = sites.get("shop").unwrap();
+    assert_eq!(shop.id(), "shop");
+    assert_eq!(shop.behavior_for("/cart/1").unwrap().origin.name, "shop");
+    assert!(!shop.behavior_for("/cart/1").unwrap().cache);
+    assert_eq!(config.behaviors().count(), 3);
+}
+
+#[test]
+fn top_level_behaviors_are_the_implicit_distribution_answering_every_other_host() {
+    let config = parse_ok(MINIMAL);
+    let implicit = config.distributions.for_host("anything.test").unwrap();
+    assert!(implicit.is_implicit());
+    assert_eq!(implicit.id(), "EDGEHOOK");
+    let both = parse_ok(&format!("{TWO_SITES}[[behaviors]]\npath = \"*\"\norigin = \"app\"\n"));
+    assert!(both.distributions.for_host("other.test").unwrap().is_implicit());
+    assert_eq!(both.distributions.for_host("example.test").unwrap().name, "www");
+}
+
+#[test]
+fn a_default_distribution_answers_unknown_hosts() {
+    let config = parse_ok(&format!("[server]\ndefault_distribution = \"shop\"\n{TWO_SITES}"));
+    assert_eq!(config.distributions.for_host("other.test").unwrap().name, "shop");
+    let found = problems(&format!("[server]\ndefault_distribution = \"blog\"\n{TWO_SITES}"));
+    assert!(
+        found.iter().any(|p| p.contains(
+            "`server.default_distribution` names distribution `blog`, which is not defined (defined: shop, www)"
+        )),
+        "{found:?}"
+    );
+    let found = problems(&format!("[server]\ndefault_distribution = \"shop\"\n{MINIMAL}"));
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("top-level [[behaviors]] already answer every host")),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn bad_distributions_are_each_reported_at_their_key() {
+    let text = format!(
+        "{TWO_SITES}[distributions.blog]\ndomains = [\"example.test\", \"w*.example.test\", \"*.shop.example.test\"]\n[[distributions.blog.behaviors]]\npath = \"/x\"\norigin = \"nowhere\"\n[distributions.\"bad name\"]\ndomains = []\n[[distributions.\"bad name\".behaviors]]\npath = \"*\"\norigin = \"app\"\n"
+    );
+    let found = problems(&text);
+    for expected in [
+        "`distributions.www.domains` `example.test` is also a domain of distribution `blog`",
+        "`distributions.shop.domains` `*.shop.example.test` is also a domain of distribution `blog`",
+        "`distributions.blog.domains[1]` `w*.example.test` is not a domain name",
+        "`distributions.blog.behaviors[0].origin` names origin `nowhere`",
+        "`distributions.blog.behaviors[0].path` the last behavior must be the default",
+        "`distributions.bad name` distribution names use letters",
+        "`distributions.bad name.domains` at least one domain name is required",
+    ] {
+        assert!(
+            found.iter().any(|p| p.contains(expected)),
+            "{expected} not in {found:#?}"
+        );
+    }
+    let none = problems("[origins.app]\nurl = \"http://127.0.0.1:9000\"\n");
+    assert!(
+        none.iter().any(|p| p.contains("at least one behavior is required")),
+        "{none:?}"
+    );
+}
+
+#[test]
+fn a_distributions_certificate_must_cover_its_domains_and_be_in_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let pair = rcgen::generate_simple_self_signed(vec!["www.example.test".into(), "*.example.test".into()]).unwrap();
+    let cert = write("cert.pem", pair.cert.pem());
+    let key = write("key.pem", pair.key_pair.serialize_pem());
+    let mut params = rcgen::CertificateParams::new(vec!["www.example.test".to_string()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let old_key = rcgen::KeyPair::generate().unwrap();
+    let expired = write("expired.pem", params.self_signed(&old_key).unwrap().pem());
+    let expired_key = write("expired-key.pem", old_key.serialize_pem());
+    let site = |domains: &str, cert: &str, key: &str| {
+        format!(
+            "[server.tls]\nlisten = [\"127.0.0.1:8443\"]\n[origins.app]\nurl = \"http://127.0.0.1:9000\"\n[distributions.www]\ndomains = [{domains}]\ntls = {{ cert = \"{cert}\", key = \"{key}\" }}\n[[distributions.www.behaviors]]\npath = \"*\"\norigin = \"app\"\n"
+        )
+    };
+    let config = parse_ok(&site("\"www.example.test\", \"a.example.test\"", &cert, &key));
+    assert!(config.distributions.get("www").unwrap().tls.is_some());
+    let found = problems(&site(
+        "\"www.example.test\", \"a.b.example.test\", \"*.example.test\", \"shop.test\"",
+        &cert,
+        &key,
+    ));
+    assert!(
+        found.iter().any(|p| p.contains("does not cover `a.b.example.test`")),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().any(|p| p.contains("does not cover `shop.test`")),
+        "{found:?}"
+    );
+    assert_eq!(
+        found.iter().filter(|p| p.contains("does not cover")).count(),
+        2,
+        "{found:?}"
+    );
+    let found = problems(&site("\"www.example.test\"", &expired, &expired_key));
+    assert!(
+        found.iter().any(|p| p.contains("expired on Fri, 01 Jan 2021")),
+        "{found:?}"
+    );
+    let found = problems(&site("\"www.example.test\"", &cert, &expired_key));
+    assert!(
+        found.iter().any(|p| p.contains("does not fit the certificate")),
+        "{found:?}"
+    );
+
+    // Certificates need the TLS listener, and the listener a certificate.
+    let no_listener =
+        site("\"www.example.test\"", &cert, &key).replace("[server.tls]\nlisten = [\"127.0.0.1:8443\"]\n", "");
+    let found = problems(&no_listener);
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("`distributions.www.tls` needs a TLS listener")),
+        "{found:?}"
+    );
+    let found = problems(&format!("[server.tls]\nlisten = [\"127.0.0.1:8443\"]\n{MINIMAL}"));
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("`server.tls.cert` is required for TLS, with `key`, unless distributions")),
+        "{found:?}"
+    );
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;
@@ -495,6 +662,9 @@ mod properties {
         "[runtime]",
         "[deploy]",
         "[tracing]",
+        "[distributions.www]",
+        "[[distributions.www.behaviors]]",
+        "[distributions.www.tls]",
         "[tracing.otlp_headers]",
         "[origins.app]",
         "[origins.\"two words\"]",
@@ -538,6 +708,8 @@ mod properties {
         "access_format",
         "file",
         "access_file",
+        "domains",
+        "default_distribution",
         "otlp_endpoint",
         "otlp_headers",
         "otlp_timeout",

@@ -1,6 +1,7 @@
 //! Turns the file format into the internal model, collecting every problem with the key path it
 //! belongs to instead of stopping at the first.
 
+use super::distribution::{CertificateFiles, Distribution, Distributions};
 use super::file::*;
 use super::model::*;
 use super::pattern::PathPattern;
@@ -108,7 +109,8 @@ pub fn validate(file: &FileConfig, base: &Path) -> Result<Config, Vec<Problem>> 
     if file.origins.is_empty() {
         problems.add(KeyPath::parse("origins"), "at least one origin is required");
     }
-    let behaviors = behaviors(&file.behaviors, file, &origins, &mut problems);
+    let distributions = distributions(file, base, &origins, &mut problems);
+    certificates_have_a_listener(&server, &distributions, &mut problems);
     let runtime = runtime(&file.runtime, &mut problems);
     let layers: BTreeMap<String, Layer> = file
         .layers
@@ -122,7 +124,7 @@ pub fn validate(file: &FileConfig, base: &Path) -> Result<Config, Vec<Problem>> 
             function(name, f, base, &layers, &runtime.egress, &mut problems).map(|f| (name.clone(), f))
         })
         .collect();
-    viewer_package_limits(&behaviors, &functions, &mut problems);
+    viewer_package_limits(&distributions, &functions, &mut problems);
     let (store, node) = state_backend(&file.deploy, base, &mut problems);
     let tracing = file.tracing.as_ref().map(|t| tracing(t, &mut problems));
     if problems.0.is_empty() {
@@ -131,7 +133,7 @@ pub fn validate(file: &FileConfig, base: &Path) -> Result<Config, Vec<Problem>> 
             cache,
             log,
             origins,
-            behaviors,
+            distributions,
             runtime,
             functions,
             state_dir: PathBuf::from(
@@ -356,11 +358,13 @@ fn server(file: &ServerFile, base: &Path, problems: &mut Problems) -> Server {
         }
         let cert = tls.cert.as_ref().map(|c| resolve_file(base, c));
         let key = tls.key.as_ref().map(|k| resolve_file(base, k));
-        if cert.is_none() {
-            problems.add(path.key("cert"), "is required for TLS");
+        // Neither: every TLS domain is a distribution's, with its own certificate (checked
+        // with the distributions).
+        if cert.is_some() && key.is_none() {
+            problems.add(path.key("key"), "is required with `cert`");
         }
-        if key.is_none() {
-            problems.add(path.key("key"), "is required for TLS");
+        if key.is_some() && cert.is_none() {
+            problems.add(path.key("cert"), "is required with `key`");
         }
         let certificates = cert
             .as_ref()
@@ -373,9 +377,9 @@ fn server(file: &ServerFile, base: &Path, problems: &mut Problems) -> Server {
         }
         Tls {
             listen,
-            cert: cert.unwrap_or_default(),
-            key: key.unwrap_or_default(),
+            default_certificate: cert.zip(key).map(|(cert, key)| CertificateFiles { cert, key }),
             h2: tls.h2.unwrap_or(true),
+            check_interval: problems.duration(path.key("check_interval"), &tls.check_interval, Duration::from_secs(2)),
         }
     });
     let request_id_header = file.request_id_header.as_deref().unwrap_or("x-request-id");
@@ -765,13 +769,157 @@ fn http_origin(
     })
 }
 
+/// The distributions: the named ones, and the implicit one of the top-level `[[behaviors]]`
+/// (required when there is no named one), which answers hosts no other claims.
+fn distributions(
+    file: &FileConfig,
+    base: &Path,
+    origins: &BTreeMap<String, Arc<Origin>>,
+    problems: &mut Problems,
+) -> Distributions {
+    let mut list = Vec::new();
+    if !file.behaviors.is_empty() || file.distributions.is_empty() {
+        list.push(Arc::new(Distribution {
+            name: String::new(),
+            domains: Vec::new(),
+            behaviors: behaviors(&file.behaviors, KeyPath::parse("behaviors"), file, origins, problems),
+            tls: None,
+        }));
+    }
+    let implicit = !list.is_empty();
+    for (name, distribution) in &file.distributions {
+        let path = KeyPath::parse("distributions").key(name);
+        if !valid_name(name) {
+            problems.add(
+                path.clone(),
+                "distribution names use letters, digits, `-` and `_`, at most 64",
+            );
+        }
+        let domains: Vec<String> = match &distribution.domains {
+            Some(domains) if !domains.is_empty() => domains
+                .iter()
+                .enumerate()
+                .filter_map(|(i, d)| problems.check(path.key("domains").index(i), super::distribution::domain(d)))
+                .collect(),
+            _ => {
+                problems.add(path.key("domains"), "at least one domain name is required");
+                Vec::new()
+            }
+        };
+        let behaviors = behaviors(&distribution.behaviors, path.key("behaviors"), file, origins, problems);
+        let tls = distribution
+            .tls
+            .as_ref()
+            .and_then(|tls| distribution_certificate(tls, &domains, base, &path.key("tls"), problems));
+        list.push(Arc::new(Distribution {
+            name: name.clone(),
+            domains,
+            behaviors,
+            tls,
+        }));
+    }
+    let fallback = match &file.server.default_distribution {
+        None => implicit.then_some(0),
+        Some(_) if implicit => {
+            problems.add(
+                KeyPath::parse("server.default_distribution"),
+                "the top-level [[behaviors]] already answer every host no distribution claims",
+            );
+            Some(0)
+        }
+        Some(name) => {
+            let found = list.iter().position(|d| d.name == *name);
+            if found.is_none() {
+                let known: Vec<&str> = file.distributions.keys().map(String::as_str).collect();
+                problems.add(
+                    KeyPath::parse("server.default_distribution"),
+                    format!(
+                        "names distribution `{name}`, which is not defined (defined: {})",
+                        known.join(", ")
+                    ),
+                );
+            }
+            found
+        }
+    };
+    let (distributions, claimed) = Distributions::new(list, fallback);
+    for claim in claimed {
+        problems.add(
+            KeyPath::parse("distributions").key(&claim.by).key("domains"),
+            format!("`{}` is also a domain of distribution `{}`", claim.domain, claim.first),
+        );
+    }
+    distributions
+}
+
+/// TLS needs a certificate, the default one or distributions' own; distributions' own need
+/// the TLS listener.
+fn certificates_have_a_listener(server: &Server, distributions: &Distributions, problems: &mut Problems) {
+    let with_tls: Vec<&str> = distributions
+        .iter()
+        .filter(|d| d.tls.is_some())
+        .map(|d| d.name.as_str())
+        .collect();
+    match &server.tls {
+        Some(tls) if tls.default_certificate.is_none() && with_tls.is_empty() => problems.add(
+            KeyPath::parse("server.tls.cert"),
+            "is required for TLS, with `key`, unless distributions have their own `tls`",
+        ),
+        None => {
+            for name in with_tls {
+                problems.add(
+                    KeyPath::parse("distributions").key(name).key("tls"),
+                    "needs a TLS listener: [server.tls] listen",
+                );
+            }
+        }
+        Some(_) => {}
+    }
+}
+
+/// A distribution's certificate: readable, its key fitting it, in date, and naming each of the
+/// distribution's domains.
+fn distribution_certificate(
+    file: &CertificateFile,
+    domains: &[String],
+    base: &Path,
+    path: &KeyPath,
+    problems: &mut Problems,
+) -> Option<CertificateFiles> {
+    let (Some(cert), Some(key)) = (&file.cert, &file.key) else {
+        problems.add(path.clone(), "needs both `cert` and `key`");
+        return None;
+    };
+    let files = CertificateFiles {
+        cert: resolve_file(base, cert),
+        key: resolve_file(base, key),
+    };
+    let certificate = problems.check(
+        path.key("cert"),
+        tls::Certificate::load(&files.cert, &files.key, std::time::SystemTime::now()),
+    )?;
+    for domain in domains {
+        if !certificate.covers(domain) {
+            problems.add(
+                path.key("cert"),
+                format!(
+                    "`{}` does not cover `{domain}` (it names {})",
+                    files.cert.display(),
+                    certificate.names.join(", ")
+                ),
+            );
+        }
+    }
+    Some(files)
+}
+
 fn behaviors(
     list: &[BehaviorFile],
+    root: KeyPath,
     file: &FileConfig,
     origins: &BTreeMap<String, Arc<Origin>>,
     problems: &mut Problems,
 ) -> Vec<Arc<Behavior>> {
-    let root = KeyPath::parse("behaviors");
     if list.is_empty() {
         problems.add(
             root.clone(),
@@ -1066,9 +1214,21 @@ fn layer(name: &str, file: &LayerFile, base: &Path, problems: &mut Problems) -> 
 const MAX_LAYERS: usize = 5;
 
 /// A function associated with a viewer event must fit Lambda@Edge's smaller limit.
-fn viewer_package_limits(behaviors: &[Arc<Behavior>], functions: &BTreeMap<String, Function>, problems: &mut Problems) {
+fn viewer_package_limits(
+    distributions: &Distributions,
+    functions: &BTreeMap<String, Function>,
+    problems: &mut Problems,
+) {
     let mut checked = BTreeSet::new();
-    for (index, behavior) in behaviors.iter().enumerate() {
+    let behaviors = distributions.iter().flat_map(|distribution| {
+        let root = match distribution.is_implicit() {
+            true => KeyPath::parse("behaviors"),
+            false => KeyPath::parse("distributions").key(&distribution.name).key("behaviors"),
+        };
+        distribution.behaviors.iter().map(move |b| (root.clone(), b))
+    });
+    for (root, behavior) in behaviors {
+        let index = behavior.index;
         for (key, association) in [
             ("viewer_request", &behavior.hooks.viewer_request),
             ("viewer_response", &behavior.hooks.viewer_response),
@@ -1081,7 +1241,7 @@ fn viewer_package_limits(behaviors: &[Arc<Behavior>], functions: &BTreeMap<Strin
             }
             if let Err(e) = function.package.check_zipped(Limits::VIEWER, "for viewer events") {
                 problems.add(
-                    KeyPath::parse("behaviors").index(index).key(key),
+                    root.index(index).key(key),
                     format!("function `{name}` cannot serve viewer events: {e}"),
                 );
             }

@@ -136,7 +136,7 @@ impl Deployments {
             }
             deployments.aliases.write().insert(name.clone(), aliases);
         }
-        for behavior in &config.behaviors {
+        for behavior in config.behaviors() {
             for association in [
                 &behavior.hooks.viewer_request,
                 &behavior.hooks.origin_request,

@@ -33,7 +33,7 @@ pub fn record(node: &NodeState, session: &mut Session, error: Option<&Error>, ct
     let metrics = &node.metrics;
     metrics
         .requests
-        .with_label_values(&[status_class(status), ctx.behavior_label()])
+        .with_label_values(&[status_class(status), ctx.distribution_label(), ctx.behavior_label()])
         .inc();
     metrics.cache.with_label_values(&[cache]).inc();
     let bytes_out = session.as_ref().body_bytes_sent() as u64;
@@ -97,6 +97,7 @@ pub fn record(node: &NodeState, session: &mut Session, error: Option<&Error>, ct
         cache,
         result_type,
         detailed_result_type,
+        distribution: ctx.distribution_label(),
         behavior: ctx.behavior_label(),
         origin: ctx.origin_name(),
         error: error.map(|e| e.to_string()),

@@ -83,6 +83,8 @@ pub struct AccessRecord<'a> {
     /// detailed one.
     pub result_type: &'a str,
     pub detailed_result_type: &'a str,
+    /// The distribution's name (`-`: the top-level behaviors).
+    pub distribution: &'a str,
     pub behavior: &'a str,
     pub origin: &'a str,
     pub error: Option<String>,
@@ -134,6 +136,7 @@ fn json(r: &AccessRecord) -> String {
         "cache": r.cache,
         "result_type": r.result_type,
         "detail": r.detailed_result_type,
+        "distribution": r.distribution,
         "behavior": r.behavior,
         "origin": r.origin,
         "node": r.node,
@@ -217,7 +220,9 @@ fn cloudfront(r: &AccessRecord) -> String {
     field(&numbers(r.bytes_sent), false);
     field(r.client_ip, false);
     field(r.method, false);
-    field(r.host, false);
+    // CloudFront writes the distribution's own domain here and the viewer's Host in
+    // x-host-header: a named distribution writes its name, the implicit one the Host.
+    field(if r.distribution == "-" { r.host } else { r.distribution }, false);
     field(r.path, false);
     field(&r.status.to_string(), false);
     field(r.referer.unwrap_or(""), false);
@@ -297,6 +302,7 @@ mod tests {
             cache: "hit",
             result_type: "Hit",
             detailed_result_type: "Hit",
+            distribution: "-",
             behavior: "*",
             origin: "app",
             error: None,

@@ -1,6 +1,6 @@
 //! Per-request state carried through pingora's phases.
 
-use crate::config::{Behavior, Config, Origin};
+use crate::config::{Behavior, Config, Distribution, Origin};
 use crate::edge::event::{Headers, Request};
 use crate::edge::result::ChangedHeaders;
 use crate::edge::result::Generated;
@@ -41,6 +41,8 @@ pub struct RequestCtx {
     pub config: Arc<Config>,
     pub request_id: String,
     pub started: Instant,
+    /// The distribution serving the request's host (None for requests refused before).
+    pub distribution: Option<Arc<Distribution>>,
     /// The behavior chosen for the request path (None only for requests refused before matching).
     pub behavior: Option<Arc<Behavior>>,
     pub viewer: Viewer,
@@ -164,6 +166,7 @@ impl RequestCtx {
             config,
             request_id: super::request_id::next(),
             started: Instant::now(),
+            distribution: None,
             behavior: None,
             viewer: Viewer::default(),
             route: Route::Unrouted,
@@ -205,6 +208,11 @@ impl RequestCtx {
     /// Whether the request goes through the local origin with the body edgehook read.
     pub fn forwards_body(&self) -> bool {
         self.bodies.request.is_some()
+    }
+
+    /// The distribution's name in metrics and logs (`-` for the implicit one, or none).
+    pub fn distribution_label(&self) -> &str {
+        self.distribution.as_ref().map_or("-", |d| d.label())
     }
 
     pub fn behavior_label(&self) -> &str {

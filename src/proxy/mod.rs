@@ -82,6 +82,8 @@ pub struct NodeState {
     pub access_log: Arc<crate::logfile::AccessLog>,
     /// Where request traces start (None: `[tracing]` is off).
     pub tracing: Option<crate::telemetry::Tracing>,
+    /// The TLS listener's certificates (None without one).
+    pub certificates: Option<Arc<crate::certificates::Certificates>>,
 }
 
 /// What a request phase decided: go on to the next phase, or the request was answered (an
@@ -95,6 +97,14 @@ pub enum Next {
 
 pub struct EdgeProxy {
     pub node: Arc<NodeState>,
+}
+
+/// The name the viewer's TLS client asked for (SNI), if it asked one.
+fn requested_name(session: &Session) -> Option<&str> {
+    let ssl = session.digest()?.ssl_digest.as_ref()?;
+    ssl.extension
+        .get::<crate::certificates::RequestedName>()
+        .map(|name| name.0.as_str())
 }
 
 /// Replaces a request's trace context headers with `headers`.
@@ -165,6 +175,29 @@ impl EdgeProxy {
     }
 
     /// Checks the request's shape; returns the status to refuse it with, if any.
+    /// Answers a request for a host no distribution serves (there is no default one).
+    async fn unknown_host(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        ctx.error_answer = Some(ErrorAnswer::Edgehook);
+        let config = ctx.config.clone();
+        let server = &config.server;
+        let host = crate::config::distribution::host_name(&ctx.viewer.host);
+        let cause = if host.is_empty() {
+            "The request names no host, and no site answers requests without one.".to_string()
+        } else {
+            format!("No site is configured for host `{host}`.")
+        };
+        respond::write_error_page(
+            session,
+            404,
+            respond::ERROR,
+            &cause,
+            &server.request_id_header,
+            &ctx.request_id,
+        )
+        .await?;
+        Ok(true) // answered
+    }
+
     fn refusal(&self, session: &Session, ctx: &RequestCtx) -> Option<u16> {
         let server = &ctx.config.server;
         let req = session.req_header();
@@ -208,13 +241,41 @@ impl ProxyHttp for EdgeProxy {
             respond::write_error(session, status, &server.request_id_header, &ctx.request_id).await?;
             return Ok(true); // answered
         }
-        let Some(behavior) = ctx.config.behavior_for(session.req_header().uri.path()).cloned() else {
+        ctx.viewer.host = key::request_host(session.req_header());
+        let Some(distribution) = ctx.config.distributions.for_host(&ctx.viewer.host).cloned() else {
+            return self.unknown_host(session, ctx).await;
+        };
+        if let Some(asked) = requested_name(session) {
+            // A connection made for one site does not carry another's requests (CloudFront
+            // answers such a request 421 too).
+            let named = ctx.config.distributions.matching(asked);
+            if named.is_some_and(|named| !Arc::ptr_eq(named, &distribution)) {
+                ctx.error_answer = Some(ErrorAnswer::Edgehook);
+                let config = ctx.config.clone();
+                let cause = format!(
+                    "This connection was made for `{asked}`, which another site than `{}`'s serves.",
+                    crate::config::distribution::host_name(&ctx.viewer.host)
+                );
+                let server = &config.server;
+                respond::write_error_page(
+                    session,
+                    421,
+                    respond::ERROR,
+                    &cause,
+                    &server.request_id_header,
+                    &ctx.request_id,
+                )
+                .await?;
+                return Ok(true); // answered
+            }
+        }
+        let Some(behavior) = distribution.behavior_for(session.req_header().uri.path()).cloned() else {
             return Err(Error::explain(
                 pingora::ErrorType::InternalError,
                 "no behavior matches; validation requires a default",
             ));
         };
-        ctx.viewer.host = key::request_host(session.req_header());
+        ctx.distribution = Some(distribution);
         ctx.viewer.client_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -270,7 +331,8 @@ impl ProxyHttp for EdgeProxy {
             .behavior
             .as_ref()
             .ok_or_else(|| Error::explain(pingora::ErrorType::InternalError, "cache enabled without a behavior"))?;
-        Ok(key::cache_key(session.req_header(), &behavior.cache_key))
+        let distribution = ctx.distribution.as_ref().map_or("", |d| d.name.as_str());
+        Ok(key::cache_key(session.req_header(), &behavior.cache_key, distribution))
     }
 
     fn cache_vary_filter(&self, meta: &CacheMeta, _ctx: &mut RequestCtx, req: &RequestHeader) -> Option<HashBinary> {
@@ -429,8 +491,9 @@ impl ProxyHttp for EdgeProxy {
             }
         }
         if ctx.behavior.as_ref().is_some_and(|b| b.invalidate_on_unsafe_methods) {
+            let distribution = ctx.distribution.as_ref().map_or("", |d| d.name.as_str());
             for path in policy::invalidated_paths(session.req_header(), resp) {
-                let removed = self.node.cache.invalidate_path(&path);
+                let removed = self.node.cache.invalidate_path(&key::user_tag(distribution, &path));
                 if removed > 0 {
                     self.node.metrics.purged.inc_by(removed as u64);
                 }

@@ -29,8 +29,8 @@ async fn healthz_and_metrics() {
     c.get(edge.url("/boom")).send().await.unwrap();
     // Request metrics are counted when a request is logged, just after its response went out.
     let expected = [
-        "edgehook_requests_total{behavior=\"*\",status_class=\"2xx\"} 2",
-        "edgehook_requests_total{behavior=\"*\",status_class=\"5xx\"} 1",
+        "edgehook_requests_total{behavior=\"*\",distribution=\"-\",status_class=\"2xx\"} 2",
+        "edgehook_requests_total{behavior=\"*\",distribution=\"-\",status_class=\"5xx\"} 1",
         "edgehook_cache_lookups_total{result=\"hit\"} 1",
         "edgehook_cache_lookups_total{result=\"miss\"} 2",
         "edgehook_origin_response_seconds_count{origin=\"app\"} 2",

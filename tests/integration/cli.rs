@@ -122,3 +122,40 @@ fn help_and_version_on_every_command() {
         );
     }
 }
+
+#[test]
+fn check_counts_distributions_and_warns_of_a_wildcard_over_another_sites_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sites.toml");
+    std::fs::write(
+        &path,
+        r#"[origins.app]
+url = "http://127.0.0.1:9000"
+[distributions.www]
+domains = ["www.example.test"]
+[[distributions.www.behaviors]]
+path = "*"
+origin = "app"
+[distributions.rest]
+domains = ["*.example.test"]
+[[distributions.rest.behaviors]]
+path = "*"
+origin = "app"
+"#,
+    )
+    .unwrap();
+    let out = edgehook(&["check", "--config", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("valid (2 distributions, 1 origins, 2 behaviors)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "warning: distributions.rest.domains: `*.example.test` also covers `www.example.test`, a domain of distribution `www`, which serves it"
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

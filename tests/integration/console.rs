@@ -233,6 +233,16 @@ async fn an_operator_watches_a_canary_roll_back_in_the_console() {
         )
         .await;
     assert!(objects.as_u64().unwrap() >= 1, "the cached page is counted");
+    let sites = browser
+        .wait_for(
+            "return [...document.querySelectorAll('#purge-distribution option')].map((o) => o.textContent).join('|')",
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(
+        sites, "top-level behaviors (every other host)",
+        "the sites one may purge"
+    );
     browser.type_into("#purge-paths", "/cached").await;
     browser.click("#purge-button").await;
     browser

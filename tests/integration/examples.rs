@@ -512,3 +512,65 @@ async fn fleet() {
         .collect();
     assert_eq!(names, ["edge-1", "edge-2", "edge-3"], "{fleet}");
 }
+
+#[tokio::test]
+async fn two_sites() {
+    // Certificates made as the example's README says, in a directory of the test's.
+    let tls = tempfile::tempdir().unwrap();
+    let made = std::process::Command::new("examples/two-sites/make-certificates.sh")
+        .arg(tls.path())
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let text = std::fs::read_to_string("examples/two-sites/edgehook.toml")
+        .unwrap()
+        .replace("127.0.0.1:8443", "{tls}")
+        .replace("examples/two-sites/tls", &tls.path().display().to_string());
+    let edge = Edgehook::start(&text).await;
+    let root = std::fs::read(tls.path().join("ca.pem")).unwrap();
+    let port = edge.tls.port();
+    let mut browser = reqwest::Client::builder()
+        .no_proxy()
+        .add_root_certificate(reqwest::Certificate::from_pem(&root).unwrap());
+    for host in [
+        "www.example.test",
+        "example.test",
+        "shop.example.test",
+        "eu.shop.example.test",
+    ] {
+        browser = browser.resolve(host, edge.tls);
+    }
+    let browser = browser.build().unwrap();
+    let get = |host: &str, path: &str| browser.get(format!("https://{host}:{port}{path}")).send();
+
+    for host in ["www.example.test", "example.test"] {
+        let response = get(host, "/").await.unwrap();
+        assert!(!response.headers().contains_key("strict-transport-security"));
+        assert!(response.text().await.unwrap().contains("Welcome to www"));
+    }
+    for host in ["shop.example.test", "eu.shop.example.test"] {
+        let response = get(host, "/").await.unwrap();
+        assert!(response.headers()["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .starts_with("max-age="));
+        assert!(response.text().await.unwrap().contains("Welcome to the shop"));
+    }
+    for expected in ["Miss from edgehook", "Miss from edgehook"] {
+        let response = get("shop.example.test", "/cart/").await.unwrap();
+        assert_eq!(response.headers()["x-cache"], expected, "the cart is never cached");
+        assert!(response.text().await.unwrap().contains("Your cart is empty"));
+    }
+    // No default certificate: a name neither site serves gets no handshake.
+    let stranger = reqwest::Client::builder()
+        .no_proxy()
+        .danger_accept_invalid_certs(true)
+        .resolve("other.test", edge.tls)
+        .build()
+        .unwrap();
+    assert!(stranger
+        .get(format!("https://other.test:{port}/"))
+        .send()
+        .await
+        .is_err());
+}

@@ -141,8 +141,11 @@ function stopDeployment(id, name, alias) {
 function purge(event) {
   event.preventDefault();
   const paths = $('purge-paths').value.split('\n').map((p) => p.trim()).filter(Boolean);
-  confirmThen(`Purge ${paths.length} path(s) from the cache of every node?`, async () => {
-    const answer = await api('POST', '/cache/purge', { paths });
+  const site = $('purge-distribution').value;
+  const where = site ? `/distributions/${encodeURIComponent(site)}/cache/purge` : '/cache/purge';
+  const label = site ? `site ${site}` : 'the top-level behaviors';
+  confirmThen(`Purge ${paths.length} path(s) of ${label} from the cache of every node?`, async () => {
+    const answer = await api('POST', where, { paths });
     $('purge-paths').value = '';
     return `Purge ${answer.id}: ${answer.status}, ${answer.purged} object(s).`;
   });
@@ -304,6 +307,17 @@ function renderMetrics() {
 function renderCache() {
   $('cache-tiers').innerHTML = `<table><tr><th>Tier</th><th>Objects</th><th>Bytes</th></tr>${state.cache.tiers
     .map((t) => `<tr><td>${esc(t.tier)}</td><td>${t.objects}</td><td>${bytes(t.bytes)}</td></tr>`).join('')}</table>`;
+  // The sites to purge, kept as chosen across refreshes.
+  const select = $('purge-distribution');
+  const chosen = select.value;
+  const options = state.distributions
+    .map((d) => `<option value="${esc(d.name)}">${d.name ? esc(d.name) : 'top-level behaviors'} (${esc(d.domains.join(', ') || 'every other host')})</option>`)
+    .join('');
+  if (select.dataset.options !== options) {
+    select.innerHTML = options;
+    select.dataset.options = options;
+    if (state.distributions.some((d) => d.name === chosen)) select.value = chosen;
+  }
   const hits = [{ name: 'hit ratio', values: state.cache.hit_ratio, color: COLORS[1] }];
   $('hit-chart').innerHTML = legend(hits) + chart({ t: state.t, series: hits, yMax: 1, format: percent, width: 760 });
 }

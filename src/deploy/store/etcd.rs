@@ -1119,10 +1119,11 @@ impl StateStore for EtcdStore {
             .collect()
     }
 
-    async fn request_purge(&self, paths: Vec<String>) -> Result<PurgeRecord, StoreError> {
+    async fn request_purge(&self, distribution: String, paths: Vec<String>) -> Result<PurgeRecord, StoreError> {
         self.writable()?;
         let record = PurgeRecord {
             id: format!("p-{}-{:08x}", now_ms(), rand::random::<u32>()),
+            distribution,
             paths,
             requested_ms: now_ms(),
             requested_by: self.node.clone(),

@@ -438,11 +438,12 @@ impl StateStore for LocalStore {
         BTreeMap::new()
     }
 
-    async fn request_purge(&self, paths: Vec<String>) -> Result<PurgeRecord, StoreError> {
+    async fn request_purge(&self, distribution: String, paths: Vec<String>) -> Result<PurgeRecord, StoreError> {
         let record = {
             let mut runtime = self.runtime.lock();
             let record = PurgeRecord {
                 id: format!("p-{}-{}", self.started_ms, runtime.next_purge),
+                distribution,
                 paths,
                 requested_ms: now_ms(),
                 requested_by: self.node.clone(),

@@ -303,6 +303,9 @@ pub struct DeploymentRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PurgeRecord {
     pub id: String,
+    /// The distribution whose objects go ("": the implicit one of the top-level behaviors).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub distribution: String,
     pub paths: Vec<String>,
     pub requested_ms: u64,
     pub requested_by: String,
@@ -432,7 +435,7 @@ pub trait StateStore: Send + Sync {
     /// The other node processes' last counts of `key` (`fn:N`), by process.
     fn peer_counts(&self, key: &str) -> BTreeMap<String, Counts>;
 
-    async fn request_purge(&self, paths: Vec<String>) -> Result<PurgeRecord, StoreError>;
+    async fn request_purge(&self, distribution: String, paths: Vec<String>) -> Result<PurgeRecord, StoreError>;
     async fn ack_purge(&self, id: &str, ack: PurgeAck) -> Result<(), StoreError>;
     fn purge_status(&self, id: &str) -> Option<PurgeStatus>;
     /// Purges requested since this node started that it has not applied.

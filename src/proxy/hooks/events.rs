@@ -1,6 +1,7 @@
 //! Events built from what the proxy holds: the request and response as functions see them,
 //! the origin block, and the origin a function chose.
 
+use crate::config::distribution::IMPLICIT_DISTRIBUTION_ID;
 use crate::config::{HostHeader, HttpOrigin, Origin, OriginKind};
 use crate::edge::event::{self, Cf, Event, EventConfig, HeaderEntry, Headers};
 use crate::edge::{rules, EventType};
@@ -10,9 +11,6 @@ use pingora::http::{IntoCaseHeaderName, RequestHeader, ResponseHeader};
 use pingora::Result;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Shown to functions as `config.distributionId`.
-pub const DISTRIBUTION_ID: &str = "EDGEHOOK";
 
 /// Header pairs as sent (original case where the parser kept it), without the headers
 /// Lambda@Edge never shows to functions.
@@ -140,7 +138,11 @@ pub fn event(kind: EventType, ctx: &RequestCtx, request: event::Request, respons
     Event::checked(Cf {
         config: EventConfig {
             distribution_domain_name: ctx.viewer.host.clone(),
-            distribution_id: DISTRIBUTION_ID.into(),
+            distribution_id: ctx
+                .distribution
+                .as_ref()
+                .map_or(IMPLICIT_DISTRIBUTION_ID, |d| d.id())
+                .into(),
             event_type: kind,
             request_id: ctx.request_id.clone(),
         },

@@ -16,8 +16,8 @@ mod viewer_request;
 mod viewer_response;
 
 pub use apply::{apply_headers, apply_request, apply_response, generated_response, take_body_replacement};
+pub use events::ForwardedEventHeaders;
 pub use events::{chosen_origin, custom_headers, event, event_body, origin_block, request_of, response_of};
-pub use events::{ForwardedEventHeaders, DISTRIBUTION_ID};
 
 use super::NodeState;
 use crate::config::Association;
