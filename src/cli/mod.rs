@@ -102,6 +102,41 @@ fn warnings(config: &config::Config) -> Vec<String> {
             "distributions.{wildcard_site}.domains: `{wildcard}` also covers `{exact}`, a domain of distribution `{exact_site}`, which serves it (an exact name wins over a wildcard)"
         ));
     }
+    out.extend(unserved_certificate_names(config));
+    out
+}
+
+/// Names certificates hold that no distribution serves: a request for one gets that
+/// certificate, then a 404 (or another site, through the default distribution).
+fn unserved_certificate_names(config: &config::Config) -> Vec<String> {
+    let distributions = &config.distributions;
+    let mut certificates: Vec<(String, &config::CertificateFiles)> = distributions
+        .iter()
+        .filter_map(|d| {
+            d.tls
+                .as_ref()
+                .map(|files| (format!("distributions.{}.tls", d.name), files))
+        })
+        .collect();
+    // With a fallback, every name is served by someone.
+    if distributions.fallback().is_none() {
+        if let Some(files) = config.server.tls.as_ref().and_then(|t| t.default_certificate.as_ref()) {
+            certificates.push(("server.tls.cert".into(), files));
+        }
+    }
+    let mut out = Vec::new();
+    for (key, files) in certificates {
+        let Ok(certificate) = crate::tls::Certificate::load(&files.cert, &files.key, std::time::SystemTime::now())
+        else {
+            continue; // validation reported it
+        };
+        for name in certificate.names.iter().filter(|n| distributions.matching(n).is_none()) {
+            out.push(format!(
+                "{key}: `{}` also names `{name}`, which no distribution serves",
+                files.cert.display()
+            ));
+        }
+    }
     out
 }
 

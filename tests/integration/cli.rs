@@ -159,3 +159,29 @@ origin = "app"
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn check_warns_of_certificate_names_no_distribution_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = rcgen::generate_simple_self_signed(vec!["www.example.test".into(), "old.example.test".into()]).unwrap();
+    std::fs::write(dir.path().join("www.pem"), pair.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("www-key.pem"), pair.key_pair.serialize_pem()).unwrap();
+    let path = dir.path().join("sites.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server.tls]\nlisten = [\"127.0.0.1:8443\"]\n[origins.app]\nurl = \"http://127.0.0.1:9000\"\n[distributions.www]\ndomains = [\"www.example.test\"]\ntls = {{ cert = \"{dir}/www.pem\", key = \"{dir}/www-key.pem\" }}\n[[distributions.www.behaviors]]\npath = \"*\"\norigin = \"app\"\n",
+            dir = dir.path().display()
+        ),
+    )
+    .unwrap();
+    let out = edgehook(&["check", "--config", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: distributions.www.tls: ")
+            && stderr.contains("also names `old.example.test`, which no distribution serves"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("`www.example.test`, which"), "{stderr}");
+}
