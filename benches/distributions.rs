@@ -7,7 +7,8 @@
 //! `*.bench.test` covers them all (a wildcard lookup); with 1,000, each host is an exact name
 //! of its own distribution, which also holds 8 more exact names and a wildcard. wrk (1 thread,
 //! 32 connections, `BENCH_SECONDS`, default 5) asks for a random host each time, the two in
-//! turn for `BENCH_ROUNDS` rounds (default 3); medians are reported.
+//! turn for `BENCH_ROUNDS` rounds (default 5); medians are reported with the range of the runs,
+//! which shows how far apart two runs of the same configuration fall.
 
 #[allow(dead_code)]
 #[path = "side_by_side/servers.rs"]
@@ -96,7 +97,7 @@ fn main() {
         return;
     }
     let seconds = setting("BENCH_SECONDS", 5);
-    let rounds = setting("BENCH_ROUNDS", 3).max(1) as usize;
+    let rounds = setting("BENCH_ROUNDS", 5).max(1) as usize;
     let dir = tempfile::tempdir().expect("temp dir");
     let dir = dir.path();
     let origin = serve_origin(
@@ -136,6 +137,13 @@ fn main() {
         .map(|(_, _, r)| resident_with_children(r.pid()))
         .collect();
     let peaks: Vec<Peak> = runs.iter().map(|r| load::median(r)).collect();
+    let ranges: Vec<(f64, f64)> = runs
+        .iter()
+        .map(|r| {
+            let rates = r.iter().map(|p| p.requests_per_second);
+            (rates.clone().fold(f64::MAX, f64::min), rates.fold(0.0, f64::max))
+        })
+        .collect();
 
     let mut out = String::new();
     let _ = writeln!(
@@ -149,23 +157,28 @@ fn main() {
     );
     let _ = writeln!(
         out,
-        "| configuration | requests/s | p50 ms | p99 ms | resident memory |"
+        "| configuration | requests/s (median) | runs ranged | p50 ms | p99 ms | resident memory |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|");
-    for ((name, _, _), (peak, rss)) in contestants.iter().zip(peaks.iter().zip(&resident)) {
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+    for (i, (name, _, _)) in contestants.iter().enumerate() {
         let _ = writeln!(
             out,
-            "| {name} | {:.0} | {:.2} | {:.2} | {:.1} MiB |",
-            peak.requests_per_second,
-            peak.p50_ms,
-            peak.p99_ms,
-            *rss as f64 / (1 << 20) as f64
+            "| {name} | {:.0} | {:.0} to {:.0} | {:.2} | {:.2} | {:.1} MiB |",
+            peaks[i].requests_per_second,
+            ranges[i].0,
+            ranges[i].1,
+            peaks[i].p50_ms,
+            peaks[i].p99_ms,
+            resident[i] as f64 / (1 << 20) as f64
         );
     }
+    let spread = |(low, high): (f64, f64)| (high - low) / high;
     let _ = writeln!(
         out,
-        "\n1,000 distributions against 1: {:.2} x the requests per second.",
-        peaks[1].requests_per_second / peaks[0].requests_per_second
+        "\n1,000 distributions against 1: {:.2} x the requests per second (medians); the runs of one\n\
+         configuration differed by up to {:.0}% among themselves.",
+        peaks[1].requests_per_second / peaks[0].requests_per_second,
+        100.0 * spread(ranges[0]).max(spread(ranges[1]))
     );
     print!("{out}");
     std::fs::write(repository().join("docs/benchmarks-distributions.md"), out)
