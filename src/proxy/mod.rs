@@ -99,6 +99,45 @@ pub struct EdgeProxy {
     pub node: Arc<NodeState>,
 }
 
+/// Answers the request with an error page of edgehook's, with `cause` (if any) in its body.
+async fn answer_error(session: &mut Session, ctx: &mut RequestCtx, status: u16, cause: &str) -> Result<bool> {
+    ctx.error_answer = Some(ErrorAnswer::Edgehook);
+    let config = ctx.config.clone();
+    let server = &config.server;
+    respond::write_error_page(
+        session,
+        status,
+        respond::ERROR,
+        cause,
+        &server.request_id_header,
+        &ctx.request_id,
+    )
+    .await?;
+    Ok(true) // answered
+}
+
+/// Why no site answers `host` (there is no default one).
+fn unknown_host(host: &str) -> String {
+    match crate::config::distribution::host_name(host) {
+        "" => "The request names no host, and no site answers requests without one.".to_string(),
+        host => format!("No site is configured for host `{host}`."),
+    }
+}
+
+/// Why a request is for another site than the one its TLS connection was made for, if it is:
+/// a connection made for one site does not carry another's requests (CloudFront answers such
+/// a request 421 too). A name no site claims leaves the Host to decide.
+fn misdirected(session: &Session, ctx: &RequestCtx, distribution: &Arc<crate::config::Distribution>) -> Option<String> {
+    let asked = requested_name(session)?;
+    let named = ctx.config.distributions.matching(asked)?;
+    (!Arc::ptr_eq(named, distribution)).then(|| {
+        format!(
+            "This connection was made for `{asked}`, which another site than `{}`'s serves.",
+            crate::config::distribution::host_name(&ctx.viewer.host)
+        )
+    })
+}
+
 /// The name the viewer's TLS client asked for (SNI), if it asked one.
 fn requested_name(session: &Session) -> Option<&str> {
     let ssl = session.digest()?.ssl_digest.as_ref()?;
@@ -175,29 +214,6 @@ impl EdgeProxy {
     }
 
     /// Checks the request's shape; returns the status to refuse it with, if any.
-    /// Answers a request for a host no distribution serves (there is no default one).
-    async fn unknown_host(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        ctx.error_answer = Some(ErrorAnswer::Edgehook);
-        let config = ctx.config.clone();
-        let server = &config.server;
-        let host = crate::config::distribution::host_name(&ctx.viewer.host);
-        let cause = if host.is_empty() {
-            "The request names no host, and no site answers requests without one.".to_string()
-        } else {
-            format!("No site is configured for host `{host}`.")
-        };
-        respond::write_error_page(
-            session,
-            404,
-            respond::ERROR,
-            &cause,
-            &server.request_id_header,
-            &ctx.request_id,
-        )
-        .await?;
-        Ok(true) // answered
-    }
-
     fn refusal(&self, session: &Session, ctx: &RequestCtx) -> Option<u16> {
         let server = &ctx.config.server;
         let req = session.req_header();
@@ -235,39 +251,15 @@ impl ProxyHttp for EdgeProxy {
             ctx.trace = Some(Box::new(trace));
         }
         if let Some(status) = self.refusal(session, ctx) {
-            ctx.error_answer = Some(ErrorAnswer::Edgehook);
-            let config = ctx.config.clone();
-            let server = &config.server;
-            respond::write_error(session, status, &server.request_id_header, &ctx.request_id).await?;
-            return Ok(true); // answered
+            return answer_error(session, ctx, status, "").await;
         }
         ctx.viewer.host = key::request_host(session.req_header());
         let Some(distribution) = ctx.config.distributions.for_host(&ctx.viewer.host).cloned() else {
-            return self.unknown_host(session, ctx).await;
+            let cause = unknown_host(&ctx.viewer.host);
+            return answer_error(session, ctx, 404, &cause).await;
         };
-        if let Some(asked) = requested_name(session) {
-            // A connection made for one site does not carry another's requests (CloudFront
-            // answers such a request 421 too).
-            let named = ctx.config.distributions.matching(asked);
-            if named.is_some_and(|named| !Arc::ptr_eq(named, &distribution)) {
-                ctx.error_answer = Some(ErrorAnswer::Edgehook);
-                let config = ctx.config.clone();
-                let cause = format!(
-                    "This connection was made for `{asked}`, which another site than `{}`'s serves.",
-                    crate::config::distribution::host_name(&ctx.viewer.host)
-                );
-                let server = &config.server;
-                respond::write_error_page(
-                    session,
-                    421,
-                    respond::ERROR,
-                    &cause,
-                    &server.request_id_header,
-                    &ctx.request_id,
-                )
-                .await?;
-                return Ok(true); // answered
-            }
+        if let Some(cause) = misdirected(session, ctx, &distribution) {
+            return answer_error(session, ctx, 421, &cause).await;
         }
         let Some(behavior) = distribution.behavior_for(session.req_header().uri.path()).cloned() else {
             return Err(Error::explain(
