@@ -167,7 +167,15 @@ impl Certificates {
                 domains: source.domains.clone(),
                 files: source.files.clone(),
             };
-            match load(&wanted).and_then(|fresh| covering(fresh, &wanted.domains)) {
+            let fresh = load(&wanted).and_then(|fresh| {
+                let cert = &fresh.files.cert;
+                wanted
+                    .domains
+                    .iter()
+                    .try_for_each(|d| fresh.certificate.check_covers(cert, d))?;
+                Ok(fresh)
+            });
+            match fresh {
                 Ok(fresh) => {
                     log_loaded(&fresh);
                     *source = fresh;
@@ -228,18 +236,6 @@ impl Certificates {
             }
         }
         self.table.store(Arc::new(table));
-    }
-}
-
-/// `source`, if its certificate still names every domain it is for.
-fn covering(source: Source, domains: &[String]) -> Result<Source, String> {
-    match domains.iter().find(|d| !source.certificate.covers(d)) {
-        Some(domain) => Err(format!(
-            "`{}` does not cover `{domain}` (it names {})",
-            source.files.cert.display(),
-            source.certificate.names.join(", ")
-        )),
-        None => Ok(source),
     }
 }
 

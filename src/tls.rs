@@ -33,14 +33,48 @@ pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
     }
 }
 
-/// Checks that `key` is usable and belongs to the leaf of `certificates`, as the TLS listener
-/// will require.
-pub fn check_key_pair(certificates: &[Vec<u8>], key: PrivateKeyDer<'static>) -> Result<(), String> {
+/// `certificates` with `key` (read from `key_path`), as the TLS listener presents them; an
+/// error when the key is unusable or does not belong to the leaf.
+pub fn certified_key(
+    certificates: &[Vec<u8>],
+    key: PrivateKeyDer<'static>,
+    key_path: &Path,
+) -> Result<rustls::sign::CertifiedKey, String> {
     let chain = certificates.iter().map(|c| CertificateDer::from(c.clone())).collect();
     let provider = rustls::crypto::ring::default_provider();
     rustls::sign::CertifiedKey::from_der(chain, key, &provider)
-        .map(|_| ())
-        .map_err(|e| format!("the key does not fit the certificate: {e}"))
+        .map_err(|e| format!("`{}` does not fit the certificate: {e}", key_path.display()))
+}
+
+/// What matters of a leaf certificate: its DNS names and when it expires.
+pub struct Leaf {
+    /// Its subject alternative names, lowercase.
+    pub names: Vec<String>,
+    pub not_after: SystemTime,
+}
+
+impl Leaf {
+    /// The leaf `der` (read from `cert`), refused when it does not parse or is not valid at
+    /// `now`.
+    pub fn in_date(cert: &Path, der: &[u8], now: SystemTime) -> Result<Leaf, String> {
+        let (names, not_before, not_after) = leaf_facts(der)
+            .map_err(|e| format!("`{}` holds a certificate that does not parse: {e}", cert.display()))?;
+        if now < not_before {
+            return Err(format!(
+                "`{}` is not valid before {}",
+                cert.display(),
+                httpdate::fmt_http_date(not_before)
+            ));
+        }
+        if now > not_after {
+            return Err(format!(
+                "`{}` expired on {}",
+                cert.display(),
+                httpdate::fmt_http_date(not_after)
+            ));
+        }
+        Ok(Leaf { names, not_after })
+    }
 }
 
 /// A certificate chain and its key, loaded and checked, ready to be presented.
@@ -58,31 +92,26 @@ impl Certificate {
     pub fn load(cert: &Path, key: &Path, now: SystemTime) -> Result<Certificate, String> {
         let chain = load_certificates(cert)?;
         let private = load_private_key(key)?;
-        let (names, not_before, not_after) = leaf_facts(&chain[0])
-            .map_err(|e| format!("`{}` holds a certificate that does not parse: {e}", cert.display()))?;
-        if now < not_before {
-            return Err(format!(
-                "`{}` is not valid before {}",
-                cert.display(),
-                httpdate::fmt_http_date(not_before)
-            ));
-        }
-        if now > not_after {
-            return Err(format!(
-                "`{}` expired on {}",
-                cert.display(),
-                httpdate::fmt_http_date(not_after)
-            ));
-        }
-        let provider = rustls::crypto::ring::default_provider();
-        let chain = chain.into_iter().map(CertificateDer::from).collect();
-        let key = rustls::sign::CertifiedKey::from_der(chain, private, &provider)
-            .map_err(|e| format!("`{}` does not fit the certificate: {e}", key.display()))?;
+        let Leaf { names, not_after } = Leaf::in_date(cert, &chain[0], now)?;
+        let key = certified_key(&chain, private, key)?;
         Ok(Certificate {
             names,
             not_after,
             key: Arc::new(key),
         })
+    }
+
+    /// An error naming what the certificate (read from `cert`) does hold when it does not
+    /// cover `domain`.
+    pub fn check_covers(&self, cert: &Path, domain: &str) -> Result<(), String> {
+        if self.covers(domain) {
+            return Ok(());
+        }
+        Err(format!(
+            "`{}` does not cover `{domain}` (it names {})",
+            cert.display(),
+            self.names.join(", ")
+        ))
     }
 
     /// Whether the certificate is good for `domain`: a name of it, or a wildcard of one label
@@ -148,7 +177,7 @@ mod tests {
         let certificates = load_certificates(&cert).expect("the certificate loads");
         assert_eq!(certificates.len(), 1);
         let private = load_private_key(&key).expect("the key loads");
-        assert_eq!(check_key_pair(&certificates, private), Ok(()));
+        assert!(certified_key(&certificates, private, &key).is_ok());
 
         let no_key = load_private_key(&cert).expect_err("a certificate is no key");
         assert!(no_key.contains("holds no PEM private key"), "{no_key}");

@@ -640,6 +640,16 @@ fn a_distributions_certificate_must_cover_its_domains_and_be_in_date() {
             .any(|p| p.contains("`distributions.www.tls` needs a TLS listener")),
         "{found:?}"
     );
+    // The default certificate is held to the same dates.
+    let found = problems(&format!(
+        "[server.tls]\nlisten = [\"127.0.0.1:8443\"]\ncert = \"{expired}\"\nkey = \"{expired_key}\"\n{MINIMAL}"
+    ));
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("`server.tls.cert`") && p.contains("expired on Fri, 01 Jan 2021")),
+        "{found:?}"
+    );
     let found = problems(&format!("[server.tls]\nlisten = [\"127.0.0.1:8443\"]\n{MINIMAL}"));
     assert!(
         found

@@ -372,8 +372,16 @@ fn server(file: &ServerFile, base: &Path, problems: &mut Problems) -> Server {
         let private_key = key
             .as_ref()
             .and_then(|key| problems.check(path.key("key"), tls::load_private_key(key)));
-        if let (Some(certificates), Some(private_key)) = (certificates, private_key) {
-            problems.check(path.key("key"), tls::check_key_pair(&certificates, private_key));
+        if let (Some(certificates), Some(private_key), Some(cert), Some(key)) = (certificates, private_key, &cert, &key)
+        {
+            problems.check(
+                path.key("key"),
+                tls::certified_key(&certificates, private_key, key).map(|_| ()),
+            );
+            problems.check(
+                path.key("cert"),
+                tls::Leaf::in_date(cert, &certificates[0], std::time::SystemTime::now()).map(|_| ()),
+            );
         }
         Tls {
             listen,
@@ -899,16 +907,7 @@ fn distribution_certificate(
         tls::Certificate::load(&files.cert, &files.key, std::time::SystemTime::now()),
     )?;
     for domain in domains {
-        if !certificate.covers(domain) {
-            problems.add(
-                path.key("cert"),
-                format!(
-                    "`{}` does not cover `{domain}` (it names {})",
-                    files.cert.display(),
-                    certificate.names.join(", ")
-                ),
-            );
-        }
+        problems.check(path.key("cert"), certificate.check_covers(&files.cert, domain));
     }
     Some(files)
 }
