@@ -169,17 +169,19 @@ impl RequestTrace {
         TraceHeaders::of(&self.request)
     }
 
-    /// Whether the request is sampled (its spans are recorded).
-    pub fn sampled(&self) -> bool {
-        self.request.span().span_context().is_sampled()
+    /// Whether the request's spans go anywhere: exported and sampled. Callers describe spans
+    /// (attributes, names) only then: that work is for the collector alone.
+    pub fn recording(&self) -> bool {
+        self.exporting && self.request.span().span_context().is_sampled()
     }
 
     /// Starts the origin fetch span (once: retries on the origin's other addresses are part
-    /// of the same fetch), started at `at`.
-    pub fn start_origin_fetch(&mut self, at: SystemTime, attributes: Vec<KeyValue>) {
+    /// of the same fetch), started at `at`, described by `attributes` when it is recorded.
+    pub fn start_origin_fetch(&mut self, at: SystemTime, attributes: impl FnOnce() -> Vec<KeyValue>) {
         if self.origin.is_some() {
             return;
         }
+        let attributes = if self.recording() { attributes() } else { Vec::new() };
         let builder = SpanBuilder::from_name("origin fetch")
             .with_kind(SpanKind::Client)
             .with_start_time(at)
@@ -221,7 +223,7 @@ impl RequestTrace {
     }
 
     pub fn start_cache_lookup(&mut self) {
-        if self.exporting {
+        if self.recording() {
             self.cache_lookup = Some(SystemTime::now());
         }
     }
@@ -254,7 +256,7 @@ impl RequestTrace {
         attributes: Vec<KeyValue>,
         end: SpanEnd<'_>,
     ) {
-        if !self.exporting || !self.sampled() {
+        if !self.recording() {
             return;
         }
         let builder = SpanBuilder::from_name(name)
@@ -268,11 +270,23 @@ impl RequestTrace {
         span.end_with_timestamp(end_at);
     }
 
-    /// Ends the request span, and the origin fetch span if it is still open (a response
-    /// without a body to filter, or a fetch that failed with `origin_failure`).
-    pub fn finish(mut self, name: String, attributes: Vec<KeyValue>, end: SpanEnd<'_>, origin_failure: Option<&str>) {
+    /// Ends the request span, named and described by `describe` when it is recorded, and the
+    /// origin fetch span if it is still open (a response without a body to filter, or a fetch
+    /// that failed with `origin_failure`).
+    pub fn finish(
+        mut self,
+        describe: impl FnOnce() -> (String, Vec<KeyValue>),
+        end: SpanEnd<'_>,
+        origin_failure: Option<&str>,
+    ) {
         self.close_origin_fetch(origin_failure);
-        finish(&self.request, Some(name), attributes, end);
+        let (name, attributes) = if self.recording() {
+            let (name, attributes) = describe();
+            (Some(name), attributes)
+        } else {
+            (None, Vec::new())
+        };
+        finish(&self.request, name, attributes, end);
     }
 }
 
@@ -431,13 +445,13 @@ mod tests {
     fn the_origin_fetch_is_a_child_span_in_the_same_trace() {
         let mut trace = tracing(1.0).begin(&http::HeaderMap::new());
         assert_eq!(trace.origin_headers(), None);
-        trace.start_origin_fetch(SystemTime::now(), Vec::new());
+        trace.start_origin_fetch(SystemTime::now(), Vec::new);
         let request = fields(&traceparent(&trace.request_headers()));
         let origin = fields(&traceparent(&trace.origin_headers().unwrap()));
         assert_eq!(request[1], origin[1]);
         assert_ne!(request[2], origin[2]);
         // A retry on the origin's next address is the same fetch.
-        trace.start_origin_fetch(SystemTime::now(), Vec::new());
+        trace.start_origin_fetch(SystemTime::now(), Vec::new);
         assert_eq!(fields(&traceparent(&trace.origin_headers().unwrap()))[2], origin[2]);
     }
 }

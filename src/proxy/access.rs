@@ -120,7 +120,24 @@ pub fn finish_trace(
     ctx: &RequestCtx,
     answered: Answered,
 ) {
-    let req = session.req_header();
+    let message = error.map(|e| e.to_string());
+    let end = match (&message, answered.status) {
+        (Some(message), 0 | 500..) => SpanEnd::Error(message),
+        (None, 0 | 500..) => SpanEnd::Error(""),
+        _ => SpanEnd::Ok,
+    };
+    let origin_failure = error
+        .filter(|e| e.esource() == &ErrorSource::Upstream)
+        .and(message.as_deref());
+    trace.finish(
+        || request_span(session.req_header(), ctx, answered),
+        end,
+        origin_failure,
+    );
+}
+
+/// The request span's name and attributes.
+fn request_span(req: &RequestHeader, ctx: &RequestCtx, answered: Answered) -> (String, Vec<KeyValue>) {
     let route = ctx.behavior.as_ref().map(|b| b.pattern.as_str());
     let name = match route {
         Some(route) => format!("{} {route}", req.method),
@@ -145,16 +162,7 @@ pub fn finish_trace(
     if answered.status != 0 {
         attributes.push(KeyValue::new("http.response.status_code", i64::from(answered.status)));
     }
-    let message = error.map(|e| e.to_string());
-    let end = match (&message, answered.status) {
-        (Some(message), 0 | 500..) => SpanEnd::Error(message),
-        (None, 0 | 500..) => SpanEnd::Error(""),
-        _ => SpanEnd::Ok,
-    };
-    let origin_failure = error
-        .filter(|e| e.esource() == &ErrorSource::Upstream)
-        .and(message.as_deref());
-    trace.finish(name, attributes, end, origin_failure);
+    (name, attributes)
 }
 
 /// A status's class, as the request metrics label it.

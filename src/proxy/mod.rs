@@ -411,13 +411,12 @@ impl ProxyHttp for EdgeProxy {
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         ctx.origin_started.get_or_insert_with(Instant::now);
         if let (Some(trace), Route::Origin(route)) = (&mut ctx.trace, &ctx.route) {
-            trace.start_origin_fetch(
-                SystemTime::now(),
+            trace.start_origin_fetch(SystemTime::now(), || {
                 vec![
                     KeyValue::new("edgehook.origin", route.origin.name.clone()),
                     KeyValue::new("http.request.method", session.req_header().method.to_string()),
-                ],
-            );
+                ]
+            });
         }
         self.choose_peer(ctx).await
     }

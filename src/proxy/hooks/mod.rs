@@ -162,7 +162,7 @@ async fn invoke(
         }
     };
     record_outbound(metrics, function, &outbound);
-    if let Some(trace) = trace {
+    if let Some(trace) = trace.filter(|t| t.recording()) {
         let mut attributes = vec![
             KeyValue::new("faas.invoked_name", function.to_string()),
             KeyValue::new("edgehook.outcome", outcome),
